@@ -36,7 +36,7 @@ specs_out="$log/busted"
 if [ "${SAN:-}" = 1 ]; then
   # Lua's own state is freed by the interpreter; the specs' children are not
   # ours to leak-check, so leak checking stays with the C unit tests.
-  ASAN_OPTIONS="detect_leaks=0:$ASAN_OPTIONS" LD_PRELOAD="$preload" \
+  ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" LD_PRELOAD="$preload" \
     GM_SANITIZED=1 "$LUA" /usr/bin/busted -o utfTerminal \
     --lpath="./lua/?.lua;./lua/?/init.lua" --cpath="./$BUILD/?.so" \
     ${BUSTED_ARGS:-} spec >"$specs_out" 2>&1

@@ -1,14 +1,57 @@
 /* luaopen_gloaming_core: the C module behind `require "gloaming"`. */
-#include <lauxlib.h>
-#include <lua.h>
+#include <string.h>
 
+#include "io/log.h"
+#include "lua/rt.h"
 #include "proto/errors.h"
 
 __attribute__((visibility("default"))) int luaopen_gloaming_core(lua_State *L);
 
+/* Each binding file adds its functions and classes to the module table. */
+static const lua_CFunction openers[] = {
+    gm_open_sched,
+    gm_open_ws,
+};
+
+static void push_error_table(lua_State *L) {
+  static const char *names[] = {
+#define GM_ERR_NAME(name, msg) #name,
+      GM_ERRNO_MAP(GM_ERR_NAME)
+#undef GM_ERR_NAME
+  };
+  lua_createtable(L, 0, sizeof names / sizeof names[0]);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    int code = GM__ERRNO_FIRST + 1 + (int)i;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, gm_strerror(code));
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, "number");
+    lua_setfield(L, -2, names[i]);
+  }
+}
+
 int luaopen_gloaming_core(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    gm_rt_t *rt = lua_newuserdatauv(L, sizeof *rt, 0);
+    memset(rt, 0, sizeof *rt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    rt->L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lua_newtable(L);
+    rt->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
+  } else {
+    lua_pop(L, 1);
+  }
   lua_newtable(L);
+  for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++)
+    openers[i](L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
+  push_error_table(L);
+  lua_setfield(L, -2, "errors");
   return 1;
 }

@@ -1,0 +1,33 @@
+--- gloaming: a Discord gateway runtime. See README.md for the guide.
+local core = require "gloaming.core"
+
+local gloaming = {
+  _VERSION = core.version,
+  core = core,
+  errors = core.errors,
+}
+
+--- Tasks and time (seconds everywhere).
+gloaming.run = core.run
+gloaming.spawn = core.spawn
+gloaming.sleep = core.sleep
+gloaming.now = core.now
+
+-- Submodules load on first use, so `require "gloaming"` stays cheap.
+local lazy = {
+  log = "gloaming.log",
+  ws = "gloaming.ws",
+  testing = "gloaming.testing",
+  cli = "gloaming.cli",
+}
+
+return setmetatable(gloaming, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})

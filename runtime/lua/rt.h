@@ -1,0 +1,114 @@
+/* The runtime behind the Lua API: one per Lua state, reachable from every
+ * binding as upvalue 1, holding the loop (during gloaming.run) and the task
+ * scheduler.
+ *
+ * Tasks are coroutines. A C function that has to wait parks its task with
+ * gm_task_wait(), which yields to the scheduler; whatever completes the
+ * wait (a libuv callback, a timer, another task) pushes the results onto
+ * the task's own stack and calls gm_task_wake(), which queues the task.
+ * The scheduler resumes ready tasks outside of libuv callbacks, so a task
+ * never runs inside another task's or the loop's C frames. */
+#ifndef GM_RT_H
+#define GM_RT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdbool.h>
+
+#include "io/loop.h"
+
+typedef struct gm_rt_s gm_rt_t;
+typedef struct gm_task_s gm_task_t;
+
+/* Undoes a wait: unlinks the task from the object it waits on. Called when
+ * the wait times out or is cancelled, before the task is woken. */
+typedef void (*gm_detach_cb)(gm_task_t *task, void *object);
+
+typedef enum {
+  GM_TASK_READY,
+  GM_TASK_RUNNING,
+  GM_TASK_WAITING,
+  GM_TASK_DONE
+} gm_task_state_t;
+
+struct gm_task_s {
+  gm_rt_t *rt;
+  lua_State *co;
+  gm_task_state_t state;
+  bool cancel_pending; /* cancelled while not waiting: the next wait fails */
+  bool failed;
+  bool daemon; /* does not keep gloaming.run going */
+  int nresume; /* values pushed for the continuation */
+  gm_timer_t timeout;
+  void *wait_object;
+  gm_detach_cb detach;
+  gm_task_t *next_ready;
+  gm_task_t *joiners;   /* tasks waiting in :wait() for this one */
+  gm_task_t *next_join; /* link in the joined task's list */
+  /* Per-task storage for bindings that park a task on some object. */
+  void *wait_data;
+};
+
+struct gm_rt_s {
+  lua_State *L; /* the main thread */
+  gm_loop_t *loop;
+  gm_task_t *current;
+  gm_task_t *ready_head, *ready_tail;
+  int live; /* tasks not done, daemons excluded */
+  bool sticky_cancel; /* every wait fails with ECANCELED (shutdown) */
+  bool in_run;
+  int tasks_ref; /* registry ref: { [task address] = task userdata } */
+  /* gloaming.testing.run: stop at the first task error */
+  bool stop_on_error;
+  int first_error_ref;
+  uv_timer_t watchdog;
+  bool watchdog_fired;
+};
+
+/* The runtime of this Lua state (upvalue 1 of every binding function). */
+#define gm_rt_of(L) ((gm_rt_t *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* The loop of the current gloaming.run; raises outside of one. */
+gm_loop_t *gm_rt_loop(lua_State *L, gm_rt_t *rt);
+
+/* The task running on L; raises when L is not a task (the main thread, or
+ * a plain coroutine inside a task). */
+gm_task_t *gm_task_current(lua_State *L, gm_rt_t *rt);
+
+/* Parks the current task; use as `return gm_task_wait(...)`. timeout_ns
+ * UINT64_MAX waits forever. When the task is woken, the values pushed by the
+ * waker are what the calling Lua code receives. If the task was cancelled
+ * before it could wait, returns nil, "cancelled", "ECANCELED" at once. */
+int gm_task_wait(lua_State *L, gm_task_t *task, void *object,
+                 gm_detach_cb detach, uint64_t timeout_ns);
+
+/* Ends a wait: push nresults values onto task->co first. */
+void gm_task_wake(gm_task_t *task, int nresults);
+
+/* Wakes the task with nil, message, code (code: a GM_E* value). */
+void gm_task_fail(gm_task_t *task, int err, const char *message);
+
+/* Pushes a failure triple on L and returns 3: `return gm_push_fail(...)`. */
+int gm_push_fail(lua_State *L, int err, const char *message);
+
+/* Seconds from Lua (nil or absent: forever) to ns; raises when negative. */
+uint64_t gm_check_timeout(lua_State *L, int arg);
+
+/* Registers funcs on the table at the top of the stack with the runtime as
+ * upvalue (like luaL_setfuncs with one upvalue). */
+void gm_rt_setfuncs(lua_State *L, const luaL_Reg *funcs);
+/* Creates (or reuses) a metatable named tname with methods in __index,
+ * metamethods at top level, and __name set; leaves it on the stack. */
+void gm_rt_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
+                    const luaL_Reg *metamethods);
+
+/* Spawns fn (at stack top, popped) with nargs arguments below it as a new
+ * task from C. Returns the task (its userdata is left on the stack). */
+gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon);
+
+/* The binding files: each adds its functions and classes to the module
+ * table at the top of the stack. */
+int gm_open_sched(lua_State *L);
+int gm_open_ws(lua_State *L);
+
+#endif
