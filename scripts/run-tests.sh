@@ -38,12 +38,12 @@ if [ "${SAN:-}" = 1 ]; then
   # ours to leak-check, so leak checking stays with the C unit tests.
   ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" LD_PRELOAD="$preload" \
     GM_SANITIZED=1 "$LUA" /usr/bin/busted -o utfTerminal \
-    --lpath="./lua/?.lua;./lua/?/init.lua" --cpath="./$BUILD/?.so" \
+    --lpath="./lua/?.lua;./lua/?/init.lua" --cpath="./$BUILD/lib/?.so" \
     ${BUSTED_ARGS:-} spec >"$specs_out" 2>&1
   rc=$?
 else
   "$LUA" /usr/bin/busted -o utfTerminal \
-    --lpath="./lua/?.lua;./lua/?/init.lua" --cpath="./$BUILD/?.so" \
+    --lpath="./lua/?.lua;./lua/?/init.lua" --cpath="./$BUILD/lib/?.so" \
     ${BUSTED_ARGS:-} spec >"$specs_out" 2>&1
   rc=$?
 fi

@@ -13,6 +13,9 @@ gloaming.spawn = core.spawn
 gloaming.sleep = core.sleep
 gloaming.now = core.now
 
+--- The error table: gloaming.errors.ETIMEDOUT = { number =, message = }.
+gloaming.errors = core.errors
+
 -- Submodules load on first use, so `require "gloaming"` stays cheap.
 local lazy = {
   log = "gloaming.log",

@@ -606,11 +606,10 @@ gm_conn_t *gm_conn_accept(gm_loop_t *l, uv_tcp_t *tcp, gm_tls_ctx_t *ctx,
   return c;
 }
 
-int gm_conn_upgrade(gm_conn_t *c, const gm_http_message_t *request,
-                    gm_compress_t compression, size_t max_message) {
+int gm_conn_upgrade(gm_conn_t *c, const char *key, gm_compress_t compression,
+                    size_t max_message) {
   if (c->kind != GM_CONN_SERVER || c->upgraded || c->state != GM_CONN_OPEN)
     return GM_EINVAL;
-  const char *key = gm_http_header(request, "sec-websocket-key");
   char accept[29];
   if (key == NULL || gm_ws_accept_for(key, strlen(key), accept))
     return GM_EHANDSHAKE;
@@ -631,7 +630,29 @@ int gm_conn_upgrade(gm_conn_t *c, const gm_http_message_t *request,
     if (c->deflater == NULL) return GM_ENOMEM;
   }
   start_websocket(c, GM_WS_ROLE_SERVER);
+  if (!c->busy) free_http(c); /* else process_http frees it after the call */
   return c->dec ? 0 : GM_ENOMEM;
+}
+
+int gm_conn_encode_payload(gm_conn_t *c, const void *data, size_t len,
+                           gm_buf_t *out) {
+  if (!c->upgraded || c->kind != GM_CONN_SERVER) return GM_EINVAL;
+  uint8_t header[GM_WS_MAX_HEADER];
+  if (c->deflater == NULL) {
+    size_t hl = gm_ws_frame_header(header, GM_WS_OP_TEXT, true, len, NULL);
+    int r = gm_buf_append(out, header, hl);
+    return r ? r : gm_buf_append(out, data, len);
+  }
+  gm_buf_clear(&c->out);
+  int r = gm_deflater_compress(c->deflater, data, len, &c->out);
+  if (r == 0) {
+    size_t hl = gm_ws_frame_header(header, GM_WS_OP_BINARY, true, c->out.len, NULL);
+    r = gm_buf_append(out, header, hl);
+    if (r == 0) r = gm_buf_append(out, c->out.data, c->out.len);
+  }
+  gm_buf_clear(&c->out);
+  gm_buf_compact(&c->out);
+  return r;
 }
 
 int gm_conn_close(gm_conn_t *c, int code, const char *reason,

@@ -133,11 +133,16 @@ gm_conn_t *gm_conn_connect(gm_loop_t *l, const gm_url_t *url,
 gm_conn_t *gm_conn_accept(gm_loop_t *l, uv_tcp_t *tcp, gm_tls_ctx_t *ctx,
                           const gm_conn_handler_t *h, void *data);
 
-/* Server: answers the request with 101 and switches to websocket (server
- * role; payloads sent with gm_conn_send_payload are compressed with
- * `compression`). 0 or a GM_E* code. */
-int gm_conn_upgrade(gm_conn_t *c, const gm_http_message_t *request,
-                    gm_compress_t compression, size_t max_message);
+/* Server: answers a request carrying Sec-WebSocket-Key `key` with 101 and
+ * switches to websocket (server role; payloads sent with
+ * gm_conn_send_payload are compressed with `compression`). */
+int gm_conn_upgrade(gm_conn_t *c, const char *key, gm_compress_t compression,
+                    size_t max_message);
+/* Server: the frames gm_conn_send_payload would write for each payload,
+ * appended to out without sending them (the compression context advances
+ * as if they were sent). */
+int gm_conn_encode_payload(gm_conn_t *c, const void *data, size_t len,
+                           gm_buf_t *out);
 /* Writes bytes as they are (HTTP requests and responses, fault injection). */
 int gm_conn_write_raw(gm_conn_t *c, const void *data, size_t len);
 /* Sends one websocket message (masked when we are the client). */

@@ -27,6 +27,13 @@ static gm_log_level_t level_from_env(void) {
 gm_log_level_t gm_log_level = GM_LOG_INFO;
 static int level_loaded;
 
+void gm_log_init(void) {
+  if (!level_loaded) {
+    gm_log_level = level_from_env();
+    level_loaded = 1;
+  }
+}
+
 static gm_log_sink_t sink;
 static void *sink_ud;
 
@@ -109,10 +116,7 @@ size_t gm_log_scrub(const char *text, size_t len, char *out, size_t cap) {
 
 void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
              va_list ap) {
-  if (!level_loaded) {
-    gm_log_level = level_from_env();
-    level_loaded = 1;
-  }
+  gm_log_init();
   if (level < gm_log_level || level >= GM_LOG_OFF) return;
   char raw[LINE_MAX_BYTES], line[LINE_MAX_BYTES];
   struct timeval tv;

@@ -29,6 +29,8 @@ typedef void (*gm_log_sink_t)(void *ud, gm_log_level_t level,
 /* Lines below this level are dropped; starts from $GLOAMING_LOG or info. */
 extern gm_log_level_t gm_log_level;
 
+/* Reads $GLOAMING_LOG (debug, info, warn, error, off); default info. */
+void gm_log_init(void);
 const char *gm_log_level_name(gm_log_level_t level);
 int gm_log_level_parse(const char *name); /* -1 when unknown */
 

@@ -10,7 +10,11 @@ __attribute__((visibility("default"))) int luaopen_gloaming_core(lua_State *L);
 /* Each binding file adds its functions and classes to the module table. */
 static const lua_CFunction openers[] = {
     gm_open_sched,
-    gm_open_ws,
+    gm_open_conn,
+    gm_open_listener,
+    gm_open_tables,
+    gm_open_signal,
+    gm_open_log,
 };
 
 static void push_error_table(lua_State *L) {

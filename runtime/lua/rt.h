@@ -109,6 +109,10 @@ gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon);
 /* The binding files: each adds its functions and classes to the module
  * table at the top of the stack. */
 int gm_open_sched(lua_State *L);
-int gm_open_ws(lua_State *L);
+int gm_open_conn(lua_State *L);
+int gm_open_listener(lua_State *L);
+int gm_open_tables(lua_State *L);
+int gm_open_signal(lua_State *L);
+int gm_open_log(lua_State *L);
 
 #endif

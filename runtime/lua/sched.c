@@ -314,7 +314,9 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   /* An error: keep its traceback, log it unless the caller of run gets it. */
   luaL_traceback(co, co, error_text(co), 0);
   lua_remove(co, -2);
-  if (t != main)
+  /* Logged unless someone gets the error: the caller of run (main) or a
+   * task waiting for this one. */
+  if (t != main && t->joiners == NULL)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
   if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF) {
     lua_pushvalue(co, -1);

@@ -97,7 +97,9 @@ static int on_message_complete(llhttp_t *h) {
   gm_http_parser_t *p = of(h);
   p->complete = true;
   p->msg.keep_alive = llhttp_should_keep_alive(h);
-  return HPE_PAUSED; /* one message per feed; the caller resumes */
+  /* One message per feed: pause here (llhttp pauses by itself after an
+   * upgrade, and the caller resumes either way). */
+  return h->upgrade ? 0 : HPE_PAUSED;
 }
 
 void gm_http_parser_init(gm_http_parser_t *p, gm_http_kind_t kind,
@@ -145,6 +147,8 @@ void gm_http_parser_reset(gm_http_parser_t *p) {
   p->complete = false;
   if (llhttp_get_errno(&p->parser) == HPE_PAUSED)
     llhttp_resume(&p->parser);
+  else if (llhttp_get_errno(&p->parser) == HPE_PAUSED_UPGRADE)
+    llhttp_resume_after_upgrade(&p->parser);
 }
 
 int gm_http_parser_feed(gm_http_parser_t *p, const char *data, size_t len,
@@ -161,9 +165,7 @@ int gm_http_parser_feed(gm_http_parser_t *p, const char *data, size_t len,
   case HPE_PAUSED:
   case HPE_PAUSED_UPGRADE:
     *used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
-    if (!p->complete) { /* an upgrade request has no body callback */
-      p->complete = true;
-    }
+    p->complete = true;
     return 1;
   default:
     p->error = GM_EHTTP;

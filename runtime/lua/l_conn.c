@@ -1,0 +1,675 @@
+/* Connections for tasks: gloaming.ws clients, and the server side that the
+ * fake gateway drives (requests, responses, upgrades, fault injection). */
+#include "lua/l_conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "io/log.h"
+#include "lua/rt.h"
+#include "proto/alloc.h"
+#include "proto/errors.h"
+
+#define DEFAULT_TIMEOUT_S 10
+#define DEFAULT_CLOSE_TIMEOUT_S 5
+#define ITEM_HTTP 0x100
+
+typedef struct item_s {
+  struct item_s *next;
+  int kind; /* TEXT, BINARY, CLOSE (with code), ITEM_HTTP, or -err */
+  int code;
+  size_t len;
+  char data[];
+} item_t;
+
+struct lconn_s {
+  gm_rt_t *rt;
+  gm_conn_t *conn;
+  gm_closable_t closable;
+  gm_task_t *connector, *receiver, *sender, *closer;
+  uint64_t send_target;
+  item_t *head, *tail;
+  size_t queued;      /* bytes waiting in the queue */
+  size_t queue_limit; /* above it, reading stops */
+  bool server;
+  bool open;        /* connected and not ended */
+  bool user_closed; /* close() was called */
+  bool ended;       /* the connection is over; the queue may still hold items */
+};
+
+static lconn_t *check_conn(lua_State *L, int i) {
+  return luaL_checkudata(L, i, GM_CONN_MT);
+}
+
+/* {=============== received items =============== */
+
+/* An HTTP request, packed: method \0 target \0 (name \0 value \0)* \0 body */
+static item_t *pack_http(const gm_http_message_t *m) {
+  size_t n = 0;
+  const char *method = m->method ? m->method : "";
+  const char *target = m->target ? m->target : "";
+  n += strlen(method) + 1 + strlen(target) + 1 + 1 + m->body.len;
+  for (int i = 0; i < m->n_headers; i++)
+    n += strlen(m->headers[i].name) + 1 + strlen(m->headers[i].value) + 1;
+  item_t *it = gm_malloc(sizeof *it + n);
+  if (it == NULL) return NULL;
+  it->kind = ITEM_HTTP;
+  it->code = m->status;
+  it->len = n;
+  char *p = it->data;
+#define PUT(s)                      \
+  do {                              \
+    size_t l_ = strlen(s) + 1;      \
+    memcpy(p, s, l_);               \
+    p += l_;                        \
+  } while (0)
+  PUT(method);
+  PUT(target);
+  for (int i = 0; i < m->n_headers; i++) {
+    PUT(m->headers[i].name);
+    PUT(m->headers[i].value);
+  }
+#undef PUT
+  *p++ = '\0';
+  if (m->body.len) memcpy(p, m->body.data, m->body.len);
+  return it;
+}
+
+static void push_http(lua_State *L, const item_t *it) {
+  const char *p = it->data, *end = it->data + it->len;
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, p);
+  lua_setfield(L, -2, "method");
+  p += strlen(p) + 1;
+  lua_pushstring(L, p);
+  lua_setfield(L, -2, "target");
+  const char *q = strchr(p, '?');
+  if (q) {
+    lua_pushlstring(L, p, (size_t)(q - p));
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, q + 1);
+  } else {
+    lua_pushstring(L, p);
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+  }
+  lua_setfield(L, -2, "query");
+  p += strlen(p) + 1;
+  lua_newtable(L);
+  while (*p) {
+    const char *name = p;
+    p += strlen(p) + 1;
+    lua_pushstring(L, p);
+    lua_setfield(L, -2, name);
+    p += strlen(p) + 1;
+  }
+  p++;
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, p, (size_t)(end - p));
+  lua_setfield(L, -2, "body");
+  if (it->code) {
+    lua_pushinteger(L, it->code);
+    lua_setfield(L, -2, "status");
+  }
+}
+
+/* Pushes what receive() returns for an item; returns the count. */
+static int push_item(lua_State *L, const item_t *it) {
+  lua_checkstack(L, 3);
+  switch (it->kind) {
+  case GM_WS_OP_TEXT:
+  case GM_WS_OP_BINARY:
+    lua_pushlstring(L, it->data, it->len);
+    lua_pushstring(L, it->kind == GM_WS_OP_BINARY ? "binary" : "text");
+    return 2;
+  case GM_WS_OP_CLOSE:
+    lua_pushlstring(L, it->data, it->len);
+    lua_pushliteral(L, "close");
+    lua_pushinteger(L, it->code);
+    return 3;
+  case ITEM_HTTP:
+    push_http(L, it);
+    lua_pushliteral(L, "http");
+    return 2;
+  default:
+    luaL_pushfail(L);
+    lua_pushlstring(L, it->data, it->len);
+    lua_pushstring(L, gm_err_name(-it->kind));
+    return 3;
+  }
+}
+
+static void add_item(lconn_t *w, item_t *it) {
+  if (w->receiver) { /* a waiting receiver takes it straight away */
+    gm_task_t *t = w->receiver;
+    w->receiver = NULL;
+    gm_task_wake(t, push_item(t->co, it));
+    gm_free(it, sizeof *it + it->len);
+    return;
+  }
+  it->next = NULL;
+  if (w->tail)
+    w->tail->next = it;
+  else
+    w->head = it;
+  w->tail = it;
+  w->queued += it->len;
+  if (w->queued > w->queue_limit && w->conn) gm_conn_pause(w->conn);
+}
+
+static void add_bytes(lconn_t *w, int kind, int code, const void *data,
+                      size_t len) {
+  item_t *it = gm_malloc(sizeof *it + len);
+  if (it == NULL) {
+    gm_log(GM_LOG_ERROR, "ws", "out of memory: a message was lost");
+    return;
+  }
+  it->kind = kind;
+  it->code = code;
+  it->len = len;
+  if (len) memcpy(it->data, data, len);
+  add_item(w, it);
+}
+
+static void free_queue(lconn_t *w) {
+  while (w->head) {
+    item_t *it = w->head;
+    w->head = it->next;
+    gm_free(it, sizeof *it + it->len);
+  }
+  w->tail = NULL;
+  w->queued = 0;
+}
+
+/* }=============== */
+
+/* {=============== connection callbacks =============== */
+
+static void detach_conn(lconn_t *w) {
+  if (w->conn) {
+    gm_conn_release(w->conn);
+    w->conn = NULL;
+  }
+  gm_closable_remove(&w->closable);
+}
+
+static void c_on_open(gm_conn_t *c, int err, const char *why) {
+  lconn_t *w = c->data;
+  gm_task_t *t = w->connector;
+  w->connector = NULL;
+  if (err) {
+    w->ended = true;
+    detach_conn(w);
+    if (t) gm_task_fail(t, err, why);
+    return;
+  }
+  w->open = true;
+  /* The userdata sits on top of the connector's stack, where l_connect
+   * left it: waking with one value returns it. */
+  if (t) gm_task_wake(t, 1);
+}
+
+static void c_on_http(gm_conn_t *c, gm_http_message_t *m) {
+  lconn_t *w = c->data;
+  item_t *it = pack_http(m);
+  if (it)
+    add_item(w, it);
+  else
+    gm_log(GM_LOG_ERROR, "ws", "out of memory: a request was lost");
+}
+
+static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
+  add_bytes(c->data, opcode, 0, data, len);
+}
+
+static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
+  lconn_t *w = c->data;
+  w->open = false;
+  w->ended = true;
+  if (info->err == GM_EPROTO || info->err == GM_EMSGSIZE ||
+      info->err == GM_ECOMPRESS) {
+    add_bytes(w, -info->err, 0, info->why, strlen(info->why));
+  } else if (!w->user_closed) {
+    add_bytes(w, GM_WS_OP_CLOSE, info->code, info->reason,
+              info->code == 1006 ? 0 : info->reason_len);
+  }
+  if (w->closer) {
+    gm_task_t *t = w->closer;
+    w->closer = NULL;
+    if (info->err == GM_ETIMEDOUT) {
+      gm_task_fail(t, GM_ETIMEDOUT, info->why);
+    } else {
+      lua_pushboolean(t->co, 1);
+      gm_task_wake(t, 1);
+    }
+  }
+  if (w->sender) {
+    gm_task_t *t = w->sender;
+    w->sender = NULL;
+    gm_task_fail(t, GM_ECLOSED, "closed");
+  }
+}
+
+static void c_on_written(gm_conn_t *c) {
+  lconn_t *w = c->data;
+  if (w->sender && c->stream.written >= w->send_target) {
+    gm_task_t *t = w->sender;
+    w->sender = NULL;
+    lua_pushboolean(t->co, 1);
+    gm_task_wake(t, 1);
+  }
+}
+
+static const gm_conn_handler_t handler = {
+    .on_open = c_on_open,
+    .on_http = c_on_http,
+    .on_message = c_on_message,
+    .on_close = c_on_close,
+    .on_written = c_on_written,
+};
+
+/* The run ends: the socket goes, the object stays (and says ECLOSED). */
+static void on_loop_close(gm_closable_t *cl) {
+  lconn_t *w = (lconn_t *)((char *)cl - offsetof(lconn_t, closable));
+  w->ended = true;
+  w->open = false;
+  detach_conn(w);
+}
+
+/* }=============== */
+
+static void detach_waiter(gm_task_t *t, void *object) {
+  lconn_t *w = object;
+  if (w->receiver == t) w->receiver = NULL;
+  if (w->sender == t) w->sender = NULL;
+  if (w->closer == t) w->closer = NULL;
+  if (w->connector == t) { /* a cancelled connect gives up the socket */
+    w->connector = NULL;
+    w->ended = true;
+    detach_conn(w);
+  }
+}
+
+static lconn_t *new_lconn(lua_State *L, gm_rt_t *rt, size_t queue_limit) {
+  lconn_t *w = lua_newuserdatauv(L, sizeof *w, 0);
+  memset(w, 0, sizeof *w);
+  w->rt = rt;
+  w->queue_limit = queue_limit;
+  luaL_setmetatable(L, GM_CONN_MT);
+  return w;
+}
+
+lconn_t *gm_lconn_accept(lua_State *L, gm_rt_t *rt, uv_tcp_t *tcp,
+                         gm_tls_ctx_t *tls) {
+  gm_loop_t *loop = gm_rt_loop(L, rt);
+  lconn_t *w = new_lconn(L, rt, 64u << 20);
+  w->server = true;
+  w->conn = gm_conn_accept(loop, tcp, tls, &handler, w);
+  if (w->conn == NULL) {
+    gm_tcp_close(tcp);
+    w->ended = true;
+    return w;
+  }
+  w->open = true;
+  gm_closable_add(loop, &w->closable, on_loop_close);
+  return w;
+}
+
+static size_t opt_size(lua_State *L, int t, const char *k, size_t dflt) {
+  lua_getfield(L, t, k);
+  lua_Integer v = luaL_optinteger(L, -1, (lua_Integer)dflt);
+  lua_pop(L, 1);
+  if (v <= 0) luaL_error(L, "%s must be a positive integer", k);
+  return (size_t)v;
+}
+
+const char *gm_check_tls_opts(lua_State *L, int idx) {
+  const char *ca_file = NULL;
+  lua_getfield(L, idx, "tls");
+  if (!lua_isnil(L, -1)) {
+    luaL_argexpected(L, lua_istable(L, -1), idx, "tls = { ca_file = ... }");
+    lua_getfield(L, -1, "ca_file");
+    ca_file = luaL_optstring(L, -1, NULL);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ca_file;
+}
+
+/* ws_connect(url[, opts]) */
+static int l_connect(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  size_t ulen;
+  const char *url_s = luaL_checklstring(L, 1, &ulen);
+  gm_conn_options_t o = {0};
+  double timeout = DEFAULT_TIMEOUT_S;
+  const char *ca_file = NULL;
+  o.max_message = 16u << 20;
+  o.max_payload = 64u << 20;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ca_file = gm_check_tls_opts(L, 2);
+    lua_getfield(L, 2, "compression");
+    if (!lua_isnil(L, -1)) {
+      size_t n;
+      const char *c = luaL_checklstring(L, -1, &n);
+      if (gm_compress_parse(c, n, &o.compression))
+        return luaL_error(L, "bad compression '%s' (expected \"zlib-stream\" "
+                             "or \"zstd-stream\")", c);
+    }
+    lua_pop(L, 1);
+    o.max_message = opt_size(L, 2, "max_message", o.max_message);
+    o.max_payload = opt_size(L, 2, "max_payload", o.max_payload);
+    lua_getfield(L, 2, "timeout");
+    timeout = luaL_optnumber(L, -1, DEFAULT_TIMEOUT_S);
+    lua_pop(L, 1);
+    if (!(timeout >= 0)) return luaL_error(L, "timeout must be >= 0");
+  }
+  gm_task_t *t = gm_task_current(L, rt);
+  gm_url_t url;
+  const char *why = NULL;
+  if (gm_url_parse(url_s, ulen, &url, &why))
+    return luaL_error(L, "bad websocket URL: %s", why);
+  if (!url.websocket) {
+    gm_url_free(&url);
+    return luaL_error(L, "bad websocket URL: the scheme must be ws or wss");
+  }
+  if (url.tls) {
+    o.tls = gm_tls_client_ctx(ca_file, &why);
+    if (o.tls == NULL) {
+      gm_url_free(&url);
+      return gm_push_fail(L, GM_ETLS, why);
+    }
+  }
+  o.timeout_ns = gm_seconds_to_ns(timeout);
+  lconn_t *w = new_lconn(L, rt, o.max_payload > o.max_message ? o.max_payload
+                                                              : o.max_message);
+  gm_loop_t *loop = gm_rt_loop(L, rt);
+  w->conn = gm_conn_connect(loop, &url, &o, &handler, w);
+  gm_url_free(&url);
+  if (o.tls) gm_tls_ctx_release(o.tls); /* the connection holds its own */
+  if (w->conn == NULL) return gm_push_fail(L, GM_ENOMEM, NULL);
+  gm_closable_add(loop, &w->closable, on_loop_close);
+  w->connector = t;
+  return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
+}
+
+static void check_usable(lua_State *L, lconn_t *w, const char *what) {
+  if (w->user_closed)
+    luaL_error(L, "%s after close(): the connection is closed", what);
+}
+
+static void check_server(lua_State *L, lconn_t *w, const char *what) {
+  if (!w->server)
+    luaL_error(L, "%s is for server-side connections", what);
+}
+
+/* receive([timeout]): data, "text" | "binary" | reason, "close", code |
+ * request, "http" (server) | nil, message, code */
+static int conn_receive(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  uint64_t timeout = gm_check_timeout(L, 2);
+  check_usable(L, w, "receive");
+  if (w->receiver) return luaL_error(L, "another task is already receiving");
+  if (w->head) {
+    item_t *it = w->head;
+    w->head = it->next;
+    if (w->head == NULL) w->tail = NULL;
+    w->queued -= it->len;
+    int n = push_item(L, it);
+    gm_free(it, sizeof *it + it->len);
+    if (w->conn && w->queued <= w->queue_limit / 2) gm_conn_resume(w->conn);
+    return n;
+  }
+  if (w->ended) return gm_push_fail(L, GM_ECLOSED, "closed");
+  gm_task_t *t = gm_task_current(L, w->rt);
+  w->receiver = t;
+  return gm_task_wait(L, t, w, detach_waiter, timeout);
+}
+
+/* Waits until what was queued so far reached the kernel. */
+static int wait_written(lua_State *L, lconn_t *w, uint64_t timeout) {
+  if (w->conn->stream.written >= w->conn->stream.queued) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  gm_task_t *t = gm_task_current(L, w->rt);
+  w->send_target = w->conn->stream.queued;
+  w->sender = t;
+  return gm_task_wait(L, t, w, detach_waiter, timeout);
+}
+
+static int begin_send(lua_State *L, lconn_t *w) {
+  check_usable(L, w, "send");
+  if (w->sender) return luaL_error(L, "another task is already sending");
+  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
+  return 0;
+}
+
+/* send(data[, "text" | "binary"][, timeout]) */
+static int conn_send(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  static const char *kinds[] = {"text", "binary", NULL};
+  int kind = luaL_checkoption(L, 3, "text", kinds);
+  uint64_t timeout = gm_check_timeout(L, 4);
+  int n = begin_send(L, w);
+  if (n) return n;
+  if (!w->conn->upgraded) return luaL_error(L, "send before the websocket upgrade");
+  int r = gm_conn_send(w->conn, kind ? GM_WS_OP_BINARY : GM_WS_OP_TEXT, data,
+                       len);
+  if (r) return gm_push_fail(L, r, NULL);
+  return wait_written(L, w, timeout);
+}
+
+/* close([code = 1000][, reason = ""][, timeout = 5]): waits for the peer */
+static int conn_close(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, 1000);
+  size_t rlen = 0;
+  const char *reason = luaL_optlstring(L, 3, "", &rlen);
+  double timeout = luaL_optnumber(L, 4, DEFAULT_CLOSE_TIMEOUT_S);
+  if (w->user_closed || w->ended || w->conn == NULL) {
+    w->user_closed = true;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  gm_task_t *t = w->server ? NULL : gm_task_current(L, w->rt);
+  w->user_closed = true;
+  free_queue(w);
+  gm_conn_close(w->conn, (int)code, reason, rlen, gm_seconds_to_ns(timeout));
+  if (w->ended || t == NULL) { /* a server does not wait */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  w->closer = t;
+  return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
+}
+
+/* {=============== server side =============== */
+
+/* respond(status, headers, body): an HTTP response on a kept-alive
+ * connection. */
+static int conn_respond(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  check_server(L, w, "respond");
+  lua_Integer status = luaL_checkinteger(L, 2);
+  size_t blen = 0;
+  const char *body = luaL_optlstring(L, 4, "", &blen);
+  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n", (int)status,
+                  status < 300 ? "OK" : status == 401 ? "Unauthorized"
+                  : status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
+                  : status == 503 ? "Service Unavailable" : "Error",
+                  (int)blen);
+  luaL_addvalue(&b);
+  if (lua_istable(L, 3)) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      lua_pushvalue(L, -2);
+      luaL_addvalue(&b);
+      luaL_addstring(&b, ": ");
+      luaL_addvalue(&b);
+      luaL_addstring(&b, "\r\n");
+    }
+  }
+  luaL_addstring(&b, "\r\n");
+  luaL_addlstring(&b, body, blen);
+  luaL_pushresult(&b);
+  size_t n;
+  const char *bytes = lua_tolstring(L, -1, &n);
+  int r = gm_conn_write_raw(w->conn, bytes, n);
+  if (r) return gm_push_fail(L, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* upgrade(request[, compression][, max_message]) */
+static int conn_upgrade(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  check_server(L, w, "upgrade");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  gm_compress_t kind = GM_COMPRESS_NONE;
+  if (!lua_isnoneornil(L, 3)) {
+    size_t n;
+    const char *c = luaL_checklstring(L, 3, &n);
+    if (gm_compress_parse(c, n, &kind))
+      return luaL_error(L, "bad compression '%s'", c);
+  }
+  size_t max_message = (size_t)luaL_optinteger(L, 4, 16 << 20);
+  lua_getfield(L, 2, "headers");
+  luaL_argexpected(L, lua_istable(L, -1), 2, "request");
+  lua_getfield(L, -1, "sec-websocket-key");
+  const char *key = lua_tostring(L, -1);
+  if (key == NULL) return gm_push_fail(L, GM_EHANDSHAKE, "no Sec-WebSocket-Key");
+  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  int r = gm_conn_upgrade(w->conn, key, kind, max_message);
+  if (r) return gm_push_fail(L, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* send_payload(json): compressed as negotiated at the upgrade */
+static int conn_send_payload(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  check_server(L, w, "send_payload");
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  int r = gm_conn_send_payload(w->conn, data, len);
+  if (r) return gm_push_fail(L, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* encode_payloads(list): the frames send_payload would write, as bytes */
+static int conn_encode_payloads(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  check_server(L, w, "encode_payloads");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  gm_buf_t out = GM_BUF_INIT;
+  lua_Integer n = luaL_len(L, 2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    size_t len;
+    const char *p = lua_tolstring(L, -1, &len);
+    if (p == NULL) {
+      gm_buf_free(&out);
+      return luaL_error(L, "payload %d is not a string", (int)i);
+    }
+    int r = gm_conn_encode_payload(w->conn, p, len, &out);
+    lua_pop(L, 1);
+    if (r) {
+      gm_buf_free(&out);
+      return gm_push_fail(L, r, NULL);
+    }
+  }
+  lua_pushlstring(L, (const char *)out.data, out.len);
+  gm_buf_free(&out);
+  return 1;
+}
+
+/* write_raw(bytes): bytes as they are (fault injection, replays); queued
+ * without waiting for the kernel to take them. */
+static int conn_write_raw(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  check_usable(L, w, "write_raw");
+  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
+  int r = gm_conn_write_raw(w->conn, data, len);
+  if (r) return gm_push_fail(L, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* reset(): TCP reset, no close frame */
+static int conn_reset(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  w->ended = true;
+  w->open = false;
+  if (w->conn) gm_conn_abort(w->conn, true);
+  detach_conn(w);
+  return 0;
+}
+
+/* }=============== */
+
+static int conn_is_open(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  lua_pushboolean(L, w->open && w->conn != NULL);
+  return 1;
+}
+
+static int conn_memory(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  lua_pushinteger(L, w->conn ? (lua_Integer)gm_conn_memory(w->conn) : 0);
+  return 1;
+}
+
+static int conn_gc(lua_State *L) {
+  lconn_t *w = luaL_testudata(L, 1, GM_CONN_MT);
+  if (w) {
+    free_queue(w);
+    detach_conn(w);
+  }
+  return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  lua_pushfstring(L, "gloaming.WebSocket (%s%s): %p",
+                  w->server ? "server, " : "",
+                  w->open ? "open" : w->ended ? "closed" : "connecting",
+                  (void *)w);
+  return 1;
+}
+
+int gm_open_conn(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"receive", conn_receive},
+      {"send", conn_send},
+      {"close", conn_close},
+      {"respond", conn_respond},
+      {"upgrade", conn_upgrade},
+      {"send_payload", conn_send_payload},
+      {"encode_payloads", conn_encode_payloads},
+      {"write_raw", conn_write_raw},
+      {"reset", conn_reset},
+      {"is_open", conn_is_open},
+      {"memory", conn_memory},
+      {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", conn_gc},
+                                  {"__close", conn_gc},
+                                  {"__tostring", conn_tostring},
+                                  {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"ws_connect", l_connect}, {NULL, NULL}};
+  gm_rt_newclass(L, GM_CONN_MT, methods, meta);
+  lua_pop(L, 1);
+  gm_rt_setfuncs(L, funcs);
+  return 0;
+}

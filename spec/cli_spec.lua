@@ -1,0 +1,99 @@
+-- The gloaming command, run as a real process.
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+local function tmpname()
+  local p = io.popen("mktemp")
+  local n = p:read("l")
+  p:close()
+  return n
+end
+
+-- Starts `gloaming run` in the background, waits until the script says it
+-- is ready, sends the signals, and returns the exit status and the log.
+local function interrupt(args, signals, sig)
+  local status = tmpname()
+  local script = ([[
+./build/gloaming run spec/fixtures/sleeper.lua %s >/dev/null 2>&1 &
+pid=$!
+for i in $(seq 1 500); do grep -q ready %s && break; sleep 0.01; done
+kill -%s $pid
+if [ "%s" = twice ]; then
+  # the second signal goes once the first was seen (the kernel merges
+  # signals that are pending together)
+  for i in $(seq 1 500); do grep -q woke %s && break; sleep 0.01; done
+  kill -INT $pid
+fi
+wait $pid]]):format(args:gsub("STATUS", status), status, sig or "INT", signals, status)
+  local _, code = sh(script)
+  local f = io.open(status)
+  local log = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(status)
+  return code, log
+end
+
+describe("the gloaming command", function()
+  it("prints its version", function()
+    local out, code = sh("./build/gloaming version")
+    assert.are.equal(0, code)
+    assert.matches("^gloaming %d+%.%d+%.%d+", out)
+  end)
+
+  it("exits 2 on a usage error", function()
+    local out, code = sh("./build/gloaming")
+    assert.are.equal(2, code)
+    assert.matches("usage: gloaming", out)
+    assert.are.equal(2, select(2, sh("./build/gloaming nonsense")))
+    assert.are.equal(2, select(2, sh("./build/gloaming run")))
+  end)
+
+  it("runs a file as the main task with its arguments", function()
+    local f = tmpname()
+    local h = io.open(f, "w")
+    h:write([[print("args", select("#", ...), table.concat({ ... }, "\t"), arg[0] ~= nil)
+      local gloaming = require "gloaming"
+      gloaming.sleep(0.01)
+      print("done")]])
+    h:close()
+    local out, code = sh("./build/gloaming run " .. f .. " one two")
+    os.remove(f)
+    assert.are.equal(0, code)
+    assert.matches("args\t2\tone\ttwo\ttrue", out)
+    assert.matches("done", out)
+  end)
+
+  it("exits 1 when the main task raises, with the error", function()
+    local f = tmpname()
+    local h = io.open(f, "w")
+    h:write('error("the bot broke")')
+    h:close()
+    local out, code = sh("./build/gloaming run " .. f)
+    os.remove(f)
+    assert.are.equal(1, code)
+    assert.matches("the bot broke", out)
+  end)
+
+  it("cancels the main task on SIGINT and exits 0", function()
+    local code, log = interrupt("STATUS x", "once")
+    assert.are.equal(0, code)
+    assert.matches("ready 2 x", log)
+    assert.matches("woke nil ECANCELED", log)
+  end)
+
+  it("does the same on SIGTERM", function()
+    local code, log = interrupt("STATUS x", "once", "TERM")
+    assert.are.equal(0, code)
+    assert.matches("woke nil ECANCELED", log)
+  end)
+
+  it("exits 130 on a second signal", function()
+    local code, log = interrupt("STATUS x stubborn", "twice")
+    assert.are.equal(130, code)
+    assert.matches("woke nil ECANCELED", log)
+  end)
+end)
