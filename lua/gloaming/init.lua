@@ -13,6 +13,11 @@ gloaming.spawn = core.spawn
 gloaming.sleep = core.sleep
 gloaming.now = core.now
 
+--- Runs a program without blocking the loop (a waiting call):
+-- gloaming.process.run(argv[, { stdin =, env =, env_remove =, timeout = }])
+-- returns exit_code, stdout, stderr, or nil, message, code.
+gloaming.process = { run = core.process_run }
+
 --- The error table: gloaming.errors.ETIMEDOUT = { number =, message = }.
 gloaming.errors = core.errors
 

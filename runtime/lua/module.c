@@ -15,6 +15,7 @@ static const lua_CFunction openers[] = {
     gm_open_tables,
     gm_open_signal,
     gm_open_log,
+    gm_open_process,
 };
 
 static void push_error_table(lua_State *L) {

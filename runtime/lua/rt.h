@@ -114,5 +114,6 @@ int gm_open_listener(lua_State *L);
 int gm_open_tables(lua_State *L);
 int gm_open_signal(lua_State *L);
 int gm_open_log(lua_State *L);
+int gm_open_process(lua_State *L);
 
 #endif
