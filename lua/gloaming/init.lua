@@ -4,7 +4,6 @@ local core = require "gloaming.core"
 local gloaming = {
   _VERSION = core.version,
   core = core,
-  errors = core.errors,
 }
 
 --- Tasks and time (seconds everywhere).
@@ -21,21 +20,37 @@ gloaming.process = { run = core.process_run }
 --- The error table: gloaming.errors.ETIMEDOUT = { number =, message = }.
 gloaming.errors = core.errors
 
--- Submodules load on first use, so `require "gloaming"` stays cheap.
+--- Every shard that is running (started and not yet closed).
+function gloaming.shards() return core.live_shards() end
+
+-- Submodules and classes load on first use, so `require "gloaming"` stays
+-- cheap.
 local lazy = {
-  log = "gloaming.log",
-  ws = "gloaming.ws",
-  testing = "gloaming.testing",
-  cli = "gloaming.cli",
+  log = function() return require "gloaming.log" end,
+  ws = function() return require "gloaming.ws" end,
+  testing = function() return require "gloaming.testing" end,
+  cli = function() return require "gloaming.cli" end,
+  json = function() return require "gloaming.json" end,
+  commands = function() return require "gloaming.commands" end,
+  Intents = function() return require "gloaming.intents" end,
+  EventTypeFlags = function() return require "gloaming.event_type_flags" end,
+  Config = function() return require("gloaming.config").Config end,
+  ConfigBuilder = function() return require("gloaming.config").ConfigBuilder end,
+  Shard = function() return require("gloaming.shard").Shard end,
+  ShardId = function() return require("gloaming.shard").ShardId end,
+  Session = function() return require("gloaming.shard").Session end,
+  CloseFrame = function() return require("gloaming.shard").CloseFrame end,
+  IdentifyQueue = function() return { new = core.identify_queue } end,
+  parse = function() return require("gloaming.parse") end,
 }
 
 return setmetatable(gloaming, {
   __index = function(t, k)
-    local name = lazy[k]
-    if name then
-      local m = require(name)
-      rawset(t, k, m)
-      return m
+    local load = lazy[k]
+    if load then
+      local v = load()
+      rawset(t, k, v)
+      return v
     end
   end,
 })

@@ -16,6 +16,10 @@ static const lua_CFunction openers[] = {
     gm_open_signal,
     gm_open_log,
     gm_open_process,
+    gm_open_object,
+    gm_open_flags,
+    gm_open_queue,
+    gm_open_shard,
 };
 
 static void push_error_table(lua_State *L) {

@@ -82,8 +82,20 @@ gm_task_t *gm_task_current(lua_State *L, gm_rt_t *rt);
 int gm_task_wait(lua_State *L, gm_task_t *task, void *object,
                  gm_detach_cb detach, uint64_t timeout_ns);
 
+/* The same with a continuation of the caller's: it runs in the task when
+ * it is woken, with (L, status, (lua_KContext)task); task->nresume values
+ * pushed by a timeout or a cancellation are on top when nresume > 0, while
+ * a wake with no values asks the continuation to do its own work (such as
+ * taking the item that arrived). */
+int gm_task_wait_k(lua_State *L, gm_task_t *task, void *object,
+                   gm_detach_cb detach, uint64_t timeout_ns, lua_KFunction k);
+
 /* Ends a wait: push nresults values onto task->co first. */
 void gm_task_wake(gm_task_t *task, int nresults);
+
+/* task:cancel(): a waiting task gets ECANCELED now, another one at its
+ * next wait. False when the task is done. */
+bool gm_task_cancel(gm_task_t *task);
 
 /* Wakes the task with nil, message, code (code: a GM_E* value). */
 void gm_task_fail(gm_task_t *task, int err, const char *message);
@@ -115,5 +127,9 @@ int gm_open_tables(lua_State *L);
 int gm_open_signal(lua_State *L);
 int gm_open_log(lua_State *L);
 int gm_open_process(lua_State *L);
+int gm_open_object(lua_State *L);
+int gm_open_flags(lua_State *L);
+int gm_open_queue(lua_State *L);
+int gm_open_shard(lua_State *L);
 
 #endif

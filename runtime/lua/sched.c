@@ -12,6 +12,7 @@
 #define BLOCKED_WARN_NS (100 * 1000000ull)
 
 static void pin_task(lua_State *L, gm_task_t *t, bool pin);
+static bool task_cancel(gm_task_t *t);
 
 /* Waits on this object end with `true` when their time is up (sleep). */
 static char sleep_object;
@@ -91,8 +92,8 @@ static int wait_continue(lua_State *L, int status, lua_KContext ctx) {
   return ((gm_task_t *)ctx)->nresume;
 }
 
-int gm_task_wait(lua_State *L, gm_task_t *t, void *object, gm_detach_cb detach,
-                 uint64_t timeout_ns) {
+int gm_task_wait_k(lua_State *L, gm_task_t *t, void *object,
+                   gm_detach_cb detach, uint64_t timeout_ns, lua_KFunction k) {
   if (t->cancel_pending || t->rt->sticky_cancel) {
     t->cancel_pending = false;
     return gm_push_fail(L, GM_ECANCELED, "cancelled");
@@ -100,8 +101,14 @@ int gm_task_wait(lua_State *L, gm_task_t *t, void *object, gm_detach_cb detach,
   t->state = GM_TASK_WAITING;
   t->wait_object = object;
   t->detach = detach;
+  t->nresume = 0;
   if (timeout_ns != UINT64_MAX) gm_timer_start(&t->timeout, timeout_ns);
-  return lua_yieldk(L, 0, (lua_KContext)t, wait_continue);
+  return lua_yieldk(L, 0, (lua_KContext)t, k);
+}
+
+int gm_task_wait(lua_State *L, gm_task_t *t, void *object, gm_detach_cb detach,
+                 uint64_t timeout_ns) {
+  return gm_task_wait_k(L, t, object, detach, timeout_ns, wait_continue);
 }
 
 void gm_task_wake(gm_task_t *t, int nresults) {
@@ -132,6 +139,8 @@ static void on_task_timeout(gm_timer_t *timer) {
   gm_task_t *t = timer->data;
   if (t->state == GM_TASK_WAITING) interrupt(t, GM_ETIMEDOUT);
 }
+
+bool gm_task_cancel(gm_task_t *t) { return task_cancel(t); }
 
 static bool task_cancel(gm_task_t *t) {
   switch (t->state) {

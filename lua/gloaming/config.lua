@@ -1,0 +1,199 @@
+--- Config and ConfigBuilder: how shards connect (twilight's, in Lua).
+--
+--   local config = gloaming.Config.new(token, intents)   -- "Bot " is stripped
+--   local b = config:builder()                            -- a mutable copy
+--   b:gateway_url("ws://127.0.0.1:8080"):compression("zstd-stream")
+--   local config2 = b:build()                             -- b stays usable
+--
+-- The token lives in a box that prints as <redacted>: it appears in no
+-- tostring, log line or error.
+local core = require "gloaming.core"
+local json = require "gloaming.json"
+local commands = require "gloaming.commands"
+
+local Config = { __name = "gloaming.Config" }
+Config.__index = Config
+local Builder = { __name = "gloaming.ConfigBuilder" }
+Builder.__index = Builder
+
+local DEFAULT_GATEWAY = "wss://gateway.discord.gg"
+local TOKEN_PLACEHOLDER = "@@gloaming-token@@"
+local state = core.state
+
+-- One in-memory identify queue per token in this process.
+local queues = {}
+local function shared_queue(token)
+  local key = token:fingerprint()
+  queues[key] = queues[key] or core.identify_queue()
+  return queues[key]
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function check_url(url)
+  if type(url) ~= "string" then error("the gateway URL must be a string", 3) end
+  local scheme, rest = url:match("^(%a+)://(.+)$")
+  scheme = scheme and scheme:lower()
+  if (scheme ~= "ws" and scheme ~= "wss") or rest:match("^[/?#]") or rest:match("%s") then
+    error("malformed gateway URL '" .. url .. "': expected ws://host[:port][/path] or wss://...", 3)
+  end
+end
+
+--- A new config with twilight's defaults.
+function Config.new(token, intents)
+  if type(token) ~= "string" and getmetatable(token) ~= getmetatable(core.secret("xxxx")) then
+    error("bad argument #1 to 'Config.new' (token string expected, got " .. type(token) .. ")", 2)
+  end
+  if type(token) == "string" then
+    token = token:gsub("^Bot ", "")
+    -- printable ASCII without quotes or backslashes: it goes into JSON as is
+    if token == "" or token:find('[^\33-\126]') or token:find('["\\]') then
+      error("bad argument #1 to 'Config.new' (the token is empty or has characters a token cannot have)", 2)
+    end
+    token = core.secret(token)
+  end
+  if math.type(intents) ~= "integer" or intents < 0 then
+    error("bad argument #2 to 'Config.new' (intents: a non-negative integer expected)", 2)
+  end
+  return core.object(Config, {
+    token = token,
+    intents = intents,
+    large_threshold = 50,
+    gateway_url = DEFAULT_GATEWAY,
+    gateway_url_set = false,
+    compression = "zlib-stream",
+    ratelimit_messages = true,
+    event_buffer = 32 * 1024 * 1024,
+    queue = shared_queue(token),
+  })
+end
+
+function Config:builder()
+  return core.object(Builder, copy(state(self)))
+end
+
+-- Getters (the token is returned boxed).
+for _, k in ipairs { "token", "intents", "large_threshold", "gateway_url", "compression",
+  "ratelimit_messages", "event_buffer", "queue", "presence", "identify_properties",
+  "session", "resume_url", "tls" } do
+  Config[k] = function(self) return state(self)[k] end
+end
+Config.proxy_url = Config.gateway_url
+
+function Config:__tostring()
+  local s = state(self)
+  return ("gloaming.Config(intents=%d, gateway=%s, token=<redacted>)"):format(s.intents, s.gateway_url)
+end
+
+--- Whether the user chose the gateway URL (create_recommended keeps it).
+function Config:gateway_url_set() return state(self).gateway_url_set end
+
+-- {=============== the builder ===============
+
+local function setter(name, check)
+  Builder[name] = function(self, v)
+    local s = state(self)
+    s[name] = check and check(v) or v
+    return self
+  end
+end
+
+function Builder:gateway_url(url)
+  check_url(url)
+  local s = state(self)
+  s.gateway_url, s.gateway_url_set = url, true
+  return self
+end
+Builder.proxy_url = Builder.gateway_url
+
+setter("compression", function(v)
+  if v ~= nil and v ~= "zlib-stream" and v ~= "zstd-stream" then
+    error("compression must be \"zlib-stream\", \"zstd-stream\" or nil", 3)
+  end
+  return v or false
+end)
+
+setter("large_threshold", function(v)
+  if math.type(v) ~= "integer" or v < 50 or v > 250 then
+    error("large_threshold must be an integer from 50 to 250", 3)
+  end
+  return v
+end)
+
+setter("presence", function(v) return json.encode(commands.presence(v)) and v end)
+
+setter("identify_properties", function(v)
+  if type(v) ~= "table" then error("identify_properties must be a table {os, browser, device}", 3) end
+  for _, k in ipairs { "os", "browser", "device" } do
+    if type(v[k]) ~= "string" then error("identify_properties." .. k .. " must be a string", 3) end
+  end
+  return { os = v.os, browser = v.browser, device = v.device }
+end)
+
+setter("tls", function(v)
+  if type(v) ~= "table" then error("tls must be a table { ca_file = ... }", 3) end
+  if v.ca_file ~= nil and type(v.ca_file) ~= "string" then error("tls.ca_file must be a string", 3) end
+  return { ca_file = v.ca_file }
+end)
+
+setter("session", function(v)
+  if v == nil then return false end
+  if type(v.id) ~= "function" or type(v.sequence) ~= "function" then
+    error("session must be a gloaming.Session", 3)
+  end
+  return v
+end)
+
+setter("resume_url", function(v)
+  if v ~= nil then check_url(v) end
+  return v or false
+end)
+
+setter("ratelimit_messages", function(v)
+  if type(v) ~= "boolean" then error("ratelimit_messages must be a boolean", 3) end
+  return v
+end)
+
+setter("queue", function(v)
+  if v == nil or type(v.enqueue) ~= "function" and not (getmetatable(v) and getmetatable(v).__index and getmetatable(v).__index.enqueue) then
+    error("a queue needs an enqueue(shard_id) method", 3)
+  end
+  return v
+end)
+
+setter("event_buffer", function(v)
+  if math.type(v) ~= "integer" or v < 4096 then error("event_buffer must be an integer of at least 4096 bytes", 3) end
+  return v
+end)
+
+function Builder:build()
+  local s = copy(state(self))
+  check_url(s.gateway_url)
+  return core.object(Config, s)
+end
+
+function Builder:__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" end
+
+-- }===============
+
+--- The Identify payload for one shard (it holds the token: boxed too).
+function Config:identify_payload(shard_id, total)
+  local s = state(self)
+  local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
+  local d = {
+    token = TOKEN_PLACEHOLDER,
+    intents = s.intents,
+    properties = props,
+    compress = false,
+    large_threshold = s.large_threshold,
+    shard = json.array { shard_id, total },
+  }
+  if s.presence then d.presence = commands.presence(s.presence) end
+  return core.secret_splice(json.encode { op = 2, d = d }, TOKEN_PLACEHOLDER, s.token)
+end
+
+return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue }

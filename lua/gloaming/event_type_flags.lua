@@ -1,0 +1,69 @@
+--- EventTypeFlags: which events a subscription wants decoded.
+--
+-- One constant per event type (Discord's dispatch names, the six
+-- GATEWAY_* events, and UNKNOWN for a dispatch name gloaming does not know),
+-- group constants named after intents, and the set operators
+-- `|`, `&`, `~` (xor), unary `~` (complement), `==`, `:contains()`, `#`.
+local core = require "gloaming.core"
+
+local F = core.EventTypeFlags
+local EventTypeFlags = {}
+for k, v in pairs(F) do EventTypeFlags[k] = v end
+
+local function any(...)
+  local f = F.new()
+  for _, name in ipairs { ... } do f = f | F[name] end
+  return f
+end
+
+-- Groups, named after the intents that gate them (twilight's, plus the
+-- events Discord added since).
+local groups = {
+  GUILDS = { "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "GUILD_ROLE_CREATE",
+    "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE", "CHANNEL_CREATE", "CHANNEL_UPDATE",
+    "CHANNEL_DELETE", "CHANNEL_PINS_UPDATE", "THREAD_CREATE", "THREAD_UPDATE",
+    "THREAD_DELETE", "THREAD_LIST_SYNC", "THREAD_MEMBER_UPDATE", "THREAD_MEMBERS_UPDATE",
+    "STAGE_INSTANCE_CREATE", "STAGE_INSTANCE_UPDATE", "STAGE_INSTANCE_DELETE",
+    "VOICE_CHANNEL_STATUS_UPDATE", "VOICE_CHANNEL_START_TIME_UPDATE" },
+  GUILD_MEMBERS = { "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE",
+    "THREAD_MEMBERS_UPDATE" },
+  GUILD_MODERATION = { "GUILD_AUDIT_LOG_ENTRY_CREATE", "GUILD_BAN_ADD", "GUILD_BAN_REMOVE" },
+  GUILD_EXPRESSIONS = { "GUILD_EMOJIS_UPDATE", "GUILD_STICKERS_UPDATE",
+    "GUILD_SOUNDBOARD_SOUND_CREATE", "GUILD_SOUNDBOARD_SOUND_UPDATE",
+    "GUILD_SOUNDBOARD_SOUND_DELETE", "GUILD_SOUNDBOARD_SOUNDS_UPDATE" },
+  GUILD_INTEGRATIONS = { "GUILD_INTEGRATIONS_UPDATE", "INTEGRATION_CREATE",
+    "INTEGRATION_UPDATE", "INTEGRATION_DELETE" },
+  GUILD_WEBHOOKS = { "WEBHOOKS_UPDATE" },
+  GUILD_INVITES = { "INVITE_CREATE", "INVITE_DELETE" },
+  GUILD_VOICE_STATES = { "VOICE_CHANNEL_EFFECT_SEND", "VOICE_STATE_UPDATE" },
+  GUILD_PRESENCES = { "PRESENCE_UPDATE" },
+  GUILD_MESSAGES = { "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK" },
+  GUILD_MESSAGE_REACTIONS = { "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE",
+    "MESSAGE_REACTION_REMOVE_ALL", "MESSAGE_REACTION_REMOVE_EMOJI" },
+  GUILD_MESSAGE_TYPING = { "TYPING_START" },
+  GUILD_SCHEDULED_EVENTS = { "GUILD_SCHEDULED_EVENT_CREATE", "GUILD_SCHEDULED_EVENT_UPDATE",
+    "GUILD_SCHEDULED_EVENT_DELETE", "GUILD_SCHEDULED_EVENT_USER_ADD",
+    "GUILD_SCHEDULED_EVENT_USER_REMOVE" },
+  AUTO_MODERATION_CONFIGURATION = { "AUTO_MODERATION_RULE_CREATE",
+    "AUTO_MODERATION_RULE_UPDATE", "AUTO_MODERATION_RULE_DELETE" },
+  AUTO_MODERATION_EXECUTION = { "AUTO_MODERATION_ACTION_EXECUTION" },
+  MESSAGE_POLLS = { "MESSAGE_POLL_VOTE_ADD", "MESSAGE_POLL_VOTE_REMOVE" },
+  -- the six gateway-level events
+  GATEWAY = { "GATEWAY_HELLO", "GATEWAY_HEARTBEAT", "GATEWAY_HEARTBEAT_ACK",
+    "GATEWAY_RECONNECT", "GATEWAY_INVALIDATE_SESSION", "GATEWAY_CLOSE" },
+}
+groups.DIRECT_MESSAGES = groups.GUILD_MESSAGES
+groups.DIRECT_MESSAGE_REACTIONS = groups.GUILD_MESSAGE_REACTIONS
+groups.DIRECT_MESSAGE_TYPING = groups.GUILD_MESSAGE_TYPING
+groups.GUILD_MESSAGE_POLLS = groups.MESSAGE_POLLS
+groups.DIRECT_MESSAGE_POLLS = groups.MESSAGE_POLLS
+groups.GUILD_EMOJIS_AND_STICKERS = groups.GUILD_EXPRESSIONS
+
+for name, members in pairs(groups) do EventTypeFlags[name] = any(table.unpack(members)) end
+
+--- Everything (gateway events and UNKNOWN included).
+EventTypeFlags.all = F.all
+--- An empty set, or the set of the given names.
+EventTypeFlags.new = F.new
+
+return EventTypeFlags

@@ -1,0 +1,282 @@
+--- Shards: ShardId, Session, CloseFrame, Latency, Shard and MessageSender.
+--
+--   local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
+--   for event in shard:events(EventTypeFlags.MESSAGE_CREATE) do ... end
+--
+-- The connection, heartbeats, identify/resume and reconnects run in C on
+-- the loop; these objects read its state and its event queues.
+local core = require "gloaming.core"
+local log = require "gloaming.log"
+local commands = require "gloaming.commands"
+
+local state = core.state
+local M = {}
+
+-- {=============== ShardId ===============
+
+local ShardId = { __name = "gloaming.ShardId" }
+ShardId.__index = ShardId
+
+--- ShardId.new(number, total): 0 <= number < total.
+function ShardId.new(number, total)
+  if math.type(number) ~= "integer" or math.type(total) ~= "integer" or total < 1
+      or number < 0 or number >= total then
+    error(("bad shard id [%s, %s]: expected 0 <= number < total"):format(
+      tostring(number), tostring(total)), 2)
+  end
+  return core.object(ShardId, { number = number, total = total })
+end
+
+--- The shard of a guild: (guild_id >> 22) % total (guild_id a snowflake
+-- string or integer).
+function ShardId.for_guild(guild_id, total)
+  local id = math.tointeger(tonumber(guild_id))
+  if not id then error("bad guild id '" .. tostring(guild_id) .. "'", 2) end
+  return ShardId.new((id >> 22) % total, total)
+end
+
+ShardId.ONE = ShardId.new(0, 1)
+function ShardId:number() return state(self).number end
+function ShardId:total() return state(self).total end
+function ShardId:__tostring()
+  local s = state(self)
+  return ("[%d, %d]"):format(s.number, s.total)
+end
+function ShardId.__eq(a, b)
+  local sa, sb = state(a), state(b)
+  return sa.number == sb.number and sa.total == sb.total
+end
+function ShardId.__lt(a, b)
+  local sa, sb = state(a), state(b)
+  if sa.total ~= sb.total then error("ShardIds of different totals do not order", 2) end
+  return sa.number < sb.number
+end
+
+-- }===============
+
+-- {=============== Session, CloseFrame, Latency ===============
+
+local Session = { __name = "gloaming.Session" }
+Session.__index = Session
+
+--- Session.new(id, sequence)
+function Session.new(id, sequence)
+  if type(id) ~= "string" or id == "" then error("bad session id", 2) end
+  if math.type(sequence) ~= "integer" or sequence < 0 then error("bad sequence", 2) end
+  return core.object(Session, { id = id, sequence = sequence })
+end
+function Session:id() return state(self).id end
+function Session:sequence() return state(self).sequence end
+function Session:__tostring()
+  return ("gloaming.Session(%s, %d)"):format(state(self).id, state(self).sequence)
+end
+
+local CloseFrame = { __name = "gloaming.CloseFrame" }
+CloseFrame.__index = CloseFrame
+function CloseFrame.new(code, reason)
+  if math.type(code) ~= "integer" then error("bad close code", 2) end
+  return core.object(CloseFrame, { code = code, reason = reason or "" })
+end
+function CloseFrame:code() return state(self).code end
+function CloseFrame:reason() return state(self).reason end
+function CloseFrame:__tostring()
+  return ("gloaming.CloseFrame(%d, %q)"):format(state(self).code, state(self).reason)
+end
+--- 1000: ends the session (the bot shows offline).
+CloseFrame.NORMAL = CloseFrame.new(1000, "closing connection")
+--- 4000: keeps the session, to resume later.
+CloseFrame.RESUME = CloseFrame.new(4000, "resuming connection")
+
+local Latency = { __name = "gloaming.Latency" }
+Latency.__index = Latency
+--- Mean heartbeat round trip since the last Hello, in seconds (nil: none).
+function Latency:average() return state(self).average end
+--- The last five round trips, newest first.
+function Latency:recent() return state(self).recent end
+--- Heartbeats answered since the last Hello.
+function Latency:heartbeats() return state(self).heartbeats end
+--- When the last heartbeat went out / its ACK came (gloaming.now() time).
+function Latency:sent() return state(self).sent end
+function Latency:received() return state(self).received end
+function Latency:__tostring()
+  local s = state(self)
+  return ("gloaming.Latency(average=%s, heartbeats=%d)"):format(
+    s.average and ("%.3f s"):format(s.average) or "none", s.heartbeats)
+end
+
+local Ratelimiter = { __name = "gloaming.CommandRatelimiter" }
+Ratelimiter.__index = Ratelimiter
+local function limiter(self) return select(1, state(self).shard:ratelimiter_raw()) end
+--- Commands that may go out now.
+function Ratelimiter:available() return (state(self).shard:ratelimiter_raw()) or 0 end
+--- Commands allowed per 60 s on this connection.
+function Ratelimiter:max() return select(2, state(self).shard:ratelimiter_raw()) or 0 end
+--- Seconds until a permit frees (0 when one is free).
+function Ratelimiter:next_available() return select(3, state(self).shard:ratelimiter_raw()) or 0 end
+Ratelimiter.limiter = limiter
+
+-- }===============
+
+-- {=============== Shard ===============
+
+local Shard = core.class("gloaming.CoreShard")
+local meta = core.metatable("gloaming.CoreShard")
+meta.__name = "gloaming.Shard"
+
+-- Identify permits: the queue's enqueue runs in a task of its own; a queue
+-- that fails (nil, message) is asked again a second later.
+local hooks = {}
+function hooks.enqueue(shard)
+  local queue, id = shard:_queue(), shard:id():number()
+  while true do
+    local ok, result, msg, code = pcall(queue.enqueue, queue, id)
+    if ok and result then return shard:permit(true) end
+    if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
+    log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
+    if not core.sleep(1) then return shard:permit(false) end
+  end
+end
+function hooks.release(shard, sent)
+  local queue = shard:_queue()
+  if queue.release then
+    local ok, err = pcall(queue.release, queue, shard:id():number(), sent)
+    if not ok then log.warn("identify queue release: %s", tostring(err)) end
+  end
+end
+
+--- Shard.new(shard_id, config)
+function M.new_shard(shard_id, config)
+  if getmetatable(shard_id) ~= ShardId then error("bad argument #1 to 'Shard.new' (ShardId expected)", 2) end
+  local ok, Config = pcall(function() return require("gloaming.config").Config end)
+  if not ok or getmetatable(config) ~= Config then
+    error("bad argument #2 to 'Shard.new' (gloaming.Config expected)", 2)
+  end
+  local c = state(config)
+  local s = state(shard_id)
+  local session = c.session or nil
+  local shard = core.shard_new {
+    id = s.number,
+    total = s.total,
+    shard_id = shard_id,
+    token = c.token,
+    identify = config:identify_payload(s.number, s.total),
+    gateway_url = c.gateway_url,
+    compression = c.compression or nil,
+    ca_file = c.tls and c.tls.ca_file or nil,
+    event_buffer = c.event_buffer,
+    ratelimit = c.ratelimit_messages,
+    session_id = session and session:id() or nil,
+    sequence = session and session:sequence() or nil,
+    resume_url = session and c.resume_url or nil,
+    hooks = hooks,
+  }
+  core.shard_extra(shard, { config = config, queue = c.queue, id = shard_id })
+  return shard
+end
+
+function Shard:_queue() return core.shard_extra(self).queue end
+function Shard:id() return core.shard_extra(self).id end
+function Shard:config() return core.shard_extra(self).config end
+
+--- next_event(flags[, timeout]): the next event among flags, decoded.
+function Shard:next_event(flags, timeout)
+  return self:default_subscription(flags):next(timeout)
+end
+
+--- for event in shard:events(flags) do ... end: a subscription of its own,
+-- filtered as events arrive; recoverable errors are logged; the loop ends
+-- when the shard is closed. Leaving the loop closes the subscription.
+function Shard:events(flags)
+  local sub = self:subscribe(flags)
+  local id = tostring(self:id())
+  local function iter(s)
+    while true do
+      local ev, msg, code = s:next()
+      if ev then return ev end
+      if code == "ECLOSED" or code == "ECANCELED" then return nil end
+      log.warn("shard %s: %s", id, tostring(msg))
+    end
+  end
+  return iter, sub, nil, sub
+end
+
+--- next_message([timeout]): { kind = "text", data = json } |
+-- { kind = "close", code =, reason = }, raw and unfiltered.
+function Shard:next_message(timeout)
+  local sub = self:raw_subscription() or self:subscribe(nil, true)
+  return sub:next(timeout)
+end
+
+--- command(cmd): a command from gloaming.commands, queued in order; sent
+-- once identified, within the rate limit. true, or nil, message, code.
+function Shard:command(cmd)
+  if not commands.is_command(cmd) then
+    error("bad argument #1 to 'command' (a gloaming.commands command expected)", 2)
+  end
+  return self:send(cmd:json())
+end
+
+local core_close = Shard.close
+--- close([frame]): closes the shard (no reconnect after this). Never raises.
+function Shard:close(frame)
+  frame = frame or CloseFrame.NORMAL
+  local s = getmetatable(frame) == CloseFrame and state(frame) or { code = 1000, reason = "" }
+  return core_close(self, s.code, s.reason)
+end
+
+local core_state = Shard.state
+--- state(): "disconnected" (with the attempt count), "identifying",
+-- "resuming", "active", "closed" or "fatally_closed".
+function Shard:state()
+  local name, attempts = core_state(self)
+  if name == "disconnected" then return name, attempts end
+  return name
+end
+
+--- session(): the Session (id and last sequence), or nil.
+function Shard:session()
+  local id, seq = self:session_raw()
+  if id then return Session.new(id, seq) end
+end
+
+--- resume_url(): where this session resumes, or nil.
+function Shard:resume_url() return select(3, self:session_raw()) end
+
+--- latency(): a snapshot of heartbeat round trips.
+function Shard:latency() return core.object(Latency, self:latency_raw()) end
+
+--- ratelimiter(): the command ratelimiter, nil while disconnected or
+-- when disabled.
+function Shard:ratelimiter()
+  if self:ratelimiter_raw() then return core.object(Ratelimiter, { shard = self }) end
+end
+
+local MessageSender = { __name = "gloaming.MessageSender" }
+MessageSender.__index = MessageSender
+--- sender(): a handle other tasks use to send and close.
+function Shard:sender() return core.object(MessageSender, { shard = self }) end
+function MessageSender:is_closed()
+  local name = core_state(state(self).shard)
+  return name == "closed" or name == "fatally_closed"
+end
+function MessageSender:send(json)
+  if self:is_closed() then return nil, "closed", "ECLOSED" end
+  return state(self).shard:send(json)
+end
+function MessageSender:command(cmd)
+  if self:is_closed() then return nil, "closed", "ECLOSED" end
+  return state(self).shard:command(cmd)
+end
+function MessageSender:close(frame) return state(self).shard:close(frame) end
+
+function meta.__tostring(self)
+  local name, attempts = core_state(self)
+  return ("gloaming.Shard(%s, %s%s)"):format(tostring(self:id()), name,
+    name == "disconnected" and (", attempts " .. attempts) or "")
+end
+
+-- }===============
+
+M.ShardId, M.Session, M.CloseFrame, M.Latency, M.MessageSender = ShardId, Session, CloseFrame, Latency, MessageSender
+M.Shard = { new = M.new_shard }
+return M

@@ -1,0 +1,448 @@
+--- gloaming.testing.gateway: a fake Discord gateway for specs.
+--
+-- A real server on 127.0.0.1 (websocket, optional TLS, zlib-stream and
+-- zstd-stream, a few REST routes) that enforces Discord's documented
+-- rules, and that a spec scripts: dispatch events, force reconnects,
+-- drop connections, inject garbage, inspect what the client sent.
+--
+--   local fake = gloaming.testing.gateway{ shards = 2, guilds = { { id = "..." } } }
+--   -- connect a client to fake.url, then:
+--   fake:wait_ready(0, 5)
+--   fake:dispatch(0, "MESSAGE_CREATE", { ... })
+--
+-- It must be created inside a task (gloaming.run, testing.run). Its tasks
+-- end with the run, or at fake:stop(). The reference is in README.md
+-- ("The fake gateway"). Files: connection.lua (the websocket protocol),
+-- session.lua, commands.lua (ops 4, 8, 31, 43), rest.lua, replay.lua,
+-- model.lua (Discord's objects), json.lua, signal.lua.
+local gloaming = require "gloaming"
+local core = require "gloaming.core"
+local certs = require "gloaming.testing.certs"
+local json = require "gloaming.testing.gateway.json"
+local model = require "gloaming.testing.gateway.model"
+local Session = require "gloaming.testing.gateway.session"
+local Signal = require "gloaming.testing.gateway.signal"
+local Conn = require "gloaming.testing.gateway.connection"
+local rest = require "gloaming.testing.gateway.rest"
+
+local IDENTIFY_WINDOW = 5             -- s between identifies of one bucket
+local MAX_MESSAGE = 1024 * 1024       -- bytes of one client websocket message
+local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
+
+local gateway = {}
+
+--- For dispatch data built by hand: gateway.array{} encodes as [] even
+-- when empty; gateway.null is JSON null.
+gateway.array = json.array
+gateway.null = json.null
+
+-- The documented intent bits, and the privileged ones among them.
+local ALL_INTENTS, PRIVILEGED_INTENTS = 0, 0
+for _, intent in pairs(core.intents) do
+  ALL_INTENTS = ALL_INTENTS | intent.value
+  if intent.privileged then PRIVILEGED_INTENTS = PRIVILEGED_INTENTS | intent.value end
+end
+
+local Fake = {}
+Fake.__index = Fake
+
+-- {=============== options ===============
+
+local function option(opts, name, kind, default, check)
+  local v = opts[name]
+  if v == nil then return default end
+  local ok = (kind == "integer" and math.type(v) == "integer") or type(v) == kind
+  if not ok or (check and not check(v)) then
+    error(("gateway option %s: bad value %s"):format(name, tostring(v)), 4)
+  end
+  return v
+end
+
+local function positive(v) return v > 0 end
+local function not_negative(v) return v >= 0 end
+
+local SETTINGS = {
+  hello = function(v) return type(v) == "boolean" or (type(v) == "number" and v >= 0) end,
+  ready = function(v) return type(v) == "boolean" end,
+  accept = function(v) return v == "ok" or v == "refuse" or v == "http_503" or v == "hang" end,
+}
+
+--- Guilds, their channels, and DM channels, indexed for the handlers.
+local function configure_guilds(self, opts)
+  self.guilds, self.guild_by_id, self.channels = {}, {}, {}
+  for _, g in ipairs(opts.guilds or {}) do
+    local guild = model.guild(g, self.user, self.new_id)
+    guild.shard = model.shard_for(guild.id, self.shards)
+    self.guilds[#self.guilds + 1] = guild
+    self.guild_by_id[guild.id] = guild
+    for _, c in ipairs(guild.channels) do self.channels[c.id] = { channel = c, guild = guild } end
+  end
+  for _, c in ipairs(opts.dm_channels or {}) do
+    local channel = model.dm_channel(c, self.new_id)
+    self.channels[channel.id] = { channel = channel }
+  end
+end
+
+local function configure(self, opts)
+  self.shards = option(opts, "shards", "integer", 1, positive)
+  self.heartbeat_interval = option(opts, "heartbeat_interval", "number", 41.25, positive)
+  self.heartbeat_ms = math.floor(self.heartbeat_interval * 1000 + 0.5)
+  self.token = option(opts, "token", "string", nil) or model.random_token()
+  self.max_concurrency = option(opts, "max_concurrency", "integer", 1, positive)
+  self.allowed_intents = option(opts, "allowed_intents", "integer", ALL_INTENTS)
+  self.min_shards = option(opts, "min_shards", "integer", 1, positive)
+  self.session_timeout = option(opts, "session_timeout", "number", 60, not_negative)
+  self.interaction_timeout = option(opts, "interaction_timeout", "number", 3, not_negative)
+  self.all_intents, self.privileged_intents = ALL_INTENTS, PRIVILEGED_INTENTS
+  local limit = option(opts, "session_start_limit", "table", {})
+  self.session_start_limit = {
+    total = limit.total or 1000,
+    remaining = limit.remaining or limit.total or 1000,
+    reset_after = limit.reset_after or 86400000,
+  }
+  self.remaining = self.session_start_limit.remaining
+  self.new_id = model.snowflakes()
+  self.user = model.bot_user(option(opts, "user", "table", nil), self.new_id)
+  self.application_id = option(opts, "application_id", "string", self.user.id)
+  self.tester = model.user({ username = "tester" }, self.new_id)
+  configure_guilds(self, opts)
+end
+
+-- }===============
+
+-- {=============== serving connections ===============
+
+local function parse_query(query)
+  local q = {}
+  for pair in (query or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    local function unescape(s)
+      return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+    q[unescape(k)] = unescape(v)
+  end
+  return q
+end
+
+local function is_websocket(req)
+  return (req.headers.upgrade or ""):lower() == "websocket"
+end
+
+--- A websocket request at "/": refused as fake:set{ accept = } says, or
+-- upgraded (compressed as its query asks) and served as a gateway
+-- connection. Returns true when the HTTP connection should go on.
+function Fake:_upgrade(raw, req, port, slot)
+  local accept = self.settings.accept
+  if accept == "refuse" then
+    raw:reset()
+    return false
+  elseif accept == "http_503" then
+    rest.respond_status(raw, 503)
+    return true
+  elseif accept == "hang" then -- never answer; hold the socket until the client goes
+    repeat
+      local _, kind = raw:receive()
+    until kind ~= "http"
+    return false
+  end
+  local query = parse_query(req.query)
+  local compression = (query.compress == "zlib-stream" or query.compress == "zstd-stream")
+    and query.compress or nil
+  local ok, err = raw:upgrade(req, compression, MAX_MESSAGE)
+  if not ok then
+    self.log.debug("upgrade failed: %s", tostring(err))
+    return false
+  end
+  self.next_conn_id = self.next_conn_id + 1
+  local conn = Conn.new(self, raw, { id = self.next_conn_id, port = port, compression = compression, slot = slot })
+  slot.conn = conn
+  self.conn_list[#self.conn_list + 1] = conn
+  conn:serve(query)
+  return false
+end
+
+--- Serves HTTP requests on a connection until one becomes a websocket.
+local function serve_http(fake, raw, port, slot)
+  while true do
+    local req, kind = raw:receive()
+    if kind ~= "http" then return end
+    if req.path == "/" and is_websocket(req) then
+      if not fake:_upgrade(raw, req, port, slot) then return end
+    else
+      rest.handle(fake, raw, req)
+    end
+  end
+end
+
+--- The task of one accepted connection. A Lua error in it is the fake's
+-- bug, not the client's: it is logged, and it closes this connection
+-- (4000 on a websocket, 500 on HTTP) and nothing else.
+local function serve_connection(fake, raw, port, slot)
+  local ok, err = xpcall(serve_http, debug.traceback, fake, raw, port, slot)
+  if not ok then
+    fake.log.error("connection on port %d failed: %s", port, tostring(err))
+    if slot.conn then
+      slot.conn:close(4000)
+    elseif raw:is_open() then
+      pcall(rest.respond_status, raw, 500)
+    end
+  end
+  fake.serving[slot] = nil
+end
+
+local function accept_loop(fake, listener)
+  local port = listener:port()
+  while true do
+    local raw, msg, code = listener:accept()
+    if not raw then
+      if code ~= "ECANCELED" and code ~= "ECLOSED" then
+        fake.log.warn("accept on port %d failed: %s", port, tostring(msg))
+      end
+      return
+    end
+    local slot = {}
+    fake.serving[slot] = true
+    slot.task = gloaming.spawn(serve_connection, fake, raw, port, slot)
+  end
+end
+
+local function listen(self, port, tls)
+  local listener, msg = core.listen { host = "127.0.0.1", port = port, tls = tls }
+  if not listener then error("fake gateway: cannot listen on port " .. port .. ": " .. tostring(msg), 3) end
+  return listener
+end
+
+-- }===============
+
+--- Starts a fake gateway (inside a task). See README.md for the options.
+function gateway.new(opts)
+  opts = opts or {}
+  local self = setmetatable({}, Fake)
+  configure(self, opts)
+  self.log = gloaming.log.with { fake = "gateway" }
+  self.settings = { hello = true, ready = true, accept = "ok" }
+  self.on_connect = nil
+  self.changed = Signal.new()    -- notified when a connection's state changes
+  self.sessions = {}             -- session id -> Session
+  self.shard_sessions = {}       -- shard id -> its newest Session
+  self.shard_conns = {}          -- shard id -> its newest connection
+  self.conn_list = {}            -- every websocket connection, in order
+  self.serving = {}              -- slot -> true, for each connection task
+  self.next_conn_id = 0
+  self.received_log = {}
+  self.message_log = {}
+  self.interactions = {}         -- interaction id -> { token, created_at, responses }
+  self.identify_buckets = {}     -- rate limit key -> time of its last identify
+  self.all_members_requested = {} -- guild id -> time of its last all-members request
+
+  local tls
+  if opts.tls then
+    self.certs = certs.make()
+    self.ca_file = self.certs.ca_file
+    tls = { cert_file = self.certs.cert_file, key_file = self.certs.key_file }
+  end
+  self.listener = listen(self, option(opts, "port", "integer", 0, not_negative), tls)
+  self.resume_listener = listen(self, 0, tls)
+  local ws, http = tls and "wss" or "ws", tls and "https" or "http"
+  self.port = self.listener:port()
+  self.url = ("%s://127.0.0.1:%d"):format(ws, self.port)
+  self.http_url = ("%s://127.0.0.1:%d"):format(http, self.port)
+  self.resume_url = ("%s://127.0.0.1:%d"):format(ws, self.resume_listener:port())
+  self.accept_tasks = {
+    gloaming.spawn(accept_loop, self, self.listener),
+    gloaming.spawn(accept_loop, self, self.resume_listener),
+  }
+  return self
+end
+
+-- {=============== used by the connections and routes ===============
+
+function Fake:_record(entry)
+  self.received_log[#self.received_log + 1] = entry
+end
+
+function Fake:_record_message(channel_id, body)
+  self.message_log[#self.message_log + 1] = { channel_id = channel_id, body = body }
+end
+
+function Fake:_set_shard_conn(shard_id, conn)
+  self.shard_conns[shard_id] = conn
+end
+
+--- Takes the identify slot of the shard's bucket (shard_id %
+-- max_concurrency): one identify per bucket in IDENTIFY_WINDOW seconds,
+-- measured from the bucket's last accepted identify.
+function Fake:_take_identify_slot(shard_id)
+  local key, now = shard_id % self.max_concurrency, gloaming.now()
+  local last = self.identify_buckets[key]
+  if last and now - last < IDENTIFY_WINDOW then return false end
+  self.identify_buckets[key] = now
+  return true
+end
+
+function Fake:_new_session(identity)
+  identity.id = model.random_hex(32)
+  local session = Session.new(identity)
+  self.sessions[session.id] = session
+  self.shard_sessions[session.shard_id] = session
+  return session
+end
+
+function Fake:_resumable_session(session_id)
+  local session = type(session_id) == "string" and self.sessions[session_id]
+  if session and session:resumable(gloaming.now(), self.session_timeout) then return session end
+  return nil
+end
+
+function Fake:_guilds_of_shard(shard_id)
+  local out = {}
+  for _, guild in ipairs(self.guilds) do
+    if guild.shard == shard_id then out[#out + 1] = guild end
+  end
+  return out
+end
+
+function Fake:_guild_on_shard(guild_id, shard_id)
+  local guild = self.guild_by_id[guild_id]
+  if guild and guild.shard == shard_id then return guild end
+  return nil
+end
+
+-- }===============
+
+-- {=============== the spec's API ===============
+
+local function check_shard(shard_id)
+  if math.type(shard_id) ~= "integer" then error("shard id must be an integer", 3) end
+end
+
+--- The shard's newest connection; raises when it has no open one.
+function Fake:_conn_of(shard_id)
+  check_shard(shard_id)
+  local conn = self.shard_conns[shard_id]
+  if not conn or conn.ended then
+    error(("shard %d has no open connection"):format(shard_id), 3)
+  end
+  return conn
+end
+
+function Fake:_session_of(shard_id)
+  check_shard(shard_id)
+  local session = self.shard_sessions[shard_id]
+  if not (session and session.valid) then
+    error(("shard %d has no session"):format(shard_id), 3)
+  end
+  return session
+end
+
+--- Waits until READY or RESUMED was sent on the shard's current
+-- connection (one the fake has not told to go). Returns true and the
+-- connection, or nil, "timed out", "ETIMEDOUT".
+function Fake:wait_ready(shard_id, timeout)
+  check_shard(shard_id)
+  local conn, msg, code = self.changed:wait_until(function()
+    local c = self.shard_conns[shard_id]
+    return c and c.ready_sent and not c.ended and not c.stale and c
+  end, timeout or DEFAULT_WAIT)
+  if not conn then return nil, msg, code end
+  return true, conn
+end
+
+--- Sends a dispatch to the shard's session (kept, and replayed on
+-- resume, while the session has no connection). Returns its seq.
+function Fake:dispatch(shard_id, t, data)
+  return self:_session_of(shard_id):dispatch(t, data)
+end
+
+-- The shard-keyed controls act on the shard's newest connection.
+for _, name in ipairs { "reconnect", "invalidate_session", "request_heartbeat", "close", "drop",
+  "stop_acking", "inject", "replay" } do
+  Fake[name] = function(self, shard_id, ...)
+    local conn = self:_conn_of(shard_id)
+    return conn[name](conn, ...)
+  end
+end
+
+--- Changes how new connections are treated:
+-- hello = true (default) | false (never) | seconds of delay;
+-- ready = true (default) | false (accept Identify/Resume, send nothing);
+-- accept = "ok" | "refuse" (TCP reset) | "http_503" | "hang" (no answer),
+-- for websocket upgrades (REST keeps working).
+function Fake:set(settings)
+  for k, v in pairs(settings) do
+    if not SETTINGS[k] then error("unknown setting " .. tostring(k), 2) end
+    if not SETTINGS[k](v) then error(("bad value for setting %s: %s"):format(k, tostring(v)), 2) end
+    self.settings[k] = v
+  end
+end
+
+--- Every websocket connection so far, in order (open or not).
+function Fake:connections()
+  return table.move(self.conn_list, 1, #self.conn_list, 1, {})
+end
+
+--- What clients sent, in order: { conn, port, at, op, d, raw } entries;
+-- with a shard id, only from the connections that shard identified or
+-- resumed on (including what they sent before).
+function Fake:received(shard_id)
+  local out = {}
+  for _, entry in ipairs(self.received_log) do
+    if shard_id == nil or entry.conn.shard_id == shard_id then out[#out + 1] = entry end
+  end
+  return out
+end
+
+--- The bodies POSTed to Create Message (for one channel, or all).
+function Fake:messages(channel_id)
+  local out = {}
+  for _, m in ipairs(self.message_log) do
+    if channel_id == nil or m.channel_id == channel_id then out[#out + 1] = m.body end
+  end
+  return out
+end
+
+--- Dispatches an INTERACTION_CREATE for the slash command `name` to the
+-- shard. options: a list of option objects, or a map name -> value.
+-- opts: guild_id, channel_id, user (defaults: the shard's first guild and
+-- its first channel, a "tester" user; no guild: a DM).
+-- Returns the interaction's id and token.
+function Fake:interact(shard_id, name, options, opts)
+  opts = opts or {}
+  local session = self:_session_of(shard_id)
+  local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
+  local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
+  local id, token = self.new_id(), model.random_token()
+  self.interactions[id] = { token = token, created_at = gloaming.now(), responses = {} }
+  session:dispatch("INTERACTION_CREATE", model.interaction {
+    id = id, token = token, application_id = self.application_id, command_id = self.new_id(),
+    name = name, options = options, user = opts.user or self.tester,
+    guild_id = opts.guild_id or (guild and guild.id), joined_at = guild and guild.joined_at,
+    channel_id = channel_id,
+  })
+  return id, token
+end
+
+--- The response bodies POSTed to an interaction's callback.
+function Fake:interaction_responses(interaction_id)
+  local interaction = self.interactions[interaction_id]
+  if not interaction then return {} end
+  return table.move(interaction.responses, 1, #interaction.responses, 1, {})
+end
+
+--- Stops serving: listeners close, connections close with 1001, the
+-- TLS files go. Safe to call twice.
+function Fake:stop()
+  if self.stopped then return end
+  self.stopped = true
+  self.listener:close()
+  self.resume_listener:close()
+  for _, conn in ipairs(self.conn_list) do conn:close(1001, "The fake gateway stops.") end
+  for slot in pairs(self.serving) do
+    if slot.task and slot.task:status() == "waiting" then slot.task:cancel() end
+  end
+  certs.remove(self.certs)
+end
+
+-- }===============
+
+return gateway

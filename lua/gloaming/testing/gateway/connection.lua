@@ -1,0 +1,469 @@
+--- One websocket connection to the fake gateway: Discord's rules for what
+-- a client may send, and the controls a spec uses to script the server's
+-- side (dispatch, reconnect, close, drop, inject...).
+--
+-- Theory of operation. One task reads the connection (Conn:serve). It
+-- waits for the next message with a timeout that ends at the next
+-- deadline (the delayed Hello, or the heartbeat deadline), so every timer
+-- is a receive timeout on gloaming's clock and a spec on the virtual
+-- clock skips through them. Every message is counted against the rate
+-- limit, checked, decoded and handed to the handler of its opcode; a
+-- broken rule closes the connection with Discord's close code. Methods
+-- called from other tasks (close, drop) end the connection and cancel the
+-- reading task, which the server-side connection would not otherwise wake.
+local gloaming = require "gloaming"
+local core = require "gloaming.core"
+local json = require "gloaming.testing.gateway.json"
+local model = require "gloaming.testing.gateway.model"
+local commands = require "gloaming.testing.gateway.commands"
+local replay = require "gloaming.testing.gateway.replay"
+
+local MAX_PAYLOAD = 4096                -- bytes a client payload may have
+local RATE_LIMIT, RATE_WINDOW = 120, 60 -- payloads per sliding window (s)
+local IDENTIFY_WINDOW = 5               -- s between identifies in a bucket
+local HEARTBEAT_GRACE = 1.5             -- intervals without a heartbeat
+local EPSILON = 1e-6                    -- clock slack when a deadline is due
+
+local INTENT_GUILDS = core.intents.GUILDS.value
+
+-- Opcodes by number, from the shared table.
+local OPCODES = {}
+for name, o in pairs(core.opcodes) do OPCODES[o.op] = { name = name, send = o.send } end
+
+-- Discord's own close reasons.
+local REASONS = {
+  [4000] = "Unknown error.", [4001] = "Unknown opcode.", [4002] = "Error while decoding payload.",
+  [4003] = "Not authenticated.", [4004] = "Authentication failed.",
+  [4005] = "Already authenticated.", [4007] = "Invalid seq.", [4008] = "Rate limited.",
+  [4009] = "Session timed out.", [4010] = "Invalid shard.", [4011] = "Sharding required.",
+  [4012] = "Invalid API version.", [4013] = "Invalid intent(s).", [4014] = "Disallowed intent(s).",
+}
+
+--- A payload that is not a dispatch (s and t are null).
+local function control(op, d)
+  return ('{"op":%d,"d":%s,"s":null,"t":null}'):format(op, d)
+end
+
+local HEARTBEAT_ACK = control(11, "null")
+
+local Conn = {}
+Conn.__index = Conn
+
+--- args: id, port, compression, slot (slot.task reads the connection).
+function Conn.new(fake, raw, args)
+  return setmetatable({
+    fake = fake,
+    raw = raw,
+    id = args.id,
+    port = args.port,
+    compression = args.compression,
+    slot = args.slot,
+    shard_id = nil,     -- known after Identify or Resume
+    session_id = nil,
+    session = nil,      -- set while authenticated
+    acking = true,      -- answers heartbeats (stop_acking makes a zombie)
+    streaming = false,  -- dispatches flow (READY or RESUMED was sent)
+    ready_sent = false,
+    stale = false,      -- the fake told the client to go (op 7, op 9, close)
+    ended = false,
+    closed_by = nil,    -- "server", "client" or "transport" once ended
+    close_code = nil,
+    close_reason = nil,
+    hello_at = nil,     -- when a delayed Hello is due
+    heartbeat_deadline = nil,
+    window = { first = 1, last = 0 }, -- arrival times within RATE_WINDOW
+    log = fake.log.with { conn = args.id },
+  }, Conn)
+end
+
+-- {=============== sending and ending ===============
+
+function Conn:_send(payload)
+  if self.ended then return end
+  local ok, err = self.raw:send_payload(payload)
+  if not ok then self.log.debug("send failed: %s", tostring(err)) end
+end
+
+--- Ends the connection's life in the fake's books: the session is let go
+-- (or invalidated, for the codes after which Discord wants a new one),
+-- waiters are told, and the reading task stops.
+function Conn:_end(by, code, reason)
+  if self.ended then return end
+  self.ended, self.closed_by, self.close_code, self.close_reason = true, by, code, reason
+  self.streaming = false
+  local session = self.session
+  if session then
+    local action = by == "server" and code and core.close_codes[code]
+    if action and action.action ~= "resume" then session:invalidate() end
+    session:detach(self, gloaming.now())
+  end
+  self.log.debug("ended by the %s (%s)", by, tostring(code))
+  self.fake.changed:notify()
+  -- A waiting receive is not woken by our own close or reset: cancel it.
+  -- From inside the reading task itself, the loop sees `ended` instead.
+  local task = self.slot.task
+  if task and task:status() == "waiting" then task:cancel() end
+end
+
+--- Closes with a close frame (default 4000) and returns at once.
+function Conn:close(code, reason)
+  if self.ended then return false end
+  code = code or 4000
+  reason = reason or REASONS[code] or ""
+  self.raw:close(code, reason)
+  self:_end("server", code, reason)
+  return true
+end
+
+--- Drops the TCP connection (reset, no close frame): the session stays
+-- resumable, as after a network failure.
+function Conn:drop()
+  if self.ended then return false end
+  self.raw:reset()
+  self:_end("server", nil, "dropped")
+  return true
+end
+
+-- }===============
+
+-- {=============== timers ===============
+
+function Conn:_send_hello()
+  self.hello_at = nil
+  self:_send(control(10, ('{"heartbeat_interval":%d}'):format(self.fake.heartbeat_ms)))
+  self:_arm_heartbeat_deadline()
+end
+
+function Conn:_arm_heartbeat_deadline()
+  self.heartbeat_deadline = gloaming.now() + HEARTBEAT_GRACE * self.fake.heartbeat_ms / 1000
+end
+
+--- Seconds until the next deadline, or nil when there is none.
+function Conn:_time_to_deadline()
+  local due = math.min(self.hello_at or math.huge, self.heartbeat_deadline or math.huge)
+  if due == math.huge then return nil end
+  return math.max(0, due - gloaming.now())
+end
+
+function Conn:_on_deadline()
+  local now = gloaming.now() + EPSILON
+  if self.hello_at and now >= self.hello_at then self:_send_hello() end
+  if self.heartbeat_deadline and now >= self.heartbeat_deadline then
+    self:close(4009)
+  end
+end
+
+-- }===============
+
+-- {=============== the reading loop ===============
+
+local COMPRESSIONS = { ["zlib-stream"] = true, ["zstd-stream"] = true }
+
+--- The close code and reason for a bad connect query, or nil.
+local function check_query(q)
+  if q.v ~= "10" then return 4012, "Invalid API version: " .. tostring(q.v) end
+  if q.encoding ~= nil and q.encoding ~= "json" then
+    return 4002, "The fake gateway speaks encoding=json only."
+  end
+  if q.compress ~= nil and not COMPRESSIONS[q.compress] then
+    return 4002, "Unknown compress: " .. q.compress
+  end
+end
+
+--- Serves the connection until it ends. `query` is the decoded query of
+-- the upgrade request.
+function Conn:serve(query)
+  local code, reason = check_query(query)
+  if code then return self:close(code, reason) end
+  if self.fake.on_connect then self.fake.on_connect(self) end
+  local hello = self.fake.settings.hello
+  if hello == true then
+    self:_send_hello()
+  elseif type(hello) == "number" then
+    self.hello_at = gloaming.now() + hello
+  end
+  while not self.ended do
+    local data, kind, err = self.raw:receive(self:_time_to_deadline())
+    if self.ended then break end
+    if kind == "text" or kind == "binary" then
+      self:_on_payload(data)
+    elseif kind == "close" then
+      self:_on_client_close(err, data)
+    elseif err == "ETIMEDOUT" then
+      self:_on_deadline()
+    else -- a protocol error (the connection closed it), EOF or cancellation
+      self:_end("transport", nil, data)
+    end
+  end
+end
+
+function Conn:_on_client_close(code, reason)
+  -- Discord invalidates a session its client closes with 1000 or 1001.
+  if self.session and (code == 1000 or code == 1001) then self.session:invalidate() end
+  self:_end("client", code, reason)
+end
+
+--- Counts a payload; true when it is one too many for the window.
+function Conn:_over_rate_limit(now)
+  local w = self.window
+  w.last = w.last + 1
+  w[w.last] = now
+  while w[w.first] <= now - RATE_WINDOW do
+    w[w.first] = nil
+    w.first = w.first + 1
+  end
+  return w.last - w.first + 1 > RATE_LIMIT
+end
+
+local HANDLERS = {}
+
+function Conn:_on_payload(data)
+  local now = gloaming.now()
+  local msg = json.decode(data)
+  local entry = { conn = self, port = self.port, at = now, raw = data }
+  if type(msg) == "table" then
+    entry.op = type(msg.op) == "number" and math.tointeger(msg.op) or nil
+    entry.d = msg.d
+  end
+  self.fake:_record(entry)
+
+  if self:_over_rate_limit(now) then return self:close(4008) end
+  if #data > MAX_PAYLOAD then return self:close(4002, "Payload over 4096 bytes.") end
+  if type(msg) ~= "table" or type(msg.op) ~= "number" then return self:close(4002) end
+  local op = math.tointeger(msg.op)
+  local info = op and OPCODES[op]
+  if not (info and info.send) then return self:close(4001) end
+  -- A shard waiting in the identify queue heartbeats: 1, 2 and 6 are
+  -- the only opcodes allowed before a session.
+  if not self.session and op ~= 1 and op ~= 2 and op ~= 6 then return self:close(4003) end
+  local d = msg.d
+  if d == json.null then d = nil end
+  return HANDLERS[op](self, d)
+end
+
+-- }===============
+
+-- {=============== opcodes ===============
+
+HANDLERS[1] = function(self, d) -- Heartbeat
+  if d ~= nil and not (type(d) == "number" and math.tointeger(d) and d >= 0) then
+    return self:close(4001, "Invalid heartbeat: d must be a sequence number or null.")
+  end
+  if self.heartbeat_deadline then self:_arm_heartbeat_deadline() end
+  if self.acking then self:_send(HEARTBEAT_ACK) end
+end
+
+local function integer(v)
+  return type(v) == "number" and math.tointeger(v) or nil
+end
+
+--- Identify's checks, in Discord's order of importance. Returns a close
+-- code and reason, or nil and the identity the session starts with.
+local function check_identify(fake, d)
+  if type(d) ~= "table" then return 4002, "Identify needs an object." end
+  if d.token ~= fake.token then return 4004 end
+  if type(d.properties) ~= "table" then return 4002, "Identify needs properties." end
+  local threshold = 50
+  if d.large_threshold ~= nil then
+    threshold = integer(d.large_threshold)
+    if not threshold or threshold < 50 or threshold > 250 then
+      return 4002, "large_threshold must be 50 to 250."
+    end
+  end
+  local intents = integer(d.intents)
+  if not intents or intents < 0 or intents & ~fake.all_intents ~= 0 then return 4013 end
+  if intents & fake.privileged_intents & ~fake.allowed_intents ~= 0 then return 4014 end
+  local shard_id, total = 0, 1
+  if d.shard ~= nil then
+    local s = d.shard
+    shard_id, total = type(s) == "table" and integer(s[1]), type(s) == "table" and integer(s[2])
+    if not shard_id or not total or #s ~= 2 or total < 1 or shard_id < 0 or shard_id >= total then
+      return 4010
+    end
+  end
+  if total < fake.min_shards then return 4011 end
+  if total ~= fake.shards then
+    return 4010, ("Invalid shard: %d shards, the gateway expects %d."):format(total, fake.shards)
+  end
+  return nil, nil, {
+    shard_id = shard_id, shards = total, intents = intents,
+    large_threshold = threshold, shard_given = d.shard ~= nil,
+  }
+end
+
+HANDLERS[2] = function(self, d) -- Identify
+  if self.session then return self:close(4005) end
+  local fake = self.fake
+  local code, reason, identity = check_identify(fake, d)
+  if code then return self:close(code, reason) end
+  -- At zero, Discord resets the token: the identify fails authentication.
+  if fake.remaining <= 0 then return self:close(4004, "Session start limit reached.") end
+  if not fake:_take_identify_slot(identity.shard_id) then
+    return self:_send(control(9, "false"))
+  end
+  fake.remaining = fake.remaining - 1
+  self:_attach(fake:_new_session(identity))
+  if fake.settings.ready then self:_send_ready() end
+end
+
+function Conn:_attach(session)
+  local old = session.conn
+  session.conn = self
+  session.ended_at = nil
+  self.session, self.session_id, self.shard_id = session, session.id, session.shard_id
+  self.fake:_set_shard_conn(session.shard_id, self)
+  if old and old ~= self then -- a resume took the session over
+    old.session = nil
+    old:close(4000, "The session was resumed on another connection.")
+  end
+end
+
+function Conn:_mark_ready()
+  self.streaming = true
+  self.ready_sent = true
+  self.fake.changed:notify()
+end
+
+function Conn:_send_ready()
+  local fake, session = self.fake, self.session
+  local guilds = fake:_guilds_of_shard(session.shard_id)
+  self.streaming = true
+  session:dispatch("READY", model.ready {
+    user = fake.user,
+    guilds = guilds,
+    session_id = session.id,
+    resume_gateway_url = fake.resume_url,
+    shard = session.shard_given and { session.shard_id, session.shards } or nil,
+    application_id = fake.application_id,
+  })
+  -- GUILD_CREATE is an event of the GUILDS intent.
+  if session.intents & INTENT_GUILDS ~= 0 then
+    for _, guild in ipairs(guilds) do
+      session:dispatch("GUILD_CREATE", model.guild_create(guild, fake.user, session.large_threshold))
+    end
+  end
+  self:_mark_ready()
+end
+
+HANDLERS[6] = function(self, d) -- Resume
+  if self.session then return self:close(4005) end
+  if type(d) ~= "table" then return self:close(4002, "Resume needs an object.") end
+  local fake = self.fake
+  if d.token ~= fake.token then return self:close(4004) end
+  local session = fake:_resumable_session(d.session_id)
+  if not session then return self:_send(control(9, "false")) end
+  local seq = integer(d.seq)
+  if not seq or seq < 0 or seq > session.seq then
+    session:invalidate()
+    return self:close(4007)
+  end
+  local missed = session:payloads_after(seq)
+  if not missed then return self:_send(control(9, "false")) end
+  self:_attach(session)
+  if not fake.settings.ready then return end
+  self.streaming = true
+  for _, payload in ipairs(missed) do self:_send(payload) end
+  session:dispatch("RESUMED", {})
+  self:_mark_ready()
+end
+
+HANDLERS[3] = function(self, d) -- Presence Update: recorded, nothing else
+  if type(d) ~= "table" then return self:close(4001, "Invalid presence update.") end
+end
+
+HANDLERS[4] = commands.voice_state_update
+HANDLERS[8] = commands.request_guild_members
+HANDLERS[31] = commands.request_soundboard_sounds
+HANDLERS[43] = commands.request_channel_info
+
+-- }===============
+
+-- {=============== controls for specs ===============
+
+function Conn:_session_or_raise(what)
+  if not self.session then
+    error(("%s: connection %d has no session"):format(what, self.id), 3)
+  end
+  return self.session
+end
+
+--- Sends a dispatch on this connection's session; returns its seq.
+function Conn:dispatch(t, data)
+  return self:_session_or_raise("dispatch"):dispatch(t, data)
+end
+
+--- Op 7: the client should reconnect and resume.
+function Conn:reconnect()
+  self.stale = true
+  self:_send(control(7, "null"))
+  return true
+end
+
+--- Op 9. With resumable false the session is over; either way this
+-- connection is no longer authenticated (further commands get 4003).
+function Conn:invalidate_session(resumable)
+  self.stale = true
+  self:_send(control(9, resumable and "true" or "false"))
+  local session = self.session
+  if session then
+    if not resumable then session:invalidate() end
+    session:detach(self, gloaming.now())
+    self.session, self.streaming = nil, false
+  end
+  return true
+end
+
+--- Server op 1: the client must heartbeat at once.
+function Conn:request_heartbeat()
+  self:_send(control(1, "null"))
+  return true
+end
+
+--- Stops (on ~= false) or resumes answering heartbeats.
+function Conn:stop_acking(on)
+  self.acking = on == false
+  return true
+end
+
+local LAYERS = { tcp = true, ws = true, payload = true }
+
+--- Sends bytes below the gateway's rules:
+-- "tcp": as they are, on the socket; "ws": as one websocket message
+-- (kind "text" or "binary"; default binary with transport compression,
+-- since compressed frames are binary), bypassing compression;
+-- "payload": as a gateway payload, compressed as negotiated.
+function Conn:inject(bytes, layer, kind)
+  if type(bytes) ~= "string" then error("inject needs a string of bytes", 2) end
+  if not LAYERS[layer] then error("inject layer must be \"tcp\", \"ws\" or \"payload\"", 2) end
+  if self.ended then return nil, "closed", "ECLOSED" end
+  if layer == "tcp" then return self.raw:write_raw(bytes) end
+  if layer == "payload" then return self.raw:send_payload(bytes) end
+  return self.raw:send(bytes, kind or (self.compression and "binary" or "text"))
+end
+
+--- Streams many dispatches at once (benchmarks); see replay.lua.
+function Conn:replay(source, opts)
+  return replay.run(self, source, opts)
+end
+
+--- Waits until READY or RESUMED was sent on this connection.
+function Conn:wait_ready(timeout)
+  local ok, msg, code = self.fake.changed:wait_until(function()
+    return self.ready_sent and not self.ended
+  end, timeout or 10)
+  if not ok then return nil, msg, code end
+  return true
+end
+
+function Conn:is_open()
+  return not self.ended
+end
+
+function Conn:__tostring()
+  return ("fake gateway connection %d (port %d, shard %s, %s)"):format(self.id, self.port,
+    tostring(self.shard_id), self.ended and "ended" or "open")
+end
+
+-- }===============
+
+return Conn

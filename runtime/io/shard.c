@@ -1,0 +1,548 @@
+#include "io/shard.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "io/crypto.h"
+#include "io/log.h"
+#include "proto/alloc.h"
+#include "proto/close_codes.h"
+#include "proto/errors.h"
+
+#define CLOSE_TIMEOUT_NS (5ull * 1000000000ull)
+#define CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
+
+static void after_machine(gm_shard_t *s);
+
+static uint64_t now_of(gm_shard_t *s) { return gm_loop_now(s->loop); }
+
+/* {=============== queues =============== */
+
+static gm_payload_t *payload_new(const void *data, size_t len) {
+  gm_payload_t *p = gm_malloc(sizeof *p + len + 1);
+  if (p == NULL) return NULL;
+  p->refs = 0;
+  p->len = (uint32_t)len;
+  memcpy(p->data, data, len);
+  p->data[len] = '\0';
+  return p;
+}
+
+static void payload_unref(gm_payload_t *p) {
+  if (p && --p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+}
+
+void gm_item_free(gm_item_t *it) {
+  payload_unref(it->payload);
+  gm_free(it, sizeof *it);
+}
+
+static bool fallback_active(const gm_shard_t *s) {
+  return s->subs == NULL || s->fallback_used;
+}
+
+static void set_full(gm_shard_t *s, gm_sub_t *sub, bool full) {
+  if (sub->full == full) return;
+  sub->full = full;
+  s->full_subs += full ? 1 : -1;
+  if (full && s->full_subs == 1) {
+    if (s->conn) gm_conn_pause(s->conn);
+    gm_sm_pause(&s->m, now_of(s), true);
+    after_machine(s);
+  } else if (!full && s->full_subs == 0) {
+    if (s->conn) gm_conn_resume(s->conn);
+    gm_sm_pause(&s->m, now_of(s), false);
+    gm_sm_drained(&s->m, now_of(s));
+    after_machine(s);
+  }
+}
+
+static void push(gm_shard_t *s, gm_sub_t *sub, gm_item_t *it) {
+  it->next = NULL;
+  if (sub->tail)
+    sub->tail->next = it;
+  else
+    sub->head = it;
+  sub->tail = it;
+  if (it->payload) {
+    it->payload->refs++;
+    sub->bytes += it->payload->len;
+  }
+  if (sub->bytes > s->event_buffer) set_full(s, sub, true);
+  if (sub->on_item) sub->on_item(sub);
+}
+
+gm_item_t *gm_sub_pop(gm_sub_t *sub) {
+  gm_item_t *it = sub->head;
+  if (it == NULL) return NULL;
+  sub->head = it->next;
+  if (sub->head == NULL) sub->tail = NULL;
+  if (it->payload) sub->bytes -= it->payload->len;
+  gm_shard_t *s = sub->shard;
+  if (sub->full && sub->bytes <= s->event_buffer / 2 && s->loop)
+    set_full(s, sub, false);
+  return it;
+}
+
+static void clear_sub(gm_sub_t *sub) {
+  gm_item_t *it;
+  while ((it = sub->head) != NULL) {
+    sub->head = it->next;
+    gm_item_free(it);
+  }
+  sub->tail = NULL;
+  sub->bytes = 0;
+}
+
+static gm_item_t *item_new(gm_item_kind_t kind, int type, int code) {
+  gm_item_t *it = gm_calloc(1, sizeof *it);
+  if (it) {
+    it->kind = (uint8_t)kind;
+    it->type = (uint16_t)type;
+    it->code = code;
+    it->seq = -1;
+  }
+  return it;
+}
+
+static bool wants(const gm_sub_t *sub, int type) {
+  return sub->raw || gm_event_flags_has(&sub->flags, (gm_event_type_t)type);
+}
+
+typedef enum { TO_WANTING, TO_EVERYONE, TO_RAW } audience_t;
+
+/* Queues one item for every subscription in the audience; the payload is
+ * copied once, and only if someone takes it. */
+static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
+                    const char *data, size_t len, const gm_envelope_t *env,
+                    audience_t who) {
+  gm_payload_t *p = NULL;
+  gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
+  for (gm_sub_t *sub = first; sub; sub = sub == &s->fallback ? s->subs : sub->next) {
+    if (who == TO_WANTING && !wants(sub, type)) continue;
+    if (who == TO_RAW && !sub->raw) continue;
+    if (p == NULL) {
+      p = payload_new(data, len);
+      if (p == NULL) {
+        gm_log(GM_LOG_ERROR, s->context, "out of memory: an event was lost");
+        return;
+      }
+    }
+    gm_item_t *it = item_new(kind, type, code);
+    if (it == NULL) {
+      gm_log(GM_LOG_ERROR, s->context, "out of memory: an event was lost");
+      continue;
+    }
+    it->payload = p;
+    if (env) {
+      it->d_off = (uint32_t)env->d_off;
+      it->d_len = (uint32_t)env->d_len;
+      it->seq = env->has_s ? env->s : -1;
+    }
+    push(s, sub, it);
+  }
+  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+}
+
+static void report_error(gm_shard_t *s, int err, const char *message) {
+  deliver(s, GM_ITEM_ERROR, GM_EVENT_UNKNOWN, err, message, strlen(message),
+          NULL, TO_EVERYONE);
+}
+
+gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,
+                             bool raw) {
+  gm_sub_t *sub = gm_calloc(1, sizeof *sub);
+  if (sub == NULL) return NULL;
+  sub->shard = s;
+  sub->raw = raw || flags == NULL;
+  if (flags) sub->flags = *flags;
+  /* What arrived while nobody listened goes to the first listener. */
+  if (!s->fallback_used && s->subs == NULL) {
+    gm_item_t *it;
+    while ((it = gm_sub_pop(&s->fallback)) != NULL) {
+      if (it->kind == GM_ITEM_ERROR || wants(sub, it->type)) {
+        if (it->payload) it->payload->refs--; /* push takes its own */
+        push(s, sub, it);
+      } else {
+        gm_item_free(it);
+      }
+    }
+  }
+  sub->next = s->subs;
+  s->subs = sub;
+  if (s->loop) gm_shard_start(s);
+  return sub;
+}
+
+void gm_sub_close(gm_sub_t *sub) {
+  gm_shard_t *s = sub->shard;
+  if (sub->full && s->loop) set_full(s, sub, false);
+  clear_sub(sub);
+  for (gm_sub_t **p = &s->subs; *p; p = &(*p)->next)
+    if (*p == sub) {
+      *p = sub->next;
+      break;
+    }
+  if (sub != &s->fallback) gm_free(sub, sizeof *sub);
+}
+
+gm_sub_t *gm_shard_default_sub(gm_shard_t *s, const gm_event_flags_t *flags) {
+  s->fallback_used = true;
+  s->fallback.flags = *flags;
+  s->fallback.raw = false;
+  if (s->loop) gm_shard_start(s);
+  return &s->fallback;
+}
+
+/* }=============== */
+
+/* {=============== connection =============== */
+
+static void c_on_open(gm_conn_t *c, int err, const char *why) {
+  gm_shard_t *s = c->data;
+  if (err) {
+    gm_conn_release(c);
+    s->conn = NULL;
+    char msg[200];
+    snprintf(msg, sizeof msg, "cannot connect: %s", why ? why : gm_strerror(err));
+    report_error(s, GM_ERECONNECT, msg);
+    gm_sm_open_failed(&s->m, now_of(s), why);
+  } else {
+    gm_sm_opened(&s->m, now_of(s));
+  }
+  after_machine(s);
+}
+
+static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
+  gm_shard_t *s = c->data;
+  if (opcode != GM_WS_OP_TEXT) {
+    report_error(s, GM_EDECODE, "the gateway sent a binary message without "
+                                "transport compression");
+    return;
+  }
+  s->events_in++;
+  s->bytes_in += len;
+  const char *json = (const char *)data;
+  gm_envelope_t env;
+  if (gm_envelope_scan(json, len, &env) != 0 || env.op < 0) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "undecodable payload (%zu bytes): %.*s", len,
+             (int)(len < 80 ? len : 80), json);
+    report_error(s, GM_EDECODE, msg);
+    return;
+  }
+  uint64_t now = now_of(s);
+  int r = gm_sm_payload(&s->m, now, json, len, &env);
+  int type;
+  if (env.op == 0)
+    type = env.t && !env.t_escaped ? gm_event_type_of_dispatch(env.t, env.t_len)
+                                   : GM_EVENT_UNKNOWN;
+  else
+    type = gm_event_type_of_opcode(env.op);
+  if (r == GM_EDECODE && env.op != 0) {
+    report_error(s, GM_EDECODE, "malformed gateway payload");
+  } else if (type >= 0) {
+    deliver(s, GM_ITEM_EVENT, type, 0, json, len, &env, TO_WANTING);
+  } else {
+    /* an opcode a client does not receive: only raw readers see it */
+    deliver(s, GM_ITEM_EVENT, GM_EVENT_UNKNOWN, 0, json, len, &env, TO_RAW);
+  }
+  after_machine(s);
+}
+
+static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
+  gm_shard_t *s = c->data;
+  gm_conn_release(c);
+  s->conn = NULL;
+  uint64_t now = now_of(s);
+  if (info->err == GM_EPROTO || info->err == GM_EMSGSIZE ||
+      info->err == GM_ECOMPRESS) {
+    /* We closed for the gateway's fault (bad frame, corrupt stream): the
+     * session survives, the next connection resumes. */
+    report_error(s, info->err == GM_ECOMPRESS ? GM_ECOMPRESS : GM_EDECODE,
+                 info->why ? info->why : gm_strerror(info->err));
+    gm_sm_closed(&s->m, now, 1006, "", 0, false);
+  } else {
+    bool frame = info->code != 1006;
+    gm_sm_closed(&s->m, now, info->code, (const char *)info->reason,
+                 info->reason_len, frame);
+  }
+  after_machine(s);
+}
+
+static const gm_conn_handler_t conn_handler = {
+    .on_open = c_on_open,
+    .on_message = c_on_message,
+    .on_close = c_on_close,
+};
+
+/* }=============== */
+
+/* {=============== effects =============== */
+
+static void fx_connect(void *ud, const char *url) {
+  gm_shard_t *s = ud;
+  gm_url_t u;
+  const char *why = NULL;
+  bool base = strcmp(url, s->m.gateway_url) == 0;
+  if (base) {
+    u = s->base; /* shallow: only read below */
+  } else if (gm_url_parse(url, strlen(url), &u, &why) != 0) {
+    /* a resume URL that does not parse: report it from the loop */
+    snprintf(s->end_reason, sizeof s->end_reason, "bad resume URL: %s", why);
+    s->pending_fail = true;
+    gm_timer_start(&s->timer, 0);
+    return;
+  }
+  gm_url_t target = u;
+  target.query = gm_strndup(u.query, strlen(u.query));
+  const char *compress = gm_compress_name(s->compression);
+  int r = target.query ? 0 : GM_ENOMEM;
+  if (!r) r = gm_url_set_query(&target, "v", "10");
+  if (!r) r = gm_url_set_query(&target, "encoding", "json");
+  if (!r) r = gm_url_set_query(&target, "compress", compress);
+  gm_conn_options_t o = {
+      .tls = s->tls,
+      .compression = s->compression,
+      .max_message = s->max_message,
+      .max_payload = s->max_payload,
+      .timeout_ns = CONNECT_TIMEOUT_NS,
+  };
+  if (!r) s->conn = gm_conn_connect(s->loop, &target, &o, &conn_handler, s);
+  if (target.query) gm_free(target.query, strlen(target.query) + 1);
+  if (!base) gm_url_free(&u);
+  if (s->conn == NULL) {
+    snprintf(s->end_reason, sizeof s->end_reason, "out of memory");
+    s->pending_fail = true;
+    gm_timer_start(&s->timer, 0);
+  }
+}
+
+static void fx_send(void *ud, const char *json, size_t len) {
+  gm_shard_t *s = ud;
+  if (s->conn) gm_conn_send(s->conn, GM_WS_OP_TEXT, json, len);
+}
+
+static void fx_close(void *ud, int code, const char *reason, bool now) {
+  gm_shard_t *s = ud;
+  if (s->conn == NULL) return;
+  if (now) {
+    if (s->conn->state == GM_CONN_OPEN)
+      gm_conn_close(s->conn, code, reason, strlen(reason), CLOSE_TIMEOUT_NS);
+    gm_conn_release(s->conn); /* the close frame is flushed, then FIN */
+    s->conn = NULL;
+    return;
+  }
+  gm_conn_close(s->conn, code, reason, strlen(reason), CLOSE_TIMEOUT_NS);
+}
+
+static void fx_request_permit(void *ud) {
+  gm_shard_t *s = ud;
+  if (s->hooks->request_permit) s->hooks->request_permit(s);
+}
+
+static void fx_release_permit(void *ud, bool sent) {
+  gm_shard_t *s = ud;
+  if (s->hooks->release_permit) s->hooks->release_permit(s, sent);
+}
+
+static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
+                          gm_closed_by_t by) {
+  gm_shard_t *s = ud;
+  s->last_close_code = code;
+  gm_payload_t *p = payload_new(reason, len);
+  gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
+  for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
+    if (!wants(sub, GM_EVENT_GATEWAY_CLOSE)) continue;
+    gm_item_t *it = item_new(GM_ITEM_CLOSE, GM_EVENT_GATEWAY_CLOSE, code);
+    if (it == NULL) continue;
+    it->closed_by = (uint8_t)by;
+    it->payload = p;
+    push(s, sub, it);
+  }
+  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+}
+
+static void fx_session_changed(void *ud) {
+  gm_shard_t *s = ud;
+  if (s->hooks->session_changed) s->hooks->session_changed(s);
+}
+
+static double fx_random(void *ud) {
+  (void)ud;
+  return gm_random_unit();
+}
+
+static void fx_log(void *ud, int level, const char *message) {
+  gm_shard_t *s = ud;
+  gm_log((gm_log_level_t)level, s->context, "%s", message);
+}
+
+static const gm_sm_effects_t effects = {
+    fx_connect,      fx_send,           fx_close,  fx_request_permit,
+    fx_release_permit, fx_emit_close,   fx_session_changed, fx_random,
+    fx_log,
+};
+
+/* }=============== */
+
+static void on_timer(gm_timer_t *t) {
+  gm_shard_t *s = t->data;
+  if (s->pending_fail) {
+    s->pending_fail = false;
+    report_error(s, GM_ERECONNECT, s->end_reason);
+    gm_sm_open_failed(&s->m, now_of(s), s->end_reason);
+  } else {
+    gm_sm_tick(&s->m, now_of(s));
+  }
+  after_machine(s);
+}
+
+/* After every input: re-arm the timer, and notice the end of the shard. */
+static void after_machine(gm_shard_t *s) {
+  if (s->loop == NULL) return;
+  gm_shard_state_t st = s->m.state;
+  if ((st == GM_SHARD_CLOSED || st == GM_SHARD_FATALLY_CLOSED) &&
+      !s->m.connected && !s->ended) {
+    s->ended = true;
+    gm_timer_stop(&s->timer);
+    if (st == GM_SHARD_FATALLY_CLOSED) {
+      const char *what = gm_close_description(s->last_close_code);
+      snprintf(s->end_reason, sizeof s->end_reason,
+               "closed by the gateway with %d: %s", s->last_close_code,
+               what ? what : "fatal close code");
+    } else {
+      snprintf(s->end_reason, sizeof s->end_reason, "closed");
+    }
+    if (s->hooks->ended) s->hooks->ended(s);
+    return;
+  }
+  if (s->pending_fail) return;
+  uint64_t d = gm_sm_next_deadline(&s->m);
+  if (d == UINT64_MAX)
+    gm_timer_stop(&s->timer);
+  else
+    gm_timer_start_at(&s->timer, d);
+}
+
+static void on_loop_close(gm_closable_t *c) {
+  gm_shard_t *s = (gm_shard_t *)((char *)c - offsetof(gm_shard_t, closable));
+  if (s->conn) {
+    gm_conn_release(s->conn);
+    s->conn = NULL;
+  }
+  gm_timer_stop(&s->timer);
+  if (!s->ended) {
+    s->ended = true;
+    snprintf(s->end_reason, sizeof s->end_reason, "the run ended");
+    if (s->hooks->ended) s->hooks->ended(s);
+  }
+  s->loop = NULL;
+}
+
+gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
+                         const gm_shard_hooks_t *hooks, void *data,
+                         const char **why) {
+  gm_shard_t *s = gm_calloc(1, sizeof *s);
+  if (s == NULL) {
+    *why = "out of memory";
+    return NULL;
+  }
+  s->loop = l;
+  s->hooks = hooks;
+  s->data = data;
+  if (gm_url_parse(c->gateway_url, strlen(c->gateway_url), &s->base, why)) {
+    gm_free(s, sizeof *s);
+    return NULL;
+  }
+  if (!s->base.websocket) {
+    gm_url_free(&s->base);
+    gm_free(s, sizeof *s);
+    *why = "the gateway URL must be ws:// or wss://";
+    return NULL;
+  }
+  s->token = gm_strndup(c->token, strlen(c->token));
+  s->identify = gm_strndup(c->identify, c->identify_len);
+  s->identify_len = c->identify_len;
+  s->compression = c->compression;
+  s->tls = c->tls;
+  if (s->tls) gm_tls_ctx_retain(s->tls);
+  s->event_buffer = c->event_buffer;
+  s->max_message = c->max_message;
+  s->max_payload = c->max_payload;
+  s->fallback.shard = s;
+  s->fallback.raw = true; /* keeps everything until someone reads */
+  snprintf(s->context, sizeof s->context, "shard=%u/%u", c->id, c->total);
+  gm_timer_init(l, &s->timer, on_timer, s);
+  if (s->token == NULL || s->identify == NULL ||
+      gm_sm_init(&s->m, &effects, s, c->gateway_url, s->token, s->identify,
+                 s->identify_len, c->ratelimit) != 0 ||
+      (c->session_id &&
+       gm_sm_set_session(&s->m, c->session_id, c->seq, c->resume_url))) {
+    gm_shard_free(s);
+    *why = "out of memory";
+    return NULL;
+  }
+  gm_closable_add(l, &s->closable, on_loop_close);
+  return s;
+}
+
+void gm_shard_start(gm_shard_t *s) {
+  if (s->started || s->loop == NULL) return;
+  s->started = true;
+  gm_sm_start(&s->m, now_of(s));
+  after_machine(s);
+}
+
+void gm_shard_close(gm_shard_t *s, int code, const char *reason) {
+  if (s->loop == NULL) return;
+  if (!s->started) { /* never connected: closed at once */
+    s->started = true;
+  }
+  gm_sm_close(&s->m, now_of(s), code, reason);
+  after_machine(s);
+}
+
+int gm_shard_command(gm_shard_t *s, const char *json, size_t len) {
+  if (s->loop == NULL || s->ended) return GM_ECLOSED;
+  int r = gm_sm_command(&s->m, now_of(s), json, len);
+  after_machine(s);
+  return r;
+}
+
+void gm_shard_permit(gm_shard_t *s) {
+  if (s->loop == NULL) return;
+  gm_sm_permit(&s->m, now_of(s));
+  after_machine(s);
+}
+
+void gm_shard_free(gm_shard_t *s) {
+  if (s->conn) gm_conn_release(s->conn);
+  if (s->loop) gm_timer_stop(&s->timer);
+  gm_closable_remove(&s->closable);
+  while (s->subs) gm_sub_close(s->subs);
+  clear_sub(&s->fallback);
+  gm_sm_free(&s->m);
+  gm_url_free(&s->base);
+  if (s->tls) gm_tls_ctx_release(s->tls);
+  if (s->token) {
+    size_t n = strlen(s->token);
+    memset(s->token, 0, n);
+    gm_free(s->token, n + 1);
+  }
+  if (s->identify) {
+    memset(s->identify, 0, s->identify_len);
+    gm_free(s->identify, s->identify_len + 1);
+  }
+  gm_free(s, sizeof *s);
+}
+
+size_t gm_shard_memory(const gm_shard_t *s) {
+  size_t n = sizeof *s + s->identify_len + 1 + strlen(s->token) + 1;
+  n += s->m.limiter.cap * sizeof(uint64_t);
+  if (s->conn) n += gm_conn_memory(s->conn);
+  n += s->fallback.bytes;
+  for (const gm_sub_t *sub = s->subs; sub; sub = sub->next)
+    n += sizeof *sub + sub->bytes;
+  return n;
+}

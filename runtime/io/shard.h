@@ -1,0 +1,140 @@
+/* A shard on the loop: the state machine (proto/shard_machine.h) driven by
+ * a connection and a timer, and the queues its subscribers read.
+ *
+ * Heartbeats, ACKs and reconnects happen here, in C, whether or not anyone
+ * reads events. Received payloads are sorted into subscriptions as they
+ * arrive: a subscription that does not want an event never sees it, and
+ * nothing is decoded here. Queues are bounded in bytes: when one is over
+ * its bound the shard stops reading the socket (nothing is ever dropped). */
+#ifndef GM_SHARD_H
+#define GM_SHARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/conn.h"
+#include "io/loop.h"
+#include "proto/compress.h"
+#include "proto/event_types.h"
+#include "proto/shard_machine.h"
+
+typedef struct gm_shard_s gm_shard_t;
+typedef struct gm_sub_s gm_sub_t;
+
+/* A received payload, shared by the subscriptions that queue it. */
+typedef struct gm_payload_s {
+  uint32_t refs;
+  uint32_t len;
+  char data[];
+} gm_payload_t;
+
+typedef enum {
+  GM_ITEM_EVENT, /* a payload (dispatch or gateway op) */
+  GM_ITEM_CLOSE, /* GATEWAY_CLOSE: code, initiator; reason in payload */
+  GM_ITEM_ERROR  /* a recoverable error: code; message in payload */
+} gm_item_kind_t;
+
+typedef struct gm_item_s {
+  struct gm_item_s *next;
+  gm_payload_t *payload;
+  uint32_t d_off, d_len;
+  int64_t seq; /* -1 when none */
+  uint16_t type; /* gm_event_type_t */
+  uint8_t kind;  /* gm_item_kind_t */
+  uint8_t closed_by;
+  int code; /* close code or GM_E* error */
+} gm_item_t;
+
+struct gm_sub_s {
+  gm_shard_t *shard;
+  gm_event_flags_t flags;
+  bool raw;        /* next_message: payloads and closes, unfiltered */
+  bool full;       /* over the shard's event buffer bound */
+  gm_item_t *head, *tail;
+  size_t bytes;
+  void (*on_item)(gm_sub_t *s); /* something was queued (wake a reader) */
+  void *data;
+  gm_sub_t *next;
+};
+
+typedef struct gm_shard_config_s {
+  uint32_t id, total;
+  const char *token;       /* copied; never logged */
+  const char *identify;    /* the Identify payload (with the token), copied */
+  size_t identify_len;
+  const char *gateway_url; /* base URL; the query gets v, encoding, compress */
+  gm_compress_t compression;
+  gm_tls_ctx_t *tls;       /* retained */
+  size_t event_buffer;     /* bytes per subscription before reading stops */
+  size_t max_message, max_payload;
+  bool ratelimit;
+  const char *session_id;  /* resume this session first (or NULL) */
+  int64_t seq;
+  const char *resume_url;
+} gm_shard_config_t;
+
+typedef struct gm_shard_hooks_s {
+  void (*request_permit)(gm_shard_t *s);
+  void (*release_permit)(gm_shard_t *s, bool sent);
+  void (*session_changed)(gm_shard_t *s);
+  /* The shard ended (user close or fatal): readers get ECLOSED. */
+  void (*ended)(gm_shard_t *s);
+} gm_shard_hooks_t;
+
+struct gm_shard_s {
+  gm_loop_t *loop;
+  gm_shard_machine_t m;
+  const gm_shard_hooks_t *hooks;
+  void *data;
+  gm_conn_t *conn;
+  gm_timer_t timer;
+  gm_url_t base; /* gateway URL, parsed at creation */
+  char *token;
+  char *identify;
+  size_t identify_len;
+  gm_compress_t compression;
+  gm_tls_ctx_t *tls;
+  size_t event_buffer, max_message, max_payload;
+  gm_sub_t *subs;    /* explicit subscriptions */
+  gm_sub_t fallback; /* what arrives while nobody listens, and next_event's */
+  bool fallback_used;
+  int full_subs;
+  bool started;
+  bool ended;
+  bool pending_fail; /* a connect that failed before it began: report it */
+  int last_close_code;
+  char context[24]; /* "shard=3/16" for logs */
+  char end_reason[160];
+  gm_closable_t closable;
+  /* counters */
+  uint64_t events_in, bytes_in;
+};
+
+/* Creates a shard (not started). NULL with *why on a bad config. */
+gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
+                         const gm_shard_hooks_t *hooks, void *data,
+                         const char **why);
+void gm_shard_start(gm_shard_t *s);
+/* Closes (no reconnect). The GATEWAY_CLOSE follows once the gateway
+ * answered; then readers get ECLOSED. */
+void gm_shard_close(gm_shard_t *s, int code, const char *reason);
+/* Frees the shard: the connection is dropped without a close frame. */
+void gm_shard_free(gm_shard_t *s);
+
+int gm_shard_command(gm_shard_t *s, const char *json, size_t len);
+/* The identify queue's answer to request_permit. */
+void gm_shard_permit(gm_shard_t *s);
+
+/* Subscriptions. flags NULL: everything, raw. */
+gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,
+                             bool raw);
+void gm_sub_close(gm_sub_t *sub);
+/* The default subscription (next_event), with its filter updated. */
+gm_sub_t *gm_shard_default_sub(gm_shard_t *s, const gm_event_flags_t *flags);
+/* Takes the oldest item (NULL when empty); free it with gm_item_free. */
+gm_item_t *gm_sub_pop(gm_sub_t *sub);
+void gm_item_free(gm_item_t *it);
+
+size_t gm_shard_memory(const gm_shard_t *s);
+
+#endif

@@ -1,0 +1,142 @@
+/* Small building blocks for the Lua side:
+ *   core.object(metatable, state) -> a userdata whose methods live in Lua
+ *     and whose state table is its user value (core.state(obj)), so that
+ *     Config, ShardId and friends are userdata with __name and __tostring;
+ *   core.secret(text) -> a box for a bot token that prints as <redacted>
+ *     and that only C can open; the text is also scrubbed from all logs. */
+#include <string.h>
+
+#include "io/log.h"
+#include "lua/l_object.h"
+#include "lua/rt.h"
+#include "proto/alloc.h"
+
+typedef struct secret_s {
+  size_t len;
+  char text[];
+} secret_t;
+
+const char *gm_secret_get(lua_State *L, int idx, size_t *len) {
+  secret_t *s = luaL_testudata(L, idx, GM_SECRET_MT);
+  if (s == NULL) {
+    luaL_typeerror(L, idx, "gloaming.Secret");
+    return NULL;
+  }
+  if (len) *len = s->len;
+  return s->text;
+}
+
+static int l_secret(lua_State *L) {
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
+  s->len = n;
+  memcpy(s->text, text, n + 1);
+  luaL_setmetatable(L, GM_SECRET_MT);
+  gm_log_add_secret(text, n);
+  return 1;
+}
+
+/* secret_splice(text, placeholder, secret) -> a secret holding text with
+ * the placeholder replaced by the secret's text: an Identify payload is
+ * built without the token ever becoming a Lua string. */
+static int l_secret_splice(lua_State *L) {
+  size_t tl, pl, sl = 0;
+  const char *text = luaL_checklstring(L, 1, &tl);
+  const char *ph = luaL_checklstring(L, 2, &pl);
+  const char *sec = gm_secret_get(L, 3, &sl);
+  const char *at = pl ? strstr(text, ph) : NULL;
+  if (at == NULL) return luaL_argerror(L, 2, "placeholder not found");
+  size_t n = tl - pl + sl;
+  secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
+  s->len = n;
+  size_t head = (size_t)(at - text);
+  memcpy(s->text, text, head);
+  memcpy(s->text + head, sec, sl);
+  memcpy(s->text + head + sl, at + pl, tl - head - pl + 1);
+  luaL_setmetatable(L, GM_SECRET_MT);
+  gm_log_add_secret(s->text, n);
+  return 1;
+}
+
+static int secret_tostring(lua_State *L) {
+  lua_pushliteral(L, "<redacted>");
+  return 1;
+}
+
+static int secret_eq(lua_State *L) {
+  secret_t *a = luaL_checkudata(L, 1, GM_SECRET_MT);
+  secret_t *b = luaL_checkudata(L, 2, GM_SECRET_MT);
+  lua_pushboolean(L, a->len == b->len && memcmp(a->text, b->text, a->len) == 0);
+  return 1;
+}
+
+static int secret_gc(lua_State *L) {
+  secret_t *s = luaL_checkudata(L, 1, GM_SECRET_MT);
+  gm_log_remove_secret(s->text, s->len);
+  memset(s->text, 0, s->len);
+  s->len = 0;
+  return 0;
+}
+
+/* A short fingerprint (SHA-256, 16 hex digits) that tells tokens apart
+ * without revealing them: for session files and queue sharing. */
+static int secret_fingerprint(lua_State *L) {
+  size_t n = 0;
+  const char *t = gm_secret_get(L, 1, &n);
+  char hex[65];
+  lua_pushlstring(L, gm_fingerprint(t, n, hex), 16);
+  return 1;
+}
+
+static int l_object(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 1);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int l_state(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TUSERDATA) return luaL_typeerror(L, 1, "gloaming object");
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* class(name) / metatable(name): the methods and the metatable of a C
+ * class, for Lua code that adds methods to it. */
+static int l_class(lua_State *L) {
+  if (luaL_getmetatable(L, luaL_checkstring(L, 1)) != LUA_TTABLE)
+    return luaL_error(L, "no class %s", lua_tostring(L, 1));
+  lua_getfield(L, -1, "__index");
+  return 1;
+}
+
+static int l_metatable(lua_State *L) {
+  if (luaL_getmetatable(L, luaL_checkstring(L, 1)) != LUA_TTABLE)
+    return luaL_error(L, "no class %s", lua_tostring(L, 1));
+  return 1;
+}
+
+int gm_open_object(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__tostring", secret_tostring},
+                                  {"__eq", secret_eq},
+                                  {"__gc", secret_gc},
+                                  {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"fingerprint", secret_fingerprint},
+                                     {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"secret", l_secret},
+                                   {"secret_splice", l_secret_splice},
+                                   {"object", l_object},
+                                   {"state", l_state},
+                                   {"class", l_class},
+                                   {"metatable", l_metatable},
+                                   {NULL, NULL}};
+  gm_rt_newclass(L, GM_SECRET_MT, methods, meta);
+  lua_pop(L, 1);
+  gm_rt_setfuncs(L, funcs);
+  return 0;
+}

@@ -1,0 +1,23 @@
+/* Shared helpers of the bindings: secrets and event flags. */
+#ifndef GM_L_OBJECT_H
+#define GM_L_OBJECT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "proto/event_types.h"
+
+#define GM_SECRET_MT "gloaming.Secret"
+#define GM_FLAGS_MT "gloaming.EventTypeFlags"
+
+/* The text in a secret box at idx (raises if it is not one). */
+const char *gm_secret_get(lua_State *L, int idx, size_t *len);
+/* 16 hex digits of SHA-256: tells secrets apart without showing them. */
+const char *gm_fingerprint(const char *text, size_t len, char out[65]);
+
+/* Reads flags at idx: an EventTypeFlags, a name, or a list of names.
+ * nil/none gives all(). */
+void gm_check_flags(lua_State *L, int idx, gm_event_flags_t *out);
+void gm_push_flags(lua_State *L, const gm_event_flags_t *f);
+
+#endif

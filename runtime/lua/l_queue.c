@@ -1,0 +1,240 @@
+/* core.identify_queue{ max_concurrency =, remaining =, total =,
+ * reset_after = (s) }: the in-memory identify queue, shared by every shard
+ * of a token in the process.
+ *
+ *   queue:enqueue(shard_id)       waits for a permit; true (a waiting call)
+ *   queue:release(shard_id, sent) the shard sent its Identify (or not)
+ *   queue:update{ ... }           new limits, from GET /gateway/bot
+ *   queue:info()                  { max_concurrency, remaining, total,
+ *                                   reset_after, waiting }
+ * Waiters are served first come first served within their bucket. */
+#include <string.h>
+
+#include "lua/rt.h"
+#include "proto/alloc.h"
+#include "proto/identify_queue.h"
+
+#define QUEUE_MT "gloaming.IdentifyQueue"
+
+typedef struct waiter_s {
+  struct waiter_s *next;
+  gm_task_t *task;
+  uint32_t shard_id;
+} waiter_t;
+
+typedef struct lqueue_s {
+  gm_rt_t *rt;
+  gm_idq_t q;
+  bool q_ready;
+  waiter_t *head;
+  gm_timer_t timer;
+  gm_loop_t *timer_loop; /* the loop the timer belongs to */
+  gm_closable_t closable;
+  uint32_t max_concurrency, remaining, total;
+  uint64_t reset_after;
+} lqueue_t;
+
+static lqueue_t *check_queue(lua_State *L, int i) {
+  return luaL_checkudata(L, i, QUEUE_MT);
+}
+
+static void serve(lqueue_t *lq);
+
+static void on_timer(gm_timer_t *t) { serve(t->data); }
+
+static void on_loop_close(gm_closable_t *c) {
+  lqueue_t *lq = (lqueue_t *)((char *)c - offsetof(lqueue_t, closable));
+  gm_timer_stop(&lq->timer);
+  lq->timer_loop = NULL;
+  /* waiting tasks are abandoned by the scheduler; drop the records */
+  while (lq->head) {
+    waiter_t *w = lq->head;
+    lq->head = w->next;
+    gm_free(w, sizeof *w);
+  }
+}
+
+/* The queue lives across runs; its clock and timer come from the current
+ * one. */
+static bool bind_loop(lua_State *L, lqueue_t *lq) {
+  gm_loop_t *loop = gm_rt_loop(L, lq->rt);
+  if (lq->timer_loop != loop) {
+    gm_timer_init(loop, &lq->timer, on_timer, lq);
+    lq->timer_loop = loop;
+    gm_closable_add(loop, &lq->closable, on_loop_close);
+    uint64_t now = gm_loop_now(loop);
+    if (lq->q_ready) gm_idq_free(&lq->q);
+    if (gm_idq_init(&lq->q, lq->max_concurrency, lq->remaining, lq->total,
+                    lq->reset_after, now))
+      return false;
+    lq->q_ready = true;
+  }
+  return true;
+}
+
+/* Grants whoever can go now, in order; arms the timer for the rest. */
+static void serve(lqueue_t *lq) {
+  if (lq->timer_loop == NULL) return;
+  uint64_t now = gm_loop_now(lq->timer_loop), next = UINT64_MAX;
+  waiter_t **p = &lq->head;
+  while (*p) {
+    waiter_t *w = *p;
+    uint64_t when = gm_idq_try(&lq->q, w->shard_id, now);
+    if (when == 0) {
+      *p = w->next;
+      gm_task_t *t = w->task;
+      gm_free(w, sizeof *w);
+      lua_pushboolean(t->co, 1);
+      gm_task_wake(t, 1);
+      continue;
+    }
+    if (when < next) next = when;
+    p = &w->next;
+  }
+  if (next != UINT64_MAX)
+    gm_timer_start_at(&lq->timer, next);
+  else
+    gm_timer_stop(&lq->timer);
+}
+
+static void detach(gm_task_t *t, void *object) {
+  lqueue_t *lq = object;
+  for (waiter_t **p = &lq->head; *p; p = &(*p)->next)
+    if ((*p)->task == t) {
+      waiter_t *w = *p;
+      *p = w->next;
+      gm_free(w, sizeof *w);
+      return;
+    }
+}
+
+static uint32_t check_u32(lua_State *L, int t, const char *k, uint32_t dflt) {
+  lua_getfield(L, t, k);
+  lua_Integer v = luaL_optinteger(L, -1, dflt);
+  lua_pop(L, 1);
+  if (v < 0 || v > UINT32_MAX) luaL_error(L, "%s must be a non-negative integer", k);
+  return (uint32_t)v;
+}
+
+static void read_limits(lua_State *L, int t, lqueue_t *lq) {
+  lq->max_concurrency = check_u32(L, t, "max_concurrency", lq->max_concurrency);
+  lq->total = check_u32(L, t, "total", lq->total);
+  lq->remaining = check_u32(L, t, "remaining", lq->remaining);
+  lua_getfield(L, t, "reset_after");
+  double s = luaL_optnumber(L, -1, (double)lq->reset_after / 1e9);
+  lua_pop(L, 1);
+  if (s < 0) luaL_error(L, "reset_after must be >= 0 seconds");
+  lq->reset_after = gm_seconds_to_ns(s);
+  if (lq->remaining > lq->total)
+    luaL_error(L, "remaining (%d) cannot exceed total (%d)", (int)lq->remaining,
+               (int)lq->total);
+}
+
+static int l_identify_queue(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  lqueue_t *lq = lua_newuserdatauv(L, sizeof *lq, 0);
+  memset(lq, 0, sizeof *lq);
+  lq->rt = rt;
+  lq->max_concurrency = 1;
+  lq->remaining = lq->total = 1000;
+  lq->reset_after = 86400ull * 1000000000ull;
+  luaL_setmetatable(L, QUEUE_MT);
+  if (lua_istable(L, 1)) read_limits(L, 1, lq);
+  return 1;
+}
+
+static int queue_enqueue(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, 2, "shard id out of range");
+  gm_task_t *t = gm_task_current(L, lq->rt);
+  if (!bind_loop(L, lq)) return luaL_error(L, "out of memory");
+  waiter_t *w = gm_malloc(sizeof *w);
+  if (w == NULL) return luaL_error(L, "out of memory");
+  w->next = NULL;
+  w->task = t;
+  w->shard_id = (uint32_t)id;
+  waiter_t **p = &lq->head;
+  while (*p) p = &(*p)->next;
+  *p = w;
+  /* served from the loop, so every waiter of this pass is queued first */
+  gm_timer_start(&lq->timer, 0);
+  return gm_task_wait(L, t, lq, detach, UINT64_MAX);
+}
+
+static int queue_release(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  bool sent = lua_toboolean(L, 3);
+  if (lq->timer_loop) {
+    gm_idq_release(&lq->q, (uint32_t)id, gm_loop_now(lq->timer_loop), sent);
+    gm_timer_start(&lq->timer, 0);
+  }
+  return 0;
+}
+
+static int queue_update(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  read_limits(L, 2, lq);
+  if (lq->timer_loop) {
+    if (gm_idq_update(&lq->q, lq->max_concurrency, lq->remaining, lq->total,
+                      lq->reset_after, gm_loop_now(lq->timer_loop)))
+      return luaL_error(L, "out of memory");
+    gm_timer_start(&lq->timer, 0);
+  }
+  return 0;
+}
+
+static int queue_info(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  int waiting = 0;
+  for (waiter_t *w = lq->head; w; w = w->next) waiting++;
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, lq->max_concurrency);
+  lua_setfield(L, -2, "max_concurrency");
+  lua_pushinteger(L, lq->timer_loop ? lq->q.remaining : lq->remaining);
+  lua_setfield(L, -2, "remaining");
+  lua_pushinteger(L, lq->total);
+  lua_setfield(L, -2, "total");
+  lua_pushnumber(L, (double)lq->reset_after / 1e9);
+  lua_setfield(L, -2, "reset_after");
+  lua_pushinteger(L, waiting);
+  lua_setfield(L, -2, "waiting");
+  return 1;
+}
+
+static int queue_gc(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  if (lq->timer_loop) {
+    gm_timer_stop(&lq->timer);
+    gm_closable_remove(&lq->closable);
+  }
+  if (lq->q_ready) gm_idq_free(&lq->q);
+  lq->q_ready = false;
+  return 0;
+}
+
+static int queue_tostring(lua_State *L) {
+  lqueue_t *lq = check_queue(L, 1);
+  lua_pushfstring(L, "gloaming.IdentifyQueue (max_concurrency %d): %p",
+                  (int)lq->max_concurrency, (void *)lq);
+  return 1;
+}
+
+int gm_open_queue(lua_State *L) {
+  static const luaL_Reg methods[] = {{"enqueue", queue_enqueue},
+                                     {"release", queue_release},
+                                     {"update", queue_update},
+                                     {"info", queue_info},
+                                     {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", queue_gc},
+                                  {"__tostring", queue_tostring},
+                                  {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"identify_queue", l_identify_queue},
+                                   {NULL, NULL}};
+  gm_rt_newclass(L, QUEUE_MT, methods, meta);
+  lua_pop(L, 1);
+  gm_rt_setfuncs(L, funcs);
+  return 0;
+}

@@ -1,0 +1,706 @@
+/* The Shard userdata and its subscriptions (lua/gloaming/shard.lua wraps
+ * them into the documented API).
+ *
+ *   core.shard_new(spec) -> shard     spec: see lua/gloaming/shard.lua
+ *   shard:subscribe(flags | nil, raw) -> subscription
+ *   shard:default_subscription(flags) -> the one next_event uses
+ *   subscription:next([timeout]) -> event | message | nil, msg, code
+ *   subscription:close()
+ *   shard:start() shard:close(code, reason) shard:send(json)
+ *   shard:state() -> name, attempts   shard:session_raw() -> id, seq, url
+ *   shard:latency_raw() shard:ratelimiter_raw() shard:memory()
+ *
+ * Events are decoded here, when a reader takes them: the payload's `d` goes
+ * through cjson in the reader's own task, and only for wanted events. */
+#include <string.h>
+
+#include "io/conn.h"
+#include "io/log.h"
+#include "io/shard.h"
+#include "lua/l_object.h"
+#include "lua/rt.h"
+#include "proto/alloc.h"
+#include "proto/compress.h"
+#include "proto/errors.h"
+
+#define SHARD_MT "gloaming.CoreShard"
+#define SUB_MT "gloaming.Subscription"
+
+/* User values of the shard userdata. */
+enum { UV_ID = 1, UV_EXTRA, UV_DEFAULT, UV_RAW, UV_HOOKS, UV_COUNT = UV_HOOKS };
+
+typedef struct lshard_s {
+  gm_rt_t *rt;
+  gm_shard_t *s;
+  uint32_t id, total;
+  gm_task_t *permit_task;
+  bool user_closed;
+  bool pinned;
+} lshard_t;
+
+typedef struct lsub_s {
+  lshard_t *ls;
+  gm_sub_t *sub;
+  gm_task_t *reader;
+  bool is_default;
+} lsub_t;
+
+static lshard_t *check_shard(lua_State *L, int i) {
+  lshard_t *ls = luaL_checkudata(L, i, SHARD_MT);
+  if (ls->s == NULL) luaL_error(L, "the shard is freed");
+  return ls;
+}
+
+static lsub_t *check_sub(lua_State *L, int i) {
+  return luaL_checkudata(L, i, SUB_MT);
+}
+
+/* {=============== the registry of live shards =============== */
+
+/* Started shards stay reachable (and alive) until they end. */
+static void pin(lua_State *L, lshard_t *ls, int idx, bool on) {
+  if (ls->pinned == on) return;
+  ls->pinned = on;
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.live_shards");
+  if (on)
+    lua_pushvalue(L, idx);
+  else
+    lua_pushnil(L);
+  lua_rawsetp(L, -2, ls);
+  lua_pop(L, 1);
+}
+
+/* Every shard userdata, by address, in a weak table: C callbacks find
+ * their Lua object there. */
+static void push_shard(lua_State *L, lshard_t *ls) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
+  lua_rawgetp(L, -1, ls);
+  lua_remove(L, -2);
+}
+
+static int l_live_shards(lua_State *L) {
+  lua_newtable(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.live_shards");
+  lua_pushnil(L);
+  int n = 0;
+  while (lua_next(L, -2)) {
+    lua_rawseti(L, -4, ++n);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* }=============== */
+
+/* {=============== hooks from the C shard =============== */
+
+/* Calls a Lua hook (from spec.hooks) in a task of its own: the identify
+ * queue's enqueue/release run there, and may wait. */
+static void run_hook(lshard_t *ls, const char *name, int nargs,
+                     gm_task_t **task_out) {
+  lua_State *L = ls->rt->L;
+  /* stack: args...  ->  shard, args..., fn */
+  push_shard(L, ls);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1 + nargs);
+    return;
+  }
+  lua_insert(L, -1 - nargs);
+  lua_getiuservalue(L, -1 - nargs, UV_HOOKS);
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 2 + nargs);
+    return;
+  }
+  gm_task_t *t = gm_task_spawn(L, ls->rt, nargs + 1, true);
+  if (task_out) *task_out = t;
+  lua_pop(L, 1);
+}
+
+static void h_request_permit(gm_shard_t *s) {
+  lshard_t *ls = s->data;
+  run_hook(ls, "enqueue", 0, &ls->permit_task);
+}
+
+static void h_release_permit(gm_shard_t *s, bool sent) {
+  lshard_t *ls = s->data;
+  if (ls->permit_task) {
+    gm_task_t *t = ls->permit_task;
+    ls->permit_task = NULL;
+    /* still waiting for a permit: the wait is called off */
+    if (!sent) gm_task_cancel(t);
+  }
+  lua_pushboolean(ls->rt->L, sent);
+  run_hook(ls, "release", 1, NULL);
+}
+
+static void h_session_changed(gm_shard_t *s) {
+  lshard_t *ls = s->data;
+  (void)ls; /* persistence reads the session when it writes; nothing to do */
+}
+
+static void wake_reader(lsub_t *lsub) {
+  if (lsub && lsub->reader) {
+    gm_task_t *t = lsub->reader;
+    lsub->reader = NULL;
+    gm_task_wake(t, 0);
+  }
+}
+
+static void h_ended(gm_shard_t *s) {
+  lshard_t *ls = s->data;
+  lua_State *L = ls->rt->L;
+  for (gm_sub_t *sub = s->subs; sub; sub = sub->next) wake_reader(sub->data);
+  wake_reader(s->fallback.data);
+  push_shard(L, ls);
+  if (!lua_isnil(L, -1)) pin(L, ls, -1, false);
+  lua_pop(L, 1);
+}
+
+static const gm_shard_hooks_t hooks = {
+    h_request_permit,
+    h_release_permit,
+    h_session_changed,
+    h_ended,
+};
+
+static void on_sub_item(gm_sub_t *sub) { wake_reader(sub->data); }
+
+/* }=============== */
+
+/* {=============== events =============== */
+
+static void push_event_name(lua_State *L, int type) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
+  lua_rawgeti(L, -1, type + 1);
+  lua_remove(L, -2);
+}
+
+/* Decodes a JSON text with cjson in protected mode: 1 value, or 0 with an
+ * error message pushed. */
+static int decode_json(lua_State *L, const char *text, size_t len) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.json_decode");
+  lua_pushlstring(L, text, len);
+  return lua_pcall(L, 1, 1, 0) == LUA_OK;
+}
+
+static int push_error(lua_State *L, gm_item_t *it) {
+  luaL_pushfail(L);
+  if (it->payload)
+    lua_pushlstring(L, it->payload->data, it->payload->len);
+  else
+    lua_pushstring(L, gm_strerror(it->code));
+  lua_pushstring(L, gm_err_name(it->code));
+  return 3;
+}
+
+/* { type =, data =, sequence =, shard = } for an item; 1 value, or a
+ * failure triple when its data does not decode. */
+static int push_event(lua_State *L, lsub_t *lsub, gm_item_t *it) {
+  (void)lsub;
+  if (it->kind == GM_ITEM_ERROR) return push_error(L, it);
+  lua_createtable(L, 0, 4);
+  push_event_name(L, it->type);
+  lua_setfield(L, -2, "type");
+  if (it->kind == GM_ITEM_CLOSE) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, it->code);
+    lua_setfield(L, -2, "code");
+    lua_pushlstring(L, it->payload ? it->payload->data : "",
+                    it->payload ? it->payload->len : 0);
+    lua_setfield(L, -2, "reason");
+    static const char *by[] = {"gateway", "shard", "transport"};
+    lua_pushstring(L, by[it->closed_by]);
+    lua_setfield(L, -2, "initiator");
+    lua_setfield(L, -2, "data");
+  } else {
+    const char *d = it->payload->data + it->d_off;
+    switch (it->type) {
+    case GM_EVENT_GATEWAY_HELLO: {
+      const char *v;
+      size_t n;
+      int64_t ms;
+      lua_createtable(L, 0, 1);
+      if (gm_json_find(d, it->d_len, "heartbeat_interval", &v, &n) &&
+          gm_json_integer(v, n, &ms)) {
+        lua_pushnumber(L, (double)ms / 1000.0);
+        lua_setfield(L, -2, "heartbeat_interval");
+      }
+      lua_setfield(L, -2, "data");
+      break;
+    }
+    case GM_EVENT_GATEWAY_INVALIDATE_SESSION:
+      lua_pushboolean(L, it->d_len == 4 && memcmp(d, "true", 4) == 0);
+      lua_setfield(L, -2, "data");
+      break;
+    case GM_EVENT_GATEWAY_HEARTBEAT:
+    case GM_EVENT_GATEWAY_HEARTBEAT_ACK:
+    case GM_EVENT_GATEWAY_RECONNECT:
+      break;
+    default:
+      if (it->d_len) {
+        if (!decode_json(L, d, it->d_len)) {
+          const char *why = lua_tostring(L, -1);
+          lua_pushfstring(L, "%s: cannot decode d: %s",
+                          gm_event_type_name((gm_event_type_t)it->type),
+                          why ? why : "?");
+          lua_remove(L, -2);
+          lua_remove(L, -2); /* the event table */
+          luaL_pushfail(L);
+          lua_insert(L, -2);
+          lua_pushliteral(L, "EDECODE");
+          return 3;
+        }
+        lua_setfield(L, -2, "data");
+      }
+    }
+    if (it->seq >= 0) {
+      lua_pushinteger(L, it->seq);
+      lua_setfield(L, -2, "sequence");
+    }
+  }
+  /* the subscription (argument 1 of next) holds its shard */
+  lua_getiuservalue(L, 1, 1);
+  lua_getiuservalue(L, -1, UV_ID);
+  lua_remove(L, -2);
+  lua_setfield(L, -2, "shard");
+  return 1;
+}
+
+/* { kind = "text", data = json } | { kind = "close", code =, reason = } */
+static int push_message(lua_State *L, gm_item_t *it) {
+  if (it->kind == GM_ITEM_ERROR) return push_error(L, it);
+  lua_createtable(L, 0, 3);
+  if (it->kind == GM_ITEM_CLOSE) {
+    lua_pushliteral(L, "close");
+    lua_setfield(L, -2, "kind");
+    lua_pushinteger(L, it->code);
+    lua_setfield(L, -2, "code");
+    lua_pushlstring(L, it->payload ? it->payload->data : "",
+                    it->payload ? it->payload->len : 0);
+    lua_setfield(L, -2, "reason");
+    return 1;
+  }
+  lua_pushliteral(L, "text");
+  lua_setfield(L, -2, "kind");
+  lua_pushlstring(L, it->payload->data, it->payload->len);
+  lua_setfield(L, -2, "data");
+  return 1;
+}
+
+/* Takes the next item for a reader: values pushed, or -1 to wait. */
+static int try_take(lua_State *L, lsub_t *lsub) {
+  lshard_t *ls = lsub->ls;
+  if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "the subscription is closed");
+  gm_item_t *it;
+  while ((it = gm_sub_pop(lsub->sub)) != NULL) {
+    /* next_event's filter may have narrowed since the item was queued */
+    if (lsub->is_default && it->kind != GM_ITEM_ERROR &&
+        !gm_event_flags_has(&lsub->sub->flags, (gm_event_type_t)it->type)) {
+      gm_item_free(it);
+      continue;
+    }
+    int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
+                                                 : push_event(L, lsub, it);
+    gm_item_free(it);
+    return n;
+  }
+  if (ls->s == NULL || ls->s->ended)
+    return gm_push_fail(L, GM_ECLOSED, ls->s ? ls->s->end_reason : "closed");
+  return -1;
+}
+
+static void detach_reader(gm_task_t *t, void *object) {
+  lsub_t *lsub = object;
+  if (lsub->reader == t) lsub->reader = NULL;
+}
+
+static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  gm_task_t *t = (gm_task_t *)ctx;
+  if (t->nresume > 0) return t->nresume; /* timed out or cancelled */
+  lsub_t *lsub = t->wait_data;
+  int n = try_take(L, lsub);
+  if (n >= 0) return n;
+  lsub->reader = t; /* woken for nothing: wait again */
+  t->wait_data = lsub;
+  return gm_task_wait_k(L, t, lsub, detach_reader, UINT64_MAX, sub_next_k);
+}
+
+static int sub_wait(lua_State *L, lsub_t *lsub, uint64_t timeout) {
+  int n = try_take(L, lsub);
+  if (n >= 0) return n;
+  if (lsub->reader) return luaL_error(L, "another task is already reading these events");
+  gm_task_t *t = gm_task_current(L, lsub->ls->rt);
+  lsub->reader = t;
+  t->wait_data = lsub;
+  return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
+}
+
+static int sub_next(lua_State *L) {
+  lsub_t *lsub = check_sub(L, 1);
+  uint64_t timeout = gm_check_timeout(L, 2);
+  return sub_wait(L, lsub, timeout);
+}
+
+static void close_sub(lsub_t *lsub) {
+  if (lsub->sub == NULL) return;
+  gm_task_t *t = lsub->reader;
+  lsub->reader = NULL;
+  if (lsub->ls->s && !lsub->is_default) gm_sub_close(lsub->sub);
+  lsub->sub = NULL;
+  if (t) gm_task_fail(t, GM_ECLOSED, "the subscription is closed");
+}
+
+static int sub_close(lua_State *L) {
+  close_sub(check_sub(L, 1));
+  return 0;
+}
+
+static int sub_tostring(lua_State *L) {
+  lsub_t *lsub = check_sub(L, 1);
+  lua_pushfstring(L, "gloaming.Subscription (%s): %p",
+                  lsub->sub ? "open" : "closed", (void *)lsub);
+  return 1;
+}
+
+static lsub_t *new_sub(lua_State *L, int shard_idx, lshard_t *ls, gm_sub_t *sub,
+                       bool is_default) {
+  shard_idx = lua_absindex(L, shard_idx);
+  lsub_t *lsub = lua_newuserdatauv(L, sizeof *lsub, 1);
+  memset(lsub, 0, sizeof *lsub);
+  lsub->ls = ls;
+  lsub->sub = sub;
+  lsub->is_default = is_default;
+  sub->data = lsub;
+  sub->on_item = on_sub_item;
+  lua_pushvalue(L, shard_idx); /* the subscription keeps its shard alive */
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, SUB_MT);
+  return lsub;
+}
+
+/* }=============== */
+
+/* {=============== shard methods =============== */
+
+static void start(lua_State *L, lshard_t *ls, int idx) {
+  if (ls->s->started || ls->s->loop == NULL) return;
+  pin(L, ls, idx, true);
+  gm_shard_start(ls->s);
+}
+
+static int shard_subscribe(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_event_flags_t f;
+  bool raw = lua_toboolean(L, 3);
+  gm_check_flags(L, 2, &f);
+  if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, ls->s->end_reason);
+  pin(L, ls, 1, true);
+  gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
+  if (sub == NULL) return luaL_error(L, "out of memory");
+  new_sub(L, 1, ls, sub, false);
+  if (raw) { /* next_message keeps one raw subscription */
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, UV_RAW);
+  }
+  return 1;
+}
+
+/* next_event's subscription, its filter set to flags. */
+static int shard_default_sub(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_event_flags_t f;
+  gm_check_flags(L, 2, &f);
+  if (ls->s->loop) pin(L, ls, 1, !ls->s->ended);
+  gm_sub_t *sub = gm_shard_default_sub(ls->s, &f);
+  lua_getiuservalue(L, 1, UV_DEFAULT);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    new_sub(L, 1, ls, sub, true);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, UV_DEFAULT);
+  }
+  return 1;
+}
+
+static int shard_raw_sub(lua_State *L) {
+  check_shard(L, 1);
+  lua_getiuservalue(L, 1, UV_RAW);
+  return 1;
+}
+
+static int shard_start(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_rt_loop(L, ls->rt);
+  start(L, ls, 1);
+  return 0;
+}
+
+static int shard_close(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, 1000);
+  const char *reason = luaL_optstring(L, 3, "");
+  ls->user_closed = true;
+  if (ls->s->loop == NULL || ls->s->ended) return 0;
+  pin(L, ls, 1, true); /* until the close completes */
+  gm_shard_close(ls->s, (int)code, reason);
+  return 0;
+}
+
+static int shard_send(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  size_t len;
+  const char *json = luaL_checklstring(L, 2, &len);
+  if (ls->user_closed) return luaL_error(L, "send after close(): the shard is closed");
+  int r = gm_shard_command(ls->s, json, len);
+  if (r == GM_EMSGSIZE)
+    return gm_push_fail(L, r, lua_pushfstring(L, "the payload is %d bytes: "
+                        "Discord accepts at most 4096", (int)len));
+  if (r) return gm_push_fail(L, r, ls->s->ended ? ls->s->end_reason : NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int shard_state(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  lua_pushstring(L, gm_shard_state_name(ls->s->m.state));
+  lua_pushinteger(L, ls->s->m.attempts);
+  return 2;
+}
+
+static int shard_session_raw(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_shard_machine_t *m = &ls->s->m;
+  if (m->session_id == NULL) return 0;
+  lua_pushstring(L, m->session_id);
+  lua_pushinteger(L, m->seq < 0 ? 0 : m->seq);
+  if (m->resume_url)
+    lua_pushstring(L, m->resume_url);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+static int shard_latency_raw(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_latency_t *l = &ls->s->m.latency;
+  lua_createtable(L, 0, 5);
+  if (l->periods) {
+    lua_pushnumber(L, (double)l->sum / l->periods / 1e9);
+    lua_setfield(L, -2, "average");
+  }
+  lua_createtable(L, l->n_recent, 0);
+  for (int i = 0; i < l->n_recent; i++) {
+    lua_pushnumber(L, (double)l->recent[i] / 1e6);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "recent");
+  lua_pushinteger(L, l->periods);
+  lua_setfield(L, -2, "heartbeats");
+  if (l->sent) {
+    lua_pushnumber(L, (double)l->sent / 1e9);
+    lua_setfield(L, -2, "sent");
+  }
+  if (l->received) {
+    lua_pushnumber(L, (double)l->received / 1e9);
+    lua_setfield(L, -2, "received");
+  }
+  return 1;
+}
+
+static int shard_ratelimiter_raw(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  gm_shard_machine_t *m = &ls->s->m;
+  if (!m->ratelimit || !m->connected || m->interval == 0 || ls->s->loop == NULL)
+    return 0;
+  uint64_t now = gm_loop_now(ls->s->loop);
+  lua_pushinteger(L, gm_ratelimiter_available(&m->limiter, now));
+  lua_pushinteger(L, m->limiter.max);
+  lua_pushnumber(L, (double)gm_ratelimiter_next_available(&m->limiter, now) / 1e9);
+  return 3;
+}
+
+static int shard_memory(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  lua_pushinteger(L, (lua_Integer)gm_shard_memory(ls->s));
+  return 1;
+}
+
+/* permit(granted): the enqueue hook's answer, in every case, so that the
+ * shard never holds a finished task. */
+static int shard_permit(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  ls->permit_task = NULL;
+  if (lua_toboolean(L, 2)) gm_shard_permit(ls->s);
+  return 0;
+}
+
+/* shard_extra(shard[, table]): the Lua side's own fields of a shard. */
+static int l_shard_extra(lua_State *L) {
+  luaL_checkudata(L, 1, SHARD_MT);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 1, UV_EXTRA);
+  }
+  lua_getiuservalue(L, 1, UV_EXTRA);
+  return 1;
+}
+
+/* envelope(json) -> op, s, t, d (the raw text of d) */
+static int l_envelope(lua_State *L) {
+  size_t len;
+  const char *json = luaL_checklstring(L, 1, &len);
+  gm_envelope_t e;
+  if (gm_envelope_scan(json, len, &e) != 0) return gm_push_fail(L, GM_EDECODE, "not a gateway payload");
+  if (e.op >= 0) lua_pushinteger(L, e.op); else lua_pushnil(L);
+  if (e.has_s) lua_pushinteger(L, e.s); else lua_pushnil(L);
+  if (e.t) lua_pushlstring(L, e.t, e.t_len); else lua_pushnil(L);
+  if (e.d_len) lua_pushlstring(L, json + e.d_off, e.d_len); else lua_pushnil(L);
+  return 4;
+}
+
+static int shard_gc(lua_State *L) {
+  lshard_t *ls = luaL_checkudata(L, 1, SHARD_MT);
+  if (ls->s) {
+    gm_shard_free(ls->s);
+    ls->s = NULL;
+  }
+  return 0;
+}
+
+/* }=============== */
+
+static const char *opt_string(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1); /* still referenced by the spec table */
+  return s;
+}
+
+/* shard_new(spec): spec = { id, total, token (secret), identify (JSON with
+ * the token), gateway_url, compression, ca_file, event_buffer, ratelimit,
+ * session_id, sequence, resume_url, shard_id (ShardId), hooks = { enqueue,
+ * release } } */
+static int l_shard_new(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  gm_loop_t *loop = gm_rt_loop(L, rt);
+  gm_shard_config_t c;
+  memset(&c, 0, sizeof c);
+  lua_getfield(L, 1, "id");
+  c.id = (uint32_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "total");
+  c.total = (uint32_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "token");
+  c.token = gm_secret_get(L, -1, NULL);
+  lua_getfield(L, 1, "identify");
+  c.identify = gm_secret_get(L, -1, &c.identify_len);
+  lua_pop(L, 4);
+  c.gateway_url = opt_string(L, 1, "gateway_url");
+  if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
+  const char *comp = opt_string(L, 1, "compression");
+  if (comp && gm_compress_parse(comp, strlen(comp), &c.compression))
+    return luaL_error(L, "bad compression '%s'", comp);
+  lua_getfield(L, 1, "event_buffer");
+  c.event_buffer = (size_t)luaL_optinteger(L, -1, 32 << 20);
+  lua_getfield(L, 1, "ratelimit");
+  c.ratelimit = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
+  lua_getfield(L, 1, "sequence");
+  c.seq = luaL_optinteger(L, -1, 0);
+  lua_pop(L, 3);
+  c.session_id = opt_string(L, 1, "session_id");
+  c.resume_url = opt_string(L, 1, "resume_url");
+  c.max_message = 16u << 20;
+  c.max_payload = 64u << 20;
+  gm_url_t probe;
+  const char *why = NULL;
+  if (gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why))
+    return luaL_error(L, "bad gateway URL: %s", why);
+  bool tls = probe.tls;
+  gm_url_free(&probe);
+  if (tls) {
+    c.tls = gm_tls_client_ctx(opt_string(L, 1, "ca_file"), &why);
+    if (c.tls == NULL) return gm_push_fail(L, GM_ETLS, why);
+  }
+  lshard_t *ls = lua_newuserdatauv(L, sizeof *ls, UV_COUNT);
+  memset(ls, 0, sizeof *ls);
+  ls->rt = rt;
+  ls->id = c.id;
+  ls->total = c.total;
+  luaL_setmetatable(L, SHARD_MT);
+  lua_getfield(L, 1, "shard_id");
+  lua_setiuservalue(L, -2, UV_ID);
+  lua_getfield(L, 1, "hooks");
+  lua_setiuservalue(L, -2, UV_HOOKS);
+  ls->s = gm_shard_new(loop, &c, &hooks, ls, &why);
+  if (c.tls) gm_tls_ctx_release(c.tls);
+  if (ls->s == NULL) return luaL_error(L, "cannot create the shard: %s", why);
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, ls);
+  lua_pop(L, 1);
+  return 1;
+}
+
+int gm_open_shard(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"subscribe", shard_subscribe},
+      {"default_subscription", shard_default_sub},
+      {"raw_subscription", shard_raw_sub},
+      {"start", shard_start},
+      {"close", shard_close},
+      {"send", shard_send},
+      {"state", shard_state},
+      {"session_raw", shard_session_raw},
+      {"latency_raw", shard_latency_raw},
+      {"ratelimiter_raw", shard_ratelimiter_raw},
+      {"memory", shard_memory},
+      {"permit", shard_permit},
+      {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", shard_gc}, {NULL, NULL}};
+  static const luaL_Reg sub_methods[] = {{"next", sub_next},
+                                         {"close", sub_close},
+                                         {NULL, NULL}};
+  static const luaL_Reg sub_meta[] = {{"__close", sub_close},
+                                      {"__gc", sub_close},
+                                      {"__tostring", sub_tostring},
+                                      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"shard_new", l_shard_new},
+                                   {"shard_extra", l_shard_extra},
+                                   {"envelope", l_envelope},
+                                   {"live_shards", l_live_shards},
+                                   {NULL, NULL}};
+  gm_rt_newclass(L, SHARD_MT, methods, meta);
+  lua_pop(L, 1);
+  gm_rt_newclass(L, SUB_MT, sub_methods, sub_meta);
+  lua_pop(L, 1);
+  gm_rt_setfuncs(L, funcs);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.live_shards");
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
+  /* event names, indexed by type + 1 */
+  lua_createtable(L, GM_EVENT_COUNT, 0);
+  for (int i = 0; i < GM_EVENT_COUNT; i++) {
+    lua_pushstring(L, gm_event_type_name((gm_event_type_t)i));
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
+  /* a private cjson instance: a user's cjson settings do not change ours */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cjson");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "new");
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "decode");
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.json_decode");
+  lua_pop(L, 2);
+  return 0;
+}

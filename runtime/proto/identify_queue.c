@@ -1,0 +1,85 @@
+#include "identify_queue.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "errors.h"
+
+int gm_idq_init(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
+                uint32_t total, uint64_t reset_after, uint64_t now) {
+  memset(q, 0, sizeof *q);
+  return gm_idq_update(q, max_concurrency, remaining, total, reset_after, now);
+}
+
+void gm_idq_free(gm_idq_t *q) {
+  gm_free(q->buckets, q->max_concurrency * sizeof *q->buckets);
+  q->buckets = NULL;
+}
+
+int gm_idq_update(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
+                  uint32_t total, uint64_t reset_after, uint64_t now) {
+  if (max_concurrency != q->max_concurrency) {
+    gm_idq_bucket_t *b = NULL;
+    if (max_concurrency) {
+      b = gm_calloc(max_concurrency, sizeof *b);
+      if (b == NULL) return GM_ENOMEM;
+    }
+    /* Spacing carries over: the strictest old bucket bounds the new ones,
+     * and busy permits stay counted until their release or expiry. */
+    uint64_t latest = 0, busy_at = 0;
+    bool busy = false;
+    for (uint32_t i = 0; i < q->max_concurrency; i++) {
+      if (q->buckets[i].free_at > latest) latest = q->buckets[i].free_at;
+      if (q->buckets[i].busy) {
+        busy = true;
+        busy_at = q->buckets[i].granted_at;
+      }
+    }
+    for (uint32_t i = 0; i < max_concurrency; i++) {
+      b[i].free_at = latest;
+      if (busy && i == 0) {
+        b[i].busy = true;
+        b[i].granted_at = busy_at;
+      }
+    }
+    gm_idq_free(q);
+    q->buckets = b;
+    q->max_concurrency = max_concurrency;
+  }
+  q->total = total;
+  q->remaining = remaining > total ? total : remaining;
+  q->reset_after = reset_after;
+  q->reset_at = now + reset_after;
+  return 0;
+}
+
+uint64_t gm_idq_try(gm_idq_t *q, uint32_t shard_id, uint64_t now) {
+  if (q->max_concurrency == 0) return 0; /* a proxy does the limiting */
+  gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
+  if (b->busy) {
+    if (now < b->granted_at + GM_IDQ_GRANT_TTL_NS) return UINT64_MAX;
+    b->busy = false; /* never released: count it as sent when granted */
+    b->free_at = b->granted_at + GM_IDQ_SPACING_NS;
+  }
+  if (now >= q->reset_at) {
+    q->remaining = q->total;
+    q->reset_at = now + (q->reset_after ? q->reset_after : GM_IDQ_DAY_NS);
+  }
+  if (q->remaining == 0) return q->reset_at;
+  if (now < b->free_at) return b->free_at;
+  b->busy = true;
+  b->granted_at = now;
+  q->remaining--;
+  return 0;
+}
+
+void gm_idq_release(gm_idq_t *q, uint32_t shard_id, uint64_t now, bool sent) {
+  if (q->max_concurrency == 0) return;
+  gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
+  if (!b->busy) return;
+  b->busy = false;
+  if (sent)
+    b->free_at = now + GM_IDQ_SPACING_NS;
+  else if (q->remaining < q->total)
+    q->remaining++;
+}
