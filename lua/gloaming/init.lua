@@ -31,6 +31,7 @@ local lazy = {
   testing = function() return require "gloaming.testing" end,
   cli = function() return require "gloaming.cli" end,
   json = function() return require "gloaming.json" end,
+  http = function() return require "gloaming.http" end,
   commands = function() return require "gloaming.commands" end,
   Intents = function() return require "gloaming.intents" end,
   EventTypeFlags = function() return require "gloaming.event_type_flags" end,
@@ -42,6 +43,11 @@ local lazy = {
   CloseFrame = function() return require("gloaming.shard").CloseFrame end,
   IdentifyQueue = function() return { new = core.identify_queue } end,
   parse = function() return require("gloaming.parse") end,
+  Bot = function() return require("gloaming.bot") end,
+  Condition = function() return { new = require("gloaming.core").condition } end,
+  create_bucket = function() return require("gloaming.cluster").create_bucket end,
+  create_iterator = function() return require("gloaming.cluster").create_iterator end,
+  create_recommended = function() return require("gloaming.cluster").create_recommended end,
 }
 
 return setmetatable(gloaming, {

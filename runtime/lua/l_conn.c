@@ -1,6 +1,7 @@
 /* Connections for tasks: gloaming.ws clients, and the server side that the
  * fake gateway drives (requests, responses, upgrades, fault injection). */
 #include "lua/l_conn.h"
+#include "lua/l_object.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -336,8 +337,8 @@ const char *gm_check_tls_opts(lua_State *L, int idx) {
   return ca_file;
 }
 
-/* ws_connect(url[, opts]) */
-static int l_connect(lua_State *L) {
+/* ws_connect(url[, opts]) and http_connect(url[, opts]) */
+static int connect_url(lua_State *L, bool websocket) {
   gm_rt_t *rt = gm_rt_of(L);
   size_t ulen;
   const char *url_s = luaL_checklstring(L, 1, &ulen);
@@ -369,10 +370,11 @@ static int l_connect(lua_State *L) {
   gm_url_t url;
   const char *why = NULL;
   if (gm_url_parse(url_s, ulen, &url, &why))
-    return luaL_error(L, "bad websocket URL: %s", why);
-  if (!url.websocket) {
+    return luaL_error(L, "bad %s URL: %s", websocket ? "websocket" : "HTTP", why);
+  if (url.websocket != websocket) {
     gm_url_free(&url);
-    return luaL_error(L, "bad websocket URL: the scheme must be ws or wss");
+    return luaL_error(L, websocket ? "bad websocket URL: the scheme must be ws or wss"
+                                   : "bad HTTP URL: the scheme must be http or https");
   }
   if (url.tls) {
     o.tls = gm_tls_client_ctx(ca_file, &why);
@@ -393,6 +395,9 @@ static int l_connect(lua_State *L) {
   w->connector = t;
   return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
 }
+
+static int l_connect(lua_State *L) { return connect_url(L, true); }
+static int l_http_connect(lua_State *L) { return connect_url(L, false); }
 
 static void check_usable(lua_State *L, lconn_t *w, const char *what) {
   if (w->user_closed)
@@ -472,6 +477,16 @@ static int conn_close(lua_State *L) {
   double timeout = luaL_optnumber(L, 4, DEFAULT_CLOSE_TIMEOUT_S);
   if (w->user_closed || w->ended || w->conn == NULL) {
     w->user_closed = true;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!w->conn->upgraded) { /* HTTP: nothing to wait for */
+    w->user_closed = true;
+    w->ended = true;
+    w->open = false;
+    free_queue(w);
+    gm_conn_close(w->conn, (int)code, reason, rlen, 0);
+    detach_conn(w);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -598,7 +613,11 @@ static int conn_encode_payloads(lua_State *L) {
 static int conn_write_raw(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  /* a Secret (an HTTP request with its Authorization header) is written
+   * without ever becoming a Lua string */
+  const char *data = luaL_testudata(L, 2, GM_SECRET_MT)
+                         ? gm_secret_get(L, 2, &len)
+                         : luaL_checklstring(L, 2, &len);
   check_usable(L, w, "write_raw");
   if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_write_raw(w->conn, data, len);
@@ -667,7 +686,9 @@ int gm_open_conn(lua_State *L) {
                                   {"__close", conn_gc},
                                   {"__tostring", conn_tostring},
                                   {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"ws_connect", l_connect}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"ws_connect", l_connect},
+                                   {"http_connect", l_http_connect},
+                                   {NULL, NULL}};
   gm_rt_newclass(L, GM_CONN_MT, methods, meta);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);

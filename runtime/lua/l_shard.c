@@ -359,6 +359,15 @@ static int sub_close(lua_State *L) {
   return 0;
 }
 
+/* set_flags(flags): what this subscription takes from now on. */
+static int sub_set_flags(lua_State *L) {
+  lsub_t *lsub = check_sub(L, 1);
+  gm_event_flags_t f;
+  gm_check_flags(L, 2, &f);
+  if (lsub->sub && !lsub->sub->raw) lsub->sub->flags = f;
+  return 0;
+}
+
 static int sub_tostring(lua_State *L) {
   lsub_t *lsub = check_sub(L, 1);
   lua_pushfstring(L, "gloaming.Subscription (%s): %p",
@@ -662,6 +671,7 @@ int gm_open_shard(lua_State *L) {
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", shard_gc}, {NULL, NULL}};
   static const luaL_Reg sub_methods[] = {{"next", sub_next},
+                                         {"set_flags", sub_set_flags},
                                          {"close", sub_close},
                                          {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {{"__close", sub_close},

@@ -20,6 +20,8 @@ static const lua_CFunction openers[] = {
     gm_open_flags,
     gm_open_queue,
     gm_open_shard,
+    gm_open_fs,
+    gm_open_sync,
 };
 
 static void push_error_table(lua_State *L) {

@@ -131,5 +131,7 @@ int gm_open_object(lua_State *L);
 int gm_open_flags(lua_State *L);
 int gm_open_queue(lua_State *L);
 int gm_open_shard(lua_State *L);
+int gm_open_fs(lua_State *L);
+int gm_open_sync(lua_State *L);
 
 #endif

@@ -379,6 +379,14 @@ static int l_advance(lua_State *L) {
   return gm_task_wait(L, t, &sleep_object, NULL, gm_seconds_to_ns(s));
 }
 
+/* running_task(): the task running this code, or nil outside of one. */
+static int l_running_task(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  if (rt->current == NULL || rt->current->co != L) return 0;
+  push_task(L, rt->current);
+  return 1;
+}
+
 static int l_virtual(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   lua_pushboolean(L, rt->loop && rt->loop->virtual_clock);
@@ -598,6 +606,7 @@ int gm_open_sched(lua_State *L) {
   static const luaL_Reg funcs[] = {{"run", l_run},         {"spawn", l_spawn},
                                    {"sleep", l_sleep},     {"now", l_now},
                                    {"advance", l_advance}, {"virtual", l_virtual},
+                                   {"running_task", l_running_task},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);
   lua_pop(L, 1);

@@ -1,0 +1,271 @@
+--- gloaming.http: Discord's REST API for tasks.
+--
+--   local http = gloaming.http.new(token, {
+--     base_url = "https://discord.com/api/v10",  -- http:// works, for tests
+--     tls = { ca_file = "ca.pem" },              -- default: the system's CAs
+--     timeout = 15,                              -- per request, seconds
+--   })
+--   local body, status, headers = http:request("POST", "/channels/1/messages",
+--     { content = "hi" })                        -- a table, or JSON text
+--   -- on failure: nil, "<status> <message>", <Discord error code or status>
+--
+-- Requests carry `Authorization: Bot <token>` and a User-Agent of Discord's
+-- documented form. Per-route buckets follow X-RateLimit-* headers; 429s are
+-- waited out (retry_after, the global limit); connections are kept alive.
+local core = require "gloaming.core"
+local json = require "gloaming.json"
+local log = require "gloaming.log"
+
+local http = {}
+
+local Client = { __name = "gloaming.http.Client" }
+Client.__index = Client
+
+local VERSION = core.version
+local USER_AGENT = ("DiscordBot (https://github.com/gloaming/gloaming, %s) gloaming"):format(VERSION)
+local DEFAULT_BASE = "https://discord.com/api/v10"
+local MAX_RETRIES = 5
+local GLOBAL_PER_SECOND = 50
+local TOKEN_PLACEHOLDER = "@@gloaming-token@@"
+local state = core.state
+
+--- http.new(token[, opts]): token a string (a leading "Bot " is stripped)
+-- or a Config's token box.
+function http.new(token, opts)
+  opts = opts or {}
+  if type(token) == "string" then
+    token = core.secret((token:gsub("^Bot ", "")))
+  elseif getmetatable(token) ~= getmetatable(core.secret("xxxx")) then
+    error("bad argument #1 to 'http.new' (token expected)", 2)
+  end
+  local base = opts.base_url or DEFAULT_BASE
+  local scheme, authority, prefix = base:match("^(https?)://([^/]+)(.*)$")
+  if not scheme then error("bad base_url '" .. tostring(base) .. "': expected http(s)://host[/path]", 2) end
+  prefix = prefix:gsub("/$", "")
+  return core.object(Client, {
+    token = token,
+    origin = scheme .. "://" .. authority,
+    host = authority,
+    prefix = prefix,
+    tls = opts.tls,
+    timeout = opts.timeout or 15,
+    user_agent = opts.user_agent or USER_AGENT,
+    idle = {},         -- kept-alive connections
+    routes = {},       -- route key -> bucket id (X-RateLimit-Bucket)
+    buckets = {},      -- bucket key -> { remaining, reset_at, busy }
+    global_until = 0,  -- a global 429 holds every request until then
+    window = {},       -- send times of the last second (global limit)
+  })
+end
+
+function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(self).origin) end
+
+-- {=============== routes and buckets ===============
+
+-- Discord counts limits per route and per top-level resource: the ids of
+-- channels, guilds and webhooks stay in the key, the others do not.
+local function route_of(method, path)
+  local parts, major = {}, nil
+  local prev
+  for seg in path:gmatch("[^/?]+") do
+    if seg:match("^%d+$") then
+      if (prev == "channels" or prev == "guilds" or prev == "webhooks") and not major then
+        major = seg
+        parts[#parts + 1] = seg
+      else
+        parts[#parts + 1] = ":id"
+      end
+    elseif prev == "interactions" or (prev and prev:match("^%d+$") and parts[#parts - 1] == "webhooks") then
+      parts[#parts + 1] = seg:match("^%d+$") and ":id" or ":token"
+    else
+      parts[#parts + 1] = seg
+    end
+    prev = seg
+  end
+  return method .. " /" .. table.concat(parts, "/"), major or ""
+end
+
+local function bucket_for(s, route, major)
+  local id = s.routes[route] or route
+  local key = id .. ":" .. major
+  local b = s.buckets[key]
+  if not b then
+    b = { remaining = 1, reset_at = 0 }
+    s.buckets[key] = b
+  end
+  return b
+end
+
+-- Waits until the bucket and the global limit let a request through.
+local function wait_turn(s, b, interaction)
+  while true do
+    local now = core.now()
+    if now < s.global_until then
+      local ok, msg, code = core.sleep(s.global_until - now)
+      if not ok then return nil, msg, code end
+    elseif b.remaining <= 0 and now < b.reset_at then
+      local ok, msg, code = core.sleep(b.reset_at - now)
+      if not ok then return nil, msg, code end
+    else
+      break
+    end
+  end
+  if not interaction then -- interaction endpoints are exempt from the global limit
+    local w = s.window
+    while #w >= GLOBAL_PER_SECOND and core.now() - w[1] < 1 do
+      local ok, msg, code = core.sleep(1 - (core.now() - w[1]))
+      if not ok then return nil, msg, code end
+      while #w > 0 and core.now() - w[1] >= 1 do table.remove(w, 1) end
+    end
+    w[#w + 1] = core.now()
+    while #w > GLOBAL_PER_SECOND do table.remove(w, 1) end
+  end
+  if b.remaining > 0 then b.remaining = b.remaining - 1 end
+  return true
+end
+
+local function learn(s, route, major, b, headers)
+  local bucket = headers["x-ratelimit-bucket"]
+  if bucket and s.routes[route] ~= bucket then
+    s.routes[route] = bucket
+    s.buckets[bucket .. ":" .. major] = b
+  end
+  local remaining = tonumber(headers["x-ratelimit-remaining"])
+  local reset_after = tonumber(headers["x-ratelimit-reset-after"])
+  if remaining then b.remaining = remaining end
+  if reset_after then b.reset_at = core.now() + reset_after end
+end
+
+-- }===============
+
+-- {=============== the wire ===============
+
+local function connection(s)
+  local conn = table.remove(s.idle)
+  if conn and conn:is_open() then return conn, true end
+  local c, err, code = core.http_connect(s.origin .. "/", { tls = s.tls, timeout = s.timeout })
+  if not c then return nil, err, code end
+  return c, false
+end
+
+local function build(s, method, path, body)
+  local lines = {
+    ("%s %s HTTP/1.1"):format(method, s.prefix .. path),
+    "Host: " .. s.host,
+    "Authorization: Bot " .. TOKEN_PLACEHOLDER,
+    "User-Agent: " .. s.user_agent,
+    "Accept: application/json",
+  }
+  if body then
+    lines[#lines + 1] = "Content-Type: application/json"
+    lines[#lines + 1] = "Content-Length: " .. #body
+  elseif method ~= "GET" and method ~= "DELETE" then
+    lines[#lines + 1] = "Content-Length: 0"
+  end
+  local text = table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
+  return core.secret_splice(text, TOKEN_PLACEHOLDER, s.token)
+end
+
+-- One exchange on one connection: response, or nil, message, code. A kept
+-- alive connection that the server closed meanwhile is retried once.
+local function exchange(s, method, path, body)
+  for attempt = 1, 2 do
+    local conn, reused_or_err, code = connection(s)
+    if not conn then return nil, reused_or_err, code end
+    local reused = reused_or_err
+    local ok, err, ecode = conn:write_raw(build(s, method, path, body))
+    local resp, kind
+    if ok then
+      resp, kind, ecode = conn:receive(s.timeout)
+      err = kind
+    end
+    if resp and kind == "http" then
+      if (resp.headers.connection or ""):lower() ~= "close" then
+        s.idle[#s.idle + 1] = conn
+      else
+        conn:close()
+      end
+      return resp
+    end
+    conn:close()
+    if not (reused and attempt == 1) or ecode == "ETIMEDOUT" or ecode == "ECANCELED" then
+      if kind == "close" then return nil, "the server closed the connection", "ECLOSED" end
+      return nil, err, ecode
+    end
+  end
+end
+
+-- }===============
+
+--- request(method, path, body[, opts]): body a table (sent as JSON) or
+-- JSON text; path below base_url ("/channels/1/messages").
+-- 2xx: body (decoded JSON, or "" when empty), status, headers.
+-- Otherwise: nil, "<status> <message>", <Discord error code or status>.
+function Client:request(method, path, body)
+  if type(method) ~= "string" or type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+    error("request(method, path, body): path must start with /", 2)
+  end
+  local s = state(self)
+  method = method:upper()
+  if type(body) == "table" then body = json.encode(body) end
+  local route, major = route_of(method, path)
+  local interaction = route:match("^POST /interactions/") ~= nil
+  for _ = 1, MAX_RETRIES do
+    local b = bucket_for(s, route, major)
+    local ok, msg, code = wait_turn(s, b, interaction)
+    if not ok then return nil, msg, code end
+    local resp, err, ecode = exchange(s, method, path, body)
+    if not resp then return nil, err, ecode end
+    learn(s, route, major, b, resp.headers)
+    local status = resp.status
+    local data = resp.body
+    local ctype = resp.headers["content-type"] or ""
+    if #data > 0 and ctype:find("json", 1, true) then
+      local decoded = json.decode(data)
+      if decoded ~= nil then data = decoded end
+    end
+    if status == 429 then
+      local retry = (type(data) == "table" and tonumber(data.retry_after))
+          or tonumber(resp.headers["retry-after"]) or 1
+      local global = (type(data) == "table" and data.global == true)
+          or resp.headers["x-ratelimit-global"] ~= nil
+      log.warn("rate limited on %s%s: retrying in %.2f s", route, global and " (global)" or "", retry)
+      if global then
+        s.global_until = core.now() + retry
+      else
+        b.remaining, b.reset_at = 0, core.now() + retry
+      end
+    elseif status >= 200 and status < 300 then
+      return data, status, resp.headers
+    else
+      local message = type(data) == "table" and data.message or resp.body
+      local dcode = type(data) == "table" and math.tointeger(data.code) or nil
+      return nil, ("%d %s"):format(status, message ~= "" and message or "error"),
+        (dcode and dcode ~= 0) and dcode or status
+    end
+  end
+  return nil, "429 still rate limited after " .. MAX_RETRIES .. " tries", 429
+end
+
+--- GET /gateway/bot: { url, shards, session_start_limit = { total,
+-- remaining, reset_after (ms), max_concurrency } }.
+function Client:gateway_bot() return self:request("GET", "/gateway/bot") end
+
+function Client:create_message(channel_id, body)
+  if type(body) == "string" then body = { content = body } end
+  return self:request("POST", "/channels/" .. tostring(channel_id) .. "/messages", body)
+end
+
+function Client:create_interaction_response(interaction_id, token, body)
+  return self:request("POST", ("/interactions/%s/%s/callback"):format(tostring(interaction_id), token), body)
+end
+
+--- Closes kept-alive connections.
+function Client:close()
+  local s = state(self)
+  for _, c in ipairs(s.idle) do c:close() end
+  s.idle = {}
+end
+
+http.route_of = route_of -- for tests
+return http
