@@ -73,7 +73,15 @@ function Bot:__tostring()
   return ("gloaming.Bot(%d shards)"):format(#self.shards)
 end
 
---- on(event_type, fn): fn(event) runs for every event of that type.
+--- shard(id): the running shard with that number (or ShardId), or nil.
+function Bot:shard(id)
+  local n = type(id) == "number" and id or id:number()
+  for _, shard in ipairs(self.shards) do
+    if shard:id():number() == n then return shard end
+  end
+end
+
+--- on(event_type, fn): fn(event, bot) runs for every event of that type.
 function Bot:on(event_type, fn)
   if F[event_type] == nil or type(F[event_type]) ~= "userdata" then
     error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)

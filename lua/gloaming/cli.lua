@@ -8,7 +8,15 @@ local USAGE = [[
 usage: gloaming <command> [arguments]
 
 commands:
-  run FILE [ARGS...]   run FILE as the main task (Ctrl-C closes it cleanly)
+  run [--sessions PATH] [--repl-socket PATH] FILE [ARGS...]
+                       run FILE as the main task (Ctrl-C closes it cleanly);
+                       --sessions keeps Bot sessions across restarts,
+                       --repl-socket lets `gloaming attach PATH` in
+  demo                 a ping bot against the built-in fake gateway
+  fake-gateway [--port N] [--tls] [--shards N] [--heartbeat-interval S] [--token T]
+                       serve a fake Discord gateway until interrupted
+  repl [FILE]          a Lua REPL on the loop (FILE runs first)
+  attach PATH          a REPL inside a bot started with --repl-socket
   version              print the version
   help                 this text
 
@@ -64,9 +72,35 @@ function cli.run_main(fn, ...)
   return 0
 end
 
+--- Options of `gloaming run` before FILE: --sessions PATH (Bots keep their
+-- sessions there), --repl-socket PATH (attachable REPL).
+local function run_options(args)
+  local opts = {}
+  while args[1] and args[1]:match("^%-%-") do
+    local flag = table.remove(args, 1)
+    if flag == "--sessions" or flag == "--repl-socket" then
+      local v = table.remove(args, 1)
+      if not v then return nil, flag .. " needs a PATH" end
+      opts[flag:sub(3):gsub("%-", "_")] = v
+    elseif flag == "--" then
+      break
+    else
+      return nil, "unknown option " .. flag
+    end
+  end
+  return opts
+end
+
 cli.commands.run = function(args)
+  local opts, oerr = run_options(args)
+  if not opts then return usage_error(oerr) end
+  if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
+  cli.options = opts
   local file = args[1]
   if not file then return usage_error("run needs a FILE") end
+  -- the script's own folder comes first on the module path (its handlers)
+  local dir = file:match("^(.*)/[^/]*$") or "."
+  package.path = dir .. "/?.lua;" .. package.path
   local chunk, err = loadfile(file)
   if not chunk then
     io.stderr:write("gloaming: ", err, "\n")
@@ -75,6 +109,15 @@ cli.commands.run = function(args)
   -- the script sees its own arguments in `arg` and `...`
   local script_args = { [0] = file, table.unpack(args, 2) }
   _G.arg = script_args
+  if opts.repl_socket then
+    local chunk0 = chunk
+    chunk = function(...)
+      local server = assert(require("gloaming.repl").serve(opts.repl_socket))
+      local results = table.pack(chunk0(...))
+      server:close()
+      return table.unpack(results, 1, results.n)
+    end
+  end
   return cli.run_main(chunk, table.unpack(script_args))
 end
 

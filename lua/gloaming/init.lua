@@ -44,6 +44,7 @@ local lazy = {
   IdentifyQueue = function() return { new = core.identify_queue } end,
   parse = function() return require("gloaming.parse") end,
   Bot = function() return require("gloaming.bot") end,
+  reload = function() return require("gloaming.reload") end,
   Condition = function() return { new = require("gloaming.core").condition } end,
   create_bucket = function() return require("gloaming.cluster").create_bucket end,
   create_iterator = function() return require("gloaming.cluster").create_iterator end,

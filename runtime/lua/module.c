@@ -22,6 +22,8 @@ static const lua_CFunction openers[] = {
     gm_open_shard,
     gm_open_fs,
     gm_open_sync,
+    gm_open_readline,
+    gm_open_unix,
 };
 
 static void push_error_table(lua_State *L) {

@@ -133,5 +133,7 @@ int gm_open_queue(lua_State *L);
 int gm_open_shard(lua_State *L);
 int gm_open_fs(lua_State *L);
 int gm_open_sync(lua_State *L);
+int gm_open_readline(lua_State *L);
+int gm_open_unix(lua_State *L);
 
 #endif

@@ -1,0 +1,7 @@
+/* Placeholder: filled in by the REPL work (issue 7). */
+#include "lua/rt.h"
+
+int gm_open_readline(lua_State *L) {
+  (void)L;
+  return 0;
+}
