@@ -64,6 +64,8 @@ FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 all: deps module
 
+# LuaRocks runs `make` then `make install`: the default target must build.
+
 deps:
 ifneq ($(GM_NO_DEPS),1)
 	@scripts/install-deps.sh
@@ -131,9 +133,11 @@ bench: all
 	@scripts/bench.sh
 
 install: module
-	mkdir -p $(INST_LIBDIR)/gloaming $(INST_LUADIR)/gloaming $(INST_BINDIR)
+	mkdir -p $(INST_LIBDIR)/gloaming $(INST_LUADIR)/gloaming
 	cp $(MODULE) $(INST_LIBDIR)/gloaming/core.so
 	cp -R lua/gloaming/. $(INST_LUADIR)/gloaming/
+	mkdir -p $(INST_LUADIR)/gloaming/scripts
+	cp scripts/*.lua $(INST_LUADIR)/gloaming/scripts/
 
 clean:
 	rm -rf build build-asan
