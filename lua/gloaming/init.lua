@@ -12,10 +12,12 @@ gloaming.spawn = core.spawn
 gloaming.sleep = core.sleep
 gloaming.now = core.now
 
---- Runs a program without blocking the loop (a waiting call):
+--- Programs without blocking the loop:
 -- gloaming.process.run(argv[, { stdin =, env =, env_remove =, timeout = }])
--- returns exit_code, stdout, stderr, or nil, message, code.
-gloaming.process = { run = core.process_run }
+-- waits and returns exit_code, stdout, stderr (or nil, message, code);
+-- gloaming.process.spawn(argv[, opts]) returns a process with :wait([t]),
+-- :kill([signal]) and :pid().
+gloaming.process = { run = core.process_run, spawn = core.process_spawn }
 
 --- The error table: gloaming.errors.ETIMEDOUT = { number =, message = }.
 gloaming.errors = core.errors
