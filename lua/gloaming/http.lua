@@ -66,8 +66,10 @@ function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(se
 -- channels, guilds and webhooks stay in the key, the others do not.
 local function route_of(method, path)
   local parts, major = {}, nil
-  local prev
-  for seg in path:gmatch("[^/?]+") do
+  local segs = {}
+  for seg in path:gmatch("[^/?]+") do segs[#segs + 1] = seg end
+  for i, seg in ipairs(segs) do
+    local prev, before = segs[i - 1], segs[i - 2]
     if seg:match("^%d+$") then
       if (prev == "channels" or prev == "guilds" or prev == "webhooks") and not major then
         major = seg
@@ -75,12 +77,11 @@ local function route_of(method, path)
       else
         parts[#parts + 1] = ":id"
       end
-    elseif prev == "interactions" or (prev and prev:match("^%d+$") and parts[#parts - 1] == "webhooks") then
-      parts[#parts + 1] = seg:match("^%d+$") and ":id" or ":token"
+    elseif prev and prev:match("^%d+$") and (before == "interactions" or before == "webhooks") then
+      parts[#parts + 1] = ":token" -- interaction and webhook tokens are secrets
     else
       parts[#parts + 1] = seg
     end
-    prev = seg
   end
   return method .. " /" .. table.concat(parts, "/"), major or ""
 end
