@@ -73,7 +73,9 @@ function Config.new(token, intents)
 end
 
 function Config:builder()
-  return core.object(Builder, copy(state(self)))
+  local s = copy(state(self))
+  s.identify_template = nil
+  return core.object(Builder, s)
 end
 
 -- Getters (the token is returned boxed).
@@ -172,6 +174,7 @@ end)
 
 function Builder:build()
   local s = copy(state(self))
+  s.identify_template = nil
   check_url(s.gateway_url)
   return core.object(Config, s)
 end
@@ -181,19 +184,31 @@ function Builder:__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" 
 -- }===============
 
 --- The Identify payload for one shard (it holds the token: boxed too).
+-- The Identify text is built once per config, with the shard left as a
+-- placeholder: a thousand shards cost a thousand splices, not a thousand
+-- JSON encodings.
+local SHARD_PLACEHOLDER = "@@gloaming-shard@@"
+
 function Config:identify_payload(shard_id, total)
   local s = state(self)
-  local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
-  local d = {
-    token = TOKEN_PLACEHOLDER,
-    intents = s.intents,
-    properties = props,
-    compress = false,
-    large_threshold = s.large_threshold,
-    shard = json.array { shard_id, total },
-  }
-  if s.presence then d.presence = commands.presence(s.presence) end
-  return core.secret_splice(json.encode { op = 2, d = d }, TOKEN_PLACEHOLDER, s.token)
+  if not s.identify_template then
+    local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
+    local d = {
+      token = TOKEN_PLACEHOLDER,
+      intents = s.intents,
+      properties = props,
+      compress = false,
+      large_threshold = s.large_threshold,
+      shard = SHARD_PLACEHOLDER,
+    }
+    if s.presence then d.presence = commands.presence(s.presence) end
+    -- the shard goes in unquoted: drop the quotes json.encode put around it
+    local text = json.encode { op = 2, d = d }
+    local at = text:find('"' .. SHARD_PLACEHOLDER .. '"', 1, true)
+    text = text:sub(1, at - 1) .. SHARD_PLACEHOLDER .. text:sub(at + #SHARD_PLACEHOLDER + 2)
+    s.identify_template = core.secret_splice(text, TOKEN_PLACEHOLDER, s.token)
+  end
+  return core.secret_splice(s.identify_template, SHARD_PLACEHOLDER, ("[%d,%d]"):format(shard_id, total))
 end
 
 return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue }

@@ -13,6 +13,7 @@
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 #define DEFAULT_MAX_PAYLOAD (64u << 20)
 #define MAX_HTTP_HEADER_BYTES (32u << 10)
+#define SMALL_FRAME 4096 /* Discord's payload limit: every command fits */
 #define DEFAULT_USER_AGENT "gloaming/0.1.0 (https://github.com/gloaming)"
 
 static const char *initiator_names[] = {
@@ -122,11 +123,18 @@ static int write_frame(gm_conn_t *c, int opcode, const void *data,
   }
   uint8_t key[4];
   if (gm_random_bytes(key, sizeof key)) return GM_EIO;
+  if (len <= SMALL_FRAME) {
+    /* heartbeats and commands: built on the stack, nothing kept per shard */
+    uint8_t frame[GM_WS_MAX_HEADER + SMALL_FRAME];
+    size_t hl = gm_ws_frame_header(frame, opcode, true, len, key);
+    memcpy(frame + hl, data, len);
+    gm_ws_mask(frame + hl, len, key, 0);
+    return gm_stream_write(&c->stream, frame, hl + len, NULL, 0);
+  }
   gm_buf_clear(&c->out);
   int r = gm_ws_frame_append(&c->out, opcode, true, data, len, key);
   if (r == 0) r = gm_stream_write(&c->stream, c->out.data, c->out.len, NULL, 0);
-  gm_buf_clear(&c->out);
-  gm_buf_compact(&c->out);
+  gm_buf_free(&c->out);
   return r;
 }
 
@@ -155,7 +163,7 @@ static int send_control(gm_conn_t *c, gm_ws_message_t *msg) {
   gm_buf_clear(&c->out);
   int r = gm_ws_reply_append(&c->out, msg, mask);
   if (r > 0) r = gm_stream_write(&c->stream, c->out.data, c->out.len, NULL, 0);
-  gm_buf_clear(&c->out);
+  gm_buf_free(&c->out);
   return r < 0 ? r : 0;
 }
 
@@ -171,7 +179,7 @@ static int send_close_frame(gm_conn_t *c, int code, const char *reason,
   if (r == GM_EINVAL) /* an unsendable code goes out without a code */
     r = gm_ws_close_append(&c->out, -1, NULL, 0, mask);
   if (r == 0) r = gm_stream_write(&c->stream, c->out.data, c->out.len, NULL, 0);
-  gm_buf_clear(&c->out);
+  gm_buf_free(&c->out);
   return r;
 }
 

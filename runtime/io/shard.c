@@ -1,5 +1,6 @@
 #include "io/shard.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,23 @@
 static void after_machine(gm_shard_t *s);
 
 static uint64_t now_of(gm_shard_t *s) { return gm_loop_now(s->loop); }
+
+/* The reason readers are given; kept on the heap only once needed. */
+static void set_reason(gm_shard_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_reason(gm_shard_t *s, const char *fmt, ...) {
+  char text[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  if (s->end_reason) gm_free(s->end_reason, strlen(s->end_reason) + 1);
+  s->end_reason = gm_strndup(text, strlen(text));
+}
+
+const char *gm_shard_reason(const gm_shard_t *s) {
+  return s->end_reason ? s->end_reason : "closed";
+}
 
 /* {=============== queues =============== */
 
@@ -289,7 +307,7 @@ static void fx_connect(void *ud, const char *url) {
     u = s->base; /* shallow: only read below */
   } else if (gm_url_parse(url, strlen(url), &u, &why) != 0) {
     /* a resume URL that does not parse: report it from the loop */
-    snprintf(s->end_reason, sizeof s->end_reason, "bad resume URL: %s", why);
+    set_reason(s, "bad resume URL: %s", why);
     s->pending_fail = true;
     gm_timer_start(&s->timer, 0);
     return;
@@ -312,7 +330,7 @@ static void fx_connect(void *ud, const char *url) {
   if (target.query) gm_free(target.query, strlen(target.query) + 1);
   if (!base) gm_url_free(&u);
   if (s->conn == NULL) {
-    snprintf(s->end_reason, sizeof s->end_reason, "out of memory");
+    set_reason(s, "out of memory");
     s->pending_fail = true;
     gm_timer_start(&s->timer, 0);
   }
@@ -390,8 +408,8 @@ static void on_timer(gm_timer_t *t) {
   gm_shard_t *s = t->data;
   if (s->pending_fail) {
     s->pending_fail = false;
-    report_error(s, GM_ERECONNECT, s->end_reason);
-    gm_sm_open_failed(&s->m, now_of(s), s->end_reason);
+    report_error(s, GM_ERECONNECT, gm_shard_reason(s));
+    gm_sm_open_failed(&s->m, now_of(s), gm_shard_reason(s));
   } else {
     gm_sm_tick(&s->m, now_of(s));
   }
@@ -408,11 +426,10 @@ static void after_machine(gm_shard_t *s) {
     gm_timer_stop(&s->timer);
     if (st == GM_SHARD_FATALLY_CLOSED) {
       const char *what = gm_close_description(s->last_close_code);
-      snprintf(s->end_reason, sizeof s->end_reason,
-               "closed by the gateway with %d: %s", s->last_close_code,
-               what ? what : "fatal close code");
+      set_reason(s, "closed by the gateway with %d: %s", s->last_close_code,
+                 what ? what : "fatal close code");
     } else {
-      snprintf(s->end_reason, sizeof s->end_reason, "closed");
+      set_reason(s, "closed");
     }
     if (s->hooks->ended) s->hooks->ended(s);
     return;
@@ -434,7 +451,7 @@ static void on_loop_close(gm_closable_t *c) {
   gm_timer_stop(&s->timer);
   if (!s->ended) {
     s->ended = true;
-    snprintf(s->end_reason, sizeof s->end_reason, "the run ended");
+    set_reason(s, "the run ended");
     if (s->hooks->ended) s->hooks->ended(s);
   }
   s->loop = NULL;
@@ -461,8 +478,8 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
     *why = "the gateway URL must be ws:// or wss://";
     return NULL;
   }
-  s->token = gm_strndup(c->token, strlen(c->token));
-  s->identify = gm_strndup(c->identify, c->identify_len);
+  s->token = c->token;
+  s->identify = c->identify;
   s->identify_len = c->identify_len;
   s->compression = c->compression;
   s->tls = c->tls;
@@ -474,8 +491,7 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->fallback.raw = true; /* keeps everything until someone reads */
   snprintf(s->context, sizeof s->context, "shard=%u/%u", c->id, c->total);
   gm_timer_init(l, &s->timer, on_timer, s);
-  if (s->token == NULL || s->identify == NULL ||
-      gm_sm_init(&s->m, &effects, s, c->gateway_url, s->token, s->identify,
+  if (gm_sm_init(&s->m, &effects, s, c->gateway_url, s->token, s->identify,
                  s->identify_len, c->ratelimit) != 0 ||
       (c->session_id &&
        gm_sm_set_session(&s->m, c->session_id, c->seq, c->resume_url))) {
@@ -525,20 +541,12 @@ void gm_shard_free(gm_shard_t *s) {
   gm_sm_free(&s->m);
   gm_url_free(&s->base);
   if (s->tls) gm_tls_ctx_release(s->tls);
-  if (s->token) {
-    size_t n = strlen(s->token);
-    memset(s->token, 0, n);
-    gm_free(s->token, n + 1);
-  }
-  if (s->identify) {
-    memset(s->identify, 0, s->identify_len);
-    gm_free(s->identify, s->identify_len + 1);
-  }
+  if (s->end_reason) gm_free(s->end_reason, strlen(s->end_reason) + 1);
   gm_free(s, sizeof *s);
 }
 
 size_t gm_shard_memory(const gm_shard_t *s) {
-  size_t n = sizeof *s + s->identify_len + 1 + strlen(s->token) + 1;
+  size_t n = sizeof *s;
   n += s->m.limiter.cap * sizeof(uint64_t);
   if (s->conn) n += gm_conn_memory(s->conn);
   n += s->fallback.bytes;

@@ -59,8 +59,8 @@ struct gm_sub_s {
 
 typedef struct gm_shard_config_s {
   uint32_t id, total;
-  const char *token;       /* copied; never logged */
-  const char *identify;    /* the Identify payload (with the token), copied */
+  const char *token;       /* borrowed: must outlive the shard; never logged */
+  const char *identify;    /* the Identify payload (with the token), borrowed */
   size_t identify_len;
   const char *gateway_url; /* base URL; the query gets v, encoding, compress */
   gm_compress_t compression;
@@ -89,8 +89,8 @@ struct gm_shard_s {
   gm_conn_t *conn;
   gm_timer_t timer;
   gm_url_t base; /* gateway URL, parsed at creation */
-  char *token;
-  char *identify;
+  const char *token;
+  const char *identify;
   size_t identify_len;
   gm_compress_t compression;
   gm_tls_ctx_t *tls;
@@ -104,7 +104,7 @@ struct gm_shard_s {
   bool pending_fail; /* a connect that failed before it began: report it */
   int last_close_code;
   char context[24]; /* "shard=3/16" for logs */
-  char end_reason[160];
+  char *end_reason; /* why readers get ECLOSED (set once the shard ended) */
   gm_closable_t closable;
   /* counters */
   uint64_t events_in, bytes_in;
@@ -136,5 +136,7 @@ gm_item_t *gm_sub_pop(gm_sub_t *sub);
 void gm_item_free(gm_item_t *it);
 
 size_t gm_shard_memory(const gm_shard_t *s);
+/* Why the shard ended (or why its last connect failed). */
+const char *gm_shard_reason(const gm_shard_t *s);
 
 #endif

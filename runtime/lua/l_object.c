@@ -13,6 +13,7 @@
 
 typedef struct secret_s {
   size_t len;
+  int scrubbed; /* registered with the log scrubber */
   char text[];
 } secret_t;
 
@@ -31,6 +32,7 @@ static int l_secret(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &n);
   secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
   s->len = n;
+  s->scrubbed = 1;
   memcpy(s->text, text, n + 1);
   luaL_setmetatable(L, GM_SECRET_MT);
   gm_log_add_secret(text, n);
@@ -41,10 +43,14 @@ static int l_secret(lua_State *L) {
  * the placeholder replaced by the secret's text: an Identify payload is
  * built without the token ever becoming a Lua string. */
 static int l_secret_splice(lua_State *L) {
-  size_t tl, pl, sl = 0;
-  const char *text = luaL_checklstring(L, 1, &tl);
+  size_t tl = 0, pl, sl = 0;
+  /* the text may itself be a secret (a template holding the token); what
+   * goes in may be a plain string */
+  const char *text = luaL_testudata(L, 1, GM_SECRET_MT) ? gm_secret_get(L, 1, &tl)
+                                                         : luaL_checklstring(L, 1, &tl);
   const char *ph = luaL_checklstring(L, 2, &pl);
-  const char *sec = gm_secret_get(L, 3, &sl);
+  const char *sec = luaL_testudata(L, 3, GM_SECRET_MT) ? gm_secret_get(L, 3, &sl)
+                                                        : luaL_checklstring(L, 3, &sl);
   const char *at = pl ? strstr(text, ph) : NULL;
   if (at == NULL) return luaL_argerror(L, 2, "placeholder not found");
   size_t n = tl - pl + sl;
@@ -54,8 +60,10 @@ static int l_secret_splice(lua_State *L) {
   memcpy(s->text, text, head);
   memcpy(s->text + head, sec, sl);
   memcpy(s->text + head + sl, at + pl, tl - head - pl + 1);
+  /* the token inside is scrubbed already; a thousand Identify payloads
+   * need not be */
+  s->scrubbed = 0;
   luaL_setmetatable(L, GM_SECRET_MT);
-  gm_log_add_secret(s->text, n);
   return 1;
 }
 
@@ -73,7 +81,7 @@ static int secret_eq(lua_State *L) {
 
 static int secret_gc(lua_State *L) {
   secret_t *s = luaL_checkudata(L, 1, GM_SECRET_MT);
-  gm_log_remove_secret(s->text, s->len);
+  if (s->scrubbed) gm_log_remove_secret(s->text, s->len);
   memset(s->text, 0, s->len);
   s->len = 0;
   return 0;

@@ -27,7 +27,10 @@
 #define SUB_MT "gloaming.Subscription"
 
 /* User values of the shard userdata. */
-enum { UV_ID = 1, UV_EXTRA, UV_DEFAULT, UV_RAW, UV_HOOKS, UV_COUNT = UV_HOOKS };
+/* The shard's token and Identify secrets are user values too: the C shard
+ * borrows their text instead of copying it. */
+enum { UV_ID = 1, UV_EXTRA, UV_DEFAULT, UV_RAW, UV_HOOKS, UV_TOKEN, UV_IDENTIFY,
+       UV_COUNT = UV_IDENTIFY };
 
 typedef struct lshard_s {
   gm_rt_t *rt;
@@ -308,7 +311,7 @@ static int try_take(lua_State *L, lsub_t *lsub) {
     return n;
   }
   if (ls->s == NULL || ls->s->ended)
-    return gm_push_fail(L, GM_ECLOSED, ls->s ? ls->s->end_reason : "closed");
+    return gm_push_fail(L, GM_ECLOSED, ls->s ? gm_shard_reason(ls->s) : "closed");
   return -1;
 }
 
@@ -406,7 +409,7 @@ static int shard_subscribe(lua_State *L) {
   gm_event_flags_t f;
   bool raw = lua_toboolean(L, 3);
   gm_check_flags(L, 2, &f);
-  if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, ls->s->end_reason);
+  if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, gm_shard_reason(ls->s));
   pin(L, ls, 1, true);
   gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
   if (sub == NULL) return luaL_error(L, "out of memory");
@@ -468,7 +471,7 @@ static int shard_send(lua_State *L) {
   if (r == GM_EMSGSIZE)
     return gm_push_fail(L, r, lua_pushfstring(L, "the payload is %d bytes: "
                         "Discord accepts at most 4096", (int)len));
-  if (r) return gm_push_fail(L, r, ls->s->ended ? ls->s->end_reason : NULL);
+  if (r) return gm_push_fail(L, r, ls->s->ended ? gm_shard_reason(ls->s) : NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -644,6 +647,10 @@ static int l_shard_new(lua_State *L) {
   lua_setiuservalue(L, -2, UV_ID);
   lua_getfield(L, 1, "hooks");
   lua_setiuservalue(L, -2, UV_HOOKS);
+  lua_getfield(L, 1, "token");
+  lua_setiuservalue(L, -2, UV_TOKEN);
+  lua_getfield(L, 1, "identify");
+  lua_setiuservalue(L, -2, UV_IDENTIFY);
   ls->s = gm_shard_new(loop, &c, &hooks, ls, &why);
   if (c.tls) gm_tls_ctx_release(c.tls);
   if (ls->s == NULL) return luaL_error(L, "cannot create the shard: %s", why);

@@ -64,6 +64,15 @@ static int on_header_value_complete(llhttp_t *h) {
   gm_http_message_t *m = &p->msg;
   if (m->n_headers == GM_HTTP_MAX_HEADERS)
     return fail(p, GM_EMSGSIZE, "too many HTTP headers");
+  if (m->n_headers == m->cap_headers) {
+    /* a parser lives a moment per connection: keep it small until used */
+    int cap = m->cap_headers ? m->cap_headers * 2 : 8;
+    gm_http_header_t *grown = gm_realloc(
+        m->headers, (size_t)m->cap_headers * sizeof *grown, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return fail(p, GM_ENOMEM, "out of memory");
+    m->headers = grown;
+    m->cap_headers = cap;
+  }
   gm_http_header_t *hd = &m->headers[m->n_headers];
   hd->name = take(&p->field);
   hd->value = take(&p->value);
@@ -127,6 +136,7 @@ static void free_message(gm_http_message_t *m) {
     gm_free(m->headers[i].name, strlen(m->headers[i].name) + 1);
     gm_free(m->headers[i].value, strlen(m->headers[i].value) + 1);
   }
+  gm_free(m->headers, (size_t)m->cap_headers * sizeof *m->headers);
   if (m->method) gm_free(m->method, strlen(m->method) + 1);
   if (m->target) gm_free(m->target, strlen(m->target) + 1);
   gm_buf_free(&m->body);

@@ -24,8 +24,9 @@ typedef struct gm_http_message_s {
   int status;      /* responses */
   char *method;    /* requests: "GET" */
   char *target;    /* requests: "/api/v10/gateway/bot?x=1" */
-  gm_http_header_t headers[GM_HTTP_MAX_HEADERS];
+  gm_http_header_t *headers; /* grows as headers arrive */
   int n_headers;
+  int cap_headers;
   gm_buf_t body;
   bool upgrade;    /* 101 / Upgrade request: bytes after it are not HTTP */
   bool keep_alive;
