@@ -66,7 +66,8 @@ function cli.run_main(fn, ...)
   end)
   if not ok then failure = err end
   if failure then
-    io.stderr:write("gloaming: ", tostring(failure), "\n")
+    -- an error message may quote a token: scrubbed like every log line
+    io.stderr:write("gloaming: ", core.scrub(tostring(failure)), "\n")
     return 1
   end
   return 0
