@@ -24,23 +24,22 @@ int gm_idq_update(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
       b = gm_calloc(max_concurrency, sizeof *b);
       if (b == NULL) return GM_ENOMEM;
     }
-    /* Spacing carries over: the strictest old bucket bounds the new ones,
-     * and busy permits stay counted until their release or expiry. */
-    uint64_t latest = 0, busy_at = 0;
-    bool busy = false;
-    for (uint32_t i = 0; i < q->max_concurrency; i++) {
+    /* Spacing carries over: the strictest old bucket bounds the new ones.
+     * Permits out stay counted until their release or expiry, each in its
+     * holder's new bucket, where that release will look for it (of two
+     * that land in one bucket, the later grant is kept). */
+    uint64_t latest = 0;
+    for (uint32_t i = 0; i < q->max_concurrency; i++)
       if (q->buckets[i].free_at > latest) latest = q->buckets[i].free_at;
-      if (q->buckets[i].busy) {
-        busy = true;
-        busy_at = q->buckets[i].granted_at;
-      }
-    }
-    for (uint32_t i = 0; i < max_concurrency; i++) {
-      b[i].free_at = latest;
-      if (busy && i == 0) {
-        b[i].busy = true;
-        b[i].granted_at = busy_at;
-      }
+    for (uint32_t i = 0; i < max_concurrency; i++) b[i].free_at = latest;
+    for (uint32_t i = 0; i < q->max_concurrency && max_concurrency; i++) {
+      const gm_idq_bucket_t *old = &q->buckets[i];
+      if (!old->busy) continue;
+      gm_idq_bucket_t *nb = &b[old->owner % max_concurrency];
+      if (nb->busy && nb->granted_at > old->granted_at) continue;
+      nb->busy = true;
+      nb->owner = old->owner;
+      nb->granted_at = old->granted_at;
     }
     gm_idq_free(q);
     q->buckets = b;
@@ -57,18 +56,24 @@ uint64_t gm_idq_try(gm_idq_t *q, uint32_t shard_id, uint64_t now) {
   if (q->max_concurrency == 0) return 0; /* a proxy does the limiting */
   gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
   if (b->busy) {
-    if (now < b->granted_at + GM_IDQ_GRANT_TTL_NS) return UINT64_MAX;
+    /* ask again when it expires, if nobody releases it before */
+    if (now < b->granted_at + GM_IDQ_GRANT_TTL_NS)
+      return b->granted_at + GM_IDQ_GRANT_TTL_NS;
     b->busy = false; /* never released: count it as sent when granted */
     b->free_at = b->granted_at + GM_IDQ_SPACING_NS;
   }
   if (now >= q->reset_at) {
+    /* reset_after told how long the current window had left; the next
+     * one is a day long (reusing reset_after could refill the budget far
+     * too often, and Discord resets the token of a bot that overspends) */
     q->remaining = q->total;
-    q->reset_at = now + (q->reset_after ? q->reset_after : GM_IDQ_DAY_NS);
+    q->reset_at = now + GM_IDQ_DAY_NS;
   }
   if (q->remaining == 0) return q->reset_at;
   if (now < b->free_at) return b->free_at;
   b->busy = true;
   b->granted_at = now;
+  b->owner = shard_id;
   q->remaining--;
   return 0;
 }
@@ -76,7 +81,9 @@ uint64_t gm_idq_try(gm_idq_t *q, uint32_t shard_id, uint64_t now) {
 void gm_idq_release(gm_idq_t *q, uint32_t shard_id, uint64_t now, bool sent) {
   if (q->max_concurrency == 0) return;
   gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
-  if (!b->busy) return;
+  /* only the holder's release counts: a shard whose wait was called off
+   * must not free (and refund) another shard's permit in its bucket */
+  if (!b->busy || b->owner != shard_id) return;
   b->busy = false;
   if (sent)
     b->free_at = now + GM_IDQ_SPACING_NS;

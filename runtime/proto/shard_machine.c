@@ -186,6 +186,7 @@ static void connect_now(gm_shard_machine_t *m) {
   bool resume = m->session_id && m->resume_url;
   m->reconnect_at = NEVER;
   m->connected = true;
+  m->reached = false;
   m->closing = false;
   m->sent_close_code = 0;
   m->state = GM_SHARD_DISCONNECTED;
@@ -229,10 +230,9 @@ static void close_connection(gm_shard_machine_t *m, int code,
  * buffers): it is over from here. */
 static void drop_connection(gm_shard_machine_t *m, uint64_t now, int code,
                             int event_code, const char *reason) {
-  bool reached = m->state == GM_SHARD_ACTIVE;
   m->fx->close(m->ud, code, reason, true);
   end_connection(m);
-  if (!reached) m->attempts++;
+  if (!m->reached) m->attempts++;
   m->fx->emit_close(m->ud, event_code, reason, strlen(reason),
                     GM_CLOSED_BY_SHARD);
   schedule_reconnect(m, now, 0);
@@ -400,6 +400,7 @@ static int on_ready(gm_shard_machine_t *m, uint64_t now, const char *d,
 
 static void became_active(gm_shard_machine_t *m, uint64_t now) {
   m->state = GM_SHARD_ACTIVE;
+  m->reached = true;
   m->attempts = 0;
   m->ready_deadline = NEVER;
   pump_commands(m, now);
@@ -408,7 +409,17 @@ static void became_active(gm_shard_machine_t *m, uint64_t now) {
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, const gm_envelope_t *env) {
   if (env->op < 0) return GM_EDECODE;
-  if (!m->connected || m->closing) return 0; /* the end is being awaited */
+  if (!m->connected) return 0;
+  if (m->closing) {
+    /* The end is being awaited. Dispatches the gateway sent before it read
+     * our close frame still reach the user: count them, or the Resume
+     * would have them replayed a second time. */
+    if (env->op == GM_OP_DISPATCH && env->has_s && m->session_id) {
+      m->seq = env->s;
+      m->fx->session_changed(m->ud);
+    }
+    return 0;
+  }
   const char *d = json + env->d_off;
   size_t dlen = env->d_len;
   (void)len;
@@ -463,12 +474,14 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame) {
   if (!m->connected) return;
   bool we_closed = m->closing;
-  bool reached = m->state == GM_SHARD_ACTIVE;
   int sent = m->sent_close_code;
   char ours[sizeof m->sent_close_reason];
   memcpy(ours, m->sent_close_reason, sizeof ours);
   end_connection(m);
-  if (!reached && !we_closed) m->attempts++;
+  /* Whoever closed it (op 7 or 9 before READY, no READY in time, a
+   * malformed READY): a gateway that keeps doing so is not retried in a
+   * tight loop. */
+  if (!m->reached) m->attempts++;
   uint64_t extra = m->reconnect_extra;
   m->reconnect_extra = 0;
 
@@ -571,8 +584,7 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     say(m, LOG_WARN, "no %s within %.0f s",
         m->state == GM_SHARD_RESUMING ? "RESUMED" : "READY",
         (double)GM_SM_READY_TIMEOUT_NS / 1e9);
-    m->attempts++;
-    close_connection(m, 4000, "no READY");
+    close_connection(m, 4000, "no READY"); /* counted when it ends */
     return;
   }
   if (m->paused && m->interval && now >= m->paused_since + m->interval) {

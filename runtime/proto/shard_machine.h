@@ -84,6 +84,7 @@ typedef struct gm_shard_machine_s {
   gm_shard_state_t state;
   uint32_t attempts;       /* connections in a row that did not reach READY */
   bool connected;          /* a connection is open (or opening) */
+  bool reached;            /* this connection got READY or RESUMED */
   bool closing;            /* our close frame is out, the end is awaited */
   bool hello_seen;
   bool waiting_permit;

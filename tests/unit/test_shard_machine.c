@@ -1,0 +1,1356 @@
+/* The shard state machine, driven by hand: real gateway payloads (scanned
+ * by gm_envelope_scan), a manual clock, a settable random(), and a log of
+ * every effect it asks for (connect, send, close, permits, GATEWAY_CLOSE).
+ * Every transition of shard_machine.c's theory of operation is walked. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto/close_codes.h"
+#include "proto/envelope.h"
+#include "proto/errors.h"
+#include "proto/shard_machine.h"
+
+#define MS 1000000ull
+#define S 1000000000ull
+#define NEVER UINT64_MAX
+#define T0 (1000 * S)
+#define INTERVAL_MS 41250
+#define INTERVAL (INTERVAL_MS * MS)
+
+#define GATEWAY "wss://gateway.example.test/?v=10"
+#define RESUME "wss://resume.example.test"
+#define TOKEN "TOKEN.secret"
+#define IDENTIFY                                                          \
+  "{\"op\":2,\"d\":{\"token\":\"" TOKEN "\",\"intents\":513,"             \
+  "\"properties\":{\"os\":\"linux\",\"browser\":\"gloaming\",\"device\":" \
+  "\"gloaming\"},\"shard\":[0,1]}}"
+#define CMD3 "{\"op\":3,\"d\":{}}"
+#define RESUME_PAYLOAD(sid, seq)                                          \
+  "{\"op\":6,\"d\":{\"token\":\"" TOKEN "\",\"session_id\":\"" sid        \
+  "\",\"seq\":" #seq "}}"
+
+/* {=============== the effects log =============== */
+
+typedef enum {
+  FX_CONNECT,
+  FX_SEND,
+  FX_CLOSE,
+  FX_REQUEST,
+  FX_RELEASE,
+  FX_EMIT,
+  FX_SESSION
+} fx_kind_t;
+
+typedef struct {
+  fx_kind_t kind;
+  uint64_t at;
+  char *text; /* URL, payload, or close reason */
+  size_t len;
+  int code;
+  bool flag;  /* close: now; release: sent */
+  gm_closed_by_t by;
+} fx_t;
+
+static struct {
+  fx_t *log;
+  size_t n, cap;
+  uint64_t now;
+  double random;
+  unsigned randoms;
+  unsigned logs;
+} w;
+
+static gm_shard_machine_t M;
+
+static void rec(fx_kind_t kind, const char *text, size_t len, int code,
+                bool flag, gm_closed_by_t by) {
+  if (w.n == w.cap) {
+    w.cap = w.cap ? w.cap * 2 : 64;
+    w.log = realloc(w.log, w.cap * sizeof *w.log);
+    assert_non_null(w.log);
+  }
+  fx_t *f = &w.log[w.n++];
+  f->kind = kind;
+  f->at = w.now;
+  f->text = NULL;
+  f->len = len;
+  if (text) {
+    f->text = malloc(len + 1);
+    assert_non_null(f->text);
+    memcpy(f->text, text, len);
+    f->text[len] = '\0';
+  }
+  f->code = code;
+  f->flag = flag;
+  f->by = by;
+}
+
+static void fx_connect(void *ud, const char *url) {
+  assert_ptr_equal(&M, ud);
+  rec(FX_CONNECT, url, strlen(url), 0, false, 0);
+}
+static void fx_send(void *ud, const char *json, size_t len) {
+  (void)ud;
+  assert_true(len <= GM_SM_MAX_PAYLOAD);
+  rec(FX_SEND, json, len, 0, false, 0);
+}
+static void fx_close(void *ud, int code, const char *reason, bool now) {
+  (void)ud;
+  rec(FX_CLOSE, reason, strlen(reason), code, now, 0);
+}
+static void fx_request_permit(void *ud) {
+  (void)ud;
+  rec(FX_REQUEST, NULL, 0, 0, false, 0);
+}
+static void fx_release_permit(void *ud, bool sent) {
+  (void)ud;
+  rec(FX_RELEASE, NULL, 0, 0, sent, 0);
+}
+static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
+                          gm_closed_by_t by) {
+  (void)ud;
+  rec(FX_EMIT, reason, len, code, false, by);
+}
+static void fx_session_changed(void *ud) {
+  (void)ud;
+  rec(FX_SESSION, NULL, 0, 0, false, 0);
+}
+static double fx_random(void *ud) {
+  (void)ud;
+  w.randoms++;
+  return w.random;
+}
+static void fx_log(void *ud, int level, const char *message) {
+  (void)ud;
+  (void)level;
+  w.logs++;
+  assert_null(strstr(message, TOKEN)); /* the token is never logged */
+}
+
+static const gm_sm_effects_t effects = {
+    fx_connect,      fx_send,          fx_close,
+    fx_request_permit, fx_release_permit, fx_emit_close,
+    fx_session_changed, fx_random,     fx_log,
+};
+
+static void clear_log(void) {
+  for (size_t i = 0; i < w.n; i++) free(w.log[i].text);
+  w.n = 0;
+}
+
+static size_t count(fx_kind_t kind) {
+  size_t c = 0;
+  for (size_t i = 0; i < w.n; i++) c += w.log[i].kind == kind;
+  return c;
+}
+
+/* The i-th effect of a kind (0 first), or NULL. */
+static const fx_t *nth(fx_kind_t kind, size_t i) {
+  for (size_t j = 0; j < w.n; j++)
+    if (w.log[j].kind == kind && i-- == 0) return &w.log[j];
+  return NULL;
+}
+
+static const fx_t *last(fx_kind_t kind) {
+  for (size_t j = w.n; j-- > 0;)
+    if (w.log[j].kind == kind) return &w.log[j];
+  return NULL;
+}
+
+static const fx_t *only(fx_kind_t kind) {
+  assert_int_equal(1, count(kind));
+  return nth(kind, 0);
+}
+
+static void assert_sent(const fx_t *f, const char *json) {
+  assert_non_null(f);
+  assert_int_equal(FX_SEND, f->kind);
+  assert_string_equal(json, f->text);
+  assert_int_equal(strlen(json), f->len);
+}
+
+static void assert_closed_with(int code, const char *reason, bool now) {
+  const fx_t *f = only(FX_CLOSE);
+  assert_int_equal(code, f->code);
+  assert_string_equal(reason, f->text);
+  assert_int_equal(now, f->flag);
+}
+
+static void assert_emitted(int code, const char *reason, gm_closed_by_t by) {
+  const fx_t *f = only(FX_EMIT);
+  assert_int_equal(code, f->code);
+  assert_string_equal(reason, f->text);
+  assert_int_equal(by, f->by);
+}
+
+static bool is_heartbeat(const fx_t *f) {
+  return f->kind == FX_SEND && strncmp(f->text, "{\"op\":1,", 8) == 0;
+}
+
+/* }=============== */
+
+/* {=============== inputs =============== */
+
+static int setup(void **state) {
+  (void)state;
+  memset(&w, 0, sizeof w);
+  w.now = T0;
+  w.random = 0.5;
+  return gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                    strlen(IDENTIFY), true);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  gm_sm_free(&M);
+  clear_log();
+  free(w.log);
+  return 0;
+}
+
+static int feed(const char *json) {
+  gm_envelope_t env;
+  size_t len = strlen(json);
+  assert_int_equal(0, gm_envelope_scan(json, len, &env));
+  return gm_sm_payload(&M, w.now, json, len, &env);
+}
+
+static int feedf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int feedf(const char *fmt, ...) {
+  char json[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(json, sizeof json, fmt, ap);
+  va_end(ap);
+  return feed(json);
+}
+
+static void hello(void) {
+  assert_int_equal(0, feedf("{\"t\":null,\"s\":null,\"op\":10,\"d\":"
+                            "{\"heartbeat_interval\":%d}}", INTERVAL_MS));
+}
+
+static void ack(void) { assert_int_equal(0, feed("{\"op\":11}")); }
+
+static void dispatch(const char *t, int64_t s) {
+  assert_int_equal(0, feedf("{\"t\":\"%s\",\"s\":%lld,\"op\":0,\"d\":{}}", t,
+                            (long long)s));
+}
+
+/* READY with a resume URL escaped as Discord's JSON may: "wss:\/\/...". */
+static void ready(int64_t s) {
+  assert_int_equal(0, feedf("{\"t\":\"READY\",\"s\":%lld,\"op\":0,\"d\":{"
+                            "\"v\":10,\"user\":{\"id\":\"1\"},\"guilds\":[],"
+                            "\"session_id\":\"SID-1\",\"resume_gateway_url\":"
+                            "\"wss:\\/\\/resume.example.test\"}}",
+                            (long long)s));
+}
+
+static void tick_at(uint64_t t) {
+  assert_true(t >= w.now);
+  w.now = t;
+  gm_sm_tick(&M, w.now);
+}
+
+/* Runs the machine's next deadline (which must exist). */
+static void tick_next(void) {
+  uint64_t d = gm_sm_next_deadline(&M);
+  assert_int_not_equal(NEVER, d);
+  tick_at(d);
+}
+
+/* connect, open, Hello, permit, READY: active with session SID-1, seq 1. */
+static void to_active(void) {
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  ready(1);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  clear_log();
+}
+
+/* The connection after a drop, up to Resume: checks the URL and the
+ * payload. */
+static void reconnect_and_resume(const char *url, const char *resume) {
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+  clear_log();
+  tick_next();
+  assert_string_equal(url, only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_sent(only(FX_SEND), resume);
+  assert_int_equal(0, count(FX_REQUEST));
+  assert_int_equal(GM_SHARD_RESUMING, M.state);
+}
+
+/* }=============== */
+
+static void connects_to_the_gateway_and_waits_for_hello(void **state) {
+  (void)state;
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  gm_sm_start(&M, w.now);
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+  assert_true(M.connected);
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_string_equal("disconnected", gm_shard_state_name(M.state));
+  gm_sm_start(&M, w.now); /* already connecting */
+  assert_int_equal(1, count(FX_CONNECT));
+  /* the driver bounds the handshake; the machine only the Hello */
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  w.now += 300 * MS;
+  gm_sm_opened(&M, w.now);
+  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(w.now + GM_SM_HELLO_TIMEOUT_NS, gm_sm_next_deadline(&M));
+  assert_int_equal(1, w.n);
+}
+
+static void identifies_through_the_queue_after_hello(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  clear_log();
+  w.random = 0.25;
+  w.now += 100 * MS;
+  hello();
+  only(FX_REQUEST);
+  assert_int_equal(0, count(FX_SEND));
+  assert_true(M.waiting_permit);
+  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(117, M.limiter.max);
+  /* the first heartbeat after interval * random, and no Hello deadline */
+  assert_int_equal(w.now + INTERVAL / 4, gm_sm_next_deadline(&M));
+  clear_log();
+  w.now += 2 * S;
+  gm_sm_permit(&M, w.now);
+  /* exactly the Identify, then the permit goes back as used */
+  assert_int_equal(2, w.n);
+  assert_sent(&w.log[0], IDENTIFY);
+  assert_int_equal(FX_RELEASE, w.log[1].kind);
+  assert_true(w.log[1].flag);
+  assert_false(M.waiting_permit);
+  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_false(gm_sm_identified(&M));
+  assert_int_equal(116, gm_ratelimiter_available(&M.limiter, w.now));
+  clear_log();
+  w.now += 1 * S;
+  ready(1);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_true(gm_sm_identified(&M));
+  assert_string_equal("SID-1", M.session_id);
+  assert_string_equal(RESUME, M.resume_url); /* "\/" unescaped */
+  assert_int_equal(1, M.seq);
+  assert_int_equal(0, M.attempts);
+  assert_true(count(FX_SESSION) >= 1);
+  assert_int_equal(0, count(FX_SEND));
+  /* no READY deadline any more: the next thing is the first heartbeat */
+  assert_int_equal(T0 + 100 * MS + INTERVAL / 4, gm_sm_next_deadline(&M));
+}
+
+static void a_second_hello_is_ignored(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  uint64_t hb = M.heartbeat_at;
+  w.now += 5 * S;
+  hello();
+  assert_int_equal(1, count(FX_REQUEST));
+  assert_int_equal(hb, M.heartbeat_at);
+}
+
+static void heartbeats_carry_the_last_sequence(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  uint64_t first = T0 + INTERVAL / 2;
+  clear_log();
+  tick_at(first - 1);
+  assert_int_equal(0, w.n);
+  /* heartbeats go on while the shard waits for its permit */
+  tick_at(first);
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":null}");
+  assert_true(M.latency.waiting);
+  assert_int_equal(first, M.latency.sent);
+  assert_int_equal(first + INTERVAL, gm_sm_next_deadline(&M));
+  w.now += 150 * MS;
+  ack();
+  assert_false(M.latency.waiting);
+  assert_int_equal(1, M.latency.periods);
+  assert_int_equal(150 * MS, M.latency.sum);
+  assert_int_equal(150000, M.latency.recent[0]);
+  assert_int_equal(1, M.latency.n_recent);
+  assert_int_equal(w.now, M.latency.received);
+  gm_sm_permit(&M, w.now);
+  ready(1);
+  for (int s = 2; s <= 5; s++) dispatch("MESSAGE_CREATE", s);
+  assert_int_equal(5, M.seq);
+  clear_log();
+  tick_at(first + INTERVAL);
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":5}");
+  /* then every interval, measured from the schedule, not the tick */
+  for (int i = 2; i < 6; i++) {
+    w.now += 40 * MS;
+    ack();
+    dispatch("MESSAGE_CREATE", 4 + i);
+    clear_log();
+    tick_at(first + i * INTERVAL + 7 * MS); /* a little late */
+    char hb[48];
+    snprintf(hb, sizeof hb, "{\"op\":1,\"d\":%d}", 4 + i);
+    assert_sent(only(FX_SEND), hb);
+    assert_int_equal(first + (i + 1) * INTERVAL, gm_sm_next_deadline(&M));
+  }
+  assert_int_equal(5, M.latency.periods);
+  assert_int_equal(GM_LATENCY_RECENT, M.latency.n_recent);
+  /* a tick more than an interval late does not send a burst */
+  w.now += 40 * MS;
+  ack();
+  clear_log();
+  tick_at(first + 9 * INTERVAL);
+  assert_int_equal(1, count(FX_SEND));
+  assert_int_equal(w.now + INTERVAL, gm_sm_next_deadline(&M));
+}
+
+static void the_gateway_asks_for_a_heartbeat(void **state) {
+  (void)state;
+  to_active();
+  dispatch("GUILD_CREATE", 2);
+  uint64_t next = gm_sm_next_deadline(&M);
+  w.now += 3 * S;
+  assert_int_equal(0, feed("{\"op\":1,\"d\":null}"));
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":2}");
+  assert_int_equal(next, gm_sm_next_deadline(&M)); /* the schedule stays */
+  w.now += 80 * MS;
+  ack();
+  assert_int_equal(80000, M.latency.recent[0]);
+}
+
+static void an_unrequested_ack_is_ignored(void **state) {
+  (void)state;
+  to_active();
+  w.now += 1 * S;
+  ack();
+  assert_int_equal(0, M.latency.periods);
+  assert_int_equal(0, M.latency.received);
+  assert_int_equal(0, w.n);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+}
+
+static void a_zombied_connection_is_dropped_and_resumed(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 2);
+  dispatch("MESSAGE_CREATE", 3);
+  tick_next();
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":3}");
+  uint64_t sent = w.now;
+  clear_log();
+  /* dispatches are no ACK */
+  w.now += 10 * S;
+  dispatch("MESSAGE_CREATE", 4);
+  tick_at(sent + INTERVAL - 1);
+  assert_int_equal(0, count(FX_SEND) + count(FX_CLOSE));
+  tick_at(sent + INTERVAL);
+  assert_closed_with(4000, "zombied connection", true);
+  assert_emitted(1006, "zombied connection", GM_CLOSED_BY_SHARD);
+  assert_int_equal(0, count(FX_SEND));
+  assert_false(M.connected);
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(0, M.attempts); /* it had been active */
+  /* the socket is gone: a late close report changes nothing */
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_int_equal(1, count(FX_EMIT));
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 4));
+  assert_true(gm_sm_identified(&M));
+  clear_log();
+  dispatch("MESSAGE_CREATE", 5);
+  dispatch("RESUMED", 6);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(6, M.seq);
+  assert_string_equal("SID-1", M.session_id);
+}
+
+static void reconnect_requested_closes_then_resumes(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 9);
+  w.now += 1 * S;
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  assert_closed_with(4000, "reconnect requested", false);
+  assert_int_equal(0, count(FX_EMIT));
+  assert_true(M.connected);
+  assert_true(M.closing);
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  /* waiting for the gateway's answer: no heartbeat, no reconnect */
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 2 * INTERVAL);
+  assert_int_equal(0, count(FX_SEND));
+  assert_int_equal(0, feed("{\"op\":1,\"d\":null}"));
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  assert_int_equal(1, count(FX_CLOSE));
+  assert_int_equal(0, count(FX_SEND));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_emitted(4000, "reconnect requested", GM_CLOSED_BY_SHARD);
+  assert_false(M.connected);
+  assert_int_equal(0, M.attempts);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 9));
+}
+
+static void a_resumable_invalid_session_resumes(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 2);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":true}"));
+  assert_closed_with(4000, "resuming", false);
+  assert_string_equal("SID-1", M.session_id);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_emitted(4000, "resuming", GM_CLOSED_BY_SHARD);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 2));
+}
+
+static void invalid_session_identifies_after_one_to_five_seconds(void **state) {
+  (void)state;
+  const double randoms[] = {0.0, 0.5, 0.999999};
+  for (size_t k = 0; k < 3; k++) {
+    gm_sm_free(&M);
+    clear_log();
+    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                   strlen(IDENTIFY), true));
+    w.random = 0.5;
+    to_active();
+    dispatch("MESSAGE_CREATE", 2);
+    clear_log();
+    w.random = randoms[k];
+    assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+    /* the session is gone at once; the close keeps Discord's side of it
+     * from being ended twice */
+    assert_null(M.session_id);
+    assert_null(M.resume_url);
+    assert_int_equal(-1, M.seq);
+    only(FX_SESSION);
+    assert_closed_with(4000, "new session", false);
+    w.now += 50 * MS;
+    gm_sm_closed(&M, w.now, 4000, "", 0, true);
+    assert_emitted(4000, "new session", GM_CLOSED_BY_SHARD);
+    uint64_t delay = gm_sm_next_deadline(&M) - w.now;
+    uint64_t want = GM_SM_REIDENTIFY_MIN_NS +
+                    (uint64_t)((double)(GM_SM_REIDENTIFY_MAX_NS -
+                                        GM_SM_REIDENTIFY_MIN_NS) * randoms[k]);
+    assert_int_equal(want, delay);
+    assert_true(delay >= 1 * S && delay < 5 * S);
+    clear_log();
+    uint64_t at = w.now + delay;
+    tick_at(at - 1);
+    assert_int_equal(0, w.n);
+    tick_at(at);
+    assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+    gm_sm_opened(&M, w.now);
+    w.random = 0;
+    hello();
+    only(FX_REQUEST);
+    assert_int_equal(0, count(FX_SEND));
+    tick_at(w.now);
+    assert_sent(only(FX_SEND), "{\"op\":1,\"d\":null}");
+    gm_sm_permit(&M, w.now);
+    assert_sent(last(FX_SEND), IDENTIFY);
+  }
+}
+
+static void gateway_codes_that_resume(void **state) {
+  (void)state;
+  const int codes[] = {4000, 4001, 4002, 4003, 4005, 4008, 1000, 1001,
+                       1005, 1011, 1012, 4006, 3000, 4999};
+  for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
+    gm_sm_free(&M);
+    clear_log();
+    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                   strlen(IDENTIFY), true));
+    to_active();
+    dispatch("MESSAGE_CREATE", 7);
+    w.now += 1 * S;
+    gm_sm_closed(&M, w.now, codes[k], "why not", 7, true);
+    assert_emitted(codes[k], "why not", GM_CLOSED_BY_GATEWAY);
+    assert_int_equal(0, count(FX_CLOSE));
+    assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+    assert_string_equal("SID-1", M.session_id);
+    assert_int_equal(7, M.seq);
+    reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 7));
+  }
+}
+
+static void codes_4007_and_4009_start_a_new_session(void **state) {
+  (void)state;
+  const int codes[] = {4007, 4009};
+  for (size_t k = 0; k < 2; k++) {
+    gm_sm_free(&M);
+    clear_log();
+    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                   strlen(IDENTIFY), true));
+    to_active();
+    dispatch("MESSAGE_CREATE", 7);
+    clear_log();
+    gm_sm_closed(&M, w.now, codes[k], "", 0, true);
+    assert_emitted(codes[k], "", GM_CLOSED_BY_GATEWAY);
+    assert_null(M.session_id);
+    assert_null(M.resume_url);
+    assert_int_equal(-1, M.seq);
+    only(FX_SESSION);
+    /* straight to the gateway URL (no wasted Resume), with Identify */
+    assert_int_equal(w.now, gm_sm_next_deadline(&M));
+    clear_log();
+    tick_next();
+    assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+    gm_sm_opened(&M, w.now);
+    hello();
+    only(FX_REQUEST);
+    assert_int_equal(0, count(FX_SEND));
+    gm_sm_permit(&M, w.now);
+    assert_sent(only(FX_SEND), IDENTIFY);
+  }
+}
+
+static void fatal_codes_end_the_shard(void **state) {
+  (void)state;
+  const int codes[] = {4004, 4010, 4011, 4012, 4013, 4014};
+  for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
+    gm_sm_free(&M);
+    clear_log();
+    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                   strlen(IDENTIFY), true));
+    gm_sm_start(&M, w.now);
+    gm_sm_opened(&M, w.now);
+    hello();
+    gm_sm_permit(&M, w.now);
+    assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
+    clear_log();
+    const char *why = gm_close_description(codes[k]);
+    gm_sm_closed(&M, w.now, codes[k], why, strlen(why), true);
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+    assert_string_equal("fatally_closed", gm_shard_state_name(M.state));
+    assert_emitted(codes[k], why, GM_CLOSED_BY_GATEWAY);
+    assert_false(M.connected);
+    assert_int_equal(0, M.queued_commands);
+    assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+    tick_at(w.now + 3600 * S);
+    gm_sm_start(&M, w.now);
+    gm_sm_close(&M, w.now, 1000, "bye");
+    assert_int_equal(0, count(FX_CONNECT));
+    assert_int_equal(0, count(FX_SEND));
+    assert_int_equal(0, count(FX_CLOSE));
+    assert_int_equal(1, count(FX_EMIT));
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+  }
+  /* from an active session too */
+  gm_sm_free(&M);
+  clear_log();
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                 strlen(IDENTIFY), true));
+  to_active();
+  gm_sm_closed(&M, w.now, 4014, "", 0, true);
+  assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+  assert_emitted(4014, "", GM_CLOSED_BY_GATEWAY);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+}
+
+static void a_connection_lost_without_close_frame_resumes(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 3);
+  w.now += 5 * S;
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_emitted(1006, "", GM_CLOSED_BY_TRANSPORT);
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(0, M.attempts);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 3));
+}
+
+static void a_user_close_with_1000_ends_the_session(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_close(&M, w.now, 1000, "bye");
+  assert_closed_with(1000, "bye", false);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_null(M.session_id);
+  assert_int_equal(-1, M.seq);
+  only(FX_SESSION);
+  assert_int_equal(0, count(FX_EMIT)); /* when the close is over */
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  /* commands after the close wait for nothing */
+  assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
+  assert_int_equal(0, count(FX_SEND));
+  w.now += 100 * MS;
+  gm_sm_closed(&M, w.now, 1000, "", 0, true);
+  assert_emitted(1000, "bye", GM_CLOSED_BY_SHARD);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_false(M.connected);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 3600 * S);
+  gm_sm_start(&M, w.now);
+  gm_sm_close(&M, w.now, 1000, "again");
+  assert_int_equal(0, count(FX_CONNECT));
+  assert_int_equal(1, count(FX_EMIT));
+  assert_int_equal(1, count(FX_CLOSE));
+}
+
+static void a_user_close_with_4000_keeps_the_session(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 4);
+  clear_log();
+  gm_sm_close(&M, w.now, 4000, "later");
+  assert_closed_with(4000, "later", false);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_string_equal("SID-1", M.session_id);
+  assert_string_equal(RESUME, M.resume_url);
+  assert_int_equal(4, M.seq);
+  assert_int_equal(0, count(FX_SESSION));
+  /* the gateway answers with any code: still ours, still no reconnect */
+  gm_sm_closed(&M, w.now, 4004, "", 0, true);
+  assert_emitted(4000, "later", GM_CLOSED_BY_SHARD);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 3600 * S);
+  assert_int_equal(0, count(FX_CONNECT));
+}
+
+static void a_user_close_between_connections(void **state) {
+  (void)state;
+  /* waiting to reconnect: nothing to close, the event comes at once */
+  to_active();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  clear_log();
+  gm_sm_close(&M, w.now, 1000, "stop");
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_emitted(1000, "stop", GM_CLOSED_BY_SHARD);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_null(M.session_id);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 60 * S);
+  assert_int_equal(0, count(FX_CONNECT));
+}
+
+static void a_user_close_while_connecting(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  clear_log();
+  gm_sm_close(&M, w.now, 4000, NULL);
+  assert_closed_with(4000, "", true);
+  assert_emitted(4000, "", GM_CLOSED_BY_SHARD);
+  assert_false(M.connected);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  gm_sm_opened(&M, w.now); /* too late: ignored */
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(1, count(FX_EMIT));
+}
+
+static void a_user_close_while_waiting_for_a_permit(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  clear_log();
+  gm_sm_close(&M, w.now, 1000, "bye");
+  assert_closed_with(1000, "bye", false);
+  const fx_t *r = only(FX_RELEASE);
+  assert_false(r->flag);
+  /* a permit that comes anyway is given back unused */
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, count(FX_SEND));
+  assert_int_equal(2, count(FX_RELEASE));
+  assert_false(last(FX_RELEASE)->flag);
+  gm_sm_closed(&M, w.now, 1000, "", 0, true);
+  assert_emitted(1000, "bye", GM_CLOSED_BY_SHARD);
+  assert_int_equal(2, count(FX_RELEASE));
+}
+
+static void no_hello_in_time(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  clear_log();
+  uint64_t limit = T0 + GM_SM_HELLO_TIMEOUT_NS;
+  assert_int_equal(limit, gm_sm_next_deadline(&M));
+  tick_at(limit - 1);
+  assert_int_equal(0, w.n);
+  tick_at(limit);
+  assert_closed_with(4000, "no Hello from the gateway", true);
+  assert_emitted(1006, "no Hello from the gateway", GM_CLOSED_BY_SHARD);
+  assert_false(M.connected);
+  assert_int_equal(1, M.attempts);
+  /* attempt 1: between 0.5 and 1 s; random 0.5 gives 0.75 s */
+  assert_int_equal(limit + 750 * MS, gm_sm_next_deadline(&M));
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+}
+
+static void no_ready_in_time(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  w.now += 3 * S;
+  gm_sm_permit(&M, w.now);
+  uint64_t limit = w.now + GM_SM_READY_TIMEOUT_NS;
+  clear_log();
+  /* heartbeats (acknowledged) go on until then */
+  while (gm_sm_next_deadline(&M) < limit) {
+    tick_next();
+    assert_true(is_heartbeat(last(FX_SEND)));
+    ack();
+  }
+  assert_int_equal(limit, gm_sm_next_deadline(&M));
+  tick_at(limit - 1);
+  assert_int_equal(0, count(FX_CLOSE));
+  tick_at(limit);
+  assert_closed_with(4000, "no READY", false);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_emitted(4000, "no READY", GM_CLOSED_BY_SHARD);
+  assert_int_equal(1, M.attempts); /* a failed attempt, counted once */
+  assert_int_equal(limit + 750 * MS, gm_sm_next_deadline(&M));
+  clear_log();
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+}
+
+static void a_replay_keeps_the_resume_alive(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 1));
+  uint64_t resumed_at = w.now;
+  assert_int_equal(resumed_at + GM_SM_READY_TIMEOUT_NS, M.ready_deadline);
+  /* each replayed dispatch restarts the clock */
+  w.now += 20 * S;
+  dispatch("MESSAGE_CREATE", 2);
+  assert_int_equal(w.now + GM_SM_READY_TIMEOUT_NS, M.ready_deadline);
+  uint64_t limit = w.now + GM_SM_READY_TIMEOUT_NS;
+  clear_log();
+  while (gm_sm_next_deadline(&M) < limit) {
+    tick_next();
+    ack();
+  }
+  assert_int_equal(0, count(FX_CLOSE));
+  tick_at(limit);
+  assert_closed_with(4000, "no READY", false);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(1, M.attempts);
+  /* the session is kept: the next try resumes again, from seq 2 */
+  assert_string_equal("SID-1", M.session_id);
+  clear_log();
+  tick_next();
+  assert_string_equal(RESUME, only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_sent(only(FX_SEND), RESUME_PAYLOAD("SID-1", 2));
+}
+
+static void failed_connections_back_off_with_jitter(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  const double randoms[] = {0.0, 0.999999, 0.5};
+  for (uint32_t a = 1; a <= 12; a++) {
+    double r = randoms[a % 3];
+    w.random = r;
+    clear_log();
+    gm_sm_open_failed(&M, w.now, "connection refused");
+    assert_int_equal(a, M.attempts);
+    assert_false(M.connected);
+    assert_int_equal(0, count(FX_EMIT)); /* never connected: no close */
+    uint64_t d = a >= 7 ? 60 * S : (1ull << (a - 1)) * S;
+    uint64_t delay = gm_sm_next_deadline(&M) - w.now;
+    assert_int_equal(d / 2 + (uint64_t)((double)(d / 2) * r), delay);
+    assert_true(delay >= d / 2 && delay <= d);
+    tick_at(w.now + delay - 1);
+    assert_int_equal(0, count(FX_CONNECT));
+    tick_at(w.now + 1);
+    assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+  }
+  /* one failure per connection: a second report is ignored */
+  gm_sm_open_failed(&M, w.now, NULL);
+  gm_sm_open_failed(&M, w.now, NULL);
+  assert_int_equal(13, M.attempts);
+}
+
+static void a_session_resets_the_attempts(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  for (int i = 0; i < 4; i++) {
+    gm_sm_open_failed(&M, w.now, "refused");
+    tick_next();
+  }
+  assert_int_equal(4, M.attempts);
+  /* a connection that ends before READY counts as well */
+  gm_sm_opened(&M, w.now);
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_int_equal(5, M.attempts);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(5, M.attempts);
+  ready(1);
+  assert_int_equal(0, M.attempts);
+  /* so the next loss reconnects at once */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+}
+
+static void closes_before_ready_back_off_too(void **state) {
+  (void)state;
+  /* a gateway that asks for a reconnect before READY, again and again */
+  gm_sm_start(&M, w.now);
+  for (uint32_t a = 1; a <= 4; a++) {
+    gm_sm_opened(&M, w.now);
+    hello();
+    assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+    gm_sm_closed(&M, w.now, 4000, "", 0, true);
+    assert_int_equal(a, M.attempts);
+    uint64_t d = (1ull << (a - 1)) * S;
+    assert_int_equal(w.now + d / 2 + d / 4, gm_sm_next_deadline(&M));
+    tick_next();
+  }
+  /* op 9 false after the Identify: the backoff and the 1-5 s wait */
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(5, M.attempts);
+  /* attempt 5: 8 s + 16 s / 2 * 0.5; then 1 s + 4 s * 0.5 */
+  assert_int_equal(w.now + 12 * S + 3 * S, gm_sm_next_deadline(&M));
+  tick_next();
+  /* and one that got there is retried at once */
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  ready(1);
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(0, M.attempts);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+}
+
+static void the_resume_url_is_given_up_after_three_failures(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 8);
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  for (int i = 1; i <= 3; i++) {
+    clear_log();
+    tick_next();
+    assert_string_equal(RESUME, only(FX_CONNECT)->text);
+    gm_sm_open_failed(&M, w.now, "no route to host");
+    assert_int_equal(i, M.attempts);
+  }
+  /* the session is kept; only the URL is dropped */
+  assert_null(M.resume_url);
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(8, M.seq);
+  only(FX_SESSION);
+  clear_log();
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_sent(only(FX_SEND), RESUME_PAYLOAD("SID-1", 8));
+  assert_int_equal(0, count(FX_REQUEST));
+  dispatch("RESUMED", 9);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(0, M.attempts);
+}
+
+static void a_stored_session_resumes_on_the_first_connection(void **state) {
+  (void)state;
+  assert_int_equal(0, gm_sm_set_session(&M, "cold\"sid", 41,
+                                        "wss://cold.example.test"));
+  gm_sm_start(&M, w.now);
+  assert_string_equal("wss://cold.example.test", only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  clear_log();
+  hello();
+  /* the session id is escaped again in the Resume */
+  assert_sent(only(FX_SEND), RESUME_PAYLOAD("cold\\\"sid", 41));
+  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  assert_int_equal(116, gm_ratelimiter_available(&M.limiter, w.now));
+}
+
+static void dispatches_during_our_close_count_for_the_resume(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 5);
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  /* the gateway had these on the wire before it read our close; the
+   * driver delivers them, so the Resume must not ask for them again */
+  dispatch("MESSAGE_CREATE", 6);
+  dispatch("MESSAGE_CREATE", 7);
+  assert_int_equal(7, M.seq);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 7));
+  /* but not into a session we dropped */
+  clear_log();
+  dispatch("RESUMED", 8);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+  dispatch("MESSAGE_CREATE", 9);
+  assert_int_equal(-1, M.seq);
+  assert_null(M.session_id);
+}
+
+static void commands_wait_for_the_session_in_order(void **state) {
+  (void)state;
+  const char *cmds[] = {"{\"op\":3,\"d\":{\"n\":1}}", "{\"op\":3,\"d\":{\"n\":2}}",
+                        "{\"op\":8,\"d\":{\"n\":3}}"};
+  assert_int_equal(0, gm_sm_command(&M, w.now, cmds[0], strlen(cmds[0])));
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  assert_int_equal(0, gm_sm_command(&M, w.now, cmds[1], strlen(cmds[1])));
+  hello();
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, gm_sm_command(&M, w.now, cmds[2], strlen(cmds[2])));
+  assert_int_equal(3, M.queued_commands);
+  /* sent: the Identify only, and a heartbeat does not let them out */
+  tick_next();
+  ack();
+  assert_int_equal(2, count(FX_SEND));
+  assert_sent(nth(FX_SEND, 0), IDENTIFY);
+  clear_log();
+  ready(1);
+  assert_int_equal(3, w.n - count(FX_SESSION));
+  for (int i = 0; i < 3; i++) assert_sent(nth(FX_SEND, (size_t)i), cmds[i]);
+  assert_int_equal(0, M.queued_commands);
+  /* once active, a command goes at once */
+  clear_log();
+  assert_int_equal(0, gm_sm_command(&M, w.now, cmds[0], strlen(cmds[0])));
+  assert_sent(only(FX_SEND), cmds[0]);
+  /* across a reconnect: after the Resume, in order */
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(0, gm_sm_command(&M, w.now, cmds[i], strlen(cmds[i])));
+  clear_log();
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  dispatch("RESUMED", 2);
+  assert_int_equal(4, count(FX_SEND));
+  assert_sent(nth(FX_SEND, 0), RESUME_PAYLOAD("SID-1", 1));
+  for (int i = 0; i < 3; i++) assert_sent(nth(FX_SEND, (size_t)i + 1), cmds[i]);
+}
+
+static void oversized_commands_are_refused(void **state) {
+  (void)state;
+  to_active();
+  char *big = malloc(GM_SM_MAX_PAYLOAD + 2);
+  assert_non_null(big);
+  memset(big, ' ', GM_SM_MAX_PAYLOAD + 1);
+  memcpy(big, "{\"op\":3,\"d\":{}}", 15);
+  big[GM_SM_MAX_PAYLOAD + 1] = '\0';
+  assert_int_equal(GM_EMSGSIZE, gm_sm_command(&M, w.now, big, GM_SM_MAX_PAYLOAD + 1));
+  assert_int_equal(0, M.queued_commands);
+  assert_int_equal(0, w.n);
+  assert_int_equal(0, gm_sm_command(&M, w.now, big, GM_SM_MAX_PAYLOAD));
+  assert_int_equal(GM_SM_MAX_PAYLOAD, only(FX_SEND)->len);
+  free(big);
+}
+
+/* Most sends within any window [t, t + 60 s) among the sends accepted by
+ * pick. */
+static size_t busiest_minute(bool (*pick)(const fx_t *)) {
+  uint64_t *t = malloc(w.n * sizeof *t);
+  assert_non_null(t);
+  size_t n = 0, most = 0;
+  for (size_t i = 0; i < w.n; i++)
+    if (w.log[i].kind == FX_SEND && pick(&w.log[i])) t[n++] = w.log[i].at;
+  for (size_t i = 0, j = 0; i < n; i++) {
+    while (j < n && t[j] < t[i] + GM_RATELIMIT_PERIOD_NS) j++;
+    if (j - i > most) most = j - i;
+  }
+  free(t);
+  return most;
+}
+
+static bool not_heartbeat(const fx_t *f) { return !is_heartbeat(f); }
+static bool any_send(const fx_t *f) { (void)f; return true; }
+
+static void the_ratelimit_holds_while_500_commands_drain(void **state) {
+  (void)state;
+  char json[64];
+  for (int i = 0; i < 500; i++) {
+    int n = snprintf(json, sizeof json, "{\"op\":3,\"d\":{\"since\":%d}}", i);
+    assert_int_equal(0, gm_sm_command(&M, w.now, json, (size_t)n));
+  }
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  w.now += 1 * S;
+  gm_sm_permit(&M, w.now);
+  w.now += 1 * S;
+  ready(1);
+  uint16_t max = M.limiter.max;
+  assert_int_equal(117, max);
+  /* the Identify took one permit: 116 go at once */
+  assert_int_equal(1 + 116, count(FX_SEND));
+  assert_int_equal(500 - 116, M.queued_commands);
+  /* the driver: run each deadline, the gateway acknowledges heartbeats */
+  size_t ticks = 0;
+  while (M.queued_commands) {
+    size_t before = w.n;
+    tick_next();
+    assert_true(++ticks < 1000);
+    bool beat = false;
+    for (size_t i = before; i < w.n; i++) beat |= is_heartbeat(&w.log[i]);
+    if (beat) {
+      w.now += 30 * MS;
+      ack();
+    }
+  }
+  /* never more than the limiter's max per 60 s, nor 120 with heartbeats */
+  assert_int_equal(max, busiest_minute(not_heartbeat));
+  assert_true(busiest_minute(any_send) <= GM_RATELIMIT_PERMITS);
+  /* in order, none lost */
+  int next = 0;
+  for (size_t i = 0; i < w.n; i++) {
+    const fx_t *f = &w.log[i];
+    if (f->kind != FX_SEND || is_heartbeat(f) || f == nth(FX_SEND, 0)) continue;
+    snprintf(json, sizeof json, "{\"op\":3,\"d\":{\"since\":%d}}", next++);
+    assert_string_equal(json, f->text);
+  }
+  assert_int_equal(500, next);
+  /* and no later than the window allows: 117 each 60 s (1 as the
+   * Identify's permit frees, 116 a second later), the last 33 when the
+   * fifth window opens */
+  assert_int_equal(T0 + 2 * S + 4 * GM_RATELIMIT_PERIOD_NS, last(FX_SEND)->at);
+  /* heartbeats kept their schedule while the limiter was full */
+  size_t beats = 0;
+  for (size_t i = 0; i < w.n; i++) {
+    if (!is_heartbeat(&w.log[i])) continue;
+    assert_int_equal(0, (w.log[i].at - T0 - INTERVAL / 2) % INTERVAL);
+    beats++;
+  }
+  assert_int_equal(6, beats);
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+}
+
+static void heartbeats_bypass_the_ratelimiter(void **state) {
+  (void)state;
+  to_active();
+  char json[64];
+  for (int i = 0; i < 200; i++) {
+    int n = snprintf(json, sizeof json, "{\"op\":3,\"d\":{\"since\":%d}}", i);
+    assert_int_equal(0, gm_sm_command(&M, w.now, json, (size_t)n));
+  }
+  assert_int_equal(0, gm_ratelimiter_available(&M.limiter, w.now));
+  assert_int_equal(200 - 116, M.queued_commands);
+  clear_log();
+  /* the interval heartbeat and one the gateway asks for go out */
+  assert_true(gm_sm_next_deadline(&M) < T0 + GM_RATELIMIT_PERIOD_NS);
+  tick_next();
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":1}");
+  ack();
+  assert_int_equal(0, feed("{\"op\":1}"));
+  assert_int_equal(2, count(FX_SEND));
+  assert_true(is_heartbeat(last(FX_SEND)));
+  assert_int_equal(200 - 116, M.queued_commands);
+  /* and the next command only when the oldest permit frees */
+  assert_int_equal(T0 + GM_RATELIMIT_PERIOD_NS, gm_sm_next_deadline(&M));
+}
+
+static void without_the_ratelimit_commands_go_at_once(void **state) {
+  (void)state;
+  gm_sm_free(&M);
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                 strlen(IDENTIFY), false));
+  to_active();
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
+  assert_int_equal(300, count(FX_SEND));
+  assert_int_equal(0, M.queued_commands);
+}
+
+static void no_zombie_kill_while_paused(void **state) {
+  (void)state;
+  to_active();
+  tick_next(); /* a heartbeat, never answered */
+  uint64_t hb = w.now;
+  w.now += 1 * S;
+  gm_sm_pause(&M, w.now, true);
+  clear_log();
+  /* ACKs cannot be read: the next tick heartbeats instead */
+  tick_at(hb + INTERVAL);
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":1}");
+  w.now += 500 * MS;
+  gm_sm_pause(&M, w.now, false);
+  clear_log();
+  /* nor right after: what was not read then is not a zombie */
+  tick_at(hb + 2 * INTERVAL);
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_int_equal(1, count(FX_SEND));
+  /* but with reading on, silence is */
+  tick_at(hb + 3 * INTERVAL);
+  assert_closed_with(4000, "zombied connection", true);
+  assert_emitted(1006, "zombied connection", GM_CLOSED_BY_SHARD);
+}
+
+static void a_full_interval_paused_closes_until_drained(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 3);
+  w.now += 2 * S;
+  uint64_t paused = w.now;
+  gm_sm_pause(&M, w.now, true);
+  gm_sm_pause(&M, w.now + 1 * S, true); /* again: the clock is not reset */
+  clear_log();
+  while (gm_sm_next_deadline(&M) < paused + INTERVAL) tick_next();
+  assert_int_equal(1, count(FX_SEND)); /* heartbeats go on */
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_int_equal(paused + INTERVAL, gm_sm_next_deadline(&M));
+  tick_at(paused + INTERVAL);
+  assert_closed_with(4000, "event buffer full", true);
+  assert_emitted(4000, "event buffer full", GM_CLOSED_BY_SHARD);
+  assert_false(M.connected);
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_string_equal("SID-1", M.session_id);
+  /* no reconnect while the events wait */
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 600 * S);
+  assert_int_equal(0, count(FX_CONNECT));
+  gm_sm_pause(&M, w.now, false);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  w.now += 1 * S;
+  gm_sm_drained(&M, w.now);
+  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 3));
+  gm_sm_drained(&M, w.now); /* nothing held: nothing changes */
+  assert_int_equal(GM_SHARD_RESUMING, M.state);
+}
+
+static void malformed_payloads_change_nothing(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  clear_log();
+  assert_int_equal(GM_EDECODE, feed("{\"d\":{\"op\":10}}"));
+  assert_int_equal(GM_EDECODE, feed("{\"op\":10,\"d\":{}}"));
+  assert_int_equal(GM_EDECODE, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":0}}"));
+  assert_int_equal(GM_EDECODE, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":1.5}}"));
+  assert_int_equal(0, feed("{\"op\":42,\"d\":null}"));
+  assert_int_equal(0, w.n);
+  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(T0 + GM_SM_HELLO_TIMEOUT_NS, gm_sm_next_deadline(&M));
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  assert_int_equal(GM_EDECODE, feed("{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"d\":{}}"));
+  assert_int_equal(GM_EDECODE, feed("{\"op\":0,\"s\":4,\"d\":{}}"));
+  assert_int_equal(-1, M.seq);
+  assert_int_equal(0, w.n);
+}
+
+static void a_ready_without_a_session_starts_over(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  assert_int_equal(GM_EDECODE,
+                   feed("{\"op\":0,\"s\":1,\"t\":\"READY\",\"d\":{\"session_id\":\"x\"}}"));
+  /* not stranded in identifying (twilight's gap 6) */
+  assert_closed_with(4000, "malformed READY", false);
+  assert_null(M.session_id);
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_emitted(4000, "malformed READY", GM_CLOSED_BY_SHARD);
+  assert_int_equal(1, M.attempts);
+  assert_int_equal(w.now + 750 * MS, gm_sm_next_deadline(&M));
+  clear_log();
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  hello();
+  only(FX_REQUEST);
+}
+
+static void a_permit_for_a_lost_connection_is_given_back(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  clear_log();
+  /* the connection ends while the shard waits: the wait is called off */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_false(only(FX_RELEASE)->flag);
+  assert_false(M.waiting_permit);
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, count(FX_SEND));
+  assert_int_equal(2, count(FX_RELEASE));
+  assert_false(last(FX_RELEASE)->flag);
+  /* and a permit nobody asked for, too */
+  tick_next();
+  clear_log();
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, count(FX_SEND));
+  assert_false(only(FX_RELEASE)->flag);
+  gm_sm_opened(&M, w.now);
+  hello();
+  only(FX_REQUEST);
+  gm_sm_permit(&M, w.now);
+  assert_sent(only(FX_SEND), IDENTIFY);
+  assert_true(last(FX_RELEASE)->flag);
+}
+
+int main(void) {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(connects_to_the_gateway_and_waits_for_hello),
+      T(identifies_through_the_queue_after_hello),
+      T(a_second_hello_is_ignored),
+      T(heartbeats_carry_the_last_sequence),
+      T(the_gateway_asks_for_a_heartbeat),
+      T(an_unrequested_ack_is_ignored),
+      T(a_zombied_connection_is_dropped_and_resumed),
+      T(reconnect_requested_closes_then_resumes),
+      T(a_resumable_invalid_session_resumes),
+      T(invalid_session_identifies_after_one_to_five_seconds),
+      T(gateway_codes_that_resume),
+      T(codes_4007_and_4009_start_a_new_session),
+      T(fatal_codes_end_the_shard),
+      T(a_connection_lost_without_close_frame_resumes),
+      T(a_user_close_with_1000_ends_the_session),
+      T(a_user_close_with_4000_keeps_the_session),
+      T(a_user_close_between_connections),
+      T(a_user_close_while_connecting),
+      T(a_user_close_while_waiting_for_a_permit),
+      T(no_hello_in_time),
+      T(no_ready_in_time),
+      T(a_replay_keeps_the_resume_alive),
+      T(failed_connections_back_off_with_jitter),
+      T(a_session_resets_the_attempts),
+      T(closes_before_ready_back_off_too),
+      T(the_resume_url_is_given_up_after_three_failures),
+      T(a_stored_session_resumes_on_the_first_connection),
+      T(dispatches_during_our_close_count_for_the_resume),
+      T(commands_wait_for_the_session_in_order),
+      T(oversized_commands_are_refused),
+      T(the_ratelimit_holds_while_500_commands_drain),
+      T(heartbeats_bypass_the_ratelimiter),
+      T(without_the_ratelimit_commands_go_at_once),
+      T(no_zombie_kill_while_paused),
+      T(a_full_interval_paused_closes_until_drained),
+      T(malformed_payloads_change_nothing),
+      T(a_ready_without_a_session_starts_over),
+      T(a_permit_for_a_lost_connection_is_given_back),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
