@@ -286,6 +286,15 @@ static void send_resume(gm_shard_machine_t *m, uint64_t now) {
   m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS;
 }
 
+static void pump_commands(gm_shard_machine_t *m, uint64_t now);
+
+/* Resume, then what waited in the queue: a resuming session takes
+ * commands, and they go after the Resume (twilight #2264). */
+static void resume_session(gm_shard_machine_t *m, uint64_t now) {
+  send_resume(m, now);
+  pump_commands(m, now);
+}
+
 static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
   while (m->commands && m->connected && !m->closing && gm_sm_identified(m)) {
     if (m->ratelimit && gm_ratelimiter_acquire(&m->limiter, now) != 0) break;
@@ -301,6 +310,8 @@ static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
 int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len) {
   if (len > GM_SM_MAX_PAYLOAD) return GM_EMSGSIZE;
+  if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
+    return GM_ECLOSED; /* nothing will ever send it */
   gm_sm_command_t *c = gm_malloc(sizeof *c + len + 1);
   if (c == NULL) return GM_ENOMEM;
   c->next = NULL;
@@ -367,7 +378,7 @@ static int on_hello(gm_shard_machine_t *m, uint64_t now,
   gm_ratelimiter_init(&m->limiter, m->interval);
   m->heartbeat_at = now + (uint64_t)((double)m->interval * m->fx->random(m->ud));
   if (m->session_id) {
-    send_resume(m, now);
+    resume_session(m, now);
   } else {
     m->state = GM_SHARD_IDENTIFYING;
     m->waiting_permit = true;
@@ -584,7 +595,8 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     say(m, LOG_WARN, "no %s within %.0f s",
         m->state == GM_SHARD_RESUMING ? "RESUMED" : "READY",
         (double)GM_SM_READY_TIMEOUT_NS / 1e9);
-    close_connection(m, 4000, "no READY"); /* counted when it ends */
+    close_connection(m, 4000, m->state == GM_SHARD_RESUMING ? "no RESUMED" : "no READY");
+    /* counted when it ends */
     return;
   }
   if (m->paused && m->interval && now >= m->paused_since + m->interval) {

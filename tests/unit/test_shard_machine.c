@@ -685,8 +685,8 @@ static void a_user_close_with_1000_ends_the_session(void **state) {
   only(FX_SESSION);
   assert_int_equal(0, count(FX_EMIT)); /* when the close is over */
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
-  /* commands after the close wait for nothing */
-  assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
+  /* commands after the close are refused: nothing would ever send them */
+  assert_int_equal(GM_ECLOSED, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
   assert_int_equal(0, count(FX_SEND));
   w.now += 100 * MS;
   gm_sm_closed(&M, w.now, 1000, "", 0, true);
@@ -843,7 +843,7 @@ static void a_replay_keeps_the_resume_alive(void **state) {
   }
   assert_int_equal(0, count(FX_CLOSE));
   tick_at(limit);
-  assert_closed_with(4000, "no READY", false);
+  assert_closed_with(4000, "no RESUMED", false);
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_int_equal(1, M.attempts);
   /* the session is kept: the next try resumes again, from seq 2 */
