@@ -14,14 +14,13 @@
 -- end with the run, or at fake:stop(). The reference is in README.md
 -- ("The fake gateway"). Files: connection.lua (the websocket protocol),
 -- session.lua, commands.lua (ops 4, 8, 31, 43), rest.lua, replay.lua,
--- model.lua (Discord's objects), json.lua, signal.lua.
+-- model.lua (Discord's objects).
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
 local certs = require "gloaming.testing.certs"
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 local model = require "gloaming.testing.gateway.model"
 local Session = require "gloaming.testing.gateway.session"
-local Signal = require "gloaming.testing.gateway.signal"
 local Conn = require "gloaming.testing.gateway.connection"
 local rest = require "gloaming.testing.gateway.rest"
 
@@ -31,8 +30,8 @@ local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
 
 local gateway = {}
 
---- For dispatch data built by hand: gateway.array{} encodes as [] even
--- when empty; gateway.null is JSON null.
+--- For dispatch data built by hand (the same as gloaming.json's):
+-- gateway.array{} encodes as [] even when empty; gateway.null is null.
 gateway.array = json.array
 gateway.null = json.null
 
@@ -187,6 +186,8 @@ local function serve_connection(fake, raw, port, slot)
       pcall(rest.respond_status, raw, 500)
     end
   end
+  -- An HTTP connection ends here (a websocket one closed itself).
+  if not slot.conn and raw:is_open() then raw:close() end
   fake.serving[slot] = nil
 end
 
@@ -206,7 +207,7 @@ local function accept_loop(fake, listener)
   end
 end
 
-local function listen(self, port, tls)
+local function listen(port, tls)
   local listener, msg = core.listen { host = "127.0.0.1", port = port, tls = tls }
   if not listener then error("fake gateway: cannot listen on port " .. port .. ": " .. tostring(msg), 3) end
   return listener
@@ -222,7 +223,7 @@ function gateway.new(opts)
   self.log = gloaming.log.with { fake = "gateway" }
   self.settings = { hello = true, ready = true, accept = "ok" }
   self.on_connect = nil
-  self.changed = Signal.new()    -- notified when a connection's state changes
+  self.changed = core.condition() -- notified after each change a spec may wait for
   self.sessions = {}             -- session id -> Session
   self.shard_sessions = {}       -- shard id -> its newest Session
   self.shard_conns = {}          -- shard id -> its newest connection
@@ -241,8 +242,8 @@ function gateway.new(opts)
     self.ca_file = self.certs.ca_file
     tls = { cert_file = self.certs.cert_file, key_file = self.certs.key_file }
   end
-  self.listener = listen(self, option(opts, "port", "integer", 0, not_negative), tls)
-  self.resume_listener = listen(self, 0, tls)
+  self.listener = listen(option(opts, "port", "integer", 0, not_negative), tls)
+  self.resume_listener = listen(0, tls)
   local ws, http = tls and "wss" or "ws", tls and "https" or "http"
   self.port = self.listener:port()
   self.url = ("%s://127.0.0.1:%d"):format(ws, self.port)
@@ -256,13 +257,16 @@ function gateway.new(opts)
 end
 
 -- {=============== used by the connections and routes ===============
+-- They notify `changed` after each change that a spec may wait for.
 
 function Fake:_record(entry)
   self.received_log[#self.received_log + 1] = entry
+  self.changed:notify_all()
 end
 
 function Fake:_record_message(channel_id, body)
   self.message_log[#self.message_log + 1] = { channel_id = channel_id, body = body }
+  self.changed:notify_all()
 end
 
 function Fake:_set_shard_conn(shard_id, conn)
@@ -340,12 +344,28 @@ end
 -- connection, or nil, "timed out", "ETIMEDOUT".
 function Fake:wait_ready(shard_id, timeout)
   check_shard(shard_id)
-  local conn, msg, code = self.changed:wait_until(function()
+  local conn, msg, code = self:wait_until(function()
     local c = self.shard_conns[shard_id]
     return c and c.ready_sent and not c.ended and not c.stale and c
   end, timeout or DEFAULT_WAIT)
   if not conn then return nil, msg, code end
   return true, conn
+end
+
+--- Waits until predicate() returns a true value, and returns it; the
+-- predicate is checked again each time the fake records something (a
+-- connection's state, a payload received, a REST request). Returns nil,
+-- "timed out", "ETIMEDOUT" after timeout seconds (default 10).
+function Fake:wait_until(predicate, timeout)
+  local deadline = gloaming.now() + (timeout or DEFAULT_WAIT)
+  while true do
+    local result = predicate()
+    if result then return result end
+    local left = deadline - gloaming.now()
+    if left <= 0 then return nil, "timed out", "ETIMEDOUT" end
+    local ok, msg, code = self.changed:wait(left)
+    if not ok and code ~= "ETIMEDOUT" then return nil, msg, code end
+  end
 end
 
 --- Sends a dispatch to the shard's session (kept, and replayed on

@@ -5,7 +5,7 @@
 -- A guild the shard does not own is ignored, as Discord ignores it.
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 local model = require "gloaming.testing.gateway.model"
 
 local array, null = json.array, json.null
@@ -81,11 +81,11 @@ end
 
 --- The members a request selects, and the ids it asked for in vain.
 local function select_members(guild, query, limit, user_ids)
-  local found, not_found = {}, nil
+  local found = {}
   if user_ids then
     local by_id = {}
     for _, m in ipairs(guild.members) do by_id[m.user.id] = m end
-    not_found = array()
+    local not_found = array()
     for _, id in ipairs(user_ids) do
       if by_id[id] then found[#found + 1] = by_id[id] else not_found[#not_found + 1] = id end
     end

@@ -13,14 +13,13 @@
 -- reading task, which the server-side connection would not otherwise wake.
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 local model = require "gloaming.testing.gateway.model"
 local commands = require "gloaming.testing.gateway.commands"
 local replay = require "gloaming.testing.gateway.replay"
 
 local MAX_PAYLOAD = 4096                -- bytes a client payload may have
 local RATE_LIMIT, RATE_WINDOW = 120, 60 -- payloads per sliding window (s)
-local IDENTIFY_WINDOW = 5               -- s between identifies in a bucket
 local HEARTBEAT_GRACE = 1.5             -- intervals without a heartbeat
 local EPSILON = 1e-6                    -- clock slack when a deadline is due
 
@@ -97,8 +96,8 @@ function Conn:_end(by, code, reason)
     if action and action.action ~= "resume" then session:invalidate() end
     session:detach(self, gloaming.now())
   end
-  self.log.debug("ended by the %s (%s)", by, tostring(code))
-  self.fake.changed:notify()
+  self.log.debug("ended by the %s (%s %s)", by, tostring(code), tostring(reason))
+  self.fake.changed:notify_all()
   -- A waiting receive is not woken by our own close or reset: cancel it.
   -- From inside the reading task itself, the loop sees `ended` instead.
   local task = self.slot.task
@@ -278,7 +277,7 @@ local function check_identify(fake, d)
     local s = d.shard
     shard_id, total = type(s) == "table" and integer(s[1]), type(s) == "table" and integer(s[2])
     if not shard_id or not total or #s ~= 2 or total < 1 or shard_id < 0 or shard_id >= total then
-      return 4010
+      return 4010, "Invalid shard: " .. json.encode(s)
     end
   end
   if total < fake.min_shards then return 4011 end
@@ -321,7 +320,7 @@ end
 function Conn:_mark_ready()
   self.streaming = true
   self.ready_sent = true
-  self.fake.changed:notify()
+  self.fake.changed:notify_all()
 end
 
 function Conn:_send_ready()
@@ -448,7 +447,7 @@ end
 
 --- Waits until READY or RESUMED was sent on this connection.
 function Conn:wait_ready(timeout)
-  local ok, msg, code = self.fake.changed:wait_until(function()
+  local ok, msg, code = self.fake:wait_until(function()
     return self.ready_sent and not self.ended
   end, timeout or 10)
   if not ok then return nil, msg, code end

@@ -4,7 +4,7 @@
 -- Fields follow Discord's v10 documentation. What a spec configures is
 -- kept; what it leaves out gets a plausible default, so that a client
 -- meets payloads shaped like Discord's own.
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 
 local array, null = json.array, json.null
 
@@ -261,7 +261,7 @@ end
 -- (3 string, 4 integer, 5 boolean, 10 number).
 function model.command_options(options)
   if options == nil then return nil end
-  if #options > 0 or json.is_array_marked(options) then return as_array(options) end
+  if #options > 0 or json.is_array(options) then return as_array(options) end
   local list, names = array(), {}
   for name in pairs(options) do names[#names + 1] = name end
   table.sort(names)

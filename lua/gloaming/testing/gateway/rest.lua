@@ -3,7 +3,7 @@
 -- Discord's error codes), and firing the gateway events Discord fires.
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 local model = require "gloaming.testing.gateway.model"
 
 local INTENT_GUILD_MESSAGES = core.intents.GUILD_MESSAGES.value
@@ -125,6 +125,7 @@ local function interaction_callback(fake, req, id, token)
   end
   interaction.responded = true
   interaction.responses[#interaction.responses + 1] = body
+  fake.changed:notify_all()
   return 204
 end
 

@@ -2,7 +2,7 @@
 -- continues. It outlives its connections (a dropped connection leaves it
 -- resumable until session_timeout) and keeps every dispatch it numbered,
 -- so that a resume replays exactly what the client missed.
-local json = require "gloaming.testing.gateway.json"
+local json = require "gloaming.json"
 
 local Session = {}
 Session.__index = Session
