@@ -62,7 +62,11 @@ function cli.run_main(fn, ...)
     local watch = install_signals(main)
     local done, e = main:wait()
     watch:close()
-    if done == false then failure = e end
+    if done == false then
+      failure = e
+      -- the bot is broken: whatever it left running goes too
+      core.shutdown()
+    end
   end)
   if not ok then failure = err end
   if failure then

@@ -504,6 +504,20 @@ static int conn_close(lua_State *L) {
 
 /* {=============== server side =============== */
 
+static const char *reason_phrase(int status) {
+  static const struct {
+    int status;
+    const char *text;
+  } phrases[] = {{200, "OK"}, {201, "Created"}, {204, "No Content"},
+                 {400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
+                 {404, "Not Found"}, {405, "Method Not Allowed"},
+                 {429, "Too Many Requests"}, {500, "Internal Server Error"},
+                 {502, "Bad Gateway"}, {503, "Service Unavailable"}};
+  for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+    if (phrases[i].status == status) return phrases[i].text;
+  return status < 400 ? "OK" : "Error";
+}
+
 /* respond(status, headers, body): an HTTP response on a kept-alive
  * connection. */
 static int conn_respond(lua_State *L) {
@@ -515,12 +529,13 @@ static int conn_respond(lua_State *L) {
   if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n", (int)status,
-                  status < 300 ? "OK" : status == 401 ? "Unauthorized"
-                  : status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
-                  : status == 503 ? "Service Unavailable" : "Error",
-                  (int)blen);
+  lua_pushfstring(L, "HTTP/1.1 %d %s\r\n", (int)status, reason_phrase((int)status));
   luaL_addvalue(&b);
+  /* RFC 9110 8.6: no Content-Length on 1xx and 204 */
+  if (status >= 200 && status != 204) {
+    lua_pushfstring(L, "Content-Length: %d\r\n", (int)blen);
+    luaL_addvalue(&b);
+  }
   if (lua_istable(L, 3)) {
     lua_pushnil(L);
     while (lua_next(L, 3)) {

@@ -13,6 +13,7 @@
 
 static void pin_task(lua_State *L, gm_task_t *t, bool pin);
 static bool task_cancel(gm_task_t *t);
+static void shut_down(gm_rt_t *rt, lua_State *L);
 
 /* Waits on this object end with `true` when their time is up (sleep). */
 static char sleep_object;
@@ -379,6 +380,15 @@ static int l_advance(lua_State *L) {
   return gm_task_wait(L, t, &sleep_object, NULL, gm_seconds_to_ns(s));
 }
 
+/* shutdown(): cancels every waiting task, and every later wait fails with
+ * ECANCELED, until the run ends (the gloaming command after its main task
+ * raised). */
+static int l_shutdown(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  if (rt->loop) shut_down(rt, rt->L);
+  return 0;
+}
+
 /* running_task(): the task running this code, or nil outside of one. */
 static int l_running_task(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
@@ -607,6 +617,7 @@ int gm_open_sched(lua_State *L) {
                                    {"sleep", l_sleep},     {"now", l_now},
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
+                                   {"shutdown", l_shutdown},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);
   lua_pop(L, 1);
