@@ -5,7 +5,8 @@
 --   DISCORD_TOKEN=... gloaming run scripts/ping_bot.lua
 --
 -- The demo (gloaming demo) runs this same file against the fake gateway,
--- passing its URLs as a table.
+-- passing its URLs as a table; GLOAMING_GATEWAY_URL and GLOAMING_API_URL
+-- do the same from the command line (a gateway proxy, the fake gateway).
 local gloaming = require "gloaming"
 local Intents = gloaming.Intents
 
@@ -18,8 +19,8 @@ local bot = gloaming.Bot.new {
   intents = Intents.GUILDS | Intents.GUILD_MESSAGES | Intents.MESSAGE_CONTENT
     | Intents.GUILD_VOICE_STATES,
   shards = opts.shards or "recommended",
-  gateway_url = opts.gateway_url,
-  http = { base_url = opts.api_url },
+  gateway_url = opts.gateway_url or os.getenv("GLOAMING_GATEWAY_URL"),
+  http = { base_url = opts.api_url or os.getenv("GLOAMING_API_URL") },
 }
 bot:handlers(require "ping_handlers")
 if opts.on_bot then opts.on_bot(bot) end

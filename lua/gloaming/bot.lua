@@ -126,6 +126,13 @@ function Bot.refresh_all()
   for bot in pairs(bots) do bot:refresh_flags() end
 end
 
+--- Every Bot of this process (an attached REPL reaches them this way).
+function Bot.all()
+  local out = {}
+  for bot in pairs(bots) do out[#out + 1] = bot end
+  return out
+end
+
 -- {=============== dispatch ===============
 
 local function run_handlers(self, event)

@@ -4,7 +4,7 @@ local core = require "gloaming.core"
 
 local cli = {}
 
-local USAGE = [[
+local USAGE = [==[
 usage: gloaming <command> [arguments]
 
 commands:
@@ -15,13 +15,14 @@ commands:
   demo                 a ping bot against the built-in fake gateway
   fake-gateway [--port N] [--tls] [--shards N] [--heartbeat-interval S] [--token T]
                        serve a fake Discord gateway until interrupted
-  repl [FILE]          a Lua REPL on the loop (FILE runs first)
+  repl [FILE [ARGS...]]
+                       a Lua REPL on the loop (FILE runs first)
   attach PATH          a REPL inside a bot started with --repl-socket
   version              print the version
   help                 this text
 
 Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
-]]
+]==]
 
 --- Subcommands: name -> function(args) returning an exit code.
 cli.commands = {}
@@ -117,7 +118,8 @@ cli.commands.run = function(args)
   if opts.repl_socket then
     local chunk0 = chunk
     chunk = function(...)
-      local server = assert(require("gloaming.repl").serve(opts.repl_socket))
+      local server, err = require("gloaming.repl").serve(opts.repl_socket)
+      if not server then error("--repl-socket: " .. tostring(err), 0) end
       local results = table.pack(chunk0(...))
       server:close()
       return table.unpack(results, 1, results.n)
@@ -142,9 +144,9 @@ function cli.main(argv)
   local name = argv[1]
   if not name then return os.exit(usage_error("no command given")) end
   local command = cli.commands[name]
-  if not command then
-    local ok, ext = pcall(require, "gloaming.cli_" .. name:gsub("-", "_"))
-    if ok then command = ext end
+  local module = "gloaming.cli_" .. name:gsub("-", "_")
+  if not command and name:match("^[%w-]+$") and package.searchpath(module, package.path) then
+    command = require(module) -- its own errors are its own, not "unknown command"
   end
   if not command then return os.exit(usage_error("unknown command '" .. name .. "'")) end
   local rest = table.move(argv, 2, #argv, 1, {})

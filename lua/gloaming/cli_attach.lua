@@ -25,7 +25,7 @@ return function(args)
   local code = 1
   local ok, err = core.run(function()
     code = require("gloaming.repl").attach(path)
-    core.cancel_tasks()
+    core.shutdown()
   end)
   io.stdout:flush()
   if not ok then

@@ -30,7 +30,7 @@ return function(args)
   local ok, err = core.run(function()
     code = require("gloaming.repl").interactive { script = file, args = script_args }
     -- tasks the user started must not keep the REPL alive
-    core.cancel_tasks()
+    core.shutdown()
   end)
   io.stdout:flush()
   if not ok then

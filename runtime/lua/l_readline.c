@@ -10,10 +10,6 @@
  *   rl:add_history(line) -> true | fail (saved to the history file at once)
  *   rl:log_here(on) log lines go through print while the REPL runs
  *   rl:close()      restores the terminal; also at the end of the run
- *   core.cancel_tasks() every other task is cancelled and later waits fail
- *                   (the REPL's exit: user tasks must not keep it alive)
- *   core.spawn_daemon(fn, ...) -> task: a task that does not keep
- *                   gloaming.run going (an attached session's lines)
  *
  * Why libedit's own API (histedit.h) and not its readline emulation:
  * Debian's lua5.4 executable links GNU libreadline, whose rl_* and
@@ -547,35 +543,6 @@ static int term_gc(lua_State *L) {
   return 0;
 }
 
-/* {=============== the REPL's exit =============== */
-
-static int l_cancel_tasks(lua_State *L) {
-  gm_rt_t *rt = gm_rt_of(L);
-  if (rt->loop == NULL) return 0;
-  rt->sticky_cancel = true;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->tasks_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    gm_task_t *t = lua_touserdata(L, -2);
-    lua_pop(L, 1);
-    if (t && t != rt->current && t->state == GM_TASK_WAITING) gm_task_cancel(t);
-  }
-  lua_pop(L, 1);
-  return 0;
-}
-
-static int l_spawn_daemon(lua_State *L) {
-  gm_rt_t *rt = gm_rt_of(L);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  int nargs = lua_gettop(L) - 1;
-  lua_pushvalue(L, 1);
-  lua_remove(L, 1);
-  gm_task_spawn(L, rt, nargs, true);
-  return 1;
-}
-
-/* }=============== */
-
 int gm_open_readline(lua_State *L) {
   static const luaL_Reg methods[] = {{"read", term_read},
                                      {"interrupt", term_interrupt},
@@ -586,8 +553,6 @@ int gm_open_readline(lua_State *L) {
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", term_gc}, {"__close", term_l_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"readline_open", l_readline_open},
-                                   {"cancel_tasks", l_cancel_tasks},
-                                   {"spawn_daemon", l_spawn_daemon},
                                    {NULL, NULL}};
   gm_rt_newclass(L, READLINE_MT, methods, meta);
   lua_pop(L, 1);

@@ -320,6 +320,19 @@ static void detach_reader(gm_task_t *t, void *object) {
   if (lsub->reader == t) lsub->reader = NULL;
 }
 
+static int sub_next_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Registers the task as the reader, unless the wait cannot happen (a
+ * cancellation is due): then nothing stays registered. */
+static int wait_for_item(lua_State *L, gm_task_t *t, lsub_t *lsub,
+                         uint64_t timeout) {
+  if (t->cancel_pending || t->rt->sticky_cancel)
+    return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
+  lsub->reader = t;
+  t->wait_data = lsub;
+  return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
+}
+
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
@@ -327,19 +340,14 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   lsub_t *lsub = t->wait_data;
   int n = try_take(L, lsub);
   if (n >= 0) return n;
-  lsub->reader = t; /* woken for nothing: wait again */
-  t->wait_data = lsub;
-  return gm_task_wait_k(L, t, lsub, detach_reader, UINT64_MAX, sub_next_k);
+  return wait_for_item(L, t, lsub, UINT64_MAX); /* woken for nothing */
 }
 
 static int sub_wait(lua_State *L, lsub_t *lsub, uint64_t timeout) {
   int n = try_take(L, lsub);
   if (n >= 0) return n;
   if (lsub->reader) return luaL_error(L, "another task is already reading these events");
-  gm_task_t *t = gm_task_current(L, lsub->ls->rt);
-  lsub->reader = t;
-  t->wait_data = lsub;
-  return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
+  return wait_for_item(L, gm_task_current(L, lsub->ls->rt), lsub, timeout);
 }
 
 static int sub_next(lua_State *L) {

@@ -197,22 +197,8 @@ static void start_reading(ustream_t *s) {
     s->reading = true;
 }
 
-/* A peer that goes away while we write must not kill the process: libuv
- * writes with write(2), which raises SIGPIPE. Ignored unless someone
- * installed a handler of their own. */
-static void ignore_sigpipe(void) {
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-    sa.sa_handler = SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, NULL);
-  }
-}
-
 /* A new stream object on the stack; its handle is initialised. */
 static ustream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_loop_t *loop) {
-  ignore_sigpipe();
   lstream_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   ls->s = NULL;
   luaL_setmetatable(L, STREAM_MT);

@@ -1,4 +1,5 @@
 /* luaopen_gloaming_core: the C module behind `require "gloaming"`. */
+#include <signal.h>
 #include <string.h>
 
 #include "io/log.h"
@@ -45,7 +46,21 @@ static void push_error_table(lua_State *L) {
   }
 }
 
+/* A peer that goes away while we write must not kill the process: libuv
+ * writes sockets and pipes with write(2), which raises SIGPIPE. Ignored
+ * unless the embedder installed a handler of its own. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
 int luaopen_gloaming_core(lua_State *L) {
+  ignore_sigpipe();
   lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);

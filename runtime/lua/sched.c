@@ -351,6 +351,18 @@ static int l_spawn(lua_State *L) {
   return 1;
 }
 
+/* spawn_daemon(fn, ...): a task that does not keep gloaming.run going
+ * (the REPL's reader, signal handlers). */
+static int l_spawn_daemon(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  lua_pushvalue(L, 1);
+  lua_remove(L, 1);
+  gm_task_spawn(L, rt, nargs, true);
+  return 1;
+}
+
 static int l_sleep(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   double s = luaL_checknumber(L, 1);
@@ -614,6 +626,7 @@ int gm_open_sched(lua_State *L) {
   static const luaL_Reg meta[] = {{"__tostring", task_l_tostring},
                                   {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"run", l_run},         {"spawn", l_spawn},
+                                   {"spawn_daemon", l_spawn_daemon},
                                    {"sleep", l_sleep},     {"now", l_now},
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
