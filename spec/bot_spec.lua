@@ -325,12 +325,7 @@ describe("the example scripts", function()
 end)
 
 describe("sessions across restarts", function()
-  local function tmpdir()
-    local p = io.popen("mktemp -d")
-    local d = p:read("l")
-    p:close()
-    return d
-  end
+  local tmpdir, rmrf = require("spec.helpers").tmpdir, require("spec.helpers").rmrf
 
   it("a restarted bot resumes, with no second READY and no sequence lost", function()
     local dir = tmpdir()
@@ -378,7 +373,7 @@ describe("sessions across restarts", function()
       bot:kill("SIGINT")
       assert.are.equal(0, (bot:wait(20)))
     end, 60)
-    os.execute("rm -rf '" .. dir .. "'")
+    rmrf(dir)
   end)
 
   it("ignores a sessions file for another token", function()
@@ -390,6 +385,6 @@ describe("sessions across restarts", function()
     f:close()
     local sessions = require "gloaming.sessions"
     assert.are.same({}, sessions.load(path, gloaming.core.secret("some-token"), 1))
-    os.execute("rm -rf '" .. dir .. "'")
+    rmrf(dir)
   end)
 end)

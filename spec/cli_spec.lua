@@ -6,12 +6,7 @@ local function sh(cmd)
   return out, tonumber(out:match("exit=(%d+)%s*$"))
 end
 
-local function tmpname()
-  local p = io.popen("mktemp")
-  local n = p:read("l")
-  p:close()
-  return n
-end
+local tmpname = require("spec.helpers").tmpname
 
 -- Starts `gloaming run` in the background, waits until the script says it
 -- is ready, sends the signals, and returns the exit status and the log.

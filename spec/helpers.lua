@@ -20,4 +20,21 @@ function helpers.stop_python(pid, handle)
   if handle then handle:close() end
 end
 
+--- Output of a shell command (its first line).
+local function first_line(cmd)
+  local p = assert(io.popen(cmd))
+  local line = p:read("l")
+  p:close()
+  return line
+end
+
+--- A new temporary folder / file.
+function helpers.tmpdir() return first_line("mktemp -d") end
+function helpers.tmpname() return first_line("mktemp") end
+
+--- Removes a folder made by tmpdir.
+function helpers.rmrf(dir)
+  if dir and dir:match("^/tmp/") then os.execute("rm -rf '" .. dir .. "'") end
+end
+
 return helpers

@@ -25,16 +25,8 @@ function support.message(fake, content)
     author = { id = support.snowflake(99), username = "tester" } })
 end
 
-function support.tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-function support.rmrf(dir)
-  if dir and dir:match("^/tmp/") then os.execute("rm -rf '" .. dir .. "'") end
-end
+support.tmpdir = require("spec.helpers").tmpdir
+support.rmrf = require("spec.helpers").rmrf
 
 --- process.run options for a child whose HOME (and history) live in dir.
 -- The originals are removed: the first of two entries would win.

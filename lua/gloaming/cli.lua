@@ -97,6 +97,23 @@ local function run_options(args)
   return opts
 end
 
+--- Runs fn (returning an exit code) under gloaming.run for a tool that
+-- lives on the loop (repl, attach): tasks its user started must not keep
+-- it alive once fn is done, so they are cancelled then.
+function cli.run_tool(name, fn)
+  local code = 1
+  local ok, err = core.run(function()
+    code = fn()
+    core.shutdown()
+  end)
+  io.stdout:flush()
+  if not ok then
+    io.stderr:write("gloaming ", name, ": ", core.scrub(tostring(err)), "\n")
+    return 1
+  end
+  return code
+end
+
 cli.commands.run = function(args)
   local opts, oerr = run_options(args)
   if not opts then return usage_error(oerr) end

@@ -1,6 +1,5 @@
 --- `gloaming attach PATH`: a REPL session inside a process started with
 -- `gloaming run --repl-socket PATH`; see gloaming.repl.
-local core = require "gloaming.core"
 
 local USAGE = [[
 usage: gloaming attach PATH
@@ -22,15 +21,7 @@ return function(args)
     io.stderr:write("gloaming attach: expected one PATH\n\n", USAGE)
     return 2
   end
-  local code = 1
-  local ok, err = core.run(function()
-    code = require("gloaming.repl").attach(path)
-    core.shutdown()
+  return require("gloaming.cli").run_tool("attach", function()
+    return require("gloaming.repl").attach(path)
   end)
-  io.stdout:flush()
-  if not ok then
-    io.stderr:write("gloaming attach: ", tostring(err), "\n")
-    return 1
-  end
-  return code
 end

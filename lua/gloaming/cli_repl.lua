@@ -1,6 +1,5 @@
 --- `gloaming repl [FILE [ARGS...]]`: a Lua REPL on the loop. FILE runs
 -- first (its globals are the REPL's); see gloaming.repl.
-local core = require "gloaming.core"
 
 local USAGE = [==[
 usage: gloaming repl [FILE [ARGS...]]
@@ -26,16 +25,7 @@ return function(args)
     _G.arg = { [0] = file, table.unpack(args, 2) }
     script_args = table.pack(table.unpack(args, 2))
   end
-  local code = 1
-  local ok, err = core.run(function()
-    code = require("gloaming.repl").interactive { script = file, args = script_args }
-    -- tasks the user started must not keep the REPL alive
-    core.shutdown()
+  return require("gloaming.cli").run_tool("repl", function()
+    return require("gloaming.repl").interactive { script = file, args = script_args }
   end)
-  io.stdout:flush()
-  if not ok then
-    io.stderr:write("gloaming repl: ", tostring(err), "\n")
-    return 1
-  end
-  return code
 end

@@ -101,6 +101,34 @@ static void free_spans(span_t *s, size_t n) {
   gm_free(s, 0);
 }
 
+/* Inflates every span with gm_inflater, calling on_payload(L, out) for each
+ * complete payload (L may be NULL when nothing goes to Lua). */
+static size_t inflate_spans(lua_State *L, const span_t *spans, size_t count,
+                            gm_compress_t kind, size_t *bytes,
+                            void (*on_payload)(lua_State *, const gm_buf_t *)) {
+  gm_inflater_t *z = gm_inflater_new(kind, 0);
+  gm_buf_t out = GM_BUF_INIT;
+  size_t payloads = 0;
+  for (size_t i = 0; i < count; i++) {
+    int r = gm_inflater_feed(z, spans[i].data, spans[i].len, &out);
+    if (r < 0) break;
+    if (r == 1) {
+      payloads++;
+      *bytes += out.len;
+      if (on_payload) on_payload(L, &out);
+      gm_buf_clear(&out);
+    }
+  }
+  gm_buf_free(&out);
+  gm_inflater_free(z);
+  return payloads;
+}
+
+static void push_payload(lua_State *L, const gm_buf_t *out) {
+  lua_pushlstring(L, (const char *)out->data, out->len);
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
 /* The floor: zlib itself, one stream, each message inflated into a reused
  * buffer (zstd-stream goes through gm_inflater). */
 static int l_bench_inflate(lua_State *L) {
@@ -131,21 +159,8 @@ static int l_bench_inflate(lua_State *L) {
     elapsed = cpu_now() - t0;
     inflateEnd(&zs);
   } else {
-    gm_inflater_t *z = gm_inflater_new(kind, 0);
-    gm_buf_t out = GM_BUF_INIT;
-    for (size_t i = 0; i < count; i++) {
-      int r = gm_inflater_feed(z, spans[i].data, spans[i].len, &out);
-      if (r == 1) {
-        payloads++;
-        bytes += out.len;
-        gm_buf_clear(&out);
-      } else if (r < 0) {
-        break;
-      }
-    }
+    payloads = inflate_spans(NULL, spans, count, kind, &bytes, NULL);
     elapsed = cpu_now() - t0;
-    gm_buf_free(&out);
-    gm_inflater_free(z);
   }
   free_spans(spans, count);
   lua_pushinteger(L, (lua_Integer)payloads);
@@ -160,22 +175,9 @@ static int l_bench_payloads(lua_State *L) {
   gm_compress_t kind = check_kind(L, 2);
   size_t count;
   span_t *spans = split(L, frames, n, &count);
-  gm_inflater_t *z = gm_inflater_new(kind, 0);
-  gm_buf_t out = GM_BUF_INIT;
+  size_t bytes = 0;
   lua_createtable(L, (int)count, 0);
-  int k = 0;
-  for (size_t i = 0; i < count; i++) {
-    int r = gm_inflater_feed(z, spans[i].data, spans[i].len, &out);
-    if (r == 1) {
-      lua_pushlstring(L, (const char *)out.data, out.len);
-      lua_rawseti(L, -2, ++k);
-      gm_buf_clear(&out);
-    } else if (r < 0) {
-      break;
-    }
-  }
-  gm_buf_free(&out);
-  gm_inflater_free(z);
+  inflate_spans(L, spans, count, kind, &bytes, push_payload);
   free_spans(spans, count);
   return 1;
 }

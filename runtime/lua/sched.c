@@ -341,27 +341,21 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
 
 /* {=============== Lua API =============== */
 
-static int l_spawn(lua_State *L) {
+static int spawn_from_lua(lua_State *L, bool daemon) {
   gm_rt_t *rt = gm_rt_of(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int nargs = lua_gettop(L) - 1;
   lua_pushvalue(L, 1);
   lua_remove(L, 1);
-  gm_task_spawn(L, rt, nargs, false);
+  gm_task_spawn(L, rt, nargs, daemon);
   return 1;
 }
 
+static int l_spawn(lua_State *L) { return spawn_from_lua(L, false); }
+
 /* spawn_daemon(fn, ...): a task that does not keep gloaming.run going
  * (the REPL's reader, signal handlers). */
-static int l_spawn_daemon(lua_State *L) {
-  gm_rt_t *rt = gm_rt_of(L);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  int nargs = lua_gettop(L) - 1;
-  lua_pushvalue(L, 1);
-  lua_remove(L, 1);
-  gm_task_spawn(L, rt, nargs, true);
-  return 1;
-}
+static int l_spawn_daemon(lua_State *L) { return spawn_from_lua(L, true); }
 
 static int l_sleep(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
@@ -422,40 +416,44 @@ static void on_watchdog(uv_timer_t *h) {
 }
 
 /* Cancels every waiting task and makes every later wait fail. */
-static void shut_down(gm_rt_t *rt, lua_State *L) {
-  if (rt->sticky_cancel) return;
-  rt->sticky_cancel = true;
+/* Calls fn for every task not yet done (the registry table is walked;
+ * fn may finish the task, which clears its entry: lua_next allows that). */
+static void each_task(gm_rt_t *rt, lua_State *L, void (*fn)(gm_rt_t *, gm_task_t *)) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->tasks_ref);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     gm_task_t *t = lua_touserdata(L, -2);
     lua_pop(L, 1);
-    if (t && t->state == GM_TASK_WAITING) task_cancel(t);
+    if (t && t->state != GM_TASK_DONE) fn(rt, t);
   }
   lua_pop(L, 1);
 }
 
+static void cancel_waiting(gm_rt_t *rt, gm_task_t *t) {
+  (void)rt;
+  if (t->state == GM_TASK_WAITING) task_cancel(t);
+}
+
+static void shut_down(gm_rt_t *rt, lua_State *L) {
+  if (rt->sticky_cancel) return;
+  rt->sticky_cancel = true;
+  each_task(rt, L, cancel_waiting);
+}
+
 /* Tasks that never ended (a watchdog, a task ignoring cancellation) are
  * abandoned: their waits are undone so nothing refers to the dying loop. */
+static void abandon(gm_rt_t *rt, gm_task_t *t) {
+  if (t->state == GM_TASK_WAITING && t->detach) t->detach(t, t->wait_object);
+  gm_timer_stop(&t->timeout);
+  t->wait_object = NULL;
+  t->detach = NULL;
+  lua_pushstring(t->co, "abandoned: the run ended before the task");
+  store_results(rt, t, 1, true);
+  finish(rt, t, true);
+}
+
 static void abandon_all(gm_rt_t *rt, lua_State *L) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->tasks_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    gm_task_t *t = lua_touserdata(L, -2);
-    lua_pop(L, 1);
-    if (t && t->state != GM_TASK_DONE) {
-      if (t->state == GM_TASK_WAITING && t->detach)
-        t->detach(t, t->wait_object);
-      gm_timer_stop(&t->timeout);
-      t->wait_object = NULL;
-      t->detach = NULL;
-      lua_pushstring(t->co, "abandoned: the run ended before the task");
-      /* finish() clears this entry, which lua_next allows */
-      store_results(rt, t, 1, true);
-      finish(rt, t, true);
-    }
-  }
-  lua_pop(L, 1);
+  each_task(rt, L, abandon);
   rt->ready_head = rt->ready_tail = NULL;
 }
 
