@@ -34,12 +34,14 @@ local function copy(t)
   return c
 end
 
+-- The parser every connection uses: a URL that would fail to connect
+-- fails here, when the config is built.
 local function check_url(url)
   if type(url) ~= "string" then error("the gateway URL must be a string", 3) end
-  local scheme, rest = url:match("^(%a+)://(.+)$")
-  scheme = scheme and scheme:lower()
-  if (scheme ~= "ws" and scheme ~= "wss") or rest:match("^[/?#]") or rest:match("%s") then
-    error("malformed gateway URL '" .. url .. "': expected ws://host[:port][/path] or wss://...", 3)
+  local ok, scheme = core.url_check(url)
+  if not ok or (scheme ~= "ws" and scheme ~= "wss") then
+    error(("malformed gateway URL '%s': %s"):format(url,
+      ok and "the scheme must be ws or wss" or scheme), 3)
   end
 end
 

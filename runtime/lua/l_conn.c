@@ -396,6 +396,20 @@ static int connect_url(lua_State *L, bool websocket) {
   return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
 }
 
+/* url_check(url) -> true | nil, why: the parser every connection uses,
+ * so a config can refuse a URL when it is built. */
+static int l_url_check(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  gm_url_t u;
+  const char *why = NULL;
+  if (gm_url_parse(s, n, &u, &why)) return gm_push_fail(L, GM_EURL, why);
+  lua_pushboolean(L, 1);
+  lua_pushstring(L, u.scheme);
+  gm_url_free(&u);
+  return 2;
+}
+
 static int l_connect(lua_State *L) { return connect_url(L, true); }
 static int l_http_connect(lua_State *L) { return connect_url(L, false); }
 
@@ -703,6 +717,7 @@ int gm_open_conn(lua_State *L) {
                                   {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"ws_connect", l_connect},
                                    {"http_connect", l_http_connect},
+                                   {"url_check", l_url_check},
                                    {NULL, NULL}};
   gm_rt_newclass(L, GM_CONN_MT, methods, meta);
   lua_pop(L, 1);
