@@ -139,11 +139,6 @@ static void h_release_permit(gm_shard_t *s, bool sent) {
   run_hook(ls, "release", 1, NULL);
 }
 
-static void h_session_changed(gm_shard_t *s) {
-  lshard_t *ls = s->data;
-  (void)ls; /* persistence reads the session when it writes; nothing to do */
-}
-
 static void wake_reader(lsub_t *lsub) {
   if (lsub && lsub->reader) {
     gm_task_t *t = lsub->reader;
@@ -165,7 +160,7 @@ static void h_ended(gm_shard_t *s) {
 static const gm_shard_hooks_t hooks = {
     h_request_permit,
     h_release_permit,
-    h_session_changed,
+    NULL, /* session files read the session when they write it */
     h_ended,
 };
 
