@@ -77,7 +77,7 @@ local function load_corpus()
       seq = seq + 1
       local filled = line:gsub('"s":null', '"s":' .. seq, 1)
       lines[#lines + 1] = filled
-      local _, _, t = core.envelope(filled)
+      local t = filled:match('"t":"([%w_]+)"') -- the corpus names every dispatch
       types[#types + 1] = t
       bytes = bytes + #filled
     end

@@ -151,15 +151,15 @@ end
 local function dispatch(self, event)
   while self.in_flight >= self.max_handlers do
     local ok, _, code = self.slots:wait()
-    if not ok and code == "ECANCELED" then return false end
+    if not ok and code == "ECANCELED" then return end
   end
   self.in_flight = self.in_flight + 1
   core.spawn(function()
     run_handlers(self, event)
     self.in_flight = self.in_flight - 1
-    self.slots:notify_one()
+    -- every waiter checks again: readers for a slot, shutdown for zero
+    self.slots:notify_all()
   end)
-  return true
 end
 
 -- }===============
@@ -220,19 +220,12 @@ function Bot:run()
   local flags = self:flags()
   local tasks = {}
   for i, shard in ipairs(shards) do
-    local sub = shard:subscribe(flags)
+    -- events() ends when the shard is closed; its subscription is kept to
+    -- change what it decodes (refresh_flags)
+    local iter, sub, init, closing = shard:events(flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
-      while true do
-        local event, msg, ecode = sub:next()
-        if event then
-          dispatch(self, event)
-        elseif ecode == "ECLOSED" or (ecode == "ECANCELED" and self.shutting_down) then
-          break
-        elseif ecode ~= "ECANCELED" then
-          log.warn("shard %s: %s", tostring(shard:id()), tostring(msg))
-        end
-      end
+      for event in iter, sub, init, closing do dispatch(self, event) end
     end)
   end
   local saver = self.sessions_path and core.spawn(function()

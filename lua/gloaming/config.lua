@@ -45,19 +45,28 @@ local function check_url(url)
   end
 end
 
+local SECRET = core.metatable("gloaming.Secret")
+
+--- A token as a box that prints as <redacted>: a string ("Bot " stripped)
+-- or a box already. Raises, naming fname, on anything else.
+local function token_secret(token, fname)
+  if getmetatable(token) == SECRET then return token end
+  if type(token) ~= "string" then
+    error(("bad argument #1 to '%s' (token string expected, got %s)"):format(fname, type(token)), 3)
+  end
+  token = token:gsub("^Bot ", "")
+  -- printable ASCII without quotes or backslashes: it goes into JSON and
+  -- into an HTTP header as it is
+  if token == "" or token:find('[^\33-\126]') or token:find('["\\]') then
+    error(("bad argument #1 to '%s' (the token is empty or has characters a token cannot have)")
+      :format(fname), 3)
+  end
+  return core.secret(token)
+end
+
 --- A new config with twilight's defaults.
 function Config.new(token, intents)
-  if type(token) ~= "string" and getmetatable(token) ~= getmetatable(core.secret("xxxx")) then
-    error("bad argument #1 to 'Config.new' (token string expected, got " .. type(token) .. ")", 2)
-  end
-  if type(token) == "string" then
-    token = token:gsub("^Bot ", "")
-    -- printable ASCII without quotes or backslashes: it goes into JSON as is
-    if token == "" or token:find('[^\33-\126]') or token:find('["\\]') then
-      error("bad argument #1 to 'Config.new' (the token is empty or has characters a token cannot have)", 2)
-    end
-    token = core.secret(token)
-  end
+  token = token_secret(token, "Config.new")
   if math.type(intents) ~= "integer" or intents < 0 then
     error("bad argument #2 to 'Config.new' (intents: a non-negative integer expected)", 2)
   end
@@ -163,7 +172,8 @@ setter("ratelimit_messages", function(v)
 end)
 
 setter("queue", function(v)
-  if v == nil or type(v.enqueue) ~= "function" and not (getmetatable(v) and getmetatable(v).__index and getmetatable(v).__index.enqueue) then
+  local ok, enqueue = pcall(function() return v.enqueue end) -- tables and userdata
+  if not ok or type(enqueue) ~= "function" then
     error("a queue needs an enqueue(shard_id) method", 3)
   end
   return v
@@ -213,4 +223,5 @@ function Config:identify_payload(shard_id, total)
   return core.secret_splice(s.identify_template, SHARD_PLACEHOLDER, ("[%d,%d]"):format(shard_id, total))
 end
 
-return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue }
+return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue,
+  token_secret = token_secret }

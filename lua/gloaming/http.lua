@@ -33,11 +33,7 @@ local state = core.state
 -- or a Config's token box.
 function http.new(token, opts)
   opts = opts or {}
-  if type(token) == "string" then
-    token = core.secret((token:gsub("^Bot ", "")))
-  elseif getmetatable(token) ~= getmetatable(core.secret("xxxx")) then
-    error("bad argument #1 to 'http.new' (token expected)", 2)
-  end
+  token = require("gloaming.config").token_secret(token, "http.new")
   local base = opts.base_url or DEFAULT_BASE
   local scheme, authority, prefix = base:match("^(https?)://([^/]+)(.*)$")
   if not scheme then error("bad base_url '" .. tostring(base) .. "': expected http(s)://host[/path]", 2) end

@@ -44,7 +44,7 @@ local lazy = {
   Session = function() return require("gloaming.shard").Session end,
   CloseFrame = function() return require("gloaming.shard").CloseFrame end,
   IdentifyQueue = function() return { new = core.identify_queue } end,
-  parse = function() return require("gloaming.parse") end,
+  parse = function() return core.parse end,
   Bot = function() return require("gloaming.bot") end,
   reload = function() return require("gloaming.reload") end,
   Condition = function() return { new = require("gloaming.core").condition } end,

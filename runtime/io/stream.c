@@ -241,7 +241,6 @@ int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
   if (s->closing || s->ended) return GM_ECLOSED;
   if (s->ssl == NULL) return raw_write(s, a, alen, b, blen);
   if (s->handshaking) return GM_EAGAIN;
-  uint64_t before = s->queued;
   const void *parts[2] = {a, b};
   size_t lens[2] = {alen, blen};
   uint8_t joined[1024];
@@ -258,7 +257,6 @@ int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
     int r = wolfSSL_write(s->ssl, parts[i], (int)lens[i]);
     if (r != (int)lens[i]) return GM_ECLOSED;
   }
-  (void)before;
   return 0;
 }
 

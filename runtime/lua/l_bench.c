@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <zlib.h>
 
+#include "lua/l_object.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
 #include "proto/buf.h"
@@ -23,10 +24,8 @@
 #include "proto/ws_codec.h"
 
 static gm_compress_t check_kind(lua_State *L, int i) {
-  size_t n;
-  const char *s = luaL_checklstring(L, i, &n);
-  gm_compress_t k;
-  if (gm_compress_parse(s, n, &k)) luaL_argerror(L, i, "zlib-stream or zstd-stream expected");
+  gm_compress_t k = gm_check_compress(L, i);
+  if (k == GM_COMPRESS_NONE) luaL_argerror(L, i, "zlib-stream or zstd-stream expected");
   return k;
 }
 

@@ -351,13 +351,7 @@ static int connect_url(lua_State *L, bool websocket) {
     luaL_checktype(L, 2, LUA_TTABLE);
     ca_file = gm_check_tls_opts(L, 2);
     lua_getfield(L, 2, "compression");
-    if (!lua_isnil(L, -1)) {
-      size_t n;
-      const char *c = luaL_checklstring(L, -1, &n);
-      if (gm_compress_parse(c, n, &o.compression))
-        return luaL_error(L, "bad compression '%s' (expected \"zlib-stream\" "
-                             "or \"zstd-stream\")", c);
-    }
+    o.compression = gm_check_compress(L, -1);
     lua_pop(L, 1);
     o.max_message = opt_size(L, 2, "max_message", o.max_message);
     o.max_payload = opt_size(L, 2, "max_payload", o.max_payload);
@@ -576,13 +570,7 @@ static int conn_upgrade(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   check_server(L, w, "upgrade");
   luaL_checktype(L, 2, LUA_TTABLE);
-  gm_compress_t kind = GM_COMPRESS_NONE;
-  if (!lua_isnoneornil(L, 3)) {
-    size_t n;
-    const char *c = luaL_checklstring(L, 3, &n);
-    if (gm_compress_parse(c, n, &kind))
-      return luaL_error(L, "bad compression '%s'", c);
-  }
+  gm_compress_t kind = gm_check_compress(L, 3);
   size_t max_message = (size_t)luaL_optinteger(L, 4, 16 << 20);
   lua_getfield(L, 2, "headers");
   luaL_argexpected(L, lua_istable(L, -1), 2, "request");

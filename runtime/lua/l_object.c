@@ -97,6 +97,16 @@ static int secret_fingerprint(lua_State *L) {
   return 1;
 }
 
+gm_compress_t gm_check_compress(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return GM_COMPRESS_NONE;
+  size_t n;
+  const char *name = luaL_checklstring(L, idx, &n);
+  gm_compress_t kind;
+  if (gm_compress_parse(name, n, &kind))
+    luaL_error(L, "bad compression '%s' (expected \"zlib-stream\" or \"zstd-stream\")", name);
+  return kind;
+}
+
 static int l_object(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "proto/compress.h"
 #include "proto/event_types.h"
 
 #define GM_SECRET_MT "gloaming.Secret"
@@ -18,6 +19,9 @@ const char *gm_fingerprint(const char *text, size_t len, char out[65]);
 /* Reads flags at idx: an EventTypeFlags, a name, or a list of names.
  * nil/none gives all(). */
 void gm_check_flags(lua_State *L, int idx, gm_event_flags_t *out);
+/* Reads a compression name at idx ("zlib-stream", "zstd-stream"); nil or
+ * none gives GM_COMPRESS_NONE; anything else raises. */
+gm_compress_t gm_check_compress(lua_State *L, int idx);
 void gm_push_flags(lua_State *L, const gm_event_flags_t *f);
 
 #endif

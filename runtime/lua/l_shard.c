@@ -194,15 +194,68 @@ static int push_error(lua_State *L, gm_item_t *it) {
   return 3;
 }
 
+/* The event table of a payload (type, data, sequence): 1 value, or a
+ * failure triple when its `d` does not decode. Subscriptions and
+ * gloaming.parse share it. */
+static int push_payload_event(lua_State *L, int type, const char *d,
+                              size_t dlen, int64_t seq) {
+  lua_createtable(L, 0, 4);
+  push_event_name(L, type);
+  lua_setfield(L, -2, "type");
+  switch (type) {
+  case GM_EVENT_GATEWAY_HELLO: {
+    const char *v;
+    size_t n;
+    int64_t ms;
+    if (!gm_json_find(d, dlen, "heartbeat_interval", &v, &n) ||
+        !gm_json_integer(v, n, &ms)) {
+      lua_pop(L, 1);
+      return gm_push_fail(L, GM_EDECODE, "malformed Hello");
+    }
+    lua_createtable(L, 0, 1);
+    lua_pushnumber(L, (double)ms / 1000.0);
+    lua_setfield(L, -2, "heartbeat_interval");
+    lua_setfield(L, -2, "data");
+    break;
+  }
+  case GM_EVENT_GATEWAY_INVALIDATE_SESSION:
+    lua_pushboolean(L, dlen == 4 && memcmp(d, "true", 4) == 0);
+    lua_setfield(L, -2, "data");
+    break;
+  case GM_EVENT_GATEWAY_HEARTBEAT:
+  case GM_EVENT_GATEWAY_HEARTBEAT_ACK:
+  case GM_EVENT_GATEWAY_RECONNECT:
+    break;
+  default:
+    if (dlen == 0) break;
+    if (!decode_json(L, d, dlen)) {
+      const char *why = lua_tostring(L, -1);
+      lua_pushfstring(L, "%s: cannot decode d: %s",
+                      gm_event_type_name((gm_event_type_t)type), why ? why : "?");
+      lua_remove(L, -2);
+      lua_remove(L, -2); /* the event table */
+      luaL_pushfail(L);
+      lua_insert(L, -2);
+      lua_pushliteral(L, "EDECODE");
+      return 3;
+    }
+    lua_setfield(L, -2, "data");
+  }
+  if (seq >= 0) {
+    lua_pushinteger(L, seq);
+    lua_setfield(L, -2, "sequence");
+  }
+  return 1;
+}
+
 /* { type =, data =, sequence =, shard = } for an item; 1 value, or a
  * failure triple when its data does not decode. */
-static int push_event(lua_State *L, lsub_t *lsub, gm_item_t *it) {
-  (void)lsub;
+static int push_event(lua_State *L, gm_item_t *it) {
   if (it->kind == GM_ITEM_ERROR) return push_error(L, it);
-  lua_createtable(L, 0, 4);
-  push_event_name(L, it->type);
-  lua_setfield(L, -2, "type");
   if (it->kind == GM_ITEM_CLOSE) {
+    lua_createtable(L, 0, 4);
+    push_event_name(L, it->type);
+    lua_setfield(L, -2, "type");
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, it->code);
     lua_setfield(L, -2, "code");
@@ -214,50 +267,9 @@ static int push_event(lua_State *L, lsub_t *lsub, gm_item_t *it) {
     lua_setfield(L, -2, "initiator");
     lua_setfield(L, -2, "data");
   } else {
-    const char *d = it->payload->data + it->d_off;
-    switch (it->type) {
-    case GM_EVENT_GATEWAY_HELLO: {
-      const char *v;
-      size_t n;
-      int64_t ms;
-      lua_createtable(L, 0, 1);
-      if (gm_json_find(d, it->d_len, "heartbeat_interval", &v, &n) &&
-          gm_json_integer(v, n, &ms)) {
-        lua_pushnumber(L, (double)ms / 1000.0);
-        lua_setfield(L, -2, "heartbeat_interval");
-      }
-      lua_setfield(L, -2, "data");
-      break;
-    }
-    case GM_EVENT_GATEWAY_INVALIDATE_SESSION:
-      lua_pushboolean(L, it->d_len == 4 && memcmp(d, "true", 4) == 0);
-      lua_setfield(L, -2, "data");
-      break;
-    case GM_EVENT_GATEWAY_HEARTBEAT:
-    case GM_EVENT_GATEWAY_HEARTBEAT_ACK:
-    case GM_EVENT_GATEWAY_RECONNECT:
-      break;
-    default:
-      if (it->d_len) {
-        if (!decode_json(L, d, it->d_len)) {
-          const char *why = lua_tostring(L, -1);
-          lua_pushfstring(L, "%s: cannot decode d: %s",
-                          gm_event_type_name((gm_event_type_t)it->type),
-                          why ? why : "?");
-          lua_remove(L, -2);
-          lua_remove(L, -2); /* the event table */
-          luaL_pushfail(L);
-          lua_insert(L, -2);
-          lua_pushliteral(L, "EDECODE");
-          return 3;
-        }
-        lua_setfield(L, -2, "data");
-      }
-    }
-    if (it->seq >= 0) {
-      lua_pushinteger(L, it->seq);
-      lua_setfield(L, -2, "sequence");
-    }
+    int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
+                               it->d_len, it->seq);
+    if (n != 1) return n;
   }
   /* the subscription (argument 1 of next) holds its shard */
   lua_getiuservalue(L, 1, 1);
@@ -301,7 +313,7 @@ static int try_take(lua_State *L, lsub_t *lsub) {
       continue;
     }
     int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
-                                                 : push_event(L, lsub, it);
+                                                 : push_event(L, it);
     gm_item_free(it);
     return n;
   }
@@ -564,17 +576,22 @@ static int l_shard_extra(lua_State *L) {
   return 1;
 }
 
-/* envelope(json) -> op, s, t, d (the raw text of d) */
-static int l_envelope(lua_State *L) {
+/* parse(json[, flags]): twilight's parse, on a raw payload: the event if
+ * flags want it (decoded only then), nil when unwanted or not an event,
+ * nil, message, "EDECODE" for a payload that is not a gateway payload. */
+static int l_parse(lua_State *L) {
   size_t len;
   const char *json = luaL_checklstring(L, 1, &len);
+  gm_event_flags_t flags;
+  gm_check_flags(L, 2, &flags);
   gm_envelope_t e;
-  if (gm_envelope_scan(json, len, &e) != 0) return gm_push_fail(L, GM_EDECODE, "not a gateway payload");
-  if (e.op >= 0) lua_pushinteger(L, e.op); else lua_pushnil(L);
-  if (e.has_s) lua_pushinteger(L, e.s); else lua_pushnil(L);
-  if (e.t) lua_pushlstring(L, e.t, e.t_len); else lua_pushnil(L);
-  if (e.d_len) lua_pushlstring(L, json + e.d_off, e.d_len); else lua_pushnil(L);
-  return 4;
+  if (gm_envelope_scan(json, len, &e) != 0 || e.op < 0)
+    return gm_push_fail(L, GM_EDECODE, "not a gateway payload");
+  int type = e.op == 0 ? (e.t && !e.t_escaped ? (int)gm_event_type_of_dispatch(e.t, e.t_len)
+                                              : GM_EVENT_UNKNOWN)
+                       : gm_event_type_of_opcode(e.op);
+  if (type < 0 || !gm_event_flags_has(&flags, (gm_event_type_t)type)) return 0;
+  return push_payload_event(L, type, json + e.d_off, e.d_len, e.has_s ? e.s : -1);
 }
 
 static int shard_gc(lua_State *L) {
@@ -616,9 +633,9 @@ static int l_shard_new(lua_State *L) {
   lua_pop(L, 4);
   c.gateway_url = opt_string(L, 1, "gateway_url");
   if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
-  const char *comp = opt_string(L, 1, "compression");
-  if (comp && gm_compress_parse(comp, strlen(comp), &c.compression))
-    return luaL_error(L, "bad compression '%s'", comp);
+  lua_getfield(L, 1, "compression");
+  c.compression = gm_check_compress(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, 1, "event_buffer");
   c.event_buffer = (size_t)luaL_optinteger(L, -1, 32 << 20);
   lua_getfield(L, 1, "ratelimit");
@@ -690,7 +707,7 @@ int gm_open_shard(lua_State *L) {
                                       {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"shard_new", l_shard_new},
                                    {"shard_extra", l_shard_extra},
-                                   {"envelope", l_envelope},
+                                   {"parse", l_parse},
                                    {"live_shards", l_live_shards},
                                    {NULL, NULL}};
   gm_rt_newclass(L, SHARD_MT, methods, meta);
