@@ -1,12 +1,6 @@
 -- The gloaming command, run as a real process.
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
-  local out = p:read("a")
-  p:close()
-  return out, tonumber(out:match("exit=(%d+)%s*$"))
-end
-
-local tmpname = require("spec.helpers").tmpname
+local helpers = require "spec.helpers"
+local sh, tmpname = helpers.sh, helpers.tmpname
 
 -- Starts `gloaming run` in the background, waits until the script says it
 -- is ready, sends the signals, and returns the exit status and the log.
@@ -25,9 +19,7 @@ if [ "%s" = twice ]; then
 fi
 wait $pid]]):format(args:gsub("STATUS", status), status, sig or "INT", signals, status)
   local _, code = sh(script)
-  local f = io.open(status)
-  local log = f and f:read("a") or ""
-  if f then f:close() end
+  local log = helpers.read_file(status)
   os.remove(status)
   return code, log
 end
@@ -48,41 +40,26 @@ describe("the gloaming command", function()
   end)
 
   it("runs a file as the main task with its arguments", function()
-    local f = tmpname()
-    local h = io.open(f, "w")
-    h:write([[print("args", select("#", ...), table.concat({ ... }, "\t"), arg[0] ~= nil)
+    local out, code = helpers.run_gloaming([[print("args", select("#", ...), table.concat({ ... }, "\t"), arg[0] ~= nil)
       local gloaming = require "gloaming"
       gloaming.sleep(0.01)
-      print("done")]])
-    h:close()
-    local out, code = sh("./build/gloaming run " .. f .. " one two")
-    os.remove(f)
+      print("done")]], "one two")
     assert.are.equal(0, code)
     assert.matches("args\t2\tone\ttwo\ttrue", out)
     assert.matches("done", out)
   end)
 
   it("exits 1 when the main task raises, with the error", function()
-    local f = tmpname()
-    local h = io.open(f, "w")
-    h:write('error("the bot broke")')
-    h:close()
-    local out, code = sh("./build/gloaming run " .. f)
-    os.remove(f)
+    local out, code = helpers.run_gloaming('error("the bot broke")')
     assert.are.equal(1, code)
     assert.matches("the bot broke", out)
   end)
 
   it("exits 1 at once when the main task raises, whatever it left running", function()
-    local f = tmpname()
-    local h = io.open(f, "w")
-    h:write([[local gloaming = require "gloaming"
+    local out, code = helpers.run_gloaming([[local gloaming = require "gloaming"
       gloaming.spawn(function() while gloaming.sleep(60) do end end)
       gloaming.sleep(0.01)
-      error("broken")]])
-    h:close()
-    local out, code = sh("timeout 10 ./build/gloaming run " .. f)
-    os.remove(f)
+      error("broken")]], nil, "timeout 10")
     assert.are.equal(1, code)
     assert.matches("broken", out)
   end)

@@ -11,9 +11,7 @@ support.PROPERTIES = { os = "linux", browser = "gloaming-spec", device = "gloami
 support.NONE = {} -- an identify override that removes the field
 
 --- A guild snowflake whose shard is n % shards ((id >> 22) % shards).
-function support.guild_id(n)
-  return ("%d"):format((n << 22) | 1)
-end
+support.guild_id = require("gloaming.testing").snowflake
 
 local Client = {}
 Client.__index = Client

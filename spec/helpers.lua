@@ -32,6 +32,38 @@ end
 function helpers.tmpdir() return first_line("mktemp -d") end
 function helpers.tmpname() return first_line("mktemp") end
 
+function helpers.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+function helpers.read_file(path)
+  local f = assert(io.open(path))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- Output (stdout and stderr) and exit status of a shell command.
+function helpers.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  return out:gsub("exit=%d+%s*$", ""), tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+--- Runs source with `gloaming run` in a child process, with args after it
+-- and a shell prefix before it ("timeout 10", "GLOAMING_LOG=info").
+-- Returns its output and exit status, as helpers.sh.
+function helpers.run_gloaming(source, args, prefix)
+  local path = helpers.tmpname()
+  helpers.write_file(path, source)
+  local out, code = helpers.sh(("%s ./build/gloaming run %s %s"):format(prefix or "", path, args or ""))
+  os.remove(path)
+  return out, code
+end
+
 --- Removes a folder made by tmpdir.
 function helpers.rmrf(dir)
   if dir and dir:match("^/tmp/") then os.execute("rm -rf '" .. dir .. "'") end

@@ -1,16 +1,7 @@
 -- Logging: levels, context fields, the loop-blocked warning, and tokens
 -- never printed. Run in child processes to read their stderr.
-local function run(script, env)
-  local f = os.tmpname()
-  local h = io.open(f, "w")
-  h:write(script)
-  h:close()
-  local p = io.popen(("%s ./build/gloaming run %s 2>&1"):format(env or "", f))
-  local out = p:read("a")
-  p:close()
-  os.remove(f)
-  return out
-end
+local run_gloaming = require("spec.helpers").run_gloaming
+local function run(script, env) return (run_gloaming(script, nil, env)) end
 
 describe("gloaming.log", function()
   it("prints levels and context fields, filtered by GLOAMING_LOG", function()

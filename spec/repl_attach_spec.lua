@@ -10,18 +10,8 @@ local G = support.GLOAMING
 local ENTER, CTRL_D = "\r", "\4"
 local PROMPT = "(?<!>)> $"
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path))
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local helpers = require "spec.helpers"
+local write_file, read_file = helpers.write_file, helpers.read_file
 
 describe("the attach socket", function()
   local dir
@@ -165,16 +155,9 @@ describe("gloaming attach", function()
   -- !ping, and wait for the answer number `nth` with this text
   local function ping(fake, text, nth)
     support.message(fake, "!ping")
-    support.wait_for(function() return pong_count(fake, text) >= nth end, "the answer " .. text)
+    assert(fake:wait_until(function() return pong_count(fake, text) >= nth end), "no answer " .. text)
   end
 
-  local function identifies(fake)
-    local n = 0
-    for _, e in ipairs(fake:received(0)) do
-      if e.op == 2 then n = n + 1 end
-    end
-    return n
-  end
 
   it("reloads the bot's handlers from an attached session: same session, no second READY", function()
     testing.run(function()
@@ -226,7 +209,7 @@ describe("gloaming attach", function()
       assert.are.equal(1, pong_count(fake, "Pong!"))
       -- one connection and one identify all along: the session was kept
       assert.are.equal(1, #fake:connections())
-      assert.are.equal(1, identifies(fake))
+      assert.are.equal(1, #fake:received(0, 2))
       ctl.send("checked")
       local r = support.finish(client)
       assert.are.equal(0, r.exit)
@@ -281,7 +264,7 @@ describe("gloaming attach", function()
         return select(2, gloaming.process.run({ G, "attach", sock }, query)) == "true\tcancelled\n"
       end, "the piped client's line, cancelled")
       assert.are.equal(1, #fake:connections())
-      assert.are.equal(1, identifies(fake))
+      assert.are.equal(1, #fake:received(0, 2))
       -- the bot ends while a client waits on a line: the client is told
       popts.stdin = "waiting = true; gloaming.sleep(60)\n"
       p = gloaming.process.spawn({ G, "attach", sock }, popts)

@@ -4,11 +4,7 @@ local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local support = require "spec.repl_support"
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write_file = require("spec.helpers").write_file
 
 describe("gloaming.reload", function()
   local dir, saved_path
@@ -79,14 +75,16 @@ describe("gloaming.reload", function()
   it("lets a running Bot use new handlers, and new event types, on the same session", function()
     -- what the handlers saw lives outside the module: a reload merges the
     -- module's own tables with the new (empty) ones
-    _G.RELOAD_SEEN = {}
     write_file(dir .. "/reload_bot_handlers.lua", [[
-      local seen = RELOAD_SEEN
-      return { MESSAGE_CREATE = function(e) seen[#seen + 1] = "old " .. e.data.content end }]])
+      return { MESSAGE_CREATE = function(e) RELOAD_NOTE("old " .. e.data.content) end }]])
     testing.run(function()
+      local seen, changed = {}, gloaming.Condition.new()
+      function _G.RELOAD_NOTE(v)
+        seen[#seen + 1] = v
+        changed:notify_all()
+      end
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
       local handlers = require "reload_bot_handlers"
-      local seen = _G.RELOAD_SEEN
       local bot = gloaming.Bot.new { token = fake.token, shards = { total = 1 },
         intents = gloaming.Intents.GUILD_MESSAGES | gloaming.Intents.MESSAGE_CONTENT,
         gateway_url = fake.url, http = { base_url = fake.http_url .. "/api/v10" } }
@@ -94,21 +92,20 @@ describe("gloaming.reload", function()
       local task = gloaming.spawn(function() return bot:run() end)
       assert(fake:wait_ready(0, 10))
       support.message(fake, "a")
-      support.wait_for(function() return #seen == 1 end, "the old handler")
+      assert(testing.wait_until(changed, function() return #seen == 1 end), "the old handler")
       write_file(dir .. "/reload_bot_handlers.lua", [[
-        local seen = RELOAD_SEEN
         return {
-          MESSAGE_CREATE = function(e) seen[#seen + 1] = "new " .. e.data.content end,
-          TYPING_START = function() seen[#seen + 1] = "typing" end }]])
+          MESSAGE_CREATE = function(e) RELOAD_NOTE("new " .. e.data.content) end,
+          TYPING_START = function() RELOAD_NOTE("typing") end }]])
       assert.are.equal(handlers, gloaming.reload("reload_bot_handlers"))
       support.message(fake, "b")
       fake:dispatch(0, "TYPING_START", { channel_id = support.CHANNEL })
-      support.wait_for(function() return #seen == 3 end, "the new handlers")
+      assert(testing.wait_until(changed, function() return #seen == 3 end), "the new handlers")
       assert.are.same({ "old a", "new b", "typing" }, seen)
       assert.are.equal(1, #fake:connections())
       task:cancel()
       task:wait(10)
-      _G.RELOAD_SEEN = nil
+      _G.RELOAD_NOTE = nil
     end, 30)
   end)
 end)

@@ -100,9 +100,7 @@ describe("gloaming repl", function()
       assert.matches("^2\nhi!\nprinted\t2\nstdin:1: e\nstack traceback:\n", out)
       -- the script's globals are the REPL's; ARGS reach the script
       local script = dir .. "/setup.lua"
-      local f = assert(io.open(script, "w"))
-      f:write("greeting = 'hello ' .. select(1, ...)\nlocal hidden = 1\n")
-      f:close()
+      require("spec.helpers").write_file(script, "greeting = 'hello ' .. select(1, ...)\nlocal hidden = 1\n")
       opts.stdin = "greeting\nhidden\n"
       code, out = gloaming.process.run(repl_argv(script, "world"), opts)
       assert.are.equal(0, code)
@@ -198,11 +196,7 @@ describe("gloaming repl", function()
         support.finish(task)
         -- one connection, one identify: the shard never left
         assert.are.equal(1, #fake:connections())
-        local identifies = 0
-        for _, e in ipairs(fake:received(0)) do
-          if e.op == 2 then identifies = identifies + 1 end
-        end
-        assert.are.equal(1, identifies)
+        assert.are.equal(1, #fake:received(0, 2))
         ctl.close()
       end, 60)
     end)

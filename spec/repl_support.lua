@@ -2,6 +2,7 @@
 -- (tests/interop/pty_driver.py) and its control socket, the fake's guild.
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
+local testing = require "gloaming.testing"
 local cjson = require "cjson"
 
 local support = {}
@@ -12,7 +13,7 @@ support.GLOAMING = os.getenv("REPL_SPEC_GLOAMING") or "./build/gloaming"
 support.PYTHON = "/usr/bin/python3"
 support.DRIVER = "tests/interop/pty_driver.py"
 
-function support.snowflake(n) return tostring((100000000000 + n) << 22) end
+support.snowflake = testing.snowflake
 
 support.GUILD = { id = support.snowflake(0), name = "repl", channels = {
   { id = support.snowflake(10), name = "general", type = 0 } } }
@@ -67,14 +68,10 @@ function support.control(path)
   end))
   --- Waits for the driver's next notification, which must be name.
   function ctl.await(name, timeout)
-    local deadline = gloaming.now() + (timeout or 20)
-    while #ctl.lines == 0 do
-      if ctl.closed then error("the driver went away before notifying " .. name, 2) end
-      local left = deadline - gloaming.now()
-      if left <= 0 or not ctl.changed:wait(left) then
-        error("the driver did not notify " .. name, 2)
-      end
+    if not testing.wait_until(ctl.changed, function() return #ctl.lines > 0 or ctl.closed end, timeout or 20) then
+      error("the driver did not notify " .. name, 2)
     end
+    if #ctl.lines == 0 then error("the driver went away before notifying " .. name, 2) end
     local line = table.remove(ctl.lines, 1)
     if line ~= name then error(("expected the notification %s, got %s"):format(name, line), 2) end
   end

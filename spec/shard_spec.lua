@@ -28,12 +28,12 @@ local function next_of(shard, flags, timeout)
   return ev
 end
 
-local function ops_sent(fake, shard_id, op)
-  local out = {}
-  for _, e in ipairs(fake:received(shard_id)) do
-    if e.op == op then out[#out + 1] = e end
-  end
-  return out
+-- A fake gateway and shard 0 of 1 on it, past READY.
+local function ready_shard(fake_opts, config_opts)
+  local fake = testing.gateway(fake_opts or {})
+  local shard = new_shard(fake, 0, 1, config_opts)
+  next_of(shard, F.READY)
+  return fake, shard
 end
 
 local function virtual(fn, timeout)
@@ -54,7 +54,7 @@ describe("a shard", function()
       assert.are.equal(shard:id(), ready.shard)
       assert.are.equal("active", shard:state())
       -- the Identify on the wire: a bare token, our intents, shard, properties
-      local identify = ops_sent(fake, 0, 2)[1].d
+      local identify = fake:received(0, 2)[1].d
       assert.are.equal(fake.token, identify.token)
       assert.are.equal(Intents.GUILDS | Intents.GUILD_MESSAGES, math.tointeger(identify.intents))
       assert.are.same({ 0, 1 }, { math.tointeger(identify.shard[1]), math.tointeger(identify.shard[2]) })
@@ -77,7 +77,7 @@ describe("a shard", function()
       shard:start()
       assert(fake:wait_ready(0, 30))
       gloaming.sleep(35) -- nobody reads events meanwhile
-      local beats = ops_sent(fake, 0, 1)
+      local beats = fake:received(0, 1)
       assert.is_true(#beats >= 3)
       assert.are.equal("active", shard:state())
       local latency = shard:latency()
@@ -93,12 +93,14 @@ describe("a shard", function()
       local shard = new_shard(fake)
       shard:start()
       assert(fake:wait_ready(0, 30))
-      local before = #ops_sent(fake, 0, 1)
+      local before = #fake:received(0, 1)
       local t0 = gloaming.now()
       fake:request_heartbeat(0)
       next_of(shard, F.GATEWAY_HEARTBEAT)
-      gloaming.sleep(0.001)
-      local beats = ops_sent(fake, 0, 1)
+      local beats = assert(fake:wait_until(function()
+        local b = fake:received(0, 1)
+        return #b > before and b
+      end, 1))
       assert.are.equal(before + 1, #beats)
       assert.is_true(beats[#beats].at - t0 < 0.01)
       shard:close()
@@ -107,9 +109,7 @@ describe("a shard", function()
 
   it("resumes after op 7, on the resume URL, without a second READY", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       local session = shard:session():id()
       fake:dispatch(0, "MESSAGE_CREATE", { content = "one" })
       next_of(shard, F.MESSAGE_CREATE)
@@ -119,7 +119,7 @@ describe("a shard", function()
       local resumed = next_of(shard, F.RESUMED | F.READY)
       assert.are.equal("RESUMED", resumed.type)
       assert.are.equal(session, shard:session():id())
-      local resume = ops_sent(fake, 0, 6)[1]
+      local resume = fake:received(0, 6)[1]
       assert.are.equal(session, resume.d.session_id)
       assert.are.equal(2, math.tointeger(resume.d.seq))
       assert.are.equal(fake.token, resume.d.token)
@@ -130,9 +130,7 @@ describe("a shard", function()
 
   it("resumes after op 9 true and identifies after op 9 false", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       local first = shard:session():id()
       fake:invalidate_session(0, true)
       assert.is_true(next_of(shard, F.GATEWAY_INVALIDATE_SESSION).data)
@@ -144,16 +142,14 @@ describe("a shard", function()
       assert.are_not.equal(first, shard:session():id())
       -- Discord's old advice, kept: 1 to 5 s before identifying again
       assert.is_true(gloaming.now() - t0 >= 1)
-      assert.are.equal(2, #ops_sent(fake, 0, 2))
+      assert.are.equal(2, #fake:received(0, 2))
       shard:close()
     end)
   end)
 
   it("detects a zombie connection and resumes", function()
     virtual(function()
-      local fake = testing.gateway { heartbeat_interval = 10 }
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard({ heartbeat_interval = 10 })
       fake:stop_acking(0)
       local close = next_of(shard, F.GATEWAY_CLOSE)
       assert.are.same({ 1006, "shard" }, { close.data.code, close.data.initiator })
@@ -165,9 +161,7 @@ describe("a shard", function()
 
   it("resumes after a drop without a close frame", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       fake:drop(0)
       local close = next_of(shard, F.GATEWAY_CLOSE)
       assert.are.same({ 1006, "transport" }, { close.data.code, close.data.initiator })
@@ -191,7 +185,7 @@ describe("a shard", function()
         assert.are.same({ case.code, "because", "gateway" }, { close.data.code, close.data.reason, close.data.initiator })
         assert.are.equal(case.next, next_of(shard, F.RESUMED | F.READY).type)
         -- twilight resumes after 4007 and 4009; we go straight to Identify
-        if case.next == "READY" then assert.are.equal(0, #ops_sent(fake, 0, 6)) end
+        if case.next == "READY" then assert.are.equal(0, #fake:received(0, 6)) end
         shard:close()
       end)
     end)
@@ -304,13 +298,12 @@ end)
 describe("a shard's events", function()
   it("replays every sequence exactly once across 100 random disconnects", function()
     virtual(function()
-      local fake = testing.gateway { heartbeat_interval = 41.25 }
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
-      local got, expected = {}, 0
+      local fake, shard = ready_shard({ heartbeat_interval = 41.25 })
+      local got, expected, arrived = {}, 0, gloaming.Condition.new()
       local reader = gloaming.spawn(function()
         for event in shard:events(F.MESSAGE_CREATE) do
           got[#got + 1] = math.tointeger(event.data.n)
+          arrived:notify_all()
         end
       end)
       local actions = { "drop", "reconnect", "close4000", "invalidate_true" }
@@ -330,26 +323,24 @@ describe("a shard's events", function()
         fake:dispatch(0, "MESSAGE_CREATE", { n = expected })
         assert(fake:wait_ready(0, 120))
       end
-      while #got < expected do gloaming.sleep(1) end
+      while #got < expected do assert(arrived:wait(120), "events stopped arriving") end
       shard:close()
       reader:wait()
       assert.are.equal(expected, #got)
       for i = 1, expected do assert.are.equal(i, got[i]) end
-      assert.are.equal(1, #ops_sent(fake, 0, 2)) -- one Identify, only resumes after
+      assert.are.equal(1, #fake:received(0, 2)) -- one Identify, only resumes after
     end, 60)
   end)
 
   it("sends 500 commands in order without crossing 120 per 60 s", function()
     virtual(function()
-      local fake = testing.gateway { heartbeat_interval = 41.25 }
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard({ heartbeat_interval = 41.25 })
       local commands = gloaming.commands
       for i = 1, 500 do
         assert(shard:command(commands.update_presence {
           status = "online", activities = { { name = "game " .. i, type = 0 } } }))
       end
-      while #ops_sent(fake, 0, 3) < 500 do gloaming.sleep(5) end
+      assert(fake:wait_until(function() return #fake:received(0, 3) == 500 end, 600))
       local sent = fake:received(0)
       -- in any 60 s window: at most 120 payloads, heartbeats included
       for i, e in ipairs(sent) do
@@ -359,7 +350,7 @@ describe("a shard's events", function()
         end
         assert.is_true(n <= 120, ("%d payloads within 60 s from #%d"):format(n, i))
       end
-      local presences = ops_sent(fake, 0, 3)
+      local presences = fake:received(0, 3)
       for i, e in ipairs(presences) do assert.are.equal("game " .. i, e.d.activities[1].name) end
       assert.are.equal(1, #fake:connections()) -- never closed with 4008
       assert.are.equal(117, shard:ratelimiter():max())
@@ -369,24 +360,20 @@ describe("a shard's events", function()
 
   it("refuses payloads over 4096 bytes, never sending them", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       local ok, msg, code = shard:send(('{"op":3,"d":"%s"}'):format(("x"):rep(5000)))
       assert.is_nil(ok)
       assert.are.equal("EMSGSIZE", code)
       assert.matches("4096", msg)
       gloaming.sleep(1)
-      assert.are.equal(0, #ops_sent(fake, 0, 3))
+      assert.are.equal(0, #fake:received(0, 3))
       shard:close()
     end)
   end)
 
   it("does not decode an excluded event (its invalid JSON costs nothing)", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       local all = shard:subscribe(F.all())
       fake:inject(0, '{"op":0,"s":2,"t":"TYPING_START","d":{not json}}', "payload")
       fake:dispatch(0, "MESSAGE_CREATE", { content = "after" })
@@ -407,9 +394,7 @@ describe("a shard's events", function()
 
   it("loses nothing when its event buffer is full", function()
     virtual(function()
-      local fake = testing.gateway { heartbeat_interval = 41.25 }
-      local shard = new_shard(fake, 0, 1, { event_buffer = 4096 })
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard({ heartbeat_interval = 41.25 }, { event_buffer = 4096 })
       local body = ("y"):rep(1000)
       for i = 1, 300 do fake:dispatch(0, "MESSAGE_CREATE", { n = i, body = body }) end
       -- a slow reader: two and a half heartbeat intervals for 300 events
@@ -425,16 +410,14 @@ describe("a shard's events", function()
 
   it("keeps the session while a handler waits three intervals", function()
     virtual(function()
-      local fake = testing.gateway { heartbeat_interval = 10 }
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard({ heartbeat_interval = 10 })
       fake:dispatch(0, "MESSAGE_CREATE", { content = "slow" })
       local ev = next_of(shard, F.MESSAGE_CREATE)
       gloaming.sleep(35) -- the handler is busy; heartbeats go on in C
       assert.are.equal("slow", ev.data.content)
       assert.are.equal(1, #fake:connections())
       assert.are.equal("active", shard:state())
-      assert.is_true(#ops_sent(fake, 0, 1) >= 3)
+      assert.is_true(#fake:received(0, 1) >= 3)
       shard:close()
     end)
   end)
@@ -443,23 +426,28 @@ describe("a shard's events", function()
     virtual(function()
       local fake = testing.gateway {}
       local shard = new_shard(fake)
-      local a, b = {}, {}
-      local ta = gloaming.spawn(function()
-        for e in shard:events(F.MESSAGE_CREATE) do a[#a + 1] = e.type end
-      end)
-      local tb = gloaming.spawn(function()
-        for e in shard:events(F.MESSAGE_CREATE | F.TYPING_START | F.GATEWAY_CLOSE) do b[#b + 1] = e.type end
-      end)
+      local a, b, seen = {}, {}, gloaming.Condition.new()
+      local function reader(flags, into)
+        return gloaming.spawn(function()
+          for e in shard:events(flags) do
+            into[#into + 1] = e.type
+            seen:notify_all()
+          end
+        end)
+      end
+      local ta = reader(F.MESSAGE_CREATE, a)
+      local tb = reader(F.MESSAGE_CREATE | F.TYPING_START | F.GATEWAY_CLOSE, b)
       assert(fake:wait_ready(0, 30))
       fake:dispatch(0, "TYPING_START", {})
       fake:dispatch(0, "MESSAGE_CREATE", {})
       fake:dispatch(0, "SOMETHING_NEW", {}) -- unknown to us: UNKNOWN, not an error
-      gloaming.sleep(1)
+      fake:dispatch(0, "MESSAGE_CREATE", {}) -- after it: both readers went past it
+      while #a < 2 or #b < 3 do assert(seen:wait(30), "the readers stalled") end
       shard:close()
       ta:wait()
       tb:wait()
-      assert.are.same({ "MESSAGE_CREATE" }, a)
-      assert.are.same({ "TYPING_START", "MESSAGE_CREATE", "GATEWAY_CLOSE" }, b)
+      assert.are.same({ "MESSAGE_CREATE", "MESSAGE_CREATE" }, a)
+      assert.are.same({ "TYPING_START", "MESSAGE_CREATE", "MESSAGE_CREATE", "GATEWAY_CLOSE" }, b)
     end)
   end)
 
@@ -543,16 +531,14 @@ describe("the shard API", function()
       assert.is_nil(tostring(shard):find(token, 1, true))
       assert.are.equal("<redacted>", gloaming.core.scrub(token))
       -- what went on the wire had it, bare
-      assert.are.equal(token, ops_sent(fake, 0, 2)[1].d.token)
+      assert.are.equal(token, fake:received(0, 2)[1].d.token)
       shard:close()
     end)
   end)
 
   it("raises on use after close, while readers drain and see ECLOSED", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       shard:close()
       shard:close() -- never raises
       assert.has_error(function() shard:send("{}") end)

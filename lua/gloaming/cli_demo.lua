@@ -4,10 +4,8 @@ local gloaming = require "gloaming"
 local cli = require "gloaming.cli"
 local json = require "gloaming.json"
 
-local SNOWFLAKE_BASE = 100000000000 -- ms after Discord's epoch, early 2024
-
 -- Snowflakes whose (id >> 22) % 2 picks the shard: even for 0, odd for 1.
-local function snowflake(n) return tostring((SNOWFLAKE_BASE + n) << 22) end
+local snowflake = gloaming.testing.snowflake
 
 local function find_script(name)
   local here = package.searchpath("gloaming.cli", package.path)
@@ -28,14 +26,10 @@ end
 
 local function say(fmt, ...) io.stdout:write(fmt:format(...), "\n"); io.stdout:flush() end
 
--- Waits (a few seconds at most) until check() returns something.
-local function eventually(check, what)
-  for _ = 1, 200 do
-    local v = check()
-    if v then return v end
-    gloaming.sleep(0.025)
-  end
-  error("the demo waited in vain for " .. what, 0)
+-- Waits (a few seconds at most) until check() returns something; the
+-- fake looks again whenever it records a payload or a request.
+local function eventually(fake, check, what)
+  return fake:wait_until(check, 5) or error("the demo waited in vain for " .. what, 0)
 end
 
 local function demo()
@@ -73,12 +67,12 @@ local function demo()
   fake:dispatch(0, "MESSAGE_CREATE", {
     channel_id = general, guild_id = guild_a.id, content = "!ping",
     author = { id = snowflake(99), username = "tester" } })
-  local reply = eventually(function() return fake:messages(general)[1] end, "the !ping reply")
+  local reply = eventually(fake, function() return fake:messages(general)[1] end, "the !ping reply")
   say("<- the bot answered through REST: POST /channels/%s/messages %s", general, json.encode(reply))
 
   say("\n-> a user runs /ping in %s (shard 1)", guild_b.name)
   local id = fake:interact(1, "ping")
-  local answer = eventually(function() return fake:interaction_responses(id)[1] end, "the /ping answer")
+  local answer = eventually(fake, function() return fake:interaction_responses(id)[1] end, "the /ping answer")
   say("<- the bot answered the interaction: %s", json.encode(answer))
 
   local lounge = guild_a.channels[2].id
@@ -86,11 +80,7 @@ local function demo()
   fake:dispatch(0, "MESSAGE_CREATE", {
     channel_id = general, guild_id = guild_a.id, content = "!join " .. lounge,
     author = { id = snowflake(99), username = "tester" } })
-  local voice = eventually(function()
-    for _, entry in ipairs(fake:received(0)) do
-      if entry.op == 4 then return entry end
-    end
-  end, "the voice state update")
+  local voice = eventually(fake, function() return fake:received(0, 4)[1] end, "the voice state update")
   say("<- the gateway received op 4 (Update Voice State): %s", voice.raw)
 
   say("\nclosing: every shard closes with 1000, handlers see GATEWAY_CLOSE")

@@ -18,6 +18,7 @@
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
 local certs = require "gloaming.testing.certs"
+local testing = require "gloaming.testing"
 local json = require "gloaming.json"
 local model = require "gloaming.testing.gateway.model"
 local Session = require "gloaming.testing.gateway.session"
@@ -357,15 +358,7 @@ end
 -- connection's state, a payload received, a REST request). Returns nil,
 -- "timed out", "ETIMEDOUT" after timeout seconds (default 10).
 function Fake:wait_until(predicate, timeout)
-  local deadline = gloaming.now() + (timeout or DEFAULT_WAIT)
-  while true do
-    local result = predicate()
-    if result then return result end
-    local left = deadline - gloaming.now()
-    if left <= 0 then return nil, "timed out", "ETIMEDOUT" end
-    local ok, msg, code = self.changed:wait(left)
-    if not ok and code ~= "ETIMEDOUT" then return nil, msg, code end
-  end
+  return testing.wait_until(self.changed, predicate, timeout or DEFAULT_WAIT)
 end
 
 --- Sends a dispatch to the shard's session (kept, and replayed on
@@ -403,11 +396,13 @@ end
 
 --- What clients sent, in order: { conn, port, at, op, d, raw } entries;
 -- with a shard id, only from the connections that shard identified or
--- resumed on (including what they sent before).
-function Fake:received(shard_id)
+-- resumed on (including what they sent before); with an opcode, only those.
+function Fake:received(shard_id, op)
   local out = {}
   for _, entry in ipairs(self.received_log) do
-    if shard_id == nil or entry.conn.shard_id == shard_id then out[#out + 1] = entry end
+    if (shard_id == nil or entry.conn.shard_id == shard_id) and (op == nil or entry.op == op) then
+      out[#out + 1] = entry
+    end
   end
   return out
 end

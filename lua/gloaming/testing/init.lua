@@ -23,6 +23,33 @@ function testing.run_virtual(fn, timeout)
   return testing.run(fn, timeout, { clock = "virtual" })
 end
 
+--- Waits (in a task) until predicate() returns a true value, and returns
+-- it; the predicate is checked again each time cond (a gloaming.Condition
+-- that the code under test notifies) is notified. Returns nil,
+-- "timed out", "ETIMEDOUT" after timeout seconds (default 10).
+function testing.wait_until(cond, predicate, timeout)
+  local deadline = core.now() + (timeout or 10)
+  while true do
+    local result = predicate()
+    if result then return result end
+    local left = deadline - core.now()
+    if left <= 0 then return nil, "timed out", "ETIMEDOUT" end
+    local ok, msg, code = cond:wait(left)
+    if not ok and code ~= "ETIMEDOUT" then return nil, msg, code end
+  end
+end
+
+-- ms after Discord's epoch (early 2018), a multiple of every shard count
+-- up to 16
+local SNOWFLAKE_BASE = 720720 * 138750
+
+--- A snowflake for test data (a string, as Discord sends ids): distinct for
+-- each n, and (id >> 22) % shards == n % shards for up to 16 shards, so n
+-- picks the shard a guild lives on.
+function testing.snowflake(n)
+  return ("%d"):format((SNOWFLAKE_BASE + n) << 22)
+end
+
 --- Moves the virtual clock forward by s seconds, firing what falls due.
 testing.advance = core.advance
 
