@@ -143,17 +143,22 @@ static int l_identify_queue(lua_State *L) {
   return 1;
 }
 
+static uint32_t check_shard_id(lua_State *L, int idx) {
+  lua_Integer id = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, idx, "shard id out of range");
+  return (uint32_t)id;
+}
+
 static int queue_enqueue(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
-  lua_Integer id = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, 2, "shard id out of range");
+  uint32_t id = check_shard_id(L, 2);
   gm_task_t *t = gm_task_current(L, lq->rt);
   if (!bind_loop(L, lq)) return luaL_error(L, "out of memory");
   waiter_t *w = gm_malloc(sizeof *w);
   if (w == NULL) return luaL_error(L, "out of memory");
   w->next = NULL;
   w->task = t;
-  w->shard_id = (uint32_t)id;
+  w->shard_id = id;
   waiter_t **p = &lq->head;
   while (*p) p = &(*p)->next;
   *p = w;
@@ -164,10 +169,10 @@ static int queue_enqueue(lua_State *L) {
 
 static int queue_release(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
-  lua_Integer id = luaL_checkinteger(L, 2);
+  uint32_t id = check_shard_id(L, 2);
   bool sent = lua_toboolean(L, 3);
   if (lq->timer_loop) {
-    gm_idq_release(&lq->q, (uint32_t)id, gm_loop_now(lq->timer_loop), sent);
+    gm_idq_release(&lq->q, id, gm_loop_now(lq->timer_loop), sent);
     gm_timer_start(&lq->timer, 0);
   }
   return 0;
