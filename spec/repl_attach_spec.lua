@@ -163,9 +163,7 @@ describe("gloaming attach", function()
     testing.run(function()
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
       local bot, sock = start_bot(fake)
-      local ctl = support.control(dir .. "/control")
-      local opts = support.home(dir)
-      opts.control = dir .. "/control"
+      local ctl, opts = support.controlled(dir)
       local client = support.drive_async({
         { expect = "attached to gloaming .* \\(pid \\d+\\)" },
         { expect = PROMPT },

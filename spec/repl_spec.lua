@@ -117,7 +117,7 @@ describe("gloaming repl", function()
     it("a line that waits for an event prints it when the fake dispatches it", function()
       testing.run(function()
         local fake, argv = fake_and_argv()
-        local ctl = support.control(dir .. "/control")
+        local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
           { expect = PROMPT },
           { send = "shard:state()" .. ENTER }, { expect = "\nactive\n" },
@@ -127,7 +127,7 @@ describe("gloaming repl", function()
           { expect = "\nhello from the fake\n> $" },
           { send = "ev.type, ev.shard" .. ENTER }, { expect = "\nMESSAGE_CREATE\t\\[0, 1\\]\n" },
           { send = CTRL_D }, { exit = 15 },
-        }, argv, (function() local o = support.home(dir); o.control = dir .. "/control"; return o end)())
+        }, argv, opts)
         ctl.await("waiting")
         assert(fake:wait_ready(0, 10))
         support.message(fake, "hello from the fake")
@@ -146,9 +146,7 @@ describe("gloaming repl", function()
     it("log output while typing leaves the typed line intact", function()
       testing.run(function()
         local fake, argv = fake_and_argv("log")
-        local ctl = support.control(dir .. "/control")
-        local opts = support.home(dir)
-        opts.control = dir .. "/control"
+        local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
           { expect = PROMPT },
           { send = "return 40 +" }, { line = "> return 40 +" },
@@ -171,9 +169,7 @@ describe("gloaming repl", function()
     it("Ctrl-C cancels a waiting line and the shard stays active", function()
       testing.run(function()
         local fake, argv = fake_and_argv()
-        local ctl = support.control(dir .. "/control")
-        local opts = support.home(dir)
-        opts.control = dir .. "/control"
+        local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
           { expect = PROMPT },
           { send = "shard:next_event(MESSAGES)" .. ENTER },
@@ -204,9 +200,7 @@ describe("gloaming repl", function()
     it("runs each line as a task: the loop goes on while a line waits", function()
       testing.run(function()
         local fake, argv = fake_and_argv()
-        local ctl = support.control(dir .. "/control")
-        local opts = support.home(dir)
-        opts.control = dir .. "/control"
+        local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
           { expect = PROMPT },
           -- a task started by one line prints later, above the prompt, and

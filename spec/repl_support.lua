@@ -81,6 +81,15 @@ function support.control(path)
   return ctl
 end
 
+--- A control socket in dir, and process options (support.home(dir)) that
+-- hand it to the driver: ctl, opts.
+function support.controlled(dir)
+  local path = dir .. "/control"
+  local opts = support.home(dir)
+  opts.control = path
+  return support.control(path), opts
+end
+
 --- Runs argv under the pty driver with these steps (inside a task) and
 -- returns its report. opts: the process.run options (support.home), and
 -- control = a socket path from support.control.
