@@ -19,6 +19,7 @@
 #include "proto/buf.h"
 #include "proto/compress.h"
 #include "proto/errors.h"
+#include "test_alloc.h"
 
 #define CORPUS "../shared/corpus/gateway-20k.jsonl.gz"
 #define MARKER "\x00\x00\xff\xff"
@@ -128,35 +129,6 @@ static size_t random_cuts(uint64_t *s, const uint8_t *wire, size_t wlen, size_t 
       cuts[j - 1] = t;
     }
   return n;
-}
-
-/* A counting allocator: current and peak bytes, and an optional failure
- * of the Nth allocation. */
-typedef struct {
-  size_t cur, peak;
-  long calls, fail_at;
-} counter_t;
-
-static void *counting_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-  counter_t *c = ud;
-  if (new_size == 0) {
-    free(ptr);
-    c->cur -= old_size;
-    return NULL;
-  }
-  if (c->fail_at >= 0 && c->calls++ == c->fail_at) return NULL;
-  void *p = realloc(ptr, new_size);
-  if (p == NULL) return NULL;
-  c->cur = c->cur - old_size + new_size;
-  if (c->cur > c->peak) c->peak = c->cur;
-  return p;
-}
-
-static void count_allocations(counter_t *c, long fail_at) {
-  memset(c, 0, sizeof(*c));
-  c->fail_at = fail_at;
-  gm_allocator_t a = {counting_realloc, c};
-  gm_set_allocator(&a);
 }
 
 static const gm_compress_t kinds[] = {GM_COMPRESS_ZLIB_STREAM, GM_COMPRESS_ZSTD_STREAM};
@@ -610,8 +582,8 @@ static gm_buf_t zstd_bomb(void) {
 
 static void check_bomb(gm_compress_t kind, const gm_buf_t *bomb, size_t piece) {
   const size_t cap = 1u << 20;
-  counter_t ctr;
-  count_allocations(&ctr, -1);
+  test_alloc_t ctr;
+  test_alloc_install(&ctr, -1, 0);
   gm_inflater_t *z = gm_inflater_new(kind, cap);
   gm_buf_t out = GM_BUF_INIT;
   int r = 0;
@@ -757,8 +729,8 @@ static void zstd_window_above_the_bound_is_refused(void **state) {
 
   const gm_buf_t *refused[] = {&big, &huge};
   for (int i = 0; i < 2; i++) {
-    counter_t ctr;
-    count_allocations(&ctr, -1);
+    test_alloc_t ctr;
+    test_alloc_install(&ctr, -1, 0);
     z = gm_inflater_new(GM_COMPRESS_ZSTD_STREAM, 0);
     gm_buf_t out = GM_BUF_INIT;
     assert_int_equal(gm_inflater_feed(z, refused[i]->data, refused[i]->len, &out), GM_ECOMPRESS);
@@ -778,8 +750,8 @@ static void zstd_window_above_the_bound_is_refused(void **state) {
 
 static void idle_inflater_memory(void **state) {
   (void)state;
-  counter_t ctr;
-  count_allocations(&ctr, -1);
+  test_alloc_t ctr;
+  test_alloc_install(&ctr, -1, 0);
   gm_deflater_t *c = gm_deflater_new(GM_COMPRESS_ZLIB_STREAM, 0);
   gm_buf_t w = compress_one(c, discord_zlib_hello_text, strlen(discord_zlib_hello_text));
   gm_deflater_free(c);
@@ -820,8 +792,8 @@ static void allocation_failures_are_clean(void **state) {
     gm_deflater_free(c);
     bool failed = true;
     for (long n = 0; failed; n++) {
-      counter_t ctr;
-      count_allocations(&ctr, n);
+      test_alloc_t ctr;
+      test_alloc_install(&ctr, n, 1);
       failed = false;
       gm_inflater_t *z = gm_inflater_new(kinds[k], 0);
       gm_buf_t out = GM_BUF_INIT;
@@ -850,8 +822,8 @@ static void allocation_failures_are_clean(void **state) {
     /* And the deflater. */
     failed = true;
     for (long n = 0; failed; n++) {
-      counter_t ctr;
-      count_allocations(&ctr, n);
+      test_alloc_t ctr;
+      test_alloc_install(&ctr, n, 1);
       c = gm_deflater_new(kinds[k], 0);
       gm_buf_t w = GM_BUF_INIT;
       failed = c == NULL || gm_deflater_compress(c, t, 50000, &w) != 0;

@@ -11,6 +11,7 @@
 #include "proto/alloc.h"
 #include "proto/errors.h"
 #include "proto/ratelimiter.h"
+#include "test_alloc.h"
 
 #define MS 1000000ull
 #define S 1000000000ull
@@ -234,37 +235,25 @@ static void the_ring_grows_in_order_after_wrapping(void **state) {
   gm_ratelimiter_free(&rl);
 }
 
-/* An allocator that fails once armed, to reach the ENOMEM path. */
-static int fail_allocations;
-
-static void *failing_realloc(void *ud, void *ptr, size_t old_size,
-                             size_t new_size) {
-  (void)ud;
-  (void)old_size;
-  if (new_size == 0) {
-    test_free(ptr);
-    return NULL;
-  }
-  if (fail_allocations) return NULL;
-  return test_realloc(ptr, new_size);
-}
-
+/* The window cannot grow: the acquire fails and the window stays whole. */
 static void a_failed_growth_keeps_the_window(void **state) {
   (void)state;
-  gm_allocator_t a = {failing_realloc, NULL};
-  gm_set_allocator(&a);
+  test_alloc_t a;
+  test_alloc_install(&a, -1, 0);
   gm_ratelimiter_t rl;
   gm_ratelimiter_init(&rl, 41250 * MS);
   for (int i = 0; i < 4; i++)
     assert_int_equal(0, gm_ratelimiter_acquire(&rl, T0 + (uint64_t)i * S));
-  fail_allocations = 1;
+  a.fail_at = a.calls; /* every allocation from now on fails */
+  a.fail_count = LONG_MAX;
   assert_int_equal(GM_ENOMEM, gm_ratelimiter_acquire(&rl, T0 + 4 * S));
-  fail_allocations = 0;
+  a.fail_at = -1;
   uint64_t t[] = {T0, T0 + S, T0 + 2 * S, T0 + 3 * S, T0 + 5 * S};
   assert_ring(&rl, t, 4);
   assert_int_equal(0, gm_ratelimiter_acquire(&rl, T0 + 5 * S));
   assert_ring(&rl, t, 5);
   gm_ratelimiter_free(&rl);
+  assert_int_equal(0, a.cur);
   gm_set_allocator(NULL);
 }
 

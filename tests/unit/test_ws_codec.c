@@ -15,6 +15,7 @@
 #include "proto/close_codes.h"
 #include "proto/errors.h"
 #include "proto/ws_codec.h"
+#include "test_alloc.h"
 
 /* ---- Helpers ----------------------------------------------------------- */
 
@@ -985,26 +986,10 @@ static void gives_back_a_large_message_buffer(void **state) {
   free(payload);
 }
 
-static size_t allocations_left;
-
-static void *limited_realloc(void *ud, void *ptr, size_t old_size,
-                             size_t new_size) {
-  (void)ud;
-  (void)old_size;
-  if (new_size == 0) {
-    free(ptr);
-    return NULL;
-  }
-  if (allocations_left == 0) return NULL;
-  allocations_left--;
-  return realloc(ptr, new_size);
-}
-
 static void survives_allocation_failure(void **state) {
   (void)state;
-  gm_allocator_t limited = {limited_realloc, NULL};
-  gm_set_allocator(&limited);
-  allocations_left = 0;
+  test_alloc_t failing;
+  test_alloc_install(&failing, 0, LONG_MAX);
 
   /* Encoding leaves the output as it was. */
   gm_buf_t out = GM_BUF_INIT;
