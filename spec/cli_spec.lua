@@ -39,6 +39,23 @@ describe("the gloaming command", function()
     assert.are.equal(2, select(2, sh("./build/gloaming run")))
   end)
 
+  it("prints a command's usage on -h or --help, and exits 2 on its misuse", function()
+    for _, c in ipairs { { "attach", "gloaming attach PATH" }, { "repl", "gloaming repl" },
+                         { "fake-gateway", "gloaming fake-gateway" }, { "demo", "gloaming demo" } } do
+      for _, flag in ipairs { "-h", "--help" } do
+        local out, code = sh("./build/gloaming " .. c[1] .. " " .. flag)
+        assert.are.equal(0, code)
+        assert.matches("^usage: " .. c[2]:gsub("%-", "%%-"), out)
+      end
+    end
+    local out, code = sh("./build/gloaming attach")
+    assert.are.equal(2, code)
+    assert.matches("^gloaming attach: expected one PATH\n\nusage: gloaming attach PATH", out)
+    out, code = sh("./build/gloaming fake-gateway --shards zero")
+    assert.are.equal(2, code)
+    assert.matches("^gloaming fake%-gateway: ", out)
+  end)
+
   it("runs a file as the main task with its arguments", function()
     local out, code = helpers.run_gloaming([[print("args", select("#", ...), table.concat({ ... }, "\t"), arg[0] ~= nil)
       local gloaming = require "gloaming"

@@ -24,12 +24,24 @@ commands:
 Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
 ]==]
 
---- Subcommands: name -> function(args) returning an exit code.
+--- Subcommands: name -> function(args) returning an exit code. The others
+-- live in modules gloaming.cli_<name> that return { usage =, run = }.
 cli.commands = {}
 
-local function usage_error(msg)
-  io.stderr:write("gloaming: ", msg, "\n\n", USAGE)
+--- A usage error (exit status 2): "gloaming[ name]: msg", then the usage.
+function cli.usage_error(msg, name, usage)
+  io.stderr:write("gloaming", name and " " .. name or "", ": ", msg, "\n\n", usage or USAGE)
   return 2
+end
+local usage_error = cli.usage_error
+
+--- Makes FILE the script: its folder first on the module path (where its
+-- handler modules are), `arg` = { [0] = FILE, ARGS... }. Returns ARGS,
+-- packed.
+function cli.enter_script(file, args)
+  package.path = (file:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+  _G.arg = { [0] = file, table.unpack(args, 2) }
+  return table.pack(table.unpack(args, 2))
 end
 
 --- Shutdown on SIGINT/SIGTERM: the first cancels the main task and gives
@@ -121,17 +133,12 @@ cli.commands.run = function(args)
   cli.options = opts
   local file = args[1]
   if not file then return usage_error("run needs a FILE") end
-  -- the script's own folder comes first on the module path (its handlers)
-  local dir = file:match("^(.*)/[^/]*$") or "."
-  package.path = dir .. "/?.lua;" .. package.path
+  local script_args = cli.enter_script(file, args) -- in `arg` and `...`
   local chunk, err = loadfile(file)
   if not chunk then
     io.stderr:write("gloaming: ", err, "\n")
     return 1
   end
-  -- the script sees its own arguments in `arg` and `...`
-  local script_args = { [0] = file, table.unpack(args, 2) }
-  _G.arg = script_args
   if opts.repl_socket then
     local chunk0 = chunk
     chunk = function(...)
@@ -142,7 +149,7 @@ cli.commands.run = function(args)
       return table.unpack(results, 1, results.n)
     end
   end
-  return cli.run_main(chunk, table.unpack(script_args))
+  return cli.run_main(chunk, table.unpack(script_args, 1, script_args.n))
 end
 
 cli.commands.version = function()
@@ -167,6 +174,13 @@ function cli.main(argv)
   end
   if not command then return os.exit(usage_error("unknown command '" .. name .. "'")) end
   local rest = table.move(argv, 2, #argv, 1, {})
+  if type(command) == "table" then
+    if rest[1] == "-h" or rest[1] == "--help" then
+      io.stdout:write(command.usage)
+      os.exit(0, true)
+    end
+    command = command.run
+  end
   local code = command(rest)
   io.stdout:flush()
   os.exit(code or 0, true)

@@ -11,17 +11,13 @@ Ctrl-C cancels the line running there (or clears the input); Ctrl-D
 detaches and leaves the process running.
 ]]
 
-return function(args)
+local function run(args)
+  local cli = require "gloaming.cli"
   local path = args[1]
-  if path == "-h" or path == "--help" then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  if not path or args[2] then
-    io.stderr:write("gloaming attach: expected one PATH\n\n", USAGE)
-    return 2
-  end
-  return require("gloaming.cli").run_tool("attach", function()
+  if not path or args[2] then return cli.usage_error("expected one PATH", "attach", USAGE) end
+  return cli.run_tool("attach", function()
     return require("gloaming.repl").attach(path)
   end)
 end
+
+return { usage = USAGE, run = run }

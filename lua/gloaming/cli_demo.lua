@@ -93,6 +93,13 @@ local function demo()
   say("done: the bot shut down cleanly")
 end
 
-return function()
-  return cli.run_main(demo)
-end
+return {
+  usage = [[
+usage: gloaming demo
+
+Runs scripts/ping_bot.lua against the built-in fake gateway, with two
+shards: a !ping, a /ping and a !join, then a clean shutdown. Nothing
+leaves 127.0.0.1.
+]],
+  run = function() return cli.run_main(demo) end,
+}

@@ -32,10 +32,6 @@ local NUMBERS = {
   ["--session-timeout"] = { "session_timeout", tonumber },
 }
 
-local function usage_error(msg)
-  io.stderr:write("gloaming fake-gateway: ", msg, "\n\n", USAGE)
-  return 2
-end
 
 local function read_guilds(path)
   local f, err = io.open(path, "rb")
@@ -78,14 +74,11 @@ local function parse(args)
   return opts
 end
 
-return function(args)
-  if args[1] == "--help" or args[1] == "-h" then
-    io.stdout:write(USAGE)
-    return 0
-  end
+local function run(args)
+  local cli = require "gloaming.cli"
   local opts, err = parse(args)
-  if not opts then return usage_error(err) end
-  return require("gloaming.cli").run_main(function()
+  if not opts then return cli.usage_error(err, "fake-gateway", USAGE) end
+  return cli.run_main(function()
     local fake = require("gloaming.testing.gateway").new(opts)
     io.stdout:write(json.encode {
       url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
@@ -98,3 +91,5 @@ return function(args)
     fake:stop()
   end)
 end
+
+return { usage = USAGE, run = run }

@@ -11,21 +11,13 @@ Ctrl-C cancels a waiting line (or clears the input); Ctrl-D exits after
 closing every shard. History: $XDG_STATE_HOME/gloaming/repl_history.
 ]==]
 
-return function(args)
+local function run(args)
+  local cli = require "gloaming.cli"
   local file = args[1]
-  if file == "-h" or file == "--help" then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  local script_args = { n = 0 }
-  if file then
-    -- like `gloaming run`: the script's folder comes first on the module path
-    local dir = file:match("^(.*)/[^/]*$") or "."
-    package.path = dir .. "/?.lua;" .. package.path
-    _G.arg = { [0] = file, table.unpack(args, 2) }
-    script_args = table.pack(table.unpack(args, 2))
-  end
-  return require("gloaming.cli").run_tool("repl", function()
+  local script_args = file and cli.enter_script(file, args) or { n = 0 }
+  return cli.run_tool("repl", function()
     return require("gloaming.repl").interactive { script = file, args = script_args }
   end)
 end
+
+return { usage = USAGE, run = run }
