@@ -258,7 +258,9 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   else
     type = gm_event_type_of_opcode(env.op);
   if (r == GM_EDECODE && env.op != 0) {
-    report_error(s, GM_EDECODE, "malformed gateway payload");
+    char msg[64];
+    snprintf(msg, sizeof msg, "malformed gateway payload (op %d)", env.op);
+    report_error(s, GM_EDECODE, msg);
   } else if (r == GM_EDECODE && type == GM_EVENT_READY) {
     /* the machine refused it and identifies again: not a session anyone
      * can use, so READY subscribers do not see it */

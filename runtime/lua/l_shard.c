@@ -841,6 +841,15 @@ int gm_open_shard(lua_State *L) {
   gm_rt_newclass(L, SUB_MT, sub_methods, sub_meta);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);
+  /* the machine's command queue defaults, for the Config's defaults */
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, GM_SM_MAX_COMMANDS);
+  lua_setfield(L, -2, "max_queued_commands");
+  lua_pushinteger(L, GM_SM_MAX_COMMAND_BYTES);
+  lua_setfield(L, -2, "max_queued_command_bytes");
+  lua_pushnumber(L, (double)GM_SM_COMMAND_DEADLINE_NS / 1e9);
+  lua_setfield(L, -2, "command_deadline");
+  lua_setfield(L, -2, "shard_defaults");
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.live_shards");
   lua_newtable(L);
