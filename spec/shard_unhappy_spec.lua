@@ -21,12 +21,13 @@ local function next_of(shard, flags, timeout)
   return ev
 end
 
--- The same, past recoverable errors (refused connections while disconnected).
+-- The same, past recoverable errors (refused connections, oversized payloads).
 local function next_past_errors(shard, flags, timeout)
   while true do
     local ev, msg, code = shard:next_event(flags, timeout or 120)
     if ev then return ev end
-    assert(code == "ERECONNECT", ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
+    assert(code == "ERECONNECT" or code == "EDECODE",
+      ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
   end
 end
 
@@ -231,6 +232,25 @@ describe("a misbehaving gateway", function()
       shard:close()
       reader:wait()
     end)
+  end)
+
+  it("replays a payload over the 64 MiB cap: after 3 failed resumes, a new session", function()
+    virtual(function()
+      local fake = testing.gateway {}
+      local shard = new_shard(fake) -- zlib-stream: the wire stays small
+      next_of(shard, F.READY)
+      local first = shard:session():id()
+      fake:set { accept = "refuse" }
+      fake:drop(0)
+      next_past_errors(shard, F.GATEWAY_CLOSE)
+      fake:dispatch(0, "MESSAGE_CREATE", { content = ("x"):rep(65 * 1024 * 1024) })
+      fake:set { accept = "ok" }
+      assert(fake:wait_until(function() return #fake:received(0, 2) == 2 end, 120))
+      assert.are.equal(3, #fake:received(0, 6)) -- three resumes, then Identify
+      local ready = next_past_errors(shard, F.READY)
+      assert.are_not.equal(first, ready.data.session_id)
+      shard:close()
+    end, 60)
   end)
 
   it("sends an event gloaming does not know: UNKNOWN keeps its name", function()

@@ -605,7 +605,8 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
     m->fx->emit_close(m->ud, sent, ours, strlen(ours), GM_CLOSED_BY_SHARD);
   } else if (!peer_frame) {
     m->fx->emit_close(m->ud, 1006, "", 0, GM_CLOSED_BY_TRANSPORT);
-    say(m, LOG_INFO, "connection lost: resuming");
+    say(m, LOG_INFO, "connection lost: %s",
+        m->session_id ? "resuming" : "new session");
   } else {
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
