@@ -220,6 +220,13 @@ function Shard:command(cmd, opts)
   if not commands.is_command(cmd) then
     error("bad argument #1 to 'command' (a gloaming.commands command expected)", 2)
   end
+  if opts ~= nil then -- send checks them too; here the error names command
+    if type(opts) ~= "table" then error("bad argument #2 to 'command' (options table expected)", 2) end
+    for k, v in pairs(opts) do
+      if k ~= "wait" then error(("bad argument #2 to 'command' (unknown option '%s')"):format(tostring(k)), 2) end
+      if type(v) ~= "boolean" then error("bad argument #2 to 'command' (option 'wait' must be a boolean)", 2) end
+    end
+  end
   return self:send(cmd:json(), opts)
 end
 
