@@ -220,12 +220,7 @@ static uint64_t backoff(gm_shard_machine_t *m) {
  * same sequence end the session. */
 static void count_end(gm_shard_machine_t *m, uint64_t now) {
   bool stable = m->reached && now >= m->stable_at;
-  if (m->voluntary)
-    ;
-  else if (stable)
-    m->attempts = 0;
-  else
-    m->attempts++;
+  if (!m->voluntary) m->attempts = stable ? 0 : m->attempts + 1;
   if (!m->resume_sent || m->reached || m->voluntary) return;
   if (m->seq == m->failed_resume_seq) {
     m->failed_resumes++;
