@@ -14,6 +14,8 @@ local function config_for(fake, opts)
   if opts.compression ~= nil then b:compression(opts.compression or nil) end
   if opts.event_buffer then b:event_buffer(opts.event_buffer) end
   if opts.queue then b:queue(opts.queue) end
+  if opts.max_queued_commands then b:max_queued_commands(opts.max_queued_commands) end
+  if opts.command_deadline then b:command_deadline(opts.command_deadline) end
   return b:build()
 end
 
@@ -334,7 +336,9 @@ describe("a shard's events", function()
 
   it("sends 500 commands in order without crossing 120 per 60 s", function()
     virtual(function()
-      local fake, shard = ready_shard({ heartbeat_interval = 41.25 })
+      -- a queue that holds them all, for as long as they take
+      local fake, shard = ready_shard({ heartbeat_interval = 41.25 },
+        { max_queued_commands = 500, command_deadline = math.huge })
       local commands = gloaming.commands
       for i = 1, 500 do
         assert(shard:command(commands.update_presence {

@@ -79,6 +79,10 @@ function Config.new(token, intents)
     compression = "zlib-stream",
     ratelimit_messages = true,
     event_buffer = 32 * 1024 * 1024,
+    -- the outgoing command queue (see README "Commands")
+    max_queued_commands = core.shard_defaults.max_queued_commands,
+    max_queued_command_bytes = core.shard_defaults.max_queued_command_bytes,
+    command_deadline = core.shard_defaults.command_deadline,
     queue = shared_queue(token),
   })
 end
@@ -92,7 +96,8 @@ end
 -- Getters (the token is returned boxed).
 for _, k in ipairs { "token", "intents", "large_threshold", "gateway_url", "compression",
   "ratelimit_messages", "event_buffer", "queue", "presence", "identify_properties",
-  "session", "resume_url", "tls" } do
+  "session", "resume_url", "tls", "max_queued_commands", "max_queued_command_bytes",
+  "command_deadline" } do
   Config[k] = function(self) return state(self)[k] end
 end
 Config.proxy_url = Config.gateway_url
@@ -181,6 +186,25 @@ end)
 
 setter("event_buffer", function(v)
   if math.type(v) ~= "integer" or v < 4096 then error("event_buffer must be an integer of at least 4096 bytes", 3) end
+  return v
+end)
+
+setter("max_queued_commands", function(v)
+  if math.type(v) ~= "integer" or v < 1 then error("max_queued_commands must be a positive integer", 3) end
+  return v
+end)
+
+setter("max_queued_command_bytes", function(v)
+  if math.type(v) ~= "integer" or v < 4096 then
+    error("max_queued_command_bytes must be an integer of at least 4096 bytes", 3)
+  end
+  return v
+end)
+
+setter("command_deadline", function(v)
+  if type(v) ~= "number" or not (v > 0) then
+    error("command_deadline must be a positive number of seconds (math.huge: none)", 3)
+  end
   return v
 end)
 

@@ -165,6 +165,9 @@ function M.new_shard(shard_id, config)
     ca_file = c.tls and c.tls.ca_file or nil,
     event_buffer = c.event_buffer,
     ratelimit = c.ratelimit_messages,
+    max_queued_commands = c.max_queued_commands,
+    max_queued_command_bytes = c.max_queued_command_bytes,
+    command_deadline = c.command_deadline,
     session_id = session and session:id() or nil,
     sequence = session and session:sequence() or nil,
     resume_url = session and c.resume_url or nil,
@@ -207,13 +210,24 @@ function Shard:next_message(timeout)
   return sub:next(timeout)
 end
 
---- command(cmd): a command from gloaming.commands, queued in order; sent
--- once identified, within the rate limit. true, or nil, message, code.
-function Shard:command(cmd)
+--- command(cmd[, opts]): a command from gloaming.commands, queued in
+-- order; sent once identified, within the rate limit. true, or nil,
+-- message, code ("ENOBUFS" when the queue is full). opts.wait = true:
+-- returns once it was written to the connection, or nil, message, code
+-- when it was dropped first (ETIMEDOUT: past command_deadline; ECLOSED).
+-- send(json[, opts]) is the same for a raw payload.
+function Shard:command(cmd, opts)
   if not commands.is_command(cmd) then
     error("bad argument #1 to 'command' (a gloaming.commands command expected)", 2)
   end
-  return self:send(cmd:json())
+  if opts ~= nil then -- send checks them too; here the error names command
+    if type(opts) ~= "table" then error("bad argument #2 to 'command' (options table expected)", 2) end
+    for k, v in pairs(opts) do
+      if k ~= "wait" then error(("bad argument #2 to 'command' (unknown option '%s')"):format(tostring(k)), 2) end
+      if type(v) ~= "boolean" then error("bad argument #2 to 'command' (option 'wait' must be a boolean)", 2) end
+    end
+  end
+  return self:send(cmd:json(), opts)
 end
 
 local core_close = Shard.close
@@ -259,13 +273,13 @@ function MessageSender:is_closed()
   local name = core_state(state(self).shard)
   return name == "closed" or name == "fatally_closed"
 end
-function MessageSender:send(json)
+function MessageSender:send(json, opts)
   if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:send(json)
+  return state(self).shard:send(json, opts)
 end
-function MessageSender:command(cmd)
+function MessageSender:command(cmd, opts)
   if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:command(cmd)
+  return state(self).shard:command(cmd, opts)
 end
 function MessageSender:close(frame) return state(self).shard:close(frame) end
 

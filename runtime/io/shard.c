@@ -258,7 +258,14 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   else
     type = gm_event_type_of_opcode(env.op);
   if (r == GM_EDECODE && env.op != 0) {
-    report_error(s, GM_EDECODE, "malformed gateway payload");
+    char msg[64];
+    snprintf(msg, sizeof msg, "malformed gateway payload (op %d)", env.op);
+    report_error(s, GM_EDECODE, msg);
+  } else if (r == GM_EDECODE && type == GM_EVENT_READY) {
+    /* the machine refused it and identifies again: not a session anyone
+     * can use, so READY subscribers do not see it */
+    report_error(s, GM_EDECODE, "READY without session_id or "
+                                "resume_gateway_url: identifying again");
   } else if (type >= 0) {
     deliver(s, GM_ITEM_EVENT, type, 0, json, len, &env, TO_WANTING);
   } else {
@@ -396,10 +403,15 @@ static void fx_log(void *ud, int level, const char *message) {
   gm_log((gm_log_level_t)level, s->context, "%s", message);
 }
 
+static void fx_command_done(void *ud, uint64_t ticket, int err) {
+  gm_shard_t *s = ud;
+  if (s->hooks->command_done) s->hooks->command_done(s, ticket, err);
+}
+
 static const gm_sm_effects_t effects = {
     fx_connect,      fx_send,           fx_close,  fx_request_permit,
     fx_release_permit, fx_emit_close,   fx_session_changed, fx_random,
-    fx_log,
+    fx_log,          fx_command_done,
 };
 
 /* }=============== */
@@ -499,6 +511,9 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
     *why = "out of memory";
     return NULL;
   }
+  if (c->max_commands) s->m.max_commands = c->max_commands;
+  if (c->max_command_bytes) s->m.max_command_bytes = c->max_command_bytes;
+  if (c->command_deadline_ns) s->m.command_deadline = c->command_deadline_ns;
   gm_closable_add(l, &s->closable, on_loop_close);
   return s;
 }
@@ -519,9 +534,10 @@ void gm_shard_close(gm_shard_t *s, int code, const char *reason) {
   after_machine(s);
 }
 
-int gm_shard_command(gm_shard_t *s, const char *json, size_t len) {
+int gm_shard_command(gm_shard_t *s, const char *json, size_t len,
+                     uint64_t *ticket) {
   if (s->loop == NULL || s->ended) return GM_ECLOSED;
-  int r = gm_sm_command(&s->m, now_of(s), json, len);
+  int r = gm_sm_command(&s->m, now_of(s), json, len, ticket);
   after_machine(s);
   return r;
 }
@@ -548,6 +564,7 @@ void gm_shard_free(gm_shard_t *s) {
 size_t gm_shard_memory(const gm_shard_t *s) {
   size_t n = sizeof *s;
   n += s->m.limiter.cap * sizeof(uint64_t);
+  n += s->m.queued_bytes + s->m.queued_commands * (sizeof(gm_sm_command_t) + 1);
   if (s->conn) n += gm_conn_memory(s->conn);
   n += s->fallback.bytes;
   for (const gm_sub_t *sub = s->subs; sub; sub = sub->next)

@@ -68,6 +68,11 @@ typedef struct gm_shard_config_s {
   size_t event_buffer;     /* bytes per subscription before reading stops */
   size_t max_message, max_payload;
   bool ratelimit;
+  /* the command queue's bounds (0: the machine's defaults; a deadline of
+   * UINT64_MAX: none) */
+  uint32_t max_commands;
+  size_t max_command_bytes;
+  uint64_t command_deadline_ns;
   const char *session_id;  /* resume this session first (or NULL) */
   int64_t seq;
   const char *resume_url;
@@ -79,6 +84,8 @@ typedef struct gm_shard_hooks_s {
   void (*session_changed)(gm_shard_t *s);
   /* The shard ended (user close or fatal): readers get ECLOSED. */
   void (*ended)(gm_shard_t *s);
+  /* A command queued with a ticket left the queue (gm_sm_effects_t). */
+  void (*command_done)(gm_shard_t *s, uint64_t ticket, int err);
 } gm_shard_hooks_t;
 
 struct gm_shard_s {
@@ -121,7 +128,9 @@ void gm_shard_close(gm_shard_t *s, int code, const char *reason);
 /* Frees the shard: the connection is dropped without a close frame. */
 void gm_shard_free(gm_shard_t *s);
 
-int gm_shard_command(gm_shard_t *s, const char *json, size_t len);
+/* Queues a command; see gm_sm_command (ticket: NULL or a completion). */
+int gm_shard_command(gm_shard_t *s, const char *json, size_t len,
+                     uint64_t *ticket);
 /* The identify queue's answer to request_permit. */
 void gm_shard_permit(gm_shard_t *s);
 

@@ -6,7 +6,7 @@
  *   shard:default_subscription(flags) -> the one next_event uses
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
- *   shard:start() shard:close(code, reason) shard:send(json)
+ *   shard:start() shard:close(code, reason) shard:send(json[, {wait=}])
  *   shard:state() -> name, attempts   shard:session_raw() -> id, seq, url
  *   shard:latency_raw() shard:ratelimiter_raw() shard:memory()
  *
@@ -32,6 +32,14 @@
 enum { UV_ID = 1, UV_EXTRA, UV_DEFAULT, UV_RAW, UV_HOOKS, UV_TOKEN, UV_IDENTIFY,
        UV_COUNT = UV_IDENTIFY };
 
+/* A task waiting in send(json, { wait = true }) for its command to go. */
+typedef struct cmd_wait_s {
+  struct cmd_wait_s *next;
+  struct lshard_s *ls;
+  gm_task_t *task;
+  uint64_t ticket;
+} cmd_wait_t;
+
 typedef struct lshard_s {
   gm_rt_t *rt;
   gm_shard_t *s;
@@ -39,6 +47,12 @@ typedef struct lshard_s {
   gm_task_t *permit_task;
   bool user_closed;
   bool pinned;
+  cmd_wait_t *waits;
+  /* the command being queued now: its completion may come before send()
+   * can wait for it */
+  uint64_t sending_ticket;
+  bool sent_at_once;
+  int sent_err;
 } lshard_t;
 
 typedef struct lsub_s {
@@ -157,11 +171,37 @@ static void h_ended(gm_shard_t *s) {
   lua_pop(L, 1);
 }
 
+static void h_command_done(gm_shard_t *s, uint64_t ticket, int err) {
+  lshard_t *ls = s->data;
+  if (ticket == ls->sending_ticket) {
+    ls->sent_at_once = true;
+    ls->sent_err = err;
+    return;
+  }
+  for (cmd_wait_t **p = &ls->waits; *p; p = &(*p)->next) {
+    cmd_wait_t *w = *p;
+    if (w->ticket != ticket) continue;
+    *p = w->next;
+    gm_task_t *t = w->task;
+    gm_free(w, sizeof *w);
+    if (err == 0) {
+      lua_pushboolean(t->co, 1);
+      gm_task_wake(t, 1);
+    } else {
+      gm_task_fail(t, err, err == GM_ETIMEDOUT
+          ? "the command was not sent before its deadline (command_deadline)"
+          : "the shard closed before the command was sent");
+    }
+    return;
+  }
+}
+
 static const gm_shard_hooks_t hooks = {
     h_request_permit,
     h_release_permit,
     NULL, /* session files read the session when they write it */
     h_ended,
+    h_command_done,
 };
 
 static void on_sub_item(gm_sub_t *sub) { wake_reader(sub->data); }
@@ -194,14 +234,25 @@ static int push_error(lua_State *L, gm_item_t *it) {
   return 3;
 }
 
-/* The event table of a payload (type, data, sequence): 1 value, or a
- * failure triple when its `d` does not decode. Subscriptions and
- * gloaming.parse share it. */
+/* The event table of a payload (type, data, sequence; name for UNKNOWN):
+ * 1 value, or a failure triple when its `d` does not decode. Subscriptions
+ * and gloaming.parse share it. */
 static int push_payload_event(lua_State *L, int type, const char *d,
-                              size_t dlen, int64_t seq) {
+                              size_t dlen, int64_t seq, const gm_envelope_t *env) {
   lua_createtable(L, 0, 4);
   push_event_name(L, type);
   lua_setfield(L, -2, "type");
+  if (type == GM_EVENT_UNKNOWN && env && env->op == 0 && env->t) {
+    /* a dispatch gloaming does not know keeps its name: event.name */
+    char name[128];
+    if (!env->t_escaped) {
+      lua_pushlstring(L, env->t, env->t_len);
+    } else {
+      long n = gm_json_unescape(env->t - 1, env->t_len + 2, name, sizeof name);
+      if (n > 0) lua_pushlstring(L, name, (size_t)n); else lua_pushnil(L);
+    }
+    lua_setfield(L, -2, "name");
+  }
   switch (type) {
   case GM_EVENT_GATEWAY_HELLO: {
     const char *v;
@@ -267,8 +318,12 @@ static int push_event(lua_State *L, gm_item_t *it) {
     lua_setfield(L, -2, "initiator");
     lua_setfield(L, -2, "data");
   } else {
+    gm_envelope_t env, *e = NULL;
+    if (it->type == GM_EVENT_UNKNOWN &&
+        gm_envelope_scan(it->payload->data, it->payload->len, &env) == 0)
+      e = &env; /* only UNKNOWN needs the name again: scan it here */
     int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
-                               it->d_len, it->seq);
+                               it->d_len, it->seq, e);
     if (n != 1) return n;
   }
   /* the subscription (argument 1 of next) holds its shard */
@@ -477,18 +532,80 @@ static int shard_close(lua_State *L) {
   return 0;
 }
 
+static void detach_cmd_wait(gm_task_t *t, void *object) {
+  (void)t;
+  cmd_wait_t *w = object;
+  for (cmd_wait_t **p = &w->ls->waits; *p; p = &(*p)->next)
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  gm_free(w, sizeof *w); /* the command stays queued; nobody waits for it */
+}
+
+/* send's options: { wait = boolean }; anything else is a mistake. */
+static bool check_send_options(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return false;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  bool wait = false;
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "wait") != 0) {
+      lua_pop(L, 1);
+      return luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'",
+                           luaL_tolstring(L, -1, NULL)));
+    }
+    if (!lua_isboolean(L, -1))
+      luaL_argerror(L, arg, "option 'wait' must be a boolean");
+    wait = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  return wait;
+}
+
+static int queue_failure(lua_State *L, lshard_t *ls, int r, size_t len) {
+  gm_shard_machine_t *m = &ls->s->m;
+  if (r == GM_EMSGSIZE)
+    return gm_push_fail(L, r, lua_pushfstring(L, "the payload is %d bytes: "
+                        "Discord accepts at most 4096", (int)len));
+  if (r == GM_ENOBUFS)
+    return gm_push_fail(L, r, lua_pushfstring(L, "the command queue is full "
+                        "(%d commands, %d bytes queued; max_queued_commands %d, "
+                        "max_queued_command_bytes %d)", (int)m->queued_commands,
+                        (int)m->queued_bytes, (int)m->max_commands,
+                        (int)m->max_command_bytes));
+  return gm_push_fail(L, r, ls->s->ended ? gm_shard_reason(ls->s) : NULL);
+}
+
 static int shard_send(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   size_t len;
   const char *json = luaL_checklstring(L, 2, &len);
+  bool wait = check_send_options(L, 3);
   if (ls->user_closed) return luaL_error(L, "send after close(): the shard is closed");
-  int r = gm_shard_command(ls->s, json, len);
-  if (r == GM_EMSGSIZE)
-    return gm_push_fail(L, r, lua_pushfstring(L, "the payload is %d bytes: "
-                        "Discord accepts at most 4096", (int)len));
-  if (r) return gm_push_fail(L, r, ls->s->ended ? gm_shard_reason(ls->s) : NULL);
-  lua_pushboolean(L, 1);
-  return 1;
+  gm_task_t *t = wait ? gm_task_current(L, ls->rt) : NULL;
+  uint64_t ticket = 0;
+  ls->sending_ticket = wait ? ls->s->m.next_ticket : 0;
+  ls->sent_at_once = false;
+  int r = gm_shard_command(ls->s, json, len, wait ? &ticket : NULL);
+  ls->sending_ticket = 0;
+  if (r) return queue_failure(L, ls, r, len);
+  if (wait && ls->sent_at_once && ls->sent_err)
+    return gm_push_fail(L, ls->sent_err, NULL);
+  if (!wait || ls->sent_at_once || t->cancel_pending || t->rt->sticky_cancel) {
+    if (wait && !ls->sent_at_once) /* gm_task_wait fails at once */
+      return gm_task_wait(L, t, NULL, NULL, UINT64_MAX);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  cmd_wait_t *w = gm_malloc(sizeof *w);
+  if (w == NULL) return luaL_error(L, "out of memory");
+  w->ls = ls;
+  w->task = t;
+  w->ticket = ticket;
+  w->next = ls->waits;
+  ls->waits = w;
+  return gm_task_wait(L, t, w, detach_cmd_wait, UINT64_MAX);
 }
 
 static int shard_state(lua_State *L) {
@@ -591,7 +708,7 @@ static int l_parse(lua_State *L) {
                                               : GM_EVENT_UNKNOWN)
                        : gm_event_type_of_opcode(e.op);
   if (type < 0 || !gm_event_flags_has(&flags, (gm_event_type_t)type)) return 0;
-  return push_payload_event(L, type, json + e.d_off, e.d_len, e.has_s ? e.s : -1);
+  return push_payload_event(L, type, json + e.d_off, e.d_len, e.has_s ? e.s : -1, &e);
 }
 
 static int shard_gc(lua_State *L) {
@@ -642,6 +759,15 @@ static int l_shard_new(lua_State *L) {
   c.ratelimit = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
   lua_getfield(L, 1, "sequence");
   c.seq = luaL_optinteger(L, -1, 0);
+  lua_pop(L, 3);
+  lua_getfield(L, 1, "max_queued_commands");
+  c.max_commands = (uint32_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 1, "max_queued_command_bytes");
+  c.max_command_bytes = (size_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 1, "command_deadline");
+  lua_Number deadline = luaL_optnumber(L, -1, 0);
+  c.command_deadline_ns = deadline >= 1e9 ? UINT64_MAX /* math.huge: none */
+                          : deadline > 0 ? (uint64_t)(deadline * 1e9) : 0;
   lua_pop(L, 3);
   c.session_id = opt_string(L, 1, "session_id");
   c.resume_url = opt_string(L, 1, "resume_url");
@@ -715,6 +841,15 @@ int gm_open_shard(lua_State *L) {
   gm_rt_newclass(L, SUB_MT, sub_methods, sub_meta);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);
+  /* the machine's command queue defaults, for the Config's defaults */
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, GM_SM_MAX_COMMANDS);
+  lua_setfield(L, -2, "max_queued_commands");
+  lua_pushinteger(L, GM_SM_MAX_COMMAND_BYTES);
+  lua_setfield(L, -2, "max_queued_command_bytes");
+  lua_pushnumber(L, (double)GM_SM_COMMAND_DEADLINE_NS / 1e9);
+  lua_setfield(L, -2, "command_deadline");
+  lua_setfield(L, -2, "shard_defaults");
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.live_shards");
   lua_newtable(L);

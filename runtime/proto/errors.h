@@ -31,7 +31,8 @@
   XX(EDECODE, "payload could not be decoded")                       \
   XX(ERECONNECT, "connection lost, reconnecting")                   \
   XX(ERELOAD, "module reload failed")                               \
-  XX(ETASK, "task raised an error")
+  XX(ETASK, "task raised an error")                                 \
+  XX(ENOBUFS, "the queue is full")
 
 enum {
   GM_OK = 0,

@@ -50,16 +50,28 @@
  *   full buffers         close 4000, resume once the buffers drain to half
  * Every end is reported once as a GATEWAY_CLOSE event.
  *
- * Reconnecting: a connection that ends before READY/RESUMED counts as a
- * failed attempt. The next connection waits 0 s after a success, else
+ * Reconnecting: a connection counts as a success once its session has
+ * lasted one heartbeat interval after READY/RESUMED; one that ends before
+ * (or never got there) is a failed attempt, so a gateway that closes every
+ * session right after READY, or an op 7 storm, backs off like refused
+ * connections. Closes of our own to resume (full buffers) count neither
+ * way. The next connection waits 0 s after a success, else
  * min(60 s, 2^(attempts-1) s) with jitter (half of it fixed, half random),
  * so that shards dropped together do not reconnect in lockstep. After 3
- * failed attempts on the resume URL the shard tries the gateway URL.
+ * failed attempts on the resume URL the shard tries the gateway URL; after
+ * GM_SM_RESUME_TRIES failed resumes at the same sequence (a replayed
+ * payload the shard cannot take) it starts a new session.
+ *
+ * Sequences only go forward: a dispatch whose `s` is negative or below the
+ * stored one is delivered but not stored (a Resume would otherwise ask for
+ * everything again); READY starts the count afresh.
  *
  * Commands (op 3, 4, 8, 31, 43 and raw payloads) wait in order until the
  * session is identified and go out within the ratelimiter's window;
  * heartbeats and close frames bypass it. A payload over 4096 bytes is
- * refused, never sent (Discord would close with 4002). */
+ * refused, never sent (Discord would close with 4002). The queue is bounded
+ * in count and bytes (GM_ENOBUFS past it), and a command older than the
+ * deadline is dropped with a warning instead of going out late. */
 #include "shard_machine.h"
 
 #include <stdarg.h>
@@ -137,22 +149,55 @@ int gm_sm_init(gm_shard_machine_t *m, const gm_sm_effects_t *fx, void *ud,
   m->ratelimit = ratelimit;
   m->heartbeat_at = m->hello_deadline = m->ready_deadline = NEVER;
   m->reconnect_at = m->paused_since = NEVER;
+  m->stable_at = NEVER;
+  m->failed_resume_seq = -1;
+  m->next_ticket = 1;
+  m->max_commands = GM_SM_MAX_COMMANDS;
+  m->max_command_bytes = GM_SM_MAX_COMMAND_BYTES;
+  m->command_deadline = GM_SM_COMMAND_DEADLINE_NS;
   set_str(&m->gateway_url, gateway_url);
   return m->gateway_url ? 0 : GM_ENOMEM;
 }
 
-static void drop_commands(gm_shard_machine_t *m) {
-  while (m->commands) {
-    gm_sm_command_t *c = m->commands;
-    m->commands = c->next;
-    gm_free(c, sizeof *c + c->len + 1);
+/* Takes the oldest command off the queue; the caller frees it. */
+static gm_sm_command_t *shift_command(gm_shard_machine_t *m) {
+  gm_sm_command_t *c = m->commands;
+  m->commands = c->next;
+  if (m->commands == NULL) m->commands_tail = NULL;
+  m->queued_commands--;
+  m->queued_bytes -= c->len;
+  return c;
+}
+
+static void free_command(gm_shard_machine_t *m, gm_sm_command_t *c, int err,
+                         bool notify) {
+  uint64_t ticket = c->ticket;
+  gm_free(c, sizeof *c + c->len + 1);
+  if (ticket && notify && m->fx->command_done)
+    m->fx->command_done(m->ud, ticket, err);
+}
+
+static void drop_commands(gm_shard_machine_t *m, bool notify) {
+  while (m->commands) free_command(m, shift_command(m), GM_ECLOSED, notify);
+}
+
+/* Commands past their deadline go, oldest first: sent minutes late they
+ * would do more harm than good (a presence from before, a stale voice
+ * state). */
+static void expire_commands(gm_shard_machine_t *m, uint64_t now) {
+  uint32_t n = 0;
+  while (m->commands && m->command_deadline != NEVER &&
+         now - m->commands->queued_at >= m->command_deadline) {
+    free_command(m, shift_command(m), GM_ETIMEDOUT, true);
+    n++;
   }
-  m->commands_tail = NULL;
-  m->queued_commands = 0;
+  if (n)
+    say(m, LOG_WARN, "dropped %u command%s queued for over %.0f s without "
+        "being sent", n, n == 1 ? "" : "s", (double)m->command_deadline / 1e9);
 }
 
 void gm_sm_free(gm_shard_machine_t *m) {
-  drop_commands(m);
+  drop_commands(m, false); /* the owner is going: nobody to tell */
   gm_ratelimiter_free(&m->limiter);
   set_str(&m->session_id, NULL);
   set_str(&m->resume_url, NULL);
@@ -167,6 +212,29 @@ static uint64_t backoff(gm_shard_machine_t *m) {
   for (uint32_t i = 1; i < m->attempts && d < GM_SM_BACKOFF_CAP_NS; i++) d *= 2;
   if (d > GM_SM_BACKOFF_CAP_NS) d = GM_SM_BACKOFF_CAP_NS;
   return d / 2 + (uint64_t)((double)(d / 2) * m->fx->random(m->ud));
+}
+
+/* Counts how a connection ended, for the backoff: a session that lasted
+ * its first heartbeat interval is a success, anything shorter a failure,
+ * and our own closes to resume neither. Resumes that keep failing at the
+ * same sequence end the session. */
+static void count_end(gm_shard_machine_t *m, uint64_t now) {
+  bool stable = m->reached && now >= m->stable_at;
+  if (!m->voluntary) m->attempts = stable ? 0 : m->attempts + 1;
+  if (!m->resume_sent || m->reached || m->voluntary) return;
+  if (m->seq == m->failed_resume_seq) {
+    m->failed_resumes++;
+  } else {
+    m->failed_resume_seq = m->seq;
+    m->failed_resumes = 1;
+  }
+  if (m->failed_resumes >= GM_SM_RESUME_TRIES && m->session_id) {
+    say(m, LOG_WARN, "resuming at sequence %lld failed %u times: starting a "
+        "new session", (long long)m->seq, m->failed_resumes);
+    m->failed_resumes = 0;
+    m->failed_resume_seq = -1;
+    drop_session(m);
+  }
 }
 
 /* Forgets everything that belongs to one connection. */
@@ -187,6 +255,9 @@ static void connect_now(gm_shard_machine_t *m) {
   m->reconnect_at = NEVER;
   m->connected = true;
   m->reached = false;
+  m->voluntary = false;
+  m->resume_sent = false;
+  m->stable_at = NEVER;
   m->closing = false;
   m->sent_close_code = 0;
   m->state = GM_SHARD_DISCONNECTED;
@@ -232,7 +303,7 @@ static void drop_connection(gm_shard_machine_t *m, uint64_t now, int code,
                             int event_code, const char *reason) {
   m->fx->close(m->ud, code, reason, true);
   end_connection(m);
-  if (!m->reached) m->attempts++;
+  count_end(m, now);
   m->fx->emit_close(m->ud, event_code, reason, strlen(reason),
                     GM_CLOSED_BY_SHARD);
   schedule_reconnect(m, now, 0);
@@ -283,6 +354,7 @@ static void send_resume(gm_shard_machine_t *m, uint64_t now) {
   memset(token, 0, sizeof token);
   memset(json, 0, sizeof json);
   m->state = GM_SHARD_RESUMING;
+  m->resume_sent = true;
   m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS;
 }
 
@@ -296,25 +368,30 @@ static void resume_session(gm_shard_machine_t *m, uint64_t now) {
 }
 
 static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
+  expire_commands(m, now);
   while (m->commands && m->connected && !m->closing && gm_sm_identified(m)) {
     if (m->ratelimit && gm_ratelimiter_acquire(&m->limiter, now) != 0) break;
-    gm_sm_command_t *c = m->commands;
-    m->commands = c->next;
-    if (m->commands == NULL) m->commands_tail = NULL;
-    m->queued_commands--;
+    gm_sm_command_t *c = shift_command(m);
     m->fx->send(m->ud, c->json, c->len);
-    gm_free(c, sizeof *c + c->len + 1);
+    free_command(m, c, 0, true);
   }
 }
 
 int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
-                  size_t len) {
+                  size_t len, uint64_t *ticket) {
   if (len > GM_SM_MAX_PAYLOAD) return GM_EMSGSIZE;
   if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
     return GM_ECLOSED; /* nothing will ever send it */
+  expire_commands(m, now);
+  if (m->queued_commands >= m->max_commands ||
+      m->queued_bytes + len > m->max_command_bytes)
+    return GM_ENOBUFS;
   gm_sm_command_t *c = gm_malloc(sizeof *c + len + 1);
   if (c == NULL) return GM_ENOMEM;
   c->next = NULL;
+  c->queued_at = now;
+  c->ticket = ticket ? m->next_ticket++ : 0;
+  if (ticket) *ticket = c->ticket;
   c->len = len;
   memcpy(c->json, json, len);
   c->json[len] = '\0';
@@ -324,6 +401,7 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
     m->commands = c;
   m->commands_tail = c;
   m->queued_commands++;
+  m->queued_bytes += len;
   pump_commands(m, now);
   return 0;
 }
@@ -350,7 +428,7 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
   if (!m->connected) return;
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
-  m->attempts++;
+  count_end(m, now);
   say(m, LOG_WARN, "cannot connect: %s", why ? why : "unknown error");
   if (to_resume_url && m->attempts >= RESUME_URL_TRIES) {
     say(m, LOG_INFO, "the resume URL failed %u times: resuming through the "
@@ -363,13 +441,19 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
 
 static int on_hello(gm_shard_machine_t *m, uint64_t now,
                     const char *d, size_t dlen) {
-  const char *v;
-  size_t vlen;
+  const char *v = NULL;
+  size_t vlen = 0;
   int64_t ms;
-  if (!gm_json_find(d, dlen, "heartbeat_interval", &v, &vlen) ||
-      !gm_json_integer(v, vlen, &ms) || ms <= 0)
-    return GM_EDECODE;
   if (m->hello_seen) return 0;
+  if (!gm_json_find(d, dlen, "heartbeat_interval", &v, &vlen) ||
+      !gm_json_integer(v, vlen, &ms) || ms <= 0 || ms > GM_SM_MAX_INTERVAL_MS) {
+    /* Heartbeats cannot be scheduled: waiting for the Hello deadline would
+     * only lose time. */
+    say(m, LOG_WARN, "Hello with %s heartbeat_interval (%.*s): reconnecting",
+        v ? "a bad" : "no", v ? (int)(vlen < 40 ? vlen : 40) : 0, v ? v : "");
+    close_connection(m, 4000, "bad Hello");
+    return GM_EDECODE;
+  }
   m->hello_seen = true;
   m->hello_deadline = NEVER;
   m->interval = (uint64_t)ms * 1000000ull;
@@ -412,9 +496,25 @@ static int on_ready(gm_shard_machine_t *m, uint64_t now, const char *d,
 static void became_active(gm_shard_machine_t *m, uint64_t now) {
   m->state = GM_SHARD_ACTIVE;
   m->reached = true;
-  m->attempts = 0;
+  /* attempts are reset only once the session proves stable (count_end) */
+  m->stable_at = now + m->interval;
+  m->failed_resumes = 0;
+  m->failed_resume_seq = -1;
   m->ready_deadline = NEVER;
   pump_commands(m, now);
+}
+
+/* Stores a dispatch's sequence if it moves forward; false (with a
+ * warning) when it is negative or goes back, which a Resume must not
+ * inherit. */
+static bool forward_seq(gm_shard_machine_t *m, int64_t s) {
+  if (s < 0 || s < m->seq) {
+    say(m, LOG_WARN, "ignoring sequence %lld for resuming: %s", (long long)s,
+        s < 0 ? "negative" : "below the last one");
+    return false;
+  }
+  m->seq = s;
+  return true;
 }
 
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
@@ -425,10 +525,9 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     /* The end is being awaited. Dispatches the gateway sent before it read
      * our close frame still reach the user: count them, or the Resume
      * would have them replayed a second time. */
-    if (env->op == GM_OP_DISPATCH && env->has_s && m->session_id) {
-      m->seq = env->s;
+    if (env->op == GM_OP_DISPATCH && env->has_s && m->session_id &&
+        forward_seq(m, env->s))
       m->fx->session_changed(m->ud);
-    }
     return 0;
   }
   const char *d = json + env->d_off;
@@ -467,9 +566,10 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     if (ready) {
       int r = on_ready(m, now, d, dlen);
       if (r) return r;
+      m->seq = -1; /* a new session counts from its READY */
     }
-    m->seq = env->s;
-    if (m->session_id) m->fx->session_changed(m->ud);
+    if (forward_seq(m, env->s) && m->session_id)
+      m->fx->session_changed(m->ud);
     if (ready || resumed)
       became_active(m, now);
     else if (m->state == GM_SHARD_RESUMING)
@@ -489,10 +589,10 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
   char ours[sizeof m->sent_close_reason];
   memcpy(ours, m->sent_close_reason, sizeof ours);
   end_connection(m);
-  /* Whoever closed it (op 7 or 9 before READY, no READY in time, a
-   * malformed READY): a gateway that keeps doing so is not retried in a
-   * tight loop. */
-  if (!m->reached) m->attempts++;
+  /* Whoever closed it (op 7 or 9 before READY or soon after, no READY in
+   * time, a malformed READY): a gateway that keeps doing so is not retried
+   * in a tight loop. */
+  count_end(m, now);
   uint64_t extra = m->reconnect_extra;
   m->reconnect_extra = 0;
 
@@ -500,14 +600,15 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
     m->fx->emit_close(m->ud, sent, ours, strlen(ours), GM_CLOSED_BY_SHARD);
   } else if (!peer_frame) {
     m->fx->emit_close(m->ud, 1006, "", 0, GM_CLOSED_BY_TRANSPORT);
-    say(m, LOG_INFO, "connection lost: resuming");
+    say(m, LOG_INFO, "connection lost: %s",
+        m->session_id ? "resuming" : "new session");
   } else {
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
       const char *what = gm_close_description(code);
       if (action == GM_CLOSE_FATAL) {
         m->state = GM_SHARD_FATALLY_CLOSED;
-        drop_commands(m);
+        drop_commands(m, true);
         say(m, LOG_WARN, "the gateway closed with %d (%s): not reconnecting",
             code, what ? what : "?");
       } else if (action == GM_CLOSE_IDENTIFY) {
@@ -542,7 +643,7 @@ void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
   (void)now;
   if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
     return;
-  drop_commands(m);
+  drop_commands(m, true);
   if (code == GM_CLOSE_NORMAL || code == GM_CLOSE_GOING_AWAY) drop_session(m);
   m->reconnect_at = NEVER;
   bool open = m->connected && !m->closing && m->state != GM_SHARD_DISCONNECTED;
@@ -580,11 +681,13 @@ void gm_sm_drained(gm_shard_machine_t *m, uint64_t now) {
 }
 
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
+  expire_commands(m, now);
   if (!m->connected) {
     if (now >= m->reconnect_at) connect_now(m);
     return;
   }
   if (m->closing) return;
+  if (m->reached && now >= m->stable_at) m->attempts = 0; /* for state() */
   if (now >= m->hello_deadline) {
     say(m, LOG_WARN, "no Hello within %.0f s of connecting",
         (double)GM_SM_HELLO_TIMEOUT_NS / 1e9);
@@ -603,6 +706,7 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     say(m, LOG_WARN, "event buffers full for a heartbeat interval: closing "
                      "until they drain");
     m->hold_reconnect = true;
+    m->voluntary = true;
     drop_connection(m, now, 4000, 4000, "event buffer full");
     return;
   }
@@ -620,10 +724,19 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
   pump_commands(m, now);
 }
 
+/* When the oldest queued command expires. */
+static uint64_t command_expiry(const gm_shard_machine_t *m) {
+  if (m->commands == NULL || m->command_deadline == NEVER) return NEVER;
+  uint64_t at = m->commands->queued_at + m->command_deadline;
+  return at < m->commands->queued_at ? NEVER : at;
+}
+
 uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m) {
-  if (!m->connected) return m->reconnect_at;
-  if (m->closing) return NEVER;
+  uint64_t expiry = command_expiry(m);
+  if (!m->connected) return m->reconnect_at < expiry ? m->reconnect_at : expiry;
+  if (m->closing) return expiry;
   uint64_t d = m->heartbeat_at;
+  if (expiry < d) d = expiry;
   if (m->hello_deadline < d) d = m->hello_deadline;
   if (m->ready_deadline < d) d = m->ready_deadline;
   if (m->paused && m->interval && m->paused_since + m->interval < d)

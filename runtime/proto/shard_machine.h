@@ -47,6 +47,17 @@ typedef enum {
 #define GM_SM_REIDENTIFY_MIN_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MAX_NS (5ull * 1000000000ull)
 #define GM_SM_MAX_PAYLOAD 4096
+/* Resumes that fail at the same sequence before a new session is started
+ * (a replayed payload the shard cannot take would loop forever). */
+#define GM_SM_RESUME_TRIES 3
+/* Hello's heartbeat_interval above this is refused (Discord's is 41.25 s;
+ * larger values would also overflow the ns arithmetic). */
+#define GM_SM_MAX_INTERVAL_MS (10 * 60 * 1000)
+/* Queued command defaults (the driver sets its config's): one minute of
+ * Discord's 120 commands, each up to 4096 bytes, none older than 60 s. */
+#define GM_SM_MAX_COMMANDS 120
+#define GM_SM_MAX_COMMAND_BYTES (120 * GM_SM_MAX_PAYLOAD)
+#define GM_SM_COMMAND_DEADLINE_NS (60ull * 1000000000ull)
 
 typedef struct gm_sm_effects_s {
   /* Open a connection to url (a base URL: the driver sets the query). */
@@ -70,10 +81,16 @@ typedef struct gm_sm_effects_s {
   double (*random)(void *ud);
   /* Log a line at info level (why we reconnect and the like). */
   void (*log)(void *ud, int level, const char *message);
+  /* A command queued with a ticket left the queue: err 0 when it was
+   * written to the connection, GM_ETIMEDOUT past its deadline, GM_ECLOSED
+   * when the shard ended first. */
+  void (*command_done)(void *ud, uint64_t ticket, int err);
 } gm_sm_effects_t;
 
 typedef struct gm_sm_command_s {
   struct gm_sm_command_s *next;
+  uint64_t queued_at;
+  uint64_t ticket;         /* 0: nobody waits for it */
   size_t len;
   char json[];
 } gm_sm_command_t;
@@ -111,6 +128,20 @@ typedef struct gm_shard_machine_s {
   gm_ratelimiter_t limiter;
   gm_sm_command_t *commands, *commands_tail;
   uint32_t queued_commands;
+  size_t queued_bytes;
+  uint64_t next_ticket;
+  /* bounds of the command queue (GM_SM_* defaults; UINT64_MAX deadline:
+   * none) */
+  uint32_t max_commands;
+  size_t max_command_bytes;
+  uint64_t command_deadline;
+  /* flapping: a session must last a heartbeat interval to count as a
+   * success; closes of our own to resume do not count either way */
+  uint64_t stable_at;      /* when this connection's session proved stable */
+  bool voluntary;          /* this connection ends by our choice, to resume */
+  bool resume_sent;        /* this connection sent Resume */
+  int64_t failed_resume_seq;
+  uint32_t failed_resumes; /* resumes in a row that failed at that seq */
 } gm_shard_machine_t;
 
 /* gateway_url: the base URL for new sessions; token and identify are kept
@@ -138,9 +169,12 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
 void gm_sm_permit(gm_shard_machine_t *m, uint64_t now);
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now);
 /* Queues a command (sent in order once identified, within the limit).
- * 0, GM_EMSGSIZE (over 4096 bytes) or GM_ENOMEM. */
+ * 0, GM_EMSGSIZE (over 4096 bytes), GM_ENOBUFS (the queue is at its
+ * bound), GM_ECLOSED or GM_ENOMEM. With ticket non-NULL, *ticket is set and
+ * fx->command_done reports how the command left the queue (possibly before
+ * this returns). */
 int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
-                  size_t len);
+                  size_t len, uint64_t *ticket);
 /* The user closes the shard: no reconnect after this. */
 void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
                  const char *reason);
