@@ -144,6 +144,13 @@ function hooks.release(shard, sent)
   end
 end
 
+-- A fatal close (see core.close_codes): whoever watches the shard (a Bot)
+-- is told at once.
+function hooks.fatal(shard, code, reason)
+  local watch = core.shard_extra(shard).on_fatal
+  if watch then watch(shard, code, reason) end
+end
+
 --- Shard.new(shard_id, config)
 function M.new_shard(shard_id, config)
   if getmetatable(shard_id) ~= ShardId then error("bad argument #1 to 'Shard.new' (ShardId expected)", 2) end
@@ -177,6 +184,8 @@ end
 function Shard:_queue() return core.shard_extra(self).queue end
 function Shard:id() return core.shard_extra(self).id end
 function Shard:config() return core.shard_extra(self).config end
+-- fn(shard, code, reason) runs when the gateway closes the shard for good.
+function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
 
 --- next_event(flags[, timeout]): the next event among flags, decoded.
 function Shard:next_event(flags, timeout)
@@ -193,6 +202,10 @@ function Shard:events(flags)
     while true do
       local ev, msg, code = s:next()
       if ev then return ev end
+      if code == "ECLOSED" and self:state() == "fatally_closed" then
+        log.warn("shard %s: %s", id, tostring(msg)) -- the loop ends: say why
+        return nil
+      end
       if code == "ECLOSED" or code == "ECANCELED" then return nil end
       log.warn("shard %s: %s", id, tostring(msg))
     end

@@ -505,10 +505,12 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
       const char *what = gm_close_description(code);
-      if (action == GM_CLOSE_FATAL) {
+      if (gm_close_fatal(action)) {
         m->state = GM_SHARD_FATALLY_CLOSED;
         drop_commands(m);
-        say(m, LOG_WARN, "the gateway closed with %d (%s): not reconnecting",
+        /* info: whoever runs the shard says it once, with what to do (a
+         * Bot's run() result, `gloaming run`'s last line, events()). */
+        say(m, LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
             code, what ? what : "?");
       } else if (action == GM_CLOSE_IDENTIFY) {
         drop_session(m);
