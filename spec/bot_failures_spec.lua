@@ -160,3 +160,33 @@ describe("a Bot's reader", function()
     end)
   end)
 end)
+
+describe("a failed connect", function()
+  it("is logged once, not once by the runtime and again by the reader", function()
+    local helpers = require "spec.helpers"
+    -- a Bot and a bare shard read with events(): each attempt fails at once
+    local out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      local l = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 })
+      local url = "ws://127.0.0.1:" .. l:port()
+      l:close()
+      local bot = gloaming.Bot.new { token = "x.y.z", shards = { total = 1 }, gateway_url = url }
+      local t = gloaming.spawn(function() bot:run() end)
+      local cfg = gloaming.Config.new("x.y.z", 0):builder():gateway_url(url):build()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), cfg)
+      local r = gloaming.spawn(function() for _ in shard:events(gloaming.EventTypeFlags.READY) do end end)
+      gloaming.sleep(1.5) -- a few attempts; what is compared is per attempt
+      shard:close()
+      t:cancel()
+      t:wait()
+      r:wait()]], nil, "GLOAMING_LOG=info timeout 20")
+    assert.are.equal(0, code, out)
+    local failed, retries = 0, 0
+    for line in out:gmatch("[^\n]+") do
+      if line:find("cannot connect", 1, true) then failed = failed + 1 end
+      if line:find("reconnecting in", 1, true) then retries = retries + 1 end
+    end
+    assert.is_true(retries >= 2, out)
+    assert.are.equal(retries, failed, out)
+  end)
+end)

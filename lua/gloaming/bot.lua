@@ -242,16 +242,15 @@ end
 
 -- A shard's reader: dispatches until the shard is closed. Its
 -- subscription is kept to change what it decodes (refresh_flags).
-local function read(self, shard, sub)
-  local id = tostring(shard:id())
+-- Other errors (a failed connect, an undecodable payload) were logged by
+-- the runtime as it reported them.
+local function read(self, sub)
   while true do
-    local event, msg, code = sub:next()
+    local event, _, code = sub:next()
     if event then
       dispatch(self, event)
     elseif code == "ECLOSED" or code == "ECANCELED" then
       return
-    else
-      log.warn("shard %s: %s", id, tostring(msg))
     end
   end
 end
@@ -296,7 +295,7 @@ function Bot:run()
     local sub = shard:subscribe(flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
-      local ok, rerr = xpcall(read, debug.traceback, self, shard, sub)
+      local ok, rerr = xpcall(read, debug.traceback, self, sub)
       if ok then return end
       -- a Bot without a reader would look alive and do nothing: it stops
       log.error("shard %s: the reader failed: %s", tostring(shard:id()), tostring(rerr))

@@ -193,8 +193,9 @@ function Shard:next_event(flags, timeout)
 end
 
 --- for event in shard:events(flags) do ... end: a subscription of its own,
--- filtered as events arrive; recoverable errors are logged; the loop ends
--- when the shard is closed. Leaving the loop closes the subscription.
+-- filtered as events arrive; recoverable errors are skipped (the runtime
+-- logged them); the loop ends when the shard is closed (a fatal close says
+-- why). Leaving the loop closes the subscription.
 function Shard:events(flags)
   local sub = self:subscribe(flags)
   local id = tostring(self:id())
@@ -207,7 +208,7 @@ function Shard:events(flags)
         return nil
       end
       if code == "ECLOSED" or code == "ECANCELED" then return nil end
-      log.warn("shard %s: %s", id, tostring(msg))
+      -- any other error was logged by the runtime as it was reported
     end
   end
   return iter, sub, nil, sub

@@ -351,7 +351,7 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
   m->attempts++;
-  say(m, LOG_WARN, "cannot connect: %s", why ? why : "unknown error");
+  (void)why; /* the I/O layer logged it as it told the readers */
   if (to_resume_url && m->attempts >= RESUME_URL_TRIES) {
     say(m, LOG_INFO, "the resume URL failed %u times: resuming through the "
                      "gateway URL", m->attempts);
