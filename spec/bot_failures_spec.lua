@@ -190,3 +190,32 @@ describe("a failed connect", function()
     assert.are.equal(retries, failed, out)
   end)
 end)
+
+describe("a Bot cancelled while READY is in flight", function()
+  it("saves that shard's session", function()
+    local helpers = require "spec.helpers"
+    local json = require "gloaming.json"
+    local dir = helpers.tmpdir()
+    local path = dir .. "/sessions.json"
+    testing.run(function()
+      local fake = testing.gateway { shards = 1 }
+      fake:set { ready = false } -- the READY is ours to send, when we choose
+      local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILD_MESSAGES,
+        shards = { total = 1 }, gateway_url = fake.url, sessions = path,
+        http = { base_url = fake.http_url .. "/api/v10" } }
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_until(function() return #fake:received(0, 2) == 1 end))
+      -- READY leaves the fake while the Bot, cancelled, sends its 4000
+      assert(fake:inject(0, json.encode { op = 0, s = 1, t = "READY", d = { v = 10,
+        user = { id = "1", username = "bot" }, guilds = {}, session_id = "in-flight",
+        resume_gateway_url = fake.resume_url } }, "payload"))
+      task:cancel()
+      assert(task:wait(10))
+      assert.are.equal("closed", bot:shard(0):state())
+    end)
+    local saved = json.decode(helpers.read_file(path))
+    helpers.rmrf(dir)
+    assert.are.equal("in-flight", saved.shards["0"].session_id)
+    assert.are.equal(1, math.tointeger(saved.shards["0"].sequence))
+  end)
+end)

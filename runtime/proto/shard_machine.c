@@ -424,7 +424,17 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
   if (m->closing) {
     /* The end is being awaited. Dispatches the gateway sent before it read
      * our close frame still reach the user: count them, or the Resume
-     * would have them replayed a second time. */
+     * would have them replayed a second time. A READY among them (a Bot
+     * cancelled after its Identify went out) made a session that a close
+     * other than 1000/1001 keeps: record it, or it is lost (and never
+     * saved for the next start). */
+    bool keeps = m->sent_close_code != GM_CLOSE_NORMAL &&
+                 m->sent_close_code != GM_CLOSE_GOING_AWAY;
+    if (env->op == GM_OP_DISPATCH && env->has_s && keeps && !m->session_id &&
+        env->t && env->t_len == 5 && memcmp(env->t, "READY", 5) == 0) {
+      int r = on_ready(m, now, json + env->d_off, env->d_len);
+      if (r) return r;
+    }
     if (env->op == GM_OP_DISPATCH && env->has_s && m->session_id) {
       m->seq = env->s;
       m->fx->session_changed(m->ud);

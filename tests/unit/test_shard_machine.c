@@ -723,6 +723,46 @@ static void a_user_close_with_4000_keeps_the_session(void **state) {
   assert_int_equal(0, count(FX_CONNECT));
 }
 
+/* A Bot cancelled after its Identify went out: the READY the gateway sent
+ * before it read our 4000 still makes a session worth resuming (and the
+ * sessions file must see it); after a 1000 it does not. */
+static void a_ready_in_flight_during_a_4000_close_keeps_its_session(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  gm_sm_close(&M, w.now, 4000, "later");
+  assert_closed_with(4000, "later", false);
+  ready(1);
+  dispatch("GUILD_CREATE", 2);
+  assert_string_equal("SID-1", M.session_id);
+  assert_string_equal(RESUME, M.resume_url);
+  assert_int_equal(2, M.seq);
+  assert_int_equal(2, count(FX_SESSION));
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(1, count(FX_CLOSE)); /* nothing else is done */
+  assert_int_equal(0, count(FX_SEND));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(0, count(FX_CONNECT));
+}
+
+static void a_ready_in_flight_during_a_1000_close_is_let_go(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  gm_sm_close(&M, w.now, 1000, "bye");
+  ready(1);
+  assert_null(M.session_id);
+  assert_int_equal(0, count(FX_SESSION));
+}
+
 static void a_user_close_between_connections(void **state) {
   (void)state;
   /* waiting to reconnect: nothing to close, the event comes at once */
@@ -1328,7 +1368,9 @@ int main(void) {
       T(a_connection_lost_without_close_frame_resumes),
       T(a_user_close_with_1000_ends_the_session),
       T(a_user_close_with_4000_keeps_the_session),
-      T(a_user_close_between_connections),
+      T(a_ready_in_flight_during_a_4000_close_keeps_its_session),
+    T(a_ready_in_flight_during_a_1000_close_is_let_go),
+    T(a_user_close_between_connections),
       T(a_user_close_while_connecting),
       T(a_user_close_while_waiting_for_a_permit),
       T(no_hello_in_time),
