@@ -633,6 +633,10 @@ static void fatal_codes_end_the_shard(void **state) {
     assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3)));
     clear_log();
     const char *why = gm_close_description(codes[k]);
+    /* the table says what to do after each, and that 4004 is the token's */
+    assert_non_null(gm_close_hint(codes[k]));
+    assert_int_equal(codes[k] == 4004 ? GM_CLOSE_FATAL_ALL : GM_CLOSE_FATAL,
+                     gm_close_action(codes[k]));
     gm_sm_closed(&M, w.now, codes[k], why, strlen(why), true);
     assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
     assert_string_equal("fatally_closed", gm_shard_state_name(M.state));
