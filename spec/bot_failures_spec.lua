@@ -7,9 +7,9 @@ local testing = require "gloaming.testing"
 
 local WRONG = "MTIzNDU2Nzg5MDEyMzQ1Njc4.wrong0.notthetokenatallxxxxxxxxxxxxxxxx"
 
--- `gloaming run` on the failing bot as a child process, at the default
--- warn level a user would set in production. Returns the exit status
--- and stderr's lines.
+-- `gloaming run` on the failing bot as a child process, at warn level
+-- (GLOAMING_LOG=warn: stderr holds only what went wrong). Returns the exit
+-- status and stderr's lines.
 local function run_bot(gateway_url, api_url, token, shards, intents)
   local p = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/failing_bot.lua",
     gateway_url, api_url, token, shards, tostring(intents or "") }, { env = { "GLOAMING_LOG=warn" } })
@@ -80,6 +80,20 @@ describe("gloaming run, when the bot cannot run", function()
       assert.are.equal(3, code)
       assert.are.equal(1, #lines, table.concat(lines, "\n"))
       assert.matches("^gloaming: shard %[0, 1%]: .*4014.*enable it in the Developer Portal", lines[1])
+    end)
+  end)
+end)
+
+describe("a REST error", function()
+  it("says the status once", function()
+    testing.run(function()
+      local fake = testing.gateway {}
+      local http = gloaming.http.new(WRONG, { base_url = fake.http_url .. "/api/v10" })
+      local body, err, code = http:gateway_bot()
+      assert.is_nil(body)
+      assert.are.equal("401 Unauthorized", err) -- Discord's message is "401: Unauthorized"
+      assert.are.equal(401, code)
+      http:close()
     end)
   end)
 end)

@@ -296,6 +296,7 @@ function Bot:run()
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
       local ok, rerr = xpcall(read, debug.traceback, self, sub)
+      sub:close()
       if ok then return end
       -- a Bot without a reader would look alive and do nothing: it stops
       log.error("shard %s: the reader failed: %s", tostring(shard:id()), tostring(rerr))
