@@ -72,16 +72,27 @@ describe("gloaming run, when the bot cannot run", function()
     end)
   end)
 
-  it("exits 3 on a fatal close (4014: a privileged intent not enabled)", function()
-    testing.run(function()
-      local fake = testing.gateway { allowed_intents = 0 }
-      local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1",
-        gloaming.Intents.MESSAGE_CONTENT)
-      assert.are.equal(3, code)
-      assert.are.equal(1, #lines, table.concat(lines, "\n"))
-      assert.matches("^gloaming: shard %[0, 1%]: .*4014.*enable it in the Developer Portal", lines[1])
+  -- What makes the fake close with each fatal code (4012 cannot be
+  -- provoked: the shard always asks for v=10; the in-process specs below
+  -- cover it): fake options, shards, intents, the advice expected.
+  for _, c in ipairs {
+    { 4010, { shards = 2 }, "1", nil, "check the shard ids" },
+    { 4011, { min_shards = 2 }, "1", nil, "use more shards" },
+    { 4013, {}, "1", 1 << 30, "check the intents" },
+    { 4014, { allowed_intents = 0 }, "1", gloaming.Intents.MESSAGE_CONTENT, "enable it in the Developer Portal" },
+  } do
+    it("exits 3 on a fatal close: " .. c[1], function()
+      testing.run(function()
+        local fake = testing.gateway(c[2])
+        local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, c[3], c[4])
+        assert.are.equal(3, code)
+        assert.are.equal(1, #lines, table.concat(lines, "\n"))
+        assert.matches("^gloaming: shard %[%d, %d%]: closed by the gateway with " .. c[1] .. ": .*; "
+          .. c[5], lines[1])
+        assert.are.equal(1, #fake:connections()) -- never reconnected
+      end)
     end)
-  end)
+  end
 end)
 
 describe("a REST error", function()
