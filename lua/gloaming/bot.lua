@@ -197,35 +197,112 @@ local function build_shards(self)
   return cluster.create_iterator(from, to, total, cfg, per_shard)
 end
 
+-- {=============== failures ===============
+
+-- What to do after a failed GET /gateway/bot, by its code (an HTTP status
+-- or an error name): the rest say the network.
+local REST_HINTS = {
+  [401] = "check the bot token (the Developer Portal's Bot page)",
+  [403] = "check the bot token and the application's permissions",
+  ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
+}
+local NETWORK_HINT = "check the network and the API URL (http.base_url)"
+
+--- The first failure of a Bot of this process ({ message =, code = }),
+-- for `gloaming run`'s exit status; nil while none failed.
+Bot.run_failure = nil
+
+-- The first failure of a run is what it returns (later ones follow from it).
+local function fail(self, message, code)
+  if self.failure then return end
+  self.failure = { message = message, code = code }
+  Bot.run_failure = Bot.run_failure or self.failure
+end
+
+local function close_all(self, frame)
+  for _, shard in ipairs(self.shards) do shard:close(frame) end
+end
+
+-- A shard's fatal close (told at once by the shard): the run fails with
+-- it; 4004 (the token) ends every other shard too, since each would get it.
+local function on_fatal(self, shard, code, reason)
+  local info = core.close_codes[code] or {}
+  fail(self, ("shard %s: %s; %s"):format(tostring(shard:id()), reason,
+    info.hint or "see Discord's close codes"), code)
+  if info.action == "fatal_all" then close_all(self, shard_mod.CloseFrame.NORMAL) end
+end
+
+-- }===============
+
 local function save_sessions(self)
   if not self.sessions_path then return end
   self.sessions_text = sessions.save(self.sessions_path, self.shards, self.config:token(),
     self.shards[1] and self.shards[1]:id():total() or 0, self.sessions_text)
 end
 
+-- A shard's reader: dispatches until the shard is closed. Its
+-- subscription is kept to change what it decodes (refresh_flags).
+-- Other errors (a failed connect, an undecodable payload) were logged by
+-- the runtime as it reported them.
+local function read(self, sub)
+  while true do
+    local event, _, code = sub:next()
+    if event then
+      dispatch(self, event)
+    elseif code == "ECLOSED" or code == "ECANCELED" then
+      return
+    end
+  end
+end
+
+-- Why the shards could not be made, with what to do.
+local function start_failure(err, code)
+  local hint = REST_HINTS[code]
+  if not hint and type(code) == "number" and code >= 500 then
+    hint = "Discord's API is failing: try again later"
+  elseif not hint and type(code) == "string" and code ~= "EDECODE" then
+    hint = NETWORK_HINT
+  end
+  return hint and (tostring(err) .. "; " .. hint) or tostring(err)
+end
+
 --- run(): starts the shards and dispatches until the task running it is
 -- cancelled (the gloaming command's Ctrl-C), then closes every shard
 -- (CloseFrame.NORMAL, or RESUME when sessions are kept), lets handlers and
--- readers see GATEWAY_CLOSE, saves the sessions and returns. Outside of a
--- task it runs its own gloaming.run.
+-- readers see GATEWAY_CLOSE, saves the sessions and returns true. Outside
+-- of a task it runs its own gloaming.run. When no shard is left running
+-- (a fatal close; 4004 ends them all at once), the shards could not be
+-- made (GET /gateway/bot failed) or a reader failed, it returns
+-- nil, message (what failed, and what to do), code.
 function Bot:run()
   if not core.running_task() then
-    local ok, err = core.run(function() return self:run() end)
+    local result
+    local ok, err = core.run(function() result = table.pack(self:run()) end)
     if not ok then error(err, 0) end
-    return
+    return table.unpack(result, 1, result.n)
   end
+  self.failure = nil
   local shards, err, code = build_shards(self)
-  if not shards then return nil, err, code end
+  if not shards then
+    fail(self, start_failure(err, code), code)
+    return nil, self.failure.message, code
+  end
   self.shards = shards
   local flags = self:flags()
   local tasks = {}
   for i, shard in ipairs(shards) do
-    -- events() ends when the shard is closed; its subscription is kept to
-    -- change what it decodes (refresh_flags)
-    local iter, sub, init, closing = shard:events(flags)
+    shard:_on_fatal(function(s, c, reason) on_fatal(self, s, c, reason) end)
+    local sub = shard:subscribe(flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
-      for event in iter, sub, init, closing do dispatch(self, event) end
+      local ok, rerr = xpcall(read, debug.traceback, self, sub)
+      sub:close()
+      if ok then return end
+      -- a Bot without a reader would look alive and do nothing: it stops
+      log.error("shard %s: the reader failed: %s", tostring(shard:id()), tostring(rerr))
+      fail(self, ("shard %s: the reader failed: %s"):format(tostring(shard:id()),
+        tostring(rerr):match("^[^\n]*")), "EREADER")
+      close_all(self, self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL)
     end)
   end
   local saver = self.sessions_path and core.spawn(function()
@@ -240,6 +317,7 @@ function Bot:run()
     if ok == nil and ecode == "ECANCELED" then break end
   end
   self:shutdown(tasks, saver)
+  if self.failure then return nil, self.failure.message, self.failure.code end
   return true
 end
 

@@ -65,8 +65,20 @@ local function install_signals(main)
   end)
 end
 
+--- Exit status of `gloaming run` when a Bot stopped because it could not
+-- run (see Bot:run): a fatal close, GET /gateway/bot failed, a dead reader.
+cli.EXIT_BOT_FAILED = 3
+
+-- The failure of a Bot of this run, if one failed (whether or not the
+-- script looked at what bot:run() returned).
+local function bot_failure()
+  local bot = package.loaded["gloaming.bot"]
+  return bot and bot.run_failure
+end
+
 --- Runs fn as the main task under gloaming.run with signal handling.
--- Returns the exit code: 0 when fn ended normally, 1 when it raised.
+-- Returns the exit code: 0 when fn ended normally, 1 when it raised, 3
+-- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then.
 function cli.run_main(fn, ...)
   local args = table.pack(...)
   local failure
@@ -82,6 +94,13 @@ function cli.run_main(fn, ...)
     end
   end)
   if not ok then failure = err end
+  local bot = bot_failure()
+  if bot then
+    -- one line: what failed and what to do (the message names no secret,
+    -- and is scrubbed like every line anyway)
+    io.stderr:write("gloaming: ", core.scrub(tostring(bot.message)), "\n")
+    return cli.EXIT_BOT_FAILED
+  end
   if failure then
     -- an error message may quote a token: scrubbed like every log line
     io.stderr:write("gloaming: ", core.scrub(tostring(failure)), "\n")

@@ -235,8 +235,10 @@ function Client:request(method, path, body)
     elseif status >= 200 and status < 300 then
       return data, status, resp.headers
     else
-      local message = type(data) == "table" and data.message or resp.body
+      local message = type(data) == "table" and tostring(data.message) or resp.body
       local dcode = type(data) == "table" and math.tointeger(data.code) or nil
+      -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
+      message = message:gsub("^" .. status .. ":?%s*", "", 1)
       return nil, ("%d %s"):format(status, message ~= "" and message or "error"),
         (dcode and dcode ~= 0) and dcode or status
     end

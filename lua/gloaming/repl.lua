@@ -875,7 +875,8 @@ function repl.attach(path)
   send { t = "bye" }
   stream:flush(2)
   stream:close()
-  reader:wait(2)
+  local rok, rerr = reader:wait(2)
+  if rok == false then core.log("error", nil, "the attach reader failed: " .. tostring(rerr)) end
   console.close()
   return code
 end

@@ -162,7 +162,9 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
   if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
 }
 
+/* Logged here, once, as readers are told: they do not log it again. */
 static void report_error(gm_shard_t *s, int err, const char *message) {
+  gm_log(GM_LOG_WARN, s->context, "%s", message);
   deliver(s, GM_ITEM_ERROR, GM_EVENT_UNKNOWN, err, message, strlen(message),
           NULL, TO_EVERYONE);
 }

@@ -169,6 +169,13 @@ static void h_ended(gm_shard_t *s) {
   push_shard(L, ls);
   if (!lua_isnil(L, -1)) pin(L, ls, -1, false);
   lua_pop(L, 1);
+  /* A fatal close is told at once (a Bot stops its other shards on 4004),
+   * not when a reader gets to the end of its queue. */
+  if (s->m.state == GM_SHARD_FATALLY_CLOSED) {
+    lua_pushinteger(L, s->last_close_code);
+    lua_pushstring(L, gm_shard_reason(s));
+    run_hook(ls, "fatal", 2, NULL);
+  }
 }
 
 static void h_command_done(gm_shard_t *s, uint64_t ticket, int err) {

@@ -22,16 +22,18 @@ static void push_opcodes(lua_State *L) {
 }
 
 static void push_close_codes(lua_State *L) {
-  static const char *actions[] = {"resume", "identify", "fatal"};
+  static const char *actions[] = {"resume", "identify", "fatal", "fatal_all"};
   lua_newtable(L);
-#define GM_CLOSE_LUA(code, name, desc, action)              \
-  lua_createtable(L, 0, 3);                                 \
+#define GM_CLOSE_LUA(code, name, desc, action, hint)        \
+  lua_createtable(L, 0, 4);                                 \
   lua_pushliteral(L, #name);                                \
   lua_setfield(L, -2, "name");                              \
   lua_pushliteral(L, desc);                                 \
   lua_setfield(L, -2, "description");                       \
   lua_pushstring(L, actions[GM_CLOSE_##action]);            \
   lua_setfield(L, -2, "action");                            \
+  lua_pushstring(L, hint);                                  \
+  lua_setfield(L, -2, "hint");                              \
   lua_rawseti(L, -2, code);
   GM_CLOSE_CODE_MAP(GM_CLOSE_LUA)
 #undef GM_CLOSE_LUA

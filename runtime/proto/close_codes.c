@@ -7,9 +7,10 @@ static const struct {
   const char *name;
   const char *description;
   gm_close_action_t action;
+  const char *hint;
 } table[] = {
-#define GM_CLOSE_ROW(code, name, desc, action) \
-  {code, #name, desc, GM_CLOSE_##action},
+#define GM_CLOSE_ROW(code, name, desc, action, hint) \
+  {code, #name, desc, GM_CLOSE_##action, hint},
     GM_CLOSE_CODE_MAP(GM_CLOSE_ROW)
 #undef GM_CLOSE_ROW
 };
@@ -28,6 +29,15 @@ gm_close_action_t gm_close_action(int code) {
 const char *gm_close_description(int code) {
   int i = find(code);
   return i < 0 ? NULL : table[i].description;
+}
+
+const char *gm_close_hint(int code) {
+  int i = find(code);
+  return i < 0 ? NULL : table[i].hint;
+}
+
+bool gm_close_fatal(gm_close_action_t action) {
+  return action == GM_CLOSE_FATAL || action == GM_CLOSE_FATAL_ALL;
 }
 
 const char *gm_close_name(int code) {

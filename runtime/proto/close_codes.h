@@ -12,45 +12,70 @@
 typedef enum {
   GM_CLOSE_RESUME,   /* reconnect and resume the session */
   GM_CLOSE_IDENTIFY, /* drop the session, reconnect and identify */
-  GM_CLOSE_FATAL     /* never reconnect */
+  GM_CLOSE_FATAL,    /* never reconnect */
+  GM_CLOSE_FATAL_ALL /* never reconnect, and no other shard of the token
+                        will either: a Bot stops all of them at once */
 } gm_close_action_t;
 
-/* XX(code, name, description, action) */
+/* XX(code, name, description, action, hint): hint says what to do after a
+ * fatal close (NULL for the others). */
 #define GM_CLOSE_CODE_MAP(XX)                                                 \
-  XX(1000, NORMAL, "normal closure", RESUME)                                  \
-  XX(1001, GOING_AWAY, "going away", RESUME)                                  \
-  XX(1002, PROTOCOL_ERROR, "protocol error", RESUME)                          \
-  XX(1003, UNSUPPORTED_DATA, "unsupported data", RESUME)                      \
-  XX(1005, NO_STATUS, "no status code", RESUME)                               \
-  XX(1006, ABNORMAL, "connection lost without a close frame", RESUME)         \
-  XX(1007, INVALID_PAYLOAD, "invalid payload data", RESUME)                   \
-  XX(1008, POLICY_VIOLATION, "policy violation", RESUME)                      \
-  XX(1009, MESSAGE_TOO_BIG, "message too big", RESUME)                        \
-  XX(1010, MANDATORY_EXTENSION, "mandatory extension", RESUME)                \
-  XX(1011, INTERNAL_ERROR, "internal server error", RESUME)                   \
-  XX(1012, SERVICE_RESTART, "service restart", RESUME)                        \
-  XX(1013, TRY_AGAIN_LATER, "try again later", RESUME)                        \
-  XX(1014, BAD_GATEWAY, "bad gateway", RESUME)                                \
-  XX(4000, UNKNOWN_ERROR, "unknown error", RESUME)                            \
-  XX(4001, UNKNOWN_OPCODE, "unknown opcode", RESUME)                          \
-  XX(4002, DECODE_ERROR, "decode error", RESUME)                              \
-  XX(4003, NOT_AUTHENTICATED, "not authenticated", RESUME)                    \
-  XX(4004, AUTHENTICATION_FAILED, "authentication failed: the token is "      \
-     "invalid", FATAL)                                                        \
-  XX(4005, ALREADY_AUTHENTICATED, "already authenticated", RESUME)            \
-  XX(4007, INVALID_SEQ, "invalid sequence in resume", IDENTIFY)               \
-  XX(4008, RATE_LIMITED, "rate limited: too many payloads sent", RESUME)      \
-  XX(4009, SESSION_TIMED_OUT, "session timed out", IDENTIFY)                  \
-  XX(4010, INVALID_SHARD, "invalid shard in identify", FATAL)                 \
-  XX(4011, SHARDING_REQUIRED, "sharding required: too many guilds for the "   \
-     "shard count", FATAL)                                                    \
-  XX(4012, INVALID_API_VERSION, "invalid gateway API version", FATAL)         \
-  XX(4013, INVALID_INTENTS, "invalid intents", FATAL)                         \
-  XX(4014, DISALLOWED_INTENTS, "disallowed intents: a privileged intent is "  \
-     "not enabled for this application", FATAL)
+  XX(1000, NORMAL, "normal closure", RESUME, NULL)                            \
+  XX(1001, GOING_AWAY, "going away", RESUME, NULL)                            \
+  XX(1002, PROTOCOL_ERROR, "protocol error", RESUME, NULL)                    \
+  XX(1003, UNSUPPORTED_DATA, "unsupported data", RESUME, NULL)                \
+  XX(1005, NO_STATUS, "no status code", RESUME, NULL)                         \
+  XX(1006, ABNORMAL, "connection lost without a close frame", RESUME, NULL)   \
+  XX(1007, INVALID_PAYLOAD, "invalid payload data", RESUME, NULL)             \
+  XX(1008, POLICY_VIOLATION, "policy violation", RESUME, NULL)                \
+  XX(1009, MESSAGE_TOO_BIG, "message too big", RESUME, NULL)                  \
+  XX(1010, MANDATORY_EXTENSION, "mandatory extension", RESUME, NULL)          \
+  XX(1011, INTERNAL_ERROR, "internal server error", RESUME, NULL)             \
+  XX(1012, SERVICE_RESTART, "service restart", RESUME, NULL)                  \
+  XX(1013, TRY_AGAIN_LATER, "try again later", RESUME, NULL)                  \
+  XX(1014, BAD_GATEWAY, "bad gateway", RESUME, NULL)                          \
+  XX(4000, UNKNOWN_ERROR, "unknown error", RESUME, NULL)                      \
+  XX(4001, UNKNOWN_OPCODE, "unknown opcode", RESUME, NULL)                    \
+  XX(4002, DECODE_ERROR, "decode error", RESUME, NULL)                        \
+  XX(4003, NOT_AUTHENTICATED, "not authenticated", RESUME, NULL)              \
+  XX(4004, AUTHENTICATION_FAILED,                                             \
+     "authentication failed: the token is invalid",                           \
+     FATAL_ALL,                                                               \
+     "check the bot token (the Developer Portal's Bot page; a reset token "   \
+     "replaces the old one)")                                                 \
+  XX(4005, ALREADY_AUTHENTICATED, "already authenticated", RESUME, NULL)      \
+  XX(4007, INVALID_SEQ, "invalid sequence in resume", IDENTIFY, NULL)         \
+  XX(4008, RATE_LIMITED,                                                      \
+     "rate limited: too many payloads sent",                                  \
+     RESUME,                                                                  \
+     NULL)                                                                    \
+  XX(4009, SESSION_TIMED_OUT, "session timed out", IDENTIFY, NULL)            \
+  XX(4010, INVALID_SHARD,                                                     \
+     "invalid shard in identify",                                             \
+     FATAL,                                                                   \
+     "check the shard ids and total, or use shards = \"recommended\"")        \
+  XX(4011, SHARDING_REQUIRED,                                                 \
+     "sharding required: too many guilds for the shard "                      \
+     "count",                                                                 \
+     FATAL,                                                                   \
+     "use more shards: shards = \"recommended\" asks Discord how many")       \
+  XX(4012, INVALID_API_VERSION,                                               \
+     "invalid gateway API version",                                           \
+     FATAL,                                                                   \
+     "check gateway_url: gloaming speaks gateway API v10")                    \
+  XX(4013, INVALID_INTENTS,                                                   \
+     "invalid intents",                                                       \
+     FATAL,                                                                   \
+     "check the intents: only Discord's documented bits are valid")           \
+  XX(4014, DISALLOWED_INTENTS,                                                \
+     "disallowed intents: a privileged intent is not "                        \
+     "enabled for this application",                                          \
+     FATAL,                                                                   \
+     "enable it in the Developer Portal (Bot, Privileged Gateway Intents) "   \
+     "or leave it out of intents")
 
 enum {
-#define GM_CLOSE_ENUM(code, name, desc, action) GM_CLOSE_##name = code,
+#define GM_CLOSE_ENUM(code, name, desc, action, hint) GM_CLOSE_##name = code,
   GM_CLOSE_CODE_MAP(GM_CLOSE_ENUM)
 #undef GM_CLOSE_ENUM
 };
@@ -59,6 +84,10 @@ enum {
 gm_close_action_t gm_close_action(int code);
 /* The table's description, or NULL for a code outside it. */
 const char *gm_close_description(int code);
+/* What to do after that fatal close, or NULL. */
+const char *gm_close_hint(int code);
+/* Is the action one of the fatal ones? */
+bool gm_close_fatal(gm_close_action_t action);
 /* The table's name ("INVALID_SEQ"), or NULL. */
 const char *gm_close_name(int code);
 /* RFC 6455 7.4: may this code appear in a close frame on the wire? */

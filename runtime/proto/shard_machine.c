@@ -429,7 +429,7 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
   count_end(m, now);
-  say(m, LOG_WARN, "cannot connect: %s", why ? why : "unknown error");
+  (void)why; /* the I/O layer logged it as it told the readers */
   if (to_resume_url && m->attempts >= RESUME_URL_TRIES) {
     say(m, LOG_INFO, "the resume URL failed %u times: resuming through the "
                      "gateway URL", m->attempts);
@@ -524,7 +524,17 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
   if (m->closing) {
     /* The end is being awaited. Dispatches the gateway sent before it read
      * our close frame still reach the user: count them, or the Resume
-     * would have them replayed a second time. */
+     * would have them replayed a second time. A READY among them (a Bot
+     * cancelled after its Identify went out) made a session that a close
+     * other than 1000/1001 keeps: record it, or it is lost (and never
+     * saved for the next start). */
+    bool keeps = m->sent_close_code != GM_CLOSE_NORMAL &&
+                 m->sent_close_code != GM_CLOSE_GOING_AWAY;
+    if (env->op == GM_OP_DISPATCH && env->has_s && keeps && !m->session_id &&
+        env->t && env->t_len == 5 && memcmp(env->t, "READY", 5) == 0) {
+      int r = on_ready(m, now, json + env->d_off, env->d_len);
+      if (r) return r;
+    }
     if (env->op == GM_OP_DISPATCH && env->has_s && m->session_id &&
         forward_seq(m, env->s))
       m->fx->session_changed(m->ud);
@@ -606,10 +616,12 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
       const char *what = gm_close_description(code);
-      if (action == GM_CLOSE_FATAL) {
+      if (gm_close_fatal(action)) {
         m->state = GM_SHARD_FATALLY_CLOSED;
         drop_commands(m, true);
-        say(m, LOG_WARN, "the gateway closed with %d (%s): not reconnecting",
+        /* info: whoever runs the shard says it once, with what to do (a
+         * Bot's run() result, `gloaming run`'s last line, events()). */
+        say(m, LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
             code, what ? what : "?");
       } else if (action == GM_CLOSE_IDENTIFY) {
         drop_session(m);

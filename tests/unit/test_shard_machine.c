@@ -661,6 +661,10 @@ static void fatal_codes_end_the_shard(void **state) {
     assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3), NULL));
     clear_log();
     const char *why = gm_close_description(codes[k]);
+    /* the table says what to do after each, and that 4004 is the token's */
+    assert_non_null(gm_close_hint(codes[k]));
+    assert_int_equal(codes[k] == 4004 ? GM_CLOSE_FATAL_ALL : GM_CLOSE_FATAL,
+                     gm_close_action(codes[k]));
     gm_sm_closed(&M, w.now, codes[k], why, strlen(why), true);
     assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
     assert_string_equal("fatally_closed", gm_shard_state_name(M.state));
@@ -749,6 +753,46 @@ static void a_user_close_with_4000_keeps_the_session(void **state) {
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   tick_at(w.now + 3600 * S);
   assert_int_equal(0, count(FX_CONNECT));
+}
+
+/* A Bot cancelled after its Identify went out: the READY the gateway sent
+ * before it read our 4000 still makes a session worth resuming (and the
+ * sessions file must see it); after a 1000 it does not. */
+static void a_ready_in_flight_during_a_4000_close_keeps_its_session(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  gm_sm_close(&M, w.now, 4000, "later");
+  assert_closed_with(4000, "later", false);
+  ready(1);
+  dispatch("GUILD_CREATE", 2);
+  assert_string_equal("SID-1", M.session_id);
+  assert_string_equal(RESUME, M.resume_url);
+  assert_int_equal(2, M.seq);
+  assert_int_equal(2, count(FX_SESSION));
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(1, count(FX_CLOSE)); /* nothing else is done */
+  assert_int_equal(0, count(FX_SEND));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(0, count(FX_CONNECT));
+}
+
+static void a_ready_in_flight_during_a_1000_close_is_let_go(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  clear_log();
+  gm_sm_close(&M, w.now, 1000, "bye");
+  ready(1);
+  assert_null(M.session_id);
+  assert_int_equal(0, count(FX_SESSION));
 }
 
 static void a_user_close_between_connections(void **state) {
@@ -1665,7 +1709,9 @@ int main(void) {
       T(a_connection_lost_without_close_frame_resumes),
       T(a_user_close_with_1000_ends_the_session),
       T(a_user_close_with_4000_keeps_the_session),
-      T(a_user_close_between_connections),
+      T(a_ready_in_flight_during_a_4000_close_keeps_its_session),
+    T(a_ready_in_flight_during_a_1000_close_is_let_go),
+    T(a_user_close_between_connections),
       T(a_user_close_while_connecting),
       T(a_user_close_while_waiting_for_a_permit),
       T(no_hello_in_time),
