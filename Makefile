@@ -24,7 +24,6 @@ CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
 PKG_CONFIG ?= pkg-config
 DEPS_SCRIPT ?= scripts/install-deps.sh
-SUBMAKE    := $(MAKE) --no-print-directory
 
 LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
@@ -71,7 +70,7 @@ FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 # LuaRocks runs `make` then `make install`: the default target must build.
 all: deps
-	@$(SUBMAKE) module
+	@$(MAKE) --no-print-directory module
 
 deps:
 ifneq ($(GM_NO_DEPS),1)
@@ -112,14 +111,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 unit: $(UNIT_BIN)
 
 run: deps
-	@$(SUBMAKE) module
+	@$(MAKE) --no-print-directory module
 	$(WRAPPER) demo
 
 test: deps
-	@$(SUBMAKE) test-run
+	@$(MAKE) --no-print-directory test-run
 
 test-asan: deps
-	@$(SUBMAKE) BUILD=build-asan SAN=1 test-run
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test-run
 
 test-run: $(MODULE) $(WRAPPER) $(UNIT_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) LUA=$(LUA) scripts/run-tests.sh $(UNIT_BIN)
@@ -133,7 +132,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c)
 	  $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c) $(DEP_LIBS)
 
 fuzz-build: deps
-	@$(SUBMAKE) fuzz-bin
+	@$(MAKE) --no-print-directory fuzz-bin
 
 fuzz-bin: $(FUZZ_BIN)
 
