@@ -129,6 +129,19 @@ describe("gloaming's options tables", function()
     end, 10, { clock = "virtual" })
   end)
 
+  it("IdentifyQueue.new and queue:update check the limits' names", function()
+    assert_here(error_of(function() gloaming.IdentifyQueue.new { max_concurency = 2 } end),
+      "bad option 'max_concurency' to IdentifyQueue.new (unknown option; did you mean 'max_concurrency'?)")
+    local q = gloaming.IdentifyQueue.new { max_concurrency = 2, remaining = 3, total = 10 }
+    assert_here(error_of(function() q:update { reset_afer = 1 } end),
+      "bad option 'reset_afer' to queue:update (unknown option; did you mean 'reset_after'?)")
+    local shared = gloaming.Config.new("t", 0):queue()
+    assert_here(error_of(function() shared:update { total = "1000" } end),
+      "bad option 'total' to queue:update (integer expected, got string)")
+    q:update { max_concurrency = 4, reset_after = 1 }
+    assert.are.equal(4, q:info().max_concurrency)
+  end)
+
   it("tostring(bot) counts shards in words", function()
     local bot = gloaming.Bot.new { token = "t" }
     assert.are.equal("gloaming.Bot(0 shards)", tostring(bot))

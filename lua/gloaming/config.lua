@@ -25,7 +25,7 @@ local state = core.state
 local queues = {}
 local function shared_queue(token)
   local key = token:fingerprint()
-  queues[key] = queues[key] or core.identify_queue()
+  queues[key] = queues[key] or require("gloaming.identify_queue").new()
   return queues[key]
 end
 

@@ -69,7 +69,7 @@ local lazy = {
   ShardId = function() return require("gloaming.shard").ShardId end,
   Session = function() return require("gloaming.shard").Session end,
   CloseFrame = function() return require("gloaming.shard").CloseFrame end,
-  IdentifyQueue = function() return { new = core.identify_queue } end,
+  IdentifyQueue = function() return require "gloaming.identify_queue" end,
   parse = function() return core.parse end,
   Bot = function() return require("gloaming.bot") end,
   reload = function() return require("gloaming.reload") end,
