@@ -118,6 +118,14 @@ describe("gloaming's options tables", function()
         "bad option 'shard' to testing.gateway (unknown option; did you mean 'shards'?)")
       assert_here(error_of(function() testing.gateway { session_start_limit = { totl = 1 } } end),
         "bad option 'session_start_limit.totl' to testing.gateway (unknown option; did you mean 'session_start_limit.total'?)")
+      local fake0 = testing.gateway { guilds = { { id = testing.snowflake(0) } } }
+      assert_here(error_of(function() fake0:interact(0, "ping", nil, { guild = "1" }) end),
+        "bad option 'guild' to fake:interact (unknown option)")
+      -- (fake:replay tail-calls this once it found the shard's connection)
+      local replay = require("gloaming.testing.gateway.replay").run
+      assert_here(error_of(function() replay({}, {}, { pases = 2 }) end),
+        "bad option 'pases' to replay (unknown option; did you mean 'passes'?)")
+      fake0:stop()
       -- the good ones still work
       local code, out = gloaming.process.run({ "cat" }, { stdin = "hi", timeout = 5 })
       assert.are.equal(0, code)
@@ -140,6 +148,17 @@ describe("gloaming's options tables", function()
       "bad option 'total' to queue:update (integer expected, got string)")
     q:update { max_concurrency = 4, reset_after = 1 }
     assert.are.equal(4, q:info().max_concurrency)
+  end)
+
+  it("the REPL's tables too", function()
+    local repl = require "gloaming.repl"
+    assert_here(error_of(function() repl.pretty({}, { dept = 2 }) end),
+      "bad option 'dept' to repl.pretty (unknown option; did you mean 'depth'?)")
+    assert.are.equal("{ a = {…} }", repl.pretty({ a = { b = 1 } }, { depth = 1 }))
+    assert_here(error_of(function() repl.session { write = print, deamon = true } end),
+      "bad option 'deamon' to repl.session (unknown option; did you mean 'daemon'?)")
+    assert_here(error_of(function() repl.interactive { scrip = "x.lua" } end),
+      "bad option 'scrip' to repl.interactive (unknown option; did you mean 'script'?)")
   end)
 
   it("tostring(bot) counts shards in words", function()

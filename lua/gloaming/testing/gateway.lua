@@ -435,8 +435,14 @@ end
 -- opts: guild_id, channel_id, user (defaults: the shard's first guild and
 -- its first channel, a "tester" user; no guild: a DM).
 -- Returns the interaction's id and token.
-function Fake:interact(shard_id, name, options, opts)
-  opts = opts or {}
+local INTERACT = {
+  guild_id = { "string" },
+  channel_id = { "string" },
+  user = { "table" },
+}
+
+function Fake:interact(shard_id, name, command_options, opts)
+  opts = options.check(opts, INTERACT, "fake:interact")
   local session = self:_session_of(shard_id)
   local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
   local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
@@ -444,7 +450,7 @@ function Fake:interact(shard_id, name, options, opts)
   self.interactions[id] = { token = token, created_at = gloaming.now(), responses = {} }
   session:dispatch("INTERACTION_CREATE", model.interaction {
     id = id, token = token, application_id = self.application_id, command_id = self.new_id(),
-    name = name, options = options, user = opts.user or self.tester,
+    name = name, options = command_options, user = opts.user or self.tester,
     guild_id = opts.guild_id or (guild and guild.id), joined_at = guild and guild.joined_at,
     channel_id = channel_id,
   })
