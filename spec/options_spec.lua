@@ -125,6 +125,12 @@ describe("gloaming's options tables", function()
       local replay = require("gloaming.testing.gateway.replay").run
       assert_here(error_of(function() replay({}, {}, { pases = 2 }) end),
         "bad option 'pases' to replay (unknown option; did you mean 'passes'?)")
+      assert_here(error_of(function() fake0:set { acept = "hang" } end),
+        "bad option 'acept' to fake:set (unknown option; did you mean 'accept'?)")
+      assert_here(error_of(function() fake0:set { hello = -1 } end),
+        "bad option 'hello' to fake:set (must not be negative)")
+      fake0:set { accept = "hang" }
+      assert.are.same({ hello = true, ready = true, accept = "hang" }, fake0.settings)
       fake0:stop()
       -- the good ones still work
       local code, out = gloaming.process.run({ "cat" }, { stdin = "hi", timeout = 5 })

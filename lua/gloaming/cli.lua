@@ -84,7 +84,7 @@ options:
 %s]==]):format(cli.flags_help(RUN_FLAGS))
 
 -- The list of commands; the flags come from each command's own table.
-local function usage()
+local function main_usage()
   local fake_flags = require("gloaming.cli_fake_gateway").flags
   return ([==[
 usage: gloaming <command> [arguments]
@@ -222,10 +222,10 @@ cli.commands.version = function()
   return 0
 end
 
-cli.usage = usage
+cli.usage = main_usage
 
 cli.commands.help = function()
-  io.stdout:write(usage())
+  io.stdout:write(main_usage())
   return 0
 end
 

@@ -75,10 +75,11 @@ gateway.OPTIONS = {
   port = { "integer", 0, not_negative },
 }
 
+--- fake:set's settings, with their defaults.
 local SETTINGS = {
-  hello = function(v) return type(v) == "boolean" or (type(v) == "number" and v >= 0) end,
-  ready = function(v) return type(v) == "boolean" end,
-  accept = function(v) return v == "ok" or v == "refuse" or v == "http_503" or v == "hang" end,
+  hello = { "boolean|number", true, function(v) return type(v) == "boolean" or v >= 0, "must not be negative" end },
+  ready = { "boolean", true },
+  accept = { "string", "ok", options.one_of("ok", "refuse", "http_503", "hang") },
 }
 
 --- Guilds, their channels, and DM channels, indexed for the handlers.
@@ -236,7 +237,7 @@ function gateway.new(opts)
   local self = setmetatable({}, Fake)
   configure(self, opts)
   self.log = gloaming.log.with { fake = "gateway" }
-  self.settings = { hello = true, ready = true, accept = "ok" }
+  self.settings = options.check(nil, SETTINGS, "fake:set")
   self.on_connect = nil
   self.changed = core.condition() -- notified after each change a spec may wait for
   self.sessions = {}             -- session id -> Session
@@ -396,11 +397,8 @@ end
 -- accept = "ok" | "refuse" (TCP reset) | "http_503" | "hang" (no answer),
 -- for websocket upgrades (REST keeps working).
 function Fake:set(settings)
-  for k, v in pairs(settings) do
-    if not SETTINGS[k] then error("unknown setting " .. tostring(k), 2) end
-    if not SETTINGS[k](v) then error(("bad value for setting %s: %s"):format(k, tostring(v)), 2) end
-    self.settings[k] = v
-  end
+  local checked = options.check(settings, SETTINGS, "fake:set")
+  for k in pairs(settings) do self.settings[k] = checked[k] end
 end
 
 --- Every websocket connection so far, in order (open or not).
