@@ -48,8 +48,9 @@ esac
 end
 
 local function make(dir, target)
-  -- a clean environment: no flags or jobserver of a make running the specs
-  return sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN make %s BUILD=%s/build CC=%s/cc PKG_CONFIG=%s/pkg-config LUA=%s/lua "
+  -- a clean environment: no flags or jobserver of a make running the specs,
+  -- no sanitizer runtime preloaded into make (make test-asan)
+  return sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u LD_PRELOAD make %s BUILD=%s/build CC=%s/cc PKG_CONFIG=%s/pkg-config LUA=%s/lua "
     .. "LLHTTP_DIR=%s/llhttp LLHTTP_INC=%s/llhttp DEPS_SCRIPT=%s/deps.sh 2>&1")
     :format(target, dir, dir, dir, dir, dir, dir, dir))
 end

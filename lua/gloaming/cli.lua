@@ -195,7 +195,7 @@ local function run_command(args)
   if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
   cli.options = opts
   local file = args[1]
-  if not file then return usage_error("run needs a FILE", "run", RUN_USAGE) end
+  if not file then return usage_error("FILE missing", "run", RUN_USAGE) end
   local script_args = cli.enter_script(file, args) -- in `arg` and `...`
   local chunk, err = loadfile(file)
   if not chunk then
