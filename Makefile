@@ -9,6 +9,11 @@
 #
 # LuaRocks drives the same Makefile (build type "make") with GM_NO_DEPS=1, so
 # that an install never runs apt.
+#
+# The targets that install dependencies (all, run, test, test-asan,
+# fuzz-build) run the deps step first and then make again: this Makefile
+# reads pkg-config's flags and llhttp's sources when it starts, so on a
+# fresh machine only a second make sees what the deps step installed.
 
 BUILD      ?= build
 CC         ?= cc
@@ -18,6 +23,7 @@ FUZZ_SECONDS ?= 30
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
 PKG_CONFIG ?= pkg-config
+DEPS_SCRIPT ?= scripts/install-deps.sh
 
 LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
@@ -60,15 +66,15 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build bench install clean
-
-all: deps module
+.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build fuzz-bin bench install clean
 
 # LuaRocks runs `make` then `make install`: the default target must build.
+all: deps
+	@$(MAKE) --no-print-directory module
 
 deps:
 ifneq ($(GM_NO_DEPS),1)
-	@scripts/install-deps.sh
+	@$(DEPS_SCRIPT)
 endif
 
 module: $(MODULE) $(WRAPPER)
@@ -104,14 +110,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 
 unit: $(UNIT_BIN)
 
-run: all
+run: deps
+	@$(MAKE) --no-print-directory module
 	$(WRAPPER) demo
 
-test: all
+test: deps
 	@$(MAKE) --no-print-directory test-run
 
 test-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 module test-run
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test-run
 
 test-run: $(MODULE) $(WRAPPER) $(UNIT_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) LUA=$(LUA) scripts/run-tests.sh $(UNIT_BIN)
@@ -124,7 +131,10 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(PROTO_SRC) \
 	  $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c) $(DEP_LIBS)
 
-fuzz-build: deps $(FUZZ_BIN)
+fuzz-build: deps
+	@$(MAKE) --no-print-directory fuzz-bin
+
+fuzz-bin: $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz.sh $(FUZZ_BIN)

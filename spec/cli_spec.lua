@@ -56,6 +56,41 @@ describe("the gloaming command", function()
     assert.matches("^gloaming fake%-gateway: ", out)
   end)
 
+  it("prints run's usage on -h instead of opening a file named -h", function()
+    for _, flag in ipairs { "-h", "--help" } do
+      local out, code = sh("./build/gloaming run " .. flag)
+      assert.are.equal(0, code)
+      assert.matches("^usage: gloaming run ", out)
+      assert.is_nil(out:find("cannot open", 1, true))
+    end
+    local out, code = sh("./build/gloaming run -x spec/fixtures/sleeper.lua")
+    assert.are.equal(2, code)
+    assert.matches("^gloaming run: unknown option %-x\n\nusage: gloaming run ", out)
+    -- after --, a file name may start with -
+    out, code = sh("./build/gloaming run -- -h")
+    assert.are.equal(1, code)
+    assert.matches("cannot open %-h", out)
+  end)
+
+  it("help lists every flag the commands parse, from the same table", function()
+    local out = sh("./build/gloaming help")
+    local flags = require("gloaming.cli_fake_gateway").flags
+    local OPTIONS = require("gloaming.testing.gateway").OPTIONS
+    assert.is_true(#flags >= 8)
+    for _, f in ipairs(flags) do
+      assert.matches("[" .. f[1] .. (f[2] and " " .. f[2] or "") .. "]", out, 1, true)
+      -- each flag is a fake gateway option, and parses
+      local key = f[1]:sub(3):gsub("%-", "_")
+      assert.is_not_nil(OPTIONS[key], key)
+    end
+    local usage = sh("./build/gloaming fake-gateway -h")
+    for _, f in ipairs(flags) do assert.matches("\n  " .. f[1], usage, 1, true) end
+    assert.matches("--max-concurrency N      identify buckets, one identify each per 5 s (default 1)", usage, 1, true)
+    local opts = require("gloaming.cli").parse_flags(
+      { "--max-concurrency", "4", "--session-timeout", "2.5", "--tls", "--token", "t" }, flags)
+    assert.are.same({ max_concurrency = 4, session_timeout = 2.5, tls = true, token = "t" }, opts)
+  end)
+
   it("runs a file as the main task with its arguments", function()
     local out, code = helpers.run_gloaming([[print("args", select("#", ...), table.concat({ ... }, "\t"), arg[0] ~= nil)
       local gloaming = require "gloaming"

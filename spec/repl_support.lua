@@ -103,7 +103,11 @@ function support.drive(steps, argv, opts)
   args[#args + 1] = cjson.encode(steps)
   args[#args + 1] = "--"
   for _, a in ipairs(argv) do args[#args + 1] = a end
-  local code, out, err = gloaming.process.run(args, opts)
+  local run_opts = {}
+  for k, v in pairs(opts) do
+    if k ~= "control" then run_opts[k] = v end -- ours, not process.run's
+  end
+  local code, out, err = gloaming.process.run(args, run_opts)
   assert(code == 0, "the pty driver failed: " .. tostring(out) .. tostring(err))
   local report = cjson.decode(out)
   if report.exit == cjson.null then report.exit = nil end

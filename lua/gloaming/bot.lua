@@ -22,6 +22,7 @@ local shard_mod = require "gloaming.shard"
 local cluster = require "gloaming.cluster"
 local sessions = require "gloaming.sessions"
 local F = require "gloaming.event_type_flags"
+local options = require "gloaming.options"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -34,14 +35,44 @@ Bot.defaults = {}
 -- Every Bot alive, so that a reload can refresh their filters.
 local bots = setmetatable({}, { __mode = "k" })
 
+-- Bot.new's options: key -> { type, default[, check][, schema =] }.
+local HTTP_OPTS = {
+  base_url = { "string" },
+  tls = { "table", nil, schema = options.TLS },
+  timeout = { "number" },
+  user_agent = { "string" },
+}
+local SHARDS = {
+  from = { "integer", nil, options.not_negative },
+  to = { "integer", nil, options.not_negative },
+  total = { "integer", nil, options.positive },
+}
+Bot.OPTIONS = {
+  token = { "any" },                 -- a string or a Config's token box
+  intents = { "integer", 0 },
+  shards = { "string|table", "recommended", function(v)
+    return v == "recommended" or type(v) == "table", "must be \"recommended\" or { from =, to =, total = }"
+  end, schema = SHARDS },
+  gateway_url = { "string" },
+  compression = { "string|boolean" }, -- false: none
+  tls = { "table", nil, schema = options.TLS },
+  presence = { "table" },
+  queue = { "any" },
+  http = { "table", {}, schema = HTTP_OPTS },
+  sessions = { "string" },
+  max_handlers = { "integer", 64, options.positive },
+  configure = { "function" },
+}
+
 --- Bot.new{ token =, intents =, shards = "recommended" | { from =, to =,
 -- total = }, gateway_url =, compression =, tls = { ca_file = },
--- http = { base_url =, tls = }, sessions = path, max_handlers = 64,
--- configure = function(shard_id, builder) return builder end }
+-- http = { base_url =, tls =, timeout =, user_agent = }, sessions = path,
+-- max_handlers = 64, configure = function(shard_id, builder) return builder end }
 function Bot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'Bot.new' (table expected)", 2) end
+  opts = options.check(opts, Bot.OPTIONS, "Bot.new")
   if opts.token == nil then error("Bot.new: token missing", 2) end
-  local config = config_mod.Config.new(opts.token, opts.intents or 0)
+  local config = config_mod.Config.new(opts.token, opts.intents)
   local b = config:builder()
   if opts.gateway_url then b:gateway_url(opts.gateway_url) end
   if opts.compression ~= nil then b:compression(opts.compression or nil) end
@@ -49,16 +80,18 @@ function Bot.new(opts)
   if opts.presence then b:presence(opts.presence) end
   if opts.queue then b:queue(opts.queue) end
   config = b:build()
-  local http_opts = opts.http or {}
+  local http_opts = opts.http
   local self = setmetatable({
     config = config,
     http = require("gloaming.http").new(config:token(), {
-      base_url = http_opts.base_url, tls = http_opts.tls or opts.tls }),
-    shards_spec = opts.shards or "recommended",
+      base_url = http_opts.base_url, tls = http_opts.tls or opts.tls,
+      timeout = http_opts.timeout, user_agent = http_opts.user_agent }),
+    shards_spec = opts.shards,
     sessions_path = opts.sessions or Bot.defaults.sessions,
-    max_handlers = opts.max_handlers or 64,
+    max_handlers = opts.max_handlers,
     configure = opts.configure,
     listeners = {},
+    warned = {},       -- handler names already warned about
     module = nil,
     shards = {},
     readers = {},
@@ -70,7 +103,8 @@ function Bot.new(opts)
 end
 
 function Bot:__tostring()
-  return ("gloaming.Bot(%d shards)"):format(#self.shards)
+  local n = #self.shards
+  return ("gloaming.Bot(%d shard%s)"):format(n, n == 1 and "" or "s")
 end
 
 --- shard(id): the running shard with that number (or ShardId), or nil.
@@ -81,9 +115,57 @@ function Bot:shard(id)
   end
 end
 
+-- {=============== handlers the bot can never call ===============
+
+-- Event names and intents come from C's tables (core.event_types,
+-- core.intents); an intent's events are its EventTypeFlags group.
+local EVENT_NAMES = {}
+for _, name in ipairs(core.event_types) do EVENT_NAMES[name] = true end
+
+--- The intents that deliver event type t, or nil when no intent gates it
+-- (READY, INTERACTION_CREATE, the GATEWAY_* events...).
+local function gating_intents(t)
+  local names = {}
+  for name, row in pairs(core.intents) do
+    if row.name == name and F[name] and F[name]:contains(F[t]) then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return #names > 0 and names or nil
+end
+
+local function deliverable(t, intents)
+  local gating = gating_intents(t)
+  if not gating then return true end
+  for _, name in ipairs(gating) do
+    if intents & core.intents[name].value ~= 0 then return true end
+  end
+  return false, gating
+end
+
+-- Warns once per Bot and name about a handler that can never run: a
+-- module key that is no event type, or an event its intents never send.
+local function warn_unreachable(self, t, where)
+  local key = where .. "\0" .. tostring(t)
+  if self.warned[key] then return end
+  self.warned[key] = true
+  if type(t) ~= "string" or not EVENT_NAMES[t] then
+    local hint = type(t) == "string" and options.suggest(t, EVENT_NAMES)
+    log.warn("%s: '%s' is not an event type, so it is never called%s", where, tostring(t),
+      hint and ("; did you mean '" .. hint .. "'?") or "")
+    return
+  end
+  local ok, gating = deliverable(t, self.config:intents())
+  if not ok then
+    log.warn("%s: %s is never delivered with this bot's intents (it needs %s)", where, t,
+      table.concat(gating, " or "))
+  end
+end
+
+-- }===============
+
 --- on(event_type, fn): fn(event, bot) runs for every event of that type.
 function Bot:on(event_type, fn)
-  if F[event_type] == nil or type(F[event_type]) ~= "userdata" then
+  if not EVENT_NAMES[event_type] then
     error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
   end
   if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
@@ -115,8 +197,11 @@ function Bot:flags()
 end
 
 --- Recomputes what the shards' subscriptions decode (after on(),
--- handlers(), or a reload of the handlers module).
+-- handlers(), or a reload of the handlers module), and warns about
+-- handlers that can never run.
 function Bot:refresh_flags()
+  for t in pairs(self.listeners) do warn_unreachable(self, t, "bot:on") end
+  for t in pairs(self.module or {}) do warn_unreachable(self, t, "handlers") end
   local flags = self:flags()
   for _, sub in pairs(self.readers) do sub:set_flags(flags) end
 end

@@ -4,16 +4,96 @@ local core = require "gloaming.core"
 
 local cli = {}
 
-local USAGE = [==[
+-- {=============== flags: one table per command, for parsing and help ===============
+
+--- A command's flags: a list of { "--name", ARG, help[, convert] }. ARG
+-- is nil for a switch (true when given), else the metavariable ("N",
+-- "PATH"); convert(text) returns the value, or nil and why. The key in
+-- the parsed table is the name with - as _.
+local function key_of(flag) return (flag:sub(3):gsub("%-", "_")) end
+
+--- parse_flags(args, flags): removes the leading flags from args and
+-- returns them as a table; "--" ends them (so a FILE may start with -).
+-- Anything else that starts with - is an error: nil, message.
+function cli.parse_flags(args, flags)
+  local by_name = {}
+  for _, f in ipairs(flags) do by_name[f[1]] = f end
+  local opts = {}
+  while args[1] and args[1]:match("^%-.") do
+    local a = table.remove(args, 1)
+    if a == "--" then break end
+    local f = by_name[a]
+    if not f then return nil, "unknown option " .. a end
+    local value = true
+    if f[2] then
+      local text = table.remove(args, 1)
+      if text == nil then return nil, a .. " needs " .. f[2] end
+      if f[4] then
+        local v, why = f[4](text)
+        if v == nil then return nil, ("%s %s: %s"):format(a, text, why or "bad value") end
+        value = v
+      else
+        value = text
+      end
+    end
+    opts[key_of(a)] = value
+  end
+  return opts
+end
+
+--- "[--port N] [--tls] ...": the flags, lines wrapped after `width`
+-- columns and continued after `indent`.
+function cli.flags_synopsis(flags, width, indent)
+  local out, line = {}, ""
+  for _, f in ipairs(flags) do
+    local part = "[" .. f[1] .. (f[2] and " " .. f[2] or "") .. "]"
+    if width and #line > 0 and #line + 1 + #part > width then
+      out[#out + 1] = line
+      line = indent
+    end
+    line = line .. ((#line > 0 and line ~= indent) and " " or "") .. part
+  end
+  out[#out + 1] = line
+  return table.concat(out, "\n")
+end
+
+--- One line per flag with its help.
+function cli.flags_help(flags)
+  local lines = {}
+  for i, f in ipairs(flags) do
+    lines[i] = ("  %-24s %s"):format(f[1] .. (f[2] and " " .. f[2] or ""), f[3])
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- }===============
+
+--- Options of `gloaming run` before FILE.
+local RUN_FLAGS = {
+  { "--sessions", "PATH", "keep Bot sessions in PATH across restarts" },
+  { "--repl-socket", "PATH", "let `gloaming attach PATH` in" },
+}
+
+local RUN_USAGE = ([==[
+usage: gloaming run [options] [--] FILE [ARGS...]
+
+Runs FILE as the main task; ARGS are in `arg` and `...`. Ctrl-C (or
+SIGTERM) cancels it and gives it 5 s to close; a second signal exits.
+
+options:
+%s]==]):format(cli.flags_help(RUN_FLAGS))
+
+-- The list of commands; the flags come from each command's own table.
+local function main_usage()
+  local fake_flags = require("gloaming.cli_fake_gateway").flags
+  return ([==[
 usage: gloaming <command> [arguments]
 
 commands:
-  run [--sessions PATH] [--repl-socket PATH] FILE [ARGS...]
-                       run FILE as the main task (Ctrl-C closes it cleanly);
-                       --sessions keeps Bot sessions across restarts,
-                       --repl-socket lets `gloaming attach PATH` in
+  run %s FILE [ARGS...]
+                       run FILE as the main task (Ctrl-C closes it cleanly)
   demo                 a ping bot against the built-in fake gateway
-  fake-gateway [--port N] [--tls] [--shards N] [--heartbeat-interval S] [--token T]
+  fake-gateway %s
                        serve a fake Discord gateway until interrupted
   repl [FILE [ARGS...]]
                        a Lua REPL on the loop (FILE runs first)
@@ -21,8 +101,10 @@ commands:
   version              print the version
   help                 this text
 
+`gloaming COMMAND -h` explains a command's options.
 Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
-]==]
+]==]):format(cli.flags_synopsis(RUN_FLAGS), cli.flags_synopsis(fake_flags, 60, (" "):rep(15)))
+end
 
 --- Subcommands: name -> function(args) returning an exit code. The others
 -- live in modules gloaming.cli_<name> that return { usage =, run = }.
@@ -30,7 +112,7 @@ cli.commands = {}
 
 --- A usage error (exit status 2): "gloaming[ name]: msg", then the usage.
 function cli.usage_error(msg, name, usage)
-  io.stderr:write("gloaming", name and " " .. name or "", ": ", msg, "\n\n", usage or USAGE)
+  io.stderr:write("gloaming", name and " " .. name or "", ": ", msg, "\n\n", usage or cli.usage())
   return 2
 end
 local usage_error = cli.usage_error
@@ -109,25 +191,6 @@ function cli.run_main(fn, ...)
   return 0
 end
 
---- Options of `gloaming run` before FILE: --sessions PATH (Bots keep their
--- sessions there), --repl-socket PATH (attachable REPL).
-local function run_options(args)
-  local opts = {}
-  while args[1] and args[1]:match("^%-%-") do
-    local flag = table.remove(args, 1)
-    if flag == "--sessions" or flag == "--repl-socket" then
-      local v = table.remove(args, 1)
-      if not v then return nil, flag .. " needs a PATH" end
-      opts[flag:sub(3):gsub("%-", "_")] = v
-    elseif flag == "--" then
-      break
-    else
-      return nil, "unknown option " .. flag
-    end
-  end
-  return opts
-end
-
 --- Runs fn (returning an exit code) under gloaming.run for a tool that
 -- lives on the loop (repl, attach): tasks its user started must not keep
 -- it alive once fn is done, so they are cancelled then.
@@ -145,13 +208,13 @@ function cli.run_tool(name, fn)
   return code
 end
 
-cli.commands.run = function(args)
-  local opts, oerr = run_options(args)
-  if not opts then return usage_error(oerr) end
+local function run_command(args)
+  local opts, oerr = cli.parse_flags(args, RUN_FLAGS)
+  if not opts then return usage_error(oerr, "run", RUN_USAGE) end
   if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
   cli.options = opts
   local file = args[1]
-  if not file then return usage_error("run needs a FILE") end
+  if not file then return usage_error("FILE missing", "run", RUN_USAGE) end
   local script_args = cli.enter_script(file, args) -- in `arg` and `...`
   local chunk, err = loadfile(file)
   if not chunk then
@@ -171,13 +234,17 @@ cli.commands.run = function(args)
   return cli.run_main(chunk, table.unpack(script_args, 1, script_args.n))
 end
 
+cli.commands.run = { usage = RUN_USAGE, run = run_command }
+
 cli.commands.version = function()
   print("gloaming " .. gloaming._VERSION .. " (" .. _VERSION .. ")")
   return 0
 end
 
+cli.usage = main_usage
+
 cli.commands.help = function()
-  io.stdout:write(USAGE)
+  io.stdout:write(main_usage())
   return 0
 end
 

@@ -7,31 +7,7 @@
 local gloaming = require "gloaming"
 local json = require "gloaming.json"
 
-local USAGE = [[
-usage: gloaming fake-gateway [options]
-
-Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
-prints where first, as one JSON line: url, http_url, ca_file, token.
-
-options:
-  --port N                 port of the gateway and REST API (default 0: any)
-  --tls                    serve wss:// and https:// with a generated CA
-  --shards N               shard count the gateway expects (default 1)
-  --heartbeat-interval S   Hello's heartbeat interval in seconds (41.25)
-  --token T                the bot token (default: a random one)
-  --max-concurrency N      identifies per 5 s (default 1)
-  --session-timeout S      seconds a session can be resumed (default 60)
-  --guilds FILE            a JSON file with the list of guilds to serve
-]]
-
-local NUMBERS = {
-  ["--port"] = { "port", math.tointeger },
-  ["--shards"] = { "shards", math.tointeger },
-  ["--max-concurrency"] = { "max_concurrency", math.tointeger },
-  ["--heartbeat-interval"] = { "heartbeat_interval", tonumber },
-  ["--session-timeout"] = { "session_timeout", tonumber },
-}
-
+local OPTIONS = require("gloaming.testing.gateway").OPTIONS
 
 local function read_guilds(path)
   local f, err = io.open(path, "rb")
@@ -42,36 +18,47 @@ local function read_guilds(path)
   return guilds
 end
 
+local function integer(text)
+  local n = math.tointeger(tonumber(text))
+  return n, n == nil and "not an integer" or nil
+end
+local function number(text)
+  local n = tonumber(text)
+  return n, n == nil and "not a number" or nil
+end
+
+-- The help says each default, read from the gateway's own option table.
+local function default(key, text)
+  local d = OPTIONS[key][2]
+  return ("%s (default %s)"):format(text, d == nil and "random" or tostring(d))
+end
+
+--- The flags (see cli.parse_flags): the same table parses and documents them.
+local FLAGS = {
+  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), integer },
+  { "--tls", nil, "serve wss:// and https:// with a generated CA" },
+  { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
+  { "--token", "T", default("token", "the bot token") },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per 5 s"), integer },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
+  { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
+}
+
+local USAGE = [[
+usage: gloaming fake-gateway [options]
+
+Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
+prints where first, as one JSON line: url, http_url, ca_file, token.
+
+options:
+]] .. require("gloaming.cli").flags_help(FLAGS)
+
 --- The gateway options from the arguments, or nil and a message.
 local function parse(args)
-  local opts, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    local value = args[i + 1]
-    if a == "--tls" then
-      opts.tls = true
-      i = i + 1
-    elseif a == "--token" or a == "--guilds" or NUMBERS[a] then
-      if value == nil then return nil, a .. " needs a value" end
-      if a == "--token" then
-        opts.token = value
-      elseif a == "--guilds" then
-        local guilds, err = read_guilds(value)
-        if not guilds then return nil, err end
-        opts.guilds = guilds
-      else
-        local key, convert = NUMBERS[a][1], NUMBERS[a][2]
-        local number = tonumber(value)
-        local n = number and convert(number)
-        if not n then return nil, a .. " needs a number, not " .. value end
-        opts[key] = n
-      end
-      i = i + 2
-    else
-      return nil, "unknown option " .. a
-    end
-  end
-  return opts
+  local opts, err = require("gloaming.cli").parse_flags(args, FLAGS)
+  if opts and args[1] then return nil, "unexpected argument " .. args[1] end
+  return opts, err
 end
 
 local function run(args)
@@ -92,4 +79,4 @@ local function run(args)
   end)
 end
 
-return { usage = USAGE, run = run }
+return { usage = USAGE, run = run, flags = FLAGS }

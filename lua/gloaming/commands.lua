@@ -5,7 +5,8 @@
 --     self_mute = false, self_deaf = true })
 --
 -- Each builder checks Discord's documented limits and raises on misuse;
--- the result has :json() (the payload text) and the fields op and d.
+-- fields it does not know are passed through as given. The result has
+-- :json() (the payload text) and the fields op and d.
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 
@@ -17,6 +18,15 @@ function Command:json() return json.encode { op = self.op, d = self.d } end
 function Command:__tostring() return ("gloaming.Command(op %d)"):format(self.op) end
 
 local function new(op, d) return setmetatable({ op = op, d = d }, Command) end
+
+-- Fields a builder does not know go out as given: a field Discord adds
+-- later still works. The checked ones win.
+local function pass_through(given, d)
+  for k, v in pairs(given) do
+    if d[k] == nil then d[k] = v end
+  end
+  return d
+end
 
 local function check_snowflake(v, name)
   if type(v) == "number" and math.type(v) == "integer" then v = tostring(v) end
@@ -49,15 +59,14 @@ function commands.presence(p)
     if math.type(a.type) ~= "integer" or a.type < 0 or a.type > 5 then
       error("activities[" .. i .. "].type must be an integer from 0 to 5", 2)
     end
-    -- bots may set only name, state, type and url
-    activities[i] = { name = a.name, type = a.type, state = a.state, url = a.url }
+    activities[i] = pass_through(a, { name = a.name, type = a.type })
   end
-  return {
+  return pass_through(p, {
     since = p.since == nil and json.null or p.since,
     activities = activities,
     status = p.status,
     afk = p.afk or false,
-  }
+  })
 end
 
 function commands.update_presence(p)
@@ -74,7 +83,7 @@ function commands.update_voice_state(v)
   }
   check_type(d.self_mute, "boolean", "self_mute")
   check_type(d.self_deaf, "boolean", "self_deaf")
-  return new(core.opcodes.VOICE_STATE_UPDATE.op, d)
+  return new(core.opcodes.VOICE_STATE_UPDATE.op, pass_through(v, d))
 end
 
 function commands.request_guild_members(r)
@@ -108,7 +117,7 @@ function commands.request_guild_members(r)
     if #r.nonce > 32 then error("nonce is at most 32 bytes", 2) end
     d.nonce = r.nonce
   end
-  return new(core.opcodes.REQUEST_GUILD_MEMBERS.op, d)
+  return new(core.opcodes.REQUEST_GUILD_MEMBERS.op, pass_through(r, d))
 end
 
 function commands.request_soundboard_sounds(r)
@@ -117,7 +126,7 @@ function commands.request_soundboard_sounds(r)
   if #r.guild_ids == 0 then error("guild_ids must not be empty", 2) end
   local ids = json.array()
   for i, id in ipairs(r.guild_ids) do ids[i] = check_snowflake(id, "guild_ids[" .. i .. "]") end
-  return new(core.opcodes.REQUEST_SOUNDBOARD_SOUNDS.op, { guild_ids = ids })
+  return new(core.opcodes.REQUEST_SOUNDBOARD_SOUNDS.op, pass_through(r, { guild_ids = ids }))
 end
 
 local channel_fields = { status = true, voice_start_time = true }
@@ -130,7 +139,7 @@ function commands.request_channel_info(r)
     fields[i] = f
   end
   return new(core.opcodes.REQUEST_CHANNEL_INFO.op,
-    { guild_id = check_snowflake(r.guild_id, "guild_id"), fields = fields })
+    pass_through(r, { guild_id = check_snowflake(r.guild_id, "guild_id"), fields = fields }))
 end
 
 function commands.is_command(v) return getmetatable(v) == Command end

@@ -10,6 +10,7 @@
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 local commands = require "gloaming.commands"
+local options = require "gloaming.options"
 
 local Config = { __name = "gloaming.Config" }
 Config.__index = Config
@@ -24,7 +25,7 @@ local state = core.state
 local queues = {}
 local function shared_queue(token)
   local key = token:fingerprint()
-  queues[key] = queues[key] or core.identify_queue()
+  queues[key] = queues[key] or require("gloaming.identify_queue").new()
   return queues[key]
 end
 
@@ -144,18 +145,22 @@ end)
 
 setter("presence", function(v) return json.encode(commands.presence(v)) and v end)
 
+-- Identify's properties: all three are required.
+local PROPERTIES = { os = { "string" }, browser = { "string" }, device = { "string" } }
+
 setter("identify_properties", function(v)
   if type(v) ~= "table" then error("identify_properties must be a table {os, browser, device}", 3) end
+  v = options.check(v, PROPERTIES, "ConfigBuilder:identify_properties", 2)
   for _, k in ipairs { "os", "browser", "device" } do
     if type(v[k]) ~= "string" then error("identify_properties." .. k .. " must be a string", 3) end
   end
-  return { os = v.os, browser = v.browser, device = v.device }
+  return v
 end)
 
 setter("tls", function(v)
   if type(v) ~= "table" then error("tls must be a table { ca_file = ... }", 3) end
-  if v.ca_file ~= nil and type(v.ca_file) ~= "string" then error("tls.ca_file must be a string", 3) end
-  return { ca_file = v.ca_file }
+  local tls = options.check(v, options.TLS, "ConfigBuilder:tls", 2)
+  return tls
 end)
 
 setter("session", function(v)

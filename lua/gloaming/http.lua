@@ -15,6 +15,7 @@
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 local log = require "gloaming.log"
+local options = require "gloaming.options"
 
 local http = {}
 
@@ -31,10 +32,17 @@ local state = core.state
 
 --- http.new(token[, opts]): token a string (a leading "Bot " is stripped)
 -- or a Config's token box.
+local OPTIONS = {
+  base_url = { "string", DEFAULT_BASE },
+  tls = { "table", nil, schema = options.TLS },
+  timeout = { "number", 15, options.positive },  -- per request, seconds
+  user_agent = { "string", USER_AGENT },
+}
+
 function http.new(token, opts)
-  opts = opts or {}
   token = require("gloaming.config").token_secret(token, "http.new")
-  local base = opts.base_url or DEFAULT_BASE
+  opts = options.check(opts, OPTIONS, "http.new")
+  local base = opts.base_url
   local scheme, authority, prefix = base:match("^(https?)://([^/]+)(.*)$")
   if not scheme then error("bad base_url '" .. tostring(base) .. "': expected http(s)://host[/path]", 2) end
   prefix = prefix:gsub("/$", "")
@@ -44,8 +52,8 @@ function http.new(token, opts)
     host = authority,
     prefix = prefix,
     tls = opts.tls,
-    timeout = opts.timeout or 15,
-    user_agent = opts.user_agent or USER_AGENT,
+    timeout = opts.timeout,
+    user_agent = opts.user_agent,
     idle = {},         -- kept-alive connections
     routes = {},       -- route key -> bucket id (X-RateLimit-Bucket)
     buckets = {},      -- bucket key -> { remaining, reset_at, busy }

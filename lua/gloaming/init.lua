@@ -1,5 +1,6 @@
 --- gloaming: a Discord gateway runtime. See README.md for the guide.
 local core = require "gloaming.core"
+local options = require "gloaming.options"
 
 local gloaming = {
   _VERSION = core.version,
@@ -7,7 +8,17 @@ local gloaming = {
 }
 
 --- Tasks and time (seconds everywhere).
-gloaming.run = core.run
+-- gloaming.run(fn[, opts]): the options are read in C (sched.c), which
+-- owns their defaults; they are checked by name here.
+local RUN = {
+  clock = { "string", nil, options.one_of("real", "virtual") },
+  timeout = { "number", nil, options.not_negative }, -- a real-time watchdog (testing.run's)
+  stop_on_error = { "boolean" },                     -- testing.run's
+}
+function gloaming.run(fn, opts)
+  if opts ~= nil then options.check(opts, RUN, "gloaming.run") end
+  return core.run(fn, opts)
+end
 gloaming.spawn = core.spawn
 gloaming.sleep = core.sleep
 gloaming.now = core.now
@@ -17,7 +28,22 @@ gloaming.now = core.now
 -- waits and returns exit_code, stdout, stderr (or nil, message, code);
 -- gloaming.process.spawn(argv[, opts]) returns a process with :wait([t]),
 -- :kill([signal]) and :pid().
-gloaming.process = { run = core.process_run, spawn = core.process_spawn }
+local PROCESS = {
+  stdin = { "string" },
+  env = { "table" },
+  env_remove = { "table" },
+  timeout = { "number", nil, options.not_negative },
+}
+gloaming.process = {
+  run = function(argv, opts)
+    if opts ~= nil then options.check(opts, PROCESS, "process.run") end
+    return core.process_run(argv, opts)
+  end,
+  spawn = function(argv, opts)
+    if opts ~= nil then options.check(opts, PROCESS, "process.spawn") end
+    return core.process_spawn(argv, opts)
+  end,
+}
 
 --- The error table: gloaming.errors.ETIMEDOUT = { number =, message = }.
 gloaming.errors = core.errors
@@ -43,7 +69,7 @@ local lazy = {
   ShardId = function() return require("gloaming.shard").ShardId end,
   Session = function() return require("gloaming.shard").Session end,
   CloseFrame = function() return require("gloaming.shard").CloseFrame end,
-  IdentifyQueue = function() return { new = core.identify_queue } end,
+  IdentifyQueue = function() return require "gloaming.identify_queue" end,
   parse = function() return core.parse end,
   Bot = function() return require("gloaming.bot") end,
   reload = function() return require("gloaming.reload") end,

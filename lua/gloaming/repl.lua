@@ -15,6 +15,7 @@
 -- and the README ("The REPL").
 local core = require "gloaming.core"
 local cjson = require "cjson"
+local options = require "gloaming.options"
 
 local repl = {}
 
@@ -144,14 +145,15 @@ end
 -- strings are quoted and cut at opts.string_max (200) bytes; userdata and
 -- tables with a __tostring print through it; a table wider than
 -- opts.width (100) columns is split over several lines.
+local PRETTY = {
+  depth = { "integer", 4, options.positive },
+  items = { "integer", 40, options.positive },
+  string_max = { "integer", 200, options.positive },
+  width = { "integer", 100, options.positive },
+}
+
 function repl.pretty(v, opts)
-  opts = opts or {}
-  local o = {
-    depth = opts.depth or 4,
-    items = opts.items or 40,
-    string_max = opts.string_max or 200,
-    width = opts.width or 100,
-  }
+  local o = options.check(opts, PRETTY, "repl.pretty")
   return render(v, o, 1, "", {})
 end
 
@@ -218,11 +220,20 @@ end
 -- env = table, chunkname = "=stdin", daemon = false }: one REPL session,
 -- its own multi-line buffer and its own print. With daemon, its lines
 -- do not keep gloaming.run going.
+local SESSION = {
+  write = { "function" },
+  on_prompt = { "function" },
+  env = { "table", _G },
+  chunkname = { "string", "=stdin" },
+  daemon = { "boolean", false },
+}
+
 function repl.session(opts)
+  opts = options.check(opts, SESSION, "repl.session")
   local self = setmetatable({
     write = opts.write,
     on_prompt = opts.on_prompt,
-    chunkname = opts.chunkname or "=stdin",
+    chunkname = opts.chunkname,
     buffer = nil,   -- the incomplete chunk so far
     job = nil,      -- the line running: { task = }
     queue = {},     -- lines that came while one ran
@@ -230,14 +241,14 @@ function repl.session(opts)
     idle = core.condition(),
     closed = false,
     -- lines that must not keep the process alive (an attached session)
-    daemon = opts.daemon or false,
+    daemon = opts.daemon,
   }, Session)
   self.print = function(...)
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = safe_tostring((select(i, ...))) end
     self.write(table.concat(parts, "\t") .. "\n")
   end
-  self.env = opts.env or _G
+  self.env = opts.env
   return self
 end
 
@@ -570,8 +581,14 @@ end
 -- with _G as its environment, so its globals are the REPL's; `gloaming`
 -- and `shards` are there without a require. Returns the exit code after
 -- end of input (Ctrl-D) or SIGTERM/SIGHUP, once the shards are closed.
+local INTERACTIVE = {
+  script = { "string" },
+  args = { "table" },
+  history = { "string|boolean" }, -- a path, or false: none
+}
+
 function repl.interactive(opts)
-  opts = opts or {}
+  opts = options.check(opts, INTERACTIVE, "repl.interactive")
   local console = open_console { history = opts.history }
   local main = core.running_task()
   local stopping = false

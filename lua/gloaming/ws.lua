@@ -12,7 +12,20 @@
 --                          --> nil, message, code
 --   ws:close([code][, reason][, timeout])
 local core = require "gloaming.core"
+local options = require "gloaming.options"
+
+-- Read in C (l_conn.c), which owns the defaults; checked by name here.
+local CONNECT = {
+  tls = { "table", nil, schema = options.TLS },
+  compression = { "string", nil, options.one_of("zlib-stream", "zstd-stream") },
+  max_message = { "integer", nil, options.positive },
+  max_payload = { "integer", nil, options.positive },
+  timeout = { "number", nil, options.not_negative },
+}
 
 return {
-  connect = core.ws_connect,
+  connect = function(url, opts)
+    if opts ~= nil then options.check(opts, CONNECT, "ws.connect") end
+    return core.ws_connect(url, opts)
+  end,
 }

@@ -20,6 +20,7 @@ local core = require "gloaming.core"
 local certs = require "gloaming.testing.certs"
 local testing = require "gloaming.testing"
 local json = require "gloaming.json"
+local options = require "gloaming.options"
 local model = require "gloaming.testing.gateway.model"
 local Session = require "gloaming.testing.gateway.session"
 local Conn = require "gloaming.testing.gateway.connection"
@@ -48,23 +49,37 @@ Fake.__index = Fake
 
 -- {=============== options ===============
 
-local function option(opts, name, kind, default, check)
-  local v = opts[name]
-  if v == nil then return default end
-  local ok = (kind == "integer" and math.type(v) == "integer") or type(v) == kind
-  if not ok or (check and not check(v)) then
-    error(("gateway option %s: bad value %s"):format(name, tostring(v)), 4)
-  end
-  return v
-end
+local positive, not_negative = options.positive, options.not_negative
 
-local function positive(v) return v > 0 end
-local function not_negative(v) return v >= 0 end
+--- The options of gateway.new (documented in README.md, "The fake gateway").
+local LIMIT = {
+  total = { "integer", nil, not_negative },
+  remaining = { "integer", nil, not_negative },
+  reset_after = { "number", nil, not_negative },
+}
+gateway.OPTIONS = {
+  shards = { "integer", 1, positive },
+  heartbeat_interval = { "number", 41.25, positive },
+  token = { "string" },
+  max_concurrency = { "integer", 1, positive },
+  allowed_intents = { "integer", ALL_INTENTS },
+  min_shards = { "integer", 1, positive },
+  session_timeout = { "number", 60, not_negative },
+  interaction_timeout = { "number", 3, not_negative },
+  session_start_limit = { "table", {}, schema = LIMIT },
+  user = { "table" },
+  application_id = { "string" },
+  guilds = { "table", {} },
+  dm_channels = { "table", {} },
+  tls = { "boolean", false },
+  port = { "integer", 0, not_negative },
+}
 
+--- fake:set's settings, with their defaults.
 local SETTINGS = {
-  hello = function(v) return type(v) == "boolean" or (type(v) == "number" and v >= 0) end,
-  ready = function(v) return type(v) == "boolean" end,
-  accept = function(v) return v == "ok" or v == "refuse" or v == "http_503" or v == "hang" end,
+  hello = { "boolean|number", true, function(v) return type(v) == "boolean" or v >= 0, "must not be negative" end },
+  ready = { "boolean", true },
+  accept = { "string", "ok", options.one_of("ok", "refuse", "http_503", "hang") },
 }
 
 --- Guilds, their channels, and DM channels, indexed for the handlers.
@@ -84,17 +99,17 @@ local function configure_guilds(self, opts)
 end
 
 local function configure(self, opts)
-  self.shards = option(opts, "shards", "integer", 1, positive)
-  self.heartbeat_interval = option(opts, "heartbeat_interval", "number", 41.25, positive)
+  self.shards = opts.shards
+  self.heartbeat_interval = opts.heartbeat_interval
   self.heartbeat_ms = math.floor(self.heartbeat_interval * 1000 + 0.5)
-  self.token = option(opts, "token", "string", nil) or model.random_token()
-  self.max_concurrency = option(opts, "max_concurrency", "integer", 1, positive)
-  self.allowed_intents = option(opts, "allowed_intents", "integer", ALL_INTENTS)
-  self.min_shards = option(opts, "min_shards", "integer", 1, positive)
-  self.session_timeout = option(opts, "session_timeout", "number", 60, not_negative)
-  self.interaction_timeout = option(opts, "interaction_timeout", "number", 3, not_negative)
+  self.token = opts.token or model.random_token()
+  self.max_concurrency = opts.max_concurrency
+  self.allowed_intents = opts.allowed_intents
+  self.min_shards = opts.min_shards
+  self.session_timeout = opts.session_timeout
+  self.interaction_timeout = opts.interaction_timeout
   self.all_intents, self.privileged_intents = ALL_INTENTS, PRIVILEGED_INTENTS
-  local limit = option(opts, "session_start_limit", "table", {})
+  local limit = opts.session_start_limit
   self.session_start_limit = {
     total = limit.total or 1000,
     remaining = limit.remaining or limit.total or 1000,
@@ -102,8 +117,8 @@ local function configure(self, opts)
   }
   self.remaining = self.session_start_limit.remaining
   self.new_id = model.snowflakes()
-  self.user = model.bot_user(option(opts, "user", "table", nil), self.new_id)
-  self.application_id = option(opts, "application_id", "string", self.user.id)
+  self.user = model.bot_user(opts.user, self.new_id)
+  self.application_id = opts.application_id or self.user.id
   self.tester = model.user({ username = "tester" }, self.new_id)
   configure_guilds(self, opts)
 end
@@ -218,11 +233,11 @@ end
 
 --- Starts a fake gateway (inside a task). See README.md for the options.
 function gateway.new(opts)
-  opts = opts or {}
+  opts = options.check(opts, gateway.OPTIONS, "testing.gateway")
   local self = setmetatable({}, Fake)
   configure(self, opts)
   self.log = gloaming.log.with { fake = "gateway" }
-  self.settings = { hello = true, ready = true, accept = "ok" }
+  self.settings = options.check(nil, SETTINGS, "fake:set")
   self.on_connect = nil
   self.changed = core.condition() -- notified after each change a spec may wait for
   self.sessions = {}             -- session id -> Session
@@ -243,7 +258,7 @@ function gateway.new(opts)
     self.ca_file = self.certs.ca_file
     tls = { cert_file = self.certs.cert_file, key_file = self.certs.key_file }
   end
-  self.listener = listen(option(opts, "port", "integer", 0, not_negative), tls)
+  self.listener = listen(opts.port, tls)
   self.resume_listener = listen(0, tls)
   local ws, http = tls and "wss" or "ws", tls and "https" or "http"
   self.port = self.listener:port()
@@ -382,11 +397,8 @@ end
 -- accept = "ok" | "refuse" (TCP reset) | "http_503" | "hang" (no answer),
 -- for websocket upgrades (REST keeps working).
 function Fake:set(settings)
-  for k, v in pairs(settings) do
-    if not SETTINGS[k] then error("unknown setting " .. tostring(k), 2) end
-    if not SETTINGS[k](v) then error(("bad value for setting %s: %s"):format(k, tostring(v)), 2) end
-    self.settings[k] = v
-  end
+  local checked = options.check(settings, SETTINGS, "fake:set")
+  for k in pairs(settings) do self.settings[k] = checked[k] end
 end
 
 --- Every websocket connection so far, in order (open or not).
@@ -421,8 +433,14 @@ end
 -- opts: guild_id, channel_id, user (defaults: the shard's first guild and
 -- its first channel, a "tester" user; no guild: a DM).
 -- Returns the interaction's id and token.
-function Fake:interact(shard_id, name, options, opts)
-  opts = opts or {}
+local INTERACT = {
+  guild_id = { "string" },
+  channel_id = { "string" },
+  user = { "table" },
+}
+
+function Fake:interact(shard_id, name, command_options, opts)
+  opts = options.check(opts, INTERACT, "fake:interact")
   local session = self:_session_of(shard_id)
   local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
   local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
@@ -430,7 +448,7 @@ function Fake:interact(shard_id, name, options, opts)
   self.interactions[id] = { token = token, created_at = gloaming.now(), responses = {} }
   session:dispatch("INTERACTION_CREATE", model.interaction {
     id = id, token = token, application_id = self.application_id, command_id = self.new_id(),
-    name = name, options = options, user = opts.user or self.tester,
+    name = name, options = command_options, user = opts.user or self.tester,
     guild_id = opts.guild_id or (guild and guild.id), joined_at = guild and guild.joined_at,
     channel_id = channel_id,
   })

@@ -1,5 +1,6 @@
 --- gloaming.testing: helpers for specs (busted has no async).
 local core = require "gloaming.core"
+local options = require "gloaming.options"
 
 local testing = {}
 
@@ -7,11 +8,16 @@ local testing = {}
 -- (with its traceback), cancels the other tasks once fn returns, and fails
 -- when `timeout` real seconds pass (default 30).
 -- opts.clock = "virtual" runs on the virtual clock.
+local RUN = {
+  clock = { "string", "real", options.one_of("real", "virtual") },
+  timeout = { "number", nil, options.positive },
+}
+
 function testing.run(fn, timeout, opts)
   if type(timeout) == "table" then timeout, opts = nil, timeout end
-  opts = opts or {}
+  opts = options.check(opts, RUN, "testing.run")
   local ok, err = core.run(fn, {
-    clock = opts.clock or "real",
+    clock = opts.clock,
     timeout = timeout or opts.timeout or 30,
     stop_on_error = true,
   })

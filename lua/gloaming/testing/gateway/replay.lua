@@ -7,6 +7,8 @@
 -- in batches, so that only the encoded stream (about a fifth of the text
 -- with zlib-stream) stays in memory, and they are not kept for resumes: a
 -- Resume from before the end of a replay gets op 9.
+local options = require "gloaming.options"
+
 local replay = {}
 
 local BATCH = 256 -- payloads per encode_payloads call
@@ -77,13 +79,16 @@ end
 -- dispatch GLOAMING_REPLAY_END with d = { count = payloads streamed }.
 -- Returns { count, first_seq, last_seq, end_seq (the marker's), bytes
 -- (the encoded stream, without the marker) }.
+local OPTIONS = { passes = { "integer", 1, options.positive } }
+
 function replay.run(conn, source, opts)
-  opts = opts or {}
+  -- fake:replay and conn:replay tail-call this: level 1 is their caller
+  opts = options.check(opts, OPTIONS, "replay")
   local session = conn.session
   if conn.ended or not (session and conn.streaming) then
     error("replay needs a connection that got READY or RESUMED", 3)
   end
-  local passes = opts.passes or 1
+  local passes = opts.passes
   local start = open_source(source)
   local first_seq = session.seq + 1
   local chunks, batch, bytes, seq = {}, {}, 0, session.seq
