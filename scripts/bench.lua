@@ -301,7 +301,7 @@ local function heartbeats()
   for _, shard in ipairs(shards) do
     while shard:state() ~= "active" do gloaming.sleep(0.05) end
   end
-  local counts, per_window, longest = {}, {}, 0
+  local counts, per_window, longest, overrun = {}, {}, 0, 0
   for i, shard in ipairs(shards) do counts[i] = shard:latency_raw().heartbeats end
   for _ = 1, windows do
     local t0 = gloaming.now()
@@ -315,11 +315,13 @@ local function heartbeats()
       if raw.sent then longest = math.max(longest, now - raw.sent) end
     end
     per_window[#per_window + 1] = n * 5 / (now - t0)
+    overrun = math.max(overrun, now - t0 - 5) -- a 5 s sleep that woke late
   end
   local lo, hi = math.huge, 0
   for _, n in ipairs(per_window) do lo, hi = math.min(lo, n), math.max(hi, n) end
-  say("heartbeats per 5 s: median %.0f, min %.0f, max %.0f (expected %.0f); longest without a heartbeat %.1f s (interval %.2f); sessions ended: %d",
-    median(per_window), lo, hi, IDLE / interval * 5, longest, interval, closes)
+  say("heartbeats per 5 s: median %.0f, min %.0f, max %.0f (expected %.0f); longest without a heartbeat %.1f s (interval %.2f)",
+    median(per_window), lo, hi, IDLE / interval * 5, longest, interval)
+  say("sessions ended: %d; the 5 s sleeps woke up to %.3f s late", closes, overrun)
   for _, shard in ipairs(shards) do shard:close() end
   stop_server(proc)
 end

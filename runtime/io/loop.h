@@ -14,9 +14,11 @@
  * cached time (stale by as long as Lua just ran: a wakeup armed on it came
  * due before the poll, libuv fired it first and then polled with no
  * timeout, waiting on unrelated I/O). A fired wakeup calls uv_stop, so even
- * a wakeup that comes due early ends the poll at once. And every pass reads
- * pending I/O before it fires due timers, so after a busy period a timer
- * that judges a peer (a heartbeat's ACK) sees what sits in the kernel. */
+ * a wakeup that comes due early ends the poll at once. A non-blocking poll
+ * arms it too (far off): libuv does not poll at all when only unreferenced
+ * handles (signal watchers) are active. Every pass reads pending I/O before
+ * it fires due timers, so after a busy period a timer that judges a peer
+ * (a heartbeat's ACK) sees what already sits in the kernel. */
 #ifndef GM_LOOP_H
 #define GM_LOOP_H
 
