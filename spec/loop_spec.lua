@@ -5,7 +5,6 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local json = require "gloaming.json"
-local helpers = require "spec.helpers"
 
 local core = gloaming.core
 local F = gloaming.EventTypeFlags
