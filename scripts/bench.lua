@@ -6,9 +6,9 @@
 -- in the same run on the same bytes, and every figure is reported as a
 -- ratio to its floor, since this machine is shared and noisy.
 --
---   gloaming run scripts/bench.lua [throughput] [idle] [long] [tls]
+--   gloaming run scripts/bench.lua [throughput] [idle] [heartbeats] [long] [tls]
 -- Environment: GLOAMING_CORPUS (default ../shared/corpus/gateway-20k.jsonl.gz),
--- BENCH_RUNS (3), BENCH_IDLE_SHARDS (1000).
+-- BENCH_RUNS (3), BENCH_IDLE_SHARDS (1000), BENCH_HEARTBEAT_WINDOWS (12).
 local gloaming = require "gloaming"
 local core = gloaming.core
 local cjson = require "cjson"
@@ -22,7 +22,9 @@ local MB = 1e6
 
 local wanted = {}
 for _, a in ipairs { ... } do wanted[a] = true end
-if next(wanted) == nil then wanted = { throughput = true, idle = true, long = true, tls = true } end
+if next(wanted) == nil then
+  wanted = { throughput = true, idle = true, heartbeats = true, long = true, tls = true }
+end
 
 gloaming.log.level("error")
 
@@ -275,6 +277,57 @@ end
 
 -- }===============
 
+-- {=============== heartbeats of idle shards ===============
+
+-- Idle shards must heartbeat on time however many share the loop: with
+-- Discord's 41.25 s interval, 1000 shards send 1000 / 41.25 * 5 = 121 per
+-- 5 s. Counted per window from each shard's answered heartbeats; also the
+-- longest any shard went without sending one, and the sessions that ended.
+local function heartbeats()
+  local windows = tonumber(os.getenv("BENCH_HEARTBEAT_WINDOWS") or "12")
+  local interval = 41.25
+  say("\n== heartbeats: %d idle shards, %d windows of 5 s (expected %.0f per window at %.2f s)",
+    IDLE, windows, IDLE / interval * 5, interval)
+  local proc, info = start_server { "--shards", tostring(IDLE), "--max-concurrency", tostring(IDLE) }
+  local cfg = config(info, "zlib-stream")
+  cfg:queue():update { max_concurrency = IDLE, remaining = 1000000, total = 1000000 }
+  local shards = gloaming.create_iterator(0, IDLE - 1, IDLE, cfg)
+  local closes = 0
+  for _, shard in ipairs(shards) do
+    gloaming.spawn(function()
+      for _ in shard:events(F.GATEWAY_CLOSE) do closes = closes + 1 end
+    end)
+  end
+  for _, shard in ipairs(shards) do
+    while shard:state() ~= "active" do gloaming.sleep(0.05) end
+  end
+  local counts, per_window, longest, overrun = {}, {}, 0, 0
+  for i, shard in ipairs(shards) do counts[i] = shard:latency_raw().heartbeats end
+  for _ = 1, windows do
+    local t0 = gloaming.now()
+    gloaming.sleep(5)
+    local n, now = 0, gloaming.now()
+    for i, shard in ipairs(shards) do
+      local raw = shard:latency_raw()
+      -- a new connection starts counting again
+      n = n + (raw.heartbeats >= counts[i] and raw.heartbeats - counts[i] or raw.heartbeats)
+      counts[i] = raw.heartbeats
+      if raw.sent then longest = math.max(longest, now - raw.sent) end
+    end
+    per_window[#per_window + 1] = n * 5 / (now - t0)
+    overrun = math.max(overrun, now - t0 - 5) -- a 5 s sleep that woke late
+  end
+  local lo, hi = math.huge, 0
+  for _, n in ipairs(per_window) do lo, hi = math.min(lo, n), math.max(hi, n) end
+  say("heartbeats per 5 s: median %.0f, min %.0f, max %.0f (expected %.0f); longest without a heartbeat %.1f s (interval %.2f)",
+    median(per_window), lo, hi, IDLE / interval * 5, longest, interval)
+  say("sessions ended: %d; the 5 s sleeps woke up to %.3f s late", closes, overrun)
+  for _, shard in ipairs(shards) do shard:close() end
+  stop_server(proc)
+end
+
+-- }===============
+
 -- {=============== the long run ===============
 
 local function long_run()
@@ -314,13 +367,14 @@ end
 -- }===============
 
 local f = io.open(CORPUS)
-if not f then
+if not f and (wanted.throughput or wanted.long) then
   say("no corpus at %s: set GLOAMING_CORPUS", CORPUS)
   return
 end
-f:close()
+if f then f:close() end
 say("gloaming %s bench on %s, %s", gloaming._VERSION, io.popen("uname -m"):read("l"),
   io.popen("nproc --all"):read("l") .. " cores")
 if wanted.throughput then throughput() end
 if wanted.idle then idle_all(wanted.tls) end
+if wanted.heartbeats then heartbeats() end
 if wanted.long then long_run() end

@@ -125,7 +125,9 @@ static bool fire_due(gm_loop_t *l, uint64_t now) {
 
 /* }=============== */
 
-static void on_wakeup(uv_timer_t *h) { (void)h; }
+/* Ends the poll (see loop.h): with the stop flag set libuv polls without
+ * blocking, even when it ran this timer before polling (libuv 1.44 does). */
+static void on_wakeup(uv_timer_t *h) { uv_stop(h->loop); }
 
 int gm_loop_init(gm_loop_t *l, bool virtual_clock) {
   int r = uv_loop_init(&l->uv);
@@ -194,8 +196,10 @@ void gm_loop_close(gm_loop_t *l) {
   uv_loop_close(&l->uv);
 }
 
+/* libuv's cached time is stale by as long as Lua ran: refresh it first. */
 static void arm_wakeup(gm_loop_t *l, uint64_t delay_ns) {
   uint64_t ms = (delay_ns + 999999) / 1000000;
+  uv_update_time(&l->uv);
   uv_timer_start(&l->wakeup, on_wakeup, ms, 0);
   uv_ref((uv_handle_t *)&l->wakeup);
 }
@@ -205,9 +209,20 @@ static void disarm_wakeup(gm_loop_t *l) {
   uv_unref((uv_handle_t *)&l->wakeup);
 }
 
+/* Polls I/O once without blocking. libuv skips the poll altogether when no
+ * referenced handle is active, and signal watchers are unreferenced: the
+ * wakeup, armed far off, keeps the loop alive for this one poll. */
+static void poll_nowait(gm_loop_t *l) {
+  arm_wakeup(l, 3600 * GM_NS_PER_SEC);
+  uv_run(&l->uv, UV_RUN_NOWAIT);
+  disarm_wakeup(l);
+}
+
+/* Pending I/O is read before due timers fire (see loop.h). */
 static gm_step_t step_real(gm_loop_t *l, bool may_block) {
-  if (fire_due(l, gm_loop_now(l)) || !may_block) {
-    uv_run(&l->uv, UV_RUN_NOWAIT);
+  bool due = l->heap_len && l->heap[0]->deadline <= gm_loop_now(l);
+  if (due || !may_block) {
+    poll_nowait(l);
     fire_due(l, gm_loop_now(l));
     return GM_STEP_PROGRESS;
   }
@@ -225,7 +240,7 @@ static gm_step_t step_real(gm_loop_t *l, bool may_block) {
 static gm_step_t step_virtual(gm_loop_t *l, bool may_block) {
   uint64_t before = l->progress;
   fire_due(l, l->virtual_now);
-  uv_run(&l->uv, UV_RUN_NOWAIT);
+  poll_nowait(l);
   if (!may_block || l->progress != before) return GM_STEP_PROGRESS;
   if (l->inflight > 0) {
     /* Let DNS answers, connects and writes land before time moves. */

@@ -7,7 +7,18 @@
  * anything can still happen without it; when a pass of the loop made no
  * progress and no operation is in flight, the clock jumps to the next
  * deadline. Heartbeats, timeouts and rate limits then run minutes of
- * protocol time in milliseconds, as long as every peer runs in this loop. */
+ * protocol time in milliseconds, as long as every peer runs in this loop.
+ *
+ * The real clock never sleeps through a deadline. Before a blocking poll
+ * the wakeup is armed for the earliest deadline, after refreshing libuv's
+ * cached time (stale by as long as Lua just ran: a wakeup armed on it came
+ * due before the poll, libuv fired it first and then polled with no
+ * timeout, waiting on unrelated I/O). A fired wakeup calls uv_stop, so even
+ * a wakeup that comes due early ends the poll at once. A non-blocking poll
+ * arms it too (far off): libuv does not poll at all when only unreferenced
+ * handles (signal watchers) are active. Every pass reads pending I/O before
+ * it fires due timers, so after a busy period a timer that judges a peer
+ * (a heartbeat's ACK) sees what already sits in the kernel. */
 #ifndef GM_LOOP_H
 #define GM_LOOP_H
 

@@ -54,6 +54,7 @@ struct gm_rt_s {
   gm_loop_t *loop;
   gm_task_t *current;
   gm_task_t *ready_head, *ready_tail;
+  gm_task_t *yielded_head, *yielded_tail; /* plain yields: after the loop turns */
   int live; /* tasks not done, daemons excluded */
   bool sticky_cancel; /* every wait fails with ECANCELED (shutdown) */
   bool in_run;

@@ -65,15 +65,36 @@ void gm_rt_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 
 /* {=============== the ready queue =============== */
 
-static void enqueue(gm_rt_t *rt, gm_task_t *t) {
+/* Plain yields let the loop turn. A task that calls coroutine.yield() waits
+ * for nothing, so it goes on a list of its own that joins the ready queue
+ * only after the loop has polled I/O and fired due timers once, without
+ * blocking: a task spinning on yields cannot starve timers, sockets or
+ * signals. Tasks woken or spawned during a pass still run in that same pass
+ * (a task spawned to subscribe runs before its spawner goes on). */
+static void append(gm_task_t **head, gm_task_t **tail, gm_task_t *t) {
   t->state = GM_TASK_READY;
   t->next_ready = NULL;
-  if (rt->ready_tail)
-    rt->ready_tail->next_ready = t;
+  if (*tail)
+    (*tail)->next_ready = t;
   else
-    rt->ready_head = t;
-  rt->ready_tail = t;
+    *head = t;
+  *tail = t;
+}
+
+static void enqueue(gm_rt_t *rt, gm_task_t *t) {
+  append(&rt->ready_head, &rt->ready_tail, t);
   if (rt->loop) gm_loop_progress(rt->loop);
+}
+
+/* After a turn of the loop: the tasks that yielded are ready again. */
+static void requeue_yielded(gm_rt_t *rt) {
+  if (rt->yielded_head == NULL) return;
+  if (rt->ready_tail)
+    rt->ready_tail->next_ready = rt->yielded_head;
+  else
+    rt->ready_head = rt->yielded_head;
+  rt->ready_tail = rt->yielded_tail;
+  rt->yielded_head = rt->yielded_tail = NULL;
 }
 
 static gm_task_t *dequeue(gm_rt_t *rt) {
@@ -310,7 +331,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
     lua_pop(co, nres);
     if (t->state == GM_TASK_RUNNING) { /* a plain coroutine.yield() */
       t->nresume = 0;
-      enqueue(rt, t);
+      append(&rt->yielded_head, &rt->yielded_tail, t);
     }
     warn_if_blocked(t, elapsed);
     return;
@@ -455,6 +476,7 @@ static void abandon(gm_rt_t *rt, gm_task_t *t) {
 static void abandon_all(gm_rt_t *rt, lua_State *L) {
   each_task(rt, L, abandon);
   rt->ready_head = rt->ready_tail = NULL;
+  rt->yielded_head = rt->yielded_tail = NULL;
 }
 
 /* run(fn, opts): opts.clock = "real" | "virtual"; opts.timeout (real
@@ -515,8 +537,9 @@ static int l_run(lua_State *L) {
     if (stop_on_error &&
         (main->state == GM_TASK_DONE || rt->first_error_ref != LUA_NOREF))
       shut_down(rt, L);
-    if (rt->ready_head) {
+    if (rt->ready_head || rt->yielded_head) {
       gm_loop_step(loop, false);
+      requeue_yielded(rt);
       continue;
     }
     if (gm_loop_step(loop, true) == GM_STEP_IDLE && rt->ready_head == NULL) {

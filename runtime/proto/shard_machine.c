@@ -30,10 +30,12 @@
  *      restarts that clock): the shard is active, commands flow;
  *   4. the connection ends: see below.
  *
- * Heartbeats: a heartbeat that has no ACK when the next one is due means a
- * zombied connection: the shard sends close 4000 and drops the socket at
- * once (waiting on a dead socket is how twilight once hung, #2380), then
- * resumes. A heartbeat the server asks for (op 1) goes out at once. While
+ * Heartbeats: a heartbeat that has no ACK when the next one is due (and at
+ * least an interval after it went out: one sent late or for op 1 gets that
+ * long) means a zombied connection: the shard sends close 4000 and drops
+ * the socket at once (waiting on a dead socket is how twilight once hung,
+ * #2380), then resumes. A heartbeat the server asks for (op 1) goes out at
+ * once. While
  * the driver has stopped reading (full event buffers), ACKs cannot be read,
  * so the zombie check pauses; heartbeats go on.
  *
@@ -722,7 +724,11 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     drop_connection(m, now, 4000, 4000, "event buffer full");
     return;
   }
-  if (now >= m->heartbeat_at) {
+  if (now >= m->heartbeat_at && m->latency.waiting && !m->paused &&
+      now - m->latency.sent < m->interval) {
+    /* too young to judge (sent late, or asked for by op 1) */
+    m->heartbeat_at = m->latency.sent + m->interval;
+  } else if (now >= m->heartbeat_at) {
     if (m->latency.waiting && !m->paused) {
       say(m, LOG_WARN, "no heartbeat ACK since the last heartbeat: zombied "
                        "connection, resuming");

@@ -461,6 +461,43 @@ static void the_gateway_asks_for_a_heartbeat(void **state) {
   assert_int_equal(80000, M.latency.recent[0]);
 }
 
+/* A heartbeat gets a full interval for its ACK, also one sent on the
+ * gateway's request (op 1) just before the regular one falls due, or one
+ * sent late because the loop was busy. */
+static void a_heartbeat_gets_an_interval_for_its_ack(void **state) {
+  (void)state;
+  to_active();
+  tick_next();
+  ack();
+  uint64_t due = gm_sm_next_deadline(&M);
+  w.now = due - 2 * MS;
+  assert_int_equal(0, feed("{\"op\":1,\"d\":null}"));
+  uint64_t asked = w.now;
+  clear_log();
+  tick_at(due); /* that heartbeat is 2 ms old: no verdict yet */
+  assert_int_equal(0, count(FX_CLOSE) + count(FX_SEND));
+  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(asked + INTERVAL, gm_sm_next_deadline(&M));
+  w.now += 80 * MS;
+  ack();
+  tick_next(); /* answered: heartbeats go on, an interval after op 1's */
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":1}");
+  /* late (a busy loop): the next one is due on the old phase, too soon to
+   * judge; the verdict waits an interval from when it went out */
+  w.now += 80 * MS;
+  ack();
+  due = gm_sm_next_deadline(&M);
+  clear_log();
+  tick_at(due + 300 * MS);
+  assert_int_equal(1, count(FX_SEND));
+  uint64_t late = w.now;
+  clear_log();
+  tick_next();
+  assert_int_equal(0, count(FX_CLOSE) + count(FX_SEND));
+  tick_at(late + INTERVAL); /* silence for a whole interval is a zombie */
+  assert_closed_with(4000, "zombied connection", true);
+}
+
 static void an_unrequested_ack_is_ignored(void **state) {
   (void)state;
   to_active();
@@ -1700,6 +1737,7 @@ int main(void) {
       T(the_gateway_asks_for_a_heartbeat),
       T(an_unrequested_ack_is_ignored),
       T(a_zombied_connection_is_dropped_and_resumed),
+      T(a_heartbeat_gets_an_interval_for_its_ack),
       T(reconnect_requested_closes_then_resumes),
       T(a_resumable_invalid_session_resumes),
       T(invalid_session_identifies_after_one_to_five_seconds),
