@@ -114,23 +114,12 @@ size_t gm_log_scrub(const char *text, size_t len, char *out, size_t cap) {
   return o;
 }
 
-void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
-             va_list ap) {
-  gm_log_init();
-  if (level < gm_log_level || level >= GM_LOG_OFF) return;
-  char raw[LINE_MAX_BYTES], line[LINE_MAX_BYTES];
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  int n = snprintf(raw, sizeof raw, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                   gm_log_level_name(level));
-  if (context && *context && n < (int)sizeof raw)
-    n += snprintf(raw + n, sizeof raw - (size_t)n, "[%s] ", context);
-  if (n < (int)sizeof raw) n += vsnprintf(raw + n, sizeof raw - (size_t)n, fmt, ap);
-  if (n >= (int)sizeof raw) n = (int)sizeof raw - 1;
-  size_t len = gm_log_scrub(raw, (size_t)n, line, sizeof line - 1);
+size_t gm_log_scrub_bound(size_t len) {
+  /* each secret (4 bytes at least) may grow into REDACTED */
+  return len + len / 4 * (sizeof REDACTED - 1) + 1;
+}
+
+static void emit(gm_log_level_t level, char *line, size_t len) {
   line[len++] = '\n';
   line[len] = '\0';
   if (sink) {
@@ -139,6 +128,46 @@ void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
     fwrite(line, 1, len, stderr);
     fflush(stderr);
   }
+}
+
+void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
+             va_list ap) {
+  gm_log_init();
+  if (level < gm_log_level || level >= GM_LOG_OFF) return;
+  char head[256];
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  int h = snprintf(head, sizeof head, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
+                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                   gm_log_level_name(level));
+  va_list aq;
+  va_copy(aq, ap);
+  int m = vsnprintf(NULL, 0, fmt, aq);
+  va_end(aq);
+  size_t clen = context && *context ? strlen(context) + 3 : 0;
+  size_t rlen = (size_t)h + clen + (m > 0 ? (size_t)m : 0);
+  /* The whole line is scrubbed before it is cut to LINE_MAX_BYTES: cut
+   * first, a secret straddling the cut would print minus its tail. */
+  char *raw = gm_malloc(rlen + 1);
+  size_t cap = gm_log_scrub_bound(rlen);
+  char *line = raw ? gm_malloc(cap + 1) : NULL;
+  if (line == NULL) {
+    char oom[64] = "log line dropped: out of memory";
+    emit(level, oom, strlen(oom));
+    if (raw) gm_free(raw, rlen + 1);
+    return;
+  }
+  memcpy(raw, head, (size_t)h);
+  if (clen) snprintf(raw + h, clen + 1, "[%s] ", context);
+  if (m > 0) vsnprintf(raw + h + clen, (size_t)m + 1, fmt, ap);
+  raw[rlen] = '\0';
+  size_t len = gm_log_scrub(raw, rlen, line, cap);
+  gm_free(raw, rlen + 1);
+  if (len > LINE_MAX_BYTES - 2) len = LINE_MAX_BYTES - 2;
+  emit(level, line, len);
+  gm_free(line, cap + 1);
 }
 
 void gm_log(gm_log_level_t level, const char *context, const char *fmt, ...) {
