@@ -15,7 +15,9 @@ typedef enum {
   GM_CLOSE_FATAL     /* never reconnect */
 } gm_close_action_t;
 
-/* XX(code, name, description, action) */
+/* XX(code, name, description, action). The 4xxx descriptions follow
+ * Discord's "Gateway Close Event Codes" table, from the bot's side: what
+ * was sent that Discord refused, not what gloaming failed to do. */
 #define GM_CLOSE_CODE_MAP(XX)                                                 \
   XX(1000, NORMAL, "normal closure", RESUME)                                  \
   XX(1001, GOING_AWAY, "going away", RESUME)                                  \
@@ -31,23 +33,33 @@ typedef enum {
   XX(1012, SERVICE_RESTART, "service restart", RESUME)                        \
   XX(1013, TRY_AGAIN_LATER, "try again later", RESUME)                        \
   XX(1014, BAD_GATEWAY, "bad gateway", RESUME)                                \
-  XX(4000, UNKNOWN_ERROR, "unknown error", RESUME)                            \
-  XX(4001, UNKNOWN_OPCODE, "unknown opcode", RESUME)                          \
-  XX(4002, DECODE_ERROR, "decode error", RESUME)                              \
-  XX(4003, NOT_AUTHENTICATED, "not authenticated", RESUME)                    \
+  XX(4000, UNKNOWN_ERROR, "unknown error on Discord's side", RESUME)         \
+  XX(4001, UNKNOWN_OPCODE, "unknown opcode: an invalid opcode, or an "       \
+     "invalid payload for one, was sent", RESUME)                             \
+  XX(4002, DECODE_ERROR, "decode error: Discord could not decode a "         \
+     "payload that was sent", RESUME)                                         \
+  XX(4003, NOT_AUTHENTICATED, "not authenticated: a payload was sent "       \
+     "before Identify, or the session was invalidated", RESUME)               \
   XX(4004, AUTHENTICATION_FAILED, "authentication failed: the token is "      \
-     "invalid", FATAL)                                                        \
-  XX(4005, ALREADY_AUTHENTICATED, "already authenticated", RESUME)            \
-  XX(4007, INVALID_SEQ, "invalid sequence in resume", IDENTIFY)               \
-  XX(4008, RATE_LIMITED, "rate limited: too many payloads sent", RESUME)      \
+     "incorrect", FATAL)                                                      \
+  XX(4005, ALREADY_AUTHENTICATED, "already authenticated: more than one "    \
+     "Identify was sent", RESUME)                                             \
+  XX(4007, INVALID_SEQ, "invalid seq: the sequence sent in Resume was "      \
+     "invalid", IDENTIFY)                                                     \
+  XX(4008, RATE_LIMITED, "rate limited: payloads were sent too quickly",     \
+     RESUME)                                                                  \
   XX(4009, SESSION_TIMED_OUT, "session timed out", IDENTIFY)                  \
-  XX(4010, INVALID_SHARD, "invalid shard in identify", FATAL)                 \
+  XX(4010, INVALID_SHARD, "invalid shard: the shard sent in Identify is "    \
+     "invalid", FATAL)                                                        \
   XX(4011, SHARDING_REQUIRED, "sharding required: too many guilds for the "   \
      "shard count", FATAL)                                                    \
-  XX(4012, INVALID_API_VERSION, "invalid gateway API version", FATAL)         \
-  XX(4013, INVALID_INTENTS, "invalid intents", FATAL)                         \
+  XX(4012, INVALID_API_VERSION, "invalid API version: the gateway URL "      \
+     "names a version Discord does not serve", FATAL)                         \
+  XX(4013, INVALID_INTENTS, "invalid intents: the intents value is not a "   \
+     "valid bit set", FATAL)                                                  \
   XX(4014, DISALLOWED_INTENTS, "disallowed intents: a privileged intent is "  \
-     "not enabled for this application", FATAL)
+     "not enabled (or not approved) for this application in the Developer "   \
+     "Portal", FATAL)
 
 enum {
 #define GM_CLOSE_ENUM(code, name, desc, action) GM_CLOSE_##name = code,
