@@ -230,7 +230,10 @@ local function exchange(s, method, path, body)
       return resp
     end
     conn:close()
-    if not (reused and attempt == 1) or ecode == "ETIMEDOUT" or ecode == "ECANCELED" then
+    -- only a kept-alive connection the server closed meanwhile is retried:
+    -- a limit, a timeout or a protocol error would only happen again
+    local stale = reused and attempt == 1 and (kind == "close" or ecode == "ECLOSED")
+    if not stale then
       if kind == "close" then return nil, "the server closed the connection", "ECLOSED" end
       return nil, err, ecode
     end

@@ -228,7 +228,7 @@ static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
   w->open = false;
   w->ended = true;
   if (info->err == GM_EPROTO || info->err == GM_EMSGSIZE ||
-      info->err == GM_ECOMPRESS) {
+      info->err == GM_ECOMPRESS || info->err == GM_EHTTP) {
     add_bytes(w, -info->err, 0, info->why, strlen(info->why));
   } else if (!w->user_closed) {
     add_bytes(w, GM_WS_OP_CLOSE, info->code, info->reason,
