@@ -69,13 +69,24 @@ function Bot.new(opts)
   return self
 end
 
+-- bot.run() for bot:run() would index nil somewhere inside: say it here.
+local function check_self(self, method)
+  if getmetatable(self) ~= Bot then
+    error(("bad self to '%s' (gloaming.Bot expected, got %s): call it as bot:%s(...)")
+      :format(method, type(self), method), 3)
+  end
+end
+
 function Bot:__tostring()
   return ("gloaming.Bot(%d shards)"):format(#self.shards)
 end
 
 --- shard(id): the running shard with that number (or ShardId), or nil.
 function Bot:shard(id)
-  local n = type(id) == "number" and id or id:number()
+  check_self(self, "shard")
+  local n = math.type(id) == "integer" and id
+    or (getmetatable(id) == getmetatable(shard_mod.ShardId.ONE) and id:number())
+  if not n then error("bad argument #1 to 'shard' (shard number or ShardId expected, got " .. type(id) .. ")", 2) end
   for _, shard in ipairs(self.shards) do
     if shard:id():number() == n then return shard end
   end
@@ -83,6 +94,7 @@ end
 
 --- on(event_type, fn): fn(event, bot) runs for every event of that type.
 function Bot:on(event_type, fn)
+  check_self(self, "on")
   if F[event_type] == nil or type(F[event_type]) ~= "userdata" then
     error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
   end
@@ -96,6 +108,7 @@ end
 
 --- handlers(module): module[event.type] is looked up for every event.
 function Bot:handlers(module)
+  check_self(self, "handlers")
   if type(module) ~= "table" then error("bad argument #1 to 'handlers' (table expected)", 2) end
   self.module = module
   self:refresh_flags()
@@ -104,6 +117,7 @@ end
 
 --- The event types someone handles (GATEWAY_CLOSE always: shutdowns show).
 function Bot:flags()
+  check_self(self, "flags")
   local flags = F.GATEWAY_CLOSE
   for t in pairs(self.listeners) do flags = flags | F[t] end
   for t, fn in pairs(self.module or {}) do
@@ -117,6 +131,7 @@ end
 --- Recomputes what the shards' subscriptions decode (after on(),
 -- handlers(), or a reload of the handlers module).
 function Bot:refresh_flags()
+  check_self(self, "refresh_flags")
   local flags = self:flags()
   for _, sub in pairs(self.readers) do sub:set_flags(flags) end
 end
@@ -209,6 +224,7 @@ end
 -- readers see GATEWAY_CLOSE, saves the sessions and returns. Outside of a
 -- task it runs its own gloaming.run.
 function Bot:run()
+  check_self(self, "run")
   if not core.running_task() then
     local ok, err = core.run(function() return self:run() end)
     if not ok then error(err, 0) end
@@ -245,6 +261,7 @@ end
 
 --- Closes every shard and waits (at most 5 s) for readers and handlers.
 function Bot:shutdown(tasks, saver)
+  check_self(self, "shutdown")
   self.shutting_down = true
   local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
   for _, shard in ipairs(self.shards) do shard:close(frame) end

@@ -33,6 +33,9 @@ local state = core.state
 --- http.new(token[, opts]): token a string (a leading "Bot " is stripped)
 -- or a Config's token box.
 function http.new(token, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'http.new' (table expected, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
   token = require("gloaming.config").token_secret(token, "http.new")
   local base = opts.base_url or DEFAULT_BASE
@@ -62,6 +65,8 @@ function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(se
 -- Discord counts limits per route and per top-level resource: the ids of
 -- channels, guilds and webhooks stay in the key, the others do not.
 local function route_of(method, path)
+  if type(method) ~= "string" then error("bad argument #1 to 'route_of' (string expected, got " .. type(method) .. ")", 2) end
+  if type(path) ~= "string" then error("bad argument #2 to 'route_of' (string expected, got " .. type(path) .. ")", 2) end
   local parts, major = {}, nil
   local segs = {}
   for seg in path:gmatch("[^/?]+") do segs[#segs + 1] = seg end
