@@ -90,7 +90,7 @@ describe("the sessions file", function()
     local out = helpers.run_gloaming(([[
       local s = require("gloaming.sessions").load(%q, require("gloaming").core.secret("some-token"), 2)
       print("loaded", next(s))
-    ]]):format(path))
+    ]]):format(path), nil, "GLOAMING_LOG=warn")
     assert.matches("warn .*sessions file [^\n]*: skipped the entry for shard 0", out)
     assert.matches("loaded\tnil", out)
   end)
