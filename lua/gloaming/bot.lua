@@ -84,7 +84,7 @@ end
 --- shard(id): the running shard with that number (or ShardId), or nil.
 function Bot:shard(id)
   check_self(self, "shard")
-  local n = math.type(id) == "integer" and id
+  local n = type(id) == "number" and math.tointeger(id)
     or (getmetatable(id) == getmetatable(shard_mod.ShardId.ONE) and id:number())
   if not n then error("bad argument #1 to 'shard' (shard number or ShardId expected, got " .. type(id) .. ")", 2) end
   for _, shard in ipairs(self.shards) do
