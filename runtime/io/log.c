@@ -44,6 +44,7 @@ typedef struct {
 } secret_t;
 static secret_t *secrets;
 static size_t n_secrets;
+static size_t longest; /* the longest secret registered so far */
 
 const char *gm_log_level_name(gm_log_level_t level) {
   return (unsigned)level <= GM_LOG_OFF ? level_names[level] : "?";
@@ -75,6 +76,7 @@ void gm_log_add_secret(const char *s, size_t len) {
   if (secrets[n_secrets].text == NULL) return;
   secrets[n_secrets].len = len;
   secrets[n_secrets].refs = 1;
+  if (len > longest) longest = len;
   n_secrets++;
 }
 
@@ -134,37 +136,34 @@ void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
              va_list ap) {
   gm_log_init();
   if (level < gm_log_level || level >= GM_LOG_OFF) return;
-  char head[256];
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  int h = snprintf(head, sizeof head, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                   gm_log_level_name(level));
-  va_list aq;
-  va_copy(aq, ap);
-  int m = vsnprintf(NULL, 0, fmt, aq);
-  va_end(aq);
-  size_t clen = context && *context ? strlen(context) + 3 : 0;
-  size_t rlen = (size_t)h + clen + (m > 0 ? (size_t)m : 0);
-  /* The whole line is scrubbed before it is cut to LINE_MAX_BYTES: cut
-   * first, a secret straddling the cut would print minus its tail. */
-  char *raw = gm_malloc(rlen + 1);
-  size_t cap = gm_log_scrub_bound(rlen);
+  /* Scrubbed, then cut to LINE_MAX_BYTES: cut first, a secret straddling
+   * the cut would print minus its tail. Every secret that starts before
+   * the cut ends within `longest` bytes of it: the text past that window
+   * cannot change the line, so it is not even formatted. */
+  size_t window = LINE_MAX_BYTES + longest;
+  char *raw = gm_malloc(window + 1);
+  size_t cap = gm_log_scrub_bound(window);
   char *line = raw ? gm_malloc(cap + 1) : NULL;
   if (line == NULL) {
     char oom[64] = "log line dropped: out of memory";
     emit(level, oom, strlen(oom));
-    if (raw) gm_free(raw, rlen + 1);
+    if (raw) gm_free(raw, window + 1);
     return;
   }
-  memcpy(raw, head, (size_t)h);
-  if (clen) snprintf(raw + h, clen + 1, "[%s] ", context);
-  if (m > 0) vsnprintf(raw + h + clen, (size_t)m + 1, fmt, ap);
-  raw[rlen] = '\0';
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  int n = snprintf(raw, window + 1, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
+                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                   gm_log_level_name(level));
+  if (context && *context && n < (int)window)
+    n += snprintf(raw + n, window + 1 - (size_t)n, "[%s] ", context);
+  if (n < (int)window)
+    n += vsnprintf(raw + n, window + 1 - (size_t)n, fmt, ap);
+  size_t rlen = n < 0 ? 0 : (size_t)n > window ? window : (size_t)n;
   size_t len = gm_log_scrub(raw, rlen, line, cap);
-  gm_free(raw, rlen + 1);
+  gm_free(raw, window + 1);
   if (len > LINE_MAX_BYTES - 2) len = LINE_MAX_BYTES - 2;
   emit(level, line, len);
   gm_free(line, cap + 1);
