@@ -36,6 +36,22 @@ describe("gloaming.log", function()
     assert.matches("bad token <redacted> in the url ?t=<redacted>", out, 1, true)
   end)
 
+  it("scrubs a token before cutting a long line, wherever the 8 KiB cut falls", function()
+    local out = run([[
+      local gloaming = require "gloaming"
+      local config = gloaming.Config.new("Bot the.secret-token_123", 1) -- registers the token
+      for pad = 8120, 8200 do gloaming.log.info("%s%s", ("x"):rep(pad), "the.secret-token_123") end
+      assert(config)
+    ]], "GLOAMING_LOG=info")
+    local lines = 0
+    for line in out:gmatch("[^\n]+") do
+      lines = lines + 1
+      assert.is_true(#line < 8192, "lines are still cut at 8 KiB")
+    end
+    assert.are.equal(81, lines)
+    assert.is_nil(out:find("the.s", 1, true)) -- not even the start of it
+  end)
+
   it("warns when a task blocks the loop, and says where", function()
     local out = run([[
       local gloaming = require "gloaming"

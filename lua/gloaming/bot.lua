@@ -102,6 +102,14 @@ function Bot.new(opts)
   return self
 end
 
+-- bot.run() for bot:run() would index nil somewhere inside: say it here.
+local function check_self(self, method)
+  if getmetatable(self) ~= Bot then
+    error(("bad self to '%s' (gloaming.Bot expected, got %s): call it as bot:%s(...)")
+      :format(method, type(self), method), 3)
+  end
+end
+
 function Bot:__tostring()
   local n = #self.shards
   return ("gloaming.Bot(%d shard%s)"):format(n, n == 1 and "" or "s")
@@ -109,7 +117,10 @@ end
 
 --- shard(id): the running shard with that number (or ShardId), or nil.
 function Bot:shard(id)
-  local n = type(id) == "number" and id or id:number()
+  check_self(self, "shard")
+  local n = type(id) == "number" and math.tointeger(id)
+    or (getmetatable(id) == getmetatable(shard_mod.ShardId.ONE) and id:number())
+  if not n then error("bad argument #1 to 'shard' (shard number or ShardId expected, got " .. type(id) .. ")", 2) end
   for _, shard in ipairs(self.shards) do
     if shard:id():number() == n then return shard end
   end
@@ -165,6 +176,7 @@ end
 
 --- on(event_type, fn): fn(event, bot) runs for every event of that type.
 function Bot:on(event_type, fn)
+  check_self(self, "on")
   if not EVENT_NAMES[event_type] then
     error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
   end
@@ -178,6 +190,7 @@ end
 
 --- handlers(module): module[event.type] is looked up for every event.
 function Bot:handlers(module)
+  check_self(self, "handlers")
   if type(module) ~= "table" then error("bad argument #1 to 'handlers' (table expected)", 2) end
   self.module = module
   self:refresh_flags()
@@ -186,6 +199,7 @@ end
 
 --- The event types someone handles (GATEWAY_CLOSE always: shutdowns show).
 function Bot:flags()
+  check_self(self, "flags")
   local flags = F.GATEWAY_CLOSE
   for t in pairs(self.listeners) do flags = flags | F[t] end
   for t, fn in pairs(self.module or {}) do
@@ -200,6 +214,7 @@ end
 -- handlers(), or a reload of the handlers module), and warns about
 -- handlers that can never run.
 function Bot:refresh_flags()
+  check_self(self, "refresh_flags")
   for t in pairs(self.listeners) do warn_unreachable(self, t, "bot:on") end
   for t in pairs(self.module or {}) do warn_unreachable(self, t, "handlers") end
   local flags = self:flags()
@@ -360,6 +375,7 @@ end
 -- made (GET /gateway/bot failed) or a reader failed, it returns
 -- nil, message (what failed, and what to do), code.
 function Bot:run()
+  check_self(self, "run")
   if not core.running_task() then
     local result
     local ok, err = core.run(function() result = table.pack(self:run()) end)
@@ -408,6 +424,7 @@ end
 
 --- Closes every shard and waits (at most 5 s) for readers and handlers.
 function Bot:shutdown(tasks, saver)
+  check_self(self, "shutdown")
   self.shutting_down = true
   local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
   for _, shard in ipairs(self.shards) do shard:close(frame) end

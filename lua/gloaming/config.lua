@@ -165,7 +165,7 @@ end)
 
 setter("session", function(v)
   if v == nil then return false end
-  if type(v.id) ~= "function" or type(v.sequence) ~= "function" then
+  if type(v) ~= "table" and type(v) ~= "userdata" or type(v.id) ~= "function" or type(v.sequence) ~= "function" then
     error("session must be a gloaming.Session", 3)
   end
   return v
@@ -231,6 +231,9 @@ function Builder:__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" 
 local SHARD_PLACEHOLDER = "@@gloaming-shard@@"
 
 function Config:identify_payload(shard_id, total)
+  if math.type(shard_id) ~= "integer" or math.type(total) ~= "integer" or shard_id < 0 or shard_id >= total then
+    error("bad arguments to 'identify_payload' (shard number and total expected)", 2)
+  end
   local s = state(self)
   if not s.identify_template then
     local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }

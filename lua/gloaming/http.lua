@@ -26,6 +26,7 @@ local VERSION = core.version
 local USER_AGENT = ("DiscordBot (https://github.com/gloaming/gloaming, %s) gloaming"):format(VERSION)
 local DEFAULT_BASE = "https://discord.com/api/v10"
 local MAX_RETRIES = 5
+local MAX_RATE_LIMIT_WAIT = 3600 -- seconds; longer 429 waits are taken as this
 local GLOBAL_PER_SECOND = 50
 local TOKEN_PLACEHOLDER = "@@gloaming-token@@"
 local state = core.state
@@ -69,6 +70,8 @@ function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(se
 -- Discord counts limits per route and per top-level resource: the ids of
 -- channels, guilds and webhooks stay in the key, the others do not.
 local function route_of(method, path)
+  if type(method) ~= "string" then error("bad argument #1 to 'route_of' (string expected, got " .. type(method) .. ")", 2) end
+  if type(path) ~= "string" then error("bad argument #2 to 'route_of' (string expected, got " .. type(path) .. ")", 2) end
   local parts, major = {}, nil
   local segs = {}
   for seg in path:gmatch("[^/?]+") do segs[#segs + 1] = seg end
@@ -101,15 +104,25 @@ local function bucket_for(s, route, major)
   return b
 end
 
+-- Sleeps for a rate limit, unless that would outlast the request's
+-- deadline: then the request fails at once, saying so.
+local function wait_limit(s, seconds, deadline, route)
+  if core.now() + seconds > deadline then
+    return nil, ("429 rate limited on %s for %.3g s more, longer than the request's timeout (%g s)")
+      :format(route, seconds, s.timeout), 429
+  end
+  return core.sleep(seconds)
+end
+
 -- Waits until the bucket and the global limit let a request through.
-local function wait_turn(s, b, interaction)
+local function wait_turn(s, b, interaction, deadline, route)
   while true do
     local now = core.now()
     if now < s.global_until then
-      local ok, msg, code = core.sleep(s.global_until - now)
+      local ok, msg, code = wait_limit(s, s.global_until - now, deadline, route .. " (global)")
       if not ok then return nil, msg, code end
     elseif b.remaining <= 0 and now < b.reset_at then
-      local ok, msg, code = core.sleep(b.reset_at - now)
+      local ok, msg, code = wait_limit(s, b.reset_at - now, deadline, route)
       if not ok then return nil, msg, code end
     else
       break
@@ -118,7 +131,7 @@ local function wait_turn(s, b, interaction)
   if not interaction then -- interaction endpoints are exempt from the global limit
     local w = s.window
     while #w >= GLOBAL_PER_SECOND and core.now() - w[1] < 1 do
-      local ok, msg, code = core.sleep(1 - (core.now() - w[1]))
+      local ok, msg, code = wait_limit(s, 1 - (core.now() - w[1]), deadline, route .. " (global)")
       if not ok then return nil, msg, code end
       while #w > 0 and core.now() - w[1] >= 1 do table.remove(w, 1) end
     end
@@ -129,6 +142,14 @@ local function wait_turn(s, b, interaction)
   return true
 end
 
+-- A server's wait in seconds, or nil when it is no usable number (NaN,
+-- infinite, negative); capped at MAX_RATE_LIMIT_WAIT, so that a bogus
+-- value cannot hold a route (or, global, every route) for ever.
+local function usable_wait(v)
+  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then return nil end
+  return math.min(v, MAX_RATE_LIMIT_WAIT)
+end
+
 local function learn(s, route, major, b, headers)
   local bucket = headers["x-ratelimit-bucket"]
   if bucket and s.routes[route] ~= bucket then
@@ -136,7 +157,7 @@ local function learn(s, route, major, b, headers)
     s.buckets[bucket .. ":" .. major] = b
   end
   local remaining = tonumber(headers["x-ratelimit-remaining"])
-  local reset_after = tonumber(headers["x-ratelimit-reset-after"])
+  local reset_after = usable_wait(tonumber(headers["x-ratelimit-reset-after"]))
   if remaining then b.remaining = remaining end
   if reset_after then b.reset_at = core.now() + reset_after end
 end
@@ -145,9 +166,19 @@ end
 
 -- {=============== the wire ===============
 
+local function drop_unsolicited(s, conn)
+  log.warn("REST: %s sent a response nobody asked for; dropping the connection", s.origin)
+  conn:close()
+end
+
+-- A kept-alive connection is reused only when it said nothing while idle:
+-- a response nobody asked for would be taken for the next one's answer.
 local function connection(s)
-  local conn = table.remove(s.idle)
-  if conn and conn:is_open() then return conn, true end
+  while #s.idle > 0 do
+    local conn = table.remove(s.idle)
+    if conn:is_open() and conn:pending() == 0 then return conn, true end
+    if conn:is_open() then drop_unsolicited(s, conn) else conn:close() end
+  end
   local c, err, code = core.http_connect(s.origin .. "/", { tls = s.tls, timeout = s.timeout })
   if not c then return nil, err, code end
   return c, false
@@ -171,6 +202,19 @@ local function build(s, method, path, body)
   return core.secret_splice(text, TOKEN_PLACEHOLDER, s.token)
 end
 
+-- The final response to the request just written: interim 1xx responses
+-- are skipped (RFC 9110 15.2); a 101 answers no REST request.
+local function final_response(conn, timeout)
+  local deadline = core.now() + timeout
+  while true do
+    local resp, kind, code = conn:receive(math.max(0, deadline - core.now()))
+    if not (resp and kind == "http") or resp.status >= 200 then return resp, kind, code end
+    if resp.status == 101 then
+      return nil, "the server switched protocols (101) on a REST request", "EPROTO"
+    end
+  end
+end
+
 -- One exchange on one connection: response, or nil, message, code. A kept
 -- alive connection that the server closed meanwhile is retried once.
 local function exchange(s, method, path, body)
@@ -181,11 +225,14 @@ local function exchange(s, method, path, body)
     local ok, err, ecode = conn:write_raw(build(s, method, path, body))
     local resp, kind
     if ok then
-      resp, kind, ecode = conn:receive(s.timeout)
+      resp, kind, ecode = final_response(conn, s.timeout)
       err = kind
     end
     if resp and kind == "http" then
-      if (resp.headers.connection or ""):lower() ~= "close" then
+      local open = conn:is_open()
+      if open and conn:pending() > 0 then -- more than one answer: out of step
+        drop_unsolicited(s, conn)
+      elseif open and (resp.headers.connection or ""):lower() ~= "close" then
         s.idle[#s.idle + 1] = conn
       else
         conn:close()
@@ -193,7 +240,10 @@ local function exchange(s, method, path, body)
       return resp
     end
     conn:close()
-    if not (reused and attempt == 1) or ecode == "ETIMEDOUT" or ecode == "ECANCELED" then
+    -- only a kept-alive connection the server closed meanwhile is retried:
+    -- a limit, a timeout or a protocol error would only happen again
+    local stale = reused and attempt == 1 and (kind == "close" or ecode == "ECLOSED")
+    if not stale then
       if kind == "close" then return nil, "the server closed the connection", "ECLOSED" end
       return nil, err, ecode
     end
@@ -215,9 +265,10 @@ function Client:request(method, path, body)
   if type(body) == "table" then body = json.encode(body) end
   local route, major = route_of(method, path)
   local interaction = route:match("^POST /interactions/") ~= nil
+  local deadline = core.now() + s.timeout -- rate-limit waits count too
   for _ = 1, MAX_RETRIES do
     local b = bucket_for(s, route, major)
-    local ok, msg, code = wait_turn(s, b, interaction)
+    local ok, msg, code = wait_turn(s, b, interaction, deadline, route)
     if not ok then return nil, msg, code end
     local resp, err, ecode = exchange(s, method, path, body)
     if not resp then return nil, err, ecode end
@@ -230,8 +281,11 @@ function Client:request(method, path, body)
       if decoded ~= nil then data = decoded end
     end
     if status == 429 then
-      local retry = (type(data) == "table" and tonumber(data.retry_after))
-          or tonumber(resp.headers["retry-after"]) or 1
+      local given = (type(data) == "table" and data.retry_after) or resp.headers["retry-after"] or 1
+      local retry = usable_wait(tonumber(given))
+      if not retry then
+        return nil, ("429 rate limited on %s with an unusable retry_after (%s)"):format(route, tostring(given)), 429
+      end
       local global = (type(data) == "table" and data.global == true)
           or resp.headers["x-ratelimit-global"] ~= nil
       log.warn("rate limited on %s%s: retrying in %.2f s", route, global and " (global)" or "", retry)

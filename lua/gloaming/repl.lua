@@ -230,8 +230,10 @@ local SESSION = {
 
 function repl.session(opts)
   opts = options.check(opts, SESSION, "repl.session")
+  local write = opts.write
   local self = setmetatable({
-    write = opts.write,
+    -- registered secrets (tokens) never reach the screen or a client
+    write = function(text) return write(core.scrub(text)) end,
     on_prompt = opts.on_prompt,
     chunkname = opts.chunkname,
     buffer = nil,   -- the incomplete chunk so far
@@ -627,18 +629,27 @@ function repl.interactive(opts)
       console.print(err .. "\n")
     end
   end
+  -- A line enters the history once it ran, scrubbed: a token it
+  -- registered (Config.new) is then known and replaced.
+  local unrecorded
+  local function record()
+    if unrecorded then console.add_history(core.scrub(unrecorded)) end
+    unrecorded = nil
+  end
   while not stopping do
     local ok = session:wait_ready()
+    record()
     if not ok or stopping then break end
     local line, _, code = console.read(session:prompt())
     if line then
-      console.add_history(line)
+      unrecorded = line
       session:submit(line)
     elseif code ~= "ECANCELED" then
       break -- end of input
     end
   end
   session:finish()
+  record()
   session:close()
   watch:close()
   console.log_here(false)
@@ -700,7 +711,7 @@ local Server = {}
 Server.__index = Server
 
 local function serve_client(server, stream)
-  local client = { stream = stream }
+  local client = { stream = stream, unrecorded = {} }
   local function send(msg)
     if stream:is_open() then stream:write(encode(msg)) end
   end
@@ -708,7 +719,14 @@ local function serve_client(server, stream)
     write = function(text)
       for i = 1, #text, OUT_PIECE do send { t = "out", text = text:sub(i, i + OUT_PIECE - 1) } end
     end,
-    on_prompt = function(prompt) send { t = "prompt", text = prompt } end,
+    on_prompt = function(prompt)
+      -- the client's lines for its history, scrubbed here, where the
+      -- secrets they registered are known
+      local history = {}
+      for i, line in ipairs(client.unrecorded) do history[i] = core.scrub(line) end
+      client.unrecorded = {}
+      send { t = "prompt", text = prompt, history = history }
+    end,
     daemon = true,
   }
   session.env = session_env(session)
@@ -728,6 +746,7 @@ local function serve_client(server, stream)
     local bye = false
     for _, msg in ipairs(msgs) do
       if msg and msg.t == "line" and type(msg.text) == "string" then
+        client.unrecorded[#client.unrecorded + 1] = msg.text
         session:submit(msg.text)
       elseif msg and msg.t == "interrupt" then
         if session:interrupt() == nil then session:_ready() end
@@ -812,7 +831,7 @@ function repl.attach(path)
   end
   local console = open_console {}
   local main = core.running_task()
-  local state = { prompt = nil, ended = false, detached = false, bye = false }
+  local state = { prompt = nil, ended = false, detached = false, bye = false, sent = {} }
   local ready = core.condition()
   local function send(msg)
     if stream:is_open() then stream:write(encode(msg)) end
@@ -829,6 +848,12 @@ function repl.attach(path)
         if msg and msg.t == "out" and type(msg.text) == "string" then
           console.print(msg.text)
         elseif msg and msg.t == "prompt" then
+          -- the server's scrubbed copies; an older server sends none
+          local history = type(msg.history) == "table" and msg.history or state.sent
+          for _, line in ipairs(history) do
+            if type(line) == "string" then console.add_history(core.scrub(line)) end
+          end
+          state.sent = {}
           state.prompt = type(msg.text) == "string" and msg.text or PROMPT
           ready:notify_all()
         elseif msg and msg.t == "hello" and console.tty then
@@ -875,7 +900,7 @@ function repl.attach(path)
       local prompt = state.prompt
       local line, _, rcode = console.read(prompt)
       if line then
-        console.add_history(line)
+        state.sent[#state.sent + 1] = line
         state.prompt = nil
         send { t = "line", text = line }
       elseif rcode ~= "ECANCELED" then

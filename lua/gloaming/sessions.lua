@@ -10,8 +10,22 @@ local sessions = {}
 
 sessions.INTERVAL = 5
 
+-- One entry of the file: shard number and { id, sequence, resume_url },
+-- or nil and why it is not one (the file may have been edited by hand).
+local function entry(k, e, total)
+  local n = type(k) == "string" and k:match("^%d+$") and math.tointeger(tonumber(k))
+  if not n or n >= total then return nil, ("no shard of %d"):format(total) end
+  if type(e) ~= "table" then return nil, "not an object" end
+  local seq = type(e.sequence) == "number" and math.tointeger(e.sequence)
+  if not seq or seq < 0 then return nil, "no sequence" end
+  if type(e.session_id) ~= "string" or e.session_id == "" then return nil, "no session_id" end
+  if e.resume_url ~= nil and type(e.resume_url) ~= "string" then return nil, "resume_url is not a string" end
+  return n, { id = e.session_id, sequence = seq, resume_url = e.resume_url }
+end
+
 --- Reads the file: { [shard number] = { id =, sequence =, resume_url = } }
--- for this token and total (empty when absent or for another bot).
+-- for this token and total (empty when absent or for another bot). Entries
+-- of the wrong shape are skipped with a warning.
 function sessions.load(path, token, total)
   local f = io.open(path, "r")
   if not f then return {} end
@@ -26,13 +40,19 @@ function sessions.load(path, token, total)
     log.info("sessions file %s is for another token or shard count: ignored", path)
     return {}
   end
+  local shards = data.shards
+  if shards == nil then return {} end
+  if type(shards) ~= "table" then
+    log.warn("sessions file %s: 'shards' is not an object: ignored", path)
+    return {}
+  end
   local out = {}
-  for k, e in pairs(data.shards or {}) do
-    local n = math.tointeger(tonumber(k))
-    local seq = math.tointeger(e.sequence)
-    if n and seq and type(e.session_id) == "string" then
-      out[n] = { id = e.session_id, sequence = seq,
-        resume_url = type(e.resume_url) == "string" and e.resume_url or nil }
+  for k, e in pairs(shards) do
+    local n, entry_or_why = entry(k, e, total)
+    if n then
+      out[n] = entry_or_why
+    else
+      log.warn("sessions file %s: skipped the entry for shard %s (%s)", path, tostring(k), entry_or_why)
     end
   end
   return out

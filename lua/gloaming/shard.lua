@@ -8,6 +8,7 @@
 local core = require "gloaming.core"
 local log = require "gloaming.log"
 local commands = require "gloaming.commands"
+local argcheck = require "gloaming.argcheck"
 
 local state = core.state
 local M = {}
@@ -32,6 +33,9 @@ end
 function ShardId.for_guild(guild_id, total)
   local id = math.tointeger(tonumber(guild_id))
   if not id then error("bad guild id '" .. tostring(guild_id) .. "'", 2) end
+  if math.type(total) ~= "integer" or total < 1 then
+    error("bad argument #2 to 'for_guild' (shard total expected, got " .. tostring(total) .. ")", 2)
+  end
   return ShardId.new((id >> 22) % total, total)
 end
 
@@ -192,7 +196,8 @@ function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
 
 --- next_event(flags[, timeout]): the next event among flags, decoded.
 function Shard:next_event(flags, timeout)
-  return self:default_subscription(flags):next(timeout)
+  argcheck.timeout(timeout, 2, "next_event")
+  return argcheck.call("next_event", self.default_subscription, self, flags):next(timeout)
 end
 
 --- for event in shard:events(flags) do ... end: a subscription of its own,
@@ -200,7 +205,7 @@ end
 -- logged them); the loop ends when the shard is closed (a fatal close says
 -- why). Leaving the loop closes the subscription.
 function Shard:events(flags)
-  local sub = self:subscribe(flags)
+  local sub = argcheck.call("events", self.subscribe, self, flags)
   local id = tostring(self:id())
   local function iter(s)
     while true do
@@ -220,6 +225,7 @@ end
 --- next_message([timeout]): { kind = "text", data = json } |
 -- { kind = "close", code =, reason = }, raw and unfiltered.
 function Shard:next_message(timeout)
+  argcheck.timeout(timeout, 1, "next_message")
   local sub = self:raw_subscription() or self:subscribe(nil, true)
   return sub:next(timeout)
 end

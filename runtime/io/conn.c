@@ -354,7 +354,7 @@ static void process_http(gm_conn_t *c, uint8_t *data, size_t len) {
       if (c->state == GM_CONN_CONNECTING)
         fail_open(c, GM_EHANDSHAKE, why);
       else {
-        notify_close(c, 1006, NULL, 0, GM_EHTTP, why, GM_INITIATOR_LOCAL);
+        notify_close(c, 1006, NULL, 0, r, why, GM_INITIATOR_LOCAL);
         drop_stream(c, true);
       }
       break;

@@ -44,6 +44,7 @@ typedef struct {
 } secret_t;
 static secret_t *secrets;
 static size_t n_secrets;
+static size_t longest; /* the longest secret registered so far */
 
 const char *gm_log_level_name(gm_log_level_t level) {
   return (unsigned)level <= GM_LOG_OFF ? level_names[level] : "?";
@@ -75,6 +76,7 @@ void gm_log_add_secret(const char *s, size_t len) {
   if (secrets[n_secrets].text == NULL) return;
   secrets[n_secrets].len = len;
   secrets[n_secrets].refs = 1;
+  if (len > longest) longest = len;
   n_secrets++;
 }
 
@@ -114,23 +116,12 @@ size_t gm_log_scrub(const char *text, size_t len, char *out, size_t cap) {
   return o;
 }
 
-void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
-             va_list ap) {
-  gm_log_init();
-  if (level < gm_log_level || level >= GM_LOG_OFF) return;
-  char raw[LINE_MAX_BYTES], line[LINE_MAX_BYTES];
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  int n = snprintf(raw, sizeof raw, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                   gm_log_level_name(level));
-  if (context && *context && n < (int)sizeof raw)
-    n += snprintf(raw + n, sizeof raw - (size_t)n, "[%s] ", context);
-  if (n < (int)sizeof raw) n += vsnprintf(raw + n, sizeof raw - (size_t)n, fmt, ap);
-  if (n >= (int)sizeof raw) n = (int)sizeof raw - 1;
-  size_t len = gm_log_scrub(raw, (size_t)n, line, sizeof line - 1);
+size_t gm_log_scrub_bound(size_t len) {
+  /* each secret (4 bytes at least) may grow into REDACTED */
+  return len + len / 4 * (sizeof REDACTED - 1) + 1;
+}
+
+static void emit(gm_log_level_t level, char *line, size_t len) {
   line[len++] = '\n';
   line[len] = '\0';
   if (sink) {
@@ -139,6 +130,43 @@ void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
     fwrite(line, 1, len, stderr);
     fflush(stderr);
   }
+}
+
+void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
+             va_list ap) {
+  gm_log_init();
+  if (level < gm_log_level || level >= GM_LOG_OFF) return;
+  /* Scrubbed, then cut to LINE_MAX_BYTES: cut first, a secret straddling
+   * the cut would print minus its tail. Every secret that starts before
+   * the cut ends within `longest` bytes of it: the text past that window
+   * cannot change the line, so it is not even formatted. */
+  size_t window = LINE_MAX_BYTES + longest;
+  char *raw = gm_malloc(window + 1);
+  size_t cap = gm_log_scrub_bound(window);
+  char *line = raw ? gm_malloc(cap + 1) : NULL;
+  if (line == NULL) {
+    char oom[64] = "log line dropped: out of memory";
+    emit(level, oom, strlen(oom));
+    if (raw) gm_free(raw, window + 1);
+    return;
+  }
+  struct timeval tv;
+  struct tm tm;
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  int n = snprintf(raw, window + 1, "%02d:%02d:%02d.%03d %-5s ", tm.tm_hour,
+                   tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                   gm_log_level_name(level));
+  if (context && *context && n < (int)window)
+    n += snprintf(raw + n, window + 1 - (size_t)n, "[%s] ", context);
+  if (n < (int)window)
+    n += vsnprintf(raw + n, window + 1 - (size_t)n, fmt, ap);
+  size_t rlen = n < 0 ? 0 : (size_t)n > window ? window : (size_t)n;
+  size_t len = gm_log_scrub(raw, rlen, line, cap);
+  gm_free(raw, window + 1);
+  if (len > LINE_MAX_BYTES - 2) len = LINE_MAX_BYTES - 2;
+  emit(level, line, len);
+  gm_free(line, cap + 1);
 }
 
 void gm_log(gm_log_level_t level, const char *context, const char *fmt, ...) {

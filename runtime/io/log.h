@@ -47,5 +47,7 @@ void gm_log_remove_secret(const char *s, size_t len);
 /* Scrubs secrets from text into out (capacity cap, NUL-terminated);
  * returns the length written. */
 size_t gm_log_scrub(const char *text, size_t len, char *out, size_t cap);
+/* A cap for gm_log_scrub that never cuts the scrubbed text of len bytes. */
+size_t gm_log_scrub_bound(size_t len);
 
 #endif

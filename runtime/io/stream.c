@@ -2,6 +2,7 @@
 
 #include <wolfssl/options.h> /* first, or struct layouts differ from the .so */
 #include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
 #include <string.h>
 
 #include "io/tcp.h"
@@ -128,11 +129,13 @@ static void handshake(gm_stream_t *s) {
   char buf[128];
   s->handshaking = false;
   int code = gm_tls_error_code(e);
-  const char *why = tls_reason(ssl, e, buf, sizeof buf);
-  if (code == GM_ETLSVERIFY)
-    why = "the server's certificate is not trusted (no CA vouches for it)";
-  else if (code == GM_ETLSHOST)
-    why = "the server's certificate is for another host name";
+  const char *why = gm_tls_error_text(e);
+  WOLFSSL_ALERT_HISTORY alerts;
+  if (e == FATAL_ERROR &&
+      wolfSSL_get_alert_history(ssl, &alerts) == WOLFSSL_SUCCESS &&
+      alerts.last_rx.code == wolfssl_alert_protocol_version)
+    why = gm_tls_error_text(VERSION_ERROR); /* the peer has no TLS 1.2 */
+  if (why == NULL) why = tls_reason(ssl, e, buf, sizeof buf);
   if (s->h->on_ready) s->h->on_ready(s, code, why);
 }
 

@@ -27,6 +27,12 @@ static void ensure_init(void) {
   }
 }
 
+/* RFC 8996: TLS 1.0 and 1.1 are deprecated; every context, client and
+ * server, refuses them (the library alone would still negotiate 1.1). */
+static bool set_floor(WOLFSSL_CTX *ctx) {
+  return wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) == WOLFSSL_SUCCESS;
+}
+
 static gm_tls_ctx_t *find(const char *key) {
   for (gm_tls_ctx_t *c = contexts; c; c = c->next)
     if (strcmp(c->key, key) == 0) return c;
@@ -60,7 +66,8 @@ gm_tls_ctx_t *gm_tls_client_ctx(const char *ca_file, const char **why) {
   }
   /* TLS 1.2 and 1.3: Discord documents 1.2, proxies may offer either. */
   WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLS_client_method());
-  if (ctx == NULL) {
+  if (ctx == NULL || !set_floor(ctx)) {
+    if (ctx) wolfSSL_CTX_free(ctx);
     *why = "cannot create a TLS context";
     return NULL;
   }
@@ -91,7 +98,8 @@ gm_tls_ctx_t *gm_tls_server_ctx(const char *cert_file, const char *key_file,
     return c;
   }
   WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLS_server_method());
-  if (ctx == NULL) {
+  if (ctx == NULL || !set_floor(ctx)) {
+    if (ctx) wolfSSL_CTX_free(ctx);
     *why = "cannot create a TLS context";
     return NULL;
   }
@@ -128,6 +136,31 @@ void gm_tls_ctx_release(gm_tls_ctx_t *c) {
 bool gm_tls_ctx_is_server(const gm_tls_ctx_t *c) { return c->server; }
 
 void *gm_tls_ctx_native(const gm_tls_ctx_t *c) { return c->ctx; }
+
+const char *gm_tls_error_text(int e) {
+  switch (e) {
+  case DOMAIN_NAME_MISMATCH:
+  case IPADDR_MISMATCH:
+    return "the server's certificate is for another host name";
+  case ASN_AFTER_DATE_E:
+    return "the server's certificate expired";
+  case ASN_BEFORE_DATE_E:
+    return "the server's certificate is not valid yet (check the clock)";
+  case ASN_SIG_CONFIRM_E:
+    return "the server's certificate has a bad signature";
+  case ASN_NO_SIGNER_E:
+  case ASN_SELF_SIGNED_E:
+  case VERIFY_CERT_ERROR:
+  case ASN_PATHLEN_INV_E:
+  case ASN_PATHLEN_SIZE_E:
+    return "the server's certificate is not trusted (no CA vouches for it)";
+  case VERSION_ERROR:
+    return "the peer offers only a TLS version older than 1.2 "
+           "(gloaming requires TLS 1.2 or later)";
+  default:
+    return NULL;
+  }
+}
 
 int gm_tls_error_code(int e) {
   switch (e) {

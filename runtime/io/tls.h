@@ -22,5 +22,8 @@ bool gm_tls_ctx_is_server(const gm_tls_ctx_t *c);
 void *gm_tls_ctx_native(const gm_tls_ctx_t *c);
 /* Maps a wolfSSL error to a GM_E* code (ETLSVERIFY, ETLSHOST, ETLS). */
 int gm_tls_error_code(int wolfssl_error);
+/* What a user should read for a wolfSSL error, or NULL: the library's own
+ * text is generic ("ASN date error, current date after"). */
+const char *gm_tls_error_text(int wolfssl_error);
 
 #endif

@@ -228,7 +228,7 @@ static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
   w->open = false;
   w->ended = true;
   if (info->err == GM_EPROTO || info->err == GM_EMSGSIZE ||
-      info->err == GM_ECOMPRESS) {
+      info->err == GM_ECOMPRESS || info->err == GM_EHTTP) {
     add_bytes(w, -info->err, 0, info->why, strlen(info->why));
   } else if (!w->user_closed) {
     add_bytes(w, GM_WS_OP_CLOSE, info->code, info->reason,
@@ -661,6 +661,16 @@ static int conn_is_open(lua_State *L) {
   return 1;
 }
 
+/* pending(): items received and not yet taken by receive(). An HTTP client
+ * uses it to spot responses nobody asked for. */
+static int conn_pending(lua_State *L) {
+  lconn_t *w = check_conn(L, 1);
+  lua_Integer n = 0;
+  for (item_t *it = w->head; it; it = it->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static int conn_memory(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   lua_pushinteger(L, w->conn ? (lua_Integer)gm_conn_memory(w->conn) : 0);
@@ -697,6 +707,7 @@ int gm_open_conn(lua_State *L) {
       {"write_raw", conn_write_raw},
       {"reset", conn_reset},
       {"is_open", conn_is_open},
+      {"pending", conn_pending},
       {"memory", conn_memory},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", conn_gc},

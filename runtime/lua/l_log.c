@@ -34,8 +34,9 @@ static int l_scrub(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   luaL_Buffer b;
-  char *out = luaL_buffinitsize(L, &b, n * 2 + 16);
-  size_t len = gm_log_scrub(s, n, out, n * 2 + 16);
+  size_t cap = gm_log_scrub_bound(n);
+  char *out = luaL_buffinitsize(L, &b, cap);
+  size_t len = gm_log_scrub(s, n, out, cap);
   luaL_pushresultsize(&b, len);
   return 1;
 }

@@ -118,8 +118,20 @@ static int l_object(lua_State *L) {
   return 1;
 }
 
+/* Every method of a Lua class starts here: obj.method() for obj:method()
+ * is reported against the method the user called, where they called it. */
 static int l_state(lua_State *L) {
-  if (lua_type(L, 1) != LUA_TUSERDATA) return luaL_typeerror(L, 1, "gloaming object");
+  if (lua_type(L, 1) != LUA_TUSERDATA) {
+    lua_Debug ar;
+    const char *name = "?";
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "n", &ar) && ar.name)
+      name = ar.name;
+    luaL_where(L, 2);
+    lua_pushfstring(L, "%sbad self to '%s' (gloaming object expected, got "
+                       "%s): call it as obj:%s(...)",
+                    lua_tostring(L, -1), name, luaL_typename(L, 1), name);
+    return lua_error(L);
+  }
   lua_getiuservalue(L, 1, 1);
   return 1;
 }

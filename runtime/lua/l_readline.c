@@ -511,8 +511,14 @@ static int term_add_history(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  /* what was typed may hold a registered secret (a token): scrubbed */
+  size_t len = strlen(line), cap = gm_log_scrub_bound(len);
+  char *clean = gm_malloc(cap);
+  if (clean == NULL) return gm_push_fail(L, GM_ENOMEM, NULL);
+  gm_log_scrub(line, len, clean, cap);
   HistEvent ev;
-  history(t->hist, &ev, H_ENTER, line);
+  history(t->hist, &ev, H_ENTER, clean);
+  gm_free(clean, cap);
   if (t->history) {
     int e = history(t->hist, &ev, H_SAVE, t->history);
     chmod(t->history, 0600); /* what was typed may be private */

@@ -17,8 +17,10 @@ typedef enum {
                         will either: a Bot stops all of them at once */
 } gm_close_action_t;
 
-/* XX(code, name, description, action, hint): hint says what to do after a
- * fatal close (NULL for the others). */
+/* XX(code, name, description, action, hint). The 4xxx descriptions follow
+ * Discord's "Gateway Close Event Codes" table, from the bot's side: what
+ * was sent that Discord refused, not what gloaming failed to do. hint says
+ * what to do after a fatal close (NULL for the others). */
 #define GM_CLOSE_CODE_MAP(XX)                                                 \
   XX(1000, NORMAL, "normal closure", RESUME, NULL)                            \
   XX(1001, GOING_AWAY, "going away", RESUME, NULL)                            \
@@ -34,43 +36,39 @@ typedef enum {
   XX(1012, SERVICE_RESTART, "service restart", RESUME, NULL)                  \
   XX(1013, TRY_AGAIN_LATER, "try again later", RESUME, NULL)                  \
   XX(1014, BAD_GATEWAY, "bad gateway", RESUME, NULL)                          \
-  XX(4000, UNKNOWN_ERROR, "unknown error", RESUME, NULL)                      \
-  XX(4001, UNKNOWN_OPCODE, "unknown opcode", RESUME, NULL)                    \
-  XX(4002, DECODE_ERROR, "decode error", RESUME, NULL)                        \
-  XX(4003, NOT_AUTHENTICATED, "not authenticated", RESUME, NULL)              \
-  XX(4004, AUTHENTICATION_FAILED,                                             \
-     "authentication failed: the token is invalid",                           \
-     FATAL_ALL,                                                               \
+  XX(4000, UNKNOWN_ERROR, "unknown error on Discord's side", RESUME, NULL)   \
+  XX(4001, UNKNOWN_OPCODE, "unknown opcode: an invalid opcode, or an "       \
+     "invalid payload for one, was sent", RESUME, NULL)                       \
+  XX(4002, DECODE_ERROR, "decode error: Discord could not decode a "         \
+     "payload that was sent", RESUME, NULL)                                   \
+  XX(4003, NOT_AUTHENTICATED, "not authenticated: a payload was sent "       \
+     "before Identify, or the session was invalidated", RESUME, NULL)         \
+  XX(4004, AUTHENTICATION_FAILED, "authentication failed: the token is "      \
+     "incorrect", FATAL_ALL,                                                  \
      "check the bot token (the Developer Portal's Bot page; a reset token "   \
      "replaces the old one)")                                                 \
-  XX(4005, ALREADY_AUTHENTICATED, "already authenticated", RESUME, NULL)      \
-  XX(4007, INVALID_SEQ, "invalid sequence in resume", IDENTIFY, NULL)         \
-  XX(4008, RATE_LIMITED,                                                      \
-     "rate limited: too many payloads sent",                                  \
-     RESUME,                                                                  \
-     NULL)                                                                    \
+  XX(4005, ALREADY_AUTHENTICATED, "already authenticated: more than one "    \
+     "Identify was sent", RESUME, NULL)                                       \
+  XX(4007, INVALID_SEQ, "invalid seq: the sequence sent in Resume was "      \
+     "invalid", IDENTIFY, NULL)                                               \
+  XX(4008, RATE_LIMITED, "rate limited: payloads were sent too quickly",     \
+     RESUME, NULL)                                                            \
   XX(4009, SESSION_TIMED_OUT, "session timed out", IDENTIFY, NULL)            \
-  XX(4010, INVALID_SHARD,                                                     \
-     "invalid shard in identify",                                             \
-     FATAL,                                                                   \
+  XX(4010, INVALID_SHARD, "invalid shard: the shard sent in Identify is "    \
+     "invalid", FATAL,                                                        \
      "check the shard ids and total, or use shards = \"recommended\"")        \
-  XX(4011, SHARDING_REQUIRED,                                                 \
-     "sharding required: too many guilds for the shard "                      \
-     "count",                                                                 \
-     FATAL,                                                                   \
+  XX(4011, SHARDING_REQUIRED, "sharding required: too many guilds for the "   \
+     "shard count", FATAL,                                                    \
      "use more shards: shards = \"recommended\" asks Discord how many")       \
-  XX(4012, INVALID_API_VERSION,                                               \
-     "invalid gateway API version",                                           \
-     FATAL,                                                                   \
+  XX(4012, INVALID_API_VERSION, "invalid API version: the gateway URL "      \
+     "names a version Discord does not serve", FATAL,                         \
      "check gateway_url: gloaming speaks gateway API v10")                    \
-  XX(4013, INVALID_INTENTS,                                                   \
-     "invalid intents",                                                       \
-     FATAL,                                                                   \
+  XX(4013, INVALID_INTENTS, "invalid intents: the intents value is not a "   \
+     "valid bit set", FATAL,                                                  \
      "check the intents: only Discord's documented bits are valid")           \
-  XX(4014, DISALLOWED_INTENTS,                                                \
-     "disallowed intents: a privileged intent is not "                        \
-     "enabled for this application",                                          \
-     FATAL,                                                                   \
+  XX(4014, DISALLOWED_INTENTS, "disallowed intents: a privileged intent is "  \
+     "not enabled (or not approved) for this application in the Developer "   \
+     "Portal", FATAL,                                                         \
      "enable it in the Developer Portal (Bot, Privileged Gateway Intents) "   \
      "or leave it out of intents")
 

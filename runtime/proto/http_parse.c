@@ -1,6 +1,7 @@
 #include "http_parse.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,8 +24,12 @@ static char *take(gm_buf_t *b) {
 
 static int count_header_bytes(gm_http_parser_t *p, size_t n) {
   p->header_bytes += n;
-  if (p->header_bytes > p->max_header_bytes)
-    return fail(p, GM_EMSGSIZE, "HTTP headers too large");
+  if (p->header_bytes > p->max_header_bytes) {
+    snprintf(p->why_buf, sizeof p->why_buf,
+             "HTTP headers larger than the limit of %zu bytes",
+             p->max_header_bytes);
+    return fail(p, GM_EMSGSIZE, p->why_buf);
+  }
   return 0;
 }
 
@@ -97,8 +102,11 @@ static int on_headers_complete(llhttp_t *h) {
 
 static int on_body(llhttp_t *h, const char *at, size_t n) {
   gm_http_parser_t *p = of(h);
-  if (p->msg.body.len + n > p->max_body)
-    return fail(p, GM_EMSGSIZE, "HTTP body too large");
+  if (p->msg.body.len + n > p->max_body) {
+    snprintf(p->why_buf, sizeof p->why_buf,
+             "HTTP body larger than the limit of %zu bytes", p->max_body);
+    return fail(p, GM_EMSGSIZE, p->why_buf);
+  }
   return gm_buf_append(&p->msg.body, at, n) ? fail(p, GM_ENOMEM, "out of memory") : 0;
 }
 

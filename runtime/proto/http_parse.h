@@ -45,6 +45,7 @@ typedef struct gm_http_parser_s {
   bool in_value;
   int error;
   const char *why;
+  char why_buf[96]; /* a why that names a limit */
 } gm_http_parser_t;
 
 typedef enum { GM_HTTP_REQUEST, GM_HTTP_RESPONSE } gm_http_kind_t;

@@ -17,7 +17,8 @@ end
 --- Makes a CA and a certificate signed by it.
 -- opts.names: subject alternative names (default { "DNS:localhost",
 -- "IP:127.0.0.1", "IP:::1" }); opts.dir: where to write (default: a new
--- temporary folder). Returns { dir, ca_file, cert_file, key_file }.
+-- temporary folder); opts.days: the leaf's validity (default 2; -1 makes
+-- one that expired yesterday). Returns { dir, ca_file, cert_file, key_file }.
 function certs.make(opts)
   opts = opts or {}
   local dir = opts.dir or tmpdir()
@@ -36,8 +37,8 @@ function certs.make(opts)
   f:close()
   run(("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=gloaming test' " ..
     "-keyout %s -out %s"):format(key, csr))
-  run(("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -extfile %s -out %s")
-    :format(csr, ca, ca_key, ext, cert))
+  run(("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days %d -extfile %s -out %s")
+    :format(csr, ca, ca_key, math.tointeger(opts.days or 2), ext, cert))
   return { dir = dir, ca_file = ca, cert_file = cert, key_file = key }
 end
 

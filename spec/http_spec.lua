@@ -1,0 +1,171 @@
+-- gloaming.http against servers that misbehave: responses nobody asked
+-- for, interim 1xx responses, absurd 429s.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local core = gloaming.core
+
+--- A server on 127.0.0.1 that hands every request to answer(conn, req, n)
+-- (n counts requests over all connections). Returns the client and a
+-- record: connections accepted, requests seen.
+local function serve(answer, opts)
+  local listener = assert(core.listen { port = 0 })
+  local seen = { connections = 0, targets = {} }
+  gloaming.spawn(function()
+    while true do
+      local conn = listener:accept()
+      if not conn then return end
+      seen.connections = seen.connections + 1
+      gloaming.spawn(function()
+        while true do
+          local req = conn:receive()
+          if type(req) ~= "table" then return end
+          seen.targets[#seen.targets + 1] = req.target
+          answer(conn, req, #seen.targets)
+        end
+      end)
+    end
+  end)
+  local o = { base_url = ("http://127.0.0.1:%d"):format(listener:port()), timeout = 5 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local http = gloaming.http.new("tok", o)
+  return http, seen, listener
+end
+
+local function response(status, body)
+  return ("HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s")
+    :format(status, #body, body)
+end
+
+local function echo(req) return ('{"target":"%s"}'):format(req.target) end
+
+describe("gloaming.http on a kept-alive connection", function()
+  it("drops a connection that sent a response nobody asked for", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn, req, n)
+        local extra = n == 1 and response(200, '{"target":"unsolicited"}') or ""
+        conn:write_raw(response(200, echo(req)) .. extra)
+      end)
+      for i = 1, 3 do
+        assert.are.same({ target = "/r" .. i }, (http:request("GET", "/r" .. i)))
+      end
+      assert.are.equal(2, seen.connections) -- the first was dropped, the second kept
+      http:close()
+      listener:close()
+    end, 10)
+  end)
+
+  it("drops a kept-alive connection that spoke while idle", function()
+    testing.run(function()
+      local go = gloaming.Condition.new()
+      local http, seen, listener = serve(function(conn, req, n)
+        conn:write_raw(response(200, echo(req)))
+        if n == 1 then -- once the client holds the connection idle
+          go:wait(5)
+          conn:write_raw(response(200, '{"target":"late"}'))
+        end
+      end)
+      assert.are.same({ target = "/a" }, (http:request("GET", "/a")))
+      go:notify_all()
+      -- the late response reached the idle connection (nothing to wait on
+      -- but its queue: polled, bounded)
+      local idle = core.state(http).idle[1]
+      local deadline = gloaming.now() + 5
+      while idle:pending() == 0 and gloaming.now() < deadline do gloaming.sleep(0.001) end
+      assert.are.equal(1, idle:pending())
+      assert.are.same({ target = "/b" }, (http:request("GET", "/b")))
+      assert.are.same({ target = "/c" }, (http:request("GET", "/c")))
+      assert.are.same({ 2, { "/a", "/b", "/c" } }, { seen.connections, seen.targets })
+      http:close()
+      listener:close()
+    end, 10)
+  end)
+
+  it("skips interim 1xx responses (RFC 9110 15.2) and keeps the connection", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn, req)
+        conn:write_raw("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        conn:write_raw(response(200, echo(req)))
+      end)
+      for i = 1, 3 do
+        local body, status = http:request("POST", "/r" .. i, { x = i })
+        assert.are.same({ { target = "/r" .. i }, 200 }, { body, status })
+      end
+      assert.are.equal(1, seen.connections)
+      http:close()
+      listener:close()
+    end, 10)
+  end)
+
+  it("fails a request answered with 101 on a plain request", function()
+    testing.run(function()
+      local http, _, listener = serve(function(conn)
+        conn:write_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+      end)
+      local none, msg, code = http:request("GET", "/x")
+      assert.is_nil(none)
+      assert.are.equal("EPROTO", code)
+      assert.matches("101", msg)
+      http:close()
+      listener:close()
+    end, 10)
+  end)
+end)
+
+describe("gloaming.http under absurd 429s", function()
+  it("fails within the request's timeout when retry_after is huge, and keeps failing fast", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn)
+        conn:respond(429, { ["Content-Type"] = "application/json" },
+          '{"message":"You are being rate limited.","retry_after":1e9,"global":true}')
+      end, { timeout = 5 })
+      for _ = 1, 2 do
+        local t0 = gloaming.now()
+        local none, msg, code = http:request("GET", "/channels/1")
+        assert.is_nil(none)
+        assert.are.equal(429, code)
+        assert.matches("longer than the request's timeout %(5 s%)", msg)
+        assert.is_true(gloaming.now() - t0 <= 5, "the wait honours the request's timeout")
+      end
+      assert.are.equal(1, #seen.targets) -- the second did not even go out
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("rejects a retry_after that is no finite number", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn)
+        conn:respond(429, { ["Retry-After"] = "1e999" }, "")
+      end)
+      local t0 = gloaming.now()
+      local none, msg, code = http:request("GET", "/x")
+      assert.are.same({ nil, "429 rate limited on GET /x with an unusable retry_after (1e999)", 429 },
+        { none, msg, code })
+      assert.are.equal(t0, gloaming.now())
+      -- nothing was recorded: the next request goes out at once
+      http:request("GET", "/x")
+      assert.are.equal(2, #seen.targets)
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+end)
+
+describe("HTTP client limits", function()
+  it("says a body is too large, with the limit, instead of 'closed'", function()
+    testing.run(function()
+      local listener = assert(core.listen { port = 0 })
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        conn:receive()
+        conn:write_raw(response(200, ("x"):rep(2000)))
+        conn:receive(5)
+      end)
+      local c = assert(core.http_connect(("http://127.0.0.1:%d/"):format(listener:port()), { max_payload = 1000 }))
+      assert(c:write_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.are.same({ nil, "HTTP body larger than the limit of 1000 bytes", "EMSGSIZE" }, { c:receive(5) })
+      c:close()
+      listener:close()
+    end, 10)
+  end)
+end)
