@@ -248,13 +248,19 @@ function Bot:shutdown(tasks, saver)
   self.shutting_down = true
   local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
   for _, shard in ipairs(self.shards) do shard:close(frame) end
+  -- A wait that fails with ECANCELED ends the grace at once: the run is
+  -- shutting down and every later wait fails too, so looping on it would
+  -- spin (forever on the virtual clock, whose time stands still).
   local deadline = core.now() + SHUTDOWN_GRACE
   for _, t in ipairs(tasks or {}) do
     local left = deadline - core.now()
-    if left > 0 then t:wait(left) end
+    if left <= 0 then break end
+    local ok, _, code = t:wait(left)
+    if ok == nil and code == "ECANCELED" then break end
   end
   while self.in_flight > 0 and core.now() < deadline do
-    self.slots:wait(deadline - core.now())
+    local ok, _, code = self.slots:wait(deadline - core.now())
+    if not ok and code == "ECANCELED" then break end
   end
   if saver then saver:cancel() end
   save_sessions(self)

@@ -96,6 +96,10 @@ static int wait_continue(lua_State *L, int status, lua_KContext ctx) {
 int gm_task_wait_k(lua_State *L, gm_task_t *t, void *object,
                    gm_detach_cb detach, uint64_t timeout_ns, lua_KFunction k) {
   if (t->cancel_pending || t->rt->sticky_cancel) {
+    /* The binding has already linked the task to the object; a wait that
+     * fails before it starts must unlink it, or the object would later
+     * wake a task that is not waiting (or no longer exists). */
+    if (detach) detach(t, object);
     t->cancel_pending = false;
     return gm_push_fail(L, GM_ECANCELED, "cancelled");
   }
@@ -170,6 +174,7 @@ gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon) {
   luaL_setmetatable(L, TASK_MT);
   lua_State *co = lua_newthread(L);
   t->co = co;
+  gm_watchdog_watch(rt, co);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, fn);
   lua_xmove(L, co, 1);
@@ -328,7 +333,9 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
    * task waiting for this one. */
   if (t != main && t->joiners == NULL)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
-  if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF) {
+  /* past the deadline an error is the watchdog's doing, not a cause */
+  if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF &&
+      !rt->watchdog_fired) {
     lua_pushvalue(co, -1);
     lua_xmove(co, rt->L, 1);
     rt->first_error_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
@@ -409,12 +416,6 @@ static int l_virtual(lua_State *L) {
   return 1;
 }
 
-static void on_watchdog(uv_timer_t *h) {
-  gm_rt_t *rt = h->data;
-  rt->watchdog_fired = true;
-  uv_stop(h->loop);
-}
-
 /* Cancels every waiting task and makes every later wait fail. */
 /* Calls fn for every task not yet done (the registry table is walked;
  * fn may finish the task, which clears its entry: lua_next allows that). */
@@ -492,24 +493,17 @@ static int l_run(lua_State *L) {
   rt->sticky_cancel = false;
   rt->stop_on_error = stop_on_error;
   rt->first_error_ref = LUA_NOREF;
-  rt->watchdog_fired = false;
-  if (watchdog > 0) {
-    uv_timer_init(&loop->uv, &rt->watchdog);
-    rt->watchdog.data = rt;
-    uv_timer_start(&rt->watchdog, on_watchdog,
-                   (uint64_t)ceil(watchdog * 1000), 0);
-    uv_unref((uv_handle_t *)&rt->watchdog);
-  }
+  gm_watchdog_start(rt, loop, watchdog);
 
   lua_settop(L, 1);
   gm_task_t *main = gm_task_spawn(L, rt, 0, false);
   lua_pushvalue(L, -1); /* keep main's userdata for its results */
   bool deadlock = false;
-  while (rt->live > 0 && !rt->watchdog_fired) {
+  while (rt->live > 0 && !gm_watchdog_expired(rt)) {
     gm_task_t *t;
     while ((t = dequeue(rt)) != NULL) {
       resume(rt, t, main);
-      if (rt->watchdog_fired) break;
+      if (gm_watchdog_expired(rt)) break;
     }
     if (rt->live == 0 || rt->watchdog_fired) break;
     if (stop_on_error &&
@@ -530,23 +524,29 @@ static int l_run(lua_State *L) {
     }
   }
   abandon_all(rt, L);
-  if (watchdog > 0) uv_close((uv_handle_t *)&rt->watchdog, NULL);
+  gm_watchdog_stop(rt);
   gm_loop_close(loop);
   gm_free(loop, sizeof *loop);
   rt->loop = NULL;
   rt->in_run = false;
   rt->sticky_cancel = false;
 
-  if (rt->watchdog_fired) {
-    char msg[80];
-    snprintf(msg, sizeof msg, "timed out after %.3g s (real time)", watchdog);
-    lua_pushstring(L, msg);
-    return lua_error(L);
-  }
+  /* The first task error is the cause even when the run then timed out
+   * (a cleanup that hung after a failed assertion): it comes first. */
   if (rt->first_error_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     rt->first_error_ref = LUA_NOREF;
+    if (rt->watchdog_fired) {
+      lua_pushliteral(L, "\n(then the run ");
+      gm_watchdog_push_error(L, rt);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 4);
+    }
+    return lua_error(L);
+  }
+  if (rt->watchdog_fired) {
+    gm_watchdog_push_error(L, rt);
     return lua_error(L);
   }
   if (deadlock && stop_on_error)
