@@ -135,6 +135,15 @@ end
 
 -- {=============== dispatch ===============
 
+-- The text of any error value, even one whose __tostring raises.
+local function error_text(err)
+  if type(err) == "string" then return err end
+  local ok, text = pcall(tostring, err)
+  if ok and type(text) == "string" then return text end
+  if type(err) == "table" and type(rawget(err, "message")) == "string" then return err.message end
+  return ("a %s whose __tostring failed"):format(type(err))
+end
+
 local function run_handlers(self, event)
   local fns = {}
   for _, fn in ipairs(self.listeners[event.type] or {}) do fns[#fns + 1] = fn end
@@ -142,7 +151,11 @@ local function run_handlers(self, event)
   if type(m) == "function" then fns[#fns + 1] = m end
   for _, fn in ipairs(fns) do
     local ok, err = xpcall(fn, debug.traceback, event, self)
-    if not ok then log.error("handler for %s failed: %s", event.type, tostring(err)) end
+    if not ok then
+      local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
+      -- under gloaming.testing.run it fails the spec; otherwise it is logged
+      if not core.fail_run(text) then log.error("%s", text) end
+    end
   end
 end
 
@@ -155,10 +168,12 @@ local function dispatch(self, event)
   end
   self.in_flight = self.in_flight + 1
   core.spawn(function()
-    run_handlers(self, event)
+    -- the slot is given back whatever happens in there
+    local ok, err = pcall(run_handlers, self, event)
     self.in_flight = self.in_flight - 1
     -- every waiter checks again: readers for a slot, shutdown for zero
     self.slots:notify_all()
+    if not ok then error(err, 0) end
   end)
 end
 

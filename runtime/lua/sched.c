@@ -283,23 +283,39 @@ static void warn_if_blocked(gm_task_t *t, uint64_t elapsed) {
          (double)elapsed / 1e6, where);
 }
 
-/* The text of an error value: a string, something with __tostring, or a
- * table with a message field (busted's assertion failures). */
-static const char *error_text(lua_State *co) {
+static int tostring_of_arg(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* The text of an error value, in its place on top of co: a string,
+ * something with __tostring, or a table with a message field (busted's
+ * assertion failures). __tostring runs protected in a thread of its own:
+ * co is dead, and a __tostring that raises must not take the run down. */
+static const char *error_text(gm_rt_t *rt, lua_State *co) {
   if (lua_type(co, -1) == LUA_TSTRING) return lua_tostring(co, -1);
+  const char *text = NULL;
+  lua_State *L = lua_newthread(rt->L);
   if (luaL_getmetafield(co, -1, "__tostring") != LUA_TNIL) {
     lua_pop(co, 1);
-    const char *s = luaL_tolstring(co, -1, NULL);
-    lua_replace(co, -2);
-    return s;
+    lua_pushcfunction(L, tostring_of_arg);
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) text = lua_tostring(L, -1);
   }
-  if (lua_type(co, -1) == LUA_TTABLE &&
-      lua_getfield(co, -1, "message") == LUA_TSTRING) {
-    lua_replace(co, -2);
-    return lua_tostring(co, -1);
+  if (text == NULL && lua_type(co, -1) == LUA_TTABLE) {
+    lua_pushliteral(co, "message");
+    if (lua_rawget(co, -2) == LUA_TSTRING) {
+      lua_replace(co, -2);
+      lua_pop(rt->L, 1);
+      return lua_tostring(co, -1);
+    }
+    lua_pop(co, 1);
   }
-  lua_pop(co, lua_type(co, -1) == LUA_TTABLE ? 1 : 0);
-  return luaL_typename(co, -1);
+  lua_pushstring(co, text ? text : luaL_typename(co, -1));
+  lua_replace(co, -2);
+  lua_pop(rt->L, 1); /* the thread */
+  return lua_tostring(co, -1);
 }
 
 static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
@@ -327,7 +343,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
     return;
   }
   /* An error: keep its traceback, log it unless the caller of run gets it. */
-  luaL_traceback(co, co, error_text(co), 0);
+  luaL_traceback(co, co, error_text(rt, co), 0);
   lua_remove(co, -2);
   /* Logged unless someone gets the error: the caller of run (main) or a
    * task waiting for this one. */
@@ -400,6 +416,24 @@ static int l_shutdown(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   if (rt->loop) shut_down(rt, rt->L);
   return 0;
+}
+
+/* fail_run(message): an error caught on a task's behalf (a Bot handler's)
+ * fails gloaming.testing.run as an uncaught one would. True when the run
+ * took it; false when nothing stops on errors (a plain run), the run is
+ * already failing or shutting down (errors then are consequences): the
+ * caller logs it then. */
+static int l_fail_run(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  luaL_checkstring(L, 1);
+  bool take = rt->loop && rt->stop_on_error && !rt->sticky_cancel &&
+              !rt->watchdog_fired && rt->first_error_ref == LUA_NOREF;
+  if (take) {
+    lua_pushvalue(L, 1);
+    rt->first_error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushboolean(L, take);
+  return 1;
 }
 
 /* running_task(): the task running this code, or nil outside of one. */
@@ -629,6 +663,7 @@ int gm_open_sched(lua_State *L) {
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
                                    {"shutdown", l_shutdown},
+                                   {"fail_run", l_fail_run},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);
   lua_pop(L, 1);
