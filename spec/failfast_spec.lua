@@ -75,7 +75,11 @@ local function with_waiting_handler(after)
       intents = gloaming.Intents.GUILD_MESSAGES | gloaming.Intents.MESSAGE_CONTENT,
       http = { base_url = ("http://127.0.0.1:%d/api/v10"):format(server:port()) },
     }
-    bot:on("MESSAGE_CREATE", function(event, b) b.http:create_message(event.data.channel_id, "hi") end)
+    bot:on("MESSAGE_CREATE", function(event, b)
+      b.http:create_message(event.data.channel_id, "hi")
+      -- more to do after the call: still in flight when the Bot shuts down
+      for _ = 1, 10 do coroutine.yield() end
+    end)
     gloaming.spawn(function() return bot:run() end)
     assert(fake:wait_ready(0, 5))
     fake:dispatch(0, "MESSAGE_CREATE", { id = "1", channel_id = "11", guild_id = "10", content = "!ping" })
