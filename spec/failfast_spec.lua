@@ -108,6 +108,23 @@ end)
   end)
 end)
 
+describe("a task's error whose __tostring raises", function()
+  local bad = setmetatable({}, { __tostring = function() error("tostring raises") end })
+
+  it("fails its task, not the run", function()
+    local ok, r, msg = gloaming.run(function()
+      local t = gloaming.spawn(function() error(bad) end)
+      return t:wait()
+    end)
+    assert.are.same({ true, false }, { ok, r })
+    assert.matches("^table\nstack traceback:", msg)
+    local failed, err = pcall(testing.run, function() error(bad) end, 5)
+    assert.is_false(failed)
+    assert.matches("^table\nstack traceback:", err)
+    assert.is_true((gloaming.run(function() end))) -- the runtime is fine
+  end)
+end)
+
 describe("testing.run's timeout", function()
   local function run_spinning(fn, clock)
     local t0 = gloaming.now()
