@@ -144,6 +144,15 @@ describe("testing.run's timeout", function()
     end)
   end
 
+  it("holds against a task that only ever yields", function()
+    local ok, err = run_spinning(function()
+      gloaming.spawn(function() while true do coroutine.yield() end end)
+      gloaming.sleep(100)
+    end, "virtual")
+    assert.is_false(ok)
+    assert.matches("timed out after 0.2 s", err, 1, true)
+  end)
+
   it("holds against a task that catches every error", function()
     local ok, err = run_spinning(function()
       while true do pcall(function() while true do end end) end
