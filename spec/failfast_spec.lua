@@ -144,6 +144,18 @@ describe("testing.run's timeout", function()
     end)
   end
 
+  it("reports the first error as the cause when a task then spins", function()
+    local ok, err = run_spinning(function()
+      gloaming.spawn(function()
+        gloaming.sleep(100) -- cancelled when the run stops on the error below
+        while true do end
+      end)
+      error("the cause")
+    end, "virtual")
+    assert.is_false(ok)
+    assert.matches("^spec/failfast_spec.lua:%d+: the cause\nstack traceback:.*\n%(then the run timed out after 0.2 s %(real time%)", err)
+  end)
+
   it("holds against a task that only ever yields", function()
     local ok, err = run_spinning(function()
       gloaming.spawn(function() while true do coroutine.yield() end end)
