@@ -62,8 +62,12 @@ struct gm_rt_s {
   /* gloaming.testing.run: stop at the first task error */
   bool stop_on_error;
   int first_error_ref;
+  /* the run's real-time deadline (watchdog.c) */
   uv_timer_t watchdog;
   bool watchdog_fired;
+  uint64_t watchdog_deadline; /* uv_hrtime(); 0: none */
+  double watchdog_seconds;
+  char watchdog_where[160]; /* where a task ran past it */
 };
 
 /* The runtime of this Lua state (upvalue 1 of every binding function). */
@@ -79,7 +83,9 @@ gm_task_t *gm_task_current(lua_State *L, gm_rt_t *rt);
 /* Parks the current task; use as `return gm_task_wait(...)`. timeout_ns
  * UINT64_MAX waits forever. When the task is woken, the values pushed by the
  * waker are what the calling Lua code receives. If the task was cancelled
- * before it could wait, returns nil, "cancelled", "ECANCELED" at once. */
+ * before it could wait, calls detach(task, object) and returns nil,
+ * "cancelled", "ECANCELED" at once: a binding links the task to its object
+ * first and relies on detach to undo that on every path. */
 int gm_task_wait(lua_State *L, gm_task_t *task, void *object,
                  gm_detach_cb detach, uint64_t timeout_ns);
 
@@ -118,6 +124,16 @@ void gm_rt_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 /* Spawns fn (at stack top, popped) with nargs arguments below it as a new
  * task from C. Returns the task (its userdata is left on the stack). */
 gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon);
+
+/* The run's real-time deadline, which holds even against a task that
+ * computes without waiting (watchdog.c). start arms it (seconds <= 0: no
+ * deadline), watch hooks a new task's thread, expired says whether the
+ * run must end now, push_error pushes the run's error message. */
+void gm_watchdog_start(gm_rt_t *rt, gm_loop_t *loop, double seconds);
+void gm_watchdog_watch(gm_rt_t *rt, lua_State *co);
+bool gm_watchdog_expired(gm_rt_t *rt);
+void gm_watchdog_stop(gm_rt_t *rt);
+void gm_watchdog_push_error(lua_State *L, gm_rt_t *rt);
 
 /* The binding files: each adds its functions and classes to the module
  * table at the top of the stack. */

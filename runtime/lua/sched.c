@@ -117,6 +117,10 @@ static int wait_continue(lua_State *L, int status, lua_KContext ctx) {
 int gm_task_wait_k(lua_State *L, gm_task_t *t, void *object,
                    gm_detach_cb detach, uint64_t timeout_ns, lua_KFunction k) {
   if (t->cancel_pending || t->rt->sticky_cancel) {
+    /* The binding has already linked the task to the object; a wait that
+     * fails before it starts must unlink it, or the object would later
+     * wake a task that is not waiting (or no longer exists). */
+    if (detach) detach(t, object);
     t->cancel_pending = false;
     return gm_push_fail(L, GM_ECANCELED, "cancelled");
   }
@@ -191,6 +195,7 @@ gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon) {
   luaL_setmetatable(L, TASK_MT);
   lua_State *co = lua_newthread(L);
   t->co = co;
+  gm_watchdog_watch(rt, co);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, fn);
   lua_xmove(L, co, 1);
@@ -299,23 +304,39 @@ static void warn_if_blocked(gm_task_t *t, uint64_t elapsed) {
          (double)elapsed / 1e6, where);
 }
 
-/* The text of an error value: a string, something with __tostring, or a
- * table with a message field (busted's assertion failures). */
-static const char *error_text(lua_State *co) {
+static int tostring_of_arg(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* The text of an error value, in its place on top of co: a string,
+ * something with __tostring, or a table with a message field (busted's
+ * assertion failures). __tostring runs protected in a thread of its own:
+ * co is dead, and a __tostring that raises must not take the run down. */
+static const char *error_text(gm_rt_t *rt, lua_State *co) {
   if (lua_type(co, -1) == LUA_TSTRING) return lua_tostring(co, -1);
+  const char *text = NULL;
+  lua_State *L = lua_newthread(rt->L);
   if (luaL_getmetafield(co, -1, "__tostring") != LUA_TNIL) {
     lua_pop(co, 1);
-    const char *s = luaL_tolstring(co, -1, NULL);
-    lua_replace(co, -2);
-    return s;
+    lua_pushcfunction(L, tostring_of_arg);
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) text = lua_tostring(L, -1);
   }
-  if (lua_type(co, -1) == LUA_TTABLE &&
-      lua_getfield(co, -1, "message") == LUA_TSTRING) {
-    lua_replace(co, -2);
-    return lua_tostring(co, -1);
+  if (text == NULL && lua_type(co, -1) == LUA_TTABLE) {
+    lua_pushliteral(co, "message");
+    if (lua_rawget(co, -2) == LUA_TSTRING) {
+      lua_replace(co, -2);
+      lua_pop(rt->L, 1);
+      return lua_tostring(co, -1);
+    }
+    lua_pop(co, 1);
   }
-  lua_pop(co, lua_type(co, -1) == LUA_TTABLE ? 1 : 0);
-  return luaL_typename(co, -1);
+  lua_pushstring(co, text ? text : luaL_typename(co, -1));
+  lua_replace(co, -2);
+  lua_pop(rt->L, 1); /* the thread */
+  return lua_tostring(co, -1);
 }
 
 static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
@@ -343,13 +364,15 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
     return;
   }
   /* An error: keep its traceback, log it unless the caller of run gets it. */
-  luaL_traceback(co, co, error_text(co), 0);
+  luaL_traceback(co, co, error_text(rt, co), 0);
   lua_remove(co, -2);
   /* Logged unless someone gets the error: the caller of run (main) or a
    * task waiting for this one. */
   if (t != main && t->joiners == NULL)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
-  if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF) {
+  /* past the deadline an error is the watchdog's doing, not a cause */
+  if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF &&
+      !rt->watchdog_fired) {
     lua_pushvalue(co, -1);
     lua_xmove(co, rt->L, 1);
     rt->first_error_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
@@ -416,6 +439,24 @@ static int l_shutdown(lua_State *L) {
   return 0;
 }
 
+/* fail_run(message): an error caught on a task's behalf (a Bot handler's)
+ * fails gloaming.testing.run as an uncaught one would. True when the run
+ * took it; false when nothing stops on errors (a plain run), the run is
+ * already failing or shutting down (errors then are consequences): the
+ * caller logs it then. */
+static int l_fail_run(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  luaL_checkstring(L, 1);
+  bool take = rt->loop && rt->stop_on_error && !rt->sticky_cancel &&
+              !rt->watchdog_fired && rt->first_error_ref == LUA_NOREF;
+  if (take) {
+    lua_pushvalue(L, 1);
+    rt->first_error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushboolean(L, take);
+  return 1;
+}
+
 /* running_task(): the task running this code, or nil outside of one. */
 static int l_running_task(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
@@ -428,12 +469,6 @@ static int l_virtual(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   lua_pushboolean(L, rt->loop && rt->loop->virtual_clock);
   return 1;
-}
-
-static void on_watchdog(uv_timer_t *h) {
-  gm_rt_t *rt = h->data;
-  rt->watchdog_fired = true;
-  uv_stop(h->loop);
 }
 
 /* Cancels every waiting task and makes every later wait fail. */
@@ -514,24 +549,17 @@ static int l_run(lua_State *L) {
   rt->sticky_cancel = false;
   rt->stop_on_error = stop_on_error;
   rt->first_error_ref = LUA_NOREF;
-  rt->watchdog_fired = false;
-  if (watchdog > 0) {
-    uv_timer_init(&loop->uv, &rt->watchdog);
-    rt->watchdog.data = rt;
-    uv_timer_start(&rt->watchdog, on_watchdog,
-                   (uint64_t)ceil(watchdog * 1000), 0);
-    uv_unref((uv_handle_t *)&rt->watchdog);
-  }
+  gm_watchdog_start(rt, loop, watchdog);
 
   lua_settop(L, 1);
   gm_task_t *main = gm_task_spawn(L, rt, 0, false);
   lua_pushvalue(L, -1); /* keep main's userdata for its results */
   bool deadlock = false;
-  while (rt->live > 0 && !rt->watchdog_fired) {
+  while (rt->live > 0 && !gm_watchdog_expired(rt)) {
     gm_task_t *t;
     while ((t = dequeue(rt)) != NULL) {
       resume(rt, t, main);
-      if (rt->watchdog_fired) break;
+      if (gm_watchdog_expired(rt)) break;
     }
     if (rt->live == 0 || rt->watchdog_fired) break;
     if (stop_on_error &&
@@ -553,23 +581,29 @@ static int l_run(lua_State *L) {
     }
   }
   abandon_all(rt, L);
-  if (watchdog > 0) uv_close((uv_handle_t *)&rt->watchdog, NULL);
+  gm_watchdog_stop(rt);
   gm_loop_close(loop);
   gm_free(loop, sizeof *loop);
   rt->loop = NULL;
   rt->in_run = false;
   rt->sticky_cancel = false;
 
-  if (rt->watchdog_fired) {
-    char msg[80];
-    snprintf(msg, sizeof msg, "timed out after %.3g s (real time)", watchdog);
-    lua_pushstring(L, msg);
-    return lua_error(L);
-  }
+  /* The first task error is the cause even when the run then timed out
+   * (a cleanup that hung after a failed assertion): it comes first. */
   if (rt->first_error_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     rt->first_error_ref = LUA_NOREF;
+    if (rt->watchdog_fired) {
+      lua_pushliteral(L, "\n(then the run ");
+      gm_watchdog_push_error(L, rt);
+      lua_pushliteral(L, ")");
+      lua_concat(L, 4);
+    }
+    return lua_error(L);
+  }
+  if (rt->watchdog_fired) {
+    gm_watchdog_push_error(L, rt);
     return lua_error(L);
   }
   if (deadlock && stop_on_error)
@@ -652,6 +686,7 @@ int gm_open_sched(lua_State *L) {
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
                                    {"shutdown", l_shutdown},
+                                   {"fail_run", l_fail_run},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);
   lua_pop(L, 1);
