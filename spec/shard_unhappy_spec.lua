@@ -74,16 +74,20 @@ describe("a flapping gateway", function()
     end)
   end)
 
-  it("does not slow down a session that lasted: it resumes at once", function()
+  it("does not slow down a session that lasted: it resumes within the 0-1 s jitter", function()
     virtual(function()
       local fake = testing.gateway { heartbeat_interval = 5 }
       local shard = new_shard(fake)
       next_of(shard, F.READY)
-      gloaming.sleep(6) -- over one heartbeat interval
-      fake:close(0, 4000, "once")
-      local t0 = gloaming.now()
-      next_of(shard, F.RESUMED)
-      assert.is_true(gloaming.now() - t0 < 0.1)
+      -- counted as failures, the second drop would wait 1-2 s, the third 2-4 s
+      for round = 1, 3 do
+        gloaming.sleep(6) -- over one heartbeat interval
+        fake:close(0, 4000, "once")
+        local t0 = gloaming.now()
+        next_of(shard, F.RESUMED)
+        local waited = gloaming.now() - t0
+        assert.is_true(waited < 1.01, ("round %d waited %.3f s"):format(round, waited))
+      end
       shard:close()
     end)
   end)

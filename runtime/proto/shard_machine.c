@@ -57,9 +57,16 @@
  * (or never got there) is a failed attempt, so a gateway that closes every
  * session right after READY, or an op 7 storm, backs off like refused
  * connections. Closes of our own to resume (full buffers) count neither
- * way. The next connection waits 0 s after a success, else
+ * way. The next connection waits a uniform random
+ * [0, GM_SM_RECONNECT_JITTER_NS) (1 s) after a success, else
  * min(60 s, 2^(attempts-1) s) with jitter (half of it fixed, half random),
- * so that shards dropped together do not reconnect in lockstep. After 3
+ * so that shards dropped together (a gateway node restarting sends op 7 to
+ * all; a network blip) do not reconnect in lockstep. The 1-5 s before a new
+ * identify (op 9 false) is random already and replaces the jitter after a
+ * success. Reconnects that no other shard shares skip it: a full-buffer
+ * close reconnects as soon as its buffers drain, and a start (with or
+ * without a saved session, as in a handover) connects at once; a user close
+ * never reconnects. After 3
  * failed attempts on the resume URL the shard tries the gateway URL; after
  * GM_SM_RESUME_TRIES failed resumes at the same sequence (a replayed
  * payload the shard cannot take) it starts a new session.
@@ -208,8 +215,11 @@ void gm_sm_free(gm_shard_machine_t *m) {
 
 /* {=============== connection bookkeeping =============== */
 
+/* The wait before the next connection: the jitter after a success (many
+ * shards may lose their sessions in the same instant), else the backoff. */
 static uint64_t backoff(gm_shard_machine_t *m) {
-  if (m->attempts == 0) return 0;
+  if (m->attempts == 0)
+    return (uint64_t)((double)GM_SM_RECONNECT_JITTER_NS * m->fx->random(m->ud));
   uint64_t d = GM_SM_BACKOFF_BASE_NS;
   for (uint32_t i = 1; i < m->attempts && d < GM_SM_BACKOFF_CAP_NS; i++) d *= 2;
   if (d > GM_SM_BACKOFF_CAP_NS) d = GM_SM_BACKOFF_CAP_NS;
@@ -277,7 +287,9 @@ static void schedule_reconnect(gm_shard_machine_t *m, uint64_t now,
     m->reconnect_at = NEVER;
     return;
   }
-  uint64_t delay = backoff(m) + extra;
+  /* extra (the 1-5 s before a new identify) is random already: after a
+   * success it replaces the jitter rather than adding to it */
+  uint64_t delay = extra && m->attempts == 0 ? extra : backoff(m) + extra;
   m->reconnect_at = now + delay;
   if (delay)
     say(m, LOG_INFO, "reconnecting in %.1f s (attempt %u)", (double)delay / 1e9,
@@ -691,6 +703,7 @@ void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused) {
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now) {
   if (!m->hold_reconnect) return;
   m->hold_reconnect = false;
+  /* at once, no jitter: buffers drain at each shard's own moment */
   if (!m->connected && m->state == GM_SHARD_DISCONNECTED) m->reconnect_at = now;
 }
 

@@ -44,6 +44,10 @@ typedef enum {
 #define GM_SM_READY_TIMEOUT_NS (30ull * 1000000000ull)
 #define GM_SM_BACKOFF_BASE_NS (1ull * 1000000000ull)
 #define GM_SM_BACKOFF_CAP_NS (60ull * 1000000000ull)
+/* After a session that worked, the next connection still waits a uniform
+ * random [0, this): shards dropped together (a gateway node restarting, a
+ * network blip) then spread over it instead of reconnecting in one burst. */
+#define GM_SM_RECONNECT_JITTER_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MIN_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MAX_NS (5ull * 1000000000ull)
 #define GM_SM_MAX_PAYLOAD 4096

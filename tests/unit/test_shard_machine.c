@@ -274,6 +274,12 @@ static void tick_next(void) {
   tick_at(d);
 }
 
+/* The wait before reconnecting after a session that worked: the injected
+ * random() of the jitter window (the fixture's 0.5 gives 500 ms). */
+static uint64_t jitter(void) {
+  return (uint64_t)((double)GM_SM_RECONNECT_JITTER_NS * w.random);
+}
+
 /* connect, open, Hello, permit, READY: active with session SID-1, seq 1. */
 static void to_active(void) {
   gm_sm_start(&M, w.now);
@@ -304,18 +310,28 @@ static void to_stable(void) {
   stay_stable();
 }
 
-/* The connection after a drop, up to Resume: checks the URL and the
- * payload. */
-static void reconnect_and_resume(const char *url, const char *resume) {
-  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+/* The connection after a drop, up to Resume: checks that it waits exactly
+ * `wait`, the URL and the payload. */
+static void resume_after(uint64_t wait, const char *url, const char *resume) {
+  uint64_t at = w.now + wait;
+  assert_int_equal(at, gm_sm_next_deadline(&M));
   clear_log();
-  tick_next();
+  if (wait) {
+    tick_at(at - 1);
+    assert_int_equal(0, count(FX_CONNECT));
+  }
+  tick_at(at);
   assert_string_equal(url, only(FX_CONNECT)->text);
   gm_sm_opened(&M, w.now);
   hello();
   assert_sent(only(FX_SEND), resume);
   assert_int_equal(0, count(FX_REQUEST));
   assert_int_equal(GM_SHARD_RESUMING, M.state);
+}
+
+/* The same after a session that worked: the wait is the jitter. */
+static void reconnect_and_resume(const char *url, const char *resume) {
+  resume_after(jitter(), url, resume);
 }
 
 /* }=============== */
@@ -670,7 +686,7 @@ static void codes_4007_and_4009_start_a_new_session(void **state) {
     assert_int_equal(-1, M.seq);
     only(FX_SESSION);
     /* straight to the gateway URL (no wasted Resume), with Identify */
-    assert_int_equal(w.now, gm_sm_next_deadline(&M));
+    assert_int_equal(w.now + jitter(), gm_sm_next_deadline(&M));
     clear_log();
     tick_next();
     assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
@@ -1014,9 +1030,59 @@ static void a_session_resets_the_attempts(void **state) {
   assert_int_equal(5, M.attempts);
   stay_stable();
   assert_int_equal(0, M.attempts);
-  /* so the next loss reconnects at once */
+  /* so the next loss waits only the jitter: 1 s * random 0.5 */
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
-  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+  assert_int_equal(w.now + 500 * MS, gm_sm_next_deadline(&M));
+}
+
+static void shards_dropped_together_spread_out(void **state) {
+  (void)state;
+  /* five shards with sessions that worked, dropped at the same instant (a
+   * gateway node restarting sends op 7 to all; a network blip loses all
+   * sockets): each draws its own random() and reconnects at its own time
+   * within the jitter window, not all in one burst */
+  const double randoms[] = {0.0, 0.25, 0.5, 0.75, 0.999999};
+  const size_t n = sizeof randoms / sizeof randoms[0];
+  uint64_t dropped = 0, connects[5];
+  for (size_t k = 0; k < n; k++) {
+    gm_sm_free(&M);
+    clear_log();
+    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                   strlen(IDENTIFY), true));
+    w.now = T0;
+    w.random = 0.5;
+    to_stable();
+    if (k == 0) dropped = w.now;
+    assert_int_equal(dropped, w.now); /* the same instant for every shard */
+    w.random = randoms[k];
+    unsigned drawn = w.randoms;
+    if (k % 2) {
+      gm_sm_closed(&M, w.now, 1006, "", 0, false);
+    } else {
+      assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+      gm_sm_closed(&M, w.now, 4000, "", 0, true);
+    }
+    assert_int_equal(0, M.attempts); /* a success: no backoff, only jitter */
+    assert_int_equal(1, w.randoms - drawn);
+    uint64_t wait = (uint64_t)((double)GM_SM_RECONNECT_JITTER_NS * randoms[k]);
+    assert_int_equal(dropped + wait, gm_sm_next_deadline(&M));
+    clear_log();
+    if (wait) {
+      tick_at(dropped + wait - 1);
+      assert_int_equal(0, count(FX_CONNECT));
+    }
+    tick_at(dropped + wait);
+    assert_string_equal(RESUME, only(FX_CONNECT)->text);
+    connects[k] = w.now;
+  }
+  /* all within [0, 1 s) of the drop, each at a different time, spread over
+   * (nearly) the whole window */
+  assert_true(GM_SM_RECONNECT_JITTER_NS <= 1 * S);
+  for (size_t k = 0; k < n; k++) {
+    assert_true(connects[k] - dropped < GM_SM_RECONNECT_JITTER_NS);
+    if (k) assert_true(connects[k] > connects[k - 1]);
+  }
+  assert_true(connects[n - 1] - connects[0] >= GM_SM_RECONNECT_JITTER_NS - 1 * MS);
 }
 
 static void closes_before_ready_back_off_too(void **state) {
@@ -1043,7 +1109,7 @@ static void closes_before_ready_back_off_too(void **state) {
   /* attempt 5: 8 s + 16 s / 2 * 0.5; then 1 s + 4 s * 0.5 */
   assert_int_equal(w.now + 12 * S + 3 * S, gm_sm_next_deadline(&M));
   tick_next();
-  /* and one that lasted an interval is retried at once */
+  /* and one that lasted an interval is retried after the jitter alone */
   gm_sm_opened(&M, w.now);
   hello();
   gm_sm_permit(&M, w.now);
@@ -1052,7 +1118,7 @@ static void closes_before_ready_back_off_too(void **state) {
   assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_int_equal(0, M.attempts);
-  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+  assert_int_equal(w.now + 500 * MS, gm_sm_next_deadline(&M));
 }
 
 static void the_resume_url_is_given_up_after_three_failures(void **state) {
@@ -1345,7 +1411,8 @@ static void a_full_interval_paused_closes_until_drained(void **state) {
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   w.now += 1 * S;
   gm_sm_drained(&M, w.now);
-  reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 3));
+  /* at once: each shard drains at its own moment, no burst to spread */
+  resume_after(0, RESUME, RESUME_PAYLOAD("SID-1", 3));
   gm_sm_drained(&M, w.now); /* nothing held: nothing changes */
   assert_int_equal(GM_SHARD_RESUMING, M.state);
 }
@@ -1757,6 +1824,7 @@ int main(void) {
       T(a_replay_keeps_the_resume_alive),
       T(failed_connections_back_off_with_jitter),
       T(a_session_resets_the_attempts),
+      T(shards_dropped_together_spread_out),
       T(closes_before_ready_back_off_too),
       T(the_resume_url_is_given_up_after_three_failures),
       T(a_stored_session_resumes_on_the_first_connection),
