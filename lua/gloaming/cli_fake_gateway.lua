@@ -19,7 +19,8 @@ options:
   --shards N               shard count the gateway expects (default 1)
   --heartbeat-interval S   Hello's heartbeat interval in seconds (41.25)
   --token T                the bot token (default: a random one)
-  --max-concurrency N      identifies per 5 s (default 1)
+  --max-concurrency N      identify buckets, one identify each per window (1)
+  --identify-window S      seconds between identifies of one bucket (5)
   --session-timeout S      seconds a session can be resumed (default 60)
   --guilds FILE            a JSON file with the list of guilds to serve
 ]]
@@ -30,6 +31,7 @@ local NUMBERS = {
   ["--max-concurrency"] = { "max_concurrency", math.tointeger },
   ["--heartbeat-interval"] = { "heartbeat_interval", tonumber },
   ["--session-timeout"] = { "session_timeout", tonumber },
+  ["--identify-window"] = { "identify_window", tonumber },
 }
 
 
