@@ -212,7 +212,7 @@ describe("gloaming.IdentifyQueue", function()
       assert.are.equal(1.6, gloaming.now())
       local info = q:info()
       assert.are.same({ 0.25, 0 }, { info.window, info.margin })
-      for _, bad in ipairs { { window = -1 }, { margin = 0 / 0 }, { margin = "1" }, { window = 1e9 } } do
+      for _, bad in ipairs { { window = -1 }, { margin = 0 / 0 }, { margin = "1" }, { window = 1e9 }, { windw = 1 } } do
         local k = next(bad)
         assert.has_error(function() gloaming.IdentifyQueue.new(bad) end)
         local ok, err = pcall(q.update, q, bad)
