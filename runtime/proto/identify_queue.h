@@ -61,7 +61,8 @@ void gm_idq_release(gm_idq_t *q, uint32_t shard_id, uint64_t now, bool sent);
 /* New limits (from GET /gateway/bot). 0 or GM_ENOMEM. */
 int gm_idq_update(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
                   uint32_t total, uint64_t reset_after_ns, uint64_t now);
-/* A new window and margin (ns): spacings already set stay as they are. */
+/* A new window and margin (ns): times a bucket was already held until stay;
+ * a permit out expires by the new figures. */
 void gm_idq_set_window(gm_idq_t *q, uint64_t window_ns, uint64_t margin_ns);
 static inline uint32_t gm_idq_bucket(const gm_idq_t *q, uint32_t shard_id) {
   return q->max_concurrency ? shard_id % q->max_concurrency : 0;
