@@ -153,6 +153,8 @@ static void check_fields(lua_State *L, int t) {
 
 static void read_limits(lua_State *L, int t, lqueue_t *lq) {
   check_fields(L, t);
+  uint64_t window = check_span(L, t, "window", lq->window);
+  uint64_t margin = check_span(L, t, "margin", lq->margin);
   lq->max_concurrency = check_u32(L, t, "max_concurrency", lq->max_concurrency);
   lq->total = check_u32(L, t, "total", lq->total);
   lq->remaining = check_u32(L, t, "remaining", lq->remaining);
@@ -164,8 +166,8 @@ static void read_limits(lua_State *L, int t, lqueue_t *lq) {
   if (lq->remaining > lq->total)
     luaL_error(L, "remaining (%d) cannot exceed total (%d)", (int)lq->remaining,
                (int)lq->total);
-  lq->window = check_span(L, t, "window", lq->window);
-  lq->margin = check_span(L, t, "margin", lq->margin);
+  lq->window = window;
+  lq->margin = margin;
 }
 
 static int l_identify_queue(lua_State *L) {
