@@ -161,7 +161,7 @@ describe("gloaming.shards()", function()
 end)
 
 describe("gloaming.IdentifyQueue", function()
-  it("grants one Identify per bucket each 5 s, and counts the day", function()
+  it("grants one Identify per bucket each 5 s + 0.5 s, and counts the day", function()
     testing.run(function()
       local q = gloaming.IdentifyQueue.new { max_concurrency = 2, remaining = 3, total = 1000 }
       local granted = {}
@@ -174,12 +174,51 @@ describe("gloaming.IdentifyQueue", function()
       end
       local tasks = { identify(0), identify(1), identify(2) } -- 2 shares bucket 0 with 0
       for _, t in ipairs(tasks) do assert(t:wait(60)) end
-      assert.are.same({ "0@0", "1@0", "2@5" }, granted)
+      assert.are.same({ "0@0", "1@0", "2@5.5" }, granted)
       local info = q:info()
-      assert.are.same({ 2, 0, 1000, 0 },
-        { info.max_concurrency, info.remaining, info.total, info.waiting })
+      assert.are.same({ 2, 0, 1000, 0, 5, 0.5 },
+        { info.max_concurrency, info.remaining, info.total, info.waiting, info.window, info.margin })
       assert.has_error(function() q:enqueue(-1) end)
       assert.has_error(function() q:release("zero") end)
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("frees a bucket window + margin after a grant nobody released, not 30 s", function()
+    testing.run(function()
+      local q = gloaming.IdentifyQueue.new { max_concurrency = 1 }
+      local granted = {}
+      for id = 0, 2 do -- twilight's way: enqueue, identify, never release
+        assert(q:enqueue(id))
+        granted[#granted + 1] = gloaming.now()
+      end
+      assert.are.same({ 0, 5.5, 11 }, granted)
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("measures from the release, with the window and margin it was given", function()
+    testing.run(function()
+      local q = gloaming.IdentifyQueue.new { max_concurrency = 1, window = 0.25, margin = 0.1 }
+      assert(q:enqueue(0))
+      gloaming.sleep(1) -- written a second after the grant
+      q:release(0, true)
+      assert(q:enqueue(1))
+      assert.are.equal(1.35, gloaming.now())
+      q:update { margin = 0 } -- the window counts from the next release
+      q:release(1, true)
+      assert(q:enqueue(2))
+      assert.are.equal(1.6, gloaming.now())
+      q:release(2, false) -- unused: no spacing
+      assert(q:enqueue(3))
+      assert.are.equal(1.6, gloaming.now())
+      local info = q:info()
+      assert.are.same({ 0.25, 0 }, { info.window, info.margin })
+      for _, bad in ipairs { { window = -1 }, { margin = 0 / 0 }, { margin = "1" }, { window = 1e9 }, { windw = 1 } } do
+        local k = next(bad)
+        assert.has_error(function() gloaming.IdentifyQueue.new(bad) end)
+        local ok, err = pcall(q.update, q, bad)
+        assert.is_false(ok)
+        assert.matches(k, err)
+      end
     end, 10, { clock = "virtual" })
   end)
 end)

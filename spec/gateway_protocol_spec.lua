@@ -294,6 +294,68 @@ describe("the fake gateway's close codes", function()
   end)
 end)
 
+describe("the fake gateway's identify window", function()
+  it("is identify_window seconds per bucket", function()
+    virtual(function()
+      local fake = testing.gateway { shards = 2, identify_window = 0.5 }
+      local a, b = connect(fake), connect(fake)
+      a:start { shard = { 0, 2 } }
+      local t0 = gloaming.now()
+      b:hello()
+      gloaming.sleep(0.4)
+      b:identify { shard = { 1, 2 } }
+      b:expect(9)
+      gloaming.sleep(t0 + 0.5 - gloaming.now())
+      b:identify { shard = { 1, 2 } }
+      b:expect(0, "READY")
+      assert.has_error(function() testing.gateway { identify_window = -1 } end)
+    end)
+  end)
+
+  it("times each Identify by when it was read, not when a busy fake got to it", function()
+    -- The fake reads two Identifies of one bucket 0.55 s apart, but gets
+    -- to the first only after a task burned 0.3 s: judged by when it ran,
+    -- the gap would be 0.25 s and the second would get op 9.
+    support.real(function()
+      local core = require "gloaming.core"
+      local fake = testing.gateway { shards = 2, identify_window = 0.5 }
+      local listener = assert(core.listen { port = 0 })
+      local identifies_before_burn
+      gloaming.spawn(function() -- a peer that computes for 0.3 s per message
+        local conn = listener:accept()
+        while true do
+          local req, kind = conn:receive()
+          if kind == "http" then
+            assert(conn:upgrade(req))
+          elseif kind == "text" then
+            identifies_before_burn = #fake:received(0, 2)
+            local stop = gloaming.now() + 0.3
+            repeat until gloaming.now() >= stop
+          else
+            return
+          end
+        end
+      end)
+      local burner = assert(gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(listener:port())))
+      local a, b = connect(fake), connect(fake)
+      a:hello()
+      b:hello()
+      -- one pass of the loop reads both: the burner's task runs first
+      assert(burner:send("burn"))
+      a:identify { shard = { 0, 2 } }
+      local sent = gloaming.now()
+      a:expect(0, "READY")
+      assert.are.equal(0, identifies_before_burn) -- the fake got to it after the burn
+      assert.is_true(fake:received(0, 2)[1].at - sent < 0.1, "the Identify was timed when the fake got to it")
+      gloaming.sleep(sent + 0.55 - gloaming.now())
+      b:identify { shard = { 1, 2 } } -- bucket 1 % 1: the same bucket
+      b:expect(0, "READY")
+      burner:close()
+      listener:close()
+    end)
+  end)
+end)
+
 describe("the fake gateway's connect URL", function()
   it("closes 4012 after the upgrade for another API version", function()
     virtual(function()

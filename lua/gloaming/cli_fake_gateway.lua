@@ -40,7 +40,8 @@ local FLAGS = {
   { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
   { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
   { "--token", "T", default("token", "the bot token") },
-  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per 5 s"), integer },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), integer },
+  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), number },
   { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
 }

@@ -8,6 +8,8 @@ local LIMITS = {
   total = { "integer", nil, options.not_negative },
   remaining = { "integer", nil, options.not_negative },
   reset_after = { "number", nil, options.not_negative }, -- seconds
+  window = { "number", nil, options.not_negative },      -- seconds, C's range check applies
+  margin = { "number", nil, options.not_negative },      -- seconds
 }
 
 local IdentifyQueue = {}

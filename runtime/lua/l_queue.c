@@ -1,12 +1,14 @@
 /* core.identify_queue{ max_concurrency =, remaining =, total =,
- * reset_after = (s) }: the in-memory identify queue, shared by every shard
- * of a token in the process.
+ * reset_after = (s), window = (s, 5), margin = (s, 0.5) }: the in-memory
+ * identify queue, shared by every shard of a token in the process. The
+ * contract (grants, release, window, margin, expiry) is in
+ * proto/identify_queue.h.
  *
  *   queue:enqueue(shard_id)       waits for a permit; true (a waiting call)
- *   queue:release(shard_id, sent) the shard sent its Identify (or not)
+ *   queue:release(shard_id, sent) the shard wrote its Identify (or not)
  *   queue:update{ ... }           new limits, from GET /gateway/bot
  *   queue:info()                  { max_concurrency, remaining, total,
- *                                   reset_after, waiting }
+ *                                   reset_after, window, margin, waiting }
  * Waiters are served first come first served within their bucket. */
 #include <string.h>
 
@@ -32,6 +34,7 @@ typedef struct lqueue_s {
   gm_closable_t closable;
   uint32_t max_concurrency, remaining, total;
   uint64_t reset_after;
+  uint64_t window, margin; /* ns */
 } lqueue_t;
 
 static lqueue_t *check_queue(lua_State *L, int i) {
@@ -67,6 +70,7 @@ static bool bind_loop(lua_State *L, lqueue_t *lq) {
     if (gm_idq_init(&lq->q, lq->max_concurrency, lq->remaining, lq->total,
                     lq->reset_after, now))
       return false;
+    gm_idq_set_window(&lq->q, lq->window, lq->margin);
     lq->q_ready = true;
   }
   return true;
@@ -116,7 +120,41 @@ static uint32_t check_u32(lua_State *L, int t, const char *k, uint32_t dflt) {
   return (uint32_t)v;
 }
 
+/* Seconds from 0 to a day: a window is Discord's 5 s, a margin a fraction
+ * of it; anything longer is a mistake, not a setting. */
+static uint64_t check_span(lua_State *L, int t, const char *k, uint64_t dflt) {
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return dflt;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s must be a number of seconds", k);
+  double s = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(s >= 0 && s <= 86400)) luaL_error(L, "%s must be from 0 to 86400 seconds", k);
+  return gm_seconds_to_ns(s);
+}
+
+/* The fields read_limits reads: anything else is a typo, refused. */
+static const char *const FIELDS[] = {"max_concurrency", "total", "remaining",
+                                     "reset_after", "window", "margin", NULL};
+
+static void check_fields(lua_State *L, int t) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int i = 0;
+    while (k && FIELDS[i] && strcmp(k, FIELDS[i]) != 0) i++;
+    if (k == NULL || FIELDS[i] == NULL)
+      luaL_error(L, "unknown identify queue option '%s'", luaL_tolstring(L, -1, NULL));
+  }
+}
+
 static void read_limits(lua_State *L, int t, lqueue_t *lq) {
+  check_fields(L, t);
+  uint64_t window = check_span(L, t, "window", lq->window);
+  uint64_t margin = check_span(L, t, "margin", lq->margin);
   lq->max_concurrency = check_u32(L, t, "max_concurrency", lq->max_concurrency);
   lq->total = check_u32(L, t, "total", lq->total);
   lq->remaining = check_u32(L, t, "remaining", lq->remaining);
@@ -128,6 +166,8 @@ static void read_limits(lua_State *L, int t, lqueue_t *lq) {
   if (lq->remaining > lq->total)
     luaL_error(L, "remaining (%d) cannot exceed total (%d)", (int)lq->remaining,
                (int)lq->total);
+  lq->window = window;
+  lq->margin = margin;
 }
 
 static int l_identify_queue(lua_State *L) {
@@ -138,6 +178,8 @@ static int l_identify_queue(lua_State *L) {
   lq->max_concurrency = 1;
   lq->remaining = lq->total = 1000;
   lq->reset_after = 86400ull * 1000000000ull;
+  lq->window = GM_IDQ_WINDOW_NS;
+  lq->margin = GM_IDQ_MARGIN_NS;
   luaL_setmetatable(L, QUEUE_MT);
   if (lua_istable(L, 1)) read_limits(L, 1, lq);
   return 1;
@@ -186,6 +228,7 @@ static int queue_update(lua_State *L) {
     if (gm_idq_update(&lq->q, lq->max_concurrency, lq->remaining, lq->total,
                       lq->reset_after, gm_loop_now(lq->timer_loop)))
       return luaL_error(L, "out of memory");
+    gm_idq_set_window(&lq->q, lq->window, lq->margin);
     gm_timer_start(&lq->timer, 0);
   }
   return 0;
@@ -195,7 +238,7 @@ static int queue_info(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
   int waiting = 0;
   for (waiter_t *w = lq->head; w; w = w->next) waiting++;
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, lq->max_concurrency);
   lua_setfield(L, -2, "max_concurrency");
   lua_pushinteger(L, lq->timer_loop ? lq->q.remaining : lq->remaining);
@@ -204,6 +247,10 @@ static int queue_info(lua_State *L) {
   lua_setfield(L, -2, "total");
   lua_pushnumber(L, (double)lq->reset_after / 1e9);
   lua_setfield(L, -2, "reset_after");
+  lua_pushnumber(L, (double)lq->window / 1e9);
+  lua_setfield(L, -2, "window");
+  lua_pushnumber(L, (double)lq->margin / 1e9);
+  lua_setfield(L, -2, "margin");
   lua_pushinteger(L, waiting);
   lua_setfield(L, -2, "waiting");
   return 1;

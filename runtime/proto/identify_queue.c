@@ -8,7 +8,19 @@
 int gm_idq_init(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
                 uint32_t total, uint64_t reset_after, uint64_t now) {
   memset(q, 0, sizeof *q);
+  q->window = GM_IDQ_WINDOW_NS;
+  q->margin = GM_IDQ_MARGIN_NS;
   return gm_idq_update(q, max_concurrency, remaining, total, reset_after, now);
+}
+
+/* A time plus a span, saturating: a huge window means never, not soon. */
+static uint64_t after(uint64_t t, uint64_t span) {
+  return t > UINT64_MAX - span ? UINT64_MAX : t + span;
+}
+
+void gm_idq_set_window(gm_idq_t *q, uint64_t window_ns, uint64_t margin_ns) {
+  q->window = window_ns;
+  q->margin = margin_ns;
 }
 
 void gm_idq_free(gm_idq_t *q) {
@@ -38,6 +50,7 @@ int gm_idq_update(gm_idq_t *q, uint32_t max_concurrency, uint32_t remaining,
       gm_idq_bucket_t *nb = &b[old->owner % max_concurrency];
       if (nb->busy && nb->granted_at > old->granted_at) continue;
       nb->busy = true;
+      nb->expired = false;
       nb->owner = old->owner;
       nb->granted_at = old->granted_at;
     }
@@ -56,11 +69,14 @@ uint64_t gm_idq_try(gm_idq_t *q, uint32_t shard_id, uint64_t now) {
   if (q->max_concurrency == 0) return 0; /* a proxy does the limiting */
   gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
   if (b->busy) {
-    /* ask again when it expires, if nobody releases it before */
-    if (now < b->granted_at + GM_IDQ_GRANT_TTL_NS)
-      return b->granted_at + GM_IDQ_GRANT_TTL_NS;
-    b->busy = false; /* never released: count it as sent when granted */
-    b->free_at = b->granted_at + GM_IDQ_SPACING_NS;
+    /* never released: counted as written when granted, so it expires (and
+     * the bucket is free) one spacing after the grant; ask again then, if
+     * nobody releases it before */
+    uint64_t expiry = after(b->granted_at, gm_idq_spacing(q));
+    if (now < expiry) return expiry;
+    b->busy = false;
+    b->expired = true;
+    if (expiry > b->free_at) b->free_at = expiry;
   }
   if (now >= q->reset_at) {
     /* reset_after told how long the current window had left; the next
@@ -72,6 +88,7 @@ uint64_t gm_idq_try(gm_idq_t *q, uint32_t shard_id, uint64_t now) {
   if (q->remaining == 0) return q->reset_at;
   if (now < b->free_at) return b->free_at;
   b->busy = true;
+  b->expired = false;
   b->granted_at = now;
   b->owner = shard_id;
   q->remaining--;
@@ -83,10 +100,19 @@ void gm_idq_release(gm_idq_t *q, uint32_t shard_id, uint64_t now, bool sent) {
   gm_idq_bucket_t *b = &q->buckets[gm_idq_bucket(q, shard_id)];
   /* only the holder's release counts: a shard whose wait was called off
    * must not free (and refund) another shard's permit in its bucket */
-  if (!b->busy || b->owner != shard_id) return;
+  if (b->owner != shard_id) return;
+  if (!b->busy) {
+    /* its permit expired unreleased, and nobody had the bucket since: a
+     * late Identify still spaces the next one (an unused one refunds
+     * nothing: the expiry already counted it) */
+    uint64_t free_at = after(now, gm_idq_spacing(q));
+    if (b->expired && sent && free_at > b->free_at) b->free_at = free_at;
+    b->expired = false;
+    return;
+  }
   b->busy = false;
   if (sent)
-    b->free_at = now + GM_IDQ_SPACING_NS;
+    b->free_at = after(now, gm_idq_spacing(q));
   else if (q->remaining < q->total)
     q->remaining++;
 }

@@ -1,7 +1,9 @@
 /* The identify queue's arithmetic: buckets of shard_id % max_concurrency,
- * 5 s between the Identifies of a bucket measured from the send, the daily
- * budget, busy permits and their expiry, and updates (twilight's queue
- * tests, adapted to a queue that is asked rather than one that runs). */
+ * 5 s + a 500 ms margin between the Identifies of a bucket measured from
+ * the write, the daily budget, busy permits and their expiry, and updates
+ * (twilight's queue tests, adapted to a queue that is asked rather than
+ * one that runs). Times are written out (7500 * MS, not a sum of the
+ * constants) so that a change of the contract's figures shows here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +17,7 @@
 #define MS 1000000ull
 #define S 1000000000ull
 #define DAY GM_IDQ_DAY_NS
-#define SPACING GM_IDQ_SPACING_NS
-#define TTL GM_IDQ_GRANT_TTL_NS
+#define SPACING (5500 * MS) /* window + margin, the defaults */
 #define T0 (1000 * S)
 
 static gm_idq_t q;
@@ -41,22 +42,47 @@ static void the_first_request_is_granted_at_once(void **state) {
   assert_int_equal(0, q.buckets[0].owner);
 }
 
-static void the_same_shard_waits_five_seconds_after_its_send(void **state) {
+static void the_next_waits_window_and_margin_after_the_write(void **state) {
   (void)state;
   init(1, 1000, 1000, DAY);
+  assert_int_equal(5 * S, q.window);
+  assert_int_equal(500 * MS, q.margin);
   assert_int_equal(0, gm_idq_try(&q, 0, T0));
   /* the permit is out: nothing before it comes back (or expires) */
   uint64_t when = gm_idq_try(&q, 0, T0 + 1 * S);
   assert_true(when > T0 + 1 * S);
   assert_int_equal(999, q.remaining);
-  /* sent 2 s after the grant: the next one 5 s after that, not after the
-   * grant */
+  /* written 2 s after the grant: the next one 5.5 s after that, not after
+   * the grant, and not 5 s after it */
   gm_idq_release(&q, 0, T0 + 2 * S, true);
-  assert_int_equal(T0 + 7 * S, gm_idq_try(&q, 0, T0 + 2 * S));
-  assert_int_equal(T0 + 7 * S, gm_idq_try(&q, 0, T0 + 7 * S - 1));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 0, T0 + 2 * S));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 0, T0 + 7 * S));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 0, T0 + 7500 * MS - 1));
   assert_int_equal(999, q.remaining); /* asking costs nothing */
-  assert_int_equal(0, gm_idq_try(&q, 0, T0 + 7 * S));
+  assert_int_equal(0, gm_idq_try(&q, 0, T0 + 7500 * MS));
   assert_int_equal(998, q.remaining);
+}
+
+static void the_window_and_margin_are_set_apart(void **state) {
+  (void)state;
+  init(2, 1000, 1000, DAY);
+  gm_idq_set_window(&q, 300 * MS, 100 * MS);
+  assert_int_equal(0, gm_idq_try(&q, 0, T0));
+  gm_idq_release(&q, 0, T0 + 10 * MS, true);
+  assert_int_equal(T0 + 410 * MS, gm_idq_try(&q, 2, T0 + 10 * MS));
+  assert_int_equal(0, gm_idq_try(&q, 2, T0 + 410 * MS));
+  /* unreleased, it expires one window + margin after its grant */
+  assert_int_equal(T0 + 810 * MS, gm_idq_try(&q, 4, T0 + 500 * MS));
+  assert_int_equal(0, gm_idq_try(&q, 4, T0 + 810 * MS));
+  /* no margin: Discord's window alone */
+  gm_idq_set_window(&q, 5 * S, 0);
+  gm_idq_release(&q, 4, T0 + 1 * S, true);
+  assert_int_equal(T0 + 6 * S, gm_idq_try(&q, 0, T0 + 1 * S));
+  /* a window of a lifetime saturates: it never comes round */
+  gm_idq_set_window(&q, UINT64_MAX, UINT64_MAX);
+  assert_int_equal(0, gm_idq_try(&q, 1, T0));
+  gm_idq_release(&q, 1, T0, true);
+  assert_int_equal(UINT64_MAX, gm_idq_try(&q, 3, T0 + DAY));
 }
 
 static void buckets_are_independent(void **state) {
@@ -119,7 +145,7 @@ static void an_unsent_permit_is_refunded(void **state) {
   assert_int_equal(0, gm_idq_try(&q, 0, T0 + 1 * S));
   assert_int_equal(9, q.remaining);
   gm_idq_release(&q, 0, T0 + 2 * S, true);
-  assert_int_equal(T0 + 7 * S, gm_idq_try(&q, 0, T0 + 2 * S));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 0, T0 + 2 * S));
 }
 
 static void a_refund_never_exceeds_the_total(void **state) {
@@ -128,11 +154,11 @@ static void a_refund_never_exceeds_the_total(void **state) {
   assert_int_equal(0, gm_idq_try(&q, 0, T0));
   assert_int_equal(0, q.remaining);
   /* the day turns while the permit is out, then it comes back unused */
-  assert_int_equal(0, gm_idq_try(&q, 1, T0 + TTL)); /* expired: refilled */
+  assert_int_equal(0, gm_idq_try(&q, 1, T0 + 10 * S)); /* expired: refilled */
   assert_int_equal(4, q.remaining);
-  gm_idq_release(&q, 1, T0 + TTL, false);
+  gm_idq_release(&q, 1, T0 + 10 * S, false);
   assert_int_equal(5, q.remaining);
-  gm_idq_release(&q, 1, T0 + TTL, false); /* twice: once only */
+  gm_idq_release(&q, 1, T0 + 10 * S, false); /* twice: once only */
   assert_int_equal(5, q.remaining);
 }
 
@@ -176,30 +202,56 @@ static void a_busy_permit_blocks_its_bucket_until_release(void **state) {
   (void)state;
   init(1, 1000, 1000, DAY);
   assert_int_equal(0, gm_idq_try(&q, 0, T0));
-  /* however long the shard takes, up to the expiry */
-  for (uint64_t t = T0; t < T0 + TTL; t += 1 * S)
-    assert_int_equal(T0 + TTL, gm_idq_try(&q, 1, t));
-  gm_idq_release(&q, 0, T0 + 10 * S, true);
-  assert_int_equal(T0 + 15 * S, gm_idq_try(&q, 1, T0 + 10 * S));
-  assert_int_equal(0, gm_idq_try(&q, 1, T0 + 15 * S));
+  /* the holder writes and releases 1 s after its grant */
+  for (uint64_t t = T0; t < T0 + 1 * S; t += 100 * MS)
+    assert_int_equal(T0 + 5500 * MS, gm_idq_try(&q, 1, t));
+  gm_idq_release(&q, 0, T0 + 1 * S, true);
+  assert_int_equal(T0 + 6500 * MS, gm_idq_try(&q, 1, T0 + 1 * S));
+  assert_int_equal(0, gm_idq_try(&q, 1, T0 + 6500 * MS));
 }
 
-static void a_permit_never_released_expires(void **state) {
+static void a_permit_never_released_counts_as_written_at_its_grant(void **state) {
   (void)state;
   init(1, 1000, 1000, DAY);
   assert_int_equal(0, gm_idq_try(&q, 0, T0));
   /* the answer is a time to ask again, so that a waiter's timer reaches
-   * the expiry even when nobody releases anything */
-  assert_int_equal(T0 + TTL, gm_idq_try(&q, 1, T0 + 1 * S));
-  assert_int_equal(T0 + TTL, gm_idq_try(&q, 1, T0 + TTL - 1));
-  /* counted as sent when granted: T0 + 5 s is long past */
-  assert_int_equal(0, gm_idq_try(&q, 1, T0 + TTL));
+   * the expiry even when nobody releases anything: window + margin after
+   * the grant (it was 30 s) */
+  assert_int_equal(T0 + 5500 * MS, gm_idq_try(&q, 1, T0 + 1 * S));
+  assert_int_equal(T0 + 5500 * MS, gm_idq_try(&q, 1, T0 + 5500 * MS - 1));
+  assert_int_equal(0, gm_idq_try(&q, 1, T0 + 5500 * MS));
   assert_int_equal(998, q.remaining); /* the lost one is not refunded */
   assert_int_equal(1, q.buckets[0].owner);
   /* the late release of the expired permit must not free shard 1's */
-  gm_idq_release(&q, 0, T0 + TTL + 1 * S, false);
+  gm_idq_release(&q, 0, T0 + 6 * S, false);
+  gm_idq_release(&q, 0, T0 + 6 * S, true);
   assert_true(q.buckets[0].busy);
   assert_int_equal(998, q.remaining);
+  /* a queue nobody releases: one each window + margin, from the grants */
+  assert_int_equal(T0 + 11 * S, gm_idq_try(&q, 2, T0 + 6 * S));
+  assert_int_equal(0, gm_idq_try(&q, 2, T0 + 11 * S));
+  assert_int_equal(T0 + 16500 * MS, gm_idq_try(&q, 3, T0 + 11 * S));
+}
+
+static void a_late_write_after_the_expiry_still_spaces_the_bucket(void **state) {
+  (void)state;
+  init(1, 1000, 1000, DAY);
+  assert_int_equal(0, gm_idq_try(&q, 0, T0));
+  /* the permit expires (someone asked), nobody took the bucket yet ... */
+  assert_int_equal(T0 + 5500 * MS, gm_idq_try(&q, 1, T0 + 1 * S));
+  assert_int_equal(999, q.remaining);
+  q.remaining = 0; /* ... because the day is spent: shard 1 waits */
+  assert_int_equal(q.reset_at, gm_idq_try(&q, 1, T0 + 6 * S));
+  assert_false(q.buckets[0].busy);
+  /* then the holder says it wrote at 7 s: the next waits until 12.5 s */
+  gm_idq_release(&q, 0, T0 + 7 * S, true);
+  q.remaining = 10;
+  assert_int_equal(T0 + 12500 * MS, gm_idq_try(&q, 1, T0 + 7 * S));
+  /* once only, and an unused one refunds nothing (the expiry spent it) */
+  gm_idq_release(&q, 0, T0 + 8 * S, true);
+  gm_idq_release(&q, 0, T0 + 8 * S, false);
+  assert_int_equal(T0 + 12500 * MS, gm_idq_try(&q, 1, T0 + 8 * S));
+  assert_int_equal(10, q.remaining);
 }
 
 static void only_the_holder_releases_a_permit(void **state) {
@@ -214,11 +266,12 @@ static void only_the_holder_releases_a_permit(void **state) {
   assert_int_not_equal(0, gm_idq_try(&q, 2, T0 + 1 * S));
   gm_idq_release(&q, 0, T0 + 2 * S, true);
   assert_false(q.buckets[0].busy);
-  assert_int_equal(T0 + 7 * S, gm_idq_try(&q, 2, T0 + 2 * S));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 2, T0 + 2 * S));
   /* a release with nothing out changes nothing */
   gm_idq_release(&q, 0, T0 + 3 * S, false);
+  gm_idq_release(&q, 0, T0 + 3 * S, true);
   assert_int_equal(999, q.remaining);
-  assert_int_equal(T0 + 7 * S, gm_idq_try(&q, 2, T0 + 3 * S));
+  assert_int_equal(T0 + 7500 * MS, gm_idq_try(&q, 2, T0 + 3 * S));
 }
 
 static void zero_concurrency_grants_at_once(void **state) {
@@ -271,7 +324,7 @@ static void an_update_keeps_permits_out_with_their_holders(void **state) {
   assert_int_equal(0, gm_idq_try(&q, 3, T0)); /* bucket 1 of 2 */
   assert_int_equal(0, gm_idq_update(&q, 4, 999, 1000, DAY, T0 + 1 * S));
   /* shard 3's permit is now in bucket 3: 7 waits, 1 does not */
-  assert_int_equal(T0 + TTL, gm_idq_try(&q, 7, T0 + 1 * S));
+  assert_int_equal(T0 + SPACING, gm_idq_try(&q, 7, T0 + 1 * S));
   assert_int_equal(0, gm_idq_try(&q, 1, T0 + 1 * S));
   /* and its release finds it there */
   gm_idq_release(&q, 3, T0 + 2 * S, true);
@@ -283,7 +336,7 @@ static void an_update_keeps_permits_out_with_their_holders(void **state) {
   assert_int_equal(2, q.buckets[0].owner);
   assert_int_equal(T0 + 2 * S + SPACING, q.buckets[0].free_at);
   gm_idq_release(&q, 2, T0 + 5 * S, true);
-  assert_int_equal(T0 + 10 * S, gm_idq_try(&q, 0, T0 + 5 * S));
+  assert_int_equal(T0 + 10500 * MS, gm_idq_try(&q, 0, T0 + 5 * S));
 }
 
 static void an_update_to_zero_concurrency_with_waiters(void **state) {
@@ -318,7 +371,8 @@ static void an_update_sets_the_budget(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(the_first_request_is_granted_at_once, teardown),
-      cmocka_unit_test_teardown(the_same_shard_waits_five_seconds_after_its_send, teardown),
+      cmocka_unit_test_teardown(the_next_waits_window_and_margin_after_the_write, teardown),
+      cmocka_unit_test_teardown(the_window_and_margin_are_set_apart, teardown),
       cmocka_unit_test_teardown(buckets_are_independent, teardown),
       cmocka_unit_test_teardown(concurrency_two_serves_one_per_bucket, teardown),
       cmocka_unit_test_teardown(an_unsent_permit_is_refunded, teardown),
@@ -326,7 +380,8 @@ int main(void) {
       cmocka_unit_test_teardown(with_nothing_remaining_it_waits_for_the_reset, teardown),
       cmocka_unit_test_teardown(the_budget_lasts_a_day_after_a_reset, teardown),
       cmocka_unit_test_teardown(a_busy_permit_blocks_its_bucket_until_release, teardown),
-      cmocka_unit_test_teardown(a_permit_never_released_expires, teardown),
+      cmocka_unit_test_teardown(a_permit_never_released_counts_as_written_at_its_grant, teardown),
+      cmocka_unit_test_teardown(a_late_write_after_the_expiry_still_spaces_the_bucket, teardown),
       cmocka_unit_test_teardown(only_the_holder_releases_a_permit, teardown),
       cmocka_unit_test_teardown(zero_concurrency_grants_at_once, teardown),
       cmocka_unit_test_teardown(raising_concurrency_lets_waiters_through, teardown),

@@ -26,7 +26,6 @@ local Session = require "gloaming.testing.gateway.session"
 local Conn = require "gloaming.testing.gateway.connection"
 local rest = require "gloaming.testing.gateway.rest"
 
-local IDENTIFY_WINDOW = 5             -- s between identifies of one bucket
 local MAX_MESSAGE = 1024 * 1024       -- bytes of one client websocket message
 local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
 
@@ -66,6 +65,7 @@ gateway.OPTIONS = {
   min_shards = { "integer", 1, positive },
   session_timeout = { "number", 60, not_negative },
   interaction_timeout = { "number", 3, not_negative },
+  identify_window = { "number", 5, not_negative },
   session_start_limit = { "table", {}, schema = LIMIT },
   user = { "table" },
   application_id = { "string" },
@@ -108,6 +108,7 @@ local function configure(self, opts)
   self.min_shards = opts.min_shards
   self.session_timeout = opts.session_timeout
   self.interaction_timeout = opts.interaction_timeout
+  self.identify_window = opts.identify_window
   self.all_intents, self.privileged_intents = ALL_INTENTS, PRIVILEGED_INTENTS
   local limit = opts.session_start_limit
   self.session_start_limit = {
@@ -290,13 +291,16 @@ function Fake:_set_shard_conn(shard_id, conn)
 end
 
 --- Takes the identify slot of the shard's bucket (shard_id %
--- max_concurrency): one identify per bucket in IDENTIFY_WINDOW seconds,
--- measured from the bucket's last accepted identify.
-function Fake:_take_identify_slot(shard_id)
-  local key, now = shard_id % self.max_concurrency, gloaming.now()
+-- max_concurrency) for an Identify read at `at`: one identify per bucket
+-- in identify_window seconds, measured from the bucket's last accepted
+-- identify. Both times are when the frames were read off the socket, not
+-- when this ran: a fake busy with other connections must not shorten the
+-- gap it sees.
+function Fake:_take_identify_slot(shard_id, at)
+  local key = shard_id % self.max_concurrency
   local last = self.identify_buckets[key]
-  if last and now - last < IDENTIFY_WINDOW then return false end
-  self.identify_buckets[key] = now
+  if last and at - last < self.identify_window then return false end
+  self.identify_buckets[key] = at
   return true
 end
 

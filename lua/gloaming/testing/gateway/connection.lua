@@ -185,7 +185,7 @@ function Conn:serve(query)
     local data, kind, err = self.raw:receive(self:_time_to_deadline())
     if self.ended then break end
     if kind == "text" or kind == "binary" then
-      self:_on_payload(data)
+      self:_on_payload(data, self.raw:received_at())
     elseif kind == "close" then
       self:_on_client_close(err, data)
     elseif err == "ETIMEDOUT" then
@@ -216,8 +216,8 @@ end
 
 local HANDLERS = {}
 
-function Conn:_on_payload(data)
-  local now = gloaming.now()
+--- A payload read at `now` (gloaming's clock).
+function Conn:_on_payload(data, now)
   local msg = json.decode(data)
   local entry = { conn = self, port = self.port, at = now, raw = data }
   if type(msg) == "table" then
@@ -237,7 +237,7 @@ function Conn:_on_payload(data)
   if not self.session and op ~= 1 and op ~= 2 and op ~= 6 then return self:close(4003) end
   local d = msg.d
   if d == json.null then d = nil end
-  return HANDLERS[op](self, d)
+  return HANDLERS[op](self, d, now)
 end
 
 -- }===============
@@ -290,14 +290,14 @@ local function check_identify(fake, d)
   }
 end
 
-HANDLERS[2] = function(self, d) -- Identify
+HANDLERS[2] = function(self, d, at) -- Identify
   if self.session then return self:close(4005) end
   local fake = self.fake
   local code, reason, identity = check_identify(fake, d)
   if code then return self:close(code, reason) end
   -- At zero, Discord resets the token: the identify fails authentication.
   if fake.remaining <= 0 then return self:close(4004, "Session start limit reached.") end
-  if not fake:_take_identify_slot(identity.shard_id) then
+  if not fake:_take_identify_slot(identity.shard_id, at) then
     return self:_send(control(9, "false"))
   end
   fake.remaining = fake.remaining - 1
