@@ -20,6 +20,7 @@
 #include "lua/l_object.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
+#include "proto/close_codes.h"
 #include "proto/compress.h"
 #include "proto/errors.h"
 
@@ -169,12 +170,21 @@ static void h_ended(gm_shard_t *s) {
   push_shard(L, ls);
   if (!lua_isnil(L, -1)) pin(L, ls, -1, false);
   lua_pop(L, 1);
-  /* A fatal close is told at once (a Bot stops its other shards on 4004),
-   * not when a reader gets to the end of its queue. */
+  /* A fatal end is told at once (a Bot stops its other shards on 4004),
+   * not when a reader gets to the end of its queue: code (the close code,
+   * or the connect error's name), reason, what to do. */
   if (s->m.state == GM_SHARD_FATALLY_CLOSED) {
-    lua_pushinteger(L, s->last_close_code);
+    const char *hint = NULL;
+    if (s->m.fatal_err) {
+      lua_pushstring(L, gm_err_name(s->m.fatal_err));
+      gm_sm_connect_fatal(s->m.fatal_err, NULL, &hint);
+    } else {
+      lua_pushinteger(L, s->last_close_code);
+      hint = gm_close_hint(s->last_close_code);
+    }
     lua_pushstring(L, gm_shard_reason(s));
-    run_hook(ls, "fatal", 2, NULL);
+    lua_pushstring(L, hint);
+    run_hook(ls, "fatal", 3, NULL);
   }
 }
 
