@@ -439,6 +439,14 @@ static int l_shutdown(lua_State *L) {
   return 0;
 }
 
+/* shutting_down(): true once every wait fails with ECANCELED (shutdown,
+ * the end of testing.run): a loop that meets ECANCELED asks this to tell
+ * the end of the run (stop) from a one-off cancel (go on). */
+static int l_shutting_down(lua_State *L) {
+  lua_pushboolean(L, gm_rt_of(L)->sticky_cancel);
+  return 1;
+}
+
 /* fail_run(message): an error caught on a task's behalf (a Bot handler's)
  * fails gloaming.testing.run as an uncaught one would. True when the run
  * took it; false when nothing stops on errors (a plain run), the run is
@@ -686,6 +694,7 @@ int gm_open_sched(lua_State *L) {
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
                                    {"shutdown", l_shutdown},
+                                   {"shutting_down", l_shutting_down},
                                    {"fail_run", l_fail_run},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);
