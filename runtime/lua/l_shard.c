@@ -60,6 +60,7 @@ typedef struct lsub_s {
   lshard_t *ls;
   gm_sub_t *sub;
   gm_task_t *reader;
+  uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
   bool is_default;
 } lsub_t;
 
@@ -419,14 +420,23 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   lsub_t *lsub = t->wait_data;
   int n = try_take(L, lsub);
   if (n >= 0) return n;
-  return wait_for_item(L, t, lsub, UINT64_MAX); /* woken for nothing */
+  /* woken for nothing (the filter narrowed): wait out the caller's time */
+  if (lsub->deadline == UINT64_MAX)
+    return wait_for_item(L, t, lsub, UINT64_MAX);
+  uint64_t now = gm_loop_now(t->rt->loop);
+  if (now >= lsub->deadline) return gm_push_fail(L, GM_ETIMEDOUT, "timed out");
+  return wait_for_item(L, t, lsub, lsub->deadline - now);
 }
 
 static int sub_wait(lua_State *L, lsub_t *lsub, uint64_t timeout) {
   int n = try_take(L, lsub);
   if (n >= 0) return n;
   if (lsub->reader) return luaL_error(L, "another task is already reading these events");
-  return wait_for_item(L, gm_task_current(L, lsub->ls->rt), lsub, timeout);
+  gm_task_t *t = gm_task_current(L, lsub->ls->rt);
+  uint64_t now = gm_loop_now(t->rt->loop);
+  lsub->deadline = timeout == UINT64_MAX || timeout > UINT64_MAX - now
+                       ? UINT64_MAX : now + timeout;
+  return wait_for_item(L, t, lsub, timeout);
 }
 
 static int sub_next(lua_State *L) {
