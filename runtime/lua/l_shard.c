@@ -402,12 +402,10 @@ static void detach_reader(gm_task_t *t, void *object) {
 
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Registers the task as the reader, unless the wait cannot happen (a
- * cancellation is due): then nothing stays registered. */
+/* Registers the task as the reader (a wait that fails at once, cancelled,
+ * undoes that through detach_reader). */
 static int wait_for_item(lua_State *L, gm_task_t *t, lsub_t *lsub,
                          uint64_t timeout) {
-  if (t->cancel_pending || t->rt->sticky_cancel)
-    return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
   lsub->reader = t;
   t->wait_data = lsub;
   return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
@@ -619,9 +617,7 @@ static int shard_send(lua_State *L) {
   if (r) return queue_failure(L, ls, r, len);
   if (wait && ls->sent_at_once && ls->sent_err)
     return gm_push_fail(L, ls->sent_err, NULL);
-  if (!wait || ls->sent_at_once || t->cancel_pending || t->rt->sticky_cancel) {
-    if (wait && !ls->sent_at_once) /* gm_task_wait fails at once */
-      return gm_task_wait(L, t, NULL, NULL, UINT64_MAX);
+  if (!wait || ls->sent_at_once) {
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -651,8 +651,6 @@ static int task_l_wait(lua_State *L) {
   if (target->state == GM_TASK_DONE) return push_outcome(L, 1, target->failed);
   gm_task_t *self = gm_task_current(L, rt);
   if (self == target) return luaL_error(L, "a task cannot wait for itself");
-  if (self->cancel_pending || rt->sticky_cancel)
-    return gm_task_wait(L, self, NULL, NULL, timeout);
   self->next_join = target->joiners;
   target->joiners = self;
   return gm_task_wait(L, self, target, detach_join, timeout);
