@@ -418,7 +418,11 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   lsub_t *lsub = t->wait_data;
   int n = try_take(L, lsub);
   if (n >= 0) return n;
-  /* woken for nothing (the filter narrowed): wait out the caller's time */
+  /* woken for nothing (the filter narrowed): wait out the caller's time,
+   * unless another task took the reader's place meanwhile (its wait and
+   * deadline are in lsub now) */
+  if (lsub->reader != NULL && lsub->reader != t)
+    return luaL_error(L, "another task is already reading these events");
   if (lsub->deadline == UINT64_MAX)
     return wait_for_item(L, t, lsub, UINT64_MAX);
   uint64_t now = gm_loop_now(t->rt->loop);
