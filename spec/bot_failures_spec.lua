@@ -72,6 +72,17 @@ describe("gloaming run, when the bot cannot run", function()
     end)
   end)
 
+  it("exits 3 when the gateway's certificate is not trusted (fixed shards, wss)", function()
+    testing.run(function()
+      local fake = testing.gateway { tls = true } -- its CA is not given to the bot
+      local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1")
+      assert.are.equal(3, code)
+      assert.are.equal(1, #lines, table.concat(lines, "\n"))
+      assert.matches("^gloaming: shard %[0, 1%]: the gateway's certificate is not trusted: "
+        .. "the server's certificate is not trusted.*; check tls.ca_file", lines[1])
+    end)
+  end)
+
   -- What makes the fake close with each fatal code (4012 cannot be
   -- provoked: the shard always asks for v=10; the in-process specs below
   -- cover it): fake options, shards, intents, the advice expected.
@@ -242,5 +253,77 @@ describe("a Bot cancelled while READY is in flight", function()
     helpers.rmrf(dir)
     assert.are.equal("in-flight", saved.shards["0"].session_id)
     assert.are.equal(1, math.tointeger(saved.shards["0"].sequence))
+  end)
+end)
+
+describe("a gateway certificate that fails verification", function()
+  local certs = require "gloaming.testing.certs"
+
+  -- A TLS listener with certificate c that counts the handshakes tried.
+  local function tls_listener(c)
+    local listener = assert(gloaming.core.listen { host = "127.0.0.1", port = 0,
+      tls = { cert_file = c.cert_file, key_file = c.key_file } })
+    local seen = { n = 0 }
+    gloaming.spawn(function()
+      while true do
+        local conn = listener:accept()
+        if not conn then return end
+        seen.n = seen.n + 1
+        gloaming.spawn(function() conn:receive(5) conn:close() end)
+      end
+    end)
+    return listener, seen
+  end
+
+  local function bot_on(port, ca_file)
+    return gloaming.Bot.new { token = "MTIz.x.y", intents = gloaming.Intents.GUILD_MESSAGES,
+      shards = { total = 1 }, gateway_url = ("wss://127.0.0.1:%d"):format(port),
+      tls = { ca_file = ca_file } }
+  end
+
+  for _, c in ipairs {
+    { "for another host name", { names = { "DNS:example.com" } }, "ETLSHOST", "is for another host name" },
+    { "expired", { days = -1 }, "ETLSVERIFY", "expired" },
+  } do
+    it(c[1] .. " stops the shard at once: run() returns nil, message, " .. c[3], function()
+      local cert = certs.make(c[2])
+      finally(function() certs.remove(cert) end)
+      testing.run(function()
+        local listener, seen = tls_listener(cert)
+        local bot = bot_on(listener:port(), cert.ca_file)
+        local ok, msg, code = bot:run()
+        assert.is_nil(ok)
+        assert.are.equal(c[3], code)
+        assert.matches("^shard %[0, 1%]: the gateway's certificate is not trusted: the server's certificate "
+          .. c[4] .. "; check .*tls.ca_file", msg)
+        assert.are.equal("fatally_closed", bot:shard(0):state())
+        assert.are.equal(1, seen.n) -- tried once, never again
+        listener:close()
+      end, 10)
+    end)
+  end
+
+  it("a handshake that fails otherwise (the peer hangs up) is retried", function()
+    testing.run_virtual(function()
+      local listener = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 }) -- no TLS
+      local seen = 0
+      gloaming.spawn(function()
+        while true do
+          local conn = listener:accept()
+          if not conn then return end
+          seen = seen + 1
+          conn:close()
+        end
+      end)
+      local bot = bot_on(listener:port())
+      local results
+      local task = gloaming.spawn(function() results = table.pack(bot:run()) end)
+      while seen < 3 do assert(gloaming.sleep(1)) end
+      assert.is_nil(results)
+      assert.are_not.equal("fatally_closed", bot:shard(0):state())
+      task:cancel()
+      assert(task:wait(10))
+      listener:close()
+    end, 20)
   end)
 end)

@@ -111,6 +111,29 @@ local waitables = {
     teardown = function(o) o.shard:close(); o.fake:stop() end,
   },
   {
+    name = "a command sent with wait = true",
+    timeout = false,
+    setup = function()
+      local o = { fake = testing.gateway {} }
+      o.fake:set { ready = false } -- commands queue until the spec sends READY
+      local config = gloaming.Config.new(o.fake.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(o.fake.url):build()
+      o.shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
+      o.shard:start()
+      assert(o.fake:wait_until(function() return #o.fake:received(0, 2) == 1 end, 5))
+      return o
+    end,
+    wait = function(o) return o.shard:send('{"op":1,"d":null}', { wait = true }) end,
+    serve = function(o)
+      assert(o.fake:inject(0, require("gloaming.json").encode { op = 0, s = 1, t = "READY", d = { v = 10,
+        user = { id = "1", username = "bot" }, guilds = {}, session_id = "s",
+        resume_gateway_url = o.fake.resume_url } }, "payload"))
+    end,
+    served = function(r) assert.are.same({ true }, r) end,
+    -- the command of the task that gave up ends with the shard, unwaited
+    teardown = function(o) o.shard:close(); o.fake:stop() end,
+  },
+  {
     name = "a REST call while it connects",
     timeout = false,
     setup = function()

@@ -338,12 +338,13 @@ local function close_all(self, frame)
   for _, shard in ipairs(self.shards) do shard:close(frame) end
 end
 
--- A shard's fatal close (told at once by the shard): the run fails with
--- it; 4004 (the token) ends every other shard too, since each would get it.
-local function on_fatal(self, shard, code, reason)
+-- A shard's fatal close or connect error (told at once by the shard): the
+-- run fails with it; 4004 (the token) ends every other shard too, since
+-- each would get it.
+local function on_fatal(self, shard, code, reason, hint)
   local info = core.close_codes[code] or {}
   fail(self, ("shard %s: %s; %s"):format(tostring(shard:id()), reason,
-    info.hint or "see Discord's close codes"), code)
+    hint or "see Discord's close codes"), code)
   if info.action == "fatal_all" then close_all(self, shard_mod.CloseFrame.NORMAL) end
 end
 
@@ -407,7 +408,7 @@ function Bot:run()
   local flags = self:flags()
   local tasks = {}
   for i, shard in ipairs(shards) do
-    shard:_on_fatal(function(s, c, reason) on_fatal(self, s, c, reason) end)
+    shard:_on_fatal(function(s, c, reason, hint) on_fatal(self, s, c, reason, hint) end)
     local sub = shard:subscribe(flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()

@@ -644,8 +644,8 @@ function repl.interactive(opts)
     if line then
       unrecorded = line
       session:submit(line)
-    elseif code ~= "ECANCELED" then
-      break -- end of input
+    elseif code ~= "ECANCELED" or core.shutting_down() then
+      break -- end of input, or of the run (every read fails now: no spin)
     end
   end
   session:finish()
@@ -894,7 +894,10 @@ function repl.attach(path)
 
   local code = 0
   while not state.ended and not state.detached do
-    if not state.prompt then
+    if core.shutting_down() then
+      -- the run ends: every wait fails at once, looping would spin
+      state.detached = true
+    elseif not state.prompt then
       ready:wait()
     else
       local prompt = state.prompt

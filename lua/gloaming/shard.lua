@@ -148,11 +148,12 @@ function hooks.release(shard, sent)
   end
 end
 
--- A fatal close (see core.close_codes): whoever watches the shard (a Bot)
--- is told at once.
-function hooks.fatal(shard, code, reason)
+-- A fatal close (see core.close_codes) or connect error (an untrusted
+-- certificate): whoever watches the shard (a Bot) is told at once, with
+-- what to do (hint, or nil).
+function hooks.fatal(shard, code, reason, hint)
   local watch = core.shard_extra(shard).on_fatal
-  if watch then watch(shard, code, reason) end
+  if watch then watch(shard, code, reason, hint) end
 end
 
 --- Shard.new(shard_id, config)
@@ -191,7 +192,9 @@ end
 function Shard:_queue() return core.shard_extra(self).queue end
 function Shard:id() return core.shard_extra(self).id end
 function Shard:config() return core.shard_extra(self).config end
--- fn(shard, code, reason) runs when the gateway closes the shard for good.
+-- fn(shard, code, reason, hint) runs when the shard ends for good: the
+-- gateway's fatal close (code: the close code) or a connect error retrying
+-- cannot cure (code: its name, "ETLSVERIFY").
 function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
 
 --- next_event(flags[, timeout]): the next event among flags, decoded.

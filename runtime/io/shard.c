@@ -223,10 +223,17 @@ static void c_on_open(gm_conn_t *c, int err, const char *why) {
   if (err) {
     gm_conn_release(c);
     s->conn = NULL;
-    char msg[200];
-    snprintf(msg, sizeof msg, "cannot connect: %s", why ? why : gm_strerror(err));
-    report_error(s, GM_ERECONNECT, msg);
-    gm_sm_open_failed(&s->m, now_of(s), why);
+    if (why == NULL) why = gm_strerror(err);
+    const char *what;
+    if (gm_sm_connect_fatal(err, &what, NULL)) {
+      /* no reconnect follows: the end of the shard says it, once */
+      set_reason(s, "%s: %s", what, why);
+    } else {
+      char msg[200];
+      snprintf(msg, sizeof msg, "cannot connect: %s", why);
+      report_error(s, GM_ERECONNECT, msg);
+    }
+    gm_sm_open_failed(&s->m, now_of(s), err, why);
   } else {
     gm_sm_opened(&s->m, now_of(s));
   }
@@ -423,7 +430,7 @@ static void on_timer(gm_timer_t *t) {
   if (s->pending_fail) {
     s->pending_fail = false;
     report_error(s, GM_ERECONNECT, gm_shard_reason(s));
-    gm_sm_open_failed(&s->m, now_of(s), gm_shard_reason(s));
+    gm_sm_open_failed(&s->m, now_of(s), GM_ERECONNECT, gm_shard_reason(s));
   } else {
     gm_sm_tick(&s->m, now_of(s));
   }
@@ -438,12 +445,12 @@ static void after_machine(gm_shard_t *s) {
       !s->m.connected && !s->ended) {
     s->ended = true;
     gm_timer_stop(&s->timer);
-    if (st == GM_SHARD_FATALLY_CLOSED) {
+    if (st == GM_SHARD_CLOSED) {
+      set_reason(s, "closed");
+    } else if (!s->m.fatal_err) { /* else set as the connect failed */
       const char *what = gm_close_description(s->last_close_code);
       set_reason(s, "closed by the gateway with %d: %s", s->last_close_code,
                  what ? what : "fatal close code");
-    } else {
-      set_reason(s, "closed");
     }
     if (s->hooks->ended) s->hooks->ended(s);
     return;

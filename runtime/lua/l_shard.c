@@ -20,6 +20,7 @@
 #include "lua/l_object.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
+#include "proto/close_codes.h"
 #include "proto/compress.h"
 #include "proto/errors.h"
 
@@ -59,6 +60,7 @@ typedef struct lsub_s {
   lshard_t *ls;
   gm_sub_t *sub;
   gm_task_t *reader;
+  uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
   bool is_default;
 } lsub_t;
 
@@ -169,12 +171,21 @@ static void h_ended(gm_shard_t *s) {
   push_shard(L, ls);
   if (!lua_isnil(L, -1)) pin(L, ls, -1, false);
   lua_pop(L, 1);
-  /* A fatal close is told at once (a Bot stops its other shards on 4004),
-   * not when a reader gets to the end of its queue. */
+  /* A fatal end is told at once (a Bot stops its other shards on 4004),
+   * not when a reader gets to the end of its queue: code (the close code,
+   * or the connect error's name), reason, what to do. */
   if (s->m.state == GM_SHARD_FATALLY_CLOSED) {
-    lua_pushinteger(L, s->last_close_code);
+    const char *hint = NULL;
+    if (s->m.fatal_err) {
+      lua_pushstring(L, gm_err_name(s->m.fatal_err));
+      gm_sm_connect_fatal(s->m.fatal_err, NULL, &hint);
+    } else {
+      lua_pushinteger(L, s->last_close_code);
+      hint = gm_close_hint(s->last_close_code);
+    }
     lua_pushstring(L, gm_shard_reason(s));
-    run_hook(ls, "fatal", 2, NULL);
+    lua_pushstring(L, hint);
+    run_hook(ls, "fatal", 3, NULL);
   }
 }
 
@@ -391,12 +402,10 @@ static void detach_reader(gm_task_t *t, void *object) {
 
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Registers the task as the reader, unless the wait cannot happen (a
- * cancellation is due): then nothing stays registered. */
+/* Registers the task as the reader (a wait that fails at once, cancelled,
+ * undoes that through detach_reader). */
 static int wait_for_item(lua_State *L, gm_task_t *t, lsub_t *lsub,
                          uint64_t timeout) {
-  if (t->cancel_pending || t->rt->sticky_cancel)
-    return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
   lsub->reader = t;
   t->wait_data = lsub;
   return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
@@ -409,14 +418,27 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   lsub_t *lsub = t->wait_data;
   int n = try_take(L, lsub);
   if (n >= 0) return n;
-  return wait_for_item(L, t, lsub, UINT64_MAX); /* woken for nothing */
+  /* woken for nothing (the filter narrowed): wait out the caller's time,
+   * unless another task took the reader's place meanwhile (its wait and
+   * deadline are in lsub now) */
+  if (lsub->reader != NULL && lsub->reader != t)
+    return luaL_error(L, "another task is already reading these events");
+  if (lsub->deadline == UINT64_MAX)
+    return wait_for_item(L, t, lsub, UINT64_MAX);
+  uint64_t now = gm_loop_now(t->rt->loop);
+  if (now >= lsub->deadline) return gm_push_fail(L, GM_ETIMEDOUT, "timed out");
+  return wait_for_item(L, t, lsub, lsub->deadline - now);
 }
 
 static int sub_wait(lua_State *L, lsub_t *lsub, uint64_t timeout) {
   int n = try_take(L, lsub);
   if (n >= 0) return n;
   if (lsub->reader) return luaL_error(L, "another task is already reading these events");
-  return wait_for_item(L, gm_task_current(L, lsub->ls->rt), lsub, timeout);
+  gm_task_t *t = gm_task_current(L, lsub->ls->rt);
+  uint64_t now = gm_loop_now(t->rt->loop);
+  lsub->deadline = timeout == UINT64_MAX || timeout > UINT64_MAX - now
+                       ? UINT64_MAX : now + timeout;
+  return wait_for_item(L, t, lsub, timeout);
 }
 
 static int sub_next(lua_State *L) {
@@ -599,9 +621,7 @@ static int shard_send(lua_State *L) {
   if (r) return queue_failure(L, ls, r, len);
   if (wait && ls->sent_at_once && ls->sent_err)
     return gm_push_fail(L, ls->sent_err, NULL);
-  if (!wait || ls->sent_at_once || t->cancel_pending || t->rt->sticky_cancel) {
-    if (wait && !ls->sent_at_once) /* gm_task_wait fails at once */
-      return gm_task_wait(L, t, NULL, NULL, UINT64_MAX);
+  if (!wait || ls->sent_at_once) {
     lua_pushboolean(L, 1);
     return 1;
   }

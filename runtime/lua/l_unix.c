@@ -213,8 +213,9 @@ static ustream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_loop_t *loop) {
   return s;
 }
 
-/* A task with a cancellation pending fails its next wait at once, without
- * a detach: nothing may be registered for it then. */
+/* A task with a cancellation pending fails its next wait at once (the
+ * detach undoes any link); a connect checks first so that it opens nothing
+ * the peer would see. */
 static bool cancelled_already(const gm_task_t *t) {
   return t->cancel_pending || t->rt->sticky_cancel;
 }
@@ -243,7 +244,6 @@ static int stream_read(lua_State *L) {
   }
   if (s->in_err) return gm_push_fail(L, s->in_err, s->in_err == GM_ECLOSED ? "closed" : NULL);
   gm_task_t *t = gm_task_current(L, s->rt);
-  if (cancelled_already(t)) return gm_task_wait(L, t, NULL, NULL, timeout);
   start_reading(s);
   s->reader = t;
   return gm_task_wait(L, t, s, detach_reader, timeout);
@@ -310,7 +310,6 @@ static int stream_flush(lua_State *L) {
   if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
   if (s->flusher) return luaL_error(L, "another task is already flushing");
   gm_task_t *t = gm_task_current(L, s->rt);
-  if (cancelled_already(t)) return gm_task_wait(L, t, NULL, NULL, timeout);
   s->flusher = t;
   return gm_task_wait(L, t, s, detach_flusher, timeout);
 }

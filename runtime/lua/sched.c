@@ -439,6 +439,14 @@ static int l_shutdown(lua_State *L) {
   return 0;
 }
 
+/* shutting_down(): true once every wait fails with ECANCELED (shutdown,
+ * the end of testing.run): a loop that meets ECANCELED asks this to tell
+ * the end of the run (stop) from a one-off cancel (go on). */
+static int l_shutting_down(lua_State *L) {
+  lua_pushboolean(L, gm_rt_of(L)->sticky_cancel);
+  return 1;
+}
+
 /* fail_run(message): an error caught on a task's behalf (a Bot handler's)
  * fails gloaming.testing.run as an uncaught one would. True when the run
  * took it; false when nothing stops on errors (a plain run), the run is
@@ -643,8 +651,6 @@ static int task_l_wait(lua_State *L) {
   if (target->state == GM_TASK_DONE) return push_outcome(L, 1, target->failed);
   gm_task_t *self = gm_task_current(L, rt);
   if (self == target) return luaL_error(L, "a task cannot wait for itself");
-  if (self->cancel_pending || rt->sticky_cancel)
-    return gm_task_wait(L, self, NULL, NULL, timeout);
   self->next_join = target->joiners;
   target->joiners = self;
   return gm_task_wait(L, self, target, detach_join, timeout);
@@ -686,6 +692,7 @@ int gm_open_sched(lua_State *L) {
                                    {"advance", l_advance}, {"virtual", l_virtual},
                                    {"running_task", l_running_task},
                                    {"shutdown", l_shutdown},
+                                   {"shutting_down", l_shutting_down},
                                    {"fail_run", l_fail_run},
                                    {NULL, NULL}};
   gm_rt_newclass(L, TASK_MT, methods, meta);

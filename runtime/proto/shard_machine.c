@@ -16,7 +16,8 @@
  *   active         READY or RESUMED received
  *   closed         closed by the user: never reconnects
  *   fatally_closed the gateway closed with a code that forbids reconnecting
- *                  (4004, 4010-4014): never reconnects
+ *                  (4004, 4010-4014), or its certificate failed
+ *                  verification on connect: never reconnects
  *
  * One connection, from start to end:
  *   1. connect to the resume URL when a session exists, else to the gateway
@@ -438,12 +439,48 @@ void gm_sm_opened(gm_shard_machine_t *m, uint64_t now) {
   m->hello_deadline = now + GM_SM_HELLO_TIMEOUT_NS;
 }
 
-void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
+/* Connect errors that retrying cannot cure: the certificate is checked the
+ * same way on every attempt, so backing off forever would only hide it.
+ * A failed handshake for other reasons (reset, timeout) is retried.
+ * XX(error, what, hint) */
+#define FATAL_CONNECT_MAP(XX)                                                 \
+  XX(GM_ETLSVERIFY, "the gateway's certificate is not trusted",               \
+     "check tls.ca_file (the Bot's or the Config's tls) or the system's CA "  \
+     "store")                                                                 \
+  XX(GM_ETLSHOST, "the gateway's certificate is not trusted",                 \
+     "check the gateway URL's host name, tls.ca_file (the Bot's or the "      \
+     "Config's tls) or the system's CA store")
+
+bool gm_sm_connect_fatal(int err, const char **what, const char **hint) {
+  switch (err) {
+#define FATAL_CONNECT_CASE(e, w, h)                                           \
+  case e:                                                                     \
+    if (what) *what = w;                                                      \
+    if (hint) *hint = h;                                                      \
+    return true;
+    FATAL_CONNECT_MAP(FATAL_CONNECT_CASE)
+#undef FATAL_CONNECT_CASE
+  default:
+    return false;
+  }
+}
+
+void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
+                       const char *why) {
   if (!m->connected) return;
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
   count_end(m, now);
-  (void)why; /* the I/O layer logged it as it told the readers */
+  const char *what;
+  if (m->state != GM_SHARD_CLOSED && gm_sm_connect_fatal(err, &what, NULL)) {
+    m->state = GM_SHARD_FATALLY_CLOSED;
+    m->fatal_err = err;
+    drop_commands(m, true);
+    /* info: whoever runs the shard says it once, with what to do */
+    say(m, LOG_INFO, "%s (%s): not reconnecting", what, why ? why : "?");
+    return;
+  }
+  /* otherwise the I/O layer logged it as it told the readers */
   if (to_resume_url && m->attempts >= RESUME_URL_TRIES) {
     say(m, LOG_INFO, "the resume URL failed %u times: resuming through the "
                      "gateway URL", m->attempts);

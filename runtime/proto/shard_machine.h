@@ -146,6 +146,8 @@ typedef struct gm_shard_machine_s {
   bool resume_sent;        /* this connection sent Resume */
   int64_t failed_resume_seq;
   uint32_t failed_resumes; /* resumes in a row that failed at that seq */
+  int fatal_err;           /* the connect error that ended the shard (0: a
+                              close code did, or none) */
 } gm_shard_machine_t;
 
 /* gateway_url: the base URL for new sessions; token and identify are kept
@@ -161,7 +163,13 @@ int gm_sm_set_session(gm_shard_machine_t *m, const char *id, int64_t seq,
 /* Inputs. now: ns on the driver's clock. */
 void gm_sm_start(gm_shard_machine_t *m, uint64_t now);
 void gm_sm_opened(gm_shard_machine_t *m, uint64_t now);
-void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, const char *why);
+/* The connection could not be opened: err (GM_E*) says why; the machine
+ * decides whether to retry (gm_sm_connect_fatal). */
+void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
+                       const char *why);
+/* Is err, on connect, one that retrying cannot cure (the shard then ends
+ * fatally_closed)? If so, sets what failed and what to do. */
+bool gm_sm_connect_fatal(int err, const char **what, const char **hint);
 /* A payload arrived (text, decompressed). Returns 0, or GM_EDECODE when it
  * is not a gateway payload (the driver reports it; nothing changes). */
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,

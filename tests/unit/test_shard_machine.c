@@ -989,7 +989,7 @@ static void failed_connections_back_off_with_jitter(void **state) {
     double r = randoms[a % 3];
     w.random = r;
     clear_log();
-    gm_sm_open_failed(&M, w.now, "connection refused");
+    gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "connection refused");
     assert_int_equal(a, M.attempts);
     assert_false(M.connected);
     assert_int_equal(0, count(FX_EMIT)); /* never connected: no close */
@@ -1003,16 +1003,51 @@ static void failed_connections_back_off_with_jitter(void **state) {
     assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
   }
   /* one failure per connection: a second report is ignored */
-  gm_sm_open_failed(&M, w.now, NULL);
-  gm_sm_open_failed(&M, w.now, NULL);
+  gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, NULL);
+  gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, NULL);
   assert_int_equal(13, M.attempts);
+}
+
+/* A certificate that fails verification fails the same way on every
+ * attempt: the shard ends instead of backing off forever. Any other failed
+ * handshake (reset, timeout) is retried. */
+static void an_untrusted_certificate_ends_the_shard(void **state) {
+  (void)state;
+  const int fatal[] = {GM_ETLSVERIFY, GM_ETLSHOST};
+  for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++) {
+    teardown(NULL);
+    setup(NULL);
+    gm_sm_start(&M, w.now);
+    clear_log();
+    gm_sm_open_failed(&M, w.now, fatal[i], "the server's certificate expired");
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+    assert_int_equal(fatal[i], M.fatal_err);
+    assert_false(M.connected);
+    assert_int_equal(UINT64_MAX, gm_sm_next_deadline(&M));
+    tick_at(w.now + 3600 * S);
+    assert_int_equal(0, count(FX_CONNECT));
+    const char *what = NULL, *hint = NULL;
+    assert_true(gm_sm_connect_fatal(fatal[i], &what, &hint));
+    assert_non_null(strstr(what, "certificate is not trusted"));
+    assert_non_null(strstr(hint, "tls.ca_file"));
+  }
+  teardown(NULL);
+  setup(NULL);
+  gm_sm_start(&M, w.now);
+  gm_sm_open_failed(&M, w.now, GM_ETLS, "the connection closed during the "
+                                        "TLS handshake");
+  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_false(gm_sm_connect_fatal(GM_ETLS, NULL, NULL));
+  clear_log();
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
 }
 
 static void a_session_resets_the_attempts(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
   for (int i = 0; i < 4; i++) {
-    gm_sm_open_failed(&M, w.now, "refused");
+    gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "refused");
     tick_next();
   }
   assert_int_equal(4, M.attempts);
@@ -1130,7 +1165,7 @@ static void the_resume_url_is_given_up_after_three_failures(void **state) {
     clear_log();
     tick_next();
     assert_string_equal(RESUME, only(FX_CONNECT)->text);
-    gm_sm_open_failed(&M, w.now, "no route to host");
+    gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "no route to host");
     assert_int_equal(i, M.attempts);
   }
   /* the session is kept; only the URL is dropped */
@@ -1564,7 +1599,7 @@ static void an_op7_storm_after_ready_backs_off(void **state) {
 static void a_full_buffer_close_is_no_failure(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
-  gm_sm_open_failed(&M, w.now, "refused");
+  gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "refused");
   tick_next();
   assert_int_equal(1, M.attempts);
   gm_sm_opened(&M, w.now);
@@ -1823,6 +1858,7 @@ int main(void) {
       T(no_ready_in_time),
       T(a_replay_keeps_the_resume_alive),
       T(failed_connections_back_off_with_jitter),
+      T(an_untrusted_certificate_ends_the_shard),
       T(a_session_resets_the_attempts),
       T(shards_dropped_together_spread_out),
       T(closes_before_ready_back_off_too),
