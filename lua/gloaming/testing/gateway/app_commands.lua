@@ -28,8 +28,8 @@ local function check(body, at)
     path[#path + 1] = name
     return path
   end
-  local kind = body.type or CHAT_INPUT
-  if math.type(kind) ~= "integer" or kind < 1 or kind > 4 then
+  local kind = math.tointeger(body.type or CHAT_INPUT)
+  if not kind or kind < 1 or kind > 4 then
     return invalid_form(field("type"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4}.")
   end
   local name = body.name
@@ -60,7 +60,7 @@ local function command_of(fake, body, guild_id, id)
   c.id = id or fake.new_id()
   c.application_id = fake.application_id
   c.version = fake.new_id()
-  c.type = body.type or CHAT_INPUT
+  c.type = math.tointeger(body.type) or CHAT_INPUT
   c.description = body.description or ""
   c.default_member_permissions = body.default_member_permissions or json.null
   c.nsfw = body.nsfw == true
