@@ -1,0 +1,82 @@
+--- `gloaming fake-gateway`: serves the fake Discord gateway until
+-- interrupted, for bots and tools written in any language.
+--
+-- The first line on stdout is one JSON object that says where it listens:
+--   {"url":"ws://127.0.0.1:PORT","http_url":"http://127.0.0.1:PORT",
+--    "ca_file":null,"token":"...","resume_url":"ws://127.0.0.1:PORT2"}
+local gloaming = require "gloaming"
+local json = require "gloaming.json"
+
+local OPTIONS = require("gloaming.testing.gateway").OPTIONS
+
+local function read_guilds(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local guilds, derr = json.decode(f:read("a"))
+  f:close()
+  if type(guilds) ~= "table" then return nil, path .. ": not a JSON list: " .. tostring(derr) end
+  return guilds
+end
+
+local function integer(text)
+  local n = math.tointeger(tonumber(text))
+  return n, n == nil and "not an integer" or nil
+end
+local function number(text)
+  local n = tonumber(text)
+  return n, n == nil and "not a number" or nil
+end
+
+-- The help says each default, read from the gateway's own option table.
+local function default(key, text)
+  local d = OPTIONS[key][2]
+  return ("%s (default %s)"):format(text, d == nil and "random" or tostring(d))
+end
+
+--- The flags (see cli.parse_flags): the same table parses and documents them.
+local FLAGS = {
+  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), integer },
+  { "--tls", nil, "serve wss:// and https:// with a generated CA" },
+  { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
+  { "--token", "T", default("token", "the bot token") },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per 5 s"), integer },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
+  { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
+}
+
+local USAGE = [[
+usage: gloaming fake-gateway [options]
+
+Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
+prints where first, as one JSON line: url, http_url, ca_file, token.
+
+options:
+]] .. require("gloaming.cli").flags_help(FLAGS)
+
+--- The gateway options from the arguments, or nil and a message.
+local function parse(args)
+  local opts, err = require("gloaming.cli").parse_flags(args, FLAGS)
+  if opts and args[1] then return nil, "unexpected argument " .. args[1] end
+  return opts, err
+end
+
+local function run(args)
+  local cli = require "gloaming.cli"
+  local opts, err = parse(args)
+  if not opts then return cli.usage_error(err, "fake-gateway", USAGE) end
+  return cli.run_main(function()
+    local fake = require("gloaming.testing.gateway").new(opts)
+    io.stdout:write(json.encode {
+      url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
+      token = fake.token, resume_url = fake.resume_url,
+    }, "\n")
+    io.stdout:flush()
+    gloaming.log.info("fake gateway on %s (REST %s)", fake.url, fake.http_url)
+    -- Serve until the signal handler cancels this task.
+    while gloaming.sleep(3600) do end
+    fake:stop()
+  end)
+end
+
+return { usage = USAGE, run = run, flags = FLAGS }
