@@ -19,20 +19,11 @@ local I = gloaming.Intents
 local DEFAULT_INTENTS = I.GUILDS | I.GUILD_MEMBERS | I.GUILD_MESSAGES | I.GUILD_MESSAGE_REACTIONS
   | I.DIRECT_MESSAGES | I.DIRECT_MESSAGE_REACTIONS | I.MESSAGE_CONTENT
 
---- The fake's world unless opts.fake.guilds says: one guild (its id
--- testing.snowflake(0)) with a #general text channel and two members.
-local function default_guilds()
-  local s = testing.snowflake
-  return { { id = s(0), name = "Test Guild",
-    channels = { { id = s(10), name = "general", type = 0 } },
-    members = { { id = s(20), username = "alice" }, { id = s(21), username = "bob" } } } }
-end
-
 local OPTIONS = {
   handlers = { "table" },              -- bot:handlers(module)
   setup = { "function" },              -- setup(bot, fake) before the Bot runs
   intents = { "integer", DEFAULT_INTENTS },
-  fake = { "table", {} },              -- testing.gateway's options
+  fake = { "table", {} },              -- testing.gateway's options (guilds: example_guilds())
   bot = { "table", {} },               -- more Bot.new options
   clock = { "string", "virtual", options.one_of("virtual", "real") },
   timeout = { "number", 30, options.positive }, -- real seconds for the whole spec
@@ -45,7 +36,7 @@ return function(opts, fn)
   testing.run(function()
     local fake_opts = {}
     for k, v in pairs(opts.fake) do fake_opts[k] = v end
-    fake_opts.guilds = fake_opts.guilds or default_guilds()
+    fake_opts.guilds = fake_opts.guilds or require("gloaming.testing.gateway").example_guilds()
     local fake = testing.gateway(fake_opts)
     local bot_opts = {}
     for k, v in pairs(opts.bot) do bot_opts[k] = v end

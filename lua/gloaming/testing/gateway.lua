@@ -33,6 +33,16 @@ local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
 
 local gateway = {}
 
+--- A small world for a bot to talk in: one guild (id testing.snowflake(0),
+-- on shard 0) with a #general text channel and two members, alice and bob.
+-- The bot fixture's and `gloaming fake-gateway`'s default.
+function gateway.example_guilds()
+  local s = testing.snowflake
+  return { { id = s(0), name = "Test Guild",
+    channels = { { id = s(10), name = "general", type = 0 } },
+    members = { { id = s(20), username = "alice" }, { id = s(21), username = "bob" } } } }
+end
+
 --- For dispatch data built by hand (the same as gloaming.json's):
 -- gateway.array{} encodes as [] even when empty; gateway.null is null.
 gateway.array = json.array
