@@ -60,7 +60,8 @@ describe("gloaming.http's routes", function()
       assert.are.same({ "PUT /channels/" .. CHANNEL .. "/messages/:id/reactions/:emoji/@me", CHANNEL },
         last_bucket(fake))
       local added = c:expect(0, "MESSAGE_REACTION_ADD").d
-      assert.are.same({ fake.user.id, m.id, "👍", GUILD }, { added.user_id, added.message_id, added.emoji.name, added.guild_id })
+      assert.are.same({ fake.user.id, m.id, "👍", GUILD },
+        { added.user_id, added.message_id, added.emoji.name, added.guild_id })
       assert.are.same({ fake.user.id }, fake:reactions_on(m.id, "👍"))
       assert(http:create_reaction(CHANNEL, m.id, { name = "blob", id = "123" }))
       assert.are.same({ fake.user.id }, fake:reactions_on(m.id, "blob:123"))

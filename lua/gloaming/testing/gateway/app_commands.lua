@@ -122,7 +122,9 @@ local function overwrite(fake, req, app_id, guild_id)
   end
   local new = {}
   for i, item in ipairs(body) do
-    if type(item) ~= "table" then return invalid_form(tostring(i - 1), "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType") end
+    if type(item) ~= "table" then
+      return invalid_form(tostring(i - 1), "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+    end
     local bad, why = check(item, { tostring(i - 1) })
     if bad then return bad, why end
     local _, old = find(list, "name", item.name) -- same name keeps its id

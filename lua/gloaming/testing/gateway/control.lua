@@ -23,11 +23,20 @@ local FAULTS = {
   garbage = function(conn) return conn:inject("\255not a gateway payload", "ws", "text") end,
 }
 
+-- An Identify's or Resume's d without its token (never shown outside).
+local function without_token(d)
+  if type(d) ~= "table" or d.token == nil then return d end
+  local copy = {}
+  for k, v in pairs(d) do copy[k] = v end
+  copy.token = "<redacted>"
+  return copy
+end
+
 local function received(fake, query)
   local out = json.array()
   for _, e in ipairs(fake:received(query.shard and math.tointeger(tonumber(query.shard)),
     query.op and math.tointeger(tonumber(query.op)))) do
-    out[#out + 1] = { shard = e.conn.shard_id or json.null, op = e.op or json.null, d = e.d, at = e.at }
+    out[#out + 1] = { shard = e.conn.shard_id or json.null, op = e.op or json.null, d = without_token(e.d), at = e.at }
   end
   return out
 end

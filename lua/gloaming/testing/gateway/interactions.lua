@@ -42,7 +42,7 @@ local function callback(fake, req, id, token)
   if not answers.is_json(req) then return invalid_form("type", "BASE_TYPE_REQUIRED", "This field is required") end
   local body, status, err = answers.json_body(req)
   if not body then return status, err end
-  local kind = math.type(body.type) == "integer" and body.type or (type(body.type) == "number" and math.tointeger(body.type))
+  local kind = type(body.type) == "number" and math.tointeger(body.type)
   if not kind then return invalid_form("type", "BASE_TYPE_REQUIRED", "This field is required") end
   if not KNOWN[kind] then return invalid_form("type", "BASE_TYPE_CHOICES", "Value must be a valid callback type.") end
   if kind == 4 then
