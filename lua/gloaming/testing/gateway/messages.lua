@@ -77,14 +77,19 @@ function messages.create(fake, channel_id, body, extra, quiet)
   return message
 end
 
---- Applies an edit's fields to a kept message; fires MESSAGE_UPDATE.
+local EPHEMERAL = 1 << 6 -- message flag: only its user sees it, and no event tells of it
+
+--- Applies an edit's fields to a kept message; fires MESSAGE_UPDATE
+-- (unless the message is ephemeral).
 function messages.edit(fake, message, body)
-  for _, k in ipairs { "content", "embeds", "components", "flags", "attachments" } do
+  for _, k in ipairs { "content", "embeds", "components", "attachments" } do
     if body[k] ~= nil then message[k] = k == "content" and body[k] or model.as_array(body[k]) end
   end
+  local flags = type(body.flags) == "number" and math.tointeger(body.flags)
+  if flags then message.flags = flags | ((message.flags or 0) & EPHEMERAL) end -- ephemeral stays so
   message.edited_timestamp = os.date("!%Y-%m-%dT%H:%M:%S.000000+00:00")
   local target = fake.channels[message.channel_id]
-  if target then
+  if target and (message.flags or 0) & EPHEMERAL == 0 then
     local event = {}
     for k, v in pairs(message) do event[k] = v end
     fire(fake, target, "MESSAGE_UPDATE", event)
