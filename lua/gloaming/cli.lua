@@ -85,7 +85,7 @@ options:
 
 -- The list of commands; the flags come from each command's own table.
 local function main_usage()
-  local fake_flags = require("gloaming.cli.fake_gateway").flags
+  local fake_flags = require("gloaming.cli_fake_gateway").flags
   return ([==[
 usage: gloaming <command> [arguments]
 

@@ -1,2 +1,106 @@
--- Moved to gloaming.cli.fake_gateway; kept for `require` compatibility.
-return require "gloaming.cli.fake_gateway"
+--- `gloaming fake-gateway`: serves the fake Discord gateway until
+-- interrupted, for bots and tools written in any language, driven from
+-- outside over its HTTP side (/fake/..., see testing/gateway/control.lua).
+--
+-- The first line on stdout is one JSON object that says where it listens:
+--   {"url":"ws://127.0.0.1:PORT","http_url":"http://127.0.0.1:PORT",
+--    "ca_file":null,"token":"...","resume_url":"ws://127.0.0.1:PORT2",
+--    "application_id":"...","guilds":[{"id":"...","channels":["..."]}]}
+local gloaming = require "gloaming"
+local json = require "gloaming.json"
+
+local OPTIONS = require("gloaming.testing.gateway").OPTIONS
+
+local function read_guilds(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local guilds, derr = json.decode(f:read("a"))
+  f:close()
+  if type(guilds) ~= "table" then return nil, path .. ": not a JSON list: " .. tostring(derr) end
+  return guilds
+end
+
+local function integer(text)
+  local n = math.tointeger(tonumber(text))
+  return n, n == nil and "not an integer" or nil
+end
+local function number(text)
+  local n = tonumber(text)
+  return n, n == nil and "not a number" or nil
+end
+
+-- The help says each default, read from the gateway's own option table.
+local function default(key, text)
+  local d = OPTIONS[key][2]
+  return ("%s (default %s)"):format(text, d == nil and "random" or tostring(d))
+end
+
+--- The flags (see cli.parse_flags): the same table parses and documents them.
+local FLAGS = {
+  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), integer },
+  { "--tls", nil, "serve wss:// and https:// with a generated CA" },
+  { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
+  { "--token", "T", default("token", "the bot token") },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per 5 s"), integer },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
+  { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
+}
+
+local USAGE = [[
+usage: gloaming fake-gateway [options]
+
+Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
+prints where first, as one JSON line: url, http_url, ca_file, token,
+application_id, guilds (ids; default: one guild with #general, alice, bob).
+Logs what it receives (payloads, REST requests, control requests) at info.
+
+Driven over HTTP at http_url (POST a JSON object; answers are JSON):
+  POST /fake/message      {"content":"!ping"[,"channel_id","guild_id","author"]}
+  POST /fake/interaction  {"name":"roll"[,"options","guild_id","channel_id","user"]}
+  POST /fake/reaction     {"message_id":"...","emoji":"⭐"[,"user_id","channel_id"]}
+  POST /fake/dispatch     {"t":"EVENT_NAME","d":{...}[,"shard":0]}
+  POST /fake/close        {["code":4000,"reason":"...","shard":0]}
+  POST /fake/fault        {"kind":"drop|reconnect|invalidate_session|request_heartbeat|stop_acking|garbage"[,"shard":0]}
+  GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
+  GET  /fake/received[?shard=0&op=2]               the gateway payloads received
+e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message
+
+options:
+]] .. require("gloaming.cli").flags_help(FLAGS)
+
+--- The gateway options from the arguments, or nil and a message.
+local function parse(args)
+  local opts, err = require("gloaming.cli").parse_flags(args, FLAGS)
+  if opts and args[1] then return nil, "unexpected argument " .. args[1] end
+  return opts, err
+end
+
+local function run(args)
+  local cli = require "gloaming.cli"
+  local opts, err = parse(args)
+  if not opts then return cli.usage_error(err, "fake-gateway", USAGE) end
+  return cli.run_main(function()
+    local gateway = require "gloaming.testing.gateway"
+    opts.guilds = opts.guilds or gateway.example_guilds() -- a place to talk in
+    local fake = gateway.new(opts)
+    local guilds = json.array()
+    for i, g in ipairs(fake.guilds) do
+      local channels = json.array()
+      for j, c in ipairs(g.channels) do channels[j] = c.id end
+      guilds[i] = { id = g.id, channels = channels }
+    end
+    io.stdout:write(json.encode {
+      url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
+      token = fake.token, resume_url = fake.resume_url, application_id = fake.application_id,
+      guilds = guilds,
+    }, "\n")
+    io.stdout:flush()
+    gloaming.log.info("fake gateway on %s (REST %s)", fake.url, fake.http_url)
+    -- Serve until the signal handler cancels this task.
+    while gloaming.sleep(3600) do end
+    fake:stop()
+  end)
+end
+
+return { usage = USAGE, run = run, flags = FLAGS }
