@@ -61,7 +61,8 @@ Driven over HTTP at http_url (POST a JSON object; answers are JSON):
   POST /fake/reaction     {"message_id":"...","emoji":"⭐"[,"user_id","channel_id"]}
   POST /fake/dispatch     {"t":"EVENT_NAME","d":{...}[,"shard":0]}
   POST /fake/close        {["code":4000,"reason":"...","shard":0]}
-  POST /fake/fault        {"kind":"drop|reconnect|invalidate_session|request_heartbeat|stop_acking|garbage"[,"shard":0]}
+  POST /fake/fault        {"kind":"KIND"[,"shard":0]}, KIND one of
+                          ]] .. table.concat(require("gloaming.testing.gateway.control").fault_kinds(), ", ") .. "\n" .. [[
   GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
   GET  /fake/received[?shard=0&op=2]               the gateway payloads received
 e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message

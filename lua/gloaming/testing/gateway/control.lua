@@ -7,6 +7,8 @@ local json = require "gloaming.json"
 
 local JSON_HEADERS = { ["Content-Type"] = "application/json" }
 
+local control = {}
+
 local function shard_of(fake, body)
   if body.shard ~= nil then return math.tointeger(body.shard) or error("shard must be an integer", 0) end
   local guild = body.guild_id and fake.guild_by_id[body.guild_id]
@@ -75,12 +77,7 @@ local ROUTES = {
   end,
   ["POST /fake/fault"] = function(fake, body)
     local fault = FAULTS[body.kind]
-    if not fault then
-      local kinds = {}
-      for k in pairs(FAULTS) do kinds[#kinds + 1] = k end
-      table.sort(kinds)
-      error("kind must be one of " .. table.concat(kinds, ", "), 0)
-    end
+    if not fault then error("kind must be one of " .. table.concat(control.fault_kinds(), ", "), 0) end
     return { done = fault(fake:_conn_of(shard_of(fake, body)), body) and true or false }
   end,
   ["GET /fake/received"] = received,
@@ -95,7 +92,13 @@ local function parse_query(query)
   return q
 end
 
-local control = {}
+--- The fault kinds, sorted (for errors and the command's help).
+function control.fault_kinds()
+  local kinds = {}
+  for k in pairs(FAULTS) do kinds[#kinds + 1] = k end
+  table.sort(kinds)
+  return kinds
+end
 
 function control.handle(fake, raw, req)
   local key = req.method .. " " .. req.path
