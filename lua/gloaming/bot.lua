@@ -411,8 +411,10 @@ end
 -- readers see GATEWAY_CLOSE, saves the sessions and returns true. Outside
 -- of a task it runs its own gloaming.run. When no shard is left running
 -- (a fatal close; 4004 ends them all at once), the shards could not be
--- made (GET /gateway/bot failed) or a reader failed, it returns
--- nil, message (what failed, and what to do), code.
+-- made (GET /gateway/bot failed), the API refused the token, or a reader
+-- failed, it returns nil, message (what failed, and what to do), code.
+-- Before any shard identifies it sets bot.user and bot.application_id
+-- (GET /oauth2/applications/@me); each READY sets them again.
 function Bot:run()
   check_self(self, "run")
   if not core.running_task() then
