@@ -108,7 +108,7 @@ Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
 end
 
 --- Subcommands: name -> function(args) returning an exit code. The others
--- live in modules gloaming.cli.<name> (or, older, gloaming.cli_<name>)
+-- live in modules gloaming.cli.<name> (or gloaming.cli_<name>)
 -- that return { usage =, run = }.
 cli.commands = {}
 
