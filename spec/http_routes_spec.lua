@@ -164,3 +164,44 @@ describe("the fake's REST", function()
     end)
   end)
 end)
+
+describe("gloaming.http's buckets", function()
+  -- A server whose every answer empties its bucket for 3 s: a request
+  -- waits only behind one of its own bucket.
+  local function exhausting_server()
+    local listener = assert(gloaming.core.listen { port = 0 })
+    local log = {}
+    gloaming.spawn(function()
+      while true do
+        local conn = listener:accept()
+        if not conn then return end
+        gloaming.spawn(function()
+          while true do
+            local req = conn:receive()
+            if type(req) ~= "table" then return end
+            log[#log + 1] = { at = gloaming.now(), target = req.target }
+            conn:respond(200, { ["Content-Type"] = "application/json", ["X-RateLimit-Bucket"] = "shared",
+              ["X-RateLimit-Remaining"] = "0", ["X-RateLimit-Reset-After"] = "3" }, "{}")
+          end
+        end)
+      end
+    end)
+    return listener, log
+  end
+
+  it("are one per interaction for callbacks, one per webhook and token for followups", function()
+    support.virtual(function()
+      local listener, log = exhausting_server()
+      local http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d"):format(listener:port()) })
+      assert(http:create_interaction_response("1", "tokA", { type = 5 }))
+      assert(http:create_interaction_response("2", "tokB", { type = 5 })) -- another interaction: at once
+      assert(http:create_followup("9", "tokA", "a"))
+      assert(http:create_followup("9", "tokB", "b")) -- another token: at once
+      assert(http:create_followup("9", "tokA", "c")) -- the same webhook and token: after the reset
+      for i = 2, 4 do assert.is_true(log[i].at - log[1].at < 0.01, "request " .. i .. " waited") end
+      assert.is_true(log[5].at - log[3].at >= 3, "the same webhook's bucket was not waited for")
+      listener:close()
+      http:close()
+    end)
+  end)
+end)
