@@ -14,7 +14,7 @@ PACKAGES="
   libhiredis-dev redis-server
   python3 python3-websockets
   clang libclang-rt-14-dev
-  tmux
+  tmux curl
 "
 
 missing=""

@@ -40,15 +40,14 @@ describe("gloaming run, when the bot cannot run", function()
     end)
   end)
 
-  it("exits 3 on a wrong token with fixed shards (the gateway closes 4004)", function()
+  it("exits 3 on a wrong token with fixed shards, before identifying (401 on GET /oauth2/applications/@me)", function()
     testing.run(function()
       local fake = testing.gateway {}
       local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", WRONG, "1")
       assert.are.equal(3, code)
       assert.are.equal(1, #lines, table.concat(lines, "\n"))
-      assert.matches("^gloaming: shard %[0, 1%]: .*4004.*authentication failed.*check the bot token", lines[1])
-      assert.are.equal(1, #fake:received(nil, 2)) -- identified once, never again
-      assert.are.equal(1, #fake:connections())
+      assert.matches("^gloaming: GET /oauth2/applications/@me failed: 401 Unauthorized; check the bot token", lines[1])
+      assert.are.equal(0, #fake:connections()) -- the gateway would close 4004
     end)
   end)
 
@@ -206,7 +205,8 @@ describe("a failed connect", function()
       local l = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 })
       local url = "ws://127.0.0.1:" .. l:port()
       l:close()
-      local bot = gloaming.Bot.new { token = "x.y.z", shards = { total = 1 }, gateway_url = url }
+      local bot = gloaming.Bot.new { token = "x.y.z", shards = { total = 1 }, gateway_url = url,
+        http = { base_url = "http://127.0.0.1:" .. l:port() } }
       local t = gloaming.spawn(function() bot:run() end)
       local cfg = gloaming.Config.new("x.y.z", 0):builder():gateway_url(url):build()
       local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), cfg)

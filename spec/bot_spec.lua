@@ -255,8 +255,17 @@ describe("gloaming.http", function()
     local route_of = gloaming.http.route_of
     assert.are.same({ "POST /channels/1/messages", "1" }, { route_of("POST", "/channels/1/messages") })
     assert.are.same({ "DELETE /channels/1/messages/:id", "1" }, { route_of("DELETE", "/channels/1/messages/2") })
-    assert.are.same({ "POST /interactions/:id/:token/callback", "" },
+    -- each interaction's callback is a bucket of its own
+    assert.are.same({ "POST /interactions/:id/:token/callback", "5" },
       { route_of("POST", "/interactions/5/abc/callback") })
+    -- a webhook's major parameter is its id and token (kept out of the route)
+    assert.are.same({ "PATCH /webhooks/7/:token/messages/@original", "7/abc" },
+      { route_of("PATCH", "/webhooks/7/abc/messages/@original") })
+    -- every emoji of a channel's messages shares the reaction bucket
+    assert.are.same({ "PUT /channels/1/messages/:id/reactions/:emoji/@me", "1" },
+      { route_of("PUT", "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me") })
+    assert.are.same({ "PUT /applications/:id/guilds/3/commands", "3" },
+      { route_of("PUT", "/applications/2/guilds/3/commands") })
   end)
 end)
 

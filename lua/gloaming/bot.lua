@@ -197,10 +197,11 @@ function Bot:handlers(module)
   return self
 end
 
---- The event types someone handles (GATEWAY_CLOSE always: shutdowns show).
+--- The event types someone handles (GATEWAY_CLOSE always: shutdowns
+-- show; READY always: it tells bot.user and bot.application_id).
 function Bot:flags()
   check_self(self, "flags")
-  local flags = F.GATEWAY_CLOSE
+  local flags = F.GATEWAY_CLOSE | F.READY
   for t in pairs(self.listeners) do flags = flags | F[t] end
   for t, fn in pairs(self.module or {}) do
     if type(fn) == "function" and type(t) == "string" and type(F[t]) == "userdata" then
@@ -356,6 +357,28 @@ local function save_sessions(self)
     self.shards[1] and self.shards[1]:id():total() or 0, self.sessions_text)
 end
 
+-- bot.user and bot.application_id, from READY or GET /oauth2/applications/@me.
+local function learn_identity(self, data)
+  if type(data) ~= "table" then return end
+  if type(data.user) == "table" then self.user = data.user end
+  local app = data.application
+  if type(app) == "table" and type(app.id) == "string" then self.application_id = app.id end
+end
+
+-- Asks who the bot is before any shard identifies (a cluster keys its
+-- shared state by the application id). A refused token fails the run (every
+-- Identify would be refused too); other failures leave it to READY.
+local function fetch_identity(self)
+  local app, err, code = self.http:current_application()
+  if app then
+    learn_identity(self, { user = app.bot, application = app })
+    return true
+  end
+  if code == 401 or code == 403 then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
+  log.warn("GET /oauth2/applications/@me failed: %s; bot.user and bot.application_id wait for READY", tostring(err))
+  return true
+end
+
 -- A shard's reader: dispatches until the shard is closed. Its
 -- subscription is kept to change what it decodes (refresh_flags).
 -- Other errors (a failed connect, an undecodable payload) were logged by
@@ -364,6 +387,7 @@ local function read(self, sub)
   while true do
     local event, _, code = sub:next()
     if event then
+      if event.type == "READY" then learn_identity(self, event.data) end
       dispatch(self, event)
     elseif code == "ECLOSED" or code == "ECANCELED" then
       return
@@ -388,8 +412,10 @@ end
 -- readers see GATEWAY_CLOSE, saves the sessions and returns true. Outside
 -- of a task it runs its own gloaming.run. When no shard is left running
 -- (a fatal close; 4004 ends them all at once), the shards could not be
--- made (GET /gateway/bot failed) or a reader failed, it returns
--- nil, message (what failed, and what to do), code.
+-- made (GET /gateway/bot failed), the API refused the token, or a reader
+-- failed, it returns nil, message (what failed, and what to do), code.
+-- Before any shard identifies it sets bot.user and bot.application_id
+-- (GET /oauth2/applications/@me); each READY sets them again.
 function Bot:run()
   check_self(self, "run")
   if not core.running_task() then
@@ -399,7 +425,14 @@ function Bot:run()
     return table.unpack(result, 1, result.n)
   end
   self.failure = nil
+  -- GET /gateway/bot (recommended shards) says first what is wrong with
+  -- the API; then the identity, before any shard identifies
   local shards, err, code = build_shards(self)
+  if shards then
+    local ok
+    ok, err, code = fetch_identity(self)
+    if not ok then shards = nil end
+  end
   if not shards then
     fail(self, start_failure(err, code), code)
     return nil, self.failure.message, code

@@ -95,6 +95,7 @@ commands:
   demo                 a ping bot against the built-in fake gateway
   fake-gateway %s
                        serve a fake Discord gateway until interrupted
+  test [busted args]   run the specs of the bot in this folder (spec/)
   repl [FILE [ARGS...]]
                        a Lua REPL on the loop (FILE runs first)
   attach PATH          a REPL inside a bot started with --repl-socket
@@ -107,7 +108,8 @@ Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
 end
 
 --- Subcommands: name -> function(args) returning an exit code. The others
--- live in modules gloaming.cli_<name> that return { usage =, run = }.
+-- live in modules gloaming.cli.<name> (or gloaming.cli_<name>)
+-- that return { usage =, run = }.
 cli.commands = {}
 
 --- A usage error (exit status 2): "gloaming[ name]: msg", then the usage.
@@ -254,9 +256,15 @@ function cli.main(argv)
   local name = argv[1]
   if not name then return os.exit(usage_error("no command given")) end
   local command = cli.commands[name]
-  local module = "gloaming.cli_" .. name:gsub("-", "_")
-  if not command and name:match("^[%w-]+$") and package.searchpath(module, package.path) then
-    command = require(module) -- its own errors are its own, not "unknown command"
+  if not command and name:match("^[%w-]+$") then
+    -- gloaming.cli.<name> (the commands' folder), else gloaming.cli_<name>
+    for _, prefix in ipairs { "gloaming.cli.", "gloaming.cli_" } do
+      local module = prefix .. name:gsub("-", "_")
+      if package.searchpath(module, package.path) then
+        command = require(module) -- its own errors are its own, not "unknown command"
+        break
+      end
+    end
   end
   if not command then return os.exit(usage_error("unknown command '" .. name .. "'")) end
   local rest = table.move(argv, 2, #argv, 1, {})

@@ -1,9 +1,11 @@
 --- `gloaming fake-gateway`: serves the fake Discord gateway until
--- interrupted, for bots and tools written in any language.
+-- interrupted, for bots and tools written in any language, driven from
+-- outside over its HTTP side (/fake/..., see testing/gateway/control.lua).
 --
 -- The first line on stdout is one JSON object that says where it listens:
 --   {"url":"ws://127.0.0.1:PORT","http_url":"http://127.0.0.1:PORT",
---    "ca_file":null,"token":"...","resume_url":"ws://127.0.0.1:PORT2"}
+--    "ca_file":null,"token":"...","resume_url":"ws://127.0.0.1:PORT2",
+--    "application_id":"...","guilds":[{"id":"...","channels":["..."]}]}
 local gloaming = require "gloaming"
 local json = require "gloaming.json"
 
@@ -50,7 +52,21 @@ local USAGE = [[
 usage: gloaming fake-gateway [options]
 
 Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
-prints where first, as one JSON line: url, http_url, ca_file, token.
+prints where first, as one JSON line: url, http_url, ca_file, token,
+application_id, guilds (ids; default: one guild with #general, alice, bob).
+Logs what it receives (payloads, REST requests, control requests) at info.
+
+Driven over HTTP at http_url (POST a JSON object; answers are JSON):
+  POST /fake/message      {"content":"!ping"[,"channel_id","guild_id","author"]}
+  POST /fake/interaction  {"name":"roll"[,"options","guild_id","channel_id","user"]}
+  POST /fake/reaction     {"message_id":"...","emoji":"⭐"[,"user_id","channel_id"]}
+  POST /fake/dispatch     {"t":"EVENT_NAME","d":{...}[,"shard":0]}
+  POST /fake/close        {["code":4000,"reason":"...","shard":0]}
+  POST /fake/fault        {"kind":"KIND"[,"shard":0]}, KIND one of
+                          ]] .. table.concat(require("gloaming.testing.gateway.control").fault_kinds(), ", ") .. "\n" .. [[
+  GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
+  GET  /fake/received[?shard=0&op=2]               the gateway payloads received
+e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message
 
 options:
 ]] .. require("gloaming.cli").flags_help(FLAGS)
@@ -67,10 +83,19 @@ local function run(args)
   local opts, err = parse(args)
   if not opts then return cli.usage_error(err, "fake-gateway", USAGE) end
   return cli.run_main(function()
-    local fake = require("gloaming.testing.gateway").new(opts)
+    local gateway = require "gloaming.testing.gateway"
+    opts.guilds = opts.guilds or gateway.example_guilds() -- a place to talk in
+    local fake = gateway.new(opts)
+    local guilds = json.array()
+    for i, g in ipairs(fake.guilds) do
+      local channels = json.array()
+      for j, c in ipairs(g.channels) do channels[j] = c.id end
+      guilds[i] = { id = g.id, channels = channels }
+    end
     io.stdout:write(json.encode {
       url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
-      token = fake.token, resume_url = fake.resume_url,
+      token = fake.token, resume_url = fake.resume_url, application_id = fake.application_id,
+      guilds = guilds,
     }, "\n")
     io.stdout:flush()
     gloaming.log.info("fake gateway on %s (REST %s)", fake.url, fake.http_url)

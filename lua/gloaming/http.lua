@@ -67,8 +67,13 @@ function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(se
 
 -- {=============== routes and buckets ===============
 
--- Discord counts limits per route and per top-level resource: the ids of
--- channels, guilds and webhooks stay in the key, the others do not.
+-- Discord counts limits per route and per major parameter: a channel's,
+-- a guild's or a webhook's id (with its token), or an interaction's id
+-- (each interaction's callback is a bucket of its own). The route key
+-- leaves out the other ids, tokens (secrets) and a reaction's emoji (all
+-- emojis of a message share a bucket).
+local MAJOR = { channels = true, guilds = true, webhooks = true, interactions = true }
+
 local function route_of(method, path)
   if type(method) ~= "string" then error("bad argument #1 to 'route_of' (string expected, got " .. type(method) .. ")", 2) end
   if type(path) ~= "string" then error("bad argument #2 to 'route_of' (string expected, got " .. type(path) .. ")", 2) end
@@ -78,14 +83,19 @@ local function route_of(method, path)
   for i, seg in ipairs(segs) do
     local prev, before = segs[i - 1], segs[i - 2]
     if seg:match("^%d+$") then
-      if (prev == "channels" or prev == "guilds" or prev == "webhooks") and not major then
+      if MAJOR[prev] and not major then
         major = seg
-        parts[#parts + 1] = seg
+        parts[#parts + 1] = prev == "interactions" and ":id" or seg
       else
         parts[#parts + 1] = ":id"
       end
     elseif prev and prev:match("^%d+$") and (before == "interactions" or before == "webhooks") then
-      parts[#parts + 1] = ":token" -- interaction and webhook tokens are secrets
+      -- interaction and webhook tokens are secrets: kept out of the route
+      -- (which logs show); a webhook's token is part of its major parameter
+      if before == "webhooks" and major == prev then major = major .. "/" .. seg end
+      parts[#parts + 1] = ":token"
+    elseif prev == "reactions" and seg ~= "@me" then
+      parts[#parts + 1] = ":emoji"
     else
       parts[#parts + 1] = seg
     end
@@ -327,6 +337,9 @@ function Client:close()
   for _, c in ipairs(s.idle) do c:close() end
   s.idle = {}
 end
+
+-- The other routes a bot uses (reactions, edits, commands, followups).
+for name, fn in pairs(require "gloaming.http.routes") do Client[name] = fn end
 
 http.route_of = route_of -- for tests
 return http

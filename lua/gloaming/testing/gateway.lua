@@ -25,11 +25,22 @@ local model = require "gloaming.testing.gateway.model"
 local Session = require "gloaming.testing.gateway.session"
 local Conn = require "gloaming.testing.gateway.connection"
 local rest = require "gloaming.testing.gateway.rest"
+local control = require "gloaming.testing.gateway.control"
 
 local MAX_MESSAGE = 1024 * 1024       -- bytes of one client websocket message
 local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
 
 local gateway = {}
+
+--- A small world for a bot to talk in: one guild (id testing.snowflake(0),
+-- on shard 0) with a #general text channel and two members, alice and bob.
+-- The bot fixture's and `gloaming fake-gateway`'s default.
+function gateway.example_guilds()
+  local s = testing.snowflake
+  return { { id = s(0), name = "Test Guild",
+    channels = { { id = s(10), name = "general", type = 0 } },
+    members = { { id = s(20), username = "alice" }, { id = s(21), username = "bob" } } } }
+end
 
 --- For dispatch data built by hand (the same as gloaming.json's):
 -- gateway.array{} encodes as [] even when empty; gateway.null is null.
@@ -184,6 +195,8 @@ local function serve_http(fake, raw, port, slot)
     if kind ~= "http" then return end
     if req.path == "/" and is_websocket(req) then
       if not fake:_upgrade(raw, req, port, slot) then return end
+    elseif req.path:match("^/fake/") then
+      control.handle(fake, raw, req)
     else
       rest.handle(fake, raw, req)
     end
@@ -249,7 +262,12 @@ function gateway.new(opts)
   self.next_conn_id = 0
   self.received_log = {}
   self.message_log = {}
-  self.interactions = {}         -- interaction id -> { token, created_at, responses }
+  self.interactions = {}         -- interaction id -> { token, created_at, responses, ... }
+  self.interaction_by_token = {} -- interaction token -> the same
+  self.request_log = {}          -- every REST request, in order
+  self.messages_by_id = {}       -- message id -> message object (sent or dispatched)
+  self.reactions = {}            -- message id -> emoji -> user id -> true
+  self.app_commands = {}         -- "global" or guild id -> list of application commands
   self.identify_buckets = {}     -- rate limit key -> time of its last identify
   self.all_members_requested = {} -- guild id -> time of its last all-members request
 
@@ -284,6 +302,20 @@ end
 function Fake:_record_message(channel_id, body)
   self.message_log[#self.message_log + 1] = { channel_id = channel_id, body = body }
   self.changed:notify_all()
+end
+
+function Fake:_record_request(entry)
+  entry.at = gloaming.now()
+  self.request_log[#self.request_log + 1] = entry
+  self.changed:notify_all()
+end
+
+--- Keeps a message (one the bot sent, or one a spec dispatched) so that
+-- REST can edit, delete and react to it.
+function Fake:_remember_message(message)
+  if type(message) == "table" and type(message.id) == "string" and type(message.channel_id) == "string" then
+    self.messages_by_id[message.id] = message
+  end
 end
 
 function Fake:_set_shard_conn(shard_id, conn)
@@ -383,6 +415,7 @@ end
 --- Sends a dispatch to the shard's session (kept, and replayed on
 -- resume, while the session has no connection). Returns its seq.
 function Fake:dispatch(shard_id, t, data)
+  if t == "MESSAGE_CREATE" then self:_remember_message(data) end
   return self:_session_of(shard_id):dispatch(t, data)
 end
 
@@ -449,10 +482,13 @@ function Fake:interact(shard_id, name, command_options, opts)
   local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
   local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
   local id, token = self.new_id(), model.random_token()
-  self.interactions[id] = { token = token, created_at = gloaming.now(), responses = {} }
+  local user = opts.user or self.tester
+  local interaction = { id = id, token = token, created_at = gloaming.now(), channel_id = channel_id,
+    user = user, responses = {}, followups = {}, edits = {} }
+  self.interactions[id], self.interaction_by_token[token] = interaction, interaction
   session:dispatch("INTERACTION_CREATE", model.interaction {
     id = id, token = token, application_id = self.application_id, command_id = self.new_id(),
-    name = name, options = command_options, user = opts.user or self.tester,
+    name = name, options = command_options, user = user,
     guild_id = opts.guild_id or (guild and guild.id), joined_at = guild and guild.joined_at,
     channel_id = channel_id,
   })
@@ -464,6 +500,57 @@ function Fake:interaction_responses(interaction_id)
   local interaction = self.interactions[interaction_id]
   if not interaction then return {} end
   return table.move(interaction.responses, 1, #interaction.responses, 1, {})
+end
+
+--- The bodies POSTed as an interaction's followup messages, and the
+-- edits PATCHed to its messages (the original response's included).
+function Fake:followups(interaction_id)
+  local interaction = self.interactions[interaction_id]
+  if not interaction then return {} end
+  return table.move(interaction.followups, 1, #interaction.followups, 1, {})
+end
+
+function Fake:interaction_edits(interaction_id)
+  local interaction = self.interactions[interaction_id]
+  if not interaction then return {} end
+  return table.move(interaction.edits, 1, #interaction.edits, 1, {})
+end
+
+--- The original response's message of an interaction (nil before it).
+function Fake:original_response(interaction_id)
+  local interaction = self.interactions[interaction_id]
+  return interaction and interaction.original
+end
+
+--- Every REST request received, in order, routes the fake does not
+-- implement included (answered 404 as Discord does): { method, path,
+-- query, body (decoded JSON, else the text), status, response, authorized,
+-- at }. With method and/or a Lua pattern, only the requests matching
+-- them (path below /api/v10: "^/channels/%d+/messages$").
+function Fake:requests(method, pattern)
+  local out = {}
+  for _, r in ipairs(self.request_log) do
+    if (method == nil or r.method == method)
+      and (pattern == nil or (r.path:gsub("^/api/v10", "", 1)):match(pattern)) then
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+--- The application commands registered globally (guild_id nil) or in a guild.
+function Fake:commands(guild_id)
+  local list = self.app_commands[guild_id or "global"] or {}
+  return table.move(list, 1, #list, 1, {})
+end
+
+--- Who reacted to a message with an emoji (a unicode emoji, or name:id):
+-- a list of user ids, sorted.
+function Fake:reactions_on(message_id, emoji)
+  local users = {}
+  for id in pairs((self.reactions[message_id] or {})[emoji] or {}) do users[#users + 1] = id end
+  table.sort(users)
+  return users
 end
 
 --- Stops serving: listeners close, connections close with 1001, the
@@ -479,6 +566,8 @@ function Fake:stop()
   end
   certs.remove(self.certs)
 end
+
+require("gloaming.testing.gateway.users")(Fake)
 
 -- }===============
 

@@ -59,12 +59,19 @@ end
 --- Moves the virtual clock forward by s seconds, firing what falls due.
 testing.advance = core.advance
 
+-- Loaded on first use: testing.gateway (the fake, gateway.lua) and
+-- testing.with_bot (the bot fixture, bot.lua).
+local LAZY = {
+  gateway = function() return require("gloaming.testing.gateway").new end,
+  with_bot = function() return require "gloaming.testing.bot" end,
+}
+
 return setmetatable(testing, {
   __index = function(t, k)
-    if k == "gateway" then
-      local m = require "gloaming.testing.gateway"
-      rawset(t, k, m.new)
-      return m.new
+    if LAZY[k] then
+      local v = LAZY[k]()
+      rawset(t, k, v)
+      return v
     end
   end,
 })

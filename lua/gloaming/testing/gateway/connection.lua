@@ -225,6 +225,8 @@ function Conn:_on_payload(data, now)
     entry.d = msg.d
   end
   self.fake:_record(entry)
+  -- the op only: an Identify's d holds the token
+  self.fake.log.info("connection %d received op %s", self.id, tostring(entry.op))
 
   if self:_over_rate_limit(now) then return self:close(4008) end
   if #data > MAX_PAYLOAD then return self:close(4002, "Payload over 4096 bytes.") end

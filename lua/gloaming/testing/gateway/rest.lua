@@ -1,46 +1,14 @@
---- The REST side of the fake: the few /api/v10 routes a gateway bot
--- needs, answering as Discord does (status codes, JSON error bodies with
--- Discord's error codes), and firing the gateway events Discord fires.
-local gloaming = require "gloaming"
-local core = require "gloaming.core"
+--- The REST side of the fake: the /api/v10 routes a day-one bot uses,
+-- answering as Discord does (status codes, JSON error bodies with
+-- Discord's error codes) and firing the gateway events Discord fires.
+-- Every request is recorded (fake:requests()), the ones to routes the
+-- fake does not implement too: those get Discord's 404.
 local json = require "gloaming.json"
-local model = require "gloaming.testing.gateway.model"
+local answers = require "gloaming.testing.gateway.answers"
 
-local INTENT_GUILD_MESSAGES = core.intents.GUILD_MESSAGES.value
-local INTENT_DIRECT_MESSAGES = core.intents.DIRECT_MESSAGES.value
-local MAX_CONTENT = 2000 -- characters in a message's content
-
+local fail = answers.fail
+local API = "/api/v10"
 local JSON_HEADERS = { ["Content-Type"] = "application/json" }
-
--- Discord's answers to the mistakes the fake checks.
-local ERRORS = {
-  unauthorized = { 401, { message = "401: Unauthorized", code = 0 } },
-  not_found = { 404, { message = "404: Not Found", code = 0 } },
-  method_not_allowed = { 405, { message = "405: Method Not Allowed", code = 0 } },
-  invalid_json = { 400, { message = "The request body contains invalid JSON.", code = 50109 } },
-  empty_message = { 400, { message = "Cannot send an empty message", code = 50006 } },
-  unknown_channel = { 404, { message = "Unknown Channel", code = 10003 } },
-  unknown_interaction = { 404, { message = "Unknown interaction", code = 10062 } },
-  acknowledged = { 400, { message = "Interaction has already been acknowledged.", code = 40060 } },
-}
-
-local function fail(name)
-  return ERRORS[name][1], ERRORS[name][2]
-end
-
---- 400 Invalid Form Body, with the field's error as Discord nests it.
-local function invalid_form(field, code, message)
-  return 400, {
-    message = "Invalid Form Body", code = 50035,
-    errors = { [field] = { _errors = json.array { { code = code, message = message } } } },
-  }
-end
-
-local function is_json(req)
-  return (req.headers["content-type"] or ""):lower():match("^application/json") ~= nil
-end
-
--- {=============== routes ===============
 
 local function get_gateway(fake)
   return 200, { url = fake.url }
@@ -58,95 +26,39 @@ local function get_gateway_bot(fake)
   }
 end
 
-local function nonempty(v)
-  return type(v) == "table" and next(v) ~= nil
-end
-
---- Whether a Create Message body has something to send.
-local function has_content(body)
-  return (type(body.content) == "string" and body.content ~= "") or nonempty(body.embeds)
-    or nonempty(body.sticker_ids) or nonempty(body.components) or nonempty(body.attachments)
-    or body.poll ~= nil
-end
-
---- MESSAGE_CREATE for a message the bot sent, to the shard of its guild
--- (DMs: shard 0), when that shard's session has the intent.
-local function fire_message_create(fake, target, message)
-  local guild = target.guild
-  local shard = guild and model.shard_for(guild.id, fake.shards) or 0
-  local session = fake.shard_sessions[shard]
-  local intent = guild and INTENT_GUILD_MESSAGES or INTENT_DIRECT_MESSAGES
-  if not (session and session.valid and session.intents & intent ~= 0) then return end
-  local event = {}
-  for k, v in pairs(message) do event[k] = v end
-  event.channel_type = target.channel.type
-  if guild then
-    event.guild_id = guild.id
-    local member = {} -- MESSAGE_CREATE's member leaves out the user
-    for k, v in pairs(guild.bot_member) do member[k] = v end
-    member.user = nil
-    event.member = member
-  end
-  session:dispatch("MESSAGE_CREATE", event)
-end
-
-local function create_message(fake, req, channel_id)
-  local target = fake.channels[channel_id]
-  if not target then return fail("unknown_channel") end
-  -- A body that is not JSON is read as a form without fields.
-  if not is_json(req) then return fail("empty_message") end
-  local body = json.decode(req.body)
-  if type(body) ~= "table" then return fail("invalid_json") end
-  if not has_content(body) then return fail("empty_message") end
-  if type(body.content) == "string" and (utf8.len(body.content) or #body.content) > MAX_CONTENT then
-    return invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
-  end
-  fake:_record_message(channel_id, body)
-  local message = model.message {
-    id = fake.new_id(), channel_id = channel_id, author = fake.user, body = body,
+--- GET /oauth2/applications/@me: the bot's application, with its user.
+local function get_application(fake)
+  return 200, {
+    id = fake.application_id, name = fake.user.username, icon = json.null, description = "",
+    bot_public = true, bot_require_code_grant = false, verify_key = ("0"):rep(64),
+    flags = 0, team = json.null, summary = "", type = json.null,
+    bot = fake.user, owner = fake.tester, approximate_guild_count = #fake.guilds,
+    redirect_uris = json.array {}, interactions_endpoint_url = json.null,
   }
-  fire_message_create(fake, target, message)
-  return 200, message
 end
 
-local function interaction_callback(fake, req, id, token)
-  local interaction = fake.interactions[id]
-  -- The initial response is due within interaction_timeout (Discord: 3 s).
-  if not interaction or interaction.token ~= token
-    or gloaming.now() - interaction.created_at > fake.interaction_timeout then
-    return fail("unknown_interaction")
-  end
-  if interaction.responded then return fail("acknowledged") end
-  if not is_json(req) then return invalid_form("type", "BASE_TYPE_REQUIRED", "This field is required") end
-  local body = json.decode(req.body)
-  if type(body) ~= "table" then return fail("invalid_json") end
-  if not (type(body.type) == "number" and math.tointeger(body.type)) then
-    return invalid_form("type", "BASE_TYPE_REQUIRED", "This field is required")
-  end
-  interaction.responded = true
-  interaction.responses[#interaction.responses + 1] = body
-  fake.changed:notify_all()
-  return 204
-end
-
+--- Every route: a path pattern below /api/v10 and a handler per method;
+-- the others than `open` ones need the bot's token (interaction routes
+-- are authorised by the interaction's token in their path).
 local ROUTES = {
-  { pattern = "^/api/v10/gateway$", GET = get_gateway },
-  { pattern = "^/api/v10/gateway/bot$", GET = get_gateway_bot, auth = true },
-  { pattern = "^/api/v10/channels/(%d+)/messages$", POST = create_message, auth = true },
-  -- Interaction callbacks are authorised by their token, not the bot's.
-  { pattern = "^/api/v10/interactions/(%d+)/([^/]+)/callback$", POST = interaction_callback },
+  { pattern = "^/gateway$", GET = get_gateway, open = true },
+  { pattern = "^/gateway/bot$", GET = get_gateway_bot },
+  { pattern = "^/oauth2/applications/@me$", GET = get_application },
 }
-
--- }===============
+for _, module in ipairs { "messages", "app_commands", "interactions" } do
+  for _, r in ipairs(require("gloaming.testing.gateway." .. module).ROUTES) do ROUTES[#ROUTES + 1] = r end
+end
 
 --- Status and body (a table, or nil for none) for a request.
 local function route(fake, req)
+  local path = req.path:sub(1, #API) == API and req.path:sub(#API + 1)
+  if not path then return fail("not_found") end
   for _, r in ipairs(ROUTES) do
-    local captures = table.pack(req.path:match(r.pattern))
+    local captures = table.pack(path:match(r.pattern))
     if captures[1] then
       local handler = r[req.method]
       if not handler then return fail("method_not_allowed") end
-      if r.auth and req.headers.authorization ~= "Bot " .. fake.token then
+      if not r.open and req.headers.authorization ~= "Bot " .. fake.token then
         return fail("unauthorized")
       end
       return handler(fake, req, table.unpack(captures, 1, captures.n))
@@ -155,12 +67,26 @@ local function route(fake, req)
   return fail("not_found")
 end
 
+-- Interaction and webhook tokens are secrets: paths are logged without them.
+local function loggable(path)
+  return (path:gsub("(/interactions/%d+/)[^/]+", "%1:token"):gsub("(/webhooks/%d+/)[^/]+", "%1:token"))
+end
+
 local rest = {}
 
---- Answers one HTTP request on a server-side connection.
+--- Answers one HTTP request on a server-side connection, and records it.
 function rest.handle(fake, raw, req)
   local status, body = route(fake, req)
-  raw:respond(status, JSON_HEADERS, body and json.encode(body) or "")
+  local sent = body and json.encode(body) or ""
+  local decoded = #req.body > 0 and json.decode(req.body)
+  fake:_record_request {
+    method = req.method, path = req.path, query = req.query,
+    body = decoded == nil and req.body or decoded or nil,
+    status = status, response = body,
+    authorized = req.headers.authorization == "Bot " .. fake.token,
+  }
+  fake.log.info("REST %s %s -> %d", req.method, loggable(req.path), status)
+  raw:respond(status, JSON_HEADERS, sent)
 end
 
 --- A JSON error answer outside the routes (503 when refusing upgrades,
