@@ -10,9 +10,10 @@ local WRONG = "MTIzNDU2Nzg5MDEyMzQ1Njc4.wrong0.notthetokenatallxxxxxxxxxxxxxxxx"
 -- `gloaming run` on the failing bot as a child process, at warn level
 -- (GLOAMING_LOG=warn: stderr holds only what went wrong). Returns the exit
 -- status and stderr's lines.
-local function run_bot(gateway_url, api_url, token, shards, intents)
+local function run_bot(gateway_url, api_url, token, shards, intents, api_ca_file)
   local p = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/failing_bot.lua",
-    gateway_url, api_url, token, shards, tostring(intents or "") }, { env = { "GLOAMING_LOG=warn" } })
+    gateway_url, api_url, token, shards, tostring(intents or ""), "", api_ca_file },
+    { env = { "GLOAMING_LOG=warn" } })
   local code, out, err = p:wait(20)
   assert(code, out)
   local lines = {}
@@ -60,6 +61,17 @@ describe("gloaming run, when the bot cannot run", function()
     end)
   end)
 
+  it("exits 3 when the API's certificate is not trusted (fixed shards: GET /oauth2/applications/@me)", function()
+    testing.run(function()
+      local fake = testing.gateway { tls = true } -- its CA is not given to the bot
+      local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1")
+      assert.are.equal(3, code)
+      assert.are.equal(1, #lines, table.concat(lines, "\n"))
+      assert.matches("^gloaming: GET /oauth2/applications/@me failed: the server's certificate is not trusted.*; check tls.ca_file",
+        lines[1])
+    end)
+  end)
+
   it("exits 3 when the API's certificate is not trusted", function()
     testing.run(function()
       local fake = testing.gateway { tls = true } -- its CA is not given to the bot
@@ -73,8 +85,9 @@ describe("gloaming run, when the bot cannot run", function()
 
   it("exits 3 when the gateway's certificate is not trusted (fixed shards, wss)", function()
     testing.run(function()
-      local fake = testing.gateway { tls = true } -- its CA is not given to the bot
-      local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1")
+      -- its CA is given to the REST client only
+      local fake = testing.gateway { tls = true }
+      local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1", nil, fake.ca_file)
       assert.are.equal(3, code)
       assert.are.equal(1, #lines, table.concat(lines, "\n"))
       assert.matches("^gloaming: shard %[0, 1%]: the gateway's certificate is not trusted: "
@@ -278,7 +291,9 @@ describe("a gateway certificate that fails verification", function()
   local function bot_on(port, ca_file)
     return gloaming.Bot.new { token = "MTIz.x.y", intents = gloaming.Intents.GUILD_MESSAGES,
       shards = { total = 1 }, gateway_url = ("wss://127.0.0.1:%d"):format(port),
-      tls = { ca_file = ca_file } }
+      tls = { ca_file = ca_file },
+      -- never Discord: GET /oauth2/applications/@me is refused, a warning
+      http = { base_url = ("http://127.0.0.1:%d/api/v10"):format(closed_port()) } }
   end
 
   for _, c in ipairs {

@@ -321,6 +321,7 @@ local REST_HINTS = {
   [401] = "check the bot token (the Developer Portal's Bot page)",
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
+  ETLSHOST = "check http.base_url: the certificate is for another host",
 }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
@@ -366,15 +367,16 @@ local function learn_identity(self, data)
 end
 
 -- Asks who the bot is before any shard identifies (a cluster keys its
--- shared state by the application id). A refused token fails the run (every
--- Identify would be refused too); other failures leave it to READY.
+-- shared state by the application id). A refused token or a certificate
+-- that is not trusted fails the run (every Identify, every REST call would
+-- fail too); other failures (the network) leave it to READY.
 local function fetch_identity(self)
   local app, err, code = self.http:current_application()
   if app then
     learn_identity(self, { user = app.bot, application = app })
     return true
   end
-  if code == 401 or code == 403 then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
+  if REST_HINTS[code] then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
   log.warn("GET /oauth2/applications/@me failed: %s; bot.user and bot.application_id wait for READY", tostring(err))
   return true
 end
