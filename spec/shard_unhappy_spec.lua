@@ -6,22 +6,11 @@ local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 
 local F = gloaming.EventTypeFlags
-local Intents = gloaming.Intents
 
-local function new_shard(fake, build)
-  local b = gloaming.Config.new(fake.token, Intents.GUILDS | Intents.GUILD_MESSAGES)
-    :builder():gateway_url(fake.url)
-  if build then build(b) end
-  return gloaming.Shard.new(gloaming.ShardId.new(0, 1), b:build())
-end
+local support = require "spec.gateway_support"
+local new_shard, next_of = support.shard, support.next_of
 
-local function next_of(shard, flags, timeout)
-  local ev, msg, code = shard:next_event(flags, timeout or 120)
-  assert(ev, ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
-  return ev
-end
-
--- The same, past recoverable errors (refused connections, oversized payloads).
+-- next_of, past recoverable errors (refused connections, oversized payloads).
 local function next_past_errors(shard, flags, timeout)
   while true do
     local ev, msg, code = shard:next_event(flags, timeout or 120)
@@ -31,9 +20,7 @@ local function next_past_errors(shard, flags, timeout)
   end
 end
 
-local function virtual(fn, timeout)
-  return testing.run(fn, timeout or 20, { clock = "virtual" })
-end
+local virtual = support.virtual
 
 local presence = gloaming.commands.update_presence { status = "online", activities = {} }
 
@@ -98,7 +85,7 @@ describe("the command queue", function()
     virtual(function()
       local fake = testing.gateway {}
       fake:set { accept = "refuse" }
-      local shard = new_shard(fake, function(b) b:command_deadline(600) end)
+      local shard = new_shard(fake, { command_deadline = 600 })
       shard:start()
       local before = shard:memory()
       for i = 1, 120 do assert(shard:command(presence), "command " .. i) end
@@ -108,7 +95,7 @@ describe("the command queue", function()
       assert.is_true(shard:memory() - before >= 120 * #presence:json())
       -- and in bytes
       local big = ('{"op":3,"d":{"x":"%s"}}'):format(("x"):rep(4000))
-      local shard2 = new_shard(fake, function(b) b:max_queued_command_bytes(9000) end)
+      local shard2 = new_shard(fake, { max_queued_command_bytes = 9000 })
       assert(shard2:send(big))
       assert(shard2:send(big))
       assert.are.equal("ENOBUFS", select(3, shard2:send(big)))
@@ -124,7 +111,7 @@ describe("the command queue", function()
     virtual(function()
       local fake = testing.gateway {}
       fake:set { accept = "refuse" }
-      local shard = new_shard(fake, function(b) b:command_deadline(30) end)
+      local shard = new_shard(fake, { command_deadline = 30 })
       shard:start()
       local result
       local waiter = gloaming.spawn(function() result = { shard:command(presence, { wait = true }) } end)
