@@ -149,6 +149,16 @@ function support.shard(fake, opts)
   return gloaming.Shard.new(gloaming.ShardId.new(0, 1), support.config(fake, opts))
 end
 
+--- A fake gateway (testing.gateway(fake_opts)) and support.shard on it,
+-- past READY.
+function support.ready_shard(fake_opts, config_opts)
+  local testing = require "gloaming.testing"
+  local fake = testing.gateway(fake_opts or {})
+  local shard = support.shard(fake, config_opts)
+  support.next_of(shard, gloaming.EventTypeFlags.READY)
+  return fake, shard
+end
+
 --- The shard's next event of one of the given types (others are skipped);
 -- raises with the error when none comes.
 function support.next_of(shard, flags, timeout)

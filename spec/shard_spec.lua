@@ -9,14 +9,8 @@ local Intents = gloaming.Intents
 
 local support = require "spec.gateway_support"
 local config_for, new_shard, next_of = support.config, support.shard, support.next_of
+local ready_shard = support.ready_shard
 
--- A fake gateway and shard 0 of 1 on it, past READY.
-local function ready_shard(fake_opts, config_opts)
-  local fake = testing.gateway(fake_opts or {})
-  local shard = new_shard(fake, config_opts)
-  next_of(shard, F.READY)
-  return fake, shard
-end
 
 local virtual = support.virtual
 

@@ -8,7 +8,7 @@ local testing = require "gloaming.testing"
 local F = gloaming.EventTypeFlags
 
 local support = require "spec.gateway_support"
-local new_shard, next_of = support.shard, support.next_of
+local new_shard, next_of, ready_shard = support.shard, support.next_of, support.ready_shard
 
 -- next_of, past recoverable errors (refused connections, oversized payloads).
 local function next_past_errors(shard, flags, timeout)
@@ -188,9 +188,7 @@ describe("a misbehaving gateway", function()
 
   it("sending sequences that go back does not make the Resume start over", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       for _ = 1, 3 do fake:dispatch(0, "MESSAGE_CREATE", {}) end
       for _ = 1, 3 do next_of(shard, F.MESSAGE_CREATE) end
       fake:inject(0, '{"op":0,"t":"MESSAGE_CREATE","s":-7,"d":{}}', "payload")
@@ -231,9 +229,7 @@ describe("a misbehaving gateway", function()
 
   it("replays a payload over the 64 MiB cap: after 3 failed resumes, a new session", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake) -- zlib-stream: the wire stays small
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard() -- zlib-stream: the wire stays small
       local first = shard:session():id()
       fake:set { accept = "refuse" }
       fake:drop(0)
@@ -250,9 +246,7 @@ describe("a misbehaving gateway", function()
 
   it("sends an event gloaming does not know: UNKNOWN keeps its name", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       fake:dispatch(0, "SOMETHING_NEW", { x = 1 })
       local ev = next_of(shard, F.UNKNOWN)
       assert.are.same({ "UNKNOWN", "SOMETHING_NEW", 1 }, { ev.type, ev.name, math.tointeger(ev.data.x) })
