@@ -47,6 +47,25 @@ local function http_server(obj)
   return obj
 end
 
+-- A waitable REST call to an http_server that holds it; cancelled once
+-- waiting(o) holds (nil: at once, while it connects).
+local function rest_call(name, waiting)
+  return {
+    name = name,
+    timeout = false,
+    setup = function()
+      local o = http_server {}
+      o.http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api"):format(o.listener:port()) })
+      return o
+    end,
+    waiting = waiting,
+    wait = function(o) return o.http:request("GET", "/hold") end,
+    again = function(o) return o.http:request("GET", "/ok") end,
+    served = function(r) assert.are.same({}, r[1]) end,
+    teardown = function(o) o.http:close(); o.listener:close() end,
+  }
+end
+
 -- What a task can wait on. setup() makes the object (in the main task);
 -- wait(obj, timeout) is the waiting call; again(obj) a wait that must
 -- succeed afterwards (default: wait(obj, 5)) once serve(obj) gave it
@@ -133,33 +152,8 @@ local waitables = {
     -- the command of the task that gave up ends with the shard, unwaited
     teardown = function(o) o.shard:close(); o.fake:stop() end,
   },
-  {
-    name = "a REST call while it connects",
-    timeout = false,
-    setup = function()
-      local o = http_server {}
-      o.http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api"):format(o.listener:port()) })
-      return o
-    end,
-    wait = function(o) return o.http:request("GET", "/hold") end,
-    again = function(o) return o.http:request("GET", "/ok") end,
-    served = function(r) assert.are.same({}, r[1]) end,
-    teardown = function(o) o.http:close(); o.listener:close() end,
-  },
-  {
-    name = "a REST call while it waits for the response",
-    timeout = false,
-    setup = function()
-      local o = http_server {}
-      o.http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api"):format(o.listener:port()) })
-      return o
-    end,
-    waiting = function(o) return o.held > 0 end,
-    wait = function(o) return o.http:request("GET", "/hold") end,
-    again = function(o) return o.http:request("GET", "/ok") end,
-    served = function(r) assert.are.same({}, r[1]) end,
-    teardown = function(o) o.http:close(); o.listener:close() end,
-  },
+  rest_call("a REST call while it connects"),
+  rest_call("a REST call while it waits for the response", function(o) return o.held > 0 end),
   {
     name = "a websocket receive",
     setup = function()

@@ -123,10 +123,48 @@ function Client:close(code)
   return self.ws:close(code or 1000)
 end
 
---- Runs fn on the virtual clock (the fake's timers are all gloaming's).
-function support.virtual(fn)
+--- Runs fn on the virtual clock (the fake's timers are all gloaming's),
+-- within `timeout` real seconds (20); returns what testing.run returns.
+function support.virtual(fn, timeout)
   local testing = require "gloaming.testing"
-  testing.run(fn, 20, { clock = "virtual" })
+  return testing.run(fn, timeout or 20, { clock = "virtual" })
+end
+
+--- A Config for the fake: opts.intents (GUILDS | GUILD_MESSAGES), the
+-- fake's URL, and each other key of opts given to the builder's method of
+-- that name (compression = false: none).
+function support.config(fake, opts)
+  opts = opts or {}
+  local Intents = gloaming.Intents
+  local b = gloaming.Config.new(fake.token, opts.intents or Intents.GUILDS | Intents.GUILD_MESSAGES)
+    :builder():gateway_url(fake.url)
+  for k, v in pairs(opts) do
+    if k ~= "intents" then b[k](b, v or nil) end
+  end
+  return b:build()
+end
+
+--- Shard 0 of 1 on support.config(fake, opts).
+function support.shard(fake, opts)
+  return gloaming.Shard.new(gloaming.ShardId.new(0, 1), support.config(fake, opts))
+end
+
+--- A fake gateway (testing.gateway(fake_opts)) and support.shard on it,
+-- past READY.
+function support.ready_shard(fake_opts, config_opts)
+  local testing = require "gloaming.testing"
+  local fake = testing.gateway(fake_opts or {})
+  local shard = support.shard(fake, config_opts)
+  support.next_of(shard, gloaming.EventTypeFlags.READY)
+  return fake, shard
+end
+
+--- The shard's next event of one of the given types (others are skipped);
+-- raises with the error when none comes.
+function support.next_of(shard, flags, timeout)
+  local ev, msg, code = shard:next_event(flags, timeout or 120)
+  assert(ev, ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
+  return ev
 end
 
 --- Runs fn on the real clock (specs that run other processes).

@@ -15,10 +15,22 @@ function helpers.start_python(script, ...)
   return tonumber(port), tonumber(pid), p
 end
 
-function helpers.stop_python(pid, handle)
+--- Starts a command (a gloaming process, say) that prints one JSON line
+-- first; returns its pid, that line decoded (nil when it printed none) and
+-- the popen handle, for stop_peer.
+function helpers.start_peer(command)
+  local p = assert(io.popen("sh -c 'echo $$; exec " .. command .. "' 2>/dev/null", "r"))
+  local pid = p:read("l")
+  local line = p:read("l")
+  return pid, line and require("cjson").decode(line), p
+end
+
+--- Stops a peer of start_peer or start_python (SIGTERM), closing its handle.
+function helpers.stop_peer(pid, handle)
   os.execute("kill " .. pid .. " 2>/dev/null")
   if handle then handle:close() end
 end
+helpers.stop_python = helpers.stop_peer
 
 --- Output of a shell command (its first line).
 local function first_line(cmd)

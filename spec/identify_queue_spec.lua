@@ -26,15 +26,11 @@ local function guilds_file()
   return path
 end
 
---- `gloaming fake-gateway` in a process of its own: its pid, its JSON line,
--- and the handle to close.
+--- `gloaming fake-gateway` in a process of its own (helpers.start_peer).
 local function start_fake(guilds)
-  local p = assert(io.popen(("sh -c 'echo $$; exec env -u LD_PRELOAD ./build/gloaming fake-gateway "
-    .. "--port 0 --shards %d --max-concurrency %d --identify-window %g --guilds %s' 2>/dev/null")
-    :format(SHARDS, BUCKETS, WINDOW, guilds), "r"))
-  local pid = p:read("l")
-  local line = p:read("l")
-  return pid, line and cjson.decode(line), p
+  return helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
+    .. "--port 0 --shards %d --max-concurrency %d --identify-window %g --guilds %s")
+    :format(SHARDS, BUCKETS, WINDOW, guilds))
 end
 
 describe("the identify queue against a gateway in another process", function()
@@ -84,8 +80,7 @@ describe("the identify queue against a gateway in another process", function()
       -- and no slower than the rule: one round per window + margin
       assert.is_true(took < (SHARDS // BUCKETS) * (WINDOW + MARGIN) + 2, ("took %.2f s"):format(took))
     end, 30)
-    os.execute("kill -TERM " .. pid)
-    handle:close()
+    helpers.stop_peer(pid, handle)
     os.remove(guilds)
     assert(ok, err)
   end)

@@ -4,7 +4,7 @@
 -- peers that must answer while this loop is busy run in another process.
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
-local json = require "gloaming.json"
+local helpers = require "spec.helpers"
 
 local core = gloaming.core
 local F = gloaming.EventTypeFlags
@@ -14,31 +14,18 @@ local function busy(seconds)
   while gloaming.now() - t0 < seconds do end
 end
 
---- Starts a gloaming process that prints one JSON line first; returns its
--- pid, that line decoded, and the popen handle (for stop).
-local function start_peer(command)
-  local p = assert(io.popen("sh -c 'echo $$; exec " .. command .. "' 2>/dev/null", "r"))
-  local pid = p:read("l")
-  local line = p:read("l")
-  return pid, json.decode(assert(line, "the peer did not start: " .. command)), p
-end
-
-local function stop_peer(pid, p)
-  os.execute("kill -TERM " .. pid)
-  p:close()
-end
-
 --- Runs fn(shard, info) on the real clock with one shard connected to the
 -- peer (which is stopped afterwards, whatever happens).
 local function with_shard(command, fn)
-  local pid, info, p = start_peer(command)
+  local pid, info, p = helpers.start_peer(command)
   local ok, err = pcall(testing.run, function()
+    assert(info, "the peer did not start: " .. command)
     local config = gloaming.Config.new(info.token, 1):builder():gateway_url(info.url):build()
     local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
     fn(shard, info)
     shard:close()
   end, 20)
-  stop_peer(pid, p)
+  helpers.stop_peer(pid, p)
   assert(ok, err)
 end
 

@@ -33,7 +33,8 @@ end
 -- against nothing that answers (127.0.0.1:1), so no call reaches a network.
 local function targets()
   local list = {}
-  local function add_table(prefix, t, skip)
+  -- t's public functions (no "_" prefix, none in skip), sorted by name.
+  local function function_names(t, skip)
     local names = {}
     for k, v in pairs(t) do
       if type(v) == "function" and type(k) == "string" and not k:match("^_") and not (skip or {})[k] then
@@ -41,20 +42,16 @@ local function targets()
       end
     end
     table.sort(names)
-    for _, k in ipairs(names) do list[#list + 1] = { prefix .. "." .. k, t[k] } end
+    return names
+  end
+  local function add_table(prefix, t, skip)
+    for _, k in ipairs(function_names(t, skip)) do list[#list + 1] = { prefix .. "." .. k, t[k] } end
   end
   local function add_methods(prefix, obj, skip)
     local mt = getmetatable(obj)
     local index = type(mt) == "table" and mt.__index
     if type(index) ~= "table" then return end
-    local names = {}
-    for k, v in pairs(index) do
-      if type(v) == "function" and type(k) == "string" and not k:match("^_") and not (skip or {})[k] then
-        names[#names + 1] = k
-      end
-    end
-    table.sort(names)
-    for _, k in ipairs(names) do list[#list + 1] = { prefix .. ":" .. k, index[k], obj } end
+    for _, k in ipairs(function_names(index, skip)) do list[#list + 1] = { prefix .. ":" .. k, index[k], obj } end
   end
 
   -- gloaming.run starts a loop (one runs already); sleep and spawn take any

@@ -7,8 +7,7 @@ local testing = require "gloaming.testing"
 local support = require "spec.repl_support"
 
 local G = support.GLOAMING
-local ENTER, CTRL_D = "\r", "\4"
-local PROMPT = "(?<!>)> $"
+local ENTER, CTRL_D, PROMPT = support.ENTER, support.CTRL_D, support.PROMPT
 
 local helpers = require "spec.helpers"
 local write_file, read_file = helpers.write_file, helpers.read_file

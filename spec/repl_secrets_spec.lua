@@ -5,8 +5,7 @@ local testing = require "gloaming.testing"
 local support = require "spec.repl_support"
 local helpers = require "spec.helpers"
 
-local ENTER, CTRL_D = "\r", "\4"
-local PROMPT = "(?<!>)> $"
+local ENTER, CTRL_D, PROMPT = support.ENTER, support.CTRL_D, support.PROMPT
 local TOKEN = "abcdefghSECRETtoken"
 
 describe("gloaming repl and secrets", function()

@@ -6,10 +6,9 @@ local testing = require "gloaming.testing"
 local support = require "spec.repl_support"
 
 local G = support.GLOAMING
-local ENTER, CTRL_C, CTRL_D, UP = "\r", "\3", "\4", "\27[A"
+local ENTER, CTRL_C, CTRL_D, UP = support.ENTER, support.CTRL_C, support.CTRL_D, support.UP
 -- Expects are Python regexes on the plain output after the previous match.
--- The prompt "> " (not ">> "), with nothing after it yet:
-local PROMPT = "(?<!>)> $"
+local PROMPT = support.PROMPT
 
 local function repl_argv(...) return { G, "repl", ... } end
 

@@ -13,6 +13,11 @@ support.GLOAMING = os.getenv("REPL_SPEC_GLOAMING") or "./build/gloaming"
 support.PYTHON = "/usr/bin/python3"
 support.DRIVER = "tests/interop/pty_driver.py"
 
+-- Keys as the pty sends them, and the prompt "> " (not ">> ") with nothing
+-- after it yet, as a Python regex on the plain output.
+support.ENTER, support.CTRL_C, support.CTRL_D, support.UP = "\r", "\3", "\4", "\27[A"
+support.PROMPT = "(?<!>)> $"
+
 support.snowflake = testing.snowflake
 
 support.GUILD = { id = support.snowflake(0), name = "repl", channels = {

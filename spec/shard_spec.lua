@@ -7,40 +7,12 @@ local cjson = require "cjson"
 local F = gloaming.EventTypeFlags
 local Intents = gloaming.Intents
 
-local function config_for(fake, opts)
-  opts = opts or {}
-  local b = gloaming.Config.new(fake.token, opts.intents or Intents.GUILDS | Intents.GUILD_MESSAGES)
-    :builder():gateway_url(fake.url)
-  if opts.compression ~= nil then b:compression(opts.compression or nil) end
-  if opts.event_buffer then b:event_buffer(opts.event_buffer) end
-  if opts.queue then b:queue(opts.queue) end
-  if opts.max_queued_commands then b:max_queued_commands(opts.max_queued_commands) end
-  if opts.command_deadline then b:command_deadline(opts.command_deadline) end
-  return b:build()
-end
+local support = require "spec.gateway_support"
+local config_for, new_shard, next_of = support.config, support.shard, support.next_of
+local ready_shard = support.ready_shard
 
-local function new_shard(fake, n, total, opts)
-  return gloaming.Shard.new(gloaming.ShardId.new(n or 0, total or 1), config_for(fake, opts))
-end
 
--- The next event of one of the given types (others are skipped).
-local function next_of(shard, flags, timeout)
-  local ev, msg, code = shard:next_event(flags, timeout or 120)
-  assert(ev, ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
-  return ev
-end
-
--- A fake gateway and shard 0 of 1 on it, past READY.
-local function ready_shard(fake_opts, config_opts)
-  local fake = testing.gateway(fake_opts or {})
-  local shard = new_shard(fake, 0, 1, config_opts)
-  next_of(shard, F.READY)
-  return fake, shard
-end
-
-local function virtual(fn, timeout)
-  return testing.run(fn, timeout or 20, { clock = "virtual" })
-end
+local virtual = support.virtual
 
 describe("a shard", function()
   it("identifies, becomes active and delivers dispatches with their sequence", function()

@@ -6,22 +6,11 @@ local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 
 local F = gloaming.EventTypeFlags
-local Intents = gloaming.Intents
 
-local function new_shard(fake, build)
-  local b = gloaming.Config.new(fake.token, Intents.GUILDS | Intents.GUILD_MESSAGES)
-    :builder():gateway_url(fake.url)
-  if build then build(b) end
-  return gloaming.Shard.new(gloaming.ShardId.new(0, 1), b:build())
-end
+local support = require "spec.gateway_support"
+local new_shard, next_of, ready_shard = support.shard, support.next_of, support.ready_shard
 
-local function next_of(shard, flags, timeout)
-  local ev, msg, code = shard:next_event(flags, timeout or 120)
-  assert(ev, ("expected an event, got %s (%s)"):format(tostring(msg), tostring(code)))
-  return ev
-end
-
--- The same, past recoverable errors (refused connections, oversized payloads).
+-- next_of, past recoverable errors (refused connections, oversized payloads).
 local function next_past_errors(shard, flags, timeout)
   while true do
     local ev, msg, code = shard:next_event(flags, timeout or 120)
@@ -31,9 +20,7 @@ local function next_past_errors(shard, flags, timeout)
   end
 end
 
-local function virtual(fn, timeout)
-  return testing.run(fn, timeout or 20, { clock = "virtual" })
-end
+local virtual = support.virtual
 
 local presence = gloaming.commands.update_presence { status = "online", activities = {} }
 
@@ -98,7 +85,7 @@ describe("the command queue", function()
     virtual(function()
       local fake = testing.gateway {}
       fake:set { accept = "refuse" }
-      local shard = new_shard(fake, function(b) b:command_deadline(600) end)
+      local shard = new_shard(fake, { command_deadline = 600 })
       shard:start()
       local before = shard:memory()
       for i = 1, 120 do assert(shard:command(presence), "command " .. i) end
@@ -108,7 +95,7 @@ describe("the command queue", function()
       assert.is_true(shard:memory() - before >= 120 * #presence:json())
       -- and in bytes
       local big = ('{"op":3,"d":{"x":"%s"}}'):format(("x"):rep(4000))
-      local shard2 = new_shard(fake, function(b) b:max_queued_command_bytes(9000) end)
+      local shard2 = new_shard(fake, { max_queued_command_bytes = 9000 })
       assert(shard2:send(big))
       assert(shard2:send(big))
       assert.are.equal("ENOBUFS", select(3, shard2:send(big)))
@@ -124,7 +111,7 @@ describe("the command queue", function()
     virtual(function()
       local fake = testing.gateway {}
       fake:set { accept = "refuse" }
-      local shard = new_shard(fake, function(b) b:command_deadline(30) end)
+      local shard = new_shard(fake, { command_deadline = 30 })
       shard:start()
       local result
       local waiter = gloaming.spawn(function() result = { shard:command(presence, { wait = true }) } end)
@@ -201,9 +188,7 @@ describe("a misbehaving gateway", function()
 
   it("sending sequences that go back does not make the Resume start over", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       for _ = 1, 3 do fake:dispatch(0, "MESSAGE_CREATE", {}) end
       for _ = 1, 3 do next_of(shard, F.MESSAGE_CREATE) end
       fake:inject(0, '{"op":0,"t":"MESSAGE_CREATE","s":-7,"d":{}}', "payload")
@@ -244,9 +229,7 @@ describe("a misbehaving gateway", function()
 
   it("replays a payload over the 64 MiB cap: after 3 failed resumes, a new session", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake) -- zlib-stream: the wire stays small
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard() -- zlib-stream: the wire stays small
       local first = shard:session():id()
       fake:set { accept = "refuse" }
       fake:drop(0)
@@ -263,9 +246,7 @@ describe("a misbehaving gateway", function()
 
   it("sends an event gloaming does not know: UNKNOWN keeps its name", function()
     virtual(function()
-      local fake = testing.gateway {}
-      local shard = new_shard(fake)
-      next_of(shard, F.READY)
+      local fake, shard = ready_shard()
       fake:dispatch(0, "SOMETHING_NEW", { x = 1 })
       local ev = next_of(shard, F.UNKNOWN)
       assert.are.same({ "UNKNOWN", "SOMETHING_NEW", 1 }, { ev.type, ev.name, math.tointeger(ev.data.x) })

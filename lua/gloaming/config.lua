@@ -79,7 +79,7 @@ function Config.new(token, intents)
     gateway_url_set = false,
     compression = "zlib-stream",
     ratelimit_messages = true,
-    event_buffer = 32 * 1024 * 1024,
+    event_buffer = core.shard_defaults.event_buffer,
     -- the outgoing command queue (see README "Commands")
     max_queued_commands = core.shard_defaults.max_queued_commands,
     max_queued_command_bytes = core.shard_defaults.max_queued_command_bytes,

@@ -135,24 +135,9 @@ static uint64_t check_span(lua_State *L, int t, const char *k, uint64_t dflt) {
   return gm_seconds_to_ns(s);
 }
 
-/* The fields read_limits reads: anything else is a typo, refused. */
-static const char *const FIELDS[] = {"max_concurrency", "total", "remaining",
-                                     "reset_after", "window", "margin", NULL};
-
-static void check_fields(lua_State *L, int t) {
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int i = 0;
-    while (k && FIELDS[i] && strcmp(k, FIELDS[i]) != 0) i++;
-    if (k == NULL || FIELDS[i] == NULL)
-      luaL_error(L, "unknown identify queue option '%s'", luaL_tolstring(L, -1, NULL));
-  }
-}
-
+/* The names were checked by gloaming.identify_queue (its LIMITS, the one
+ * list of them); here, the values' ranges. */
 static void read_limits(lua_State *L, int t, lqueue_t *lq) {
-  check_fields(L, t);
   uint64_t window = check_span(L, t, "window", lq->window);
   uint64_t margin = check_span(L, t, "margin", lq->margin);
   lq->max_concurrency = check_u32(L, t, "max_concurrency", lq->max_concurrency);

@@ -26,6 +26,9 @@
 
 #define SHARD_MT "gloaming.CoreShard"
 #define SUB_MT "gloaming.Subscription"
+/* Bytes a subscription may hold before the shard stops reading (the
+ * Config's default, exported in core.shard_defaults). */
+#define EVENT_BUFFER ((lua_Integer)32 << 20)
 
 /* User values of the shard userdata. */
 /* The shard's token and Identify secrets are user values too: the C shard
@@ -781,7 +784,7 @@ static int l_shard_new(lua_State *L) {
   c.compression = gm_check_compress(L, -1);
   lua_pop(L, 1);
   lua_getfield(L, 1, "event_buffer");
-  c.event_buffer = (size_t)luaL_optinteger(L, -1, 32 << 20);
+  c.event_buffer = (size_t)luaL_optinteger(L, -1, EVENT_BUFFER);
   lua_getfield(L, 1, "ratelimit");
   c.ratelimit = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
   lua_getfield(L, 1, "sequence");
@@ -868,8 +871,11 @@ int gm_open_shard(lua_State *L) {
   gm_rt_newclass(L, SUB_MT, sub_methods, sub_meta);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);
-  /* the machine's command queue defaults, for the Config's defaults */
-  lua_createtable(L, 0, 3);
+  /* the shard's defaults (the command queue's are the machine's), for the
+   * Config's defaults */
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, EVENT_BUFFER);
+  lua_setfield(L, -2, "event_buffer");
   lua_pushinteger(L, GM_SM_MAX_COMMANDS);
   lua_setfield(L, -2, "max_queued_commands");
   lua_pushinteger(L, GM_SM_MAX_COMMAND_BYTES);

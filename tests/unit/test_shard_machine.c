@@ -280,12 +280,18 @@ static uint64_t jitter(void) {
   return (uint64_t)((double)GM_SM_RECONNECT_JITTER_NS * w.random);
 }
 
-/* connect, open, Hello, permit, READY: active with session SID-1, seq 1. */
-static void to_active(void) {
+/* connect, open, Hello, permit: the Identify is out, READY not yet. */
+static void to_identifying(void) {
   gm_sm_start(&M, w.now);
   gm_sm_opened(&M, w.now);
   hello();
   gm_sm_permit(&M, w.now);
+  clear_log();
+}
+
+/* to_identifying, then READY: active with session SID-1, seq 1. */
+static void to_active(void) {
+  to_identifying();
   ready(1);
   assert_int_equal(GM_SHARD_ACTIVE, M.state);
   clear_log();
@@ -332,6 +338,25 @@ static void resume_after(uint64_t wait, const char *url, const char *resume) {
 /* The same after a session that worked: the wait is the jitter. */
 static void reconnect_and_resume(const char *url, const char *resume) {
   resume_after(jitter(), url, resume);
+}
+
+/* The next connection, for a new session: to the gateway URL, asking for
+ * an identify permit after Hello. */
+static void reconnect_to_identify(void) {
+  clear_log();
+  tick_next();
+  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
+  gm_sm_opened(&M, w.now);
+  hello();
+  only(FX_REQUEST);
+}
+
+/* A new machine on the fixture's config, for tests that loop over cases. */
+static void fresh_machine(void) {
+  gm_sm_free(&M);
+  clear_log();
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
+                                 strlen(IDENTIFY), true));
 }
 
 /* }=============== */
@@ -602,10 +627,7 @@ static void invalid_session_identifies_after_one_to_five_seconds(void **state) {
   (void)state;
   const double randoms[] = {0.0, 0.5, 0.999999};
   for (size_t k = 0; k < 3; k++) {
-    gm_sm_free(&M);
-    clear_log();
-    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                   strlen(IDENTIFY), true));
+    fresh_machine();
     w.random = 0.5;
     to_stable();
     dispatch("MESSAGE_CREATE", 2);
@@ -651,10 +673,7 @@ static void gateway_codes_that_resume(void **state) {
   const int codes[] = {4000, 4001, 4002, 4003, 4005, 4008, 1000, 1001,
                        1005, 1011, 1012, 4006, 3000, 4999};
   for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
-    gm_sm_free(&M);
-    clear_log();
-    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                   strlen(IDENTIFY), true));
+    fresh_machine();
     to_stable();
     dispatch("MESSAGE_CREATE", 7);
     w.now += 1 * S;
@@ -672,10 +691,7 @@ static void codes_4007_and_4009_start_a_new_session(void **state) {
   (void)state;
   const int codes[] = {4007, 4009};
   for (size_t k = 0; k < 2; k++) {
-    gm_sm_free(&M);
-    clear_log();
-    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                   strlen(IDENTIFY), true));
+    fresh_machine();
     to_stable();
     dispatch("MESSAGE_CREATE", 7);
     clear_log();
@@ -687,12 +703,7 @@ static void codes_4007_and_4009_start_a_new_session(void **state) {
     only(FX_SESSION);
     /* straight to the gateway URL (no wasted Resume), with Identify */
     assert_int_equal(w.now + jitter(), gm_sm_next_deadline(&M));
-    clear_log();
-    tick_next();
-    assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
-    gm_sm_opened(&M, w.now);
-    hello();
-    only(FX_REQUEST);
+    reconnect_to_identify();
     assert_int_equal(0, count(FX_SEND));
     gm_sm_permit(&M, w.now);
     assert_sent(only(FX_SEND), IDENTIFY);
@@ -703,10 +714,7 @@ static void fatal_codes_end_the_shard(void **state) {
   (void)state;
   const int codes[] = {4004, 4010, 4011, 4012, 4013, 4014};
   for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
-    gm_sm_free(&M);
-    clear_log();
-    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                   strlen(IDENTIFY), true));
+    fresh_machine();
     gm_sm_start(&M, w.now);
     gm_sm_opened(&M, w.now);
     hello();
@@ -735,10 +743,7 @@ static void fatal_codes_end_the_shard(void **state) {
     assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
   }
   /* from an active session too */
-  gm_sm_free(&M);
-  clear_log();
-  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                 strlen(IDENTIFY), true));
+  fresh_machine();
   to_stable();
   gm_sm_closed(&M, w.now, 4014, "", 0, true);
   assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
@@ -813,11 +818,7 @@ static void a_user_close_with_4000_keeps_the_session(void **state) {
  * sessions file must see it); after a 1000 it does not. */
 static void a_ready_in_flight_during_a_4000_close_keeps_its_session(void **state) {
   (void)state;
-  gm_sm_start(&M, w.now);
-  gm_sm_opened(&M, w.now);
-  hello();
-  gm_sm_permit(&M, w.now);
-  clear_log();
+  to_identifying();
   gm_sm_close(&M, w.now, 4000, "later");
   assert_closed_with(4000, "later", false);
   ready(1);
@@ -837,11 +838,7 @@ static void a_ready_in_flight_during_a_4000_close_keeps_its_session(void **state
 
 static void a_ready_in_flight_during_a_1000_close_is_let_go(void **state) {
   (void)state;
-  gm_sm_start(&M, w.now);
-  gm_sm_opened(&M, w.now);
-  hello();
-  gm_sm_permit(&M, w.now);
-  clear_log();
+  to_identifying();
   gm_sm_close(&M, w.now, 1000, "bye");
   ready(1);
   assert_null(M.session_id);
@@ -1080,10 +1077,7 @@ static void shards_dropped_together_spread_out(void **state) {
   const size_t n = sizeof randoms / sizeof randoms[0];
   uint64_t dropped = 0, connects[5];
   for (size_t k = 0; k < n; k++) {
-    gm_sm_free(&M);
-    clear_log();
-    assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                   strlen(IDENTIFY), true));
+    fresh_machine();
     w.now = T0;
     w.random = 0.5;
     to_stable();
@@ -1473,11 +1467,7 @@ static void malformed_payloads_change_nothing(void **state) {
 
 static void a_ready_without_a_session_starts_over(void **state) {
   (void)state;
-  gm_sm_start(&M, w.now);
-  gm_sm_opened(&M, w.now);
-  hello();
-  gm_sm_permit(&M, w.now);
-  clear_log();
+  to_identifying();
   assert_int_equal(GM_EDECODE,
                    feed("{\"op\":0,\"s\":1,\"t\":\"READY\",\"d\":{\"session_id\":\"x\"}}"));
   /* not stranded in identifying (twilight's gap 6) */
@@ -1488,12 +1478,7 @@ static void a_ready_without_a_session_starts_over(void **state) {
   assert_emitted(4000, "malformed READY", GM_CLOSED_BY_SHARD);
   assert_int_equal(1, M.attempts);
   assert_int_equal(w.now + 750 * MS, gm_sm_next_deadline(&M));
-  clear_log();
-  tick_next();
-  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
-  gm_sm_opened(&M, w.now);
-  hello();
-  only(FX_REQUEST);
+  reconnect_to_identify();
 }
 
 static void a_permit_for_a_lost_connection_is_given_back(void **state) {
@@ -1527,9 +1512,9 @@ static void a_permit_for_a_lost_connection_is_given_back(void **state) {
 
 /* {=============== issue 13: flapping, bad input, bounded commands =============== */
 
-/* One connection against a gateway that ends every session as soon as it
- * has one: READY or RESUMED, then close 4000. */
-static void flap_once(void) {
+/* The connection just made gets its session: RESUMED if it resumes, else
+ * permit and READY. */
+static void session_up(void) {
   gm_sm_opened(&M, w.now);
   hello();
   if (M.state == GM_SHARD_RESUMING) {
@@ -1538,6 +1523,12 @@ static void flap_once(void) {
     gm_sm_permit(&M, w.now);
     ready(1);
   }
+}
+
+/* One connection against a gateway that ends every session as soon as it
+ * has one: READY or RESUMED, then close 4000. */
+static void flap_once(void) {
+  session_up();
   w.now += 20 * MS;
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
 }
@@ -1580,14 +1571,7 @@ static void an_op7_storm_after_ready_backs_off(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
   for (uint32_t a = 1; a <= 3; a++) {
-    gm_sm_opened(&M, w.now);
-    hello();
-    if (M.state == GM_SHARD_RESUMING) {
-      dispatch("RESUMED", 2);
-    } else {
-      gm_sm_permit(&M, w.now);
-      ready(1);
-    }
+    session_up();
     assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
     gm_sm_closed(&M, w.now, 4000, "", 0, true);
     assert_int_equal(a, M.attempts);
@@ -1642,12 +1626,7 @@ static void a_resume_failing_at_one_sequence_starts_a_new_session(void **state) 
   assert_true(w.logs > logs);
   assert_null(M.session_id);
   assert_int_equal(-1, M.seq);
-  clear_log();
-  tick_next();
-  assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
-  gm_sm_opened(&M, w.now);
-  hello();
-  only(FX_REQUEST);
+  reconnect_to_identify();
 }
 
 static void resumes_that_progress_are_not_given_up(void **state) {
@@ -1810,11 +1789,7 @@ static void commands_past_their_deadline_are_dropped_not_sent(void **state) {
   assert_true(w.logs > logs);
   assert_int_equal(1, M.queued_commands);
   /* the younger one goes once there is a session; the old one never */
-  gm_sm_start(&M, w.now);
-  gm_sm_opened(&M, w.now);
-  hello();
-  gm_sm_permit(&M, w.now);
-  clear_log();
+  to_identifying();
   ready(1);
   assert_sent(only(FX_SEND), cmd_n(2));
   /* and a closed shard tells the waiters */
