@@ -299,9 +299,11 @@ local function build_shards(self)
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
-      local info, err, code = self.http:gateway_bot()
-      if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code end
-      saved = sessions.load(path, cfg:token(), math.tointeger(info.shards))
+      local info, err, code, reply = self.http:gateway_bot()
+      if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code, reply end
+      -- no shard count: create_recommended says what came instead
+      local total = type(info) == "table" and math.tointeger(info.shards)
+      if total then saved = sessions.load(path, cfg:token(), total) end
     end
     return cluster.create_recommended(self.http, cfg, per_shard)
   end
@@ -322,6 +324,7 @@ local REST_HINTS = {
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
 }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
+local NOT_DISCORD_HINT = "check http.base_url: the server there is not Discord's API"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
 -- for `gloaming run`'s exit status; nil while none failed.
@@ -371,10 +374,13 @@ local function read(self, sub)
   end
 end
 
--- Why the shards could not be made, with what to do.
-local function start_failure(err, code)
+-- Why the shards could not be made, with what to do. reply: what answered
+-- GET /gateway/bot, when something did (see Client:request).
+local function start_failure(err, code, reply)
   local hint = REST_HINTS[code]
-  if not hint and type(code) == "number" and code >= 500 then
+  if reply and not reply.discord and reply.status < 500 then
+    hint = NOT_DISCORD_HINT -- an HTML page, another API: not Discord's
+  elseif not hint and type(code) == "number" and code >= 500 then
     hint = "Discord's API is failing: try again later"
   elseif not hint and type(code) == "string" and code ~= "EDECODE" then
     hint = NETWORK_HINT
@@ -399,9 +405,9 @@ function Bot:run()
     return table.unpack(result, 1, result.n)
   end
   self.failure = nil
-  local shards, err, code = build_shards(self)
+  local shards, err, code, reply = build_shards(self)
   if not shards then
-    fail(self, start_failure(err, code), code)
+    fail(self, start_failure(err, code, reply), code)
     return nil, self.failure.message, code
   end
   self.shards = shards

@@ -104,13 +104,25 @@ local function bucket_for(s, route, major)
   return b
 end
 
+-- Seconds for a message: "2 s", "0.25 s", "3600 s" (never "3.6e+03").
+local function secs(x)
+  return (("%.2f"):format(x):gsub("%.?0+$", "")) .. " s"
+end
+
+-- The failure of a request whose rate-limit wait would outlast its
+-- deadline, or nil when the wait fits: it names the wait and what is left.
+local function too_long(s, seconds, deadline, route)
+  local left = deadline - core.now()
+  if seconds <= left then return nil end
+  return ("429 rate limited on %s for %s, longer than the %s left of the request's timeout (%s)")
+    :format(route, secs(seconds), secs(math.max(0, left)), secs(s.timeout))
+end
+
 -- Sleeps for a rate limit, unless that would outlast the request's
 -- deadline: then the request fails at once, saying so.
 local function wait_limit(s, seconds, deadline, route)
-  if core.now() + seconds > deadline then
-    return nil, ("429 rate limited on %s for %.3g s more, longer than the request's timeout (%g s)")
-      :format(route, seconds, s.timeout), 429
-  end
+  local why = too_long(s, seconds, deadline, route)
+  if why then return nil, why, 429 end
   return core.sleep(seconds)
 end
 
@@ -252,10 +264,58 @@ end
 
 -- }===============
 
+-- {=============== failures ===============
+
+-- Status texts for a failure whose body is not Discord's (the server's
+-- own reason phrase is not trusted to be printable).
+local STATUS_TEXT = {
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [413] = "Content Too Large",
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [501] = "Not Implemented",
+  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+local EXCERPT = 80 -- characters of a body quoted in a message
+
+--- A body as one short printable line for a message: its content type
+-- and at most EXCERPT characters ("text/html: <!DOCTYPE HTML> <html…").
+function http.describe(body, headers)
+  local ctype = tostring((headers or {})["content-type"] or "no content type"):match("^[^;]*")
+  if ctype:find("[%c\128-\255]") then ctype = "a strange content type" end
+  body = tostring(body or "")
+  if body == "" then return ctype .. ", empty" end
+  if not utf8.len(body) then body = body:gsub("[\128-\255]", "?") end
+  -- C1 controls too (a terminal may act on U+009B), then runs of blanks
+  local text = body:gsub("\194[\128-\159]", " "):gsub("%c", " "):gsub("%s+", " "):match("^%s*(.-)%s*$")
+  if utf8.len(text) > EXCERPT then text = text:sub(1, utf8.offset(text, EXCERPT + 1) - 1) .. "…" end
+  return ctype .. ": " .. text
+end
+
+-- A failed request's message and code: Discord's JSON error says its
+-- message (and code); anything else the status and what the body was.
+-- The third value tells a caller whether Discord's API answered.
+local function failure(status, data, resp)
+  if type(data) == "table" and (type(data.message) == "string" or math.tointeger(data.code)) then
+    local dcode = math.tointeger(data.code)
+    -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
+    local message = tostring(data.message or ""):gsub("^" .. status .. ":?%s*", "", 1):gsub("%c", " ")
+    if message == "" then message = STATUS_TEXT[status] or "error" end
+    if dcode and dcode ~= 0 then
+      return ("%d %s (code %d)"):format(status, message, dcode), dcode, { status = status, discord = true }
+    end
+    return ("%d %s"):format(status, message), status, { status = status, discord = true }
+  end
+  return ("%d %s (%s)"):format(status, STATUS_TEXT[status] or "error", http.describe(resp.body, resp.headers)),
+    status, { status = status, discord = false }
+end
+
+-- }===============
+
 --- request(method, path, body[, opts]): body a table (sent as JSON) or
 -- JSON text; path below base_url ("/channels/1/messages").
 -- 2xx: body (decoded JSON, or "" when empty), status, headers.
--- Otherwise: nil, "<status> <message>", <Discord error code or status>.
+-- Otherwise: nil, "<status> <message>", <Discord error code or status>,
+-- and for an HTTP failure { status =, discord = whether the body was
+-- Discord's JSON error }; one line.
 function Client:request(method, path, body)
   if type(method) ~= "string" or type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("request(method, path, body): path must start with /", 2)
@@ -266,7 +326,7 @@ function Client:request(method, path, body)
   local route, major = route_of(method, path)
   local interaction = route:match("^POST /interactions/") ~= nil
   local deadline = core.now() + s.timeout -- rate-limit waits count too
-  for _ = 1, MAX_RETRIES do
+  for attempt = 1, MAX_RETRIES do
     local b = bucket_for(s, route, major)
     local ok, msg, code = wait_turn(s, b, interaction, deadline, route)
     if not ok then return nil, msg, code end
@@ -288,24 +348,26 @@ function Client:request(method, path, body)
       end
       local global = (type(data) == "table" and data.global == true)
           or resp.headers["x-ratelimit-global"] ~= nil
-      log.warn("rate limited on %s%s: retrying in %.2f s", route, global and " (global)" or "", retry)
+      -- recorded even when this request gives up: the next ones wait too
       if global then
         s.global_until = core.now() + retry
       else
         b.remaining, b.reset_at = 0, core.now() + retry
       end
+      local where = route .. (global and " (global)" or "")
+      if attempt == MAX_RETRIES then
+        return nil, ("429 still rate limited on %s after %d tries"):format(where, MAX_RETRIES), 429
+      end
+      -- only a wait that will happen is logged
+      local why = too_long(s, retry, deadline, where)
+      if why then return nil, why, 429 end
+      log.warn("rate limited on %s: retrying in %s", where, secs(retry))
     elseif status >= 200 and status < 300 then
       return data, status, resp.headers
     else
-      local message = type(data) == "table" and tostring(data.message) or resp.body
-      local dcode = type(data) == "table" and math.tointeger(data.code) or nil
-      -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
-      message = message:gsub("^" .. status .. ":?%s*", "", 1)
-      return nil, ("%d %s"):format(status, message ~= "" and message or "error"),
-        (dcode and dcode ~= 0) and dcode or status
+      return nil, failure(status, data, resp)
     end
   end
-  return nil, "429 still rate limited after " .. MAX_RETRIES .. " tries", 429
 end
 
 --- GET /gateway/bot: { url, shards, session_start_limit = { total,
