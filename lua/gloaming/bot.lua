@@ -279,6 +279,8 @@ end
 
 -- }===============
 
+local SESSIONS_HINT = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)"
+
 local function build_shards(self)
   local cfg = self.config
   local path = self.sessions_path
@@ -296,6 +298,11 @@ local function build_shards(self)
     return builder:build()
   end
   if path then per_shard = configure elseif self.configure then per_shard = configure end
+  if path then
+    -- a path that can never be written is said now, not at the first save
+    local ok, why = sessions.check(path)
+    if not ok then return nil, why, "EIO", { hint = SESSIONS_HINT } end
+  end
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
@@ -353,10 +360,14 @@ end
 
 -- }===============
 
+-- Saves the sessions: true, or nil and why not.
 local function save_sessions(self)
-  if not self.sessions_path then return end
-  self.sessions_text = sessions.save(self.sessions_path, self.shards, self.config:token(),
+  if not self.sessions_path then return true end
+  local text, err = sessions.save(self.sessions_path, self.shards, self.config:token(),
     self.shards[1] and self.shards[1]:id():total() or 0, self.sessions_text)
+  self.sessions_text = text
+  if err then return nil, err end
+  return true
 end
 
 -- A shard's reader: dispatches until the shard is closed. Its
@@ -378,7 +389,9 @@ end
 -- GET /gateway/bot, when something did (see Client:request).
 local function start_failure(err, code, reply)
   local hint = REST_HINTS[code]
-  if reply and not reply.discord and reply.status < 500 then
+  if reply and reply.hint then
+    hint = reply.hint
+  elseif reply and not reply.discord and reply.status < 500 then
     hint = NOT_DISCORD_HINT -- an HTML page, another API: not Discord's
   elseif not hint and type(code) == "number" and code >= 500 then
     hint = "Discord's API is failing: try again later"
@@ -429,9 +442,12 @@ function Bot:run()
     end)
   end
   local saver = self.sessions_path and core.spawn(function()
+    local warned -- a failure is said once until it changes (it is retried)
     while not self.shutting_down do
       if not core.sleep(sessions.INTERVAL) then break end
-      save_sessions(self)
+      local ok, serr = save_sessions(self)
+      if not ok and serr ~= warned then log.warn("%s", serr) end
+      warned = serr
     end
   end)
   -- wait until cancelled (or until every shard ended by itself)
@@ -465,7 +481,12 @@ function Bot:shutdown(tasks, saver)
     if not ok and code == "ECANCELED" then break end
   end
   if saver then saver:cancel() end
-  save_sessions(self)
+  -- the last save failing loses the sessions: the run fails with it
+  local saved, serr = save_sessions(self)
+  if not saved then
+    log.error("sessions lost: %s", serr)
+    fail(self, "sessions lost: " .. serr, "EIO")
+  end
   self.http:close()
 end
 
