@@ -407,7 +407,8 @@ end
 -- readers see GATEWAY_CLOSE, saves the sessions and returns true. Outside
 -- of a task it runs its own gloaming.run. When no shard is left running
 -- (a fatal close; 4004 ends them all at once), the shards could not be
--- made (GET /gateway/bot failed) or a reader failed, it returns
+-- made (GET /gateway/bot failed, the sessions path cannot be written), a
+-- reader failed or the last save of the sessions failed, it returns
 -- nil, message (what failed, and what to do), code.
 function Bot:run()
   check_self(self, "run")

@@ -7,7 +7,8 @@
 --   })
 --   local body, status, headers = http:request("POST", "/channels/1/messages",
 --     { content = "hi" })                        -- a table, or JSON text
---   -- on failure: nil, "<status> <message>", <Discord error code or status>
+--   -- on failure: nil, "<status> <message>", <Discord error code or status>,
+--   -- { status =, discord = } (one line; see Client:request)
 --
 -- Requests carry `Authorization: Bot <token>` and a User-Agent of Discord's
 -- documented form. Per-route buckets follow X-RateLimit-* headers; 429s are
