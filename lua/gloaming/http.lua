@@ -277,28 +277,34 @@ local STATUS_TEXT = {
 }
 local EXCERPT = 80 -- characters of a body quoted in a message
 
+-- text as one printable line of at most max characters: control
+-- characters (C1 too: a terminal may act on U+009B) and runs of blanks
+-- become one space, invalid UTF-8 "?", and a cut is marked "…".
+local function one_line(text, max)
+  if not utf8.len(text) then text = text:gsub("[\128-\255]", "?") end
+  text = text:gsub("\194[\128-\159]", " "):gsub("%c", " "):gsub("%s+", " "):match("^%s*(.-)%s*$")
+  if utf8.len(text) > max then text = text:sub(1, utf8.offset(text, max + 1) - 1) .. "…" end
+  return text
+end
+
 --- A body as one short printable line for a message: its content type
 -- and at most EXCERPT characters ("text/html: <!DOCTYPE HTML> <html…").
 function http.describe(body, headers)
-  local ctype = tostring((headers or {})["content-type"] or "no content type"):match("^[^;]*")
-  if ctype:find("[%c\128-\255]") then ctype = "a strange content type" end
+  local ctype = one_line(tostring((headers or {})["content-type"] or "no content type"):match("^[^;]*"), 40)
   body = tostring(body or "")
   if body == "" then return ctype .. ", empty" end
-  if not utf8.len(body) then body = body:gsub("[\128-\255]", "?") end
-  -- C1 controls too (a terminal may act on U+009B), then runs of blanks
-  local text = body:gsub("\194[\128-\159]", " "):gsub("%c", " "):gsub("%s+", " "):match("^%s*(.-)%s*$")
-  if utf8.len(text) > EXCERPT then text = text:sub(1, utf8.offset(text, EXCERPT + 1) - 1) .. "…" end
-  return ctype .. ": " .. text
+  return ctype .. ": " .. one_line(body, EXCERPT)
 end
 
 -- A failed request's message and code: Discord's JSON error says its
 -- message (and code); anything else the status and what the body was.
 -- The third value tells a caller whether Discord's API answered.
 local function failure(status, data, resp)
-  if type(data) == "table" and (type(data.message) == "string" or math.tointeger(data.code)) then
-    local dcode = math.tointeger(data.code)
+  local dcode = type(data) == "table" and math.tointeger(data.code)
+  if type(data) == "table" and (type(data.message) == "string" or dcode) then
+    local message = type(data.message) == "string" and data.message or ""
     -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
-    local message = tostring(data.message or ""):gsub("^" .. status .. ":?%s*", "", 1):gsub("%c", " ")
+    message = one_line(message:gsub("^" .. status .. ":?%s*", "", 1), 200)
     if message == "" then message = STATUS_TEXT[status] or "error" end
     if dcode and dcode ~= 0 then
       return ("%d %s (code %d)"):format(status, message, dcode), dcode, { status = status, discord = true }
