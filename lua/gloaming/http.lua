@@ -290,8 +290,14 @@ end
 --- A body as one short printable line for a message: its content type
 -- and at most EXCERPT characters ("text/html: <!DOCTYPE HTML> <html…").
 function http.describe(body, headers)
+  if body ~= nil and type(body) ~= "string" then
+    error("bad argument #1 to 'describe' (string expected, got " .. type(body) .. ")", 2)
+  end
+  if headers ~= nil and type(headers) ~= "table" then
+    error("bad argument #2 to 'describe' (table expected, got " .. type(headers) .. ")", 2)
+  end
   local ctype = one_line(tostring((headers or {})["content-type"] or "no content type"):match("^[^;]*"), 40)
-  body = tostring(body or "")
+  body = body or ""
   if body == "" then return ctype .. ", empty" end
   return ctype .. ": " .. one_line(body, EXCERPT)
 end
