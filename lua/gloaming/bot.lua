@@ -407,8 +407,7 @@ end
 -- readers see GATEWAY_CLOSE, saves the sessions and returns true. Outside
 -- of a task it runs its own gloaming.run. When no shard is left running
 -- (a fatal close; 4004 ends them all at once), the shards could not be
--- made (GET /gateway/bot failed, the sessions path cannot be written), a
--- reader failed or the last save of the sessions failed, it returns
+-- made (GET /gateway/bot failed) or a reader failed, it returns
 -- nil, message (what failed, and what to do), code.
 function Bot:run()
   check_self(self, "run")
@@ -461,7 +460,10 @@ function Bot:run()
   return true
 end
 
---- Closes every shard and waits (at most 5 s) for readers and handlers.
+--- Closes every shard and waits (at most 5 s) for readers and handlers,
+-- then saves the sessions: a failed last save loses them, so it fails the
+-- run ("sessions lost: ...", EIO), as a sessions path that cannot be
+-- written fails its start.
 function Bot:shutdown(tasks, saver)
   check_self(self, "shutdown")
   self.shutting_down = true
