@@ -226,7 +226,7 @@ describe("gloaming.http's failure messages", function()
       .. "        <p>Error code: 404</p>\n" .. ("        <p>x</p>\n"):rep(20) .. "    </body>\n</html>\n"
     local r = fail_with(404, { ["Content-Type"] = "text/html;charset=utf-8" }, page)
     assert.are.same({ nil, '404 Not Found (text/html: <!DOCTYPE HTML> <html lang="en"> <head> <meta charset="utf-8"> '
-      .. "<title>Error resp…)", 404, { status = 404, discord = false }, n = 4 }, r)
+      .. "<title>Error resp…)", 404, n = 3 }, r)
   end)
 
   it("strip control characters and invalid UTF-8 from what they quote", function()
@@ -236,13 +236,14 @@ describe("gloaming.http's failure messages", function()
     assert.are.equal("500 Internal Server Error (no content type, empty)", r[2])
   end)
 
-  it("say Discord's message and code once", function()
+  it("say Discord's message, on one line, and return its code", function()
     local r = fail_with(403, { ["Content-Type"] = "application/json" }, '{"message":"Missing Access","code":50001}')
-    assert.are.same({ nil, "403 Missing Access (code 50001)", 50001, { status = 403, discord = true }, n = 4 }, r)
+    assert.are.same({ nil, "403 Missing Access", 50001, n = 3 }, r)
+    r = fail_with(400, { ["Content-Type"] = "application/json" }, '{"message":"two\\nlines","code":50035}')
+    assert.are.same({ nil, "400 two lines", 50035, n = 3 }, r)
     -- JSON that is not Discord's error is quoted like any other body
     r = fail_with(404, { ["Content-Type"] = "application/json" }, '{"error":"no such route"}')
-    assert.are.same({ nil, '404 Not Found (application/json: {"error":"no such route"})', 404,
-      { status = 404, discord = false }, n = 4 }, r)
+    assert.are.same({ nil, '404 Not Found (application/json: {"error":"no such route"})', 404, n = 3 }, r)
   end)
 end)
 

@@ -279,8 +279,6 @@ end
 
 -- }===============
 
-local SESSIONS_HINT = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)"
-
 local function build_shards(self)
   local cfg = self.config
   local path = self.sessions_path
@@ -301,13 +299,13 @@ local function build_shards(self)
   if path then
     -- a path that can never be written is said now, not at the first save
     local ok, why = sessions.check(path)
-    if not ok then return nil, why, "EIO", { hint = SESSIONS_HINT } end
+    if not ok then return nil, why, "ESESSIONS" end
   end
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
-      local info, err, code, reply = self.http:gateway_bot()
-      if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code, reply end
+      local info, err, code = self.http:gateway_bot()
+      if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code end
       -- no shard count: create_recommended says what came instead
       local total = type(info) == "table" and math.tointeger(info.shards)
       if total then saved = sessions.load(path, cfg:token(), total) end
@@ -325,13 +323,16 @@ end
 
 -- What to do after a failed GET /gateway/bot, by its code (an HTTP status
 -- or an error name): the rest say the network.
+local BASE_URL_HINT = "check http.base_url (Discord's API is "
+  .. require("gloaming.http").DEFAULT_BASE_URL .. ")"
 local REST_HINTS = {
   [401] = "check the bot token (the Developer Portal's Bot page)",
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
+  EDECODE = BASE_URL_HINT, -- an answer with no shard count: not Discord's API
+  ESESSIONS = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)",
 }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
-local NOT_DISCORD_HINT = "check http.base_url: the server there is not Discord's API"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
 -- for `gloaming run`'s exit status; nil while none failed.
@@ -385,14 +386,12 @@ local function read(self, sub)
   end
 end
 
--- Why the shards could not be made, with what to do. reply: what answered
--- GET /gateway/bot, when something did (see Client:request).
-local function start_failure(err, code, reply)
+-- Why the shards could not be made, with what to do.
+local function start_failure(err, code)
   local hint = REST_HINTS[code]
-  if reply and reply.hint then
-    hint = reply.hint
-  elseif reply and not reply.discord and reply.status < 500 then
-    hint = NOT_DISCORD_HINT -- an HTML page, another API: not Discord's
+  if not hint and type(code) == "number" and code >= 400 and code < 500 and code ~= 429 then
+    -- Discord answers GET /gateway/bot with no other 4xx: it was not asked
+    hint = BASE_URL_HINT
   elseif not hint and type(code) == "number" and code >= 500 then
     hint = "Discord's API is failing: try again later"
   elseif not hint and type(code) == "string" and code ~= "EDECODE" then
@@ -418,9 +417,9 @@ function Bot:run()
     return table.unpack(result, 1, result.n)
   end
   self.failure = nil
-  local shards, err, code, reply = build_shards(self)
+  local shards, err, code = build_shards(self)
   if not shards then
-    fail(self, start_failure(err, code, reply), code)
+    fail(self, start_failure(err, code), code)
     return nil, self.failure.message, code
   end
   self.shards = shards
@@ -462,7 +461,7 @@ end
 
 --- Closes every shard and waits (at most 5 s) for readers and handlers,
 -- then saves the sessions: a failed last save loses them, so it fails the
--- run ("sessions lost: ...", EIO), as a sessions path that cannot be
+-- run ("sessions lost: ...", ESESSIONS), as a sessions path that cannot be
 -- written fails its start.
 function Bot:shutdown(tasks, saver)
   check_self(self, "shutdown")
@@ -488,7 +487,7 @@ function Bot:shutdown(tasks, saver)
   local saved, serr = save_sessions(self)
   if not saved then
     log.error("sessions lost: %s", serr)
-    fail(self, "sessions lost: " .. serr, "EIO")
+    fail(self, "sessions lost: " .. serr, "ESESSIONS")
   end
   self.http:close()
 end

@@ -7,8 +7,8 @@
 --   })
 --   local body, status, headers = http:request("POST", "/channels/1/messages",
 --     { content = "hi" })                        -- a table, or JSON text
---   -- on failure: nil, "<status> <message>", <Discord error code or status>,
---   -- { status =, discord = } (one line; see Client:request)
+--   -- on failure: nil, "<status> <message>", <Discord error code or status>
+--   -- (one line; see Client:request)
 --
 -- Requests carry `Authorization: Bot <token>` and a User-Agent of Discord's
 -- documented form. Per-route buckets follow X-RateLimit-* headers; 429s are
@@ -26,6 +26,7 @@ Client.__index = Client
 local VERSION = core.version
 local USER_AGENT = ("DiscordBot (https://github.com/gloaming/gloaming, %s) gloaming"):format(VERSION)
 local DEFAULT_BASE = "https://discord.com/api/v10"
+http.DEFAULT_BASE_URL = DEFAULT_BASE -- for advice ("check http.base_url")
 local MAX_RETRIES = 5
 local MAX_RATE_LIMIT_WAIT = 3600 -- seconds; longer 429 waits are taken as this
 local GLOBAL_PER_SECOND = 50
@@ -303,8 +304,8 @@ function http.describe(body, headers)
 end
 
 -- A failed request's message and code: Discord's JSON error says its
--- message (and code); anything else the status and what the body was.
--- The third value tells a caller whether Discord's API answered.
+-- message (its code is the code); anything else the status and what the
+-- body was.
 local function failure(status, data, resp)
   local dcode = type(data) == "table" and math.tointeger(data.code)
   if type(data) == "table" and (type(data.message) == "string" or dcode) then
@@ -312,13 +313,10 @@ local function failure(status, data, resp)
     -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
     message = one_line(message:gsub("^" .. status .. ":?%s*", "", 1), 200)
     if message == "" then message = STATUS_TEXT[status] or "error" end
-    if dcode and dcode ~= 0 then
-      return ("%d %s (code %d)"):format(status, message, dcode), dcode, { status = status, discord = true }
-    end
-    return ("%d %s"):format(status, message), status, { status = status, discord = true }
+    return ("%d %s"):format(status, message), (dcode and dcode ~= 0) and dcode or status
   end
   return ("%d %s (%s)"):format(status, STATUS_TEXT[status] or "error", http.describe(resp.body, resp.headers)),
-    status, { status = status, discord = false }
+    status
 end
 
 -- }===============
@@ -327,8 +325,7 @@ end
 -- JSON text; path below base_url ("/channels/1/messages").
 -- 2xx: body (decoded JSON, or "" when empty), status, headers.
 -- Otherwise: nil, "<status> <message>", <Discord error code or status>,
--- and for an HTTP failure { status =, discord = whether the body was
--- Discord's JSON error }; one line.
+-- the message one line (see failure).
 function Client:request(method, path, body)
   if type(method) ~= "string" or type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("request(method, path, body): path must start with /", 2)
