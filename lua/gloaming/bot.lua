@@ -326,11 +326,11 @@ end
 local BASE_URL_HINT = "check http.base_url (Discord's API is "
   .. require("gloaming.http").DEFAULT_BASE_URL .. ")"
 local REST_HINTS = {
+  EDECODE = BASE_URL_HINT, -- an answer with no shard count: not Discord's API
+  ESESSIONS = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)",
   [401] = "check the bot token (the Developer Portal's Bot page)",
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
-  EDECODE = BASE_URL_HINT, -- an answer with no shard count: not Discord's API
-  ESESSIONS = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)",
 }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
