@@ -118,6 +118,52 @@ describe("gloaming run, when the bot cannot run", function()
   end
 end)
 
+-- A server on 127.0.0.1 that answers every request with status and an
+-- HTML page over several lines, as `python3 -m http.server` does; its URL.
+local function html_server(status)
+  local listener = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 })
+  gloaming.spawn(function()
+    while true do
+      local conn = listener:accept()
+      if not conn then return end
+      gloaming.spawn(function()
+        while type(conn:receive()) == "table" do
+          conn:respond(status, { ["Content-Type"] = "text/html;charset=utf-8" },
+            '<!DOCTYPE HTML>\n<html lang="en">\n    <head>\n        <title>Error response</title>\n'
+              .. ("        <p>line</p>\n"):rep(12) .. "</html>\n")
+        end
+      end)
+    end
+  end)
+  return ("http://127.0.0.1:%d/api/v10"):format(listener:port()), listener
+end
+
+describe("gloaming run, when http.base_url is no Discord API", function()
+  it("says the status, one line of the page, and to check http.base_url (404 HTML)", function()
+    testing.run(function()
+      local url, listener = html_server(404)
+      local code, lines = run_bot("-", url, WRONG, "recommended")
+      listener:close()
+      assert.are.equal(3, code)
+      assert.are.equal(1, #lines, table.concat(lines, "\n"))
+      assert.matches("^gloaming: GET /gateway/bot failed: 404 Not Found %(text/html: <!DOCTYPE HTML> <html "
+        .. "lang=\"en\"> <head> <title>Error response</title> <p>.*…%); check http.base_url", lines[1])
+    end)
+  end)
+
+  it("says what came instead of a shard count, and to check http.base_url (200 HTML)", function()
+    testing.run(function()
+      local url, listener = html_server(200)
+      local code, lines = run_bot("-", url, WRONG, "recommended")
+      listener:close()
+      assert.are.equal(3, code)
+      assert.are.equal(1, #lines, table.concat(lines, "\n"))
+      assert.matches("^gloaming: GET /gateway/bot: no shard count in the answer %(200 text/html: <!DOCTYPE HTML>"
+        .. ".*…%); check http.base_url", lines[1])
+    end)
+  end)
+end)
+
 describe("a REST error", function()
   it("says the status once", function()
     testing.run(function()

@@ -379,6 +379,61 @@ describe("sessions across restarts", function()
     rmrf(dir)
   end)
 
+  it("a path that cannot be written fails the start at once, saying why", function()
+    local dir = tmpdir()
+    local path = dir .. "/nodir/s.json"
+    local why = "cannot write sessions to " .. path .. ": cannot create a temporary file in " .. dir
+      .. "/nodir: No such file or directory; check the sessions path"
+    testing.run(function()
+      local fake = testing.gateway { shards = 1 }
+      local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILDS,
+        shards = { total = 1 }, gateway_url = fake.url, sessions = path,
+        http = { base_url = fake.http_url .. "/api/v10" } }
+      local t0 = gloaming.now()
+      local none, msg, code = bot:run()
+      assert.is_nil(none)
+      assert.are.equal("ESESSIONS", code)
+      assert.are.equal(why, msg:sub(1, #why))
+      assert.is_true(gloaming.now() - t0 < 1)
+      assert.are.equal(0, #fake:connections())
+      -- gloaming run --sessions: exit 3, that line last
+      local p = gloaming.process.spawn({ "./build/gloaming", "run", "--sessions", path,
+        "spec/fixtures/echo_bot.lua", fake.url, fake.http_url .. "/api/v10", fake.token },
+        { env = { "GLOAMING_LOG=warn" } })
+      local status, _, err = p:wait(20)
+      assert.are.equal(3, status, err)
+      assert.are.equal("gloaming: " .. why, err:match("[^\n]+"):sub(1, #why + 10))
+      assert.are.equal(0, #fake:connections())
+    end, 15)
+    rmrf(dir)
+  end)
+
+  it("a final save that fails is an error, and gloaming run exits 3: the sessions are lost", function()
+    local dir = tmpdir()
+    local path = dir .. "/sub/s.json"
+    assert(os.execute("mkdir '" .. dir .. "/sub'"))
+    testing.run(function()
+      local fake = testing.gateway { shards = 1, guilds = GUILDS }
+      local bot = gloaming.process.spawn({ "./build/gloaming", "run", "--sessions", path,
+        "spec/fixtures/echo_bot.lua", fake.url, fake.http_url .. "/api/v10", fake.token },
+        { env = { "GLOAMING_LOG=warn" } })
+      assert(fake:wait_ready(0, 20))
+      rmrf(dir .. "/sub")
+      -- a new sequence: the last save has something new to write
+      message(fake, 0, GUILDS[1], "1")
+      local channel = GUILDS[1].channels[1].id
+      assert(fake:wait_until(function() return #fake:messages(channel) == 1 end, 20))
+      bot:kill("SIGINT")
+      local code, _, err = bot:wait(20)
+      assert.are.equal(3, code, err)
+      local why = "sessions lost: cannot write sessions to " .. path .. ": cannot create a temporary file in "
+        .. dir .. "/sub: No such file or directory"
+      assert.matches("error [^\n]*" .. why:gsub("%p", "%%%0"), err)
+      assert.are.equal("gloaming: " .. why, err:match("([^\n]+)\n$"))
+    end, 30)
+    rmrf(dir)
+  end)
+
   it("ignores a sessions file for another token", function()
     local dir = tmpdir()
     local path = dir .. "/s.json"

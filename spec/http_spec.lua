@@ -123,7 +123,7 @@ describe("gloaming.http under absurd 429s", function()
         local none, msg, code = http:request("GET", "/channels/1")
         assert.is_nil(none)
         assert.are.equal(429, code)
-        assert.matches("longer than the request's timeout %(5 s%)", msg)
+        assert.matches("longer than the .* left of the request's timeout %(5 s%)", msg)
         assert.is_true(gloaming.now() - t0 <= 5, "the wait honours the request's timeout")
       end
       assert.are.equal(1, #seen.targets) -- the second did not even go out
@@ -148,6 +148,102 @@ describe("gloaming.http under absurd 429s", function()
       http:close()
       listener:close()
     end, 10, { clock = "virtual" })
+  end)
+end)
+
+describe("gloaming.http's 429 messages", function()
+  local log = require "gloaming.log"
+  local warnings
+  before_each(function()
+    warnings = {}
+    stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
+  end)
+  after_each(function() log.warn:revert() end)
+
+  it("logs no wait that will not happen, and says the wait and the time left", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn)
+        conn:respond(429, { ["Content-Type"] = "application/json" },
+          '{"message":"You are being rate limited.","retry_after":1e9,"global":false}')
+      end, { timeout = 3 })
+      local none, msg, code = http:request("GET", "/x")
+      assert.are.same({ nil, "429 rate limited on GET /x for 3600 s, longer than the 3 s left of the request's timeout (3 s)", 429 },
+        { none, msg, code })
+      assert.are.same({}, warnings)
+      assert.are.equal(1, #seen.targets)
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("counts the time already spent after a retry (a global 429)", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn)
+        conn:respond(429, { ["Content-Type"] = "application/json" },
+          '{"message":"You are being rate limited.","retry_after":2,"global":true}')
+      end, { timeout = 3 })
+      local none, msg, code = http:request("GET", "/x")
+      assert.are.same({ nil, "429 rate limited on GET /x (global) for 2 s, longer than the 1 s left of the request's timeout (3 s)", 429 },
+        { none, msg, code })
+      assert.are.same({ "rate limited on GET /x (global): retrying in 2 s" }, warnings)
+      assert.are.equal(2, #seen.targets)
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("does not promise a retry after the last try", function()
+    testing.run(function()
+      local http, seen, listener = serve(function(conn)
+        conn:respond(429, { ["Content-Type"] = "application/json" }, '{"retry_after":0.5}')
+      end, { timeout = 30 })
+      local none, msg, code = http:request("GET", "/x")
+      assert.are.same({ nil, "429 still rate limited on GET /x after 5 tries", 429 }, { none, msg, code })
+      assert.are.equal(5, #seen.targets)
+      assert.are.equal(4, #warnings, table.concat(warnings, "\n"))
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+end)
+
+describe("gloaming.http's failure messages", function()
+  local function fail_with(status, headers, body)
+    local result
+    testing.run(function()
+      local http, _, listener = serve(function(conn) conn:respond(status, headers, body) end)
+      result = table.pack(http:request("GET", "/gateway/bot"))
+      http:close()
+      listener:close()
+    end, 10)
+    return result
+  end
+
+  it("quote a line of a page that is not Discord's, with its content type", function()
+    -- what python3 -m http.server answers
+    local page = '<!DOCTYPE HTML>\n<html lang="en">\n    <head>\n        <meta charset="utf-8">\n'
+      .. "        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n"
+      .. "        <p>Error code: 404</p>\n" .. ("        <p>x</p>\n"):rep(20) .. "    </body>\n</html>\n"
+    local r = fail_with(404, { ["Content-Type"] = "text/html;charset=utf-8" }, page)
+    assert.are.same({ nil, '404 Not Found (text/html: <!DOCTYPE HTML> <html lang="en"> <head> <meta charset="utf-8"> '
+      .. "<title>Error resp…)", 404, n = 3 }, r)
+  end)
+
+  it("strip control characters and invalid UTF-8 from what they quote", function()
+    local r = fail_with(502, { ["Content-Type"] = "text/plain" }, "bad\27[31m\r\n\194\155gate\255way")
+    assert.are.equal("502 Bad Gateway (text/plain: bad [31m ??gate?way)", r[2])
+    r = fail_with(500, {}, "")
+    assert.are.equal("500 Internal Server Error (no content type, empty)", r[2])
+  end)
+
+  it("say Discord's message, on one line, and return its code", function()
+    local r = fail_with(403, { ["Content-Type"] = "application/json" }, '{"message":"Missing Access","code":50001}')
+    assert.are.same({ nil, "403 Missing Access", 50001, n = 3 }, r)
+    r = fail_with(400, { ["Content-Type"] = "application/json" }, '{"message":"two\\nlines","code":50035}')
+    assert.are.same({ nil, "400 two lines", 50035, n = 3 }, r)
+    -- JSON that is not Discord's error is quoted like any other body
+    r = fail_with(404, { ["Content-Type"] = "application/json" }, '{"error":"no such route"}')
+    assert.are.same({ nil, '404 Not Found (application/json: {"error":"no such route"})', 404, n = 3 }, r)
   end)
 end)
 

@@ -95,3 +95,76 @@ describe("the sessions file", function()
     assert.matches("loaded\tnil", out)
   end)
 end)
+
+describe("the sessions file's messages", function()
+  local log = require "gloaming.log"
+  local dir, warnings
+  before_each(function()
+    dir = helpers.tmpdir()
+    warnings = {}
+    stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
+  end)
+  after_each(function()
+    log.warn:revert()
+    helpers.rmrf(dir)
+  end)
+
+  -- What loading path said (one warning at most), and that it loaded nothing.
+  local function load_says(path)
+    warnings = {}
+    assert.are.same({}, sessions.load(path, core.secret("some-token"), 1))
+    assert.is_true(#warnings <= 1, table.concat(warnings, "\n"))
+    return warnings[1]
+  end
+
+  it("say why a file is ignored", function()
+    local token = core.secret("some-token")
+    local good = json.encode { version = 1, token = token:fingerprint(), total = 1,
+      shards = { ["0"] = { session_id = "abc", sequence = 7 } } }
+    local path = dir .. "/s.json"
+    helpers.write_file(path, good:sub(1, #good - 10))
+    assert.are.equal("sessions file " .. path .. " is not valid JSON (truncated?): ignored", load_says(path))
+    helpers.write_file(path, "")
+    assert.are.equal("sessions file " .. path .. " is not valid JSON (truncated?): ignored", load_says(path))
+    assert.are.equal("sessions file " .. dir .. " is a directory: ignored", load_says(dir))
+    assert.are.equal("sessions file " .. path .. "/x cannot be read: Not a directory: ignored", load_says(path .. "/x"))
+    assert.are.equal("sessions file /proc/self/mem cannot be read: Input/output error: ignored",
+      load_says("/proc/self/mem"))
+    assert.are.equal("sessions file /proc/version is not valid JSON (truncated?): ignored", load_says("/proc/version"))
+    for _, text in ipairs { "[1,2]", '{"version":2}', "5" } do
+      helpers.write_file(path, text)
+      assert.are.equal("sessions file " .. path .. " is not a sessions file (wrong shape): ignored", load_says(path))
+    end
+    -- absent: the first start, nothing to say
+    assert.is_nil(load_says(dir .. "/none.json"))
+    helpers.write_file(path, good)
+    warnings = {}
+    assert.are.same({ [0] = { id = "abc", sequence = 7 } }, sessions.load(path, token, 1))
+    assert.are.same({}, warnings)
+  end)
+
+  it("say why a write failed, naming the step and its error", function()
+    assert.are.same({ nil, "cannot create a temporary file in " .. dir .. "/nodir: No such file or directory", "EIO" },
+      { core.write_file_atomic(dir .. "/nodir/s.json", "x") })
+    assert.are.same({ nil, "cannot create a temporary file in /proc: No such file or directory", "EIO" },
+      { core.write_file_atomic("/proc/version", "x") })
+    assert.are.same({ nil, "is a directory", "EIO" }, { core.write_file_atomic(dir, "x") })
+    -- check_writable finds the same without writing anything
+    assert.are.same({ nil, "is a directory", "EIO" }, { core.check_writable(dir) })
+    assert.are.same({ true }, { core.check_writable(dir .. "/s.json") })
+    assert.are.same({}, listing(dir))
+  end)
+
+  it("a failed save keeps the last snapshot, so the next save tries again", function()
+    local token = core.secret("some-token")
+    local path = dir .. "/nodir/s.json"
+    local text, err = sessions.save(path, {}, token, 1, nil)
+    assert.is_nil(text)
+    assert.are.equal("cannot write sessions to " .. path .. ": cannot create a temporary file in "
+      .. dir .. "/nodir: No such file or directory", err)
+    assert(os.execute("mkdir '" .. dir .. "/nodir'"))
+    text, err = sessions.save(path, {}, token, 1, text)
+    assert.is_nil(err)
+    assert.are.equal(text, helpers.read_file(path))
+  end)
+end)

@@ -297,12 +297,19 @@ local function build_shards(self)
     return builder:build()
   end
   if path then per_shard = configure elseif self.configure then per_shard = configure end
+  if path then
+    -- a path that can never be written is said now, not at the first save
+    local ok, why = sessions.check(path)
+    if not ok then return nil, why, "ESESSIONS" end
+  end
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
       local info, err, code = self.http:gateway_bot()
       if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code end
-      saved = sessions.load(path, cfg:token(), math.tointeger(info.shards))
+      -- no shard count: create_recommended says what came instead
+      local total = type(info) == "table" and math.tointeger(info.shards)
+      if total then saved = sessions.load(path, cfg:token(), total) end
     end
     return cluster.create_recommended(self.http, cfg, per_shard)
   end
@@ -317,7 +324,11 @@ end
 
 -- What to do after a failed GET /gateway/bot, by its code (an HTTP status
 -- or an error name): the rest say the network.
+local BASE_URL_HINT = "check http.base_url (Discord's API is "
+  .. require("gloaming.http").DEFAULT_BASE_URL .. ")"
 local REST_HINTS = {
+  EDECODE = BASE_URL_HINT, -- an answer with no shard count: not Discord's API
+  ESESSIONS = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)",
   [401] = "check the bot token (the Developer Portal's Bot page)",
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
@@ -352,10 +363,14 @@ end
 
 -- }===============
 
+-- Saves the sessions: true, or nil and why not.
 local function save_sessions(self)
-  if not self.sessions_path then return end
-  self.sessions_text = sessions.save(self.sessions_path, self.shards, self.config:token(),
+  if not self.sessions_path then return true end
+  local text, err = sessions.save(self.sessions_path, self.shards, self.config:token(),
     self.shards[1] and self.shards[1]:id():total() or 0, self.sessions_text)
+  self.sessions_text = text
+  if err then return nil, err end
+  return true
 end
 
 -- bot.user and bot.application_id, from READY or GET /oauth2/applications/@me.
@@ -400,7 +415,10 @@ end
 -- Why the shards could not be made, with what to do.
 local function start_failure(err, code)
   local hint = REST_HINTS[code]
-  if not hint and type(code) == "number" and code >= 500 then
+  if not hint and type(code) == "number" and code >= 400 and code < 500 and code ~= 429 then
+    -- Discord answers GET /gateway/bot with no other 4xx: it was not asked
+    hint = BASE_URL_HINT
+  elseif not hint and type(code) == "number" and code >= 500 then
     hint = "Discord's API is failing: try again later"
   elseif not hint and type(code) == "string" and code ~= "EDECODE" then
     hint = NETWORK_HINT
@@ -458,9 +476,12 @@ function Bot:run()
     end)
   end
   local saver = self.sessions_path and core.spawn(function()
+    local warned -- a failure is said once until it changes (it is retried)
     while not self.shutting_down do
       if not core.sleep(sessions.INTERVAL) then break end
-      save_sessions(self)
+      local ok, serr = save_sessions(self)
+      if not ok and serr ~= warned then log.warn("%s", serr) end
+      warned = serr
     end
   end)
   -- wait until cancelled (or until every shard ended by itself)
@@ -473,7 +494,10 @@ function Bot:run()
   return true
 end
 
---- Closes every shard and waits (at most 5 s) for readers and handlers.
+--- Closes every shard and waits (at most 5 s) for readers and handlers,
+-- then saves the sessions: a failed last save loses them, so it fails the
+-- run ("sessions lost: ...", ESESSIONS), as a sessions path that cannot be
+-- written fails its start.
 function Bot:shutdown(tasks, saver)
   check_self(self, "shutdown")
   self.shutting_down = true
@@ -494,7 +518,12 @@ function Bot:shutdown(tasks, saver)
     if not ok and code == "ECANCELED" then break end
   end
   if saver then saver:cancel() end
-  save_sessions(self)
+  -- the last save failing loses the sessions: the run fails with it
+  local saved, serr = save_sessions(self)
+  if not saved then
+    log.error("sessions lost: %s", serr)
+    fail(self, "sessions lost: " .. serr, "ESESSIONS")
+  end
   self.http:close()
 end
 

@@ -49,10 +49,16 @@ end
 -- from session_start_limit (twilight forgets both). Returns the shards, or
 -- nil, message, code.
 function cluster.create_recommended(http, config, per_shard)
-  local info, err, code = http:gateway_bot()
-  if not info then return nil, "GET /gateway/bot failed: " .. tostring(err), code end
-  local shards = math.tointeger(info.shards)
-  if not shards or shards < 1 then return nil, "GET /gateway/bot: no shard count", "EDECODE" end
+  -- info, status, headers; or nil, message, code
+  local info, status_or_err, headers_or_code = http:gateway_bot()
+  if not info then return nil, "GET /gateway/bot failed: " .. tostring(status_or_err), headers_or_code end
+  local shards = type(info) == "table" and math.tointeger(info.shards)
+  if not shards or shards < 1 then
+    -- say what came instead (an HTML page: base_url is no Discord API)
+    local body = type(info) == "table" and require("gloaming.json").encode(info) or info
+    return nil, ("GET /gateway/bot: no shard count in the answer (%d %s)")
+      :format(status_or_err, require("gloaming.http").describe(body, headers_or_code)), "EDECODE"
+  end
   if not config:gateway_url_set() and type(info.url) == "string" then
     config = config:builder():gateway_url(info.url):build()
   end

@@ -8,6 +8,7 @@
 --   local body, status, headers = http:request("POST", "/channels/1/messages",
 --     { content = "hi" })                        -- a table, or JSON text
 --   -- on failure: nil, "<status> <message>", <Discord error code or status>
+--   -- (one line; see Client:request)
 --
 -- Requests carry `Authorization: Bot <token>` and a User-Agent of Discord's
 -- documented form. Per-route buckets follow X-RateLimit-* headers; 429s are
@@ -25,6 +26,7 @@ Client.__index = Client
 local VERSION = core.version
 local USER_AGENT = ("DiscordBot (https://github.com/gloaming/gloaming, %s) gloaming"):format(VERSION)
 local DEFAULT_BASE = "https://discord.com/api/v10"
+http.DEFAULT_BASE_URL = DEFAULT_BASE -- for advice ("check http.base_url")
 local MAX_RETRIES = 5
 local MAX_RATE_LIMIT_WAIT = 3600 -- seconds; longer 429 waits are taken as this
 local GLOBAL_PER_SECOND = 50
@@ -114,13 +116,25 @@ local function bucket_for(s, route, major)
   return b
 end
 
+-- Seconds for a message: "2 s", "0.25 s", "3600 s" (never "3.6e+03").
+local function secs(x)
+  return (("%.2f"):format(x):gsub("%.?0+$", "")) .. " s"
+end
+
+-- The failure of a request whose rate-limit wait would outlast its
+-- deadline, or nil when the wait fits: it names the wait and what is left.
+local function too_long(s, seconds, deadline, route)
+  local left = deadline - core.now()
+  if seconds <= left then return nil end
+  return ("429 rate limited on %s for %s, longer than the %s left of the request's timeout (%s)")
+    :format(route, secs(seconds), secs(math.max(0, left)), secs(s.timeout))
+end
+
 -- Sleeps for a rate limit, unless that would outlast the request's
 -- deadline: then the request fails at once, saying so.
 local function wait_limit(s, seconds, deadline, route)
-  if core.now() + seconds > deadline then
-    return nil, ("429 rate limited on %s for %.3g s more, longer than the request's timeout (%g s)")
-      :format(route, seconds, s.timeout), 429
-  end
+  local why = too_long(s, seconds, deadline, route)
+  if why then return nil, why, 429 end
   return core.sleep(seconds)
 end
 
@@ -262,10 +276,66 @@ end
 
 -- }===============
 
+-- {=============== failures ===============
+
+-- Status texts for a failure whose body is not Discord's (the server's
+-- own reason phrase is not trusted to be printable).
+local STATUS_TEXT = {
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [413] = "Content Too Large",
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [501] = "Not Implemented",
+  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+local EXCERPT = 80 -- characters of a body quoted in a message
+
+-- text as one printable line of at most max characters: control
+-- characters (C1 too: a terminal may act on U+009B) and runs of blanks
+-- become one space, invalid UTF-8 "?", and a cut is marked "…".
+local function one_line(text, max)
+  if not utf8.len(text) then text = text:gsub("[\128-\255]", "?") end
+  text = text:gsub("\194[\128-\159]", " "):gsub("%c", " "):gsub("%s+", " "):match("^%s*(.-)%s*$")
+  if utf8.len(text) > max then text = text:sub(1, utf8.offset(text, max + 1) - 1) .. "…" end
+  return text
+end
+
+--- A body as one short printable line for a message: its content type
+-- and at most EXCERPT characters ("text/html: <!DOCTYPE HTML> <html…").
+function http.describe(body, headers)
+  if body ~= nil and type(body) ~= "string" then
+    error("bad argument #1 to 'describe' (string expected, got " .. type(body) .. ")", 2)
+  end
+  if headers ~= nil and type(headers) ~= "table" then
+    error("bad argument #2 to 'describe' (table expected, got " .. type(headers) .. ")", 2)
+  end
+  local ctype = one_line(tostring((headers or {})["content-type"] or "no content type"):match("^[^;]*"), 40)
+  body = body or ""
+  if body == "" then return ctype .. ", empty" end
+  return ctype .. ": " .. one_line(body, EXCERPT)
+end
+
+-- A failed request's message and code: Discord's JSON error says its
+-- message (its code is the code); anything else the status and what the
+-- body was.
+local function failure(status, data, resp)
+  local dcode = type(data) == "table" and math.tointeger(data.code)
+  if type(data) == "table" and (type(data.message) == "string" or dcode) then
+    local message = type(data.message) == "string" and data.message or ""
+    -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
+    message = one_line(message:gsub("^" .. status .. ":?%s*", "", 1), 200)
+    if message == "" then message = STATUS_TEXT[status] or "error" end
+    return ("%d %s"):format(status, message), (dcode and dcode ~= 0) and dcode or status
+  end
+  return ("%d %s (%s)"):format(status, STATUS_TEXT[status] or "error", http.describe(resp.body, resp.headers)),
+    status
+end
+
+-- }===============
+
 --- request(method, path, body[, opts]): body a table (sent as JSON) or
 -- JSON text; path below base_url ("/channels/1/messages").
 -- 2xx: body (decoded JSON, or "" when empty), status, headers.
--- Otherwise: nil, "<status> <message>", <Discord error code or status>.
+-- Otherwise: nil, "<status> <message>", <Discord error code or status>,
+-- the message one line (see failure).
 function Client:request(method, path, body)
   if type(method) ~= "string" or type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("request(method, path, body): path must start with /", 2)
@@ -276,7 +346,7 @@ function Client:request(method, path, body)
   local route, major = route_of(method, path)
   local interaction = route:match("^POST /interactions/") ~= nil
   local deadline = core.now() + s.timeout -- rate-limit waits count too
-  for _ = 1, MAX_RETRIES do
+  for attempt = 1, MAX_RETRIES do
     local b = bucket_for(s, route, major)
     local ok, msg, code = wait_turn(s, b, interaction, deadline, route)
     if not ok then return nil, msg, code end
@@ -298,24 +368,26 @@ function Client:request(method, path, body)
       end
       local global = (type(data) == "table" and data.global == true)
           or resp.headers["x-ratelimit-global"] ~= nil
-      log.warn("rate limited on %s%s: retrying in %.2f s", route, global and " (global)" or "", retry)
+      -- recorded even when this request gives up: the next ones wait too
       if global then
         s.global_until = core.now() + retry
       else
         b.remaining, b.reset_at = 0, core.now() + retry
       end
+      local where = route .. (global and " (global)" or "")
+      if attempt == MAX_RETRIES then
+        return nil, ("429 still rate limited on %s after %d tries"):format(where, MAX_RETRIES), 429
+      end
+      -- only a wait that will happen is logged
+      local why = too_long(s, retry, deadline, where)
+      if why then return nil, why, 429 end
+      log.warn("rate limited on %s: retrying in %s", where, secs(retry))
     elseif status >= 200 and status < 300 then
       return data, status, resp.headers
     else
-      local message = type(data) == "table" and tostring(data.message) or resp.body
-      local dcode = type(data) == "table" and math.tointeger(data.code) or nil
-      -- Discord's own messages often start with the status ("401: Unauthorized"): say it once
-      message = message:gsub("^" .. status .. ":?%s*", "", 1)
-      return nil, ("%d %s"):format(status, message ~= "" and message or "error"),
-        (dcode and dcode ~= 0) and dcode or status
+      return nil, failure(status, data, resp)
     end
   end
-  return nil, "429 still rate limited after " .. MAX_RETRIES .. " tries", 429
 end
 
 --- GET /gateway/bot: { url, shards, session_start_limit = { total,

@@ -23,17 +23,40 @@ local function entry(k, e, total)
   return n, { id = e.session_id, sequence = seq, resume_url = e.resume_url }
 end
 
---- Reads the file: { [shard number] = { id =, sequence =, resume_url = } }
--- for this token and total (empty when absent or for another bot). Entries
--- of the wrong shape are skipped with a warning.
-function sessions.load(path, token, total)
-  local f = io.open(path, "r")
-  if not f then return {} end
-  local text = f:read("a")
+local ENOENT, EISDIR = 2, 21 -- Linux errno values, as io.open gives them
+
+-- The file's text, or nil and why it cannot be read (nil, nil: absent).
+local function read(path)
+  local f, err, errno = io.open(path, "r")
+  if not f then
+    if errno == ENOENT then return nil end -- none yet: the first start
+    local prefix = path .. ": " -- io.open names the file first
+    if err:sub(1, #prefix) == prefix then err = err:sub(#prefix + 1) end
+    return nil, "cannot be read: " .. err
+  end
+  local text, rerr, rerrno = f:read("a")
   f:close()
-  local data = json.decode(text)
+  if text then return text end
+  return nil, rerrno == EISDIR and "is a directory" or ("cannot be read: " .. tostring(rerr))
+end
+
+--- Reads the file: { [shard number] = { id =, sequence =, resume_url = } }
+-- for this token and total (empty when absent or for another bot). A file
+-- that cannot be used is ignored with a warning saying why; entries of the
+-- wrong shape are skipped with a warning.
+function sessions.load(path, token, total)
+  local text, why = read(path)
+  if not text then
+    if why then log.warn("sessions file %s %s: ignored", path, why) end
+    return {}
+  end
+  local data, derr = json.decode(text)
+  if data == nil and derr then
+    log.warn("sessions file %s is not valid JSON (truncated?): ignored", path)
+    return {}
+  end
   if type(data) ~= "table" or data.version ~= 1 then
-    log.warn("sessions file %s is not ours: ignored", path)
+    log.warn("sessions file %s is not a sessions file (wrong shape): ignored", path)
     return {}
   end
   if data.token ~= token:fingerprint() or data.total ~= total then
@@ -70,12 +93,22 @@ function sessions.snapshot(shards, token, total)
   return json.encode { version = 1, token = token:fingerprint(), total = total, shards = entries }
 end
 
---- Writes the file if the snapshot changed since the last write.
+--- Whether the file can be written, found at start rather than at the
+-- first save: true, or nil and "cannot write sessions to <path>: <why>".
+function sessions.check(path)
+  local ok, err = core.check_writable(path)
+  if ok then return true end
+  return nil, ("cannot write sessions to %s: %s"):format(path, tostring(err))
+end
+
+--- Writes the file if the snapshot changed since the last write. Returns
+-- the snapshot now in the file; after a failure the last one (so the next
+-- save tries again) and "cannot write sessions to <path>: <why>".
 function sessions.save(path, shards, token, total, last)
   local text = sessions.snapshot(shards, token, total)
   if text == last then return text end
   local ok, err = core.write_file_atomic(path, text, 384) -- 0600
-  if not ok then log.warn("cannot write sessions to %s: %s", path, tostring(err)) end
+  if not ok then return last, ("cannot write sessions to %s: %s"):format(path, tostring(err)) end
   return text
 end
 
