@@ -10,7 +10,7 @@
 -- Environment: GLOAMING_CORPUS (default ../shared/corpus/gateway-20k.jsonl.gz),
 -- BENCH_RUNS (3), BENCH_IDLE_SHARDS (1000), BENCH_HEARTBEAT_WINDOWS (12).
 local gloaming = require "gloaming"
-local core = gloaming.core
+local core = require "gloaming.bench" -- the benchmark helpers (bench.so, built by make bench)
 local cjson = require "cjson"
 local json = require "gloaming.json"
 

@@ -113,3 +113,38 @@ describe("the listener", function()
     end, 10)
   end)
 end)
+
+describe("the listener's websocket upgrade", function()
+  -- RFC 6455 4.2.1: what a server must check before it answers 101.
+  local function upgrade_result(request)
+    local result
+    testing.run(function()
+      local listener = assert(core.listen { port = 0 })
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        result = { conn:upgrade((conn:receive())) }
+        if not result[1] then conn:respond(400, {}, "no") end
+      end)
+      local c = assert(core.http_connect(("http://127.0.0.1:%d/"):format(listener:port())))
+      assert(c:write_raw(request))
+      local resp = assert(c:receive(5))
+      assert.are.equal(result[1] and 101 or 400, resp.status)
+      c:close()
+      listener:close()
+    end, 10)
+    return result
+  end
+  local HEAD = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    .. "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+  it("answers a request that asks properly", function()
+    assert.are.same({ true }, upgrade_result(HEAD .. "Sec-WebSocket-Version: 13\r\n\r\n"))
+  end)
+
+  it("refuses another protocol version, and a key that is not 16 bytes", function()
+    assert.are.same({ nil, "the client does not speak Sec-WebSocket-Version 13", "EHANDSHAKE" },
+      upgrade_result(HEAD .. "Sec-WebSocket-Version: 8\r\n\r\n"))
+    assert.are.same({ nil, "the Sec-WebSocket-Key is not base64 of 16 bytes", "EHANDSHAKE" },
+      upgrade_result((HEAD:gsub("dGhl", "")) .. "Sec-WebSocket-Version: 13\r\n\r\n"))
+  end)
+end)

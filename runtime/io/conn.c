@@ -9,6 +9,7 @@
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
 #include "proto/errors.h"
+#include "proto/ws_handshake.h"
 
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 #define DEFAULT_MAX_PAYLOAD (64u << 20)
@@ -39,12 +40,21 @@ static void free_http(gm_conn_t *c) {
   }
 }
 
+static void free_handshake(gm_conn_t *c) {
+  if (c->hs) {
+    gm_ws_client_free(c->hs);
+    gm_free(c->hs, sizeof *c->hs);
+    c->hs = NULL;
+  }
+}
+
 static void maybe_free(gm_conn_t *c) {
   if (!c->released || c->busy || c->connecting) return;
   if (c->has_stream && !c->stream_closed) return;
   gm_timer_stop(&c->timer);
   gm_timer_stop(&c->resume);
   free_http(c);
+  free_handshake(c);
   free_str(&c->host);
   free_str(&c->target);
   free_str(&c->user_agent);
@@ -98,11 +108,6 @@ static void fail_open(gm_conn_t *c, int err, const char *why) {
     c->busy--;
   }
   maybe_free(c);
-}
-
-static const char *format_why(gm_conn_t *c, const char *fmt, int n) {
-  snprintf(c->why, sizeof c->why, fmt, n);
-  return c->why;
 }
 
 /* {=============== writing =============== */
@@ -284,45 +289,7 @@ static void start_websocket(gm_conn_t *c, gm_ws_role_t role) {
   if (c->dec) gm_ws_decoder_init(c->dec, role, c->max_message);
 }
 
-/* Checks a 101 answer against RFC 6455 4.1's list for clients. */
-static int check_upgrade(gm_conn_t *c, gm_http_message_t *m,
-                         const char **why) {
-  if (m->status != 101) {
-    *why = format_why(c, "the server answered HTTP %d instead of 101",
-                      m->status);
-    return GM_EHANDSHAKE;
-  }
-  char expected[29];
-  const char *accept = gm_http_header(m, "sec-websocket-accept");
-  if (gm_ws_accept_for(c->ws_key, strlen(c->ws_key), expected) ||
-      accept == NULL || strcmp(accept, expected) != 0) {
-    *why = "the server's Sec-WebSocket-Accept does not match our key";
-    return GM_EHANDSHAKE;
-  }
-  if (!gm_http_header_has_token(m, "upgrade", "websocket") ||
-      !gm_http_header_has_token(m, "connection", "upgrade")) {
-    *why = "the server's 101 lacks Upgrade: websocket";
-    return GM_EHANDSHAKE;
-  }
-  const char *ext = gm_http_header(m, "sec-websocket-extensions");
-  if (ext && *ext) {
-    *why = "the server accepted an extension we did not offer";
-    return GM_EHANDSHAKE;
-  }
-  if (gm_http_header(m, "sec-websocket-protocol")) {
-    *why = "the server chose a subprotocol we did not offer";
-    return GM_EHANDSHAKE;
-  }
-  return 0;
-}
-
-static void finish_client_upgrade(gm_conn_t *c, gm_http_message_t *m) {
-  const char *why = NULL;
-  int err = check_upgrade(c, m, &why);
-  if (err) {
-    fail_open(c, err, why);
-    return;
-  }
+static void finish_client_upgrade(gm_conn_t *c) {
   if (c->compression != GM_COMPRESS_NONE) {
     c->inflater = gm_inflater_new(c->compression, c->max_payload);
     if (c->inflater == NULL) {
@@ -335,7 +302,7 @@ static void finish_client_upgrade(gm_conn_t *c, gm_http_message_t *m) {
     fail_open(c, GM_ENOMEM, "out of memory");
     return;
   }
-  free_http(c);
+  free_handshake(c);
   free_str(&c->target);
   free_str(&c->user_agent);
   gm_timer_stop(&c->timer);
@@ -343,7 +310,31 @@ static void finish_client_upgrade(gm_conn_t *c, gm_http_message_t *m) {
   if (c->h->on_open) c->h->on_open(c, 0, NULL);
 }
 
+/* Websocket client: the server's answer to our upgrade request, then the
+ * frames that follow it in the same read. */
+static void process_handshake(gm_conn_t *c, uint8_t *data, size_t len) {
+  if (c->hs == NULL) { /* bytes before our request: no answer to anything */
+    fail_open(c, GM_EHANDSHAKE, "the server spoke before our upgrade request");
+    return;
+  }
+  c->busy++;
+  size_t used = 0;
+  int r = gm_ws_client_feed(c->hs, data, len, &used);
+  if (r < 0) {
+    fail_open(c, r, gm_ws_client_error(c->hs));
+  } else if (r == 1) {
+    finish_client_upgrade(c);
+    if (c->upgraded && used < len && !c->released)
+      process_ws(c, data + used, len - used);
+  }
+  c->busy--;
+}
+
 static void process_http(gm_conn_t *c, uint8_t *data, size_t len) {
+  if (c->kind == GM_CONN_WS_CLIENT) {
+    process_handshake(c, data, len);
+    return;
+  }
   c->busy++;
   while (!c->upgraded && c->http && c->state != GM_CONN_CLOSED &&
          !c->released) {
@@ -362,13 +353,8 @@ static void process_http(gm_conn_t *c, uint8_t *data, size_t len) {
     data += used;
     len -= used;
     if (r == 0) break;
-    gm_http_message_t *m = &c->http->msg;
-    if (c->kind == GM_CONN_WS_CLIENT) {
-      finish_client_upgrade(c, m);
-    } else {
-      if (c->h->on_http) c->h->on_http(c, m);
-      if (c->http && !c->upgraded) gm_http_parser_reset(c->http);
-    }
+    if (c->h->on_http) c->h->on_http(c, &c->http->msg);
+    if (c->http && !c->upgraded) gm_http_parser_reset(c->http);
   }
   if (c->upgraded && len && !c->released) {
     if (c->http && c->kind == GM_CONN_SERVER) free_http(c);
@@ -384,32 +370,27 @@ static void process_http(gm_conn_t *c, uint8_t *data, size_t len) {
 static gm_conn_t *of_stream(gm_stream_t *s) { return s->data; }
 
 static void send_upgrade_request(gm_conn_t *c) {
-  char req[2048];
-  bool v6 = strchr(c->host, ':') != NULL;
-  bool default_port = c->port == (c->stream.ssl ? 443 : 80);
-  char port[8] = "";
-  if (!default_port) snprintf(port, sizeof port, ":%u", c->port);
-  if (gm_ws_make_key(c->ws_key)) {
+  uint8_t nonce[16];
+  c->hs = gm_malloc(sizeof *c->hs);
+  if (c->hs == NULL) {
+    fail_open(c, GM_ENOMEM, "out of memory");
+    return;
+  }
+  if (gm_random_bytes(nonce, sizeof nonce) ||
+      gm_ws_client_init(c->hs, nonce, MAX_HTTP_HEADER_BYTES, c->max_payload)) {
     fail_open(c, GM_EIO, "no randomness for the websocket key");
     return;
   }
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\n"
-                   "Host: %s%s%s%s\r\n"
-                   "Upgrade: websocket\r\n"
-                   "Connection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\n"
-                   "User-Agent: %s\r\n"
-                   "\r\n",
-                   c->target, v6 ? "[" : "", c->host, v6 ? "]" : "", port,
-                   c->ws_key, c->user_agent ? c->user_agent : DEFAULT_USER_AGENT);
-  if (n <= 0 || (size_t)n >= sizeof req) {
-    fail_open(c, GM_EURL, "the URL is too long");
+  char req[2048];
+  gm_ws_request_t r = {c->target, c->host, c->port, c->stream.ssl != NULL,
+                       c->user_agent ? c->user_agent : DEFAULT_USER_AGENT};
+  int n = gm_ws_client_request(c->hs, &r, req, sizeof req);
+  if (n < 0) {
+    fail_open(c, n, "the URL is too long");
     return;
   }
-  int r = gm_stream_write(&c->stream, req, (size_t)n, NULL, 0);
-  if (r) fail_open(c, r, gm_strerror(r));
+  int err = gm_stream_write(&c->stream, req, (size_t)n, NULL, 0);
+  if (err) fail_open(c, err, gm_strerror(err));
 }
 
 static void transport_ready(gm_conn_t *c) {
@@ -554,8 +535,10 @@ gm_conn_t *gm_conn_connect(gm_loop_t *l, const gm_url_t *url,
   if (opts->max_payload) c->max_payload = opts->max_payload;
   if (opts->user_agent)
     c->user_agent = gm_strndup(opts->user_agent, strlen(opts->user_agent));
-  c->http = gm_malloc(sizeof *c->http);
-  if (c->host == NULL || c->target == NULL || c->http == NULL ||
+  /* a websocket client reads its answer through its handshake instead */
+  if (!url->websocket) c->http = gm_malloc(sizeof *c->http);
+  if (c->host == NULL || c->target == NULL ||
+      (!url->websocket && c->http == NULL) ||
       (opts->user_agent && c->user_agent == NULL)) {
     gm_free(c->http, sizeof *c->http);
     c->http = NULL;
@@ -563,8 +546,9 @@ gm_conn_t *gm_conn_connect(gm_loop_t *l, const gm_url_t *url,
     maybe_free(c);
     return NULL;
   }
-  gm_http_parser_init(c->http, GM_HTTP_RESPONSE, MAX_HTTP_HEADER_BYTES,
-                      c->max_payload);
+  if (c->http)
+    gm_http_parser_init(c->http, GM_HTTP_RESPONSE, MAX_HTTP_HEADER_BYTES,
+                        c->max_payload);
   if (url->tls) {
     c->tls = opts->tls;
     if (c->tls) gm_tls_ctx_retain(c->tls);
@@ -618,18 +602,10 @@ int gm_conn_upgrade(gm_conn_t *c, const char *key, gm_compress_t compression,
                     size_t max_message) {
   if (c->kind != GM_CONN_SERVER || c->upgraded || c->state != GM_CONN_OPEN)
     return GM_EINVAL;
-  char accept[29];
-  if (key == NULL || gm_ws_accept_for(key, strlen(key), accept))
-    return GM_EHANDSHAKE;
   char resp[256];
-  /* Extensions a client offers (permessage-deflate) are declined by not
-   * naming them. */
-  int n = snprintf(resp, sizeof resp,
-                   "HTTP/1.1 101 Switching Protocols\r\n"
-                   "Upgrade: websocket\r\n"
-                   "Connection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n\r\n",
-                   accept);
+  int n = key ? gm_ws_server_response(key, strlen(key), resp, sizeof resp)
+              : GM_EINVAL;
+  if (n < 0) return GM_EHANDSHAKE;
   int r = gm_stream_write(&c->stream, resp, (size_t)n, NULL, 0);
   if (r) return r;
   if (max_message) c->max_message = max_message;
@@ -729,6 +705,7 @@ size_t gm_conn_memory(const gm_conn_t *c) {
   size_t n = sizeof *c + c->payload.cap + c->held.cap + c->out.cap;
   if (c->dec) n += sizeof *c->dec + c->dec->buf.cap;
   if (c->http) n += sizeof *c->http;
+  if (c->hs) n += sizeof *c->hs;
   if (c->inflater) n += gm_inflater_memory(c->inflater);
   if (c->deflater) n += gm_deflater_memory(c->deflater);
   if (c->has_stream && !c->stream_closed) n += sizeof(uv_tcp_t);

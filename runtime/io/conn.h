@@ -25,6 +25,7 @@
 #include "proto/http_parse.h"
 #include "proto/url.h"
 #include "proto/ws_codec.h"
+#include "proto/ws_handshake.h"
 
 typedef struct gm_conn_s gm_conn_t;
 
@@ -105,7 +106,7 @@ struct gm_conn_s {
   char *host, *target, *user_agent;
   uint16_t port;
   bool host_is_ip;
-  char ws_key[25];
+  gm_ws_client_t *hs;  /* websocket client: until the 101 is checked */
   gm_ws_decoder_t *dec;
   gm_inflater_t *inflater;
   gm_deflater_t *deflater; /* server: compresses payloads it sends */

@@ -1,4 +1,5 @@
-/* wolfCrypt helpers: randomness and the websocket handshake digest. */
+/* wolfCrypt helpers: randomness and digests. (The websocket handshake's
+ * digest is in proto/ws_handshake.c: no I/O in it.) */
 #ifndef GM_CRYPTO_H
 #define GM_CRYPTO_H
 
@@ -9,10 +10,6 @@
 int gm_random_bytes(void *buf, size_t n);
 /* A uniform double in [0, 1). */
 double gm_random_unit(void);
-/* Sec-WebSocket-Key: base64 of 16 random bytes, NUL-terminated (25 bytes). */
-int gm_ws_make_key(char out[25]);
-/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)), 29 bytes. */
-int gm_ws_accept_for(const char *key, size_t key_len, char out[29]);
 /* SHA-256 of data, lower-case hex (65 bytes with the NUL). */
 int gm_sha256_hex(const void *data, size_t n, char out[65]);
 

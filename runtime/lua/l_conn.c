@@ -10,6 +10,7 @@
 #include "lua/rt.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
+#include "proto/ws_handshake.h"
 
 #define DEFAULT_TIMEOUT_S 10
 #define DEFAULT_CLOSE_TIMEOUT_S 5
@@ -586,9 +587,23 @@ static int conn_upgrade(lua_State *L) {
   size_t max_message = (size_t)luaL_optinteger(L, 4, 16 << 20);
   lua_getfield(L, 2, "headers");
   luaL_argexpected(L, lua_istable(L, -1), 2, "request");
-  lua_getfield(L, -1, "sec-websocket-key");
-  const char *key = lua_tostring(L, -1);
-  if (key == NULL) return gm_push_fail(L, GM_EHANDSHAKE, "no Sec-WebSocket-Key");
+  /* the request as gm_ws_server_check reads it; the strings stay on the stack */
+  static const char *const names[] = {"host", "upgrade", "connection",
+                                      "sec-websocket-key",
+                                      "sec-websocket-version"};
+  gm_http_header_t headers[sizeof names / sizeof *names];
+  gm_http_message_t req = {0};
+  req.headers = headers;
+  int t = lua_gettop(L);
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    lua_getfield(L, t, names[i]);
+    const char *v = lua_tostring(L, -1);
+    if (v) headers[req.n_headers++] = (gm_http_header_t){(char *)names[i], (char *)v};
+  }
+  lua_getfield(L, 2, "method");
+  req.method = (char *)lua_tostring(L, -1);
+  const char *key, *why;
+  if (gm_ws_server_check(&req, &key, &why)) return gm_push_fail(L, GM_EHANDSHAKE, why);
   if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_upgrade(w->conn, key, kind, max_message);
   if (r) return gm_push_fail(L, r, NULL);

@@ -25,7 +25,6 @@ static const lua_CFunction openers[] = {
     gm_open_sync,
     gm_open_readline,
     gm_open_unix,
-    gm_open_bench,
 };
 
 static void push_error_table(lua_State *L) {

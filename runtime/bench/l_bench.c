@@ -1,12 +1,16 @@
-/* Benchmark helpers (make bench): the floors measured on the same bytes as
- * the shard receives, and process memory.
+/* gloaming.bench: benchmark helpers for make bench, a module of its own so
+ * that they stay out of gloaming.core and out of make install. It links its
+ * own copy of the proto objects it uses (core.so exports only luaopen).
  *
- *   core.bench_encode(payloads, compression) -> the server frames of the
+ *   bench.bench_encode(payloads, compression) -> the server frames of the
  *     payloads, compressed on one context, as the fake gateway sends them
- *   core.bench_inflate(frames, compression) -> payloads, bytes, cpu seconds
+ *   bench.bench_inflate(frames, compression) -> payloads, bytes, cpu seconds
  *     of inflating every message (the frames are split before the clock)
- *   core.bench_payloads(frames, compression) -> the list of payload texts
- *   core.rss() / core.peak_rss() -> bytes (VmRSS, VmHWM)   core.cpu_time() */
+ *   bench.bench_payloads(frames, compression) -> the list of payload texts
+ *   bench.rss() / bench.peak_rss() -> bytes (VmRSS, VmHWM)
+ *   bench.cpu_time() -> this process's CPU seconds
+ *   bench.malloc_info() -> heap bytes in use, free bytes the allocator holds
+ *   bench.malloc_trim() */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +19,9 @@
 #include <malloc.h>
 #include <zlib.h>
 
-#include "lua/l_object.h"
-#include "lua/rt.h"
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "proto/alloc.h"
 #include "proto/buf.h"
 #include "proto/compress.h"
@@ -24,8 +29,11 @@
 #include "proto/ws_codec.h"
 
 static gm_compress_t check_kind(lua_State *L, int i) {
-  gm_compress_t k = gm_check_compress(L, i);
-  if (k == GM_COMPRESS_NONE) luaL_argerror(L, i, "zlib-stream or zstd-stream expected");
+  size_t n;
+  const char *name = luaL_checklstring(L, i, &n);
+  gm_compress_t k;
+  if (gm_compress_parse(name, n, &k) || k == GM_COMPRESS_NONE)
+    luaL_argerror(L, i, "zlib-stream or zstd-stream expected");
   return k;
 }
 
@@ -224,7 +232,9 @@ static int l_cpu_time(lua_State *L) {
   return 1;
 }
 
-int gm_open_bench(lua_State *L) {
+__attribute__((visibility("default"))) int luaopen_gloaming_bench(lua_State *L);
+
+int luaopen_gloaming_bench(lua_State *L) {
   static const luaL_Reg funcs[] = {{"bench_encode", l_bench_encode},
                                    {"bench_inflate", l_bench_inflate},
                                    {"bench_payloads", l_bench_payloads},
@@ -234,6 +244,6 @@ int gm_open_bench(lua_State *L) {
                                    {"malloc_info", l_malloc_info},
                                    {"malloc_trim", l_malloc_trim},
                                    {NULL, NULL}};
-  gm_rt_setfuncs(L, funcs);
-  return 0;
+  luaL_newlib(L, funcs);
+  return 1;
 }
