@@ -247,6 +247,55 @@ end)
 
 -- {=============== signals ===============
 
+describe("an attached line that computes", function()
+  it("is cancelled by the client's Ctrl-C (session:interrupt), and the session goes on", function()
+    run(function()
+      local out = {}
+      local repl = require "gloaming.repl"
+      local session = repl.session { write = function(t) out[#out + 1] = t end, daemon = true }
+      session:submit("local n = 0 while true do n = n + 1 end")
+      local job = session.job
+      gloaming.sleep(0.05) -- the line is preempted, so this sleeper wakes
+      assert.are.equal("cancelled", session:interrupt())
+      -- the line ended (its error went nowhere: the session dropped it)
+      assert.is_true(job.task:wait(2))
+      session:submit("1 + 1")
+      assert(session:wait_ready(2))
+      assert.are.same({ "cancelled\n", "2\n" }, out)
+    end)
+  end)
+
+  it("is interrupted by SIGTERM to the bot's process, which then goes on", function()
+    run(function()
+      local dir = helpers.tmpdir()
+      local script = dir .. "/attached.lua"
+      helpers.write_file(script, [[
+        local gloaming = require "gloaming"
+        local repl = require "gloaming.repl"
+        local function say(t) io.stdout:write(t); io.stdout:flush() end
+        local session = repl.session { write = say, daemon = true, chunkname = "=attached" }
+        session:submit("local n = 0 while true do n = n + 1 end")
+        gloaming.sleep(0.05) -- the line is preempted: this task runs
+        say("computing\n")
+        session:wait_ready()
+        gloaming.sleep(0.05)
+        say("still running\n")
+      ]])
+      local p = assert(io.popen("sh -c 'echo $$; exec " .. support.GLOAMING .. " run " .. script .. "' 2>&1", "r"))
+      local pid = p:read("l")
+      assert.are.equal("computing", p:read("l"))
+      os.execute("kill -TERM " .. pid)
+      local out = p:read("a")
+      local _, _, code = p:close()
+      helpers.rmrf(dir)
+      assert.matches("^attached:1: interrupted %(SIGTERM%)\nstack traceback:", out)
+      assert.matches("\nstill running\n$", out)
+      assert.not_matches("closing", out) -- the run's own SIGTERM handler never saw it
+      assert.are.equal(0, code)
+    end)
+  end)
+end)
+
 describe("Ctrl-C", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
