@@ -274,7 +274,8 @@ describe("an attached line that computes", function()
         local repl = require "gloaming.repl"
         local function say(t) io.stdout:write(t); io.stdout:flush() end
         local session = repl.session { write = say, daemon = true, chunkname = "=attached" }
-        session:submit("local n = 0 while true do n = n + 1 end")
+        -- (bounded: without the fix it ends by itself after 10 s)
+        session:submit("local d = os.time() + 10 while os.time() < d do end")
         gloaming.sleep(0.05) -- the line is preempted: this task runs
         say("computing\n")
         session:wait_ready()
