@@ -63,6 +63,7 @@ static struct {
   volatile sig_atomic_t consumed; /* it interrupted a line: dropped */
   volatile sig_atomic_t line_alive; /* that line still runs */
   gm_task_t *interrupted;           /* that line's task */
+  gm_task_t *computing;             /* a line preempted at its last yield */
   struct sigaction prev_int, prev_term;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
@@ -146,6 +147,7 @@ void gm_preempt_stop(gm_rt_t *rt) {
   sigaction(SIGURG, &P.old_urg, NULL);
   P.started = false;
   P.interrupted = NULL;
+  P.computing = NULL;
   P.line_alive = 0;
   P.consumed = 0;
 }
@@ -167,6 +169,12 @@ void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t) {
     P.interrupted = NULL;
     P.line_alive = 0;
   }
+  /* a line that waits between short runs is not runaway: signals go to
+   * the loop's watchers as usual (the REPL cancels it) */
+  if (t->line && t->preempted)
+    P.computing = t;
+  else if (P.computing == t)
+    P.computing = NULL;
 }
 
 /* }=============== */
@@ -208,8 +216,24 @@ void gm_preempt_catch(int signum) {
   sigaction(signum, &sa, signum == SIGINT ? &P.prev_int : &P.prev_term);
 }
 
+static void interrupted(gm_task_t *t, int signum) {
+  P.consumed = signum; /* every watcher of this delivery drops it */
+  P.pending = 0;
+  P.interrupted = t;
+  P.line_alive = 1;
+}
+
 bool gm_preempt_signal_seen(int signum) {
   if (P.consumed == signum) return true; /* it interrupted a line */
+  gm_task_t *t = P.computing;
+  if (t != NULL && t->state == GM_TASK_READY) {
+    /* it arrived between two slices of a computing line: that line gets
+     * it at its next instruction */
+    t->interrupt = signum;
+    lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
+    interrupted(t, signum);
+    return true;
+  }
   P.pending = 0;
   return false;
 }
@@ -257,19 +281,23 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
   if (t != NULL) {
     uint64_t ran = uv_hrtime() - rt->resume_start;
     bool mine = user_code(rt, L);
-    if (P.pending && t->line) {
+    /* Ctrl-C at a line that computes (this slice, or preempted before) */
+    if (P.pending && t->line && (ran >= SLICE_NS || P.computing == t) &&
+        !t->interrupt && mine) {
+      t->interrupt = P.pending;
+      interrupted(t, P.pending);
+    }
+    if (t->interrupt) {
       if (mine) {
         char msg[64];
         snprintf(msg, sizeof msg, "interrupted (%s)",
-                 P.pending == SIGINT ? "SIGINT" : "SIGTERM");
-        P.consumed = P.pending;
-        P.pending = 0;
-        P.interrupted = t;
-        P.line_alive = 1;
+                 t->interrupt == SIGINT ? "SIGINT" : "SIGTERM");
+        t->interrupt = 0;
         raise_here(L, msg);
       }
       keep = true;
     }
+    if (P.pending && t->line) keep = true;
     if (t->kill_pending) {
       if (mine) {
         t->kill_pending = false;

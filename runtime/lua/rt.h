@@ -52,6 +52,7 @@ struct gm_task_s {
   bool line;         /* a REPL or attached line: Ctrl-C interrupts it */
   bool preempted;    /* its last yield was a preemption */
   bool kill_pending; /* cancelled while preempted: raise at its next turn */
+  int interrupt;     /* a signal for a computing line: raise at its next turn */
   uint64_t limit_ns; /* core.budget: computing time allowed; 0: none */
   uint64_t run_ns;   /* computing time since the budget was set */
 };
