@@ -65,7 +65,7 @@ static struct {
   gm_task_t *interrupted;           /* that line's task */
   gm_task_t *computing;             /* a line preempted at its last yield */
   struct sigaction prev_int, prev_term;
-} P = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* {=============== the watcher thread =============== */
 
@@ -123,6 +123,13 @@ void gm_preempt_start(gm_rt_t *rt) {
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGURG, &sa, &P.old_urg) != 0) return;
+  /* the watcher's ticks are on the monotonic clock (a condition's default
+   * is the wall clock: a deadline from the other one would spin) */
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&P.cond, &attr);
+  pthread_condattr_destroy(&attr);
   /* the watcher is created with every signal blocked, and keeps them so */
   sigset_t all, old;
   sigfillset(&all);
@@ -131,6 +138,7 @@ void gm_preempt_start(gm_rt_t *rt) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err != 0) {
     sigaction(SIGURG, &P.old_urg, NULL);
+    pthread_cond_destroy(&P.cond);
     return; /* no preemption: the runtime still works as before */
   }
   P.started = true;
@@ -144,6 +152,7 @@ void gm_preempt_stop(gm_rt_t *rt) {
   pthread_cond_signal(&P.cond);
   pthread_mutex_unlock(&P.lock);
   pthread_join(P.thread, NULL);
+  pthread_cond_destroy(&P.cond);
   sigaction(SIGURG, &P.old_urg, NULL);
   P.started = false;
   P.interrupted = NULL;
