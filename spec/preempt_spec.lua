@@ -40,6 +40,15 @@ local function lateness_while(kind, fn)
 end
 
 describe("preemption of user tasks", function()
+  it("costs no CPU while tasks wait (the watcher thread sleeps between looks)", function()
+    run(function()
+      local c0 = os.clock() -- the process's CPU time, every thread's
+      gloaming.sleep(0.5)
+      local used = os.clock() - c0
+      assert.is_true(used < 0.05, ("%.0f ms of CPU while idle"):format(used * 1000))
+    end)
+  end)
+
   it("lets the loop turn every few ms while a handler computes", function()
     run(function()
       local worst, task = lateness_while("handler", function() return busy(0.4) end)
