@@ -105,6 +105,29 @@ describe("preemption of user tasks", function()
     end)
   end)
 
+  it("never yields inside a generator that inherited the hook (testing.run hooks every task)", function()
+    -- under testing.run's deadline every task's thread has the count hook
+    -- from its start, so every coroutine it creates has it too
+    require("gloaming.testing").run(function()
+      local task = gloaming.spawn(function()
+        core.mark_user_task("handler")
+        local got = {}
+        for i in coroutine.wrap(function()
+          for i = 1, 10 do
+            busy(0.03)
+            coroutine.yield(i)
+          end
+        end) do
+          got[#got + 1] = i
+        end
+        return got
+      end)
+      local ok, got = task:wait()
+      assert.is_true(ok, got)
+      assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, got)
+    end, 10)
+  end)
+
   it("leaves a slow table.sort comparator alone: it cannot yield, and it sorts", function()
     run(function()
       local worst, task = lateness_while("handler", function()
