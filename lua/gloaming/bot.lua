@@ -61,13 +61,18 @@ Bot.OPTIONS = {
   http = { "table", {}, schema = HTTP_OPTS },
   sessions = { "string" },
   max_handlers = { "integer", 64, options.positive },
+  -- seconds a handler may compute without waiting before it is stopped;
+  -- well under Discord's heartbeat interval (41.25 s), for the code that
+  -- cannot be preempted (see "Tasks and time" in the README)
+  handler_limit = { "number", 10, options.positive },
   configure = { "function" },
 }
 
 --- Bot.new{ token =, intents =, shards = "recommended" | { from =, to =,
 -- total = }, gateway_url =, compression =, tls = { ca_file = },
 -- http = { base_url =, tls =, timeout =, user_agent = }, sessions = path,
--- max_handlers = 64, configure = function(shard_id, builder) return builder end }
+-- max_handlers = 64, handler_limit = 10 (seconds of computing per handler),
+-- configure = function(shard_id, builder) return builder end }
 function Bot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'Bot.new' (table expected)", 2) end
   opts = options.check(opts, Bot.OPTIONS, "Bot.new")
@@ -89,6 +94,7 @@ function Bot.new(opts)
     shards_spec = opts.shards,
     sessions_path = opts.sessions or Bot.defaults.sessions,
     max_handlers = opts.max_handlers,
+    handler_limit = opts.handler_limit,
     configure = opts.configure,
     listeners = {},
     warned = {},       -- handler names already warned about
@@ -251,7 +257,10 @@ local function run_handlers(self, event)
   local m = self.module and self.module[event.type]
   if type(m) == "function" then fns[#fns + 1] = m end
   for _, fn in ipairs(fns) do
+    -- each handler gets handler_limit seconds of computing (waits are free)
+    core.budget(self.handler_limit)
     local ok, err = xpcall(fn, debug.traceback, event, self)
+    core.budget(nil)
     if not ok then
       local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
       -- under gloaming.testing.run it fails the spec; otherwise it is logged
@@ -269,6 +278,8 @@ local function dispatch(self, event)
   end
   self.in_flight = self.in_flight + 1
   core.spawn(function()
+    -- handlers are preempted when they compute without waiting
+    core.mark_user_task("handler")
     -- the slot is given back whatever happens in there
     local ok, err = pcall(run_handlers, self, event)
     self.in_flight = self.in_flight - 1

@@ -296,6 +296,8 @@ function Session:run(fn, args, opts)
   self.job = job
   self.waiting = false
   job.task = (self.daemon and core.spawn_daemon or core.spawn)(function()
+    -- preempted when it computes without waiting; Ctrl-C interrupts it
+    core.mark_user_task("line")
     owner[core.running_task()] = self
     local r = table.pack(xpcall(fn, traceback_handler, table.unpack(args, 1, args.n)))
     if self.job ~= job then return end -- abandoned (Ctrl-C, the client left)

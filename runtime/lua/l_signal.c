@@ -35,6 +35,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   watch_t *w = h->data;
   lua_State *L = w->rt->L;
   gm_loop_progress(w->rt->loop);
+  if (gm_preempt_signal_seen(signum)) return; /* it interrupted a line */
   lua_pushstring(L, signal_name(signum));
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref);
   gm_task_spawn(L, w->rt, 1, true);
@@ -77,6 +78,7 @@ static int l_on_signal(lua_State *L) {
     uv_signal_init(&loop->uv, h);
     h->data = w;
     uv_signal_start(h, on_signal, signum);
+    gm_preempt_catch(signum); /* Ctrl-C reaches a line that never waits */
     uv_unref((uv_handle_t *)h);
     w->handles[w->n++] = h;
   }

@@ -25,6 +25,7 @@ static const lua_CFunction openers[] = {
     gm_open_sync,
     gm_open_readline,
     gm_open_unix,
+    gm_open_preempt,
 };
 
 static void push_error_table(lua_State *L) {

@@ -47,6 +47,14 @@ struct gm_task_s {
   gm_task_t *next_join; /* link in the joined task's list */
   /* Per-task storage for bindings that park a task on some object. */
   void *wait_data;
+  /* preemption (preempt.c) */
+  bool user;         /* runs user code: may be preempted */
+  bool line;         /* a REPL or attached line: Ctrl-C interrupts it */
+  bool preempted;    /* its last yield was a preemption */
+  bool kill_pending; /* cancelled while preempted: raise at its next turn */
+  int interrupt;     /* a signal for a computing line: raise at its next turn */
+  uint64_t limit_ns; /* core.budget: computing time allowed; 0: none */
+  uint64_t run_ns;   /* computing time since the budget was set */
 };
 
 struct gm_rt_s {
@@ -68,6 +76,9 @@ struct gm_rt_s {
   uint64_t watchdog_deadline; /* uv_hrtime(); 0: none */
   double watchdog_seconds;
   char watchdog_where[160]; /* where a task ran past it */
+  /* preemption (preempt.c) */
+  uint64_t resume_start;  /* uv_hrtime() when the current resume began */
+  char runtime_src[256];  /* "@<dir>/gloaming/": gloaming's own Lua */
 };
 
 /* The runtime of this Lua state (upvalue 1 of every binding function). */
@@ -134,6 +145,22 @@ void gm_watchdog_watch(gm_rt_t *rt, lua_State *co);
 bool gm_watchdog_expired(gm_rt_t *rt);
 void gm_watchdog_stop(gm_rt_t *rt);
 void gm_watchdog_push_error(lua_State *L, gm_rt_t *rt);
+/* The hook's deadline part: true when it yielded (it raises otherwise). */
+bool gm_watchdog_check(gm_rt_t *rt, lua_State *L);
+
+/* Preemption of user tasks (preempt.c). The one count hook of task
+ * threads (the watchdog's too); start/stop bracket a run; enter/leave
+ * bracket every resume; catch chains our handler before libuv's for
+ * SIGINT/SIGTERM; signal_seen says whether the loop's watcher must drop a
+ * signal (it interrupted a line); after_step follows every loop pass. */
+void gm_task_hook(lua_State *L, lua_Debug *ar);
+void gm_preempt_start(gm_rt_t *rt);
+void gm_preempt_stop(gm_rt_t *rt);
+void gm_preempt_enter(gm_rt_t *rt, gm_task_t *t);
+void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t);
+void gm_preempt_catch(int signum);
+bool gm_preempt_signal_seen(int signum);
+void gm_preempt_after_step(void);
 
 /* The binding files: each adds its functions and classes to the module
  * table at the top of the stack. */
@@ -152,5 +179,6 @@ int gm_open_fs(lua_State *L);
 int gm_open_sync(lua_State *L);
 int gm_open_readline(lua_State *L);
 int gm_open_unix(lua_State *L);
+int gm_open_preempt(lua_State *L);
 
 #endif

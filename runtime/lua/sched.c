@@ -177,6 +177,12 @@ static bool task_cancel(gm_task_t *t) {
     return true;
   default:
     t->cancel_pending = true;
+    /* A preempted task computes without waiting: it would never see the
+     * cancel. It gets an error at its next instruction of user code. */
+    if (t->preempted && t->state == GM_TASK_READY) {
+      t->kill_pending = true;
+      lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
+    }
     return true;
   }
 }
@@ -191,6 +197,9 @@ gm_task_t *gm_task_spawn(lua_State *L, gm_rt_t *rt, int nargs, bool daemon) {
   memset(t, 0, sizeof *t);
   t->rt = rt;
   t->daemon = daemon;
+  /* what user code spawns is user code too (the runtime's Lua it runs is
+   * never preempted: see preempt.c) */
+  t->user = rt->current != NULL && rt->current->user;
   gm_timer_init(loop, &t->timeout, on_task_timeout, t);
   luaL_setmetatable(L, TASK_MT);
   lua_State *co = lua_newthread(L);
@@ -345,8 +354,14 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   rt->current = t;
   t->state = GM_TASK_RUNNING;
   uint64_t start = uv_hrtime();
+  rt->resume_start = start;
+  gm_preempt_enter(rt, t);
   int status = lua_resume(co, rt->L, t->nresume, &nres);
-  uint64_t elapsed = uv_hrtime() - start;
+  uint64_t end = uv_hrtime(), elapsed = end - start;
+  if (status != LUA_YIELD || t->state != GM_TASK_RUNNING) t->preempted = false;
+  gm_preempt_leave(rt, t);
+  /* core.budget counts computing time: this resume's, since it was set */
+  if (t->limit_ns) t->run_ns += end - rt->resume_start;
   rt->current = NULL;
   if (status == LUA_YIELD) {
     lua_pop(co, nres);
@@ -558,6 +573,7 @@ static int l_run(lua_State *L) {
   rt->stop_on_error = stop_on_error;
   rt->first_error_ref = LUA_NOREF;
   gm_watchdog_start(rt, loop, watchdog);
+  gm_preempt_start(rt);
 
   lua_settop(L, 1);
   gm_task_t *main = gm_task_spawn(L, rt, 0, false);
@@ -575,10 +591,13 @@ static int l_run(lua_State *L) {
       shut_down(rt, L);
     if (rt->ready_head || rt->yielded_head) {
       gm_loop_step(loop, false);
+      gm_preempt_after_step();
       requeue_yielded(rt);
       continue;
     }
-    if (gm_loop_step(loop, true) == GM_STEP_IDLE && rt->ready_head == NULL) {
+    gm_step_t step = gm_loop_step(loop, true);
+    gm_preempt_after_step();
+    if (step == GM_STEP_IDLE && rt->ready_head == NULL) {
       /* Every task waits and nothing (no timer, no I/O) can wake one. */
       if (rt->sticky_cancel) break;
       deadlock = true;
@@ -589,6 +608,7 @@ static int l_run(lua_State *L) {
     }
   }
   abandon_all(rt, L);
+  gm_preempt_stop(rt);
   gm_watchdog_stop(rt);
   gm_loop_close(loop);
   gm_free(loop, sizeof *loop);

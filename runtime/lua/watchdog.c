@@ -15,8 +15,8 @@
  *   coroutine never receives a yield it did not make;
  * - once no deadline is armed (the run ended, or a run without one) a
  *   thread that still has the hook drops it at its next call.
- * A later preemption of runaway handlers (a per-task time budget) belongs
- * in watchdog_hook, beside the deadline check, under the same rules. */
+ * The hook itself is preempt.c's gm_task_hook, which checks the deadline
+ * first (gm_watchdog_check) and then preempts user tasks by the same rules. */
 #include <math.h>
 #include <stdio.h>
 
@@ -31,13 +31,6 @@
  * never in a plain gloaming.run. */
 #define CHECK_EVERY 1000
 
-static gm_rt_t *rt_of_state(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
-  gm_rt_t *rt = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return rt;
-}
-
 /* Notes where the task was, for the run's error message. */
 static void note_where(gm_rt_t *rt, lua_State *L) {
   lua_Debug ar;
@@ -47,21 +40,16 @@ static void note_where(gm_rt_t *rt, lua_State *L) {
              ar.short_src, ar.currentline);
 }
 
-static void watchdog_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  gm_rt_t *rt = rt_of_state(L);
-  if (rt == NULL || rt->watchdog_deadline == 0) {
-    lua_sethook(L, NULL, 0, 0);
-    return;
-  }
-  if (!gm_watchdog_expired(rt)) return;
+bool gm_watchdog_check(gm_rt_t *rt, lua_State *L) {
+  if (rt->watchdog_deadline == 0 || !gm_watchdog_expired(rt)) return false;
   note_where(rt, L);
   gm_task_t *t = rt->current;
   if (t != NULL && t->co == L && lua_isyieldable(L)) {
     lua_yield(L, 0); /* the scheduler sees the deadline and ends the run */
-    return;
+    return true;
   }
   luaL_error(L, "timed out after %f s (real time)", rt->watchdog_seconds);
+  return true;
 }
 
 static void on_watchdog_timer(uv_timer_t *h) {
@@ -87,7 +75,7 @@ void gm_watchdog_start(gm_rt_t *rt, gm_loop_t *loop, double seconds) {
 
 void gm_watchdog_watch(gm_rt_t *rt, lua_State *co) {
   if (rt->watchdog_deadline != 0)
-    lua_sethook(co, watchdog_hook, LUA_MASKCOUNT, CHECK_EVERY);
+    lua_sethook(co, gm_task_hook, LUA_MASKCOUNT, CHECK_EVERY);
 }
 
 bool gm_watchdog_expired(gm_rt_t *rt) {

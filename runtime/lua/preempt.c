@@ -1,0 +1,422 @@
+/* Preemption of user code that computes without waiting.
+ *
+ * C and Lua share one thread: while a handler or a REPL line loops, the
+ * loop cannot turn, and heartbeats, ACKs and signals wait. So user tasks
+ * (Bot handlers, REPL and attached lines, and the tasks they spawn) are
+ * preempted: they yield to the scheduler, which turns the loop once and
+ * resumes them, as if they had called gloaming.sleep(0) themselves.
+ *
+ * A count hook costs Lua about 2x on tight loops (watchdog.c), so none is
+ * set while tasks behave. A watcher thread looks at the task being resumed
+ * every SLICE_MS; when the same resume is still running at the next look
+ * (10-20 ms), it sends SIGURG to the loop's thread, whose handler arms the
+ * hook with lua_sethook (documented as safe in a signal handler: lua.c's
+ * Ctrl-C does the same). SIGURG is ignored by default, and Go's runtime
+ * preempts goroutines with it for the same reason.
+ *
+ * The hook acts only where the user's own code could have waited:
+ * - in a user task's own thread (never in a user's coroutine: a yield there
+ *   would reach the user's resume, and end a coroutine.wrap loop early);
+ * - where lua_isyieldable (not inside table.sort's comparator or
+ *   string.gsub's callback: C frames without a continuation);
+ * - when the function running is user code, i.e. not a file of gloaming's
+ *   own Lua (runtime_src): the runtime's Lua assumes that nothing runs
+ *   between its explicit waits, and is never preempted.
+ * Elsewhere it does nothing, or raises: Ctrl-C at a line, a cancelled
+ * preempted task, a handler past its limit (core.budget). Raising works
+ * inside C calls and the user's own coroutines that the hook reaches.
+ *
+ * SIGINT and SIGTERM: a libuv signal watcher runs only when the loop
+ * turns, so a handler of ours runs first (chained before libuv's), sets a
+ * flag and arms the hook; the hook raises "interrupted" in a REPL or
+ * attached line, and the loop's watcher then drops that signal. A second
+ * signal while the first is still unhandled, or while the line it
+ * interrupted still runs, ends the process (as lua.c does). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lua/rt.h"
+
+#define SLICE_MS 10
+#define SLICE_NS (SLICE_MS * 1000000ull)
+#define CHECK_EVERY 1000 /* instructions between checks once armed */
+
+static struct {
+  _Atomic(lua_State *) running; /* the thread being resumed, or NULL */
+  atomic_uint gen;              /* bumped at every resume */
+  atomic_uint target;           /* the resume the watcher wants preempted */
+  atomic_bool user;             /* that resume runs a user task */
+  pthread_t main;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool started, stop;
+  struct sigaction old_urg;
+  /* SIGINT/SIGTERM, written by the signal handler */
+  volatile sig_atomic_t pending;  /* arrived, the loop has not seen it */
+  volatile sig_atomic_t consumed; /* it interrupted a line: dropped */
+  volatile sig_atomic_t line_alive; /* that line still runs */
+  gm_task_t *interrupted;           /* that line's task */
+  gm_task_t *computing;             /* a line preempted at its last yield */
+  struct sigaction prev_int, prev_term;
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* {=============== the watcher thread =============== */
+
+static void *watcher(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the loop's */
+  unsigned seen = 0;
+  bool seen_valid = false;
+  pthread_mutex_lock(&P.lock);
+  while (!P.stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += SLICE_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&P.cond, &P.lock, &ts);
+    if (P.stop) break;
+    unsigned g = atomic_load(&P.gen);
+    bool busy = atomic_load(&P.running) != NULL && atomic_load(&P.user);
+    if (busy && seen_valid && g == seen) {
+      /* the same resume for a whole tick: arm the hook (again: an arming
+       * can be lost to the hook's own lua_sethook) */
+      atomic_store(&P.target, g);
+      pthread_kill(P.main, SIGURG);
+    }
+    seen = g;
+    seen_valid = busy;
+  }
+  pthread_mutex_unlock(&P.lock);
+  return NULL;
+}
+
+static void on_sigurg(int signum) {
+  (void)signum;
+  int saved = errno;
+  lua_State *co = atomic_load(&P.running);
+  if (co != NULL && atomic_load(&P.gen) == atomic_load(&P.target))
+    lua_sethook(co, gm_task_hook, LUA_MASKCOUNT, 1);
+  errno = saved;
+}
+
+void gm_preempt_start(gm_rt_t *rt) {
+  (void)rt;
+  if (P.started) return;
+  P.main = pthread_self();
+  P.stop = false;
+  atomic_store(&P.running, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigurg;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGURG, &sa, &P.old_urg) != 0) return;
+  /* the watcher's ticks are on the monotonic clock (a condition's default
+   * is the wall clock: a deadline from the other one would spin) */
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&P.cond, &attr);
+  pthread_condattr_destroy(&attr);
+  /* the watcher is created with every signal blocked, and keeps them so */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int err = pthread_create(&P.thread, NULL, watcher, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) {
+    sigaction(SIGURG, &P.old_urg, NULL);
+    pthread_cond_destroy(&P.cond);
+    return; /* no preemption: the runtime still works as before */
+  }
+  P.started = true;
+}
+
+void gm_preempt_stop(gm_rt_t *rt) {
+  (void)rt;
+  if (!P.started) return;
+  pthread_mutex_lock(&P.lock);
+  P.stop = true;
+  pthread_cond_signal(&P.cond);
+  pthread_mutex_unlock(&P.lock);
+  pthread_join(P.thread, NULL);
+  pthread_cond_destroy(&P.cond);
+  sigaction(SIGURG, &P.old_urg, NULL);
+  P.started = false;
+  P.interrupted = NULL;
+  P.computing = NULL;
+  P.line_alive = 0;
+  P.consumed = 0;
+}
+
+void gm_preempt_enter(gm_rt_t *rt, gm_task_t *t) {
+  (void)rt;
+  t->preempted = false;
+  atomic_store_explicit(&P.user, t->user || t->limit_ns != 0,
+                        memory_order_relaxed);
+  atomic_fetch_add_explicit(&P.gen, 1, memory_order_relaxed);
+  atomic_store_explicit(&P.running, t->co, memory_order_release);
+}
+
+void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t) {
+  (void)rt;
+  atomic_store_explicit(&P.running, NULL, memory_order_release);
+  /* a line that Ctrl-C interrupted is gone once it waits or ends */
+  if (t == P.interrupted && !t->preempted) {
+    P.interrupted = NULL;
+    P.line_alive = 0;
+  }
+  /* a line that waits between short runs is not runaway: signals go to
+   * the loop's watchers as usual (the REPL cancels it) */
+  if (t->line && t->preempted)
+    P.computing = t;
+  else if (P.computing == t)
+    P.computing = NULL;
+}
+
+/* }=============== */
+
+/* {=============== SIGINT and SIGTERM =============== */
+
+static void call_prev(const struct sigaction *prev, int signum) {
+  if (prev->sa_flags & SA_SIGINFO) return; /* libuv's is a plain handler */
+  if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN &&
+      prev->sa_handler != NULL)
+    prev->sa_handler(signum);
+}
+
+static void on_interrupt(int signum) {
+  int saved = errno;
+  if (P.pending || P.line_alive) {
+    /* the first is still unhandled (the loop cannot turn), or the line it
+     * interrupted goes on: end the process, as the second signal does */
+    static const char msg[] = "gloaming: signalled again: exiting now\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(130);
+  }
+  P.pending = signum;
+  lua_State *co = atomic_load(&P.running);
+  if (co != NULL) lua_sethook(co, gm_task_hook, LUA_MASKCOUNT, 1);
+  call_prev(signum == SIGINT ? &P.prev_int : &P.prev_term, signum);
+  errno = saved;
+}
+
+void gm_preempt_catch(int signum) {
+  if (signum != SIGINT && signum != SIGTERM) return;
+  struct sigaction cur;
+  if (sigaction(signum, NULL, &cur) != 0 || cur.sa_handler == on_interrupt)
+    return;
+  struct sigaction sa = cur; /* libuv's flags and mask */
+  sa.sa_flags &= ~SA_SIGINFO;
+  sa.sa_handler = on_interrupt;
+  sigaction(signum, &sa, signum == SIGINT ? &P.prev_int : &P.prev_term);
+}
+
+static void interrupted(gm_task_t *t, int signum) {
+  P.consumed = signum; /* every watcher of this delivery drops it */
+  P.pending = 0;
+  P.interrupted = t;
+  P.line_alive = 1;
+}
+
+bool gm_preempt_signal_seen(int signum) {
+  if (P.consumed == signum) return true; /* it interrupted a line */
+  gm_task_t *t = P.computing;
+  if (t != NULL && t->state == GM_TASK_READY) {
+    /* it arrived between two slices of a computing line: that line gets
+     * it at its next instruction */
+    t->interrupt = signum;
+    lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
+    interrupted(t, signum);
+    return true;
+  }
+  P.pending = 0;
+  return false;
+}
+
+void gm_preempt_after_step(void) { P.consumed = 0; }
+
+/* }=============== */
+
+/* {=============== the hook =============== */
+
+static gm_rt_t *rt_of_state(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
+  gm_rt_t *rt = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return rt;
+}
+
+/* Whether the function running is the user's (not gloaming's own Lua). */
+static bool user_code(gm_rt_t *rt, lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "S", &ar)) return false;
+  if (rt->runtime_src[0] == '\0') return strstr(ar.source, "/gloaming/") == NULL;
+  return strncmp(ar.source, rt->runtime_src, strlen(rt->runtime_src)) != 0;
+}
+
+/* Raises message at the user's line (level 0: the function the hook
+ * interrupted; luaL_error would name its caller). */
+static int raise_here(lua_State *L, const char *message) {
+  luaL_where(L, 0);
+  lua_pushstring(L, message);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+void gm_task_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  gm_rt_t *rt = rt_of_state(L);
+  if (rt == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (gm_watchdog_check(rt, L)) return;
+  gm_task_t *t = rt->loop ? rt->current : NULL;
+  bool keep = false;
+  if (t != NULL) {
+    uint64_t ran = uv_hrtime() - rt->resume_start;
+    bool mine = user_code(rt, L);
+    /* Ctrl-C at a line that computes (this slice, or preempted before) */
+    if (P.pending && t->line && (ran >= SLICE_NS || P.computing == t) &&
+        !t->interrupt && mine) {
+      t->interrupt = P.pending;
+      interrupted(t, P.pending);
+    }
+    if (t->interrupt) {
+      if (mine) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "interrupted (%s)",
+                 t->interrupt == SIGINT ? "SIGINT" : "SIGTERM");
+        t->interrupt = 0;
+        raise_here(L, msg);
+      }
+      keep = true;
+    }
+    if (P.pending && t->line) keep = true;
+    if (t->kill_pending) {
+      if (mine) {
+        t->kill_pending = false;
+        raise_here(L, "cancelled");
+      }
+      keep = true;
+    }
+    if (t->limit_ns != 0 && t->run_ns + ran > t->limit_ns) {
+      if (mine) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "stopped: it computed for more than %g s without waiting "
+                 "(the handler limit)",
+                 (double)t->limit_ns / 1e9);
+        raise_here(L, msg);
+      }
+      keep = true;
+    }
+    if (ran >= SLICE_NS && (t->user || t->limit_ns != 0)) {
+      if (t->user && t->co == L && mine && lua_isyieldable(L)) {
+        t->preempted = true;
+        lua_yield(L, 0); /* the scheduler turns the loop, then resumes */
+        return;
+      }
+      keep = true; /* try again a little later */
+    }
+  }
+  if (keep || rt->watchdog_deadline != 0)
+    lua_sethook(L, gm_task_hook, LUA_MASKCOUNT, CHECK_EVERY);
+  else
+    lua_sethook(L, NULL, 0, 0);
+}
+
+/* }=============== */
+
+/* {=============== Lua API =============== */
+
+/* mark_user_task(kind): the running task runs user code ("handler" or
+ * "line"): it may be preempted, and a line is interrupted by Ctrl-C. */
+static int l_mark_user_task(lua_State *L) {
+  static const char *const kinds[] = {"handler", "line", NULL};
+  gm_rt_t *rt = gm_rt_of(L);
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  gm_task_t *t = gm_task_current(L, rt);
+  t->user = true;
+  t->line = kind == 1;
+  atomic_store(&P.user, true); /* this very resume may be preempted */
+  return 0;
+}
+
+/* budget(seconds | nil): the running task is stopped with an error once it
+ * has computed that long (time on the loop, waits excluded) from now;
+ * nil lifts the limit. */
+static int l_budget(lua_State *L) {
+  gm_rt_t *rt = gm_rt_of(L);
+  gm_task_t *t = gm_task_current(L, rt);
+  if (lua_isnoneornil(L, 1)) {
+    t->limit_ns = 0;
+    return 0;
+  }
+  double s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s > 0, 1, "seconds must be > 0");
+  t->limit_ns = s >= 1e9 ? 0 : gm_seconds_to_ns(s);
+  t->run_ns = 0;
+  rt->resume_start = uv_hrtime();
+  atomic_store(&P.user, t->user || t->limit_ns != 0);
+  return 0;
+}
+
+/* The prefix of the chunk names of gloaming's own Lua files, found as
+ * `require` finds them: "@<dir>/gloaming/". */
+static void find_runtime_src(lua_State *L, gm_rt_t *rt) {
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "searchpath") == LUA_TFUNCTION) {
+    lua_pushliteral(L, "gloaming.log");
+    lua_getfield(L, -3, "path");
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isstring(L, -1)) {
+      const char *path = lua_tostring(L, -1);
+      const char *slash = strrchr(path, '/');
+      size_t n = slash ? (size_t)(slash - path) + 1 : 0;
+      if (n > 0 && n + 2 < sizeof rt->runtime_src) {
+        rt->runtime_src[0] = '@';
+        memcpy(rt->runtime_src + 1, path, n);
+        rt->runtime_src[n + 1] = '\0';
+      }
+    }
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* runtime_source(): that prefix, for the specs. */
+static int l_runtime_source(lua_State *L) {
+  lua_pushstring(L, gm_rt_of(L)->runtime_src);
+  return 1;
+}
+
+int gm_open_preempt(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"mark_user_task", l_mark_user_task},
+                                   {"budget", l_budget},
+                                   {"runtime_source", l_runtime_source},
+                                   {NULL, NULL}};
+  lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.rt");
+  gm_rt_t *rt = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (rt->runtime_src[0] == '\0') find_runtime_src(L, rt);
+  gm_rt_setfuncs(L, funcs);
+  return 0;
+}
+
+/* }=============== */
