@@ -165,12 +165,14 @@ void gm_ustream_close(gm_ustream_t *u, bool graceful) {
   u->open = false;
   u->connecting = false;
   if (u->in_err == 0) u->in_err = GM_ECLOSED;
-  /* The closable stays until the handle is closed: a run that ends during
+  /* Shut down (FIN after the queued writes) only when writes are queued:
+   * an inherited socket may be stdout too, which a shutdown would end.
+   * The closable stays until the handle is closed: a run that ends during
    * a graceful close still closes it, abruptly. */
-  if (graceful && was_open)
+  if (graceful && was_open && !gm_ustream_flushed(u))
     gm_stream_close(&u->stream);
   else
-    gm_stream_reset(&u->stream);
+    gm_stream_reset(&u->stream); /* for a pipe: a plain close */
 }
 
 void gm_ustream_release(gm_ustream_t *u) {

@@ -17,6 +17,7 @@
 
 #include "io/process.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/errors.h"
 
 #define PROCESS_MT "gloaming.Process"
@@ -26,7 +27,7 @@ extern char **environ;
 typedef struct lproc_s {
   gm_process_t *p;
   gm_rt_t *rt;
-  gm_task_t *waiter;
+  gm_waiter_t waiter;
 } lproc_t;
 
 static int push_result(lua_State *L, gm_process_t *p) {
@@ -41,8 +42,7 @@ static int push_result(lua_State *L, gm_process_t *p) {
 
 static void on_finished(gm_process_t *p) {
   lproc_t *lp = p->data;
-  gm_task_t *t = lp->waiter;
-  lp->waiter = NULL;
+  gm_task_t *t = gm_waiter_take(&lp->waiter);
   if (t) gm_task_wake(t, push_result(t->co, p));
 }
 
@@ -122,17 +122,12 @@ static lproc_t *spawn(lua_State *L, gm_rt_t *rt) {
   return lp;
 }
 
-static void detach(gm_task_t *t, void *object) {
-  lproc_t *lp = object;
-  if (lp->waiter == t) lp->waiter = NULL;
-}
-
 static int wait_for(lua_State *L, lproc_t *lp, uint64_t timeout) {
   if (lp->p->finished) return push_result(L, lp->p);
-  if (lp->waiter) return luaL_error(L, "another task is already waiting for this process");
+  if (lp->waiter.task) return luaL_error(L, "another task is already waiting for this process");
   gm_task_t *t = gm_task_current(L, lp->rt);
-  lp->waiter = t;
-  return gm_task_wait(L, t, lp, detach, timeout);
+  lp->waiter.task = t;
+  return gm_task_wait(L, t, &lp->waiter, gm_waiter_detach, timeout);
 }
 
 static int l_process_spawn(lua_State *L) {

@@ -28,6 +28,7 @@
 
 #include "io/unix.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/errors.h"
 
 #define LISTENER_MT "gloaming.UnixListener"
@@ -38,39 +39,32 @@
 typedef struct lstream_s {
   gm_ustream_t *u; /* NULL once collected */
   gm_rt_t *rt;
-  gm_task_t *reader, *flusher, *connector;
+  gm_waiter_t reader, flusher, connector;
 } lstream_t;
-
-/* Takes the task out of a waiter slot (NULL when empty). */
-static gm_task_t *take(gm_task_t **slot) {
-  gm_task_t *t = *slot;
-  *slot = NULL;
-  return t;
-}
 
 /* Hands the reader what arrived, or the end of input. */
 static void on_input(gm_ustream_t *u) {
   lstream_t *ls = u->data;
-  if (ls->reader == NULL) return;
+  if (ls->reader.task == NULL) return;
   if (u->in.len > 0) {
-    gm_task_t *t = take(&ls->reader);
+    gm_task_t *t = gm_waiter_take(&ls->reader);
     lua_checkstack(t->co, 1);
     lua_pushlstring(t->co, (const char *)u->in.data, u->in.len);
     gm_ustream_consumed(u);
     gm_task_wake(t, 1);
   } else if (u->in_err) {
-    gm_task_fail(take(&ls->reader), u->in_err,
+    gm_task_fail(gm_waiter_take(&ls->reader), u->in_err,
                  u->in_err == GM_ECLOSED ? "closed" : NULL);
   }
 }
 
 static void on_flushed(gm_ustream_t *u) {
   lstream_t *ls = u->data;
-  if (ls->flusher == NULL) return;
+  if (ls->flusher.task == NULL) return;
   if (u->write_err) {
-    gm_task_fail(take(&ls->flusher), u->write_err, NULL);
+    gm_task_fail(gm_waiter_take(&ls->flusher), u->write_err, NULL);
   } else if (gm_ustream_flushed(u)) {
-    gm_task_t *t = take(&ls->flusher);
+    gm_task_t *t = gm_waiter_take(&ls->flusher);
     lua_pushboolean(t->co, 1);
     gm_task_wake(t, 1);
   }
@@ -78,7 +72,7 @@ static void on_flushed(gm_ustream_t *u) {
 
 static void on_connected(gm_ustream_t *u, int err, const char *why) {
   lstream_t *ls = u->data;
-  gm_task_t *t = take(&ls->connector);
+  gm_task_t *t = gm_waiter_take(&ls->connector);
   if (t == NULL) return;
   if (err)
     gm_task_fail(t, err, why);
@@ -95,8 +89,8 @@ static const gm_ustream_handler_t handler = {
 /* Ends the stream: whoever waits on it fails, reads and flushes alike. */
 static void stream_close(lstream_t *ls, bool graceful) {
   gm_task_t *t;
-  if ((t = take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
-  if ((t = take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  if ((t = gm_waiter_take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  if ((t = gm_waiter_take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
   if (ls->u) gm_ustream_close(ls->u, graceful);
 }
 
@@ -127,16 +121,11 @@ static lstream_t *check_stream(lua_State *L, int i) {
   return ls;
 }
 
-static void detach_reader(gm_task_t *t, void *object) {
-  lstream_t *ls = object;
-  if (ls->reader == t) ls->reader = NULL;
-}
-
 static int stream_read(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
-  if (ls->reader) return luaL_error(L, "another task is already reading");
+  if (ls->reader.task) return luaL_error(L, "another task is already reading");
   if (u->in.len > 0) {
     lua_pushlstring(L, (const char *)u->in.data, u->in.len);
     gm_ustream_consumed(u);
@@ -144,8 +133,8 @@ static int stream_read(lua_State *L) {
   }
   if (u->in_err) return gm_push_fail(L, u->in_err, u->in_err == GM_ECLOSED ? "closed" : NULL);
   gm_task_t *t = gm_task_current(L, ls->rt);
-  ls->reader = t;
-  return gm_task_wait(L, t, ls, detach_reader, timeout);
+  ls->reader.task = t;
+  return gm_task_wait(L, t, &ls->reader, gm_waiter_detach, timeout);
 }
 
 static int stream_write(lua_State *L) {
@@ -160,11 +149,6 @@ static int stream_write(lua_State *L) {
   return 1;
 }
 
-static void detach_flusher(gm_task_t *t, void *object) {
-  lstream_t *ls = object;
-  if (ls->flusher == t) ls->flusher = NULL;
-}
-
 static int stream_flush(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
@@ -175,10 +159,10 @@ static int stream_flush(lua_State *L) {
     return 1;
   }
   if (!u->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
-  if (ls->flusher) return luaL_error(L, "another task is already flushing");
+  if (ls->flusher.task) return luaL_error(L, "another task is already flushing");
   gm_task_t *t = gm_task_current(L, ls->rt);
-  ls->flusher = t;
-  return gm_task_wait(L, t, ls, detach_flusher, timeout);
+  ls->flusher.task = t;
+  return gm_task_wait(L, t, &ls->flusher, gm_waiter_detach, timeout);
 }
 
 static int stream_l_close(lua_State *L) {
@@ -223,8 +207,8 @@ static int stream_tostring(lua_State *L) {
 
 static void detach_connector(gm_task_t *t, void *object) {
   lstream_t *ls = object;
-  if (ls->connector != t) return;
-  ls->connector = NULL;
+  if (ls->connector.task != t) return;
+  ls->connector.task = NULL;
   stream_close(ls, false);
 }
 
@@ -246,7 +230,7 @@ static int l_unix_connect(lua_State *L) {
   if (!gm_unix_path_fits(path)) return gm_push_fail(L, GM_EINVAL, "socket path too long");
   if (cancelled_already(t)) return gm_task_wait(L, t, NULL, NULL, timeout);
   lstream_t *ls = new_stream(L, rt, NULL); /* index 3 */
-  ls->connector = t;
+  ls->connector.task = t;
   gm_ustream_connect(ls->u, path);
   return gm_task_wait_k(L, t, ls, detach_connector, timeout, connect_continue);
 }
