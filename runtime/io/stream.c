@@ -16,6 +16,11 @@ typedef struct write_req_s {
   uint8_t data[];
 } write_req_t;
 
+/* The peer ended its input and this stream still writes (a half close). */
+static bool half_open(const gm_stream_t *s) {
+  return s->ended && s->eof && s->half_close;
+}
+
 static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   gm_stream_t *s = w->stream;
@@ -23,7 +28,7 @@ static void on_write(uv_write_t *req, int status) {
   gm_loop_progress(s->loop);
   gm_free(w, sizeof *w + w->len);
   if (status < 0) {
-    if ((!s->ended || (s->eof && s->half_close)) && status != UV_ECANCELED) {
+    if ((!s->ended || half_open(s)) && status != UV_ECANCELED) {
       s->ended = true;
       s->eof = false;
       if (s->h->on_end) s->h->on_end(s, gm_uv_error(status), uv_strerror(status));
@@ -254,7 +259,7 @@ int gm_stream_start_tls(gm_stream_t *s, gm_tls_ctx_t *ctx, const char *host,
 
 int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
                     size_t blen) {
-  if (s->closing || (s->ended && !(s->eof && s->half_close))) return GM_ECLOSED;
+  if (s->closing || (s->ended && !half_open(s))) return GM_ECLOSED;
   if (s->ssl == NULL) return raw_write(s, a, alen, b, blen);
   if (s->handshaking) return GM_EAGAIN;
   const void *parts[2] = {a, b};
@@ -317,7 +322,7 @@ void gm_stream_close(gm_stream_t *s) {
   s->reading = false;
   uv_read_stop(s->handle);
   uv_shutdown_t *req = gm_malloc(sizeof *req);
-  if (req && (!s->ended || (s->eof && s->half_close))) {
+  if (req && (!s->ended || half_open(s))) {
     req->data = s;
     if (uv_shutdown(req, s->handle, on_shutdown) == 0) {
       gm_loop_inflight(s->loop, 1);
