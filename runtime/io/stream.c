@@ -16,6 +16,11 @@ typedef struct write_req_s {
   uint8_t data[];
 } write_req_t;
 
+/* The peer ended its input and this stream still writes (a half close). */
+static bool half_open(const gm_stream_t *s) {
+  return s->ended && s->eof && s->half_close;
+}
+
 static void on_write(uv_write_t *req, int status) {
   write_req_t *w = (write_req_t *)req;
   gm_stream_t *s = w->stream;
@@ -23,14 +28,15 @@ static void on_write(uv_write_t *req, int status) {
   gm_loop_progress(s->loop);
   gm_free(w, sizeof *w + w->len);
   if (status < 0) {
-    if (!s->ended && status != UV_ECANCELED) {
+    if ((!s->ended || half_open(s)) && status != UV_ECANCELED) {
       s->ended = true;
+      s->eof = false;
       if (s->h->on_end) s->h->on_end(s, gm_uv_error(status), uv_strerror(status));
     }
     return;
   }
-  s->written = s->queued - (uint64_t)s->tcp->write_queue_size;
-  if (s->tcp->write_queue_size == 0) {
+  s->written = s->queued - (uint64_t)s->handle->write_queue_size;
+  if (s->handle->write_queue_size == 0) {
     s->written = s->queued;
     if (s->h->on_written) s->h->on_written(s);
   }
@@ -39,13 +45,13 @@ static void on_write(uv_write_t *req, int status) {
 /* Writes to the socket: as much as possible at once, the rest queued. */
 static int raw_write(gm_stream_t *s, const uint8_t *a, size_t alen,
                      const uint8_t *b, size_t blen) {
-  if (s->closing || s->tcp == NULL) return GM_ECLOSED;
+  if (s->closing || s->handle == NULL) return GM_ECLOSED;
   size_t total = alen + blen, done = 0;
   s->queued += total;
-  if (s->tcp->write_queue_size == 0) {
+  if (s->handle->write_queue_size == 0) {
     uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
                         uv_buf_init((char *)b, (unsigned)blen)};
-    int r = uv_try_write((uv_stream_t *)s->tcp, bufs, 2);
+    int r = uv_try_write(s->handle, bufs, 2);
     if (r > 0) done = (size_t)r;
     else if (r != UV_EAGAIN && r != UV_ENOSYS) return gm_uv_error(r);
   }
@@ -68,7 +74,7 @@ static int raw_write(gm_stream_t *s, const uint8_t *a, size_t alen,
     memcpy(w->data, b + (done - alen), left);
   }
   uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)left);
-  int r = uv_write(&w->req, (uv_stream_t *)s->tcp, &buf, 1, on_write);
+  int r = uv_write(&w->req, s->handle, &buf, 1, on_write);
   if (r) {
     gm_free(w, sizeof *w + left);
     return gm_uv_error(r);
@@ -109,8 +115,9 @@ static const char *tls_reason(WOLFSSL *ssl, int e, char *buf, size_t cap) {
 static void end_with(gm_stream_t *s, int err, const char *why) {
   if (s->ended) return;
   s->ended = true;
+  s->eof = err == GM_ECLOSED;
   if (s->reading) {
-    uv_read_stop((uv_stream_t *)s->tcp);
+    uv_read_stop(s->handle);
     s->reading = false;
   }
   if (s->h->on_end) s->h->on_end(s, err, why);
@@ -196,19 +203,30 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
 
 static void start_reading(gm_stream_t *s) {
   if (s->reading || s->paused || s->ended || s->closing) return;
-  if (uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_read) == 0)
+  if (uv_read_start(s->handle, on_alloc, on_read) == 0)
     s->reading = true;
+}
+
+static void init(gm_stream_t *s, gm_loop_t *l, uv_stream_t *handle,
+                 const gm_stream_handler_t *h, void *data) {
+  memset(s, 0, sizeof *s);
+  s->loop = l;
+  s->handle = handle;
+  s->h = h;
+  s->data = data;
+  handle->data = s;
 }
 
 void gm_stream_init(gm_stream_t *s, gm_loop_t *l, uv_tcp_t *tcp,
                     const gm_stream_handler_t *h, void *data) {
-  memset(s, 0, sizeof *s);
-  s->loop = l;
-  s->tcp = tcp;
-  s->h = h;
-  s->data = data;
-  tcp->data = s;
+  init(s, l, (uv_stream_t *)tcp, h, data);
   start_reading(s);
+}
+
+void gm_stream_init_pipe(gm_stream_t *s, gm_loop_t *l, uv_pipe_t *pipe,
+                         const gm_stream_handler_t *h, void *data) {
+  init(s, l, (uv_stream_t *)pipe, h, data);
+  s->paused = true;
 }
 
 int gm_stream_start_tls(gm_stream_t *s, gm_tls_ctx_t *ctx, const char *host,
@@ -241,7 +259,7 @@ int gm_stream_start_tls(gm_stream_t *s, gm_tls_ctx_t *ctx, const char *host,
 
 int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
                     size_t blen) {
-  if (s->closing || s->ended) return GM_ECLOSED;
+  if (s->closing || (s->ended && !half_open(s))) return GM_ECLOSED;
   if (s->ssl == NULL) return raw_write(s, a, alen, b, blen);
   if (s->handshaking) return GM_EAGAIN;
   const void *parts[2] = {a, b};
@@ -266,7 +284,7 @@ int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
 void gm_stream_pause(gm_stream_t *s) {
   s->paused = true;
   if (s->reading) {
-    uv_read_stop((uv_stream_t *)s->tcp);
+    uv_read_stop(s->handle);
     s->reading = false;
   }
 }
@@ -278,7 +296,7 @@ void gm_stream_resume(gm_stream_t *s) {
 
 static void on_handle_closed(uv_handle_t *h) {
   gm_stream_t *s = h->data;
-  gm_free(h, sizeof(uv_tcp_t));
+  gm_free(h, uv_handle_size(h->type));
   gm_loop_progress(s->loop);
   if (s->ssl) {
     wolfSSL_free(s->ssl);
@@ -293,8 +311,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   gm_free(req, sizeof *req);
   gm_loop_inflight(s->loop, -1);
   /* A reset during the shutdown already closed the handle. */
-  if (!uv_is_closing((uv_handle_t *)s->tcp))
-    uv_close((uv_handle_t *)s->tcp, on_handle_closed);
+  if (!uv_is_closing((uv_handle_t *)s->handle))
+    uv_close((uv_handle_t *)s->handle, on_handle_closed);
 }
 
 void gm_stream_close(gm_stream_t *s) {
@@ -302,27 +320,28 @@ void gm_stream_close(gm_stream_t *s) {
   if (s->ssl && !s->handshaking && !s->ended) wolfSSL_shutdown(s->ssl);
   s->closing = true;
   s->reading = false;
-  uv_read_stop((uv_stream_t *)s->tcp);
+  uv_read_stop(s->handle);
   uv_shutdown_t *req = gm_malloc(sizeof *req);
-  if (req && !s->ended) {
+  if (req && (!s->ended || half_open(s))) {
     req->data = s;
-    if (uv_shutdown(req, (uv_stream_t *)s->tcp, on_shutdown) == 0) {
+    if (uv_shutdown(req, s->handle, on_shutdown) == 0) {
       gm_loop_inflight(s->loop, 1);
       return;
     }
   }
   gm_free(req, sizeof *req);
-  uv_close((uv_handle_t *)s->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)s->handle, on_handle_closed);
 }
 
 void gm_stream_reset(gm_stream_t *s) {
-  if (uv_is_closing((uv_handle_t *)s->tcp)) return;
+  if (uv_is_closing((uv_handle_t *)s->handle)) return;
   bool shutting_down = s->closing;
   s->closing = true;
   s->reading = false;
   /* During a graceful shutdown libuv refuses a reset: close plainly. */
-  if (shutting_down || uv_tcp_close_reset(s->tcp, on_handle_closed) != 0)
-    uv_close((uv_handle_t *)s->tcp, on_handle_closed);
+  if (shutting_down || s->handle->type != UV_TCP ||
+      uv_tcp_close_reset((uv_tcp_t *)s->handle, on_handle_closed) != 0)
+    uv_close((uv_handle_t *)s->handle, on_handle_closed);
 }
 
 const char *gm_stream_tls_version(const gm_stream_t *s) {

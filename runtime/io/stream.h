@@ -1,4 +1,6 @@
-/* A byte stream over TCP, with or without TLS (wolfSSL over memory I/O).
+/* A byte stream over TCP, with or without TLS (wolfSSL over memory I/O),
+ * or over a Unix-domain socket or an inherited pipe: the one place where
+ * the loop reads, writes, pauses and closes a libuv stream.
  *
  * wolfSSL never sees the socket: ciphertext read by libuv is handed to it
  * through memory callbacks, and the ciphertext it produces is written with
@@ -31,7 +33,7 @@ typedef struct gm_stream_handler_s {
 
 struct gm_stream_s {
   gm_loop_t *loop;
-  uv_tcp_t *tcp;
+  uv_stream_t *handle; /* heap, a uv_tcp_t or a uv_pipe_t: freed on close */
   void *ssl; /* WOLFSSL *, NULL for plain TCP */
   const gm_stream_handler_t *h;
   void *data;
@@ -43,12 +45,19 @@ struct gm_stream_s {
   bool reading;
   bool paused;
   bool ended;
+  bool eof;        /* ended by the peer's end of input, not by an error */
+  bool half_close; /* after the peer's end of input, writing goes on */
   bool closing;
 };
 
 /* Takes ownership of an open tcp handle and starts reading. */
 void gm_stream_init(gm_stream_t *s, gm_loop_t *l, uv_tcp_t *tcp,
                     const gm_stream_handler_t *h, void *data);
+/* The same for a pipe (heap memory, initialised). Reading starts with
+ * gm_stream_resume, once the pipe is connected or opened: until then the
+ * stream only closes. */
+void gm_stream_init_pipe(gm_stream_t *s, gm_loop_t *l, uv_pipe_t *pipe,
+                         const gm_stream_handler_t *h, void *data);
 /* Starts a TLS handshake; host (client side) is checked against the
  * certificate and sent as SNI unless it is an IP address. */
 int gm_stream_start_tls(gm_stream_t *s, gm_tls_ctx_t *ctx, const char *host,
@@ -61,7 +70,7 @@ void gm_stream_pause(gm_stream_t *s);
 void gm_stream_resume(gm_stream_t *s);
 /* Graceful close: queued writes are flushed, then FIN. on_closed follows. */
 void gm_stream_close(gm_stream_t *s);
-/* Abrupt close with a TCP reset. on_closed follows. */
+/* Abrupt close with a TCP reset (a pipe just closes). on_closed follows. */
 void gm_stream_reset(gm_stream_t *s);
 /* The TLS version and cipher, for logs ("TLSv1.3 TLS13-AES128-GCM-SHA256"). */
 const char *gm_stream_tls_version(const gm_stream_t *s);

@@ -18,199 +18,94 @@
  *   core.mkdirs(path[, mode = 0700]) -> true | fail
  *
  * Streams are byte streams: framing is the caller's (the REPL uses JSON
- * lines). A stream reads ahead up to READ_AHEAD bytes, then waits for its
- * reader. The listener does not keep gloaming.run going. */
+ * lines). The I/O, the read-ahead and its backpressure are io/unix.c's;
+ * this file keeps the Lua objects and the tasks that wait on them. The
+ * listener does not keep gloaming.run going. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include "io/log.h"
-#include "io/tcp.h"
+#include "io/unix.h"
 #include "lua/rt.h"
-#include "proto/alloc.h"
-#include "proto/buf.h"
+#include "lua/waiter.h"
 #include "proto/errors.h"
 
 #define LISTENER_MT "gloaming.UnixListener"
 #define STREAM_MT "gloaming.Stream"
-#define READ_AHEAD (1024 * 1024)
-#define BACKLOG 16
 
 /* {=============== streams =============== */
 
-typedef struct ustream_s {
-  gm_rt_t *rt;
-  uv_pipe_t pipe;
-  uv_connect_t connect_req;
-  uv_shutdown_t shutdown_req;
-  gm_closable_t closable;
-  gm_buf_t in;
-  int in_err;      /* reading ended: GM_ECLOSED or another GM_E* code */
-  int write_err;   /* the first failed write */
-  int pending;     /* writes handed to libuv and not yet done */
-  gm_task_t *reader, *flusher, *connector;
-  bool initialized;   /* pipe is a live libuv handle */
-  bool handle_closed; /* its close callback ran */
-  bool open;          /* connected and not closed by us */
-  bool reading;
-  bool shutting_down; /* a graceful close waits for the queued writes */
-  bool orphan;        /* the Lua object is gone: free once the handle is */
-} ustream_t;
-
 typedef struct lstream_s {
-  ustream_t *s;
+  gm_ustream_t *u; /* NULL once collected */
+  gm_rt_t *rt;
+  gm_waiter_t reader, flusher, connector;
 } lstream_t;
 
-typedef struct wreq_s {
-  uv_write_t req;
-  ustream_t *s;
-  size_t len;
-  char data[];
-} wreq_t;
-
-static void stream_free(ustream_t *s) {
-  gm_buf_free(&s->in);
-  gm_free(s, sizeof *s);
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  ustream_t *s = h->data;
-  s->handle_closed = true;
-  if (s->orphan) stream_free(s);
-}
-
-/* Fails whoever waits on the stream: reads end, flushes too. */
-static void fail_waiters(ustream_t *s, int err, const char *why) {
-  if (s->reader) {
-    gm_task_t *t = s->reader;
-    s->reader = NULL;
-    gm_task_fail(t, err, why);
-  }
-  if (s->flusher) {
-    gm_task_t *t = s->flusher;
-    s->flusher = NULL;
-    gm_task_fail(t, err, why);
-  }
-}
-
-static void close_handle(ustream_t *s) {
-  if (s->initialized && !uv_is_closing((uv_handle_t *)&s->pipe))
-    uv_close((uv_handle_t *)&s->pipe, on_handle_closed);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  ustream_t *s = req->data;
-  gm_closable_remove(&s->closable);
-  close_handle(s);
-}
-
-/* Ends the stream. Graceful: queued writes are flushed first (the
- * closable stays registered meanwhile, so the end of a run still closes
- * the handle with our callback). */
-static void stream_close(ustream_t *s, bool graceful) {
-  bool was_open = s->open;
-  s->open = false;
-  if (s->in_err == 0) s->in_err = GM_ECLOSED;
-  if (s->reading) {
-    uv_read_stop((uv_stream_t *)&s->pipe);
-    s->reading = false;
-  }
-  fail_waiters(s, GM_ECLOSED, "the stream is closed");
-  if (!s->initialized || uv_is_closing((uv_handle_t *)&s->pipe)) {
-    gm_closable_remove(&s->closable);
-    return;
-  }
-  if (graceful && s->shutting_down) return;
-  if (graceful && was_open && s->pending > 0) {
-    s->shutdown_req.data = s;
-    if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->pipe, on_shutdown) == 0) {
-      s->shutting_down = true;
-      return;
-    }
-  }
-  gm_closable_remove(&s->closable);
-  close_handle(s);
-}
-
-static void on_loop_close(gm_closable_t *c) {
-  stream_close((ustream_t *)((char *)c - offsetof(ustream_t, closable)), false);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  ustream_t *s = h->data;
-  if (gm_buf_reserve(&s->in, suggested)) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  *buf = uv_buf_init((char *)s->in.data + s->in.len,
-                     (unsigned)(s->in.cap - s->in.len));
-}
-
-static void deliver(ustream_t *s) {
-  gm_task_t *t = s->reader;
-  if (t == NULL) return;
-  if (s->in.len > 0) {
-    s->reader = NULL;
+/* Hands the reader what arrived, or the end of input. */
+static void on_input(gm_ustream_t *u) {
+  lstream_t *ls = u->data;
+  if (ls->reader.task == NULL) return;
+  if (u->in.len > 0) {
+    gm_task_t *t = gm_waiter_take(&ls->reader);
     lua_checkstack(t->co, 1);
-    lua_pushlstring(t->co, (const char *)s->in.data, s->in.len);
-    gm_buf_clear(&s->in);
-    gm_buf_compact(&s->in);
+    lua_pushlstring(t->co, (const char *)u->in.data, u->in.len);
+    gm_ustream_consumed(u);
     gm_task_wake(t, 1);
-  } else if (s->in_err) {
-    s->reader = NULL;
-    gm_task_fail(t, s->in_err, s->in_err == GM_ECLOSED ? "closed" : NULL);
+  } else if (u->in_err) {
+    gm_task_fail(gm_waiter_take(&ls->reader), u->in_err,
+                 u->in_err == GM_ECLOSED ? "closed" : NULL);
   }
 }
 
-static void start_reading(ustream_t *s);
-
-static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
-  (void)buf;
-  ustream_t *s = st->data;
-  gm_loop_progress(s->rt->loop);
-  if (n > 0) {
-    s->in.len += (size_t)n;
-    if (s->in.len >= READ_AHEAD) {
-      uv_read_stop(st);
-      s->reading = false;
-    }
-  } else if (n < 0) {
-    uv_read_stop(st);
-    s->reading = false;
-    s->in_err = n == UV_EOF ? GM_ECLOSED : gm_uv_error((int)n);
+static void on_flushed(gm_ustream_t *u) {
+  lstream_t *ls = u->data;
+  if (ls->flusher.task == NULL) return;
+  if (u->write_err) {
+    gm_task_fail(gm_waiter_take(&ls->flusher), u->write_err, NULL);
+  } else if (gm_ustream_flushed(u)) {
+    gm_task_t *t = gm_waiter_take(&ls->flusher);
+    lua_pushboolean(t->co, 1);
+    gm_task_wake(t, 1);
   }
-  deliver(s);
 }
 
-static void start_reading(ustream_t *s) {
-  if (s->reading || !s->open || s->in_err || s->in.len >= READ_AHEAD) return;
-  int r = uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read);
-  if (r)
-    s->in_err = gm_uv_error(r);
+static void on_connected(gm_ustream_t *u, int err, const char *why) {
+  lstream_t *ls = u->data;
+  gm_task_t *t = gm_waiter_take(&ls->connector);
+  if (t == NULL) return;
+  if (err)
+    gm_task_fail(t, err, why);
   else
-    s->reading = true;
+    gm_task_wake(t, 0); /* the continuation returns the stream */
 }
 
-/* A new stream object on the stack; its handle is initialised. */
-static ustream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_loop_t *loop) {
+static const gm_ustream_handler_t handler = {
+    .on_connected = on_connected,
+    .on_input = on_input,
+    .on_flushed = on_flushed,
+};
+
+/* Ends the stream: whoever waits on it fails, reads and flushes alike. */
+static void stream_close(lstream_t *ls, bool graceful) {
+  gm_task_t *t;
+  if ((t = gm_waiter_take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  if ((t = gm_waiter_take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  if (ls->u) gm_ustream_close(ls->u, graceful);
+}
+
+/* A new stream object on the stack, over u (a new, unconnected one when
+ * u is NULL). */
+static lstream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_ustream_t *u) {
   lstream_t *ls = lua_newuserdatauv(L, sizeof *ls, 0);
-  ls->s = NULL;
+  memset(ls, 0, sizeof *ls);
+  ls->rt = rt;
   luaL_setmetatable(L, STREAM_MT);
-  ustream_t *s = gm_calloc(1, sizeof *s);
-  if (s == NULL) luaL_error(L, "out of memory");
-  s->rt = rt;
-  uv_pipe_init(&loop->uv, &s->pipe, 0);
-  s->pipe.data = s;
-  s->initialized = true;
-  ls->s = s;
-  gm_closable_add(loop, &s->closable, on_loop_close);
-  return s;
+  if (u == NULL) u = gm_ustream_new(rt->loop, &handler, NULL);
+  if (u == NULL) luaL_error(L, "out of memory");
+  u->data = ls;
+  ls->u = u;
+  return ls;
 }
 
 /* A task with a cancellation pending fails its next wait at once (the
@@ -220,139 +115,89 @@ static bool cancelled_already(const gm_task_t *t) {
   return t->cancel_pending || t->rt->sticky_cancel;
 }
 
-static ustream_t *check_stream(lua_State *L, int i) {
+static lstream_t *check_stream(lua_State *L, int i) {
   lstream_t *ls = luaL_checkudata(L, i, STREAM_MT);
-  if (ls->s == NULL) luaL_error(L, "the stream is freed");
-  return ls->s;
-}
-
-static void detach_reader(gm_task_t *t, void *object) {
-  ustream_t *s = object;
-  if (s->reader == t) s->reader = NULL;
+  if (ls->u == NULL) luaL_error(L, "the stream is freed");
+  return ls;
 }
 
 static int stream_read(lua_State *L) {
-  ustream_t *s = check_stream(L, 1);
+  lstream_t *ls = check_stream(L, 1);
+  gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
-  if (s->reader) return luaL_error(L, "another task is already reading");
-  if (s->in.len > 0) {
-    lua_pushlstring(L, (const char *)s->in.data, s->in.len);
-    gm_buf_clear(&s->in);
-    gm_buf_compact(&s->in);
-    start_reading(s);
+  if (ls->reader.task) return luaL_error(L, "another task is already reading");
+  if (u->in.len > 0) {
+    lua_pushlstring(L, (const char *)u->in.data, u->in.len);
+    gm_ustream_consumed(u);
     return 1;
   }
-  if (s->in_err) return gm_push_fail(L, s->in_err, s->in_err == GM_ECLOSED ? "closed" : NULL);
-  gm_task_t *t = gm_task_current(L, s->rt);
-  start_reading(s);
-  s->reader = t;
-  return gm_task_wait(L, t, s, detach_reader, timeout);
-}
-
-static void on_written(uv_write_t *req, int status) {
-  wreq_t *w = (wreq_t *)req;
-  ustream_t *s = w->s;
-  gm_free(w, sizeof *w + w->len);
-  s->pending--;
-  if (status < 0 && status != UV_ECANCELED && s->write_err == 0)
-    s->write_err = gm_uv_error(status);
-  if (s->pending == 0 && s->flusher) {
-    gm_task_t *t = s->flusher;
-    s->flusher = NULL;
-    if (s->write_err) {
-      gm_task_fail(t, s->write_err, NULL);
-    } else {
-      lua_pushboolean(t->co, 1);
-      gm_task_wake(t, 1);
-    }
-  }
+  if (u->in_err) return gm_push_fail(L, u->in_err, u->in_err == GM_ECLOSED ? "closed" : NULL);
+  gm_task_t *t = gm_task_current(L, ls->rt);
+  ls->reader.task = t;
+  return gm_task_wait(L, t, &ls->reader, gm_waiter_detach, timeout);
 }
 
 static int stream_write(lua_State *L) {
-  ustream_t *s = check_stream(L, 1);
+  lstream_t *ls = check_stream(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
-  if (s->write_err) return gm_push_fail(L, s->write_err, NULL);
-  if (len == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  wreq_t *w = gm_malloc(sizeof *w + len);
-  if (w == NULL) return gm_push_fail(L, GM_ENOMEM, NULL);
-  w->s = s;
-  w->len = len;
-  memcpy(w->data, data, len);
-  uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-  int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, &b, 1, on_written);
-  if (r) {
-    gm_free(w, sizeof *w + len);
-    return gm_push_fail(L, gm_uv_error(r), uv_strerror(r));
-  }
-  s->pending++;
+  const char *why;
+  int err = gm_ustream_write(ls->u, data, len, &why);
+  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
+  if (err) return gm_push_fail(L, err, why);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-static void detach_flusher(gm_task_t *t, void *object) {
-  ustream_t *s = object;
-  if (s->flusher == t) s->flusher = NULL;
-}
-
 static int stream_flush(lua_State *L) {
-  ustream_t *s = check_stream(L, 1);
+  lstream_t *ls = check_stream(L, 1);
+  gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
-  if (s->write_err) return gm_push_fail(L, s->write_err, NULL);
-  if (s->pending == 0) {
+  if (u->write_err) return gm_push_fail(L, u->write_err, NULL);
+  if (gm_ustream_flushed(u)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
-  if (s->flusher) return luaL_error(L, "another task is already flushing");
-  gm_task_t *t = gm_task_current(L, s->rt);
-  s->flusher = t;
-  return gm_task_wait(L, t, s, detach_flusher, timeout);
+  if (!u->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
+  if (ls->flusher.task) return luaL_error(L, "another task is already flushing");
+  gm_task_t *t = gm_task_current(L, ls->rt);
+  ls->flusher.task = t;
+  return gm_task_wait(L, t, &ls->flusher, gm_waiter_detach, timeout);
 }
 
 static int stream_l_close(lua_State *L) {
-  ustream_t *s = check_stream(L, 1);
-  stream_close(s, true);
+  stream_close(check_stream(L, 1), true);
   return 0;
 }
 
 static int stream_is_open(lua_State *L) {
-  lua_pushboolean(L, check_stream(L, 1)->open);
+  lua_pushboolean(L, check_stream(L, 1)->u->open);
   return 1;
 }
 
 static int stream_peer_uid(lua_State *L) {
-  ustream_t *s = check_stream(L, 1);
-  uv_os_fd_t fd;
-  struct ucred cred;
-  socklen_t n = sizeof cred;
-  if (!s->open || uv_fileno((uv_handle_t *)&s->pipe, &fd) != 0)
-    return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) != 0)
-    return gm_push_fail(L, GM_EIO, strerror(errno));
-  lua_pushinteger(L, (lua_Integer)cred.uid);
+  lstream_t *ls = check_stream(L, 1);
+  uid_t uid;
+  const char *why;
+  int err = gm_ustream_peer_uid(ls->u, &uid, &why);
+  if (err) return gm_push_fail(L, err, why);
+  lua_pushinteger(L, (lua_Integer)uid);
   return 1;
 }
 
 static int stream_gc(lua_State *L) {
   lstream_t *ls = luaL_checkudata(L, 1, STREAM_MT);
-  ustream_t *s = ls->s;
-  if (s == NULL) return 0;
-  ls->s = NULL;
-  s->orphan = true;
-  stream_close(s, true);
-  if (!s->initialized || s->handle_closed) stream_free(s);
+  if (ls->u == NULL) return 0;
+  stream_close(ls, true);
+  gm_ustream_release(ls->u); /* freed once its handle is closed */
+  ls->u = NULL;
   return 0;
 }
 
 static int stream_tostring(lua_State *L) {
   lstream_t *ls = luaL_checkudata(L, 1, STREAM_MT);
   lua_pushfstring(L, "gloaming.Stream (%s): %p",
-                  ls->s && ls->s->open ? "open" : "closed", (void *)ls);
+                  ls->u && ls->u->open ? "open" : "closed", (void *)ls);
   return 1;
 }
 
@@ -360,33 +205,11 @@ static int stream_tostring(lua_State *L) {
 
 /* {=============== connecting =============== */
 
-static bool path_fits(const char *path) {
-  struct sockaddr_un a;
-  return strlen(path) < sizeof a.sun_path;
-}
-
-static void on_connected(uv_connect_t *req, int status) {
-  ustream_t *s = req->data;
-  gm_task_t *t = s->connector;
-  s->connector = NULL;
-  if (t == NULL) return; /* cancelled: the handle is closing */
-  gm_loop_progress(s->rt->loop);
-  if (status == 0) {
-    s->open = true;
-    start_reading(s);
-    gm_task_wake(t, 0); /* the continuation returns the stream */
-  } else {
-    int e = status == UV_ENOENT || status == UV_ECONNREFUSED ? GM_ECONNREFUSED
-                                                             : gm_uv_error(status);
-    gm_task_fail(t, e, uv_strerror(status));
-  }
-}
-
 static void detach_connector(gm_task_t *t, void *object) {
-  ustream_t *s = object;
-  if (s->connector != t) return;
-  s->connector = NULL;
-  stream_close(s, false);
+  lstream_t *ls = object;
+  if (ls->connector.task != t) return;
+  ls->connector.task = NULL;
+  stream_close(ls, false);
 }
 
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
@@ -403,28 +226,26 @@ static int l_unix_connect(lua_State *L) {
   uint64_t timeout = gm_check_timeout(L, 2);
   lua_settop(L, 2);
   gm_task_t *t = gm_task_current(L, rt);
-  gm_loop_t *loop = gm_rt_loop(L, rt);
-  if (!path_fits(path)) return gm_push_fail(L, GM_EINVAL, "socket path too long");
+  gm_rt_loop(L, rt);
+  if (!gm_unix_path_fits(path)) return gm_push_fail(L, GM_EINVAL, "socket path too long");
   if (cancelled_already(t)) return gm_task_wait(L, t, NULL, NULL, timeout);
-  ustream_t *s = new_stream(L, rt, loop); /* index 3 */
-  s->connect_req.data = s;
-  s->connector = t;
-  uv_pipe_connect(&s->connect_req, &s->pipe, path, on_connected);
-  return gm_task_wait_k(L, t, s, detach_connector, timeout, connect_continue);
+  lstream_t *ls = new_stream(L, rt, NULL); /* index 3 */
+  ls->connector.task = t;
+  gm_ustream_connect(ls->u, path);
+  return gm_task_wait_k(L, t, ls, detach_connector, timeout, connect_continue);
 }
 
 static int l_fd_stream(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   int fd = (int)luaL_checkinteger(L, 1);
-  gm_loop_t *loop = gm_rt_loop(L, rt);
-  ustream_t *s = new_stream(L, rt, loop);
-  int r = uv_pipe_open(&s->pipe, fd);
-  if (r) {
-    stream_close(s, false);
-    return gm_push_fail(L, gm_uv_error(r), uv_strerror(r));
+  gm_rt_loop(L, rt);
+  lstream_t *ls = new_stream(L, rt, NULL);
+  const char *why;
+  int err = gm_ustream_open_fd(ls->u, fd, &why);
+  if (err) {
+    stream_close(ls, false);
+    return gm_push_fail(L, err, why);
   }
-  s->open = true;
-  start_reading(s);
   return 1;
 }
 
@@ -432,185 +253,71 @@ static int l_fd_stream(lua_State *L) {
 
 /* {=============== listening =============== */
 
-typedef struct ulistener_s {
+typedef struct llistener_s {
+  gm_ulistener_t l;
   gm_rt_t *rt;
-  uv_pipe_t *pipe; /* heap: it outlives the listener until closed */
-  gm_closable_t closable;
-  int fn_ref;      /* on_connection */
-  char *path;
-  size_t path_len;
-  dev_t dev;       /* the socket file we made, so close removes only it */
-  ino_t ino;
-  bool open;
-} ulistener_t;
+  int fn_ref; /* on_connection */
+} llistener_t;
 
-static void free_pipe(uv_handle_t *h) { gm_free(h, sizeof(uv_pipe_t)); }
-
-static void listener_stop(ulistener_t *u) {
-  if (!u->open) return;
-  u->open = false;
-  gm_closable_remove(&u->closable);
-  uv_close((uv_handle_t *)u->pipe, free_pipe);
-  u->pipe = NULL;
-  struct stat st;
-  if (lstat(u->path, &st) == 0 && st.st_dev == u->dev && st.st_ino == u->ino)
-    unlink(u->path);
-}
-
-static void listener_on_loop_close(gm_closable_t *c) {
-  listener_stop((ulistener_t *)((char *)c - offsetof(ulistener_t, closable)));
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-  ulistener_t *u = server->data;
-  if (status < 0) {
-    gm_log(GM_LOG_WARN, NULL, "REPL socket %s: %s", u->path, uv_strerror(status));
-    return;
-  }
-  gm_rt_t *rt = u->rt;
+/* Each accepted stream runs on_connection(stream) in a daemon task. */
+static void on_accept(gm_ulistener_t *l, gm_ustream_t *u) {
+  llistener_t *ll = l->data;
+  gm_rt_t *rt = ll->rt;
   lua_State *L = rt->L;
-  gm_loop_progress(rt->loop);
-  ustream_t *s = new_stream(L, rt, rt->loop);
-  if (uv_accept(server, (uv_stream_t *)&s->pipe) != 0) {
-    lua_pop(L, 1); /* collected later; its handle closes then */
-    stream_close(s, false);
-    return;
-  }
-  s->open = true;
-  uv_os_fd_t fd;
-  struct ucred cred = {.pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
-  socklen_t n = sizeof cred;
-  if (uv_fileno((uv_handle_t *)&s->pipe, &fd) != 0 ||
-      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) != 0 ||
-      cred.uid != geteuid()) {
-    gm_log(GM_LOG_WARN, NULL,
-           "REPL socket %s: refused a peer of another user (uid %ld, pid %ld)",
-           u->path, (long)cred.uid, (long)cred.pid);
-    stream_close(s, false);
-    lua_pop(L, 1);
-    return;
-  }
-  start_reading(s);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, u->fn_ref);
+  new_stream(L, rt, u);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ll->fn_ref);
   gm_task_spawn(L, rt, 1, true);
   lua_pop(L, 1);
 }
 
-static ulistener_t *check_listener(lua_State *L, int i) {
+static llistener_t *check_listener(lua_State *L, int i) {
   return luaL_checkudata(L, i, LISTENER_MT);
-}
-
-/* What is at path: nothing (0), a stale socket that was removed (0), or
- * a reason not to touch it (GM_E* code, message in why). */
-static int clear_path(const char *path, char *why, size_t cap) {
-  struct stat st;
-  if (lstat(path, &st) != 0) {
-    if (errno == ENOENT) return 0;
-    snprintf(why, cap, "%s: %s", path, strerror(errno));
-    return GM_EIO;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    snprintf(why, cap, "%s exists and is not a socket: not replacing it", path);
-    return GM_EADDRINUSE;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    snprintf(why, cap, "socket: %s", strerror(errno));
-    return GM_EIO;
-  }
-  struct sockaddr_un a;
-  memset(&a, 0, sizeof a);
-  a.sun_family = AF_UNIX;
-  memcpy(a.sun_path, path, strlen(path) + 1);
-  int r = connect(fd, (struct sockaddr *)&a, sizeof a);
-  int e = errno;
-  close(fd);
-  if (r == 0) {
-    snprintf(why, cap, "another process is listening on %s", path);
-    return GM_EADDRINUSE;
-  }
-  if (e != ECONNREFUSED) {
-    snprintf(why, cap, "%s: %s", path, strerror(e));
-    return GM_EIO;
-  }
-  if (unlink(path) != 0 && errno != ENOENT) {
-    snprintf(why, cap, "cannot remove the stale socket %s: %s", path, strerror(errno));
-    return GM_EIO;
-  }
-  return 0;
 }
 
 static int l_unix_listen(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
-  size_t path_len;
-  const char *path = luaL_checklstring(L, 1, &path_len);
+  const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   gm_loop_t *loop = gm_rt_loop(L, rt);
-  if (!path_fits(path)) return gm_push_fail(L, GM_EINVAL, "socket path too long");
-  char why[512];
-  int err = clear_path(path, why, sizeof why);
-  if (err) return gm_push_fail(L, err, why);
-
-  ulistener_t *u = lua_newuserdatauv(L, sizeof *u, 0);
-  memset(u, 0, sizeof *u);
-  u->rt = rt;
-  u->fn_ref = LUA_NOREF;
+  llistener_t *ll = lua_newuserdatauv(L, sizeof *ll, 0);
+  memset(ll, 0, sizeof *ll);
+  ll->rt = rt;
+  ll->fn_ref = LUA_NOREF;
   luaL_setmetatable(L, LISTENER_MT);
-  u->path = gm_strndup(path, path_len);
-  u->pipe = gm_malloc(sizeof *u->pipe);
-  if (u->path == NULL || u->pipe == NULL) return gm_push_fail(L, GM_ENOMEM, NULL);
-  u->path_len = path_len;
-  uv_pipe_init(&loop->uv, u->pipe, 0);
-  u->pipe->data = u;
-  mode_t old = umask(077);
-  int r = uv_pipe_bind(u->pipe, path);
-  umask(old);
-  if (r == 0) r = uv_listen((uv_stream_t *)u->pipe, BACKLOG, on_connection);
-  if (r) {
-    uv_close((uv_handle_t *)u->pipe, free_pipe);
-    u->pipe = NULL;
-    snprintf(why, sizeof why, "%s: %s", path, uv_strerror(r));
-    return gm_push_fail(L, gm_uv_error(r), why);
-  }
-  struct stat st;
-  if (lstat(path, &st) == 0) {
-    u->dev = st.st_dev;
-    u->ino = st.st_ino;
-  }
-  chmod(path, 0600);
-  uv_unref((uv_handle_t *)u->pipe);
+  char why[512];
+  int err = gm_ulistener_start(&ll->l, loop, path, &handler, on_accept, ll,
+                               why, sizeof why);
+  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
+  if (err) return gm_push_fail(L, err, why);
   lua_pushvalue(L, 2);
-  u->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  u->open = true;
-  gm_closable_add(loop, &u->closable, listener_on_loop_close);
+  ll->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
 static int listener_close(lua_State *L) {
-  listener_stop(check_listener(L, 1));
+  gm_ulistener_stop(&check_listener(L, 1)->l);
   return 0;
 }
 
 static int listener_gc(lua_State *L) {
-  ulistener_t *u = check_listener(L, 1);
-  listener_stop(u);
-  if (u->fn_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, u->fn_ref);
-    u->fn_ref = LUA_NOREF;
+  llistener_t *ll = check_listener(L, 1);
+  gm_ulistener_stop(&ll->l);
+  gm_ulistener_free(&ll->l);
+  if (ll->fn_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ll->fn_ref);
+    ll->fn_ref = LUA_NOREF;
   }
-  if (u->path) gm_free(u->path, u->path_len + 1);
-  u->path = NULL;
   return 0;
 }
 
 static int listener_path(lua_State *L) {
-  ulistener_t *u = check_listener(L, 1);
-  lua_pushlstring(L, u->path ? u->path : "", u->path ? u->path_len : 0);
+  llistener_t *ll = check_listener(L, 1);
+  lua_pushlstring(L, ll->l.path ? ll->l.path : "", ll->l.path ? ll->l.path_len : 0);
   return 1;
 }
 
 static int listener_is_open(lua_State *L) {
-  lua_pushboolean(L, check_listener(L, 1)->open);
+  lua_pushboolean(L, check_listener(L, 1)->l.open);
   return 1;
 }
 
@@ -619,28 +326,7 @@ static int listener_is_open(lua_State *L) {
 /* {=============== file descriptors and folders =============== */
 
 static int l_fd_kind(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
-  const char *name = "unknown";
-  switch (uv_guess_handle(fd)) {
-  case UV_TTY:
-    name = "tty";
-    break;
-  case UV_NAMED_PIPE:
-    name = "pipe";
-    break;
-  case UV_FILE:
-    name = "file";
-    break;
-  case UV_TCP:
-    name = "tcp";
-    break;
-  case UV_UDP:
-    name = "udp";
-    break;
-  default:
-    break;
-  }
-  lua_pushstring(L, name);
+  lua_pushstring(L, gm_fd_kind((int)luaL_checkinteger(L, 1)));
   return 1;
 }
 
