@@ -480,6 +480,12 @@ function Fake:interact(shard_id, name, command_options, opts)
   opts = options.check(opts, INTERACT, "fake:interact")
   local session = self:_session_of(shard_id)
   local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
+  if opts.guild_id and not self.guild_by_id[opts.guild_id] then
+    error("fake:interact: unknown guild " .. opts.guild_id, 2)
+  end
+  if opts.channel_id and not self.channels[opts.channel_id] then
+    error("fake:interact: unknown channel " .. opts.channel_id, 2)
+  end
   local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
   local id, token = self.new_id(), model.random_token()
   local user = opts.user or self.tester
