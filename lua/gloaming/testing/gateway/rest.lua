@@ -82,7 +82,8 @@ function rest.handle(fake, raw, req)
   fake:_record_request {
     method = req.method, path = req.path, query = req.query,
     body = decoded == nil and req.body or decoded or nil,
-    status = status, response = body,
+    -- what was answered then, as the bot read it: the live object changes with later edits
+    status = status, response = body and json.decode(sent) or nil,
     authorized = req.headers.authorization == "Bot " .. fake.token,
   }
   fake.log.info("REST %s %s -> %d", req.method, loggable(req.path), status)
