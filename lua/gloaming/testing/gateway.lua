@@ -229,6 +229,9 @@ local function accept_loop(fake, listener)
       if code ~= "ECANCELED" and code ~= "ECLOSED" then
         fake.log.warn("accept on port %d failed: %s", port, tostring(msg))
       end
+      -- the fake stops serving (fake:stop, or the run ends without it):
+      -- its TLS files go (the server has read them)
+      certs.remove(fake.certs)
       return
     end
     local slot = {}
@@ -274,6 +277,9 @@ function gateway.new(opts)
   local tls
   if opts.tls then
     self.certs = certs.make()
+    -- and when the process ends first (os.exit closes the Lua state)
+    local c = self.certs
+    self.certs_guard = setmetatable({}, { __gc = function() certs.remove(c) end })
     self.ca_file = self.certs.ca_file
     tls = { cert_file = self.certs.cert_file, key_file = self.certs.key_file }
   end
