@@ -34,6 +34,19 @@ describe("testing.with_bot", function()
       { type(err), getmetatable(err) })
   end)
 
+  it("says what a timed-out fake:wait_until waited for, and what the fake saw last", function()
+    local got
+    testing.with_bot(function(fake, bot)
+      assert(bot.http:create_message(testing.snowflake(10), "hi"))
+      got = { fake:wait_until(function() return false end, 2) }
+    end)
+    local line = debug.getinfo(1, "l").currentline - 2
+    assert.are.same({ nil, "ETIMEDOUT" }, { got[1], got[3] })
+    assert.matches("timed out after 2 s waiting for the function at spec/testing_bot_failures_spec.lua:"
+      .. line .. " (2 REST requests, the bot's last REST request: POST /api/v10/channels/"
+      .. testing.snowflake(10) .. "/messages -> 200; ", got[2], 1, true)
+  end)
+
   it("runs a Bot on a TLS fake", function()
     local secure
     testing.with_bot({ fake = { tls = true } }, function(fake, bot)

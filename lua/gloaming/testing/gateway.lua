@@ -402,7 +402,7 @@ end
 -- connection, or nil, "timed out", "ETIMEDOUT".
 function Fake:wait_ready(shard_id, timeout)
   check_shard(shard_id)
-  local conn, msg, code = self:wait_until(function()
+  local conn, msg, code = testing.wait_until(self.changed, function()
     local c = self.shard_conns[shard_id]
     return c and c.ready_sent and not c.ended and not c.stale and c
   end, timeout or DEFAULT_WAIT)
@@ -415,7 +415,22 @@ end
 -- connection's state, a payload received, a REST request). Returns nil,
 -- "timed out", "ETIMEDOUT" after timeout seconds (default 10).
 function Fake:wait_until(predicate, timeout)
-  return testing.wait_until(self.changed, predicate, timeout or DEFAULT_WAIT)
+  if type(predicate) ~= "function" then error("bad argument #1 to 'wait_until' (function expected)", 2) end
+  local result, msg, code = testing.wait_until(self.changed, predicate, timeout or DEFAULT_WAIT)
+  if code == "ETIMEDOUT" then msg = self:_timed_out(predicate, timeout or DEFAULT_WAIT) end
+  return result, msg, code
+end
+
+--- What a timed-out wait says: which predicate, and what the fake saw
+-- last (the bot's last REST request is most often the clue).
+function Fake:_timed_out(predicate, timeout)
+  local info = debug.getinfo(predicate, "S")
+  local where = info.short_src .. ":" .. info.linedefined
+  local last = self.request_log[#self.request_log]
+  local seen = last and ("the bot's last REST request: %s %s -> %d"):format(last.method,
+    rest.loggable(last.path), last.status) or "no REST request from the bot"
+  return ("timed out after %g s waiting for the function at %s (%d REST requests, %s; %d payloads received)")
+    :format(timeout, where, #self.request_log, seen, #self.received_log)
 end
 
 --- Sends a dispatch to the shard's session (kept, and replayed on

@@ -67,12 +67,14 @@ local function route(fake, req)
   return fail("not_found")
 end
 
--- Interaction and webhook tokens are secrets: paths are logged without them.
-local function loggable(path)
+local rest = {}
+
+--- A path as logs and errors show it: interaction and webhook tokens
+-- are secrets.
+function rest.loggable(path)
   return (path:gsub("(/interactions/%d+/)[^/]+", "%1:token"):gsub("(/webhooks/%d+/)[^/]+", "%1:token"))
 end
-
-local rest = {}
+local loggable = rest.loggable
 
 --- Answers one HTTP request on a server-side connection, and records it.
 function rest.handle(fake, raw, req)
