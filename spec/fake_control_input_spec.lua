@@ -36,9 +36,11 @@ describe("the fake's control side", function()
       refused("fake:add_reaction: unknown message 789", "reaction", '{"message_id":"789","emoji":"⭐"}')
       refused("unknown guild 123", "close", '{"guild_id":"123"}')
       refused("fake:interact: unknown channel 456", "interaction", '{"name":"roll","channel_id":"456"}')
-      local _, msg, code = control:request("GET", "/fake/received?shard=abc&op=zz")
-      assert.are.equal(400, code)
-      assert.matches("bad option 'op' to GET /fake/received (integer expected, got string)", msg, 1, true)
+      for _, key in ipairs { "shard", "op" } do
+        local _, msg, code = control:request("GET", "/fake/received?" .. key .. "=zz")
+        assert.are.equal(400, code)
+        assert.matches("bad option '" .. key .. "' to GET /fake/received (integer expected, got string)", msg, 1, true)
+      end
       -- nothing of it reached the client; a good request still does, and an integral float is an integer
       assert(post("close", '{"code":4001.0}'))
       local code_seen, _, skipped = c:expect_close()
