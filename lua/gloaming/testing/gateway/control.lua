@@ -1,7 +1,8 @@
 --- The fake's control side: HTTP routes under /fake/ that drive it from
 -- outside (curl, a test in another language), each one a method of the
 -- spec's API. A POST takes a JSON object; answers are JSON; a mistake
--- (a missing field, a shard without session) is a 400 with the message.
+-- (a body that is not JSON, an unknown key, an unknown id, a shard
+-- without session) is a 400 with the message, and does nothing.
 -- Documented in README.md ("The fake gateway").
 local json = require "gloaming.json"
 local options = require "gloaming.options"
