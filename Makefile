@@ -151,12 +151,13 @@ bench: deps
 	@$(MAKE) --no-print-directory module $(BENCH_MOD)
 	@scripts/bench.sh
 
+# The install paths are quoted: a LuaRocks tree may live under a path with spaces.
 install: module
-	mkdir -p $(INST_LIBDIR)/gloaming $(INST_LUADIR)/gloaming
-	cp $(MODULE) $(INST_LIBDIR)/gloaming/core.so
-	cp -R lua/gloaming/. $(INST_LUADIR)/gloaming/
-	mkdir -p $(INST_LUADIR)/gloaming/scripts
-	cp scripts/*.lua $(INST_LUADIR)/gloaming/scripts/
+	mkdir -p "$(INST_LIBDIR)/gloaming" "$(INST_LUADIR)/gloaming"
+	cp "$(MODULE)" "$(INST_LIBDIR)/gloaming/core.so"
+	cp -R lua/gloaming/. "$(INST_LUADIR)/gloaming/"
+	mkdir -p "$(INST_LUADIR)/gloaming/scripts"
+	cp scripts/*.lua "$(INST_LUADIR)/gloaming/scripts/"
 
 clean:
 	rm -rf build build-asan

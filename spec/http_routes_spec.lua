@@ -78,6 +78,43 @@ describe("gloaming.http's routes", function()
       assert.are.equal(fake.tester.id, c:expect(0, "MESSAGE_REACTION_REMOVE").d.user_id)
       assert.are.same({}, fake:reactions_on(m.id, "⭐"))
       assert.are.same({ nil, "404 Unknown Message", 10008 }, { http:create_reaction(CHANNEL, "1", "👍") })
+      -- the emoji of an event (a unicode one has id = null) reacts as it is
+      assert(http:create_reaction(CHANNEL, m.id, added.emoji))
+      assert.are.equal("/api/v10/channels/" .. CHANNEL .. "/messages/" .. m.id .. "/reactions/%F0%9F%91%8D/@me",
+        fake:requests("PUT")[4].path)
+      assert(http:delete_reaction(CHANNEL, m.id, { name = "⭐", id = gloaming.json.null }, fake.tester.id))
+      assert.matches("/reactions/%E2%AD%90/", fake:requests("DELETE")[3].path, 1, true)
+    end)
+  end)
+
+  it("record what they answered then, not the message as it became", function()
+    support.virtual(function()
+      local fake, _, http = setup()
+      local m = assert(http:create_message(CHANNEL, "Pong!"))
+      assert(http:edit_message(CHANNEL, m.id, "Pong! (edited)"))
+      assert.are.same({ "Pong!", "Pong! (edited)" },
+        { fake:requests("POST", "/messages$")[1].response.content, fake:requests("PATCH")[1].response.content })
+    end)
+  end)
+
+  it("check every id and their self; send empty lists as [], which the fake insists on", function()
+    support.virtual(function()
+      local fake, _, http = setup()
+      assert.has_error(function() http:create_message(nil, "x") end,
+        "bad argument #1 to 'create_message' (channel_id: a snowflake string expected, got nil)")
+      assert.has_error(function() http:create_interaction_response("abc", "t", { type = 1 }) end,
+        "bad argument #1 to 'create_interaction_response' (interaction_id: a snowflake string expected, got 'abc')")
+      assert.has_error(function() http.edit_message("1", "2", "x") end,
+        "bad self to 'edit_message' (gloaming.http.Client expected, got string): call it as http:edit_message(...)")
+      local embeds = {}
+      -- accepted: the fake refuses embeds sent as {}, as below
+      local sent = assert(http:create_message(CHANNEL, { content = "a", embeds = embeds }))
+      assert.are.same({ "a", 200 }, { sent.content, fake:requests("POST")[1].status })
+      assert.is_nil(getmetatable(embeds)) -- the caller's table is left alone
+      -- sent as an object, Discord (and the fake) refuse it
+      local _, err, code = http:request("POST", "/channels/" .. CHANNEL .. "/messages", '{"content":"a","embeds":{}}')
+      assert.are.same({ "400 Invalid Form Body", 50035 }, { err, code })
+      assert.are.equal("MODEL_TYPE_CONVERT", fake:requests("POST")[2].response.errors.embeds._errors[1].code)
     end)
   end)
 

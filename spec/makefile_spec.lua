@@ -75,3 +75,19 @@ describe("the Makefile on a fresh machine", function()
     end)
   end
 end)
+
+describe("make install", function()
+  it("installs into a tree whose path has a space (LuaRocks' LIBDIR and LUADIR)", function()
+    local dir = helpers.tmpdir()
+    local lib, lua = dir .. "/my tree/lib", dir .. "/my tree/share"
+    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
+      :format(lib, lua))
+    local core = io.open(lib .. "/gloaming/core.so")
+    local testing = io.open(lua .. "/gloaming/testing/init.lua")
+    helpers.rmrf(dir)
+    assert.are.equal(0, code, out)
+    assert.is_truthy(core and testing, "the module and the Lua files are in the tree")
+    if core then core:close() end
+    if testing then testing:close() end
+  end)
+end)

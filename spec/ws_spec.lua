@@ -159,6 +159,7 @@ describe("gloaming.ws over TLS", function()
 
   it("refuses a certificate for another host name", function()
     local other = certs.make { names = { "DNS:other.example" } }
+    finally(function() certs.remove(other) end)
     local oport, opid, ohandle = helpers.start_python("ws_peer.py", other.cert_file, other.key_file)
     testing.run(function()
       local ws, err, code = gloaming.ws.connect(("wss://localhost:%d/echo"):format(oport),

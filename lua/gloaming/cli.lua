@@ -149,6 +149,8 @@ local function install_signals(main)
   end)
 end
 
+cli.install_signals = install_signals -- for `gloaming test` (testing.run)
+
 --- Exit status of `gloaming run` when a Bot stopped because it could not
 -- run (see Bot:run): a fatal close, GET /gateway/bot failed, a dead reader.
 cli.EXIT_BOT_FAILED = 3

@@ -394,15 +394,6 @@ end
 -- remaining, reset_after (ms), max_concurrency } }.
 function Client:gateway_bot() return self:request("GET", "/gateway/bot") end
 
-function Client:create_message(channel_id, body)
-  if type(body) == "string" then body = { content = body } end
-  return self:request("POST", "/channels/" .. tostring(channel_id) .. "/messages", body)
-end
-
-function Client:create_interaction_response(interaction_id, token, body)
-  return self:request("POST", ("/interactions/%s/%s/callback"):format(tostring(interaction_id), token), body)
-end
-
 --- Closes kept-alive connections.
 function Client:close()
   local s = state(self)
@@ -410,7 +401,7 @@ function Client:close()
   s.idle = {}
 end
 
--- The other routes a bot uses (reactions, edits, commands, followups).
+-- The routes a bot uses (messages, reactions, commands, interaction responses).
 for name, fn in pairs(require "gloaming.http.routes") do Client[name] = fn end
 
 http.route_of = route_of -- for tests

@@ -16,10 +16,31 @@ GLOAMING_LOG is warn unless set.
 -- The bot's own modules, as busted's lpath would be given them.
 local PROJECT_PATH = "./?.lua;./?/init.lua;./lua/?.lua;./lua/?/init.lua;"
 
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- Whether busted would find specs: a spec/ folder here, a path among the
+-- arguments, or an option that runs none (--help, --version).
+local function has_specs(args)
+  if exists("spec") then return true end
+  for _, a in ipairs(args) do
+    if a == "-h" or a == "--help" or a == "--version" or (a:sub(1, 1) ~= "-" and exists(a)) then return true end
+  end
+  return false
+end
+
 local function run(args)
   if not package.searchpath("busted.runner", package.path) then
     io.stderr:write("gloaming test: busted for Lua 5.4 is not installed ",
       "(Debian: apt install lua-busted; LuaRocks: luarocks --lua-version=5.4 install busted)\n")
+    return 1
+  end
+  if not has_specs(args) then
+    io.stderr:write("gloaming test: no spec/ folder here; run it from the bot's folder, ",
+      "or pass the specs' path (gloaming test path/to/spec)\n")
     return 1
   end
   package.path = PROJECT_PATH .. package.path
@@ -32,9 +53,24 @@ local function run(args)
   for name in pairs(package.loaded) do
     if name == "gloaming" or name:match("^gloaming%.") then package.loaded[name] = nil end
   end
+  -- Ctrl-C (or SIGTERM) ends the running spec and skips the rest
+  -- (testing.run); busted's instance is caught to tell it so
+  local make_busted, busted = require "busted.core", nil
+  package.loaded["busted.core"] = function(...) busted = make_busted(...) return busted end
+  local interrupt = require "gloaming.testing.interrupt"
+  interrupt.enabled = true
+  interrupt.skip_rest = function()
+    if not busted then return end
+    busted.skipAll = true
+    -- busted clears it after each error unless --no-keep-going: set again
+    local function skip() busted.skipAll = true return nil, true end
+    for _, event in ipairs { { "error" }, { "failure" }, { "test", "end" } } do busted.subscribe(event, skip) end
+  end
   -- busted runs in this process (so the same Lua, and the same paths) and
-  -- exits with the number of failures and errors
-  require("busted.runner")({ standalone = false })
+  -- exits 1 when a spec failed or erred
+  -- (called from a chunk named "gloaming test": busted names its caller's
+  -- file in its messages, "gloaming test: error: unknown/bad flag ...")
+  assert(load("require('busted.runner')({ standalone = false })", "@gloaming test"))()
   return 0
 end
 

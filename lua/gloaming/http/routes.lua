@@ -3,6 +3,8 @@
 -- route's major parameter: the channel, the guild, the webhook and its
 -- token, the interaction). Each returns what request returns: the decoded
 -- body ("" for 204), status, headers; or nil, message, code.
+local json = require "gloaming.json"
+
 local routes = {}
 
 local function id(v, n, name, fn)
@@ -21,17 +23,35 @@ local function token(v, n, fn)
   return v
 end
 
+-- A message's fields that Discord wants as JSON arrays: an empty Lua table
+-- would be written as {}, which Discord refuses (50035).
+local ARRAY_FIELDS = { embeds = true, components = true, attachments = true, sticker_ids = true }
+
+-- A copy of a message body with its empty array fields marked as arrays
+-- (and those of an interaction response's data).
+local function with_arrays(t)
+  local out = {}
+  for k, v in pairs(t) do
+    if ARRAY_FIELDS[k] and type(v) == "table" and next(v) == nil then v = json.array() end
+    out[k] = v
+  end
+  if type(out.data) == "table" and not json.is_array(out.data) then out.data = with_arrays(out.data) end
+  return out
+end
+
 local function body_of(v, n, fn)
   if type(v) == "string" then return { content = v } end
   if type(v) ~= "table" then error(("bad argument #%d to '%s' (table expected, got %s)"):format(n, fn, type(v)), 3) end
-  return v
+  return with_arrays(v)
 end
 
 --- An emoji for a reaction route: a unicode emoji ("👍"), a custom one as
 -- "name:id", or { name =, id = }; URL-encoded.
 local function emoji(v, n, fn)
   if type(v) == "table" and type(v.name) == "string" then
-    v = v.id and (v.name .. ":" .. tostring(v.id)) or v.name
+    -- an event's unicode emoji has id = json.null: only a real id makes it custom
+    local custom = type(v.id) == "string" or math.type(v.id) == "integer"
+    v = custom and (v.name .. ":" .. (math.type(v.id) and ("%d"):format(v.id) or v.id)) or v.name
   end
   if type(v) ~= "string" or v == "" then
     error(("bad argument #%d to '%s' (emoji expected: \"👍\", \"name:id\" or { name =, id = })"):format(n, fn), 3)
@@ -50,6 +70,12 @@ end
 -- }===============
 
 -- {=============== messages and reactions ===============
+
+--- POST a message; body a table or a string (the content).
+function routes:create_message(channel_id, body)
+  local c = id(channel_id, 1, "channel_id", "create_message")
+  return self:request("POST", ("/channels/%s/messages"):format(c), body_of(body, 2, "create_message"))
+end
 
 --- PATCH a message the bot sent; body a table or a string (the content).
 function routes:edit_message(channel_id, message_id, body)
@@ -104,7 +130,7 @@ function routes:bulk_overwrite_commands(application_id, guild_id, commands)
   if type(commands) ~= "table" then
     error("bad argument #3 to 'bulk_overwrite_commands' (list of commands expected)", 2)
   end
-  return self:request("PUT", path, require("gloaming.json").array(commands))
+  return self:request("PUT", path, json.array(commands))
 end
 
 function routes:edit_command(application_id, guild_id, command_id, fields)
@@ -122,6 +148,14 @@ end
 
 -- {=============== interaction responses ===============
 -- An interaction's webhook is the application id and its token.
+
+--- The initial response to an interaction: { type =, data = }.
+function routes:create_interaction_response(interaction_id, interaction_token, body)
+  local i = id(interaction_id, 1, "interaction_id", "create_interaction_response")
+  return self:request("POST", ("/interactions/%s/%s/callback")
+    :format(i, token(interaction_token, 2, "create_interaction_response")),
+    body_of(body, 3, "create_interaction_response"))
+end
 
 --- POST a followup message (after the initial response), for 15 min.
 function routes:create_followup(application_id, interaction_token, body)
@@ -148,5 +182,18 @@ function routes:delete_response(application_id, interaction_token, message_id)
 end
 
 -- }===============
+
+-- Each route checks that it was called as client:name(...): a dot call
+-- would shift every argument and blame the wrong one. (A tail call: the
+-- argument errors still point at the caller.)
+for name, fn in pairs(routes) do
+  routes[name] = function(self, ...)
+    if type(self) ~= "userdata" then
+      error(("bad self to '%s' (gloaming.http.Client expected, got %s): call it as http:%s(...)")
+        :format(name, type(self), name), 2)
+    end
+    return fn(self, ...)
+  end
+end
 
 return routes

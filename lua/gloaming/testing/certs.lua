@@ -42,9 +42,10 @@ function certs.make(opts)
   return { dir = dir, ca_file = ca, cert_file = cert, key_file = key }
 end
 
---- Removes a folder made by certs.make.
+--- Removes a folder made by certs.make (once: safe to call again).
 function certs.remove(c)
-  if c and c.dir and c.dir:match("gloaming%-certs") then
+  if c and c.dir and c.dir:match("gloaming%-certs") and not c.removed then
+    c.removed = true
     os.execute("rm -rf '" .. c.dir .. "'")
   end
 end

@@ -229,6 +229,9 @@ local function accept_loop(fake, listener)
       if code ~= "ECANCELED" and code ~= "ECLOSED" then
         fake.log.warn("accept on port %d failed: %s", port, tostring(msg))
       end
+      -- the fake stops serving (fake:stop, or the run ends without it):
+      -- its TLS files go (the server has read them)
+      certs.remove(fake.certs)
       return
     end
     local slot = {}
@@ -274,6 +277,9 @@ function gateway.new(opts)
   local tls
   if opts.tls then
     self.certs = certs.make()
+    -- and when the process ends first (os.exit closes the Lua state)
+    local c = self.certs
+    self.certs_guard = setmetatable({}, { __gc = function() certs.remove(c) end })
     self.ca_file = self.certs.ca_file
     tls = { cert_file = self.certs.cert_file, key_file = self.certs.key_file }
   end
@@ -396,7 +402,7 @@ end
 -- connection, or nil, "timed out", "ETIMEDOUT".
 function Fake:wait_ready(shard_id, timeout)
   check_shard(shard_id)
-  local conn, msg, code = self:wait_until(function()
+  local conn, msg, code = testing.wait_until(self.changed, function()
     local c = self.shard_conns[shard_id]
     return c and c.ready_sent and not c.ended and not c.stale and c
   end, timeout or DEFAULT_WAIT)
@@ -409,7 +415,22 @@ end
 -- connection's state, a payload received, a REST request). Returns nil,
 -- "timed out", "ETIMEDOUT" after timeout seconds (default 10).
 function Fake:wait_until(predicate, timeout)
-  return testing.wait_until(self.changed, predicate, timeout or DEFAULT_WAIT)
+  if type(predicate) ~= "function" then error("bad argument #1 to 'wait_until' (function expected)", 2) end
+  local result, msg, code = testing.wait_until(self.changed, predicate, timeout or DEFAULT_WAIT)
+  if code == "ETIMEDOUT" then msg = self:_timed_out(predicate, timeout or DEFAULT_WAIT) end
+  return result, msg, code
+end
+
+--- What a timed-out wait says: which predicate, and what the fake saw
+-- last (the bot's last REST request is most often the clue).
+function Fake:_timed_out(predicate, timeout)
+  local info = debug.getinfo(predicate, "S")
+  local where = info.short_src .. ":" .. info.linedefined
+  local last = self.request_log[#self.request_log]
+  local seen = last and ("the bot's last REST request: %s %s -> %d"):format(last.method,
+    rest.loggable(last.path), last.status) or "no REST request from the bot"
+  return ("timed out after %g s waiting for the function at %s (%d REST requests, %s; %d payloads received)")
+    :format(timeout, where, #self.request_log, seen, #self.received_log)
 end
 
 --- Sends a dispatch to the shard's session (kept, and replayed on
@@ -480,6 +501,12 @@ function Fake:interact(shard_id, name, command_options, opts)
   opts = options.check(opts, INTERACT, "fake:interact")
   local session = self:_session_of(shard_id)
   local guild = opts.guild_id and self.guild_by_id[opts.guild_id] or self:_guilds_of_shard(shard_id)[1]
+  if opts.guild_id and not self.guild_by_id[opts.guild_id] then
+    error("fake:interact: unknown guild " .. opts.guild_id, 2)
+  end
+  if opts.channel_id and not self.channels[opts.channel_id] then
+    error("fake:interact: unknown channel " .. opts.channel_id, 2)
+  end
   local channel_id = opts.channel_id or (guild and guild.channels[1] and guild.channels[1].id)
   local id, token = self.new_id(), model.random_token()
   local user = opts.user or self.tester

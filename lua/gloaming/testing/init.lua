@@ -13,14 +13,40 @@ local RUN = {
   timeout = { "number", nil, options.positive },
 }
 
+-- Under `gloaming test`, SIGINT or SIGTERM ends the running spec as it
+-- ends `gloaming run` (cli's signal handling: its main task is cancelled,
+-- a second signal exits at once), fails it, and skips the specs left.
+local function interruptible(fn, interrupt)
+  return function()
+    local main = core.spawn(fn)
+    local seen = core.on_signal({ "SIGINT", "SIGTERM" }, function(name)
+      interrupt.signal = interrupt.signal or name
+      if interrupt.skip_rest then interrupt.skip_rest() end
+    end)
+    local watch = require("gloaming.cli").install_signals(main)
+    local done, err = main:wait()
+    watch:close()
+    seen:close()
+    if done == false then error(err, 0) end
+  end
+end
+
 function testing.run(fn, timeout, opts)
   if type(timeout) == "table" then timeout, opts = nil, timeout end
   opts = options.check(opts, RUN, "testing.run")
+  local interrupt = package.loaded["gloaming.testing.interrupt"]
+  if interrupt and interrupt.enabled then
+    if interrupt.signal then error(interrupt.signal .. ": gloaming test was interrupted", 0) end
+    fn = interruptible(fn, interrupt)
+  end
   local ok, err = core.run(fn, {
     clock = opts.clock,
     timeout = timeout or opts.timeout or 30,
     stop_on_error = true,
   })
+  if interrupt and interrupt.signal then
+    error(interrupt.signal .. ": gloaming test was interrupted; the specs left are skipped", 0)
+  end
   if ok == false then error(err, 0) end
 end
 

@@ -1,18 +1,22 @@
 --- The fake's control side: HTTP routes under /fake/ that drive it from
 -- outside (curl, a test in another language), each one a method of the
 -- spec's API. A POST takes a JSON object; answers are JSON; a mistake
--- (a missing field, a shard without session) is a 400 with the message.
+-- (a body that is not JSON, an unknown key, an unknown id, a shard
+-- without session) is a 400 with the message, and does nothing.
 -- Documented in README.md ("The fake gateway").
 local json = require "gloaming.json"
+local options = require "gloaming.options"
 
 local JSON_HEADERS = { ["Content-Type"] = "application/json" }
 
 local control = {}
 
 local function shard_of(fake, body)
-  if body.shard ~= nil then return math.tointeger(body.shard) or error("shard must be an integer", 0) end
-  local guild = body.guild_id and fake.guild_by_id[body.guild_id]
-  return guild and guild.shard or 0
+  if body.shard ~= nil then return body.shard end
+  if body.guild_id == nil then return 0 end
+  local guild = fake.guild_by_id[body.guild_id]
+  if not guild then error("unknown guild " .. body.guild_id, 0) end
+  return guild.shard
 end
 
 -- fault kind -> what it does to the shard's connection
@@ -36,8 +40,7 @@ end
 
 local function received(fake, query)
   local out = json.array()
-  for _, e in ipairs(fake:received(query.shard and math.tointeger(tonumber(query.shard)),
-    query.op and math.tointeger(tonumber(query.op)))) do
+  for _, e in ipairs(fake:received(query.shard, query.op)) do
     out[#out + 1] = { shard = e.conn.shard_id or json.null, op = e.op or json.null, d = without_token(e.d), at = e.at }
   end
   return out
@@ -52,37 +55,67 @@ local function requests(fake, query)
   return out
 end
 
---- method, path -> function(fake, body or query) returning the answer.
+local SHARD = { "integer", nil, options.not_negative }
+
+--- method, path -> the handler, function(fake, input), and the schema of
+-- its input (the body, or the query of a GET): an unknown key or a value
+-- of the wrong type is a 400 naming it, never a default.
 local ROUTES = {
-  ["POST /fake/message"] = function(fake, body)
-    local message, seq = fake:send_message(body)
-    return { id = message.id, channel_id = message.channel_id, seq = seq }
-  end,
-  ["POST /fake/interaction"] = function(fake, body)
-    if type(body.name) ~= "string" then error("name missing: the command's name", 0) end
-    local id, token = fake:interact(shard_of(fake, body), body.name, body.options,
-      { guild_id = body.guild_id, channel_id = body.channel_id, user = body.user })
-    return { id = id, token = token }
-  end,
-  ["POST /fake/reaction"] = function(fake, body)
-    return { seq = fake:add_reaction(body) }
-  end,
-  ["POST /fake/dispatch"] = function(fake, body)
-    if type(body.t) ~= "string" then error("t missing: the event's name", 0) end
-    return { seq = fake:dispatch(shard_of(fake, body), body.t, body.d or {}) }
-  end,
-  ["POST /fake/close"] = function(fake, body)
-    local code = body.code ~= nil and (math.tointeger(body.code) or error("code must be an integer", 0)) or 4000
-    return { closed = fake:close(shard_of(fake, body), code, body.reason) }
-  end,
-  ["POST /fake/fault"] = function(fake, body)
-    local fault = FAULTS[body.kind]
-    if not fault then error("kind must be one of " .. table.concat(control.fault_kinds(), ", "), 0) end
-    return { done = fault(fake:_conn_of(shard_of(fake, body)), body) and true or false }
-  end,
-  ["GET /fake/received"] = received,
-  ["GET /fake/requests"] = requests,
+  ["POST /fake/message"] = {
+    function(fake, body)
+      local message, seq = fake:send_message(body)
+      return { id = message.id, channel_id = message.channel_id, seq = seq }
+    end,
+  }, -- fake:send_message checks its own fields
+  ["POST /fake/interaction"] = {
+    function(fake, body)
+      if body.name == nil then error("name missing: the command's name", 0) end
+      local id, token = fake:interact(shard_of(fake, body), body.name, body.options,
+        { guild_id = body.guild_id, channel_id = body.channel_id, user = body.user })
+      return { id = id, token = token }
+    end,
+    { name = { "string" }, options = { "table" }, guild_id = { "string" }, channel_id = { "string" },
+      user = { "table" }, shard = SHARD },
+  },
+  ["POST /fake/reaction"] = {
+    function(fake, body) return { seq = fake:add_reaction(body) } end,
+  }, -- fake:add_reaction checks its own fields
+  ["POST /fake/dispatch"] = {
+    function(fake, body)
+      if body.t == nil then error("t missing: the event's name", 0) end
+      return { seq = fake:dispatch(shard_of(fake, body), body.t, body.d or {}) }
+    end,
+    { t = { "string" }, d = { "table" }, shard = SHARD, guild_id = { "string" } },
+  },
+  ["POST /fake/close"] = {
+    function(fake, body)
+      return { closed = fake:close(shard_of(fake, body), body.code or 4000, body.reason) }
+    end,
+    { code = { "integer" }, reason = { "string" }, shard = SHARD, guild_id = { "string" } },
+  },
+  ["POST /fake/fault"] = {
+    function(fake, body)
+      local fault = FAULTS[body.kind]
+      if not fault then error("kind must be one of " .. table.concat(control.fault_kinds(), ", "), 0) end
+      return { done = fault(fake:_conn_of(shard_of(fake, body)), body) and true or false }
+    end,
+    { kind = { "string" }, resumable = { "boolean" }, on = { "boolean" }, shard = SHARD, guild_id = { "string" } },
+  },
+  ["GET /fake/received"] = { received, { shard = SHARD, op = { "integer", nil, options.not_negative } } },
+  ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
 }
+
+--- cjson decodes every number as a float, and a query's values are text:
+-- the integers the schemas ask for are made integers (3.0 -> 3, "3" -> 3).
+local function integers(input, schema)
+  for k, rule in pairs(schema) do
+    local v = input[k]
+    if rule[1] == "integer" and v ~= nil then
+      input[k] = math.tointeger(tonumber(v)) or v
+    end
+  end
+  return input
+end
 
 local function parse_query(query)
   local q = {}
@@ -100,32 +133,40 @@ function control.fault_kinds()
   return kinds
 end
 
-function control.handle(fake, raw, req)
-  local key = req.method .. " " .. req.path
-  fake.log.info("control %s %s", key, req.body)
-  local handler = ROUTES[key]
-  local status, answer
-  if not handler then
-    status, answer = 404, { message = "no control route " .. key }
-  else
-    local input
-    if req.method == "GET" then
-      input = parse_query(req.query)
-    else
-      input = #req.body > 0 and json.decode(req.body) or {}
-    end
-    if type(input) ~= "table" then
-      status, answer = 400, { message = "the body must be a JSON object" }
-    else
-      local ok, result = pcall(handler, fake, input)
-      if ok then
-        status, answer = 200, result
-      else -- the spec API's errors name what is wrong: the message is the answer
-        status, answer = 400, { message = tostring(result):gsub("^[^:]*%.lua:%d+: ", "") }
-      end
-    end
+--- The route's input: the query of a GET, the body of a POST (a JSON
+-- object; an empty body is {}). Returns it, or nil and why.
+local function input_of(req)
+  if req.method == "GET" then return parse_query(req.query) end
+  if #req.body == 0 then return {} end
+  local input, err = json.decode(req.body)
+  if input == nil then return nil, "the body is not JSON: " .. tostring(err) end
+  if type(input) ~= "table" or (next(input) == nil and req.body:match("^%s*%[")) then
+    return nil, "the body must be a JSON object"
   end
-  raw:respond(status, JSON_HEADERS, json.encode(answer))
+  return input
+end
+
+--- The route's answer: status, and a table to send as JSON.
+local function answer(fake, req)
+  local key = req.method .. " " .. req.path
+  local route = ROUTES[key]
+  if not route then return 404, { message = "no control route " .. key } end
+  local input, why = input_of(req)
+  if not input then return 400, { message = why } end
+  local handler, schema = route[1], route[2]
+  local ok, result = pcall(function()
+    if schema then input = options.check(integers(input, schema), schema, key) end
+    return handler(fake, input)
+  end)
+  if ok then return 200, result end
+  -- the spec API's errors name what is wrong: the message is the answer
+  return 400, { message = (tostring(result):gsub("^[^:]*%.lua:%d+: ", "")) }
+end
+
+function control.handle(fake, raw, req)
+  fake.log.info("control %s %s %s", req.method, req.path, req.body)
+  local status, body = answer(fake, req)
+  raw:respond(status, JSON_HEADERS, json.encode(body))
 end
 
 return control

@@ -47,7 +47,7 @@ local function callback(fake, req, id, token)
   if not KNOWN[kind] then return invalid_form("type", "BASE_TYPE_CHOICES", "Value must be a valid callback type.") end
   if kind == 4 then
     local data = type(body.data) == "table" and body.data or {}
-    local bad, why = messages.check_body(data)
+    local bad, why = messages.check_body(data, req.body)
     if bad then return bad, why end
   end
   interaction.responded = true
@@ -79,7 +79,7 @@ local function followup(fake, req, app_id, token)
   local body
   body, status, err = answers.json_body(req)
   if not body then return status, err end
-  local bad, why = messages.check_body(body)
+  local bad, why = messages.check_body(body, req.body)
   if bad then return bad, why end
   local message = send(fake, interaction, body)
   interaction.followups[#interaction.followups + 1] = body

@@ -44,8 +44,30 @@ local function has_content(body)
     or body.poll ~= nil
 end
 
---- nil when the body may be sent, else status, body to answer.
-function messages.check_body(body)
+-- The fields Discord reads as lists: an object there is refused.
+local ARRAYS = { "embeds", "components", "attachments", "sticker_ids" }
+
+--- Whether body[k] was sent as something else than a JSON array. cjson
+-- decodes [] and {} alike, so an empty one is told apart in the text.
+local function not_array(body, k, raw)
+  local v = body[k]
+  if v == nil or v == json.null then return false end
+  if type(v) ~= "table" then return true end
+  if next(v) == nil then return raw ~= nil and raw:find('"' .. k .. '"%s*:%s*{') ~= nil end
+  for key in pairs(v) do
+    if math.type(key) ~= "integer" then return true end
+  end
+  return false
+end
+
+--- nil when the body may be sent, else status, body to answer. raw: the
+-- request's JSON text.
+function messages.check_body(body, raw)
+  for _, k in ipairs(ARRAYS) do
+    if not_array(body, k, raw) then
+      return invalid_form(k, "MODEL_TYPE_CONVERT", "Only iterables may be used in a ListType")
+    end
+  end
   if not has_content(body) then return fail("empty_message") end
   if type(body.content) == "string" and (utf8.len(body.content) or #body.content) > MAX_CONTENT then
     return invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
@@ -104,7 +126,7 @@ local function create_message(fake, req, channel_id)
   if not fake.channels[channel_id] then return fail("unknown_channel") end
   local body, status, err = answers.json_body(req)
   if not body then return status, err end
-  local bad, why = messages.check_body(body)
+  local bad, why = messages.check_body(body, req.body)
   if bad then return bad, why end
   fake:_record_message(channel_id, body)
   return 200, messages.create(fake, channel_id, body)

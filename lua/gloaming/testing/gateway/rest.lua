@@ -67,12 +67,14 @@ local function route(fake, req)
   return fail("not_found")
 end
 
--- Interaction and webhook tokens are secrets: paths are logged without them.
-local function loggable(path)
+local rest = {}
+
+--- A path as logs and errors show it: interaction and webhook tokens
+-- are secrets.
+function rest.loggable(path)
   return (path:gsub("(/interactions/%d+/)[^/]+", "%1:token"):gsub("(/webhooks/%d+/)[^/]+", "%1:token"))
 end
-
-local rest = {}
+local loggable = rest.loggable
 
 --- Answers one HTTP request on a server-side connection, and records it.
 function rest.handle(fake, raw, req)
@@ -82,7 +84,8 @@ function rest.handle(fake, raw, req)
   fake:_record_request {
     method = req.method, path = req.path, query = req.query,
     body = decoded == nil and req.body or decoded or nil,
-    status = status, response = body,
+    -- what was answered then, as the bot read it: the live object changes with later edits
+    status = status, response = body and json.decode(sent) or nil,
     authorized = req.headers.authorization == "Bot " .. fake.token,
   }
   fake.log.info("REST %s %s -> %d", req.method, loggable(req.path), status)

@@ -13,12 +13,19 @@ local MESSAGE_CONTENT = core.intents.MESSAGE_CONTENT.value
 return function(Fake)
   --- The channel a user acts in: channel_id, or the first text channel
   -- of guild_id (default: the first guild). Returns channel id, guild
-  -- (nil in a DM or an unknown channel), shard.
+  -- (nil in a DM), shard. An id the fake does not know raises: Discord
+  -- would never send an event from it, and a spec that mistyped one must
+  -- not see the event land somewhere else.
   function Fake:_place(channel_id, guild_id, what)
     local guild = guild_id and self.guild_by_id[guild_id]
+    if guild_id and not guild then error(("%s: unknown guild %s"):format(what, guild_id), 3) end
     if channel_id then
       local target = self.channels[channel_id]
-      guild = target and target.guild or guild
+      if not target then error(("%s: unknown channel %s"):format(what, channel_id), 3) end
+      if guild_id and target.guild ~= guild then
+        error(("%s: channel %s is not in guild %s"):format(what, channel_id, guild_id), 3)
+      end
+      guild = target.guild
     else
       guild = guild or self.guilds[1]
       for _, c in ipairs(guild and guild.channels or {}) do
@@ -56,6 +63,9 @@ return function(Fake)
   function Fake:send_message(fields)
     if type(fields) == "string" then fields = { content = fields } end
     fields = options.check(fields, MESSAGE, "fake:send_message")
+    if fields.content == "" and not (fields.embeds and next(fields.embeds)) then
+      error("fake:send_message: content missing (a user's message has text or embeds)", 2)
+    end
     local channel_id, guild, shard = self:_place(fields.channel_id, fields.guild_id, "fake:send_message")
     local session = require_intent(self, shard, guild and "GUILD_MESSAGES" or "DIRECT_MESSAGES", "fake:send_message")
     local author = fields.author or self.tester
@@ -97,6 +107,7 @@ return function(Fake)
     if not fields.message_id then error("fake:add_reaction: message_id missing", 2) end
     if not fields.emoji then error("fake:add_reaction: emoji missing", 2) end
     local known = self.messages_by_id[fields.message_id]
+    if not known then error("fake:add_reaction: unknown message " .. fields.message_id, 2) end
     local channel_id, guild, shard = self:_place(fields.channel_id or (known and known.channel_id),
       fields.guild_id, "fake:add_reaction")
     local session = require_intent(self, shard,
