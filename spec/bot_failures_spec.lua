@@ -367,19 +367,20 @@ describe("a gateway certificate that fails verification", function()
   it("a handshake that fails otherwise (the peer hangs up) is retried", function()
     testing.run_virtual(function()
       local listener = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 }) -- no TLS
-      local seen = 0
+      local seen, accepted = 0, gloaming.Condition.new()
       gloaming.spawn(function()
         while true do
           local conn = listener:accept()
           if not conn then return end
           seen = seen + 1
+          accepted:notify_all()
           conn:close()
         end
       end)
       local bot = bot_on(listener:port())
       local results
       local task = gloaming.spawn(function() results = table.pack(bot:run()) end)
-      while seen < 3 do assert(gloaming.sleep(1)) end
+      assert(testing.wait_until(accepted, function() return seen >= 3 end, 120))
       assert.is_nil(results)
       assert.are_not.equal("fatally_closed", bot:shard(0):state())
       task:cancel()

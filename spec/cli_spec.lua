@@ -4,23 +4,37 @@ local sh, tmpname = helpers.sh, helpers.tmpname
 
 -- Starts `gloaming run` in the background, waits until the script says it
 -- is ready, sends the signals, and returns the exit status and the log.
+-- The script writes its lines into a FIFO and bash's `read` blocks on it
+-- until a line arrives: the signals go on notification, never on a poll.
+-- The FIFO is opened read-write so that neither side's open blocks (a
+-- child that dies first cannot hang the spec); `-t 10` only bounds a child
+-- that never writes.
 local function interrupt(args, signals, sig)
-  local status = tmpname()
-  local script = ([[
+  local fifo = tmpname()
+  os.remove(fifo)
+  local script = tmpname()
+  helpers.write_file(script, ([[
+mkfifo %s || exit 99
+exec 3<>%s
 ./build/gloaming run spec/fixtures/sleeper.lua %s >/dev/null 2>&1 &
 pid=$!
-for i in $(seq 1 500); do grep -q ready %s && break; sleep 0.01; done
+read -r -t 10 ready <&3
 kill -%s $pid
 if [ "%s" = twice ]; then
   # the second signal goes once the first was seen (the kernel merges
   # signals that are pending together)
-  for i in $(seq 1 500); do grep -q woke %s && break; sleep 0.01; done
+  read -r -t 10 woke <&3
   kill -INT $pid
+  wait $pid; code=$?
+else
+  wait $pid; code=$?
+  read -r -t 10 woke <&3
 fi
-wait $pid]]):format(args:gsub("STATUS", status), status, sig or "INT", signals, status)
-  local _, code = sh(script)
-  local log = helpers.read_file(status)
-  os.remove(status)
+printf '%%s\n%%s\n' "$ready" "$woke"
+exit $code]]):format(fifo, fifo, args:gsub("STATUS", fifo), sig or "INT", signals))
+  local log, code = sh("bash " .. script)
+  os.remove(script)
+  os.remove(fifo)
   return code, log
 end
 

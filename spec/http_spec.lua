@@ -66,8 +66,10 @@ describe("gloaming.http on a kept-alive connection", function()
       end)
       assert.are.same({ target = "/a" }, (http:request("GET", "/a")))
       go:notify_all()
-      -- the late response reached the idle connection (nothing to wait on
-      -- but its queue: polled, bounded)
+      -- the late response reached the idle connection. Polled (bounded):
+      -- what is under test is that it sits unread in the queue, and the
+      -- only waits a connection offers (receive) would take it out; no
+      -- notification says "queued" without consuming.
       local idle = core.state(http).idle[1]
       local deadline = gloaming.now() + 5
       while idle:pending() == 0 and gloaming.now() < deadline do gloaming.sleep(0.001) end

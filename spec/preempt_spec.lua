@@ -374,7 +374,9 @@ describe("Ctrl-C", function()
       local t0 = gloaming.now()
       os.execute("kill -INT " .. pid)
       -- two signals sent at once would merge into one: the second goes
-      -- once the first was delivered (it is no longer pending)
+      -- once the first was delivered (it is no longer pending). Polled:
+      -- the process is stuck in a C call and cannot say it got the first,
+      -- so the kernel's pending mask is the only witness.
       local function pending()
         local f = assert(io.open("/proc/" .. pid .. "/status"))
         local status = f:read("a")

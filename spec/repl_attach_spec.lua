@@ -227,18 +227,20 @@ describe("gloaming attach", function()
     testing.run(function()
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
       local bot, sock = start_bot(fake)
+      -- Each line that the spec waits for notifies a Condition in the bot
+      -- when it gets there; a query line waits on it (no polling).
+      local popts = support.home(dir)
+      popts.stdin = "ended_c, slept_c, sleeping_c, waiting_c = gloaming.Condition.new(), "
+        .. "gloaming.Condition.new(), gloaming.Condition.new(), gloaming.Condition.new()\n"
+      assert.are.equal(0, (gloaming.process.run({ G, "attach", sock }, popts)))
       -- the driver kills the client (SIGKILL) after the last step
       support.check(support.drive({
         { expect = PROMPT },
-        { send = "started = true; local _, msg = gloaming.sleep(60); ended = msg" .. ENTER },
-        { expect = "ended = msg\n" },
+        { send = "started = true; local _, msg = gloaming.sleep(60); ended = msg; ended_c:notify_all()" .. ENTER },
+        { expect = "notify_all\\(\\)\n" },
       }, { G, "attach", sock }, support.home(dir)))
-      local popts = support.home(dir)
-      popts.stdin = "started, ended\n"
-      support.wait_for(function()
-        local _, out = gloaming.process.run({ G, "attach", sock }, popts)
-        return out == "true\tcancelled\n"
-      end, "the cancelled line")
+      popts.stdin = "started, ended or (ended_c:wait(10) and ended)\n"
+      assert.are.equal("true\tcancelled\n", select(2, gloaming.process.run({ G, "attach", sock }, popts)))
       ping(fake, "Pong!", 1)
       -- one that goes away while its output streams (no SIGPIPE for the bot)
       support.check(support.drive({
@@ -248,27 +250,24 @@ describe("gloaming attach", function()
       }, { G, "attach", sock }, support.home(dir)))
       ping(fake, "Pong!", 2)
       -- SIGTERM ends a piped client; its running line is cancelled
-      popts.stdin = "sleeping = true; local _, msg = gloaming.sleep(60); slept = msg\n"
+      popts.stdin = "sleeping = true; sleeping_c:notify_all(); local _, msg = gloaming.sleep(60); "
+        .. "slept = msg; slept_c:notify_all()\n"
       local p = gloaming.process.spawn({ G, "attach", sock }, popts)
-      local query = { stdin = "sleeping, slept\n", env = popts.env, env_remove = popts.env_remove }
-      support.wait_for(function()
-        return select(2, gloaming.process.run({ G, "attach", sock }, query)) == "true\tnil\n"
-      end, "the piped client's line")
+      local query = { stdin = "sleeping or sleeping_c:wait(10), slept\n", env = popts.env,
+        env_remove = popts.env_remove }
+      assert.are.equal("true\tnil\n", select(2, gloaming.process.run({ G, "attach", sock }, query)))
       p:kill("SIGTERM")
       local pcode, pout, perr = p:wait(10)
       assert.are.equal(0, pcode, tostring(pout) .. tostring(perr))
-      support.wait_for(function()
-        return select(2, gloaming.process.run({ G, "attach", sock }, query)) == "true\tcancelled\n"
-      end, "the piped client's line, cancelled")
+      query.stdin = "sleeping, slept or (slept_c:wait(10) and slept)\n"
+      assert.are.equal("true\tcancelled\n", select(2, gloaming.process.run({ G, "attach", sock }, query)))
       assert.are.equal(1, #fake:connections())
       assert.are.equal(1, #fake:received(0, 2))
       -- the bot ends while a client waits on a line: the client is told
-      popts.stdin = "waiting = true; gloaming.sleep(60)\n"
+      popts.stdin = "waiting = true; waiting_c:notify_all(); gloaming.sleep(60)\n"
       p = gloaming.process.spawn({ G, "attach", sock }, popts)
-      query.stdin = "waiting\n"
-      support.wait_for(function()
-        return select(2, gloaming.process.run({ G, "attach", sock }, query)) == "true\n"
-      end, "the last client's line")
+      query.stdin = "waiting or waiting_c:wait(10)\n"
+      assert.are.equal("true\n", select(2, gloaming.process.run({ G, "attach", sock }, query)))
       bot:kill("SIGINT")
       local bcode, bout, berr = bot:wait(20)
       assert.are.equal(0, bcode, bout .. berr)

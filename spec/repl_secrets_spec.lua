@@ -34,12 +34,12 @@ describe("gloaming repl and secrets", function()
 
   it("keeps an attached client's history scrubbed with the secrets of the process it attached to", function()
     testing.run(function()
-      local sock, ready = dir .. "/repl.sock", dir .. "/ready"
+      local sock, ready = dir .. "/repl.sock", support.fifo(dir .. "/ready")
       local bot = gloaming.process.spawn({ support.GLOAMING, "run", "--repl-socket", sock,
         "spec/fixtures/sleeper.lua", ready }, { env = { "GLOAMING_LOG=warn" } })
-      support.wait_for(function() return io.open(ready) and helpers.read_file(ready):match("ready") end,
-        "the bot")
-      support.wait_for(function() return gloaming.core.file_mode(sock) end, "the socket")
+      assert.matches("^ready", support.await_line(ready, "the bot"))
+      -- the socket listens before the script runs (cli.lua: serve, then the chunk)
+      assert.is_not_nil(gloaming.core.file_mode(sock))
       support.check(support.drive({
         { expect = PROMPT },
         { send = ('c = gloaming.Config.new("Bot %s", 1)'):format(TOKEN) .. ENTER }, { expect = PROMPT },

@@ -42,16 +42,24 @@ function support.home(dir, extra)
   return { env = env, env_remove = { "HOME", "XDG_STATE_HOME", "GLOAMING_LOG", "TERM" }, timeout = 60 }
 end
 
---- Polls check() (every 20 ms) until it returns a true value, which it
--- returns; fails after timeout seconds (default 10).
-function support.wait_for(check, what, timeout)
-  local deadline = gloaming.now() + (timeout or 10)
-  while true do
-    local v = check()
-    if v then return v end
-    if gloaming.now() > deadline then error("timed out waiting for " .. what, 2) end
-    gloaming.sleep(0.02)
-  end
+--- Makes a FIFO at path, for a child to write its lines into (it opens
+-- it like a file): support.await_line waits on it.
+function support.fifo(path)
+  assert(os.execute("mkfifo '" .. path .. "'"), "mkfifo " .. path)
+  return path
+end
+
+--- The next line a child writes into the FIFO at path, without the
+-- newline. bash's `read` blocks on the FIFO until the line comes (a
+-- notification, not a poll); it runs in a child process so the loop goes
+-- on meanwhile. It opens the FIFO read-write, so neither side's open
+-- blocks; it fails after timeout seconds (default 10) without a line.
+function support.await_line(path, what, timeout)
+  local code, out = gloaming.process.run({ "/bin/bash", "-c",
+    'exec 3<>"$1" && IFS= read -r -t "$2" line <&3 && printf %s "$line"',
+    "await_line", path, tostring(timeout or 10) })
+  if code ~= 0 then error("no line from " .. what .. " within " .. (timeout or 10) .. " s", 2) end
+  return out
 end
 
 --- The spec's end of the driver's control socket (inside a task).

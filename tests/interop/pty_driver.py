@@ -213,7 +213,14 @@ class Driver:
         if self.fd is None:  # the terminal is gone: only the exit is left
             self.reap(False)
             if self.exit_code is None:
-                time.sleep(min(max(0.0, timeout), 0.02))
+                # the child's pidfd turns readable when it exits: wait on
+                # that, not on a clock
+                pidfd = os.pidfd_open(self.pid)
+                try:
+                    select.select([pidfd], [], [], max(0.0, timeout))
+                finally:
+                    os.close(pidfd)
+                self.reap(False)
             return
         r, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
         if r:
