@@ -8,14 +8,12 @@
 #include "io/tcp.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 #include "proto/ws_handshake.h"
 
-#define DEFAULT_MAX_MESSAGE (16u << 20)
-#define DEFAULT_MAX_PAYLOAD (64u << 20)
 #define MAX_HTTP_HEADER_BYTES (32u << 10)
 #define SMALL_FRAME 4096 /* Discord's payload limit: every command fits */
-#define DEFAULT_USER_AGENT "gloaming/0.1.0 (https://github.com/gloaming)"
 
 static const char *initiator_names[] = {
 #define GM_INITIATOR_NAME(name, label) label,
@@ -383,7 +381,7 @@ static void send_upgrade_request(gm_conn_t *c) {
   }
   char req[2048];
   gm_ws_request_t r = {c->target, c->host, c->port, c->stream.ssl != NULL,
-                       c->user_agent ? c->user_agent : DEFAULT_USER_AGENT};
+                       c->user_agent ? c->user_agent : GM_USER_AGENT};
   int n = gm_ws_client_request(c->hs, &r, req, sizeof req);
   if (n < 0) {
     fail_open(c, n, "the URL is too long");
@@ -494,8 +492,8 @@ static gm_conn_t *new_conn(gm_loop_t *l, gm_conn_kind_t kind,
   c->kind = kind;
   c->h = h;
   c->data = data;
-  c->max_message = DEFAULT_MAX_MESSAGE;
-  c->max_payload = DEFAULT_MAX_PAYLOAD;
+  c->max_message = GM_DEFAULT_MAX_MESSAGE;
+  c->max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_timer_init(l, &c->timer, on_timer, c);
   gm_timer_init(l, &c->resume, on_resume_timer, c);
   return c;

@@ -8,10 +8,11 @@
 #include "io/log.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 
-#define CLOSE_TIMEOUT_NS (5ull * 1000000000ull)
-#define CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
+#define CLOSE_TIMEOUT_NS (GM_DEFAULT_CLOSE_TIMEOUT_S * 1000000000ull)
+#define CONNECT_TIMEOUT_NS (GM_DEFAULT_CONNECT_TIMEOUT_S * 1000000000ull)
 
 static void after_machine(gm_shard_t *s);
 

@@ -1,7 +1,9 @@
 /* The code tables, exported to Lua from the same X-macros C uses:
- * core.opcodes, core.close_codes, core.intents, core.event_types. */
+ * core.opcodes, core.close_codes, core.intents, core.event_types, and
+ * core.defaults (proto/defaults.h). */
 #include "lua/rt.h"
 #include "proto/close_codes.h"
+#include "proto/defaults.h"
 #include "proto/event_types.h"
 #include "proto/intents.h"
 #include "proto/opcodes.h"
@@ -67,6 +69,26 @@ static void push_event_types(lua_State *L) {
   }
 }
 
+static void push_defaults(lua_State *L) {
+  lua_createtable(L, 0, 8);
+  lua_pushliteral(L, GM_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushliteral(L, GM_USER_AGENT);
+  lua_setfield(L, -2, "user_agent");
+  lua_pushinteger(L, GM_DEFAULT_MAX_MESSAGE);
+  lua_setfield(L, -2, "max_message");
+  lua_pushinteger(L, GM_DEFAULT_MAX_PAYLOAD);
+  lua_setfield(L, -2, "max_payload");
+  lua_pushinteger(L, GM_DEFAULT_EVENT_BUFFER);
+  lua_setfield(L, -2, "event_buffer");
+  lua_pushinteger(L, GM_DEFAULT_CONNECT_TIMEOUT_S);
+  lua_setfield(L, -2, "connect_timeout");
+  lua_pushinteger(L, GM_DEFAULT_CLOSE_TIMEOUT_S);
+  lua_setfield(L, -2, "close_timeout");
+  lua_pushinteger(L, GM_DEFAULT_SHUTDOWN_GRACE_S);
+  lua_setfield(L, -2, "shutdown_grace");
+}
+
 int gm_open_tables(lua_State *L) {
   push_opcodes(L);
   lua_setfield(L, -2, "opcodes");
@@ -75,6 +97,11 @@ int gm_open_tables(lua_State *L) {
   push_intents(L);
   lua_setfield(L, -2, "intents");
   push_event_types(L);
+  /* the bindings name event types from this same table */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
   lua_setfield(L, -2, "event_types");
+  push_defaults(L);
+  lua_setfield(L, -2, "defaults");
   return 0;
 }
