@@ -24,3 +24,20 @@ describe("core.defaults", function()
     assert.are.equal(core.defaults.event_buffer, config:event_buffer())
   end)
 end)
+
+describe("core.closed_by", function()
+  it("lists who ends a connection, as GATEWAY_CLOSE's initiator names it", function()
+    assert.are.same({ "gateway", "shard", "transport" }, core.closed_by)
+  end)
+end)
+
+describe("core.log_levels", function()
+  it("lists the levels a line can have, lowest first", function()
+    assert.are.same({ "debug", "info", "warn", "error" }, core.log_levels)
+  end)
+
+  it("gives a logger one function per level", function()
+    local logger = require("gloaming.log").with { t = 1 }
+    for _, level in ipairs(core.log_levels) do assert.is_function(logger[level]) end
+  end)
+end)

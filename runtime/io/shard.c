@@ -408,9 +408,9 @@ static double fx_random(void *ud) {
   return gm_random_unit();
 }
 
-static void fx_log(void *ud, int level, const char *message) {
+static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   gm_shard_t *s = ud;
-  gm_log((gm_log_level_t)level, s->context, "%s", message);
+  gm_log(level, s->context, "%s", message);
 }
 
 static void fx_command_done(void *ud, uint64_t ticket, int err) {

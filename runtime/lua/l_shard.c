@@ -335,8 +335,7 @@ static int push_event(lua_State *L, gm_item_t *it) {
     lua_pushlstring(L, it->payload ? it->payload->data : "",
                     it->payload ? it->payload->len : 0);
     lua_setfield(L, -2, "reason");
-    static const char *by[] = {"gateway", "shard", "transport"};
-    lua_pushstring(L, by[it->closed_by]);
+    lua_pushstring(L, gm_closed_by_name((gm_closed_by_t)it->closed_by));
     lua_setfield(L, -2, "initiator");
     lua_setfield(L, -2, "data");
   } else {

@@ -1,11 +1,13 @@
 /* The code tables, exported to Lua from the same X-macros C uses:
  * core.opcodes, core.close_codes, core.intents, core.event_types, and
- * core.defaults (proto/defaults.h). */
+ * core.closed_by, core.log_levels, core.defaults (proto/defaults.h). */
 #include "lua/rt.h"
 #include "proto/close_codes.h"
+#include "proto/closed_by.h"
 #include "proto/defaults.h"
 #include "proto/event_types.h"
 #include "proto/intents.h"
+#include "proto/log_level.h"
 #include "proto/opcodes.h"
 
 static void push_opcodes(lua_State *L) {
@@ -69,6 +71,28 @@ static void push_event_types(lua_State *L) {
   }
 }
 
+/* who ended a connection, indexed by gm_closed_by_t + 1 */
+static void push_closed_by(lua_State *L) {
+  lua_createtable(L, GM_CLOSED_BY_COUNT, 0);
+#define GM_CLOSED_BY_ROW(name, label) \
+  lua_pushliteral(L, label);          \
+  lua_rawseti(L, -2, GM_CLOSED_BY_##name + 1);
+  GM_CLOSED_BY_MAP(GM_CLOSED_BY_ROW)
+#undef GM_CLOSED_BY_ROW
+}
+
+/* the levels a line can have, lowest first (OFF is only a threshold) */
+static void push_log_levels(lua_State *L) {
+  lua_createtable(L, GM_LOG_OFF, 0);
+#define GM_LOG_ROW(name, label)                  \
+  if (GM_LOG_##name != GM_LOG_OFF) {             \
+    lua_pushliteral(L, label);                   \
+    lua_rawseti(L, -2, GM_LOG_##name + 1);       \
+  }
+  GM_LOG_LEVEL_MAP(GM_LOG_ROW)
+#undef GM_LOG_ROW
+}
+
 static void push_defaults(lua_State *L) {
   lua_createtable(L, 0, 8);
   lua_pushliteral(L, GM_VERSION);
@@ -101,6 +125,10 @@ int gm_open_tables(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
   lua_setfield(L, -2, "event_types");
+  push_closed_by(L);
+  lua_setfield(L, -2, "closed_by");
+  push_log_levels(L);
+  lua_setfield(L, -2, "log_levels");
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
   return 0;
