@@ -41,3 +41,12 @@ describe("core.log_levels", function()
     for _, level in ipairs(core.log_levels) do assert.is_function(logger[level]) end
   end)
 end)
+
+describe("core.close_codes", function()
+  it("holds Discord's reason text beside each gateway code, by code and by name", function()
+    assert.are.equal("Authentication failed.", core.close_codes[4004].reason)
+    assert.are.equal(core.close_codes[4007], core.close_codes.INVALID_SEQ)
+    assert.are.equal(4007, core.close_codes.INVALID_SEQ.code)
+    assert.is_nil(core.close_codes[1000].reason)
+  end)
+end)

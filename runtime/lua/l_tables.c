@@ -25,11 +25,18 @@ static void push_opcodes(lua_State *L) {
 #undef GM_OP_ROW
 }
 
+/* core.close_codes: each row by its code and by its name (the same row;
+ * close_codes.INVALID_SEQ.code == 4007), so Lua names codes instead of
+ * spelling numbers. */
 static void push_close_codes(lua_State *L) {
   static const char *actions[] = {"resume", "identify", "fatal", "fatal_all"};
   lua_newtable(L);
-#define GM_CLOSE_LUA(code, name, desc, action, hint)        \
-  lua_createtable(L, 0, 4);                                 \
+#define GM_CLOSE_LUA(code, name, reason, desc, action, hint) \
+  lua_createtable(L, 0, 6);                                 \
+  lua_pushinteger(L, code);                                 \
+  lua_setfield(L, -2, "code");                              \
+  lua_pushstring(L, reason);                                \
+  lua_setfield(L, -2, "reason");                            \
   lua_pushliteral(L, #name);                                \
   lua_setfield(L, -2, "name");                              \
   lua_pushliteral(L, desc);                                 \
@@ -38,6 +45,8 @@ static void push_close_codes(lua_State *L) {
   lua_setfield(L, -2, "action");                            \
   lua_pushstring(L, hint);                                  \
   lua_setfield(L, -2, "hint");                              \
+  lua_pushvalue(L, -1);                                     \
+  lua_setfield(L, -3, #name);                               \
   lua_rawseti(L, -2, code);
   GM_CLOSE_CODE_MAP(GM_CLOSE_LUA)
 #undef GM_CLOSE_LUA
