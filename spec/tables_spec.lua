@@ -50,3 +50,44 @@ describe("core.close_codes", function()
     assert.is_nil(core.close_codes[1000].reason)
   end)
 end)
+
+describe("core.event_groups", function()
+  local function sorted(t)
+    local out = {}
+    for i, v in ipairs(t) do out[i] = v end
+    table.sort(out)
+    return out
+  end
+
+  it("groups events by the intent that gates them, from the event table", function()
+    local g = core.event_groups
+    assert.are.same({ "GUILD_MEMBER_ADD", "GUILD_MEMBER_REMOVE", "GUILD_MEMBER_UPDATE", "THREAD_MEMBERS_UPDATE" },
+      sorted(g.GUILD_MEMBERS))
+    assert.are.same(g.GUILD_MESSAGES, g.DIRECT_MESSAGES)
+    assert.are.equal(g.GUILD_EXPRESSIONS, g.GUILD_EMOJIS_AND_STICKERS)
+    assert.are.equal(g.GUILD_MESSAGE_POLLS, g.MESSAGE_POLLS)
+    assert.is_nil(g.MESSAGE_CONTENT) -- gates content, not events
+    assert.are.equal(6, #g.GATEWAY)
+  end)
+
+  it("is what the EventTypeFlags group constants hold", function()
+    local EventTypeFlags = gloaming.EventTypeFlags
+    for name, members in pairs(core.event_groups) do
+      local set = EventTypeFlags.new()
+      for _, event in ipairs(members) do set = set | EventTypeFlags[event] end
+      assert.are.equal(set, EventTypeFlags[name], name)
+    end
+  end)
+
+  it("gives every intent name, old ones included, a group or none", function()
+    for name in pairs(core.intents) do
+      if name ~= "MESSAGE_CONTENT" then assert.is_table(core.event_groups[name], name) end
+    end
+  end)
+end)
+
+describe("Intents.names", function()
+  it("names a bit by its row's name, not by an old name of it", function()
+    assert.are.same({ "GUILD_EXPRESSIONS" }, gloaming.Intents.names(gloaming.Intents.GUILD_EXPRESSIONS))
+  end)
+end)

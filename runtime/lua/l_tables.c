@@ -1,6 +1,6 @@
 /* The code tables, exported to Lua from the same X-macros C uses:
  * core.opcodes, core.close_codes, core.intents, core.event_types, and
- * core.closed_by, core.log_levels, core.defaults (proto/defaults.h). */
+ * core.event_groups, core.closed_by, core.log_levels, core.defaults (proto/defaults.h). */
 #include "lua/rt.h"
 #include "proto/close_codes.h"
 #include "proto/closed_by.h"
@@ -102,6 +102,34 @@ static void push_log_levels(lua_State *L) {
 #undef GM_LOG_ROW
 }
 
+/* core.event_groups: group name -> the names of its event types, from the
+ * event table's groups column; a group no event is in (MESSAGE_CONTENT)
+ * is left out, and an alias is the same list as its group. */
+static void push_event_groups(lua_State *L) {
+  lua_newtable(L);
+#define GM_GROUP_ROW(name, bit, privileged)                                  \
+  {                                                                          \
+    lua_newtable(L);                                                         \
+    lua_Integer n = 0;                                                       \
+    for (int t = 0; t < GM_EVENT_COUNT; t++) {                               \
+      if (!(gm_event_type_groups((gm_event_type_t)t) & GM_EG(name))) continue; \
+      lua_pushstring(L, gm_event_type_name((gm_event_type_t)t));             \
+      lua_rawseti(L, -2, ++n);                                               \
+    }                                                                        \
+    if (n > 0)                                                               \
+      lua_setfield(L, -2, #name);                                            \
+    else                                                                     \
+      lua_pop(L, 1);                                                         \
+  }
+  GM_EVENT_GROUP_MAP(GM_GROUP_ROW)
+#undef GM_GROUP_ROW
+#define GM_GROUP_ALIAS(other, group) \
+  lua_getfield(L, -1, #group);       \
+  lua_setfield(L, -2, #other);
+  GM_EVENT_GROUP_ALIAS_MAP(GM_GROUP_ALIAS)
+#undef GM_GROUP_ALIAS
+}
+
 static void push_defaults(lua_State *L) {
   lua_createtable(L, 0, 8);
   lua_pushliteral(L, GM_VERSION);
@@ -134,6 +162,8 @@ int gm_open_tables(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
   lua_setfield(L, -2, "event_types");
+  push_event_groups(L);
+  lua_setfield(L, -2, "event_groups");
   push_closed_by(L);
   lua_setfield(L, -2, "closed_by");
   push_log_levels(L);
