@@ -185,6 +185,18 @@ describe("the fake gateway's close codes", function()
     end)
   end)
 
+  it("sends Discord's reason text for the code, from core.close_codes", function()
+    virtual(function()
+      local fake = testing.gateway { token = "right" }
+      local c = connect(fake)
+      c:hello()
+      c:send { op = 2, d = support.identify_data(fake, { token = "wrong" }) }
+      local code, reason = c:expect_close()
+      assert.are.same({ 4004, "Authentication failed." }, { code, reason })
+      assert.are.equal(require("gloaming.core").close_codes[4004].reason, reason)
+    end)
+  end)
+
   it("4005 for a second Identify", function()
     virtual(function()
       local fake = testing.gateway { max_concurrency = 1 }

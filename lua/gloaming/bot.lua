@@ -27,7 +27,7 @@ local options = require "gloaming.options"
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
 
-local SHUTDOWN_GRACE = 5
+local SHUTDOWN_GRACE = core.defaults.shutdown_grace
 
 --- Options that `gloaming run` sets for every Bot (--sessions).
 Bot.defaults = {}

@@ -130,7 +130,7 @@ end
 
 --- Shutdown on SIGINT/SIGTERM: the first cancels the main task and gives
 -- everything 5 s to close; a second signal exits at once with 130.
-local GRACE = 5
+local GRACE = core.defaults.shutdown_grace
 local function install_signals(main)
   local signalled = false
   return core.on_signal({ "SIGINT", "SIGTERM" }, function(name)

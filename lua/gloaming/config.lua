@@ -247,7 +247,7 @@ function Config:identify_payload(shard_id, total)
     }
     if s.presence then d.presence = commands.presence(s.presence) end
     -- the shard goes in unquoted: drop the quotes json.encode put around it
-    local text = json.encode { op = 2, d = d }
+    local text = json.encode { op = core.opcodes.IDENTIFY.op, d = d }
     local at = text:find('"' .. SHARD_PLACEHOLDER .. '"', 1, true)
     text = text:sub(1, at - 1) .. SHARD_PLACEHOLDER .. text:sub(at + #SHARD_PLACEHOLDER + 2)
     s.identify_template = core.secret_splice(text, TOKEN_PLACEHOLDER, s.token)

@@ -27,7 +27,8 @@ function Intents.privileged() return privileged end
 function Intents.names(value)
   local out = {}
   for name, row in pairs(core.intents) do
-    if value & row.value ~= 0 and name ~= "GUILD_EMOJIS_AND_STICKERS" then out[#out + 1] = name end
+    -- an old name is the same row under another key: list the row's name once
+    if value & row.value ~= 0 and name == row.name then out[#out + 1] = name end
   end
   table.sort(out)
   local unknown = value & ~all

@@ -24,7 +24,7 @@ end
 
 local function make(context)
   local logger = {}
-  for _, level in ipairs { "debug", "info", "warn", "error" } do
+  for _, level in ipairs(core.log_levels) do
     logger[level] = function(fmt, ...)
       local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
       core.log(level, context, msg)

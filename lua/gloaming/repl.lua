@@ -24,7 +24,7 @@ repl.PROTOCOL = 1
 
 local MAX_FRAME = 1024 * 1024 -- bytes of one JSON line on the socket
 local OUT_PIECE = 64 * 1024   -- output is sent in pieces of at most this
-local CLOSE_GRACE = 5         -- seconds shards get to close on exit
+local CLOSE_GRACE = core.defaults.shutdown_grace -- seconds shards get to close on exit
 local PROMPT, MORE = "> ", ">> "
 
 local function gloaming() return require "gloaming" end

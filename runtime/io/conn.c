@@ -8,24 +8,12 @@
 #include "io/tcp.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 #include "proto/ws_handshake.h"
 
-#define DEFAULT_MAX_MESSAGE (16u << 20)
-#define DEFAULT_MAX_PAYLOAD (64u << 20)
 #define MAX_HTTP_HEADER_BYTES (32u << 10)
 #define SMALL_FRAME 4096 /* Discord's payload limit: every command fits */
-#define DEFAULT_USER_AGENT "gloaming/0.1.0 (https://github.com/gloaming)"
-
-static const char *initiator_names[] = {
-#define GM_INITIATOR_NAME(name, label) label,
-    GM_INITIATOR_MAP(GM_INITIATOR_NAME)
-#undef GM_INITIATOR_NAME
-};
-
-const char *gm_initiator_name(gm_initiator_t who) {
-  return initiator_names[who];
-}
 
 static void free_str(char **s) {
   if (*s) gm_free(*s, strlen(*s) + 1);
@@ -82,7 +70,7 @@ static void drop_stream(gm_conn_t *c, bool rst) {
 
 static void notify_close(gm_conn_t *c, int code, const uint8_t *reason,
                          size_t reason_len, int err, const char *why,
-                         gm_initiator_t who) {
+                         gm_closed_by_t who) {
   c->state = GM_CONN_CLOSED;
   gm_timer_stop(&c->timer);
   if (c->close_notified || c->released) return;
@@ -196,7 +184,7 @@ static int send_close_frame(gm_conn_t *c, int code, const char *reason,
 static void protocol_error(gm_conn_t *c, int err, int close_code,
                            const char *why) {
   if (c->state == GM_CONN_OPEN) send_close_frame(c, close_code, NULL, 0);
-  notify_close(c, close_code, NULL, 0, err, why, GM_INITIATOR_LOCAL);
+  notify_close(c, close_code, NULL, 0, err, why, GM_CLOSED_BY_SHARD);
   drop_stream(c, false);
 }
 
@@ -233,10 +221,10 @@ static void handle_ws_message(gm_conn_t *c, gm_ws_message_t *msg) {
        * not send one first MUST send a Close frame in response. */
       send_control(c, msg);
       notify_close(c, msg->close_code, msg->data, msg->len, 0, NULL,
-                   GM_INITIATOR_PEER);
+                   GM_CLOSED_BY_GATEWAY);
     } else {
       notify_close(c, msg->close_code, msg->data, msg->len, 0, NULL,
-                   GM_INITIATOR_LOCAL);
+                   GM_CLOSED_BY_SHARD);
     }
     drop_stream(c, false);
     return;
@@ -345,7 +333,7 @@ static void process_http(gm_conn_t *c, uint8_t *data, size_t len) {
       if (c->state == GM_CONN_CONNECTING)
         fail_open(c, GM_EHANDSHAKE, why);
       else {
-        notify_close(c, 1006, NULL, 0, r, why, GM_INITIATOR_LOCAL);
+        notify_close(c, 1006, NULL, 0, r, why, GM_CLOSED_BY_SHARD);
         drop_stream(c, true);
       }
       break;
@@ -383,7 +371,7 @@ static void send_upgrade_request(gm_conn_t *c) {
   }
   char req[2048];
   gm_ws_request_t r = {c->target, c->host, c->port, c->stream.ssl != NULL,
-                       c->user_agent ? c->user_agent : DEFAULT_USER_AGENT};
+                       c->user_agent ? c->user_agent : GM_USER_AGENT};
   int n = gm_ws_client_request(c->hs, &r, req, sizeof req);
   if (n < 0) {
     fail_open(c, n, "the URL is too long");
@@ -447,8 +435,8 @@ static void s_on_end(gm_stream_t *s, int err, const char *why) {
     }
   }
   notify_close(c, 1006, NULL, 0, err, why,
-               c->state == GM_CONN_CLOSING ? GM_INITIATOR_LOCAL
-                                           : GM_INITIATOR_TRANSPORT);
+               c->state == GM_CONN_CLOSING ? GM_CLOSED_BY_SHARD
+                                           : GM_CLOSED_BY_TRANSPORT);
   drop_stream(c, false);
   maybe_free(c);
 }
@@ -463,7 +451,7 @@ static void s_on_closed(gm_stream_t *s) {
   c->stream_closed = true;
   if (c->state != GM_CONN_CLOSED)
     notify_close(c, 1006, NULL, 0, GM_ECLOSED, "the connection closed",
-                 GM_INITIATOR_TRANSPORT);
+                 GM_CLOSED_BY_TRANSPORT);
   maybe_free(c);
 }
 
@@ -480,7 +468,7 @@ static void on_timer(gm_timer_t *t) {
   } else if (c->state == GM_CONN_CLOSING) {
     notify_close(c, 1006, NULL, 0, GM_ETIMEDOUT,
                  "the peer did not answer our close frame in time",
-                 GM_INITIATOR_LOCAL);
+                 GM_CLOSED_BY_SHARD);
     drop_stream(c, true);
     maybe_free(c);
   }
@@ -494,8 +482,8 @@ static gm_conn_t *new_conn(gm_loop_t *l, gm_conn_kind_t kind,
   c->kind = kind;
   c->h = h;
   c->data = data;
-  c->max_message = DEFAULT_MAX_MESSAGE;
-  c->max_payload = DEFAULT_MAX_PAYLOAD;
+  c->max_message = GM_DEFAULT_MAX_MESSAGE;
+  c->max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_timer_init(l, &c->timer, on_timer, c);
   gm_timer_init(l, &c->resume, on_resume_timer, c);
   return c;

@@ -21,6 +21,7 @@
 #include "io/stream.h"
 #include "io/tcp.h"
 #include "io/tls.h"
+#include "proto/closed_by.h"
 #include "proto/compress.h"
 #include "proto/http_parse.h"
 #include "proto/url.h"
@@ -42,20 +43,6 @@ typedef enum {
   GM_CONN_CLOSED
 } gm_conn_state_t;
 
-/* Who ended a websocket connection. */
-#define GM_INITIATOR_MAP(XX) \
-  XX(PEER, "gateway")        \
-  XX(LOCAL, "shard")         \
-  XX(TRANSPORT, "transport")
-
-typedef enum {
-#define GM_INITIATOR_ENUM(name, label) GM_INITIATOR_##name,
-  GM_INITIATOR_MAP(GM_INITIATOR_ENUM)
-#undef GM_INITIATOR_ENUM
-} gm_initiator_t;
-
-const char *gm_initiator_name(gm_initiator_t who);
-
 typedef struct gm_conn_close_s {
   int code;              /* the peer's close code; 1005: a frame without one;
                           * 1006: no close frame (EOF, error, timeout) */
@@ -65,7 +52,7 @@ typedef struct gm_conn_close_s {
                      * GM_ECOMPRESS when we closed for the peer's fault;
                      * GM_ECONNRESET, GM_ETIMEDOUT, GM_ECLOSED (EOF)... */
   const char *why;  /* static text for err */
-  gm_initiator_t initiator;
+  gm_closed_by_t initiator; /* GATEWAY: the peer; SHARD: us */
 } gm_conn_close_t;
 
 typedef struct gm_conn_handler_s {

@@ -9,19 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-/* XX(name, label) */
-#define GM_LOG_LEVEL_MAP(XX) \
-  XX(DEBUG, "debug")         \
-  XX(INFO, "info")           \
-  XX(WARN, "warn")           \
-  XX(ERROR, "error")         \
-  XX(OFF, "off")
-
-typedef enum {
-#define GM_LOG_ENUM(name, label) GM_LOG_##name,
-  GM_LOG_LEVEL_MAP(GM_LOG_ENUM)
-#undef GM_LOG_ENUM
-} gm_log_level_t;
+#include "proto/log_level.h" /* the levels: gm_log_level_t */
 
 typedef void (*gm_log_sink_t)(void *ud, gm_log_level_t level,
                               const char *line, size_t len);

@@ -8,10 +8,11 @@
 #include "io/log.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 
-#define CLOSE_TIMEOUT_NS (5ull * 1000000000ull)
-#define CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
+#define CLOSE_TIMEOUT_NS (GM_DEFAULT_CLOSE_TIMEOUT_S * 1000000000ull)
+#define CONNECT_TIMEOUT_NS (GM_DEFAULT_CONNECT_TIMEOUT_S * 1000000000ull)
 
 static void after_machine(gm_shard_t *s);
 
@@ -407,9 +408,9 @@ static double fx_random(void *ud) {
   return gm_random_unit();
 }
 
-static void fx_log(void *ud, int level, const char *message) {
+static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   gm_shard_t *s = ud;
-  gm_log((gm_log_level_t)level, s->context, "%s", message);
+  gm_log(level, s->context, "%s", message);
 }
 
 static void fx_command_done(void *ud, uint64_t ticket, int err) {

@@ -9,11 +9,10 @@
 #include "io/log.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 #include "proto/ws_handshake.h"
 
-#define DEFAULT_TIMEOUT_S 10
-#define DEFAULT_CLOSE_TIMEOUT_S 5
 #define ITEM_HTTP 0x100
 
 typedef struct item_s {
@@ -314,7 +313,7 @@ static lconn_t *new_lconn(lua_State *L, gm_rt_t *rt, size_t queue_limit) {
 lconn_t *gm_lconn_accept(lua_State *L, gm_rt_t *rt, uv_tcp_t *tcp,
                          gm_tls_ctx_t *tls) {
   gm_loop_t *loop = gm_rt_loop(L, rt);
-  lconn_t *w = new_lconn(L, rt, 64u << 20);
+  lconn_t *w = new_lconn(L, rt, GM_DEFAULT_MAX_PAYLOAD);
   w->server = true;
   w->conn = gm_conn_accept(loop, tcp, tls, &handler, w);
   if (w->conn == NULL) {
@@ -354,10 +353,10 @@ static int connect_url(lua_State *L, bool websocket) {
   size_t ulen;
   const char *url_s = luaL_checklstring(L, 1, &ulen);
   gm_conn_options_t o = {0};
-  double timeout = DEFAULT_TIMEOUT_S;
+  double timeout = GM_DEFAULT_CONNECT_TIMEOUT_S;
   const char *ca_file = NULL;
-  o.max_message = 16u << 20;
-  o.max_payload = 64u << 20;
+  o.max_message = GM_DEFAULT_MAX_MESSAGE;
+  o.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     ca_file = gm_check_tls_opts(L, 2);
@@ -367,7 +366,7 @@ static int connect_url(lua_State *L, bool websocket) {
     o.max_message = opt_size(L, 2, "max_message", o.max_message);
     o.max_payload = opt_size(L, 2, "max_payload", o.max_payload);
     lua_getfield(L, 2, "timeout");
-    timeout = luaL_optnumber(L, -1, DEFAULT_TIMEOUT_S);
+    timeout = luaL_optnumber(L, -1, GM_DEFAULT_CONNECT_TIMEOUT_S);
     lua_pop(L, 1);
     if (!(timeout >= 0)) return luaL_error(L, "timeout must be >= 0");
   }
@@ -495,7 +494,7 @@ static int conn_close(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 2, 1000);
   size_t rlen = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
-  double timeout = luaL_optnumber(L, 4, DEFAULT_CLOSE_TIMEOUT_S);
+  double timeout = luaL_optnumber(L, 4, GM_DEFAULT_CLOSE_TIMEOUT_S);
   if (w->user_closed || w->ended || w->conn == NULL) {
     w->user_closed = true;
     lua_pushboolean(L, 1);
@@ -584,7 +583,7 @@ static int conn_upgrade(lua_State *L) {
   check_server(L, w, "upgrade");
   luaL_checktype(L, 2, LUA_TTABLE);
   gm_compress_t kind = gm_check_compress(L, 3);
-  size_t max_message = (size_t)luaL_optinteger(L, 4, 16 << 20);
+  size_t max_message = (size_t)luaL_optinteger(L, 4, GM_DEFAULT_MAX_MESSAGE);
   lua_getfield(L, 2, "headers");
   luaL_argexpected(L, lua_istable(L, -1), 2, "request");
   /* the request as gm_ws_server_check reads it; the strings stay on the stack */

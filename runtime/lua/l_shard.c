@@ -22,13 +22,14 @@
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
 #include "proto/compress.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 
 #define SHARD_MT "gloaming.CoreShard"
 #define SUB_MT "gloaming.Subscription"
 /* Bytes a subscription may hold before the shard stops reading (the
  * Config's default, exported in core.shard_defaults). */
-#define EVENT_BUFFER ((lua_Integer)32 << 20)
+#define EVENT_BUFFER ((lua_Integer)GM_DEFAULT_EVENT_BUFFER)
 
 /* User values of the shard userdata. */
 /* The shard's token and Identify secrets are user values too: the C shard
@@ -334,8 +335,7 @@ static int push_event(lua_State *L, gm_item_t *it) {
     lua_pushlstring(L, it->payload ? it->payload->data : "",
                     it->payload ? it->payload->len : 0);
     lua_setfield(L, -2, "reason");
-    static const char *by[] = {"gateway", "shard", "transport"};
-    lua_pushstring(L, by[it->closed_by]);
+    lua_pushstring(L, gm_closed_by_name((gm_closed_by_t)it->closed_by));
     lua_setfield(L, -2, "initiator");
     lua_setfield(L, -2, "data");
   } else {
@@ -801,8 +801,8 @@ static int l_shard_new(lua_State *L) {
   lua_pop(L, 3);
   c.session_id = opt_string(L, 1, "session_id");
   c.resume_url = opt_string(L, 1, "resume_url");
-  c.max_message = 16u << 20;
-  c.max_payload = 64u << 20;
+  c.max_message = GM_DEFAULT_MAX_MESSAGE;
+  c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_url_t probe;
   const char *why = NULL;
   if (gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why))
@@ -891,13 +891,8 @@ int gm_open_shard(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
-  /* event names, indexed by type + 1 */
-  lua_createtable(L, GM_EVENT_COUNT, 0);
-  for (int i = 0; i < GM_EVENT_COUNT; i++) {
-    lua_pushstring(L, gm_event_type_name((gm_event_type_t)i));
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
+  /* registry "gloaming.event_names" (event names, indexed by type + 1) is
+   * core.event_types, set by gm_open_tables */
   /* a private cjson instance: a user's cjson settings do not change ours */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson");

@@ -4,6 +4,7 @@
 
 #include "io/log.h"
 #include "lua/rt.h"
+#include "proto/defaults.h"
 #include "proto/errors.h"
 
 __attribute__((visibility("default"))) int luaopen_gloaming_core(lua_State *L);
@@ -78,7 +79,7 @@ int luaopen_gloaming_core(lua_State *L) {
   lua_newtable(L);
   for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++)
     openers[i](L);
-  lua_pushliteral(L, "0.1.0");
+  lua_pushliteral(L, GM_VERSION);
   lua_setfield(L, -2, "version");
   push_error_table(L);
   lua_setfield(L, -2, "errors");

@@ -9,7 +9,7 @@ static const struct {
   gm_close_action_t action;
   const char *hint;
 } table[] = {
-#define GM_CLOSE_ROW(code, name, desc, action, hint) \
+#define GM_CLOSE_ROW(code, name, reason, desc, action, hint) \
   {code, #name, desc, GM_CLOSE_##action, hint},
     GM_CLOSE_CODE_MAP(GM_CLOSE_ROW)
 #undef GM_CLOSE_ROW

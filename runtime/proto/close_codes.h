@@ -17,63 +17,81 @@ typedef enum {
                         will either: a Bot stops all of them at once */
 } gm_close_action_t;
 
-/* XX(code, name, description, action, hint). The 4xxx descriptions follow
- * Discord's "Gateway Close Event Codes" table, from the bot's side: what
- * was sent that Discord refused, not what gloaming failed to do. hint says
- * what to do after a fatal close (NULL for the others). */
+/* XX(code, name, reason, description, action, hint). reason is the text
+ * Discord's gateway sends with the code (the fake gateway sends it too;
+ * NULL for the websocket codes). The 4xxx descriptions follow Discord's
+ * "Gateway Close Event Codes" table, from the bot's side: what was sent
+ * that Discord refused, not what gloaming failed to do. hint says what to
+ * do after a fatal close (NULL for the others). */
 #define GM_CLOSE_CODE_MAP(XX)                                                 \
-  XX(1000, NORMAL, "normal closure", RESUME, NULL)                            \
-  XX(1001, GOING_AWAY, "going away", RESUME, NULL)                            \
-  XX(1002, PROTOCOL_ERROR, "protocol error", RESUME, NULL)                    \
-  XX(1003, UNSUPPORTED_DATA, "unsupported data", RESUME, NULL)                \
-  XX(1005, NO_STATUS, "no status code", RESUME, NULL)                         \
-  XX(1006, ABNORMAL, "connection lost without a close frame", RESUME, NULL)   \
-  XX(1007, INVALID_PAYLOAD, "invalid payload data", RESUME, NULL)             \
-  XX(1008, POLICY_VIOLATION, "policy violation", RESUME, NULL)                \
-  XX(1009, MESSAGE_TOO_BIG, "message too big", RESUME, NULL)                  \
-  XX(1010, MANDATORY_EXTENSION, "mandatory extension", RESUME, NULL)          \
-  XX(1011, INTERNAL_ERROR, "internal server error", RESUME, NULL)             \
-  XX(1012, SERVICE_RESTART, "service restart", RESUME, NULL)                  \
-  XX(1013, TRY_AGAIN_LATER, "try again later", RESUME, NULL)                  \
-  XX(1014, BAD_GATEWAY, "bad gateway", RESUME, NULL)                          \
-  XX(4000, UNKNOWN_ERROR, "unknown error on Discord's side", RESUME, NULL)   \
-  XX(4001, UNKNOWN_OPCODE, "unknown opcode: an invalid opcode, or an "       \
+  XX(1000, NORMAL, NULL, "normal closure", RESUME, NULL)                      \
+  XX(1001, GOING_AWAY, NULL, "going away", RESUME, NULL)                      \
+  XX(1002, PROTOCOL_ERROR, NULL, "protocol error", RESUME, NULL)              \
+  XX(1003, UNSUPPORTED_DATA, NULL, "unsupported data", RESUME, NULL)          \
+  XX(1005, NO_STATUS, NULL, "no status code", RESUME, NULL)                   \
+  XX(1006, ABNORMAL, NULL,                                                    \
+     "connection lost without a close frame", RESUME, NULL)                   \
+  XX(1007, INVALID_PAYLOAD, NULL, "invalid payload data", RESUME, NULL)       \
+  XX(1008, POLICY_VIOLATION, NULL, "policy violation", RESUME, NULL)          \
+  XX(1009, MESSAGE_TOO_BIG, NULL, "message too big", RESUME, NULL)            \
+  XX(1010, MANDATORY_EXTENSION, NULL, "mandatory extension", RESUME, NULL)    \
+  XX(1011, INTERNAL_ERROR, NULL, "internal server error", RESUME, NULL)       \
+  XX(1012, SERVICE_RESTART, NULL, "service restart", RESUME, NULL)            \
+  XX(1013, TRY_AGAIN_LATER, NULL, "try again later", RESUME, NULL)            \
+  XX(1014, BAD_GATEWAY, NULL, "bad gateway", RESUME, NULL)                    \
+  XX(4000, UNKNOWN_ERROR, "Unknown error.",                                   \
+     "unknown error on Discord's side", RESUME, NULL)                         \
+  XX(4001, UNKNOWN_OPCODE, "Unknown opcode.",                                 \
+     "unknown opcode: an invalid opcode, or an "                              \
      "invalid payload for one, was sent", RESUME, NULL)                       \
-  XX(4002, DECODE_ERROR, "decode error: Discord could not decode a "         \
+  XX(4002, DECODE_ERROR, "Error while decoding payload.",                     \
+     "decode error: Discord could not decode a "                              \
      "payload that was sent", RESUME, NULL)                                   \
-  XX(4003, NOT_AUTHENTICATED, "not authenticated: a payload was sent "       \
+  XX(4003, NOT_AUTHENTICATED, "Not authenticated.",                           \
+     "not authenticated: a payload was sent "                                 \
      "before Identify, or the session was invalidated", RESUME, NULL)         \
-  XX(4004, AUTHENTICATION_FAILED, "authentication failed: the token is "      \
+  XX(4004, AUTHENTICATION_FAILED, "Authentication failed.",                   \
+     "authentication failed: the token is "                                   \
      "incorrect", FATAL_ALL,                                                  \
      "check the bot token (the Developer Portal's Bot page; a reset token "   \
      "replaces the old one)")                                                 \
-  XX(4005, ALREADY_AUTHENTICATED, "already authenticated: more than one "    \
+  XX(4005, ALREADY_AUTHENTICATED, "Already authenticated.",                   \
+     "already authenticated: more than one "                                  \
      "Identify was sent", RESUME, NULL)                                       \
-  XX(4007, INVALID_SEQ, "invalid seq: the sequence sent in Resume was "      \
+  XX(4007, INVALID_SEQ, "Invalid seq.",                                       \
+     "invalid seq: the sequence sent in Resume was "                          \
      "invalid", IDENTIFY, NULL)                                               \
-  XX(4008, RATE_LIMITED, "rate limited: payloads were sent too quickly",     \
+  XX(4008, RATE_LIMITED, "Rate limited.",                                     \
+     "rate limited: payloads were sent too quickly",                          \
      RESUME, NULL)                                                            \
-  XX(4009, SESSION_TIMED_OUT, "session timed out", IDENTIFY, NULL)            \
-  XX(4010, INVALID_SHARD, "invalid shard: the shard sent in Identify is "    \
+  XX(4009, SESSION_TIMED_OUT, "Session timed out.",                           \
+     "session timed out", IDENTIFY, NULL)                                     \
+  XX(4010, INVALID_SHARD, "Invalid shard.",                                   \
+     "invalid shard: the shard sent in Identify is "                          \
      "invalid", FATAL,                                                        \
      "check the shard ids and total, or use shards = \"recommended\"")        \
-  XX(4011, SHARDING_REQUIRED, "sharding required: too many guilds for the "   \
+  XX(4011, SHARDING_REQUIRED, "Sharding required.",                           \
+     "sharding required: too many guilds for the "                            \
      "shard count", FATAL,                                                    \
      "use more shards: shards = \"recommended\" asks Discord how many")       \
-  XX(4012, INVALID_API_VERSION, "invalid API version: the gateway URL "      \
+  XX(4012, INVALID_API_VERSION, "Invalid API version.",                       \
+     "invalid API version: the gateway URL "                                  \
      "names a version Discord does not serve", FATAL,                         \
      "check gateway_url: gloaming speaks gateway API v10")                    \
-  XX(4013, INVALID_INTENTS, "invalid intents: the intents value is not a "   \
+  XX(4013, INVALID_INTENTS, "Invalid intent(s).",                             \
+     "invalid intents: the intents value is not a "                           \
      "valid bit set", FATAL,                                                  \
      "check the intents: only Discord's documented bits are valid")           \
-  XX(4014, DISALLOWED_INTENTS, "disallowed intents: a privileged intent is "  \
+  XX(4014, DISALLOWED_INTENTS, "Disallowed intent(s).",                       \
+     "disallowed intents: a privileged intent is "                            \
      "not enabled (or not approved) for this application in the Developer "   \
      "Portal", FATAL,                                                         \
      "enable it in the Developer Portal (Bot, Privileged Gateway Intents) "   \
      "or leave it out of intents")
 
 enum {
-#define GM_CLOSE_ENUM(code, name, desc, action, hint) GM_CLOSE_##name = code,
+#define GM_CLOSE_ENUM(code, name, reason, desc, action, hint) \
+  GM_CLOSE_##name = code,
   GM_CLOSE_CODE_MAP(GM_CLOSE_ENUM)
 #undef GM_CLOSE_ENUM
 };

@@ -6,10 +6,20 @@
 #include "opcodes.h"
 
 static const char *const names[] = {
-#define GM_EVENT_NAME(name) #name,
+#define GM_EVENT_NAME(name, groups) #name,
     GM_EVENT_TYPE_MAP(GM_EVENT_NAME)
 #undef GM_EVENT_NAME
 };
+
+static const uint32_t group_masks[] = {
+#define GM_EVENT_GROUPS(name, groups) groups,
+    GM_EVENT_TYPE_MAP(GM_EVENT_GROUPS)
+#undef GM_EVENT_GROUPS
+};
+
+uint32_t gm_event_type_groups(gm_event_type_t t) {
+  return (unsigned)t < GM_EVENT_COUNT ? group_masks[t] : 0;
+}
 
 /* Dispatch names sorted once, for binary search: a lookup per received
  * dispatch must cost little. */

@@ -94,9 +94,6 @@
 #include "opcodes.h"
 
 #define NEVER UINT64_MAX
-#define LOG_DEBUG 0
-#define LOG_INFO 1
-#define LOG_WARN 2
 #define RESUME_URL_TRIES 3
 
 static const char *state_names[] = {
@@ -107,10 +104,10 @@ static const char *state_names[] = {
 
 const char *gm_shard_state_name(gm_shard_state_t s) { return state_names[s]; }
 
-static void say(gm_shard_machine_t *m, int level, const char *fmt, ...)
+static void say(gm_shard_machine_t *m, gm_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void say(gm_shard_machine_t *m, int level, const char *fmt, ...) {
+static void say(gm_shard_machine_t *m, gm_log_level_t level, const char *fmt, ...) {
   if (m->fx->log == NULL) return;
   char line[256];
   va_list ap;
@@ -202,7 +199,7 @@ static void expire_commands(gm_shard_machine_t *m, uint64_t now) {
     n++;
   }
   if (n)
-    say(m, LOG_WARN, "dropped %u command%s queued for over %.0f s without "
+    say(m, GM_LOG_WARN, "dropped %u command%s queued for over %.0f s without "
         "being sent", n, n == 1 ? "" : "s", (double)m->command_deadline / 1e9);
 }
 
@@ -242,7 +239,7 @@ static void count_end(gm_shard_machine_t *m, uint64_t now) {
     m->failed_resumes = 1;
   }
   if (m->failed_resumes >= GM_SM_RESUME_TRIES && m->session_id) {
-    say(m, LOG_WARN, "resuming at sequence %lld failed %u times: starting a "
+    say(m, GM_LOG_WARN, "resuming at sequence %lld failed %u times: starting a "
         "new session", (long long)m->seq, m->failed_resumes);
     m->failed_resumes = 0;
     m->failed_resume_seq = -1;
@@ -274,7 +271,7 @@ static void connect_now(gm_shard_machine_t *m) {
   m->closing = false;
   m->sent_close_code = 0;
   m->state = GM_SHARD_DISCONNECTED;
-  say(m, LOG_DEBUG, "connecting to %s (%s)",
+  say(m, GM_LOG_DEBUG, "connecting to %s (%s)",
       resume ? "the resume URL" : "the gateway", resume ? "resume" : "identify");
   m->fx->connect(m->ud, resume ? m->resume_url : m->gateway_url);
 }
@@ -293,7 +290,7 @@ static void schedule_reconnect(gm_shard_machine_t *m, uint64_t now,
   uint64_t delay = extra && m->attempts == 0 ? extra : backoff(m) + extra;
   m->reconnect_at = now + delay;
   if (delay)
-    say(m, LOG_INFO, "reconnecting in %.1f s (attempt %u)", (double)delay / 1e9,
+    say(m, GM_LOG_INFO, "reconnecting in %.1f s (attempt %u)", (double)delay / 1e9,
         m->attempts + 1);
 }
 
@@ -477,12 +474,12 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
     m->fatal_err = err;
     drop_commands(m, true);
     /* info: whoever runs the shard says it once, with what to do */
-    say(m, LOG_INFO, "%s (%s): not reconnecting", what, why ? why : "?");
+    say(m, GM_LOG_INFO, "%s (%s): not reconnecting", what, why ? why : "?");
     return;
   }
   /* otherwise the I/O layer logged it as it told the readers */
   if (to_resume_url && m->attempts >= RESUME_URL_TRIES) {
-    say(m, LOG_INFO, "the resume URL failed %u times: resuming through the "
+    say(m, GM_LOG_INFO, "the resume URL failed %u times: resuming through the "
                      "gateway URL", m->attempts);
     set_str(&m->resume_url, NULL);
     m->fx->session_changed(m->ud);
@@ -500,7 +497,7 @@ static int on_hello(gm_shard_machine_t *m, uint64_t now,
       !gm_json_integer(v, vlen, &ms) || ms <= 0 || ms > GM_SM_MAX_INTERVAL_MS) {
     /* Heartbeats cannot be scheduled: waiting for the Hello deadline would
      * only lose time. */
-    say(m, LOG_WARN, "Hello with %s heartbeat_interval (%.*s): reconnecting",
+    say(m, GM_LOG_WARN, "Hello with %s heartbeat_interval (%.*s): reconnecting",
         v ? "a bad" : "no", v ? (int)(vlen < 40 ? vlen : 40) : 0, v ? v : "");
     close_connection(m, 4000, "bad Hello");
     return GM_EDECODE;
@@ -533,7 +530,7 @@ static int on_ready(gm_shard_machine_t *m, uint64_t now, const char *d,
       gm_json_unescape(v, vlen, url, sizeof url) <= 0) {
     /* Without a session the shard would be stranded (twilight's gap 6):
      * start over. */
-    say(m, LOG_WARN, "READY without session_id or resume_gateway_url: "
+    say(m, GM_LOG_WARN, "READY without session_id or resume_gateway_url: "
                      "identifying again");
     close_connection(m, 4000, "malformed READY");
     return GM_EDECODE;
@@ -560,7 +557,7 @@ static void became_active(gm_shard_machine_t *m, uint64_t now) {
  * inherit. */
 static bool forward_seq(gm_shard_machine_t *m, int64_t s) {
   if (s < 0 || s < m->seq) {
-    say(m, LOG_WARN, "ignoring sequence %lld for resuming: %s", (long long)s,
+    say(m, GM_LOG_WARN, "ignoring sequence %lld for resuming: %s", (long long)s,
         s < 0 ? "negative" : "below the last one");
     return false;
   }
@@ -604,12 +601,12 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     gm_latency_acked(&m->latency, now);
     return 0;
   case GM_OP_RECONNECT:
-    say(m, LOG_INFO, "the gateway asked for a reconnect (op 7): resuming");
+    say(m, GM_LOG_INFO, "the gateway asked for a reconnect (op 7): resuming");
     close_connection(m, 4000, "reconnect requested");
     return 0;
   case GM_OP_INVALID_SESSION: {
     bool resumable = dlen == 4 && memcmp(d, "true", 4) == 0;
-    say(m, LOG_INFO, "invalid session (op 9, %s): %s",
+    say(m, GM_LOG_INFO, "invalid session (op 9, %s): %s",
         resumable ? "resumable" : "not resumable",
         resumable ? "resuming" : "identifying again");
     if (!resumable) drop_session(m);
@@ -661,7 +658,7 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
     m->fx->emit_close(m->ud, sent, ours, strlen(ours), GM_CLOSED_BY_SHARD);
   } else if (!peer_frame) {
     m->fx->emit_close(m->ud, 1006, "", 0, GM_CLOSED_BY_TRANSPORT);
-    say(m, LOG_INFO, "connection lost: %s",
+    say(m, GM_LOG_INFO, "connection lost: %s",
         m->session_id ? "resuming" : "new session");
   } else {
     gm_close_action_t action = gm_close_action(code);
@@ -672,14 +669,14 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
         drop_commands(m, true);
         /* info: whoever runs the shard says it once, with what to do (a
          * Bot's run() result, `gloaming run`'s last line, events()). */
-        say(m, LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
+        say(m, GM_LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
             code, what ? what : "?");
       } else if (action == GM_CLOSE_IDENTIFY) {
         drop_session(m);
-        say(m, LOG_INFO, "the gateway closed with %d (%s): new session", code,
+        say(m, GM_LOG_INFO, "the gateway closed with %d (%s): new session", code,
             what ? what : "?");
       } else {
-        say(m, LOG_INFO, "the gateway closed with %d%s%s: resuming", code,
+        say(m, GM_LOG_INFO, "the gateway closed with %d%s%s: resuming", code,
             what ? " " : "", what ? what : "");
       }
     }
@@ -753,13 +750,13 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
   if (m->closing) return;
   if (m->reached && now >= m->stable_at) m->attempts = 0; /* for state() */
   if (now >= m->hello_deadline) {
-    say(m, LOG_WARN, "no Hello within %.0f s of connecting",
+    say(m, GM_LOG_WARN, "no Hello within %.0f s of connecting",
         (double)GM_SM_HELLO_TIMEOUT_NS / 1e9);
     drop_connection(m, now, 4000, 1006, "no Hello from the gateway");
     return;
   }
   if (now >= m->ready_deadline) {
-    say(m, LOG_WARN, "no %s within %.0f s",
+    say(m, GM_LOG_WARN, "no %s within %.0f s",
         m->state == GM_SHARD_RESUMING ? "RESUMED" : "READY",
         (double)GM_SM_READY_TIMEOUT_NS / 1e9);
     close_connection(m, 4000, m->state == GM_SHARD_RESUMING ? "no RESUMED" : "no READY");
@@ -767,7 +764,7 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     return;
   }
   if (m->paused && m->interval && now >= m->paused_since + m->interval) {
-    say(m, LOG_WARN, "event buffers full for a heartbeat interval: closing "
+    say(m, GM_LOG_WARN, "event buffers full for a heartbeat interval: closing "
                      "until they drain");
     m->hold_reconnect = true;
     m->voluntary = true;
@@ -780,7 +777,7 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
     m->heartbeat_at = m->latency.sent + m->interval;
   } else if (now >= m->heartbeat_at) {
     if (m->latency.waiting && !m->paused) {
-      say(m, LOG_WARN, "no heartbeat ACK since the last heartbeat: zombied "
+      say(m, GM_LOG_WARN, "no heartbeat ACK since the last heartbeat: zombied "
                        "connection, resuming");
       drop_connection(m, now, 4000, 1006, "zombied connection");
       return;

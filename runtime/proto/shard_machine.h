@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "closed_by.h"
 #include "envelope.h"
 #include "latency.h"
+#include "log_level.h"
 #include "ratelimiter.h"
 
 /* XX(NAME, label) */
@@ -32,12 +34,8 @@ typedef enum {
 
 const char *gm_shard_state_name(gm_shard_state_t s);
 
-/* Who ended a connection, for GATEWAY_CLOSE (same labels as the conn). */
-typedef enum {
-  GM_CLOSED_BY_GATEWAY,
-  GM_CLOSED_BY_SHARD,
-  GM_CLOSED_BY_TRANSPORT
-} gm_closed_by_t;
+/* Who ended a connection, for GATEWAY_CLOSE: gm_closed_by_t, in
+ * proto/closed_by.h (the conn's table too). */
 
 /* Timing policy (documented in the README). */
 #define GM_SM_HELLO_TIMEOUT_NS (20ull * 1000000000ull)
@@ -84,7 +82,7 @@ typedef struct gm_sm_effects_s {
   /* A uniform random number in [0, 1): jitter. */
   double (*random)(void *ud);
   /* Log a line at info level (why we reconnect and the like). */
-  void (*log)(void *ud, int level, const char *message);
+  void (*log)(void *ud, gm_log_level_t level, const char *message);
   /* A command queued with a ticket left the queue: err 0 when it was
    * written to the connection, GM_ETIMEDOUT past its deadline, GM_ECLOSED
    * when the shard ended first. */

@@ -127,7 +127,7 @@ static double fx_random(void *ud) {
   w.randoms++;
   return w.random;
 }
-static void fx_log(void *ud, int level, const char *message) {
+static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   (void)ud;
   (void)level;
   w.logs++;

@@ -211,7 +211,7 @@ local function serve_connection(fake, raw, port, slot)
   if not ok then
     fake.log.error("connection on port %d failed: %s", port, tostring(err))
     if slot.conn then
-      slot.conn:close(4000)
+      slot.conn:close("UNKNOWN_ERROR")
     elseif raw:is_open() then
       pcall(rest.respond_status, raw, 500)
     end
@@ -587,7 +587,7 @@ function Fake:stop()
   self.stopped = true
   self.listener:close()
   self.resume_listener:close()
-  for _, conn in ipairs(self.conn_list) do conn:close(1001, "The fake gateway stops.") end
+  for _, conn in ipairs(self.conn_list) do conn:close("GOING_AWAY", "The fake gateway stops.") end
   for slot in pairs(self.serving) do
     if slot.task and slot.task:status() == "waiting" then slot.task:cancel() end
   end

@@ -23,7 +23,7 @@ local VOICE_ENDPOINT = "127.0.0.1:9"
 local commands = {}
 
 local function invalid(conn, what)
-  conn:close(4001, "Invalid payload: " .. what)
+  conn:close("UNKNOWN_OPCODE", "Invalid payload: " .. what)
 end
 
 local function is_snowflake(v)

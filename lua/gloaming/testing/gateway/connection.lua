@@ -25,18 +25,15 @@ local EPSILON = 1e-6                    -- clock slack when a deadline is due
 
 local INTENT_GUILDS = core.intents.GUILDS.value
 
--- Opcodes by number, from the shared table.
-local OPCODES = {}
-for name, o in pairs(core.opcodes) do OPCODES[o.op] = { name = name, send = o.send } end
+-- Opcodes by number, from the shared table; OP.IDENTIFY is 2.
+local OPCODES, OP = {}, {}
+for name, o in pairs(core.opcodes) do
+  OPCODES[o.op] = { name = name, send = o.send }
+  OP[name] = o.op
+end
+-- Close codes (and Discord's reason texts) by name, from the shared table.
+local CLOSE = core.close_codes
 
--- Discord's own close reasons.
-local REASONS = {
-  [4000] = "Unknown error.", [4001] = "Unknown opcode.", [4002] = "Error while decoding payload.",
-  [4003] = "Not authenticated.", [4004] = "Authentication failed.",
-  [4005] = "Already authenticated.", [4007] = "Invalid seq.", [4008] = "Rate limited.",
-  [4009] = "Session timed out.", [4010] = "Invalid shard.", [4011] = "Sharding required.",
-  [4012] = "Invalid API version.", [4013] = "Invalid intent(s).", [4014] = "Disallowed intent(s).",
-}
 
 --- A payload that is not a dispatch (s and t are null).
 local function control(op, d)
@@ -104,11 +101,16 @@ function Conn:_end(by, code, reason)
   if task and task:status() == "waiting" then task:cancel() end
 end
 
---- Closes with a close frame (default 4000) and returns at once.
+--- Closes with a close frame and returns at once. code: a number or a
+-- name of core.close_codes (default "UNKNOWN_ERROR"); reason: Discord's
+-- text for the code by default.
 function Conn:close(code, reason)
   if self.ended then return false end
-  code = code or 4000
-  reason = reason or REASONS[code] or ""
+  local row = CLOSE[code or "UNKNOWN_ERROR"]
+  if type(code) ~= "number" then
+    code = assert(row, "unknown close code name").code
+  end
+  reason = reason or row and row.reason or ""
   self.raw:close(code, reason)
   self:_end("server", code, reason)
   return true
@@ -148,7 +150,7 @@ function Conn:_on_deadline()
   local now = gloaming.now() + EPSILON
   if self.hello_at and now >= self.hello_at then self:_send_hello() end
   if self.heartbeat_deadline and now >= self.heartbeat_deadline then
-    self:close(4009)
+    self:close("SESSION_TIMED_OUT")
   end
 end
 
@@ -160,12 +162,12 @@ local COMPRESSIONS = { ["zlib-stream"] = true, ["zstd-stream"] = true }
 
 --- The close code and reason for a bad connect query, or nil.
 local function check_query(q)
-  if q.v ~= "10" then return 4012, "Invalid API version: " .. tostring(q.v) end
+  if q.v ~= "10" then return "INVALID_API_VERSION", "Invalid API version: " .. tostring(q.v) end
   if q.encoding ~= nil and q.encoding ~= "json" then
-    return 4002, "The fake gateway speaks encoding=json only."
+    return "DECODE_ERROR", "The fake gateway speaks encoding=json only."
   end
   if q.compress ~= nil and not COMPRESSIONS[q.compress] then
-    return 4002, "Unknown compress: " .. q.compress
+    return "DECODE_ERROR", "Unknown compress: " .. q.compress
   end
 end
 
@@ -198,7 +200,9 @@ end
 
 function Conn:_on_client_close(code, reason)
   -- Discord invalidates a session its client closes with 1000 or 1001.
-  if self.session and (code == 1000 or code == 1001) then self.session:invalidate() end
+  if self.session and (code == CLOSE.NORMAL.code or code == CLOSE.GOING_AWAY.code) then
+    self.session:invalidate()
+  end
   self:_end("client", code, reason)
 end
 
@@ -228,15 +232,17 @@ function Conn:_on_payload(data, now)
   -- the op only: an Identify's d holds the token
   self.fake.log.info("connection %d received op %s", self.id, tostring(entry.op))
 
-  if self:_over_rate_limit(now) then return self:close(4008) end
-  if #data > MAX_PAYLOAD then return self:close(4002, "Payload over 4096 bytes.") end
-  if type(msg) ~= "table" or type(msg.op) ~= "number" then return self:close(4002) end
+  if self:_over_rate_limit(now) then return self:close("RATE_LIMITED") end
+  if #data > MAX_PAYLOAD then return self:close("DECODE_ERROR", "Payload over 4096 bytes.") end
+  if type(msg) ~= "table" or type(msg.op) ~= "number" then return self:close("DECODE_ERROR") end
   local op = math.tointeger(msg.op)
   local info = op and OPCODES[op]
-  if not (info and info.send) then return self:close(4001) end
-  -- A shard waiting in the identify queue heartbeats: 1, 2 and 6 are
-  -- the only opcodes allowed before a session.
-  if not self.session and op ~= 1 and op ~= 2 and op ~= 6 then return self:close(4003) end
+  if not (info and info.send) then return self:close("UNKNOWN_OPCODE") end
+  -- A shard waiting in the identify queue heartbeats: Heartbeat, Identify
+  -- and Resume are the only opcodes allowed before a session.
+  if not self.session and op ~= OP.HEARTBEAT and op ~= OP.IDENTIFY and op ~= OP.RESUME then
+    return self:close("NOT_AUTHENTICATED")
+  end
   local d = msg.d
   if d == json.null then d = nil end
   return HANDLERS[op](self, d, now)
@@ -246,9 +252,9 @@ end
 
 -- {=============== opcodes ===============
 
-HANDLERS[1] = function(self, d) -- Heartbeat
+HANDLERS[OP.HEARTBEAT] = function(self, d) -- Heartbeat
   if d ~= nil and not (type(d) == "number" and math.tointeger(d) and d >= 0) then
-    return self:close(4001, "Invalid heartbeat: d must be a sequence number or null.")
+    return self:close("UNKNOWN_OPCODE", "Invalid heartbeat: d must be a sequence number or null.")
   end
   if self.heartbeat_deadline then self:_arm_heartbeat_deadline() end
   if self.acking then self:_send(HEARTBEAT_ACK) end
@@ -261,30 +267,30 @@ end
 --- Identify's checks, in Discord's order of importance. Returns a close
 -- code and reason, or nil and the identity the session starts with.
 local function check_identify(fake, d)
-  if type(d) ~= "table" then return 4002, "Identify needs an object." end
-  if d.token ~= fake.token then return 4004 end
-  if type(d.properties) ~= "table" then return 4002, "Identify needs properties." end
+  if type(d) ~= "table" then return "DECODE_ERROR", "Identify needs an object." end
+  if d.token ~= fake.token then return "AUTHENTICATION_FAILED" end
+  if type(d.properties) ~= "table" then return "DECODE_ERROR", "Identify needs properties." end
   local threshold = 50
   if d.large_threshold ~= nil then
     threshold = integer(d.large_threshold)
     if not threshold or threshold < 50 or threshold > 250 then
-      return 4002, "large_threshold must be 50 to 250."
+      return "DECODE_ERROR", "large_threshold must be 50 to 250."
     end
   end
   local intents = integer(d.intents)
-  if not intents or intents < 0 or intents & ~fake.all_intents ~= 0 then return 4013 end
-  if intents & fake.privileged_intents & ~fake.allowed_intents ~= 0 then return 4014 end
+  if not intents or intents < 0 or intents & ~fake.all_intents ~= 0 then return "INVALID_INTENTS" end
+  if intents & fake.privileged_intents & ~fake.allowed_intents ~= 0 then return "DISALLOWED_INTENTS" end
   local shard_id, total = 0, 1
   if d.shard ~= nil then
     local s = d.shard
     shard_id, total = type(s) == "table" and integer(s[1]), type(s) == "table" and integer(s[2])
     if not shard_id or not total or #s ~= 2 or total < 1 or shard_id < 0 or shard_id >= total then
-      return 4010, "Invalid shard: " .. json.encode(s)
+      return "INVALID_SHARD", "Invalid shard: " .. json.encode(s)
     end
   end
-  if total < fake.min_shards then return 4011 end
+  if total < fake.min_shards then return "SHARDING_REQUIRED" end
   if total ~= fake.shards then
-    return 4010, ("Invalid shard: %d shards, the gateway expects %d."):format(total, fake.shards)
+    return "INVALID_SHARD", ("Invalid shard: %d shards, the gateway expects %d."):format(total, fake.shards)
   end
   return nil, nil, {
     shard_id = shard_id, shards = total, intents = intents,
@@ -292,13 +298,13 @@ local function check_identify(fake, d)
   }
 end
 
-HANDLERS[2] = function(self, d, at) -- Identify
-  if self.session then return self:close(4005) end
+HANDLERS[OP.IDENTIFY] = function(self, d, at) -- Identify
+  if self.session then return self:close("ALREADY_AUTHENTICATED") end
   local fake = self.fake
   local code, reason, identity = check_identify(fake, d)
   if code then return self:close(code, reason) end
   -- At zero, Discord resets the token: the identify fails authentication.
-  if fake.remaining <= 0 then return self:close(4004, "Session start limit reached.") end
+  if fake.remaining <= 0 then return self:close("AUTHENTICATION_FAILED", "Session start limit reached.") end
   if not fake:_take_identify_slot(identity.shard_id, at) then
     return self:_send(control(9, "false"))
   end
@@ -315,7 +321,7 @@ function Conn:_attach(session)
   self.fake:_set_shard_conn(session.shard_id, self)
   if old and old ~= self then -- a resume took the session over
     old.session = nil
-    old:close(4000, "The session was resumed on another connection.")
+    old:close("UNKNOWN_ERROR", "The session was resumed on another connection.")
   end
 end
 
@@ -346,17 +352,17 @@ function Conn:_send_ready()
   self:_mark_ready()
 end
 
-HANDLERS[6] = function(self, d) -- Resume
-  if self.session then return self:close(4005) end
-  if type(d) ~= "table" then return self:close(4002, "Resume needs an object.") end
+HANDLERS[OP.RESUME] = function(self, d) -- Resume
+  if self.session then return self:close("ALREADY_AUTHENTICATED") end
+  if type(d) ~= "table" then return self:close("DECODE_ERROR", "Resume needs an object.") end
   local fake = self.fake
-  if d.token ~= fake.token then return self:close(4004) end
+  if d.token ~= fake.token then return self:close("AUTHENTICATION_FAILED") end
   local session = fake:_resumable_session(d.session_id)
   if not session then return self:_send(control(9, "false")) end
   local seq = integer(d.seq)
   if not seq or seq < 0 or seq > session.seq then
     session:invalidate()
-    return self:close(4007)
+    return self:close("INVALID_SEQ")
   end
   local missed = session:payloads_after(seq)
   if not missed then return self:_send(control(9, "false")) end
@@ -368,14 +374,14 @@ HANDLERS[6] = function(self, d) -- Resume
   self:_mark_ready()
 end
 
-HANDLERS[3] = function(self, d) -- Presence Update: recorded, nothing else
-  if type(d) ~= "table" then return self:close(4001, "Invalid presence update.") end
+HANDLERS[OP.PRESENCE_UPDATE] = function(self, d) -- Presence Update: recorded, nothing else
+  if type(d) ~= "table" then return self:close("UNKNOWN_OPCODE", "Invalid presence update.") end
 end
 
-HANDLERS[4] = commands.voice_state_update
-HANDLERS[8] = commands.request_guild_members
-HANDLERS[31] = commands.request_soundboard_sounds
-HANDLERS[43] = commands.request_channel_info
+HANDLERS[OP.VOICE_STATE_UPDATE] = commands.voice_state_update
+HANDLERS[OP.REQUEST_GUILD_MEMBERS] = commands.request_guild_members
+HANDLERS[OP.REQUEST_SOUNDBOARD_SOUNDS] = commands.request_soundboard_sounds
+HANDLERS[OP.REQUEST_CHANNEL_INFO] = commands.request_channel_info
 
 -- }===============
 

@@ -89,7 +89,7 @@ local ROUTES = {
   },
   ["POST /fake/close"] = {
     function(fake, body)
-      return { closed = fake:close(shard_of(fake, body), body.code or 4000, body.reason) }
+      return { closed = fake:close(shard_of(fake, body), body.code or "UNKNOWN_ERROR", body.reason) }
     end,
     { code = { "integer" }, reason = { "string" }, shard = SHARD, guild_id = { "string" } },
   },
