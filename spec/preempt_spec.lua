@@ -181,6 +181,83 @@ describe("the handler limit (core.budget)", function()
     end)
   end)
 
+  it("stops a handler inside its own generator that never yields, at the generator's line, never yielding into it", function()
+    run(function()
+      local t0 = gloaming.now()
+      local line
+      local task = gloaming.spawn(function()
+        core.mark_user_task("handler")
+        core.budget(1)
+        -- a generator that computes between items still yields every item
+        local got = {}
+        for i in coroutine.wrap(function()
+          for i = 1, 5 do busy(0.03); coroutine.yield(i) end
+        end) do got[#got + 1] = i end
+        assert(#got == 5, "a generator's loop ended early")
+        for _ in coroutine.wrap(function()
+          line = debug.getinfo(1, "l").currentline + 1
+          local d = gloaming.now() + 3 while gloaming.now() < d do end
+          coroutine.yield(1)
+        end) do end
+        return "the generator was yielded into: its loop ended early"
+      end)
+      local ok, err = task:wait(5)
+      assert.is_false(ok, err)
+      assert.matches("preempt_spec.lua:" .. line .. ": stopped: it computed for more than 1 s", err)
+      assert.is_true(gloaming.now() - t0 < 1.5)
+    end)
+  end)
+
+  it("reaches a coroutine.resume'd loop too (the handler is then stopped itself)", function()
+    run(function()
+      local t0 = gloaming.now()
+      local task = gloaming.spawn(function()
+        core.mark_user_task("handler")
+        core.budget(0.2)
+        local co = coroutine.create(function()
+          local d = gloaming.now() + 3 while gloaming.now() < d do end -- (bounded: a spec must end without the fix)
+        end)
+        local ok, err = coroutine.resume(co)
+        return "caught: " .. tostring(ok) .. " " .. err
+      end)
+      local ok, err = task:wait(5)
+      assert.is_false(ok, err)
+      assert.matches("stopped: it computed for more than 0.2 s", err)
+      assert.is_true(gloaming.now() - t0 < 1)
+    end)
+  end)
+
+  it("keeps coroutine.resume, wrap and close as Lua's", function()
+    run(function()
+      local task = gloaming.spawn(function()
+        core.mark_user_task("handler")
+        local co = coroutine.create(function() error("boom", 0) end)
+        assert.are.same({ false, "boom" }, { coroutine.resume(co) })
+        assert.are.same({ false, "cannot resume dead coroutine" }, { coroutine.resume(co) })
+        assert.are.same({ false, "boom" }, { coroutine.close(co) })
+        local w = coroutine.wrap(function(a) local b = coroutine.yield(a + 1); error("x" .. b) end)
+        assert.are.equal(2, w(1))
+        local ok, e = pcall(function() return w(5) end)
+        assert.is_false(ok)
+        assert.matches("preempt_spec.lua:%d+: [^ ]*preempt_spec.lua:%d+: x5$", e)
+        local closed = false
+        local c = coroutine.create(function()
+          local _ <close> = setmetatable({}, { __close = function() closed = true end })
+          coroutine.yield()
+        end)
+        coroutine.resume(c)
+        assert.are.same({ true }, { coroutine.close(c) })
+        assert.is_true(closed)
+        assert.are.equal("dead", coroutine.status(c))
+        assert.has_error(function() coroutine.close(coroutine.running()) end,
+          "cannot close a running coroutine")
+        assert.has_error(function() coroutine.resume(1) end)
+        return "ok"
+      end)
+      assert.are.same({ true, "ok" }, { task:wait(5) })
+    end)
+  end)
+
   it("counts computing only: waits are free", function()
     run(function()
       local task = gloaming.spawn(function()
@@ -273,6 +350,17 @@ describe("a Bot whose handlers never wait, against a gateway in another process"
     assert.matches("stack traceback:.*in function 'table.sort'", out)
     assert_alive(r, 0.5, r.ended)
   end)
+
+  it("stops a handler inside its own generator that never yields, past handler_limit, and goes on", function()
+    local r, out = run_bot("stuckgen", 3, 0.5)
+    local c = r.cases.stuckgen
+    assert(c, "the generator was never stopped")
+    assert.is_nil(c.result) -- it was not yielded into (its for loop did not end early)
+    assert.is_true(c.stopped < 1.5)
+    assert.matches("handler for GUILD_CREATE failed: [^\n]*runaway_bot.lua:" .. ("%d"):format(r.genline)
+      .. ": stopped: it computed for more than 0.5 s", out)
+    assert_alive(r, 0.5, r.ended)
+  end)
 end)
 
 -- }===============
@@ -347,6 +435,21 @@ describe("Ctrl-C", function()
         { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
         { send = "table.sort({3, 2, 1, 4, 5}, function(a, b) while true do end end)" .. ENTER },
         { expect = "end\\)\n" },
+        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
+        { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
+        { send = CTRL_D }, { exit = 10 },
+      }, { support.GLOAMING, "repl" }, support.home(dir)))
+    end)
+  end)
+
+  it("interrupts a loop inside a REPL line's own coroutine within 100 ms, and the REPL goes on", function()
+    run(function()
+      support.check(support.drive({
+        { expect = PROMPT },
+        -- the line's thread waits in the generator's resume: only the
+        -- coroutine running can be reached, and it must raise, not yield
+        { send = "for x in coroutine.wrap(function() while true do end end) do end" .. ENTER },
+        { expect = "do end\n" },
         { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
         { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
         { send = CTRL_D }, { exit = 10 },

@@ -14,6 +14,10 @@
  * Ctrl-C does the same). SIGURG is ignored by default, and Go's runtime
  * preempts goroutines with it for the same reason.
  *
+ * The pointer is the innermost coroutine running: the task's thread, or a
+ * coroutine it resumed (coro.c publishes those), so a loop that never
+ * yields inside a user's generator is reached too.
+ *
  * The hook acts only where the user's own code could have waited:
  * - in a user task's own thread (never in a user's coroutine: a yield there
  *   would reach the user's resume, and end a coroutine.wrap loop early);
@@ -186,6 +190,21 @@ void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t) {
     P.computing = NULL;
 }
 
+/* A user's coroutine starts or goes on running inside a task's resume:
+ * the signal handlers now arm it. Outside a task's resume nothing is
+ * published (the watcher sees no task running). */
+lua_State *gm_preempt_push(lua_State *co) {
+  lua_State *prev = atomic_load_explicit(&P.running, memory_order_relaxed);
+  if (prev != NULL) atomic_store_explicit(&P.running, co, memory_order_release);
+  return prev;
+}
+
+/* It yielded, returned or failed: the one that resumed it runs again. */
+void gm_preempt_pop(lua_State *prev) {
+  if (prev != NULL)
+    atomic_store_explicit(&P.running, prev, memory_order_release);
+}
+
 /* }=============== */
 
 /* {=============== SIGINT and SIGTERM =============== */
@@ -331,6 +350,10 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
         lua_yield(L, 0); /* the scheduler turns the loop, then resumes */
         return;
       }
+      /* in the user's coroutine: the task yields as soon as it runs
+       * again (the watcher's signals land mostly in the coroutine) */
+      if (t->user && t->co != L)
+        lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
       keep = true; /* try again a little later */
     }
   }
@@ -415,6 +438,7 @@ int gm_open_preempt(lua_State *L) {
   gm_rt_t *rt = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (rt->runtime_src[0] == '\0') find_runtime_src(L, rt);
+  gm_coro_install(L);
   gm_rt_setfuncs(L, funcs);
   return 0;
 }

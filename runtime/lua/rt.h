@@ -161,6 +161,12 @@ void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t);
 void gm_preempt_catch(int signum);
 bool gm_preempt_signal_seen(int signum);
 void gm_preempt_after_step(void);
+/* push publishes a user's coroutine as the one running (returns the one
+ * to put back with pop when it stops); coro.c's resume brackets with them,
+ * and install puts those functions in the global `coroutine` table. */
+lua_State *gm_preempt_push(lua_State *co);
+void gm_preempt_pop(lua_State *prev);
+void gm_coro_install(lua_State *L);
 
 /* The binding files: each adds its functions and classes to the module
  * table at the top of the stack. */
