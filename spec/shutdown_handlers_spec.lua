@@ -39,7 +39,7 @@ describe("gloaming run, interrupted while a handler computes forever", function(
     local info, stop = start_gateway()
     local sessions = helpers.tmpname()
     os.remove(sessions)
-    local p = assert(io.popen(("sh -c 'echo $$; exec ./build/gloaming run --sessions %s "
+    local p = assert(io.popen(("sh -c 'echo $$; exec env GLOAMING_LOG=warn ./build/gloaming run --sessions %s "
       .. "spec/fixtures/busy_handler_bot.lua %s %s %s' 2>&1"):format(sessions, info.url,
         info.http_url .. "/api/v10", info.token), "r"))
     local pid = p:read("l")
