@@ -107,6 +107,10 @@ describe("the gloaming fake-gateway command", function()
       assert.matches("^ws://127%.0%.0%.1:%d+$", info.url)
       assert.matches("^http://127%.0%.0%.1:%d+$", info.http_url)
       assert.are.same({ cjson.null, "t" }, { info.ca_file, info.token })
+      -- api_url is a Bot's http.base_url as it is (http_url is the fake's root)
+      assert.are.equal(info.http_url .. "/api/v10", info.api_url)
+      local gateway_bot = assert(gloaming.http.new(info.token, { base_url = info.api_url }):gateway_bot())
+      assert.are.equal(2, gateway_bot.shards)
       local server = { url = info.url, token = info.token }
       local c = connect(server)
       local ready = c:start { shard = { 1, 2 } }

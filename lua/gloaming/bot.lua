@@ -27,7 +27,12 @@ local options = require "gloaming.options"
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
 
-local SHUTDOWN_GRACE = core.defaults.shutdown_grace
+-- At shutdown, handlers in flight get HANDLER_GRACE seconds to finish, then
+-- are cancelled; everything left at SHUTDOWN_LIMIT is cancelled and the
+-- sessions are saved: well within the grace `gloaming run`
+-- gives a Ctrl-C (core.defaults.shutdown_grace).
+local HANDLER_GRACE = 1
+local SHUTDOWN_LIMIT = 3
 
 --- Options that `gloaming run` sets for every Bot (--sessions).
 Bot.defaults = {}
@@ -261,7 +266,10 @@ local function run_handlers(self, event)
     core.budget(self.handler_limit)
     local ok, err = xpcall(fn, debug.traceback, event, self)
     core.budget(nil)
-    if not ok then
+    if not ok and self.cancelled and self.cancelled[core.running_task()] then
+      -- the shutdown cancelled it (and said so): not a failure of the handler
+      log.debug("handler for %s ended by the shutdown: %s", event.type, error_text(err):match("^[^\n]*"))
+    elseif not ok then
       local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
       -- under gloaming.testing.run it fails the spec; otherwise it is logged
       if not core.fail_run(text) then log.error("%s", text) end
@@ -277,16 +285,19 @@ local function dispatch(self, event)
     if not ok and code == "ECANCELED" then return end
   end
   self.in_flight = self.in_flight + 1
-  core.spawn(function()
+  local running = self.running
+  local task = core.spawn(function()
     -- handlers are preempted when they compute without waiting
     core.mark_user_task("handler")
     -- the slot is given back whatever happens in there
     local ok, err = pcall(run_handlers, self, event)
     self.in_flight = self.in_flight - 1
+    running[core.running_task()] = nil
     -- every waiter checks again: readers for a slot, shutdown for zero
     self.slots:notify_all()
     if not ok then error(err, 0) end
   end)
+  if not task:done() then running[task] = event.type end
 end
 
 -- }===============
@@ -456,6 +467,8 @@ function Bot:run()
     return table.unpack(result, 1, result.n)
   end
   self.failure = nil
+  self.running = {}   -- handler task -> its event type, while it runs
+  self.cancelled = setmetatable({}, { __mode = "k" }) -- handler tasks the shutdown cancelled
   -- GET /gateway/bot (recommended shards) says first what is wrong with
   -- the API; then the identity, before any shard identifies
   local shards, err, code = build_shards(self)
@@ -505,29 +518,69 @@ function Bot:run()
   return true
 end
 
---- Closes every shard and waits (at most 5 s) for readers and handlers,
--- then saves the sessions: a failed last save loses them, so it fails the
--- run ("sessions lost: ...", ESESSIONS), as a sessions path that cannot be
--- written fails its start.
-function Bot:shutdown(tasks, saver)
-  check_self(self, "shutdown")
-  self.shutting_down = true
-  local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
-  for _, shard in ipairs(self.shards) do shard:close(frame) end
-  -- A wait that fails with ECANCELED ends the grace at once: the run is
-  -- shutting down and every later wait fails too, so looping on it would
-  -- spin (forever on the virtual clock, whose time stands still).
-  local deadline = core.now() + SHUTDOWN_GRACE
+-- Waits until every task of tasks has ended and no handler runs, or until
+-- the deadline; false once this task's own waits fail (ECANCELED: the run
+-- is shutting down, and every later wait fails too, so looping on it would
+-- spin, forever on the virtual clock, whose time stands still).
+local function wait_idle(self, tasks, deadline)
   for _, t in ipairs(tasks or {}) do
     local left = deadline - core.now()
-    if left <= 0 then break end
+    if left <= 0 then return true end
     local ok, _, code = t:wait(left)
-    if ok == nil and code == "ECANCELED" then break end
+    if ok == nil and code == "ECANCELED" then return false end
   end
   while self.in_flight > 0 and core.now() < deadline do
     local ok, _, code = self.slots:wait(deadline - core.now())
-    if not ok and code == "ECANCELED" then break end
+    if not ok and code == "ECANCELED" then return false end
   end
+  return true
+end
+
+-- Cancels the handlers still running: a waiting one gets ECANCELED from
+-- its wait, a computing one (preempted) a "cancelled" error at once.
+local function cancel_handlers(self)
+  local n, types = 0, {}
+  for task, event_type in pairs(self.running or {}) do
+    if not task:done() then
+      if not self.cancelled[task] then n = n + 1; types[event_type] = true end
+      self.cancelled[task] = true
+      task:cancel()
+    end
+  end
+  return n, types
+end
+
+--- Closes every shard, gives handlers in flight 1 s to finish, cancels
+-- those still running, waits (at most 3 s in all) for readers and
+-- handlers, then saves the sessions: a failed last save loses them, so it
+-- fails the run ("sessions lost: ...", ESESSIONS), as a sessions path that
+-- cannot be written fails its start.
+function Bot:shutdown(tasks, saver)
+  check_self(self, "shutdown")
+  self.shutting_down = true
+  self.cancelled = self.cancelled or setmetatable({}, { __mode = "k" })
+  local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
+  for _, shard in ipairs(self.shards) do shard:close(frame) end
+  local start = core.now()
+  if wait_idle(self, tasks, start + HANDLER_GRACE) and self.in_flight > 0 then
+    local n, types = cancel_handlers(self)
+    local names = {}
+    for t in pairs(types) do names[#names + 1] = t end
+    table.sort(names)
+    log.warn("shutdown: cancelled %d handler%s still running after %g s (%s)", n,
+      n == 1 and "" or "s", HANDLER_GRACE, table.concat(names, ", "))
+    -- a task that was not preempted yet when cancelled (it had just been
+    -- woken) only fails its next wait: cancelled again while it computes
+    local deadline = start + SHUTDOWN_LIMIT
+    while self.in_flight > 0 and core.now() < deadline do
+      if not wait_idle(self, nil, math.min(deadline, core.now() + 0.1)) then break end
+      cancel_handlers(self)
+    end
+    wait_idle(self, tasks, deadline)
+  end
+  -- whatever is left must not keep the run alive past the save
+  for _, t in ipairs(tasks or {}) do if not t:done() then t:cancel() end end
+  cancel_handlers(self)
   if saver then saver:cancel() end
   -- the last save failing loses the sessions: the run fails with it
   local saved, serr = save_sessions(self)

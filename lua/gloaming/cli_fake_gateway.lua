@@ -4,6 +4,7 @@
 --
 -- The first line on stdout is one JSON object that says where it listens:
 --   {"url":"ws://127.0.0.1:PORT","http_url":"http://127.0.0.1:PORT",
+--    "api_url":"http://127.0.0.1:PORT/api/v10",
 --    "ca_file":null,"token":"...","resume_url":"ws://127.0.0.1:PORT2",
 --    "application_id":"...","guilds":[{"id":"...","channels":["..."]}]}
 local gloaming = require "gloaming"
@@ -52,7 +53,8 @@ local USAGE = [[
 usage: gloaming fake-gateway [options]
 
 Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
-prints where first, as one JSON line: url, http_url, ca_file, token,
+prints where first, as one JSON line: url (a Bot's gateway_url), api_url
+(its http.base_url), http_url (the control side below), ca_file, token,
 application_id, guilds (ids; default: one guild with #general, alice, bob).
 Logs what it receives (payloads, REST requests, control requests) at info.
 
@@ -93,7 +95,7 @@ local function run(args)
       guilds[i] = { id = g.id, channels = channels }
     end
     io.stdout:write(json.encode {
-      url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
+      url = fake.url, http_url = fake.http_url, api_url = fake.api_url, ca_file = fake.ca_file or json.null,
       token = fake.token, resume_url = fake.resume_url, application_id = fake.application_id,
       guilds = guilds,
     }, "\n")

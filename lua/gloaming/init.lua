@@ -20,6 +20,18 @@ function gloaming.run(fn, opts)
   return core.run(fn, opts)
 end
 gloaming.spawn = core.spawn
+--- spawn_preemptible(fn, ...): gloaming.spawn for a task the main script
+-- starts to compute: it is preempted as a handler is (the tasks it spawns
+-- too), where gloaming.spawn's would hold the loop.
+function gloaming.spawn_preemptible(fn, ...)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'spawn_preemptible' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  return core.spawn(function(...)
+    core.mark_user_task("handler")
+    return fn(...)
+  end, ...)
+end
 gloaming.sleep = core.sleep
 gloaming.now = core.now
 

@@ -289,6 +289,8 @@ function gateway.new(opts)
   self.port = self.listener:port()
   self.url = ("%s://127.0.0.1:%d"):format(ws, self.port)
   self.http_url = ("%s://127.0.0.1:%d"):format(http, self.port)
+  -- REST's base, as a Bot's http.base_url wants it (the routes are below it)
+  self.api_url = self.http_url .. "/api/v10"
   self.resume_url = ("%s://127.0.0.1:%d"):format(ws, self.resume_listener:port())
   self.accept_tasks = {
     gloaming.spawn(accept_loop, self, self.listener),
