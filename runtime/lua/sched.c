@@ -300,16 +300,21 @@ static void finish(gm_rt_t *rt, gm_task_t *t, bool failed) {
   pin_task(rt->L, t, false);
 }
 
-static void warn_if_blocked(gm_task_t *t, uint64_t elapsed) {
+static void warn_if_blocked(gm_task_t *t, uint64_t elapsed, int status) {
   if (elapsed < BLOCKED_WARN_NS) return;
   lua_Debug ar;
-  char where[160] = "?";
-  if (t->state != GM_TASK_DONE && lua_getstack(t->co, 1, &ar) &&
+  char where[192] = "then it ended";
+  /* A wait or coroutine.yield() is a C function at level 0, called from
+   * the user's line at level 1; a preempted task yielded from the hook,
+   * at its own line (level 0). An ended task has no line to show. */
+  if (status == LUA_YIELD && lua_getstack(t->co, t->preempted ? 0 : 1, &ar) &&
       lua_getinfo(t->co, "Sl", &ar))
-    snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.currentline);
+    snprintf(where, sizeof where, "it yielded at %s:%d", ar.short_src,
+             ar.currentline);
+  else if (status != LUA_YIELD && status != LUA_OK)
+    snprintf(where, sizeof where, "then it failed");
   gm_log(GM_LOG_WARN, NULL,
-         "the loop was blocked for %.0f ms: a task ran without waiting "
-         "(it yielded at %s)",
+         "the loop was blocked for %.0f ms: a task ran without waiting (%s)",
          (double)elapsed / 1e6, where);
 }
 
@@ -369,10 +374,10 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
       t->nresume = 0;
       append(&rt->yielded_head, &rt->yielded_tail, t);
     }
-    warn_if_blocked(t, elapsed);
+    warn_if_blocked(t, elapsed, status);
     return;
   }
-  warn_if_blocked(t, elapsed);
+  warn_if_blocked(t, elapsed, status);
   if (status == LUA_OK) {
     store_results(rt, t, nres, false);
     finish(rt, t, false);
@@ -383,7 +388,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   lua_remove(co, -2);
   /* Logged unless someone gets the error: the caller of run (main) or a
    * task waiting for this one. */
-  if (t != main && t->joiners == NULL)
+  if (t != main && t->joiners == NULL && !t->cancel_pending)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
   /* past the deadline an error is the watchdog's doing, not a cause */
   if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF &&
