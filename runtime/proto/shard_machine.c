@@ -58,7 +58,10 @@
  * (or never got there) is a failed attempt, so a gateway that closes every
  * session right after READY, or an op 7 storm, backs off like refused
  * connections. Closes of our own to resume (full buffers) count neither
- * way. The next connection waits a uniform random
+ * way. Op 9 false in answer to a Resume is no failure either: the gateway
+ * is up (back after an outage) and only the session is gone, so the
+ * failed connects before it are forgotten (sessions that died young are
+ * not) and the Identify waits the 1-5 s alone. The next connection waits a uniform random
  * [0, GM_SM_RECONNECT_JITTER_NS) (1 s) after a success, else
  * min(60 s, 2^(attempts-1) s) with jitter (half of it fixed, half random),
  * so that shards dropped together (a gateway node restarting sends op 7 to
@@ -233,7 +236,15 @@ static uint64_t backoff(gm_shard_machine_t *m) {
  * same sequence end the session. */
 static void count_end(gm_shard_machine_t *m, uint64_t now) {
   bool stable = m->reached && now >= m->stable_at;
-  if (!m->voluntary) m->attempts = stable ? 0 : m->attempts + 1;
+  if (m->reached) m->flaps = stable ? 0 : m->flaps + 1;
+  if (m->resume_refused) {
+    /* The gateway answered the Resume: it is up, only the session is gone.
+     * Failed connects before (an outage) no longer count; sessions that
+     * died young still do, so flapping backs off all the same. */
+    m->attempts = m->flaps;
+  } else if (!m->voluntary) {
+    m->attempts = stable ? 0 : m->attempts + 1;
+  }
   if (!m->resume_sent || m->reached || m->voluntary) return;
   if (m->seq == m->failed_resume_seq) {
     m->failed_resumes++;
@@ -270,6 +281,7 @@ static void connect_now(gm_shard_machine_t *m) {
   m->reached = false;
   m->voluntary = false;
   m->resume_sent = false;
+  m->resume_refused = false;
   m->stable_at = NEVER;
   m->closing = false;
   m->sent_close_code = 0;
@@ -612,6 +624,8 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     say(m, LOG_INFO, "invalid session (op 9, %s): %s",
         resumable ? "resumable" : "not resumable",
         resumable ? "resuming" : "identifying again");
+    /* in answer to a Resume: no failed attempt (count_end) */
+    m->resume_refused = !resumable && m->resume_sent && !m->reached;
     if (!resumable) drop_session(m);
     m->reconnect_extra = resumable ? 0 :
         GM_SM_REIDENTIFY_MIN_NS +
