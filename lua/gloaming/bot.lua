@@ -399,7 +399,15 @@ function Bot:run()
     return table.unpack(result, 1, result.n)
   end
   self.failure = nil
+  -- the gloaming command's first signal cancels it (then every other task)
+  self.task = core.running_task()
   local shards, err, code = build_shards(self)
+  if not shards and code == "ECANCELED" then
+    -- cancelled while asking GET /gateway/bot (Ctrl-C at startup): no
+    -- failure, nothing started yet to close
+    self.http:close()
+    return true
+  end
   if not shards then
     fail(self, start_failure(err, code), code)
     return nil, self.failure.message, code

@@ -77,8 +77,9 @@ local RUN_FLAGS = {
 local RUN_USAGE = ([==[
 usage: gloaming run [options] [--] FILE [ARGS...]
 
-Runs FILE as the main task; ARGS are in `arg` and `...`. Ctrl-C (or
-SIGTERM) cancels it and gives it 5 s to close; a second signal exits.
+Runs FILE as the main task; ARGS are in `arg` and `...`. The run lasts
+while any task it spawned runs. Ctrl-C (or SIGTERM) stops them all (Bots
+close their shards) and gives them 5 s; a second signal exits.
 
 options:
 %s]==]):format(cli.flags_help(RUN_FLAGS))
@@ -126,21 +127,64 @@ function cli.enter_script(file, args)
   return table.pack(table.unpack(args, 2))
 end
 
---- Shutdown on SIGINT/SIGTERM: the first cancels the main task and gives
--- everything 5 s to close; a second signal exits at once with 130.
+--- Shutdown on SIGINT/SIGTERM, for as long as the run lasts (the
+-- script's top level may have returned while its tasks go on): the first
+-- signal stops everything gracefully (stop_all) and gives it 5 s; a second
+-- exits at once with 130.
 local GRACE = 5
+
+-- Every Bot's shards: their Bot closes them (with its own frame).
+local function bot_shards(Bot)
+  local owned = {}
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    for _, shard in ipairs(bot.shards) do owned[shard] = true end
+  end
+  return owned
+end
+
+-- First what knows how to close: the main task, every Bot's run (it closes
+-- its shards and saves its sessions), every other shard (closed with
+-- CloseFrame.NORMAL: its readers see GATEWAY_CLOSE and end); once they are
+-- done (or the deadline passed), every task still going is cancelled once
+-- (loops, servers a script left behind).
+local function stop_all(main, deadline)
+  local function left() return math.max(0, deadline - core.now()) end
+  local Bot = package.loaded["gloaming.bot"]
+  local tasks = { main }
+  main:cancel()
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    if bot.task and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
+  end
+  local owned, subs = bot_shards(Bot), {}
+  local GATEWAY_CLOSE = require("gloaming.event_type_flags").GATEWAY_CLOSE
+  for _, shard in ipairs(core.live_shards()) do
+    if not owned[shard] then
+      subs[#subs + 1] = shard:subscribe(GATEWAY_CLOSE)
+      shard:close()
+    end
+  end
+  for _, t in ipairs(tasks) do t:wait(left()) end
+  for _, sub in ipairs(subs) do
+    while sub:next(left()) do end -- GATEWAY_CLOSE, then ECLOSED
+    sub:close()
+  end
+  core.cancel_tasks()
+end
+
 local function install_signals(main)
-  local signalled = false
+  local first
   return core.on_signal({ "SIGINT", "SIGTERM" }, function(name)
-    if signalled then
-      io.stderr:write("gloaming: ", name, " again: exiting now\n")
+    if first then
+      io.stderr:write("gloaming: ", name, first == name and " again" or (" after " .. first),
+        ": exiting now\n")
       os.exit(130, false)
     end
-    signalled = true
+    first = name
     gloaming.log.info("%s: closing (a second signal exits at once)", name)
-    main:cancel()
+    local deadline = core.now() + GRACE
+    stop_all(main, deadline)
     -- When everything closes in time the run ends and this task with it.
-    if gloaming.sleep(GRACE) then
+    if gloaming.sleep(math.max(0, deadline - core.now())) then
       io.stderr:write("gloaming: still running ", GRACE, " s after ", name, ": exiting\n")
       os.exit(1, false)
     end
@@ -163,18 +207,20 @@ end
 -- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then.
 function cli.run_main(fn, ...)
   local args = table.pack(...)
-  local failure
+  local failure, watch
   local ok, err = gloaming.run(function()
     local main = gloaming.spawn(function() return fn(table.unpack(args, 1, args.n)) end)
-    local watch = install_signals(main)
+    -- kept (referenced: its __gc would stop it) until the run ends and the
+    -- loop closes it: tasks the script left going are stopped by a signal too
+    watch = install_signals(main)
     local done, e = main:wait()
-    watch:close()
     if done == false then
       failure = e
       -- the bot is broken: whatever it left running goes too
       core.shutdown()
     end
   end)
+  watch = nil
   if not ok then failure = err end
   local bot = bot_failure()
   if bot then

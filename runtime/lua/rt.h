@@ -153,5 +153,6 @@ int gm_open_sync(lua_State *L);
 int gm_open_readline(lua_State *L);
 int gm_open_unix(lua_State *L);
 int gm_open_bench(lua_State *L);
+int gm_open_tasks(lua_State *L);
 
 #endif
