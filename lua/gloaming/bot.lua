@@ -47,14 +47,30 @@ local SHARDS = {
   to = { "integer", nil, options.not_negative },
   total = { "integer", nil, options.positive },
 }
+-- The shards a { from =, to =, total = } table runs (total 1, from 0 and
+-- to total - 1 by default).
+local function shard_range(spec)
+  local total = spec.total or 1
+  return spec.from or 0, spec.to or (total - 1), total
+end
+local function check_shards(v)
+  if type(v) ~= "table" then
+    return v == "recommended", "must be \"recommended\" or { from =, to =, total = }"
+  end
+  local from, to, total = shard_range(v)
+  return from <= to and to < total,
+    ("must have from <= to < total, got from = %d, to = %d, total = %d"):format(from, to, total)
+end
+-- false: none; else one of the gateway's names (core.compressions)
+local check_compression = options.one_of(false, table.unpack(core.compressions))
 Bot.OPTIONS = {
-  token = { "any" },                 -- a string or a Config's token box
+  token = { "any", nil, function(v)      -- a string or a Config's token box
+    return v ~= "", "must not be empty"
+  end },
   intents = { "integer", 0 },
-  shards = { "string|table", "recommended", function(v)
-    return v == "recommended" or type(v) == "table", "must be \"recommended\" or { from =, to =, total = }"
-  end, schema = SHARDS },
+  shards = { "string|table", "recommended", check_shards, schema = SHARDS },
   gateway_url = { "string" },
-  compression = { "string|boolean" }, -- false: none
+  compression = { "string|boolean", nil, check_compression },
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
@@ -112,6 +128,11 @@ end
 
 function Bot:__tostring()
   local n = #self.shards
+  if n == 0 and type(self.shards_spec) == "table" then
+    -- before run(): the shards it will run
+    local from, to = shard_range(self.shards_spec)
+    n = to - from + 1
+  end
   return ("gloaming.Bot(%d shard%s)"):format(n, n == 1 and "" or "s")
 end
 
@@ -306,8 +327,7 @@ local function build_shards(self)
     return cluster.create_recommended(self.http, cfg, per_shard)
   end
   if type(spec) ~= "table" then error("shards must be \"recommended\" or { from =, to =, total = }", 3) end
-  local total = spec.total or 1
-  local from, to = spec.from or 0, spec.to or (total - 1)
+  local from, to, total = shard_range(spec)
   if path then saved = sessions.load(path, cfg:token(), total) end
   return cluster.create_iterator(from, to, total, cfg, per_shard)
 end

@@ -1,7 +1,9 @@
 /* The code tables, exported to Lua from the same X-macros C uses:
- * core.opcodes, core.close_codes, core.intents, core.event_types. */
+ * core.opcodes, core.close_codes, core.intents, core.event_types,
+ * core.compressions. */
 #include "lua/rt.h"
 #include "proto/close_codes.h"
+#include "proto/compress.h"
 #include "proto/event_types.h"
 #include "proto/intents.h"
 #include "proto/opcodes.h"
@@ -67,6 +69,20 @@ static void push_event_types(lua_State *L) {
   }
 }
 
+/* { "zlib-stream", "zstd-stream" }: the gateway's compression names. */
+static void push_compressions(lua_State *L) {
+  static const char *names[] = {
+#define GM_COMPRESS_NAME(suffix, name) name,
+      GM_COMPRESS_MAP(GM_COMPRESS_NAME)
+#undef GM_COMPRESS_NAME
+  };
+  lua_createtable(L, (int)(sizeof names / sizeof names[0]), 0);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
 int gm_open_tables(lua_State *L) {
   push_opcodes(L);
   lua_setfield(L, -2, "opcodes");
@@ -76,5 +92,7 @@ int gm_open_tables(lua_State *L) {
   lua_setfield(L, -2, "intents");
   push_event_types(L);
   lua_setfield(L, -2, "event_types");
+  push_compressions(L);
+  lua_setfield(L, -2, "compressions");
   return 0;
 }
