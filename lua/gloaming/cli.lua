@@ -91,7 +91,7 @@ local function main_usage()
 usage: gloaming <command> [arguments]
 
 commands:
-  run %s FILE [ARGS...]
+  run %s [--] FILE [ARGS...]
                        run FILE as the main task (Ctrl-C closes it cleanly)
   demo                 a ping bot against the built-in fake gateway
   fake-gateway %s
@@ -202,26 +202,68 @@ local function bot_failure()
   return bot and bot.run_failure
 end
 
+-- An error the command raises itself (a --repl-socket it cannot serve, a
+-- port in use): its message is the one line printed, with no traceback.
+local CommandError = {}
+
+--- fail(message): ends the command's main task with message as its one
+-- line on stderr (exit status 1).
+function cli.fail(message) error(setmetatable({ message = message }, CommandError), 0) end
+
+-- The text of any error value: a string as is; a table without __tostring
+-- by its fields (`error{ code = 1 }` says which); else tostring.
+local function error_text(e)
+  if type(e) == "string" then return e end
+  local mt = getmetatable(e)
+  if type(e) == "table" and not (type(mt) == "table" and mt.__tostring) then
+    local keys, parts = {}, {}
+    for k in pairs(e) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for i, k in ipairs(keys) do
+      local v = e[k]
+      parts[i] = ("%s = %s"):format(tostring(k), type(v) == "string" and ("%q"):format(v) or tostring(v))
+    end
+    return ("an error table { %s }"):format(table.concat(parts, ", "))
+  end
+  local ok, text = pcall(tostring, e)
+  if ok and type(text) == "string" then return text end
+  return ("a %s whose __tostring failed"):format(type(e))
+end
+
 --- Runs fn as the main task under gloaming.run with signal handling.
 -- Returns the exit code: 0 when fn ended normally, 1 when it raised, 3
--- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then.
+-- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then. A
+-- raised error prints its stack traceback, then its message as the last
+-- line of stderr.
 function cli.run_main(fn, ...)
   local args = table.pack(...)
-  local failure, watch
+  local failure, watch -- failure: { message =[, traceback =] }
+  local function on_error(e)
+    if getmetatable(e) == CommandError then
+      failure = { message = e.message }
+    else
+      -- the script's frames only: the command's own below them say nothing
+      local trace = debug.traceback(nil, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
+      failure = { message = error_text(e), traceback = trace }
+    end
+    return e
+  end
   local ok, err = gloaming.run(function()
-    local main = gloaming.spawn(function() return fn(table.unpack(args, 1, args.n)) end)
+    local main = gloaming.spawn(function()
+      local r = table.pack(xpcall(fn, on_error, table.unpack(args, 1, args.n)))
+      if not r[1] then error(r[2], 0) end
+      return table.unpack(r, 2, r.n)
+    end)
     -- kept (referenced: its __gc would stop it) until the run ends and the
     -- loop closes it: tasks the script left going are stopped by a signal too
     watch = install_signals(main)
-    local done, e = main:wait()
-    if done == false then
-      failure = e
+    if main:wait() == false then
       -- the bot is broken: whatever it left running goes too
       core.shutdown()
     end
   end)
   watch = nil
-  if not ok then failure = err end
+  if not ok then failure = { message = error_text(err) } end
   local bot = bot_failure()
   if bot then
     -- one line: what failed and what to do (the message names no secret,
@@ -231,7 +273,8 @@ function cli.run_main(fn, ...)
   end
   if failure then
     -- an error message may quote a token: scrubbed like every log line
-    io.stderr:write("gloaming: ", core.scrub(tostring(failure)), "\n")
+    if failure.traceback then io.stderr:write(core.scrub(failure.traceback), "\n") end
+    io.stderr:write("gloaming: ", core.scrub(failure.message), "\n")
     return 1
   end
   return 0
@@ -271,7 +314,7 @@ local function run_command(args)
     local chunk0 = chunk
     chunk = function(...)
       local server, err = require("gloaming.repl").serve(opts.repl_socket)
-      if not server then error("--repl-socket: " .. tostring(err), 0) end
+      if not server then cli.fail("--repl-socket: " .. tostring(err)) end
       local results = table.pack(chunk0(...))
       server:close()
       return table.unpack(results, 1, results.n)

@@ -22,9 +22,29 @@ local function integer(text)
   local n = math.tointeger(tonumber(text))
   return n, n == nil and "not an integer" or nil
 end
+local function port_number(text)
+  local n, why = integer(text)
+  if n and n > 65535 then return nil, "not a port (0 to 65535)" end
+  return n, why
+end
 local function number(text)
   local n = tonumber(text)
   return n, n == nil and "not a number" or nil
+end
+
+-- convert, then the gateway's own rule for key (one table): a bad value
+-- is a usage error naming the flag, not an error inside the gateway.
+local function checked(convert, key)
+  return function(text)
+    local v, why = convert(text)
+    if v == nil then return nil, why end
+    local rule = OPTIONS[key][3]
+    if rule then
+      local ok, rwhy = rule(v)
+      if not ok then return nil, rwhy end
+    end
+    return v
+  end
 end
 
 -- The help says each default, read from the gateway's own option table.
@@ -35,14 +55,14 @@ end
 
 --- The flags (see cli.parse_flags): the same table parses and documents them.
 local FLAGS = {
-  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), integer },
+  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), checked(port_number, "port") },
   { "--tls", nil, "serve wss:// and https:// with a generated CA" },
-  { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
-  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
+  { "--shards", "N", default("shards", "shard count the gateway expects"), checked(integer, "shards") },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), checked(number, "heartbeat_interval") },
   { "--token", "T", default("token", "the bot token") },
-  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), integer },
-  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), number },
-  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), checked(integer, "max_concurrency") },
+  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), checked(number, "identify_window") },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), checked(number, "session_timeout") },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
 }
 
@@ -50,7 +70,8 @@ local USAGE = [[
 usage: gloaming fake-gateway [options]
 
 Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
-prints where first, as one JSON line: url, http_url, ca_file, token.
+prints where first, as one JSON line: url, http_url, ca_file, token,
+resume_url (the second port, where sessions resume).
 
 options:
 ]] .. require("gloaming.cli").flags_help(FLAGS)
@@ -67,7 +88,10 @@ local function run(args)
   local opts, err = parse(args)
   if not opts then return cli.usage_error(err, "fake-gateway", USAGE) end
   return cli.run_main(function()
-    local fake = require("gloaming.testing.gateway").new(opts)
+    local ok, fake = pcall(require("gloaming.testing.gateway").new, opts)
+    -- the options were checked: what is left is the system's (a port in
+    -- use), one line without the position it was raised at
+    if not ok then cli.fail((tostring(fake):gsub("^[^\n]-:%d+: ", ""))) end
     io.stdout:write(json.encode {
       url = fake.url, http_url = fake.http_url, ca_file = fake.ca_file or json.null,
       token = fake.token, resume_url = fake.resume_url,
