@@ -74,3 +74,24 @@ sys.stdout.write(r.stdout + r.stderr); sys.exit(r.returncode)"]])
     assert.matches("run %[%-%-sessions PATH%] %[%-%-repl%-socket PATH%] %[%-%-%] FILE", (sh("./build/gloaming help")))
   end)
 end)
+
+describe("a Config-only script (shard:events(), no Bot)", function()
+  it("sees a fatal close once, at warn level", function()
+    local out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      local fake = require("gloaming.testing").gateway { shards = 1 }
+      local cfg = gloaming.Config.new("wrong.token.x", 0):builder():gateway_url(fake.url):build()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), cfg)
+      for _ in shard:events(gloaming.EventTypeFlags.all()) do end
+      print("ended " .. shard:state())
+      fake:stop()]], nil, "GLOAMING_LOG=warn timeout 20")
+    assert.are.equal(0, code, out)
+    local warned = {}
+    for l in out:gmatch("[^\n]+") do
+      if l:find("4004", 1, true) then warned[#warned + 1] = l end
+    end
+    assert.are.equal(1, #warned, out)
+    assert.matches("warn +shard %[0, 1%]: closed by the gateway with 4004: authentication failed", warned[1])
+    assert.matches("ended fatally_closed", out)
+  end)
+end)

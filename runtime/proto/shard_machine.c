@@ -656,6 +656,22 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
   }
 }
 
+/* "description: the gateway's reason" for the log line; the reason is the
+ * peer's bytes: control bytes become '?', its length is bounded. */
+static void describe_close(char *out, size_t size, int code,
+                           const char *reason, size_t reason_len) {
+  const char *what = gm_close_description(code);
+  int n = snprintf(out, size, "%s", what ? what : "?");
+  if (n < 0 || (size_t)n >= size || reason_len == 0) return;
+  size_t at = (size_t)n;
+  at += (size_t)snprintf(out + at, size - at, ": ");
+  for (size_t i = 0; i < reason_len && at + 1 < size; i++) {
+    unsigned char c = (unsigned char)reason[i];
+    out[at++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  out[at] = 0;
+}
+
 void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame) {
   if (!m->connected) return;
@@ -680,21 +696,21 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
   } else {
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
-      const char *what = gm_close_description(code);
+      char why[160];
+      describe_close(why, sizeof why, code, reason, reason_len);
       if (gm_close_fatal(action)) {
         m->state = GM_SHARD_FATALLY_CLOSED;
         drop_commands(m, true);
         /* info: whoever runs the shard says it once, with what to do (a
          * Bot's run() result, `gloaming run`'s last line, events()). */
         say(m, LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
-            code, what ? what : "?");
+            code, why);
       } else if (action == GM_CLOSE_IDENTIFY) {
         drop_session(m);
         say(m, LOG_INFO, "the gateway closed with %d (%s): new session", code,
-            what ? what : "?");
+            why);
       } else {
-        say(m, LOG_INFO, "the gateway closed with %d%s%s: resuming", code,
-            what ? " " : "", what ? what : "");
+        say(m, LOG_INFO, "the gateway closed with %d (%s): resuming", code, why);
       }
     }
     m->fx->emit_close(m->ud, code, reason, reason_len, GM_CLOSED_BY_GATEWAY);

@@ -65,6 +65,7 @@ static struct {
   double random;
   unsigned randoms;
   unsigned logs;
+  char recent_logs[8][256]; /* the newest lines logged, a ring */
 } w;
 
 static gm_shard_machine_t M;
@@ -130,6 +131,7 @@ static double fx_random(void *ud) {
 static void fx_log(void *ud, int level, const char *message) {
   (void)ud;
   (void)level;
+  snprintf(w.recent_logs[w.logs % 8], sizeof w.recent_logs[0], "%s", message);
   w.logs++;
   assert_null(strstr(message, TOKEN)); /* the token is never logged */
 }
@@ -1646,6 +1648,27 @@ static void flapping_sessions_refused_on_resume_back_off(void **state) {
   }
 }
 
+/* Trial item 15: a gateway close is logged with its description and the
+ * gateway's own reason in parentheses (control bytes made harmless). */
+static bool logged(const char *line) {
+  for (int i = 0; i < 8; i++)
+    if (strcmp(w.recent_logs[i], line) == 0) return true;
+  return false;
+}
+
+static void a_close_line_names_the_gateways_reason(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_closed(&M, w.now, 4000, "bad\nthing", 9, true);
+  assert_true(logged("the gateway closed with 4000 (unknown error on Discord's "
+                     "side: bad?thing): resuming"));
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_closed(&M, w.now, 4009, "", 0, true);
+  assert_true(logged("the gateway closed with 4009 (session timed out): new session"));
+}
+
 static void an_op7_storm_after_ready_backs_off(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
@@ -1948,6 +1971,7 @@ int main(void) {
       T(a_session_that_dies_after_ready_backs_off),
       T(a_flapping_gateway_gets_few_connections),
       T(op9_after_a_resume_waits_only_1_to_5_s),
+      T(a_close_line_names_the_gateways_reason),
       T(an_op9_storm_after_identify_backs_off),
       T(flapping_sessions_refused_on_resume_back_off),
       T(an_op7_storm_after_ready_backs_off),
