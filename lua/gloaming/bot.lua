@@ -409,7 +409,8 @@ end
 -- of a task it runs its own gloaming.run. When no shard is left running
 -- (a fatal close; 4004 ends them all at once), the shards could not be
 -- made (GET /gateway/bot failed) or a reader failed, it returns
--- nil, message (what failed, and what to do), code.
+-- nil, message (what failed, and what to do), code. Cancelled while it
+-- still starts (Ctrl-C during GET /gateway/bot), it returns true: no failure.
 function Bot:run()
   check_self(self, "run")
   if not core.running_task() then
