@@ -73,6 +73,33 @@ describe("gloaming's options tables", function()
       "bad option 'max_handlers' to Bot.new (must be greater than 0)")
   end)
 
+  it("Bot.new checks the shard range, the compression name and the token at the caller's line", function()
+    assert_here(error_of(function() gloaming.Bot.new { token = "t", shards = { from = 3, to = 1, total = 2 } } end),
+      "bad option 'shards' to Bot.new (must have from <= to < total, got from = 3, to = 1, total = 2)")
+    assert_here(error_of(function() gloaming.Bot.new { token = "t", shards = { from = 0, to = 5, total = 2 } } end),
+      "bad option 'shards' to Bot.new (must have from <= to < total, got from = 0, to = 5, total = 2)")
+    assert_here(error_of(function() gloaming.Bot.new { token = "t", shards = { from = 2 } } end),
+      "bad option 'shards' to Bot.new (must have from <= to < total, got from = 2, to = 0, total = 1)")
+    assert_here(error_of(function() gloaming.Bot.new { token = "t", compression = "gzip" } end),
+      "bad option 'compression' to Bot.new (must be false, \"zlib-stream\" or \"zstd-stream\", got \"gzip\")")
+    assert_here(error_of(function() gloaming.Bot.new { token = "t", compression = true } end),
+      "bad option 'compression' to Bot.new (must be false, \"zlib-stream\" or \"zstd-stream\", got true)")
+    assert_here(error_of(function() gloaming.Bot.new { token = "", intents = 0 } end),
+      "bad option 'token' to Bot.new (must not be empty)")
+    -- the names come from C's one table
+    assert.are.same({ "zlib-stream", "zstd-stream" }, gloaming.core.compressions)
+    for _, c in ipairs { false, "zlib-stream", "zstd-stream" } do
+      assert.is_not_nil(gloaming.Bot.new { token = "t", compression = c })
+    end
+  end)
+
+  it("tostring(bot) names the shards it will run before run()", function()
+    assert.are.equal("gloaming.Bot(1 shard)", tostring(gloaming.Bot.new { token = "t", shards = { total = 1 } }))
+    assert.are.equal("gloaming.Bot(3 shards)",
+      tostring(gloaming.Bot.new { token = "t", shards = { from = 1, total = 4 } }))
+    assert.are.equal("gloaming.Bot(0 shards)", tostring(gloaming.Bot.new { token = "t" })) -- recommended: unknown yet
+  end)
+
   it("Bot.new takes its documented options, http's included", function()
     local bot = gloaming.Bot.new {
       token = "t", intents = 1, shards = { from = 0, to = 1, total = 2 }, max_handlers = 3,

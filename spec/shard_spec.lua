@@ -513,12 +513,19 @@ describe("the shard API", function()
     end)
   end)
 
-  it("raises on use after close, while readers drain and see ECLOSED", function()
+  it("returns ECLOSED from send and command after close, while readers drain and see ECLOSED", function()
     virtual(function()
       local fake, shard = ready_shard()
       shard:close()
       shard:close() -- never raises
-      assert.has_error(function() shard:send("{}") end)
+      -- a runtime condition (a handler sending during shutdown), not misuse
+      assert.are.same({ nil, "closed", "ECLOSED" }, { shard:send("{}") })
+      assert.are.same({ nil, "closed", "ECLOSED" }, { shard:send("{}", { wait = true }) })
+      local presence = gloaming.commands.update_presence { status = "online" }
+      assert.are.same({ nil, "closed", "ECLOSED" }, { shard:command(presence) })
+      assert.are.same({ nil, "closed", "ECLOSED" }, { shard:command(presence, { wait = true }) })
+      -- misuse still raises
+      assert.has_error(function() shard:send({}) end)
       assert.are.equal("GATEWAY_CLOSE", next_of(shard, F.all()).type)
       assert.are.same({ nil, "closed", "ECLOSED" }, { shard:next_event(F.all()) })
       assert.is_true(shard:sender():is_closed())

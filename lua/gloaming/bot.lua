@@ -52,14 +52,30 @@ local SHARDS = {
   to = { "integer", nil, options.not_negative },
   total = { "integer", nil, options.positive },
 }
+-- The shards a { from =, to =, total = } table runs (total 1, from 0 and
+-- to total - 1 by default).
+local function shard_range(spec)
+  local total = spec.total or 1
+  return spec.from or 0, spec.to or (total - 1), total
+end
+local function check_shards(v)
+  if type(v) ~= "table" then
+    return v == "recommended", "must be \"recommended\" or { from =, to =, total = }"
+  end
+  local from, to, total = shard_range(v)
+  return from <= to and to < total,
+    ("must have from <= to < total, got from = %d, to = %d, total = %d"):format(from, to, total)
+end
+-- false: none; else one of the gateway's names (core.compressions)
+local check_compression = options.one_of(false, table.unpack(core.compressions))
 Bot.OPTIONS = {
-  token = { "any" },                 -- a string or a Config's token box
+  token = { "any", nil, function(v)      -- a string or a Config's token box
+    return v ~= "", "must not be empty"
+  end },
   intents = { "integer", 0 },
-  shards = { "string|table", "recommended", function(v)
-    return v == "recommended" or type(v) == "table", "must be \"recommended\" or { from =, to =, total = }"
-  end, schema = SHARDS },
+  shards = { "string|table", "recommended", check_shards, schema = SHARDS },
   gateway_url = { "string" },
-  compression = { "string|boolean" }, -- false: none
+  compression = { "string|boolean", nil, check_compression },
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
@@ -123,6 +139,11 @@ end
 
 function Bot:__tostring()
   local n = #self.shards
+  if n == 0 and type(self.shards_spec) == "table" then
+    -- before run(): the shards it will run
+    local from, to = shard_range(self.shards_spec)
+    n = to - from + 1
+  end
   return ("gloaming.Bot(%d shard%s)"):format(n, n == 1 and "" or "s")
 end
 
@@ -336,8 +357,7 @@ local function build_shards(self)
     return cluster.create_recommended(self.http, cfg, per_shard)
   end
   if type(spec) ~= "table" then error("shards must be \"recommended\" or { from =, to =, total = }", 3) end
-  local total = spec.total or 1
-  local from, to = spec.from or 0, spec.to or (total - 1)
+  local from, to, total = shard_range(spec)
   if path then saved = sessions.load(path, cfg:token(), total) end
   return cluster.create_iterator(from, to, total, cfg, per_shard)
 end
@@ -413,7 +433,7 @@ local function fetch_identity(self)
     learn_identity(self, { user = app.bot, application = app })
     return true
   end
-  if REST_HINTS[code] then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
+  if REST_HINTS[code] or code == "ECANCELED" then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
   log.warn("GET /oauth2/applications/@me failed: %s; bot.user and bot.application_id wait for READY", tostring(err))
   return true
 end
@@ -458,6 +478,8 @@ end
 -- failed, it returns nil, message (what failed, and what to do), code.
 -- Before any shard identifies it sets bot.user and bot.application_id
 -- (GET /oauth2/applications/@me); each READY sets them again.
+-- Cancelled while it still starts (Ctrl-C during GET /gateway/bot or
+-- the identity call), it returns true: no failure.
 function Bot:run()
   check_self(self, "run")
   if not core.running_task() then
@@ -469,6 +491,8 @@ function Bot:run()
   self.failure = nil
   self.running = {}   -- handler task -> its event type, while it runs
   self.cancelled = setmetatable({}, { __mode = "k" }) -- handler tasks the shutdown cancelled
+  -- the gloaming command's first signal cancels it (then every other task)
+  self.task = core.running_task()
   -- GET /gateway/bot (recommended shards) says first what is wrong with
   -- the API; then the identity, before any shard identifies
   local shards, err, code = build_shards(self)
@@ -476,6 +500,12 @@ function Bot:run()
     local ok
     ok, err, code = fetch_identity(self)
     if not ok then shards = nil end
+  end
+  if not shards and code == "ECANCELED" then
+    -- cancelled while it started (Ctrl-C at startup): no failure, nothing
+    -- started yet to close
+    self.http:close()
+    return true
   end
   if not shards then
     fail(self, start_failure(err, code), code)

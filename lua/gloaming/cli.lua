@@ -77,8 +77,9 @@ local RUN_FLAGS = {
 local RUN_USAGE = ([==[
 usage: gloaming run [options] [--] FILE [ARGS...]
 
-Runs FILE as the main task; ARGS are in `arg` and `...`. Ctrl-C (or
-SIGTERM) cancels it and gives it 5 s to close; a second signal exits.
+Runs FILE as the main task; ARGS are in `arg` and `...`. The run lasts
+while any task it spawned runs. Ctrl-C (or SIGTERM) stops them all (Bots
+close their shards) and gives them 5 s; a second signal exits.
 
 options:
 %s]==]):format(cli.flags_help(RUN_FLAGS))
@@ -90,7 +91,7 @@ local function main_usage()
 usage: gloaming <command> [arguments]
 
 commands:
-  run %s FILE [ARGS...]
+  run %s [--] FILE [ARGS...]
                        run FILE as the main task (Ctrl-C closes it cleanly)
   demo                 a ping bot against the built-in fake gateway
   fake-gateway %s
@@ -128,21 +129,65 @@ function cli.enter_script(file, args)
   return table.pack(table.unpack(args, 2))
 end
 
---- Shutdown on SIGINT/SIGTERM: the first cancels the main task and gives
--- everything 5 s to close; a second signal exits at once with 130.
+--- Shutdown on SIGINT/SIGTERM, for as long as the run lasts (the
+-- script's top level may have returned while its tasks go on): the first
+-- signal stops everything gracefully (stop_all) and gives it GRACE seconds; a second
+-- exits at once with 130.
 local GRACE = core.defaults.shutdown_grace
+
+-- Every Bot's shards: their Bot closes them (with its own frame).
+local function bot_shards(Bot)
+  local owned = {}
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    for _, shard in ipairs(bot.shards) do owned[shard] = true end
+  end
+  return owned
+end
+
+-- First what knows how to close: the main task, every Bot's run (it closes
+-- its shards and saves its sessions), every other shard (closed with
+-- CloseFrame.NORMAL: its readers see GATEWAY_CLOSE and end); once they are
+-- done (or the deadline passed), every task still going is cancelled once
+-- (loops, servers a script left behind).
+local function stop_all(main, deadline)
+  local function left() return math.max(0, deadline - core.now()) end
+  local Bot = package.loaded["gloaming.bot"]
+  local tasks = { main }
+  main:cancel()
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    -- once each: a second cancel would fail the Bot's shutdown waits too
+    if bot.task and bot.task ~= main and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
+  end
+  local owned, subs = bot_shards(Bot), {}
+  local GATEWAY_CLOSE = require("gloaming.event_type_flags").GATEWAY_CLOSE
+  for _, shard in ipairs(core.live_shards()) do
+    if not owned[shard] then
+      subs[#subs + 1] = shard:subscribe(GATEWAY_CLOSE)
+      shard:close()
+    end
+  end
+  for _, t in ipairs(tasks) do t:wait(left()) end
+  for _, sub in ipairs(subs) do
+    while sub:next(left()) do end -- GATEWAY_CLOSE, then ECLOSED
+    sub:close()
+  end
+  core.cancel_tasks()
+end
+
 local function install_signals(main)
-  local signalled = false
+  local first
   return core.on_signal({ "SIGINT", "SIGTERM" }, function(name)
-    if signalled then
-      io.stderr:write("gloaming: ", name, " again: exiting now\n")
+    if first then
+      io.stderr:write("gloaming: ", name, first == name and " again" or (" after " .. first),
+        ": exiting now\n")
       os.exit(130, false)
     end
-    signalled = true
+    first = name
     gloaming.log.info("%s: closing (a second signal exits at once)", name)
-    main:cancel()
+    local deadline = core.now() + GRACE
+    stop_all(main, deadline)
     -- When everything closes in time the run ends and this task with it.
-    if gloaming.sleep(GRACE) then
+    if gloaming.sleep(math.max(0, deadline - core.now())) then
       io.stderr:write("gloaming: still running ", GRACE, " s after ", name, ": exiting\n")
       os.exit(1, false)
     end
@@ -162,24 +207,68 @@ local function bot_failure()
   return bot and bot.run_failure
 end
 
+-- An error the command raises itself (a --repl-socket it cannot serve, a
+-- port in use): its message is the one line printed, with no traceback.
+local CommandError = {}
+
+--- fail(message): ends the command's main task with message as its one
+-- line on stderr (exit status 1).
+function cli.fail(message) error(setmetatable({ message = message }, CommandError), 0) end
+
+-- The text of any error value: a string as is; a table without __tostring
+-- by its fields (`error{ code = 1 }` says which); else tostring.
+local function error_text(e)
+  if type(e) == "string" then return e end
+  local mt = getmetatable(e)
+  if type(e) == "table" and not (type(mt) == "table" and mt.__tostring) then
+    local keys, parts = {}, {}
+    for k in pairs(e) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for i, k in ipairs(keys) do
+      local v = e[k]
+      parts[i] = ("%s = %s"):format(tostring(k), type(v) == "string" and ("%q"):format(v) or tostring(v))
+    end
+    return ("an error table { %s }"):format(table.concat(parts, ", "))
+  end
+  local ok, text = pcall(tostring, e)
+  if ok and type(text) == "string" then return text end
+  return ("a %s whose __tostring failed"):format(type(e))
+end
+
 --- Runs fn as the main task under gloaming.run with signal handling.
 -- Returns the exit code: 0 when fn ended normally, 1 when it raised, 3
--- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then.
+-- (EXIT_BOT_FAILED) when a Bot failed, whatever the script did then. A
+-- raised error prints its stack traceback, then its message as the last
+-- line of stderr.
 function cli.run_main(fn, ...)
   local args = table.pack(...)
-  local failure
+  local failure, watch -- failure: { message =[, traceback =] }
+  local function on_error(e)
+    if getmetatable(e) == CommandError then
+      failure = { message = e.message }
+    else
+      -- the script's frames only: the command's own below them say nothing
+      local trace = debug.traceback(nil, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
+      failure = { message = error_text(e), traceback = trace }
+    end
+    return e
+  end
   local ok, err = gloaming.run(function()
-    local main = gloaming.spawn(function() return fn(table.unpack(args, 1, args.n)) end)
-    local watch = install_signals(main)
-    local done, e = main:wait()
-    watch:close()
-    if done == false then
-      failure = e
+    local main = gloaming.spawn(function()
+      local r = table.pack(xpcall(fn, on_error, table.unpack(args, 1, args.n)))
+      if not r[1] then error(r[2], 0) end
+      return table.unpack(r, 2, r.n)
+    end)
+    -- kept (referenced: its __gc would stop it) until the run ends and the
+    -- loop closes it: tasks the script left going are stopped by a signal too
+    watch = install_signals(main)
+    if main:wait() == false then
       -- the bot is broken: whatever it left running goes too
       core.shutdown()
     end
   end)
-  if not ok then failure = err end
+  watch = nil
+  if not ok then failure = { message = error_text(err) } end
   local bot = bot_failure()
   if bot then
     -- one line: what failed and what to do (the message names no secret,
@@ -189,7 +278,8 @@ function cli.run_main(fn, ...)
   end
   if failure then
     -- an error message may quote a token: scrubbed like every log line
-    io.stderr:write("gloaming: ", core.scrub(tostring(failure)), "\n")
+    if failure.traceback then io.stderr:write(core.scrub(failure.traceback), "\n") end
+    io.stderr:write("gloaming: ", core.scrub(failure.message), "\n")
     return 1
   end
   return 0
@@ -229,7 +319,7 @@ local function run_command(args)
     local chunk0 = chunk
     chunk = function(...)
       local server, err = require("gloaming.repl").serve(opts.repl_socket)
-      if not server then error("--repl-socket: " .. tostring(err), 0) end
+      if not server then cli.fail("--repl-socket: " .. tostring(err)) end
       local results = table.pack(chunk0(...))
       server:close()
       return table.unpack(results, 1, results.n)

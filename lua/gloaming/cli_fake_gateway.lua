@@ -25,9 +25,29 @@ local function integer(text)
   local n = math.tointeger(tonumber(text))
   return n, n == nil and "not an integer" or nil
 end
+local function port_number(text)
+  local n, why = integer(text)
+  if n and n > 65535 then return nil, "not a port (0 to 65535)" end
+  return n, why
+end
 local function number(text)
   local n = tonumber(text)
   return n, n == nil and "not a number" or nil
+end
+
+-- convert, then the gateway's own rule for key (one table): a bad value
+-- is a usage error naming the flag, not an error inside the gateway.
+local function checked(convert, key)
+  return function(text)
+    local v, why = convert(text)
+    if v == nil then return nil, why end
+    local rule = OPTIONS[key][3]
+    if rule then
+      local ok, rwhy = rule(v)
+      if not ok then return nil, rwhy end
+    end
+    return v
+  end
 end
 
 -- The help says each default, read from the gateway's own option table.
@@ -38,14 +58,14 @@ end
 
 --- The flags (see cli.parse_flags): the same table parses and documents them.
 local FLAGS = {
-  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), integer },
+  { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), checked(port_number, "port") },
   { "--tls", nil, "serve wss:// and https:// with a generated CA" },
-  { "--shards", "N", default("shards", "shard count the gateway expects"), integer },
-  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), number },
+  { "--shards", "N", default("shards", "shard count the gateway expects"), checked(integer, "shards") },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), checked(number, "heartbeat_interval") },
   { "--token", "T", default("token", "the bot token") },
-  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), integer },
-  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), number },
-  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), number },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), checked(integer, "max_concurrency") },
+  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), checked(number, "identify_window") },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), checked(number, "session_timeout") },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
 }
 
@@ -55,7 +75,8 @@ usage: gloaming fake-gateway [options]
 Serves a fake Discord gateway on 127.0.0.1 until SIGINT or SIGTERM, and
 prints where first, as one JSON line: url (a Bot's gateway_url), api_url
 (its http.base_url), http_url (the control side below), ca_file, token,
-application_id, guilds (ids; default: one guild with #general, alice, bob).
+application_id, guilds (ids; default: one guild with #general, alice, bob),
+resume_url (the second port, where sessions resume).
 Logs what it receives (payloads, REST requests, control requests) at info.
 
 Driven over HTTP at http_url (POST a JSON object; answers are JSON):
@@ -87,7 +108,10 @@ local function run(args)
   return cli.run_main(function()
     local gateway = require "gloaming.testing.gateway"
     opts.guilds = opts.guilds or gateway.example_guilds() -- a place to talk in
-    local fake = gateway.new(opts)
+    local ok, fake = pcall(gateway.new, opts)
+    -- the options were checked: what is left is the system's (a port in
+    -- use), one line without the position it was raised at
+    if not ok then cli.fail((tostring(fake):gsub("^[^\n]-:%d+: ", ""))) end
     local guilds = json.array()
     for i, g in ipairs(fake.guilds) do
       local channels = json.array()

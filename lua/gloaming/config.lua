@@ -129,9 +129,11 @@ function Builder:gateway_url(url)
 end
 Builder.proxy_url = Builder.gateway_url
 
+local COMPRESSIONS = {} -- the gateway's names, from C's one table
+for _, name in ipairs(core.compressions) do COMPRESSIONS[name] = true end
 setter("compression", function(v)
-  if v ~= nil and v ~= "zlib-stream" and v ~= "zstd-stream" then
-    error("compression must be \"zlib-stream\", \"zstd-stream\" or nil", 3)
+  if v ~= nil and not COMPRESSIONS[v] then
+    error(("compression must be \"%s\" or nil"):format(table.concat(core.compressions, "\", \"")), 3)
   end
   return v or false
 end)

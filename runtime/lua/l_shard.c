@@ -614,7 +614,9 @@ static int shard_send(lua_State *L) {
   size_t len;
   const char *json = luaL_checklstring(L, 2, &len);
   bool wait = check_send_options(L, 3);
-  if (ls->user_closed) return luaL_error(L, "send after close(): the shard is closed");
+  /* a runtime condition, not misuse: a handler may send while the run
+   * shuts down (every Bot closes its shards then) */
+  if (ls->user_closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_task_t *t = wait ? gm_task_current(L, ls->rt) : NULL;
   uint64_t ticket = 0;
   ls->sending_ticket = wait ? ls->s->m.next_ticket : 0;

@@ -1,9 +1,11 @@
 /* The code tables, exported to Lua from the same X-macros C uses:
- * core.opcodes, core.close_codes, core.intents, core.event_types, and
- * core.event_groups, core.closed_by, core.log_levels, core.defaults (proto/defaults.h). */
+ * core.opcodes, core.close_codes, core.intents, core.event_types,
+ * core.compressions, and core.event_groups, core.closed_by, core.log_levels,
+ * core.defaults (proto/defaults.h). */
 #include "lua/rt.h"
 #include "proto/close_codes.h"
 #include "proto/closed_by.h"
+#include "proto/compress.h"
 #include "proto/defaults.h"
 #include "proto/event_types.h"
 #include "proto/intents.h"
@@ -150,6 +152,20 @@ static void push_defaults(lua_State *L) {
   lua_setfield(L, -2, "shutdown_grace");
 }
 
+/* { "zlib-stream", "zstd-stream" }: the gateway's compression names. */
+static void push_compressions(lua_State *L) {
+  static const char *names[] = {
+#define GM_COMPRESS_NAME(suffix, name) name,
+      GM_COMPRESS_MAP(GM_COMPRESS_NAME)
+#undef GM_COMPRESS_NAME
+  };
+  lua_createtable(L, (int)(sizeof names / sizeof names[0]), 0);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
 int gm_open_tables(lua_State *L) {
   push_opcodes(L);
   lua_setfield(L, -2, "opcodes");
@@ -170,5 +186,7 @@ int gm_open_tables(lua_State *L) {
   lua_setfield(L, -2, "log_levels");
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
+  push_compressions(L);
+  lua_setfield(L, -2, "compressions");
   return 0;
 }

@@ -27,6 +27,7 @@ static const lua_CFunction openers[] = {
     gm_open_readline,
     gm_open_unix,
     gm_open_preempt,
+    gm_open_tasks,
 };
 
 static void push_error_table(lua_State *L) {

@@ -58,7 +58,10 @@
  * (or never got there) is a failed attempt, so a gateway that closes every
  * session right after READY, or an op 7 storm, backs off like refused
  * connections. Closes of our own to resume (full buffers) count neither
- * way. The next connection waits a uniform random
+ * way. Op 9 false in answer to a Resume is no failure either: the gateway
+ * is up (back after an outage) and only the session is gone, so the
+ * failed connects before it are forgotten (sessions that died young are
+ * not) and the Identify waits the 1-5 s alone. The next connection waits a uniform random
  * [0, GM_SM_RECONNECT_JITTER_NS) (1 s) after a success, else
  * min(60 s, 2^(attempts-1) s) with jitter (half of it fixed, half random),
  * so that shards dropped together (a gateway node restarting sends op 7 to
@@ -230,7 +233,15 @@ static uint64_t backoff(gm_shard_machine_t *m) {
  * same sequence end the session. */
 static void count_end(gm_shard_machine_t *m, uint64_t now) {
   bool stable = m->reached && now >= m->stable_at;
-  if (!m->voluntary) m->attempts = stable ? 0 : m->attempts + 1;
+  if (m->reached) m->flaps = stable ? 0 : m->flaps + 1;
+  if (m->resume_refused) {
+    /* The gateway answered the Resume: it is up, only the session is gone.
+     * Failed connects before (an outage) no longer count; sessions that
+     * died young still do, so flapping backs off all the same. */
+    m->attempts = m->flaps;
+  } else if (!m->voluntary) {
+    m->attempts = stable ? 0 : m->attempts + 1;
+  }
   if (!m->resume_sent || m->reached || m->voluntary) return;
   if (m->seq == m->failed_resume_seq) {
     m->failed_resumes++;
@@ -267,6 +278,7 @@ static void connect_now(gm_shard_machine_t *m) {
   m->reached = false;
   m->voluntary = false;
   m->resume_sent = false;
+  m->resume_refused = false;
   m->stable_at = NEVER;
   m->closing = false;
   m->sent_close_code = 0;
@@ -609,6 +621,8 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     say(m, GM_LOG_INFO, "invalid session (op 9, %s): %s",
         resumable ? "resumable" : "not resumable",
         resumable ? "resuming" : "identifying again");
+    /* in answer to a Resume: no failed attempt (count_end) */
+    m->resume_refused = !resumable && m->resume_sent && !m->reached;
     if (!resumable) drop_session(m);
     m->reconnect_extra = resumable ? 0 :
         GM_SM_REIDENTIFY_MIN_NS +
@@ -639,6 +653,22 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
   }
 }
 
+/* "description: the gateway's reason" for the log line; the reason is the
+ * peer's bytes: control bytes become '?', its length is bounded. */
+static void describe_close(char *out, size_t size, int code,
+                           const char *reason, size_t reason_len) {
+  const char *what = gm_close_description(code);
+  int n = snprintf(out, size, "%s", what ? what : "?");
+  if (n < 0 || (size_t)n >= size || reason_len == 0) return;
+  size_t at = (size_t)n;
+  at += (size_t)snprintf(out + at, size - at, ": ");
+  for (size_t i = 0; i < reason_len && at + 1 < size; i++) {
+    unsigned char c = (unsigned char)reason[i];
+    out[at++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  out[at] = 0;
+}
+
 void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame) {
   if (!m->connected) return;
@@ -663,21 +693,21 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
   } else {
     gm_close_action_t action = gm_close_action(code);
     if (m->state != GM_SHARD_CLOSED) {
-      const char *what = gm_close_description(code);
+      char why[160];
+      describe_close(why, sizeof why, code, reason, reason_len);
       if (gm_close_fatal(action)) {
         m->state = GM_SHARD_FATALLY_CLOSED;
         drop_commands(m, true);
         /* info: whoever runs the shard says it once, with what to do (a
          * Bot's run() result, `gloaming run`'s last line, events()). */
         say(m, GM_LOG_INFO, "the gateway closed with %d (%s): not reconnecting",
-            code, what ? what : "?");
+            code, why);
       } else if (action == GM_CLOSE_IDENTIFY) {
         drop_session(m);
         say(m, GM_LOG_INFO, "the gateway closed with %d (%s): new session", code,
-            what ? what : "?");
+            why);
       } else {
-        say(m, GM_LOG_INFO, "the gateway closed with %d%s%s: resuming", code,
-            what ? " " : "", what ? what : "");
+        say(m, GM_LOG_INFO, "the gateway closed with %d (%s): resuming", code, why);
       }
     }
     m->fx->emit_close(m->ud, code, reason, reason_len, GM_CLOSED_BY_GATEWAY);

@@ -142,6 +142,8 @@ typedef struct gm_shard_machine_s {
   uint64_t stable_at;      /* when this connection's session proved stable */
   bool voluntary;          /* this connection ends by our choice, to resume */
   bool resume_sent;        /* this connection sent Resume */
+  bool resume_refused;     /* op 9 false answered this connection's Resume */
+  uint32_t flaps;          /* sessions in a row that ended before stable */
   int64_t failed_resume_seq;
   uint32_t failed_resumes; /* resumes in a row that failed at that seq */
   int fatal_err;           /* the connect error that ended the shard (0: a

@@ -65,6 +65,7 @@ static struct {
   double random;
   unsigned randoms;
   unsigned logs;
+  char recent_logs[8][256]; /* the newest lines logged, a ring */
 } w;
 
 static gm_shard_machine_t M;
@@ -130,6 +131,7 @@ static double fx_random(void *ud) {
 static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   (void)ud;
   (void)level;
+  snprintf(w.recent_logs[w.logs % 8], sizeof w.recent_logs[0], "%s", message);
   w.logs++;
   assert_null(strstr(message, TOKEN)); /* the token is never logged */
 }
@@ -1567,6 +1569,97 @@ static void a_flapping_gateway_gets_few_connections(void **state) {
   assert_true(connections >= 4); /* it does retry */
 }
 
+/* Trial item 4: the gateway comes back after an outage and refuses the
+ * old session (op 9 false in answer to the Resume). It answered, so the
+ * outage's failed connects no longer count: the new Identify waits only
+ * Discord's random 1-5 s, not the grown backoff. */
+static void op9_after_a_resume_waits_only_1_to_5_s(void **state) {
+  (void)state;
+  to_stable();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  for (uint32_t a = 1; a <= 6; a++) {
+    tick_next();
+    gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "refused");
+    assert_int_equal(a, M.attempts);
+  }
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  w.random = 0.5;
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(0, M.attempts);
+  assert_null(M.session_id);
+  /* 1 s + 4 s * 0.5, nothing more */
+  assert_int_equal(w.now + 3 * S, gm_sm_next_deadline(&M));
+}
+
+/* ...but op 9 false in answer to Identifies (no session to lose) is a
+ * failed attempt every time: a storm of them backs off. */
+static void an_op9_storm_after_identify_backs_off(void **state) {
+  (void)state;
+  w.random = 0.5;
+  gm_sm_start(&M, w.now);
+  for (uint32_t a = 1; a <= 5; a++) {
+    gm_sm_opened(&M, w.now);
+    hello();
+    gm_sm_permit(&M, w.now);
+    assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+    gm_sm_closed(&M, w.now, 4000, "", 0, true);
+    assert_int_equal(a, M.attempts);
+    uint64_t d = (1ull << (a - 1)) * S;
+    /* backoff (half fixed, half random) plus 1 s + 4 s * 0.5 */
+    assert_int_equal(w.now + d / 2 + d / 4 + 3 * S, gm_sm_next_deadline(&M));
+    tick_next();
+  }
+}
+
+/* ...and sessions that die soon after READY keep backing off even when
+ * each resume is refused with op 9 false in between. */
+static void flapping_sessions_refused_on_resume_back_off(void **state) {
+  (void)state;
+  w.random = 0.5;
+  gm_sm_start(&M, w.now);
+  uint64_t last = 0;
+  for (uint32_t a = 1; a <= 4; a++) {
+    flap_once(); /* READY, closed 20 ms later: resumes next */
+    tick_next();
+    gm_sm_opened(&M, w.now);
+    hello();
+    assert_int_equal(GM_SHARD_RESUMING, M.state);
+    assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+    gm_sm_closed(&M, w.now, 4000, "", 0, true);
+    assert_int_equal(a, M.attempts);
+    uint64_t wait = gm_sm_next_deadline(&M) - w.now;
+    assert_true(wait > last);
+    assert_true(wait >= (1ull << (a - 1)) * S / 2 + 3 * S);
+    last = wait;
+    tick_next();
+  }
+}
+
+/* Trial item 15: a gateway close is logged with its description and the
+ * gateway's own reason in parentheses (control bytes made harmless). */
+static bool logged(const char *line) {
+  for (int i = 0; i < 8; i++)
+    if (strcmp(w.recent_logs[i], line) == 0) return true;
+  return false;
+}
+
+static void a_close_line_names_the_gateways_reason(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_closed(&M, w.now, 4000, "bad\nthing", 9, true);
+  assert_true(logged("the gateway closed with 4000 (unknown error on Discord's "
+                     "side: bad?thing): resuming"));
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_closed(&M, w.now, 4009, "", 0, true);
+  assert_true(logged("the gateway closed with 4009 (session timed out): new session"));
+}
+
 static void an_op7_storm_after_ready_backs_off(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
@@ -1852,6 +1945,10 @@ int main(void) {
       T(a_permit_for_a_lost_connection_is_given_back),
       T(a_session_that_dies_after_ready_backs_off),
       T(a_flapping_gateway_gets_few_connections),
+      T(op9_after_a_resume_waits_only_1_to_5_s),
+      T(a_close_line_names_the_gateways_reason),
+      T(an_op9_storm_after_identify_backs_off),
+      T(flapping_sessions_refused_on_resume_back_off),
       T(an_op7_storm_after_ready_backs_off),
       T(a_full_buffer_close_is_no_failure),
       T(a_resume_failing_at_one_sequence_starts_a_new_session),
