@@ -572,7 +572,8 @@ void gm_shard_free(gm_shard_t *s) {
 
 size_t gm_shard_memory(const gm_shard_t *s) {
   size_t n = sizeof *s;
-  n += s->m.limiter.cap * sizeof(uint64_t);
+  if (s->m.limiter.times != s->m.limiter.first) /* else inside *s */
+    n += s->m.limiter.cap * sizeof(uint64_t);
   n += s->m.queued_bytes + s->m.queued_commands * (sizeof(gm_sm_command_t) + 1);
   if (s->conn) n += gm_conn_memory(s->conn);
   n += s->fallback.bytes;
