@@ -466,6 +466,7 @@ static void after_machine(gm_shard_t *s) {
 static void on_loop_close(gm_closable_t *c) {
   gm_shard_t *s = (gm_shard_t *)((char *)c - offsetof(gm_shard_t, closable));
   if (s->conn) {
+    gm_conn_abort(s->conn, false); /* now, not after a close handshake */
     gm_conn_release(s->conn);
     s->conn = NULL;
   }

@@ -1,7 +1,8 @@
 /* io/loop.c's timer heap, alone, on the virtual clock: timers fire in
  * (deadline, start order), stopping or restarting any of them keeps the
  * heap whole, a callback's own timers wait for the next pass, and the loop
- * gives back all it allocated. */
+ * gives back all it allocated. And its end: handles that nothing owns are
+ * reported. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,6 +195,52 @@ static void far_deadlines_saturate(void **state) {
   assert_int_equal((uint64_t)1e19, gm_seconds_to_ns(1e300));
 }
 
+/* {=============== handles left open at the end =============== */
+
+static void on_timer_closed(uv_handle_t *h) { (*(int *)h->data)++; }
+
+/* A closable whose handle ends soon by itself, as a stream's shutdown
+ * does: its close() only starts a short timer that closes the handle. */
+typedef struct {
+  gm_closable_t closable;
+  uv_timer_t timer;
+  int closed;
+} soon_t;
+
+static void on_soon(uv_timer_t *t) { uv_close((uv_handle_t *)t, on_timer_closed); }
+static void soon_close(gm_closable_t *c) {
+  soon_t *s = (soon_t *)((char *)c - offsetof(soon_t, closable));
+  uv_timer_start(&s->timer, on_soon, 5, 0);
+}
+
+static void handles_without_an_owner_are_reported(void **state) {
+  (void)state;
+  const char *types;
+  /* nothing open: nothing reported */
+  gm_loop_close(&F->loop);
+  assert_int_equal(0, gm_loop_unowned_handles(&types));
+  assert_string_equal("", types);
+  /* a closable that ends its handle soon is waited for, with its callback */
+  assert_int_equal(0, gm_loop_init(&F->loop, true));
+  soon_t soon = {.closed = 0};
+  uv_timer_init(&F->loop.uv, &soon.timer);
+  soon.timer.data = &soon.closed;
+  gm_closable_add(&F->loop, &soon.closable, soon_close);
+  /* two handles nobody owns: reported, and closed anyway */
+  uv_timer_t stray;
+  uv_idle_t idle;
+  uv_timer_init(&F->loop.uv, &stray);
+  uv_idle_init(&F->loop.uv, &idle);
+  gm_loop_close(&F->loop);
+  assert_int_equal(1, soon.closed);
+  assert_int_equal(2, gm_loop_unowned_handles(&types));
+  assert_non_null(strstr(types, "timer"));
+  assert_non_null(strstr(types, "idle"));
+  assert_int_equal(0, gm_loop_init(&F->loop, true)); /* for the teardown */
+}
+
+/* }=============== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(timers_fire_by_deadline_then_start_order,
@@ -205,6 +252,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(the_virtual_clock_jumps_to_the_next_deadline,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(far_deadlines_saturate, setup, teardown),
+      cmocka_unit_test_setup_teardown(handles_without_an_owner_are_reported,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
