@@ -80,7 +80,7 @@ describe("make install", function()
   it("installs into a tree whose path has a space (LuaRocks' LIBDIR and LUADIR)", function()
     local dir = helpers.tmpdir()
     local lib, lua = dir .. "/my tree/lib", dir .. "/my tree/share"
-    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
+    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u LD_PRELOAD make -s install INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
       :format(lib, lua))
     local core = io.open(lib .. "/gloaming/core.so")
     local testing = io.open(lua .. "/gloaming/testing/init.lua")
