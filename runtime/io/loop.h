@@ -73,6 +73,10 @@ int gm_loop_init(gm_loop_t *l, bool virtual_clock);
 /* Closes every registered closable, runs the loop until every handle is
  * closed, and releases the loop. */
 void gm_loop_close(gm_loop_t *l);
+/* How many handles the last gm_loop_close of this process found open with
+ * no owner to close them (loop.c states the rule), and their types. 0 is
+ * the only right answer: anything else is a gloaming bug. */
+unsigned gm_loop_unowned_handles(const char **types);
 
 uint64_t gm_loop_now(const gm_loop_t *l); /* ns */
 double gm_loop_now_seconds(const gm_loop_t *l);

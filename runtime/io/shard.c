@@ -467,6 +467,7 @@ static void after_machine(gm_shard_t *s) {
 static void on_loop_close(gm_closable_t *c) {
   gm_shard_t *s = (gm_shard_t *)((char *)c - offsetof(gm_shard_t, closable));
   if (s->conn) {
+    gm_conn_abort(s->conn, false); /* now, not after a close handshake */
     gm_conn_release(s->conn);
     s->conn = NULL;
   }
@@ -573,7 +574,8 @@ void gm_shard_free(gm_shard_t *s) {
 
 size_t gm_shard_memory(const gm_shard_t *s) {
   size_t n = sizeof *s;
-  n += s->m.limiter.cap * sizeof(uint64_t);
+  if (s->m.limiter.times != s->m.limiter.first) /* else inside *s */
+    n += s->m.limiter.cap * sizeof(uint64_t);
   n += s->m.queued_bytes + s->m.queued_commands * (sizeof(gm_sm_command_t) + 1);
   if (s->conn) n += gm_conn_memory(s->conn);
   n += s->fallback.bytes;

@@ -284,6 +284,8 @@ static void on_loop_close(gm_closable_t *cl) {
   lconn_t *w = (lconn_t *)((char *)cl - offsetof(lconn_t, closable));
   w->ended = true;
   w->open = false;
+  /* ended now, not after a close handshake: the loop is going */
+  if (w->conn) gm_conn_abort(w->conn, false);
   detach_conn(w);
 }
 

@@ -17,10 +17,16 @@ uint16_t gm_ratelimiter_capacity(uint64_t interval_ns) {
 void gm_ratelimiter_init(gm_ratelimiter_t *rl, uint64_t interval_ns) {
   memset(rl, 0, sizeof *rl);
   rl->max = gm_ratelimiter_capacity(interval_ns);
+  rl->times = rl->first;
+  rl->cap = rl->max < GM_RATELIMIT_FIRST ? rl->max : GM_RATELIMIT_FIRST;
+}
+
+static void free_ring(gm_ratelimiter_t *rl) {
+  if (rl->times != rl->first) gm_free(rl->times, rl->cap * sizeof *rl->times);
 }
 
 void gm_ratelimiter_free(gm_ratelimiter_t *rl) {
-  gm_free(rl->times, rl->cap * sizeof *rl->times);
+  free_ring(rl);
   rl->times = NULL;
   rl->cap = rl->count = rl->head = 0;
 }
@@ -52,7 +58,7 @@ static int grow(gm_ratelimiter_t *rl) {
   if (t == NULL) return GM_ENOMEM;
   for (uint16_t i = 0; i < rl->count; i++)
     t[i] = rl->times[(rl->head + i) % rl->cap];
-  gm_free(rl->times, rl->cap * sizeof *rl->times);
+  free_ring(rl);
   rl->times = t;
   rl->cap = cap;
   rl->head = 0;

@@ -6,7 +6,9 @@
  *
  * The window is exact: the limiter remembers when each permit of the last
  * 60 s was taken, in a ring that grows only as far as it is used (an idle
- * shard holds a handful of entries, not 120). */
+ * shard holds a handful of entries, not 120). Its first GM_RATELIMIT_FIRST
+ * entries live in the limiter itself, so the payloads that open a
+ * connection (Identify, Resume) are always counted, even out of memory. */
 #ifndef GM_RATELIMITER_H
 #define GM_RATELIMITER_H
 
@@ -14,9 +16,12 @@
 
 #define GM_RATELIMIT_PERIOD_NS (60ull * 1000000000ull)
 #define GM_RATELIMIT_PERMITS 120
+#define GM_RATELIMIT_FIRST 4
 
 typedef struct gm_ratelimiter_s {
-  uint64_t *times; /* ring of acquisition times, oldest at head */
+  uint64_t *times; /* ring of acquisition times, oldest at head: `first`
+                      until it outgrows it (the limiter must not move) */
+  uint64_t first[GM_RATELIMIT_FIRST];
   uint16_t cap, head, count;
   uint16_t max;    /* permits per period for non-heartbeat payloads */
 } gm_ratelimiter_t;

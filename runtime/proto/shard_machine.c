@@ -135,12 +135,24 @@ static void drop_session(gm_shard_machine_t *m) {
   m->fx->session_changed(m->ud);
 }
 
-int gm_sm_set_session(gm_shard_machine_t *m, const char *id, int64_t seq,
-                      const char *resume_url) {
+/* Both strings or neither: a session id without its URL (or the reverse)
+ * after an allocation failure is no session to resume. */
+static int keep_session(gm_shard_machine_t *m, const char *id,
+                        const char *resume_url) {
   set_str(&m->session_id, id);
   set_str(&m->resume_url, resume_url);
+  if ((id && m->session_id == NULL) || (resume_url && m->resume_url == NULL)) {
+    set_str(&m->session_id, NULL);
+    set_str(&m->resume_url, NULL);
+    return GM_ENOMEM;
+  }
+  return 0;
+}
+
+int gm_sm_set_session(gm_shard_machine_t *m, const char *id, int64_t seq,
+                      const char *resume_url) {
   m->seq = seq;
-  return m->session_id == NULL ? GM_ENOMEM : 0;
+  return keep_session(m, id, resume_url);
 }
 
 /* }=============== */
@@ -547,10 +559,8 @@ static int on_ready(gm_shard_machine_t *m, uint64_t now, const char *d,
     close_connection(m, 4000, "malformed READY");
     return GM_EDECODE;
   }
-  set_str(&m->session_id, sid);
-  set_str(&m->resume_url, url);
   (void)now;
-  return 0;
+  return keep_session(m, sid, url);
 }
 
 static void became_active(gm_shard_machine_t *m, uint64_t now) {
@@ -635,9 +645,12 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     if (!env->has_s || env->t == NULL) return GM_EDECODE;
     bool ready = env->t_len == 5 && memcmp(env->t, "READY", 5) == 0;
     bool resumed = env->t_len == 7 && memcmp(env->t, "RESUMED", 7) == 0;
+    int r = 0;
     if (ready) {
-      int r = on_ready(m, now, d, dlen);
-      if (r) return r;
+      /* out of memory, the connection still works: go on without a
+       * session to resume, and say so */
+      r = on_ready(m, now, d, dlen);
+      if (r && r != GM_ENOMEM) return r;
       m->seq = -1; /* a new session counts from its READY */
     }
     if (forward_seq(m, env->s) && m->session_id)
@@ -646,7 +659,7 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
       became_active(m, now);
     else if (m->state == GM_SHARD_RESUMING)
       m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS; /* replay goes on */
-    return 0;
+    return r;
   }
   default:
     return 0; /* an opcode a client never receives: ignored */

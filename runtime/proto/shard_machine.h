@@ -171,7 +171,9 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
  * fatally_closed)? If so, sets what failed and what to do. */
 bool gm_sm_connect_fatal(int err, const char **what, const char **hint);
 /* A payload arrived (text, decompressed). Returns 0, or GM_EDECODE when it
- * is not a gateway payload (the driver reports it; nothing changes). */
+ * is not a gateway payload (the driver reports it; nothing changes), or
+ * GM_ENOMEM when a READY's session could not be stored (the shard is active
+ * but has no session to resume). */
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, const gm_envelope_t *env);
 /* The connection ended. code: the peer's close code (1005 none, 1006 no

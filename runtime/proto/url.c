@@ -1,6 +1,7 @@
 #include "url.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -188,29 +189,35 @@ int gm_url_get_query(const gm_url_t *u, const char *key, char *out,
   return j.found;
 }
 
+/* Formats into an exact-size gm_malloc'd string: callers free it with
+ * strlen + 1, so no slack (and no shrinking realloc that could fail). */
+static char *format_exact(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static char *format_exact(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *s = gm_malloc((size_t)n + 1);
+  if (s == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
 char *gm_url_format(const gm_url_t *u) {
   uint16_t dflt = u->tls ? 443 : 80;
   char port[8] = "";
   if (u->port != dflt) snprintf(port, sizeof port, ":%u", u->port);
   bool v6 = strchr(u->host, ':') != NULL;
-  size_t n = strlen(u->scheme) + strlen(u->host) + strlen(u->path) +
-             strlen(u->query) + 16;
-  char *s = gm_malloc(n);
-  if (s == NULL) return NULL;
-  snprintf(s, n, "%s://%s%s%s%s%s%s%s", u->scheme, v6 ? "[" : "", u->host,
-           v6 ? "]" : "", port, u->path, *u->query ? "?" : "", u->query);
-  /* shrink to the exact size so callers can free with strlen + 1 */
-  size_t used = strlen(s) + 1;
-  char *exact = gm_realloc(s, n, used);
-  return exact ? exact : s;
+  return format_exact("%s://%s%s%s%s%s%s%s", u->scheme, v6 ? "[" : "",
+                      u->host, v6 ? "]" : "", port, u->path,
+                      *u->query ? "?" : "", u->query);
 }
 
 char *gm_url_target(const gm_url_t *u) {
-  size_t n = strlen(u->path) + strlen(u->query) + 2;
-  char *s = gm_malloc(n);
-  if (s == NULL) return NULL;
-  snprintf(s, n, "%s%s%s", u->path, *u->query ? "?" : "", u->query);
-  size_t used = strlen(s) + 1;
-  char *exact = gm_realloc(s, n, used);
-  return exact ? exact : s;
+  return format_exact("%s%s%s", u->path, *u->query ? "?" : "", u->query);
 }
