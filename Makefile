@@ -2,7 +2,7 @@
 #
 #   make            check dependencies, build build/gloaming/core.so and build/gloaming
 #   make run        build, then run the demo (a bot against the in-process fake gateway)
-#   make test       C unit tests (cmocka) and busted specs; ends with "N passed, N failed"
+#   make test       luacheck, C unit tests (cmocka) and busted specs; ends with "N passed, N failed"
 #   make test-asan  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      benchmarks (not part of make test)

@@ -47,7 +47,9 @@ local function start_server(args)
   local info = os.tmpname()
   os.remove(info)
   local argv = taskset(1)
-  for _, a in ipairs { "./build/gloaming", "run", "scripts/bench_server.lua", "--info", info } do argv[#argv + 1] = a end
+  for _, a in ipairs { "./build/gloaming", "run", "scripts/bench_server.lua", "--info", info } do
+    argv[#argv + 1] = a
+  end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local proc = assert(gloaming.process.spawn(argv, { env = { "GLOAMING_LOG=error" } }))
   for _ = 1, 600 do
@@ -160,7 +162,7 @@ local function throughput()
     end
     mc_t[#mc_t + 1] = t + os.clock() - c0
   end
-  texts = nil
+  texts = nil -- luacheck: ignore 311 (frees the corpus before the collection)
   collectgarbage()
   local floors = { raw = median(inflate_t), all = median(all_t), message_create = median(mc_t) }
   say("floors (CPU s): inflate %.3f (%.0f MB/s) | inflate+decode all %.3f (%.0f MB/s) | " ..
@@ -335,7 +337,8 @@ local function heartbeats()
   end
   local lo, hi = math.huge, 0
   for _, n in ipairs(per_window) do lo, hi = math.min(lo, n), math.max(hi, n) end
-  say("heartbeats per 5 s: median %.0f, min %.0f, max %.0f (expected %.0f); longest without a heartbeat %.1f s (interval %.2f)",
+  say("heartbeats per 5 s: median %.0f, min %.0f, max %.0f (expected %.0f); " ..
+    "longest without a heartbeat %.1f s (interval %.2f)",
     median(per_window), lo, hi, IDLE / interval * 5, longest, interval)
   say("sessions ended: %d; the 5 s sleeps woke up to %.3f s late", closes, overrun)
   for _, shard in ipairs(shards) do shard:close() end
@@ -351,7 +354,7 @@ local function long_run()
   say("\n== long run: %d passes of the corpus in one stream, rising sequences", passes)
   local lines = load_corpus()
   local n = #lines
-  lines = nil
+  lines = nil -- luacheck: ignore 311 (frees the corpus before the collection)
   collectgarbage()
   local proc, info = start_server { "--corpus", CORPUS, "--passes", tostring(passes) }
   local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config(info, "zlib-stream"))

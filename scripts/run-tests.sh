@@ -1,10 +1,12 @@
 #!/bin/sh
-# Runs the C unit tests given as arguments, then the busted specs, and ends
-# with one line that counts both: "N passed, N failed". Exits non-zero when
-# anything failed. BUILD names the build folder; SAN=1 runs under ASan/UBSan.
+# Runs luacheck, the C unit tests given as arguments, then the busted specs,
+# and ends with one line that counts them all: "N passed, N failed". Exits
+# non-zero when anything failed. BUILD names the build folder; SAN=1 runs
+# under ASan/UBSan.
 set -u
 BUILD=${BUILD:-build}
 LUA=${LUA:-lua5.4}
+LUACHECK=${LUACHECK:-luacheck}
 passed=0
 failed=0
 log=$(mktemp -d)
@@ -14,6 +16,17 @@ if [ "${SAN:-}" = 1 ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+fi
+
+# Lint (.luacheckrc): one test, failed by any warning. scripts/gloaming is
+# Lua without the .lua that luacheck looks for in a folder.
+if "$LUACHECK" --codes --formatter plain lua scripts scripts/gloaming spec >"$log/luacheck" 2>&1; then
+  echo "luacheck: 0 warnings"
+  passed=$((passed + 1))
+else
+  cat "$log/luacheck"
+  echo "luacheck: failed"
+  failed=$((failed + 1))
 fi
 
 for t in "$@"; do

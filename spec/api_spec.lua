@@ -78,7 +78,9 @@ describe("gloaming.commands", function()
   it("check Discord's limits", function()
     assert.has_error(function() commands.update_voice_state { guild_id = "x" } end)
     assert.has_error(function() commands.update_presence { status = "busy" } end)
-    assert.has_error(function() commands.update_presence { status = "online", activities = { { name = "a", type = 9 } } } end)
+    assert.has_error(function()
+      commands.update_presence { status = "online", activities = { { name = "a", type = 9 } } }
+    end)
     assert.has_error(function() commands.request_guild_members { guild_id = "1" } end)
     assert.has_error(function() commands.request_guild_members { guild_id = "1", query = "a", limit = 101 } end)
     assert.has_error(function() commands.request_guild_members { guild_id = "1", query = "a", limit = 0 } end)
@@ -119,7 +121,9 @@ describe("gloaming.parse", function()
     local none, msg, code = gloaming.parse("[1,2]")
     assert.is_nil(none)
     assert.are.same({ "not a gateway payload", "EDECODE" }, { msg, code })
-    assert.are.same({ nil, "MESSAGE_CREATE: cannot decode d: Expected object key string but found invalid token at character 2", "EDECODE" },
+    assert.are.same({ nil,
+        "MESSAGE_CREATE: cannot decode d: Expected object key string but found invalid token at character 2",
+        "EDECODE" },
       { gloaming.parse('{"op":0,"s":1,"t":"MESSAGE_CREATE","d":{bad}}') })
   end)
 end)

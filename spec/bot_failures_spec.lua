@@ -67,7 +67,8 @@ describe("gloaming run, when the bot cannot run", function()
       local code, lines = run_bot(fake.url, fake.http_url .. "/api/v10", fake.token, "1")
       assert.are.equal(3, code)
       assert.are.equal(1, #lines, table.concat(lines, "\n"))
-      assert.matches("^gloaming: GET /oauth2/applications/@me failed: the server's certificate is not trusted.*; check tls.ca_file",
+      assert.matches("^gloaming: GET /oauth2/applications/@me failed: the server's certificate is not trusted.*; " ..
+        "check tls.ca_file",
         lines[1])
     end)
   end)

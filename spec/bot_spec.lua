@@ -4,8 +4,6 @@ local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local json = require "gloaming.json"
 
-local F = gloaming.EventTypeFlags
-
 local snowflake = testing.snowflake
 
 -- Two guilds, one per shard of two.
@@ -153,7 +151,8 @@ describe("many shards", function()
         session_start_limit = { total = 1000, remaining = 900, reset_after = 3600000 } }
       local config = gloaming.Config.new(fake.token, 1)
       local it = gloaming.create_iterator(1, 3, 4, config)
-      assert.are.same({ "[1, 4]", "[2, 4]", "[3, 4]" }, { tostring(it[1]:id()), tostring(it[2]:id()), tostring(it[3]:id()) })
+      assert.are.same({ "[1, 4]", "[2, 4]", "[3, 4]" },
+        { tostring(it[1]:id()), tostring(it[2]:id()), tostring(it[3]:id()) })
       local bucket = gloaming.create_bucket(1, 2, 4, config)
       assert.are.same({ "[1, 4]", "[3, 4]" }, { tostring(bucket[1]:id()), tostring(bucket[2]:id()) })
       local seen = {}

@@ -99,7 +99,8 @@ describe("the gloaming command", function()
     end
     local usage = sh("./build/gloaming fake-gateway -h")
     for _, f in ipairs(flags) do assert.matches("\n  " .. f[1], usage, 1, true) end
-    assert.matches("--max-concurrency N      identify buckets, one identify each per window (default 1)", usage, 1, true)
+    assert.matches("--max-concurrency N      identify buckets, one identify each per window (default 1)",
+      usage, 1, true)
     local opts = require("gloaming.cli").parse_flags(
       { "--max-concurrency", "4", "--session-timeout", "2.5", "--tls", "--token", "t" }, flags)
     assert.are.same({ max_concurrency = 4, session_timeout = 2.5, tls = true, token = "t" }, opts)

@@ -15,7 +15,8 @@ local function busted(source)
   local spec = path .. "_spec.lua"
   helpers.write_file(spec, source)
   local t0 = gloaming.now()
-  local out, code = helpers.sh(("timeout 60 lua5.4 /usr/bin/busted -o TAP --lpath='./lua/?.lua;./lua/?/init.lua' --cpath='%s' %s")
+  local out, code = helpers.sh(("timeout 60 lua5.4 /usr/bin/busted -o TAP " ..
+      "--lpath='./lua/?.lua;./lua/?/init.lua' --cpath='%s' %s")
     :format(CPATH, spec))
   local elapsed = gloaming.now() - t0
   os.remove(spec)
@@ -32,7 +33,8 @@ end)
 describe("a failing spec", function()
   it("fails fast with the assertion's message: the README's example with a wrong expectation", function()
     local source = helpers.read_file("spec/gateway_example_spec.lua")
-    local wrong, n = source:gsub('assert%.are%.equal%("Pong!", sent%.content%)', 'assert.are.equal("Pong", sent.content)')
+    local wrong, n = source:gsub('assert%.are%.equal%("Pong!", sent%.content%)',
+      'assert.are.equal("Pong", sent.content)')
     assert.are.equal(1, n)
     -- it hung in most runs: a few runs make a chance pass unlikely
     for _ = 1, 3 do
@@ -145,7 +147,8 @@ describe("testing.run's timeout", function()
         gloaming.sleep(100)
       end, clock)
       assert.is_false(ok)
-      assert.matches("timed out after 0.2 s (real time): a task was still running at spec/failfast_spec.lua:", err, 1, true)
+      assert.matches("timed out after 0.2 s (real time): a task was still running at spec/failfast_spec.lua:",
+        err, 1, true)
       assert.is_true(elapsed < 2, "took " .. elapsed .. " s")
     end)
   end
@@ -159,7 +162,8 @@ describe("testing.run's timeout", function()
       error("the cause")
     end, "virtual")
     assert.is_false(ok)
-    assert.matches("^spec/failfast_spec.lua:%d+: the cause\nstack traceback:.*\n%(then the run timed out after 0.2 s %(real time%)", err)
+    assert.matches("^spec/failfast_spec.lua:%d+: the cause\nstack traceback:.*\n" ..
+      "%(then the run timed out after 0.2 s %(real time%)", err)
   end)
 
   it("holds against a task that only ever yields", function()

@@ -35,7 +35,8 @@ describe("a TLS fake", function()
   it("removes them when the process exits in the middle of the run", function()
     local p = assert(io.popen("lua5.4 -e 'package.path=\"./lua/?.lua;./lua/?/init.lua;\"..package.path; " ..
       "package.cpath=\"./build/lib/?.so;\"..package.cpath; local testing = require \"gloaming.testing\"; " ..
-      "testing.run(function() print(testing.gateway({ tls = true }).ca_file); io.stdout:flush(); os.exit(0, true) end)' 2>&1"))
+      "testing.run(function() print(testing.gateway({ tls = true }).ca_file); io.stdout:flush(); " ..
+      "os.exit(0, true) end)' 2>&1"))
     local ca_file = p:read("l")
     p:close()
     assert.matches("/ca.pem$", ca_file)

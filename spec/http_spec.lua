@@ -169,7 +169,8 @@ describe("gloaming.http's 429 messages", function()
           '{"message":"You are being rate limited.","retry_after":1e9,"global":false}')
       end, { timeout = 3 })
       local none, msg, code = http:request("GET", "/x")
-      assert.are.same({ nil, "429 rate limited on GET /x for 3600 s, longer than the 3 s left of the request's timeout (3 s)", 429 },
+      assert.are.same(
+        { nil, "429 rate limited on GET /x for 3600 s, longer than the 3 s left of the request's timeout (3 s)", 429 },
         { none, msg, code })
       assert.are.same({}, warnings)
       assert.are.equal(1, #seen.targets)
@@ -185,7 +186,8 @@ describe("gloaming.http's 429 messages", function()
           '{"message":"You are being rate limited.","retry_after":2,"global":true}')
       end, { timeout = 3 })
       local none, msg, code = http:request("GET", "/x")
-      assert.are.same({ nil, "429 rate limited on GET /x (global) for 2 s, longer than the 1 s left of the request's timeout (3 s)", 429 },
+      assert.are.same({ nil,
+        "429 rate limited on GET /x (global) for 2 s, longer than the 1 s left of the request's timeout (3 s)", 429 },
         { none, msg, code })
       assert.are.same({ "rate limited on GET /x (global): retrying in 2 s" }, warnings)
       assert.are.equal(2, #seen.targets)

@@ -50,7 +50,8 @@ end
 local function make(dir, target)
   -- a clean environment: no flags or jobserver of a make running the specs,
   -- no sanitizer runtime preloaded into make (make test-asan)
-  return sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u LD_PRELOAD make %s BUILD=%s/build CC=%s/cc PKG_CONFIG=%s/pkg-config LUA=%s/lua "
+  return sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u LD_PRELOAD make %s BUILD=%s/build CC=%s/cc "
+    .. "PKG_CONFIG=%s/pkg-config LUA=%s/lua "
     .. "LLHTTP_DIR=%s/llhttp LLHTTP_INC=%s/llhttp DEPS_SCRIPT=%s/deps.sh 2>&1")
     :format(target, dir, dir, dir, dir, dir, dir, dir))
 end
@@ -80,7 +81,8 @@ describe("make install", function()
   it("installs into a tree whose path has a space (LuaRocks' LIBDIR and LUADIR)", function()
     local dir = helpers.tmpdir()
     local lib, lua = dir .. "/my tree/lib", dir .. "/my tree/share"
-    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u BUILD -u LD_PRELOAD make -s install INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
+    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u BUILD -u LD_PRELOAD make -s install "
+      .. "INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
       :format(lib, lua))
     local core = io.open(lib .. "/gloaming/core.so")
     local testing = io.open(lua .. "/gloaming/testing/init.lua")

@@ -144,7 +144,8 @@ describe("gloaming's options tables", function()
       assert_here(error_of(function() testing.gateway { shard = 2 } end),
         "bad option 'shard' to testing.gateway (unknown option; did you mean 'shards'?)")
       assert_here(error_of(function() testing.gateway { session_start_limit = { totl = 1 } } end),
-        "bad option 'session_start_limit.totl' to testing.gateway (unknown option; did you mean 'session_start_limit.total'?)")
+        "bad option 'session_start_limit.totl' to testing.gateway " ..
+        "(unknown option; did you mean 'session_start_limit.total'?)")
       local fake0 = testing.gateway { guilds = { { id = testing.snowflake(0) } } }
       assert_here(error_of(function() fake0:interact(0, "ping", nil, { guild = "1" }) end),
         "bad option 'guild' to fake:interact (unknown option)")

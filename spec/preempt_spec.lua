@@ -181,7 +181,8 @@ describe("the handler limit (core.budget)", function()
     end)
   end)
 
-  it("stops a handler inside its own generator that never yields, at the generator's line, never yielding into it", function()
+  it("stops a handler inside its own generator that never yields, at the generator's line, " ..
+    "never yielding into it", function()
     run(function()
       local t0 = gloaming.now()
       local line

@@ -12,7 +12,7 @@ local function serve(listener, opts)
       if not conn then return end
       gloaming.spawn(function()
         while true do
-          local a, kind, code = conn:receive()
+          local a, kind = conn:receive()
           if kind == "http" then
             if a.path == "/" then
               assert(conn:upgrade(a, opts.compression))

@@ -89,7 +89,8 @@ describe("a shard", function()
       next_of(shard, F.MESSAGE_CREATE)
       fake:reconnect(0)
       local close = next_of(shard, F.GATEWAY_CLOSE)
-      assert.are.same({ code = 4000, initiator = "shard" }, { code = close.data.code, initiator = close.data.initiator })
+      assert.are.same({ code = 4000, initiator = "shard" },
+        { code = close.data.code, initiator = close.data.initiator })
       local resumed = next_of(shard, F.RESUMED | F.READY)
       assert.are.equal("RESUMED", resumed.type)
       assert.are.equal(session, shard:session():id())
@@ -149,14 +150,16 @@ describe("a shard", function()
     { code = 1001, next = "RESUMED" }, { code = 4007, next = "READY" },
     { code = 4009, next = "READY" },
   } do
-    it(("after a gateway close with %d, %s"):format(case.code, case.next == "READY" and "identifies" or "resumes"), function()
+    local next_step = case.next == "READY" and "identifies" or "resumes"
+    it(("after a gateway close with %d, %s"):format(case.code, next_step), function()
       virtual(function()
         local fake = testing.gateway {}
         local shard = new_shard(fake)
         next_of(shard, F.READY)
         fake:close(0, case.code, "because")
         local close = next_of(shard, F.GATEWAY_CLOSE)
-        assert.are.same({ case.code, "because", "gateway" }, { close.data.code, close.data.reason, close.data.initiator })
+        assert.are.same({ case.code, "because", "gateway" },
+          { close.data.code, close.data.reason, close.data.initiator })
         assert.are.equal(case.next, next_of(shard, F.RESUMED | F.READY).type)
         -- twilight resumes after 4007 and 4009; we go straight to Identify
         if case.next == "READY" then assert.are.equal(0, #fake:received(0, 6)) end
@@ -359,7 +362,7 @@ describe("a shard's events", function()
       -- a subscription that wants it gets EDECODE, then goes on
       local got = {}
       for _ = 1, 2 do
-        local e, msg, code = all:next(5)
+        local e, _, code = all:next(5)
         got[#got + 1] = e and e.type or code
       end
       assert.are.same({ "EDECODE", "MESSAGE_CREATE" }, got)
@@ -515,7 +518,7 @@ describe("the shard API", function()
 
   it("returns ECLOSED from send and command after close, while readers drain and see ECLOSED", function()
     virtual(function()
-      local fake, shard = ready_shard()
+      local _, shard = ready_shard()
       shard:close()
       shard:close() -- never raises
       -- a runtime condition (a handler sending during shutdown), not misuse

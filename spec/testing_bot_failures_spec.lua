@@ -67,7 +67,7 @@ describe("testing.with_bot", function()
     assert(ok, err)
     assert.are.same({ 1, "my-token" }, { made[1].timeout, made.token })
     local line = debug.getinfo(1, "l").currentline
-    local err = error_of(function() testing.with_bot({ fake = { token = "a" }, bot = { token = "b" } }, function() end) end)
+    err = error_of(function() testing.with_bot({ fake = { token = "a" }, bot = { token = "b" } }, function() end) end)
     assert.matches("bad option 'bot.token' to testing.with_bot (differs from fake.token", err, 1, true)
     assert.matches("testing_bot_failures_spec.lua:" .. (line + 1) .. ":", err, 1, true)
     assert.matches("bad option 'bot.shards.total' to testing.with_bot (2, but the fake has 1 shards",

@@ -185,7 +185,8 @@ describe("gloaming.ws failures", function()
   it("reports a refused connection", function()
     testing.run(function()
       -- a port that was just free: bind, learn it, close
-      local s = io.popen("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'")
+      local s = io.popen("/usr/bin/python3 -c 'import socket; s=socket.socket(); " ..
+        "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'")
       local p = tonumber(s:read("*l"))
       s:close()
       local ws, err, code = gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(p))
@@ -214,7 +215,8 @@ describe("gloaming.ws failures", function()
 end)
 
 describe("gloaming.ws over IPv6", function()
-  local has_v6 = os.execute("/usr/bin/python3 -c 'import socket; socket.socket(socket.AF_INET6).bind((\"::1\", 0))' 2>/dev/null")
+  local has_v6 = os.execute("/usr/bin/python3 -c " ..
+    "'import socket; socket.socket(socket.AF_INET6).bind((\"::1\", 0))' 2>/dev/null")
   if not has_v6 then
     pending("::1 is not available on this machine: IPv6 skipped")
     return

@@ -433,7 +433,9 @@ local function fetch_identity(self)
     learn_identity(self, { user = app.bot, application = app })
     return true
   end
-  if REST_HINTS[code] or code == "ECANCELED" then return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code end
+  if REST_HINTS[code] or code == "ECANCELED" then
+    return nil, "GET /oauth2/applications/@me failed: " .. tostring(err), code
+  end
   log.warn("GET /oauth2/applications/@me failed: %s; bot.user and bot.application_id wait for READY", tostring(err))
   return true
 end

@@ -242,7 +242,9 @@ end
 -- line of stderr.
 function cli.run_main(fn, ...)
   local args = table.pack(...)
-  local failure, watch -- failure: { message =[, traceback =] }
+  -- failure: { message =[, traceback =] }; watch is only written: it holds
+  -- the signal watcher (see below)
+  local failure, watch -- luacheck: ignore 231/watch
   local function on_error(e)
     if getmetatable(e) == CommandError then
       failure = { message = e.message }
@@ -318,8 +320,8 @@ local function run_command(args)
   if opts.repl_socket then
     local chunk0 = chunk
     chunk = function(...)
-      local server, err = require("gloaming.repl").serve(opts.repl_socket)
-      if not server then cli.fail("--repl-socket: " .. tostring(err)) end
+      local server, serr = require("gloaming.repl").serve(opts.repl_socket)
+      if not server then cli.fail("--repl-socket: " .. tostring(serr)) end
       local results = table.pack(chunk0(...))
       server:close()
       return table.unpack(results, 1, results.n)

@@ -61,11 +61,15 @@ local FLAGS = {
   { "--port", "N", default("port", "port of the gateway and REST API, 0: any"), checked(port_number, "port") },
   { "--tls", nil, "serve wss:// and https:// with a generated CA" },
   { "--shards", "N", default("shards", "shard count the gateway expects"), checked(integer, "shards") },
-  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"), checked(number, "heartbeat_interval") },
+  { "--heartbeat-interval", "S", default("heartbeat_interval", "Hello's heartbeat interval in seconds"),
+    checked(number, "heartbeat_interval") },
   { "--token", "T", default("token", "the bot token") },
-  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"), checked(integer, "max_concurrency") },
-  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"), checked(number, "identify_window") },
-  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"), checked(number, "session_timeout") },
+  { "--max-concurrency", "N", default("max_concurrency", "identify buckets, one identify each per window"),
+    checked(integer, "max_concurrency") },
+  { "--identify-window", "S", default("identify_window", "seconds between identifies of one bucket"),
+    checked(number, "identify_window") },
+  { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"),
+    checked(number, "session_timeout") },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
 }
 
@@ -86,7 +90,8 @@ Driven over HTTP at http_url (POST a JSON object; answers are JSON):
   POST /fake/dispatch     {"t":"EVENT_NAME","d":{...}[,"shard":0]}
   POST /fake/close        {["code":4000,"reason":"...","shard":0]}
   POST /fake/fault        {"kind":"KIND"[,"shard":0]}, KIND one of
-                          ]] .. table.concat(require("gloaming.testing.gateway.control").fault_kinds(), ", ") .. "\n" .. [[
+                          ]] .. table.concat(require("gloaming.testing.gateway.control").fault_kinds(), ", ")
+  .. "\n" .. [[
   GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
   GET  /fake/received[?shard=0&op=2]               the gateway payloads received
 e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message

@@ -2,7 +2,6 @@
 --
 -- per_shard(shard_id, builder) returns the Config of that shard (builder is
 -- a ConfigBuilder copy of config); without it every shard uses config.
-local core = require "gloaming.core"
 local shard_mod = require "gloaming.shard"
 
 local cluster = {}

@@ -209,7 +209,7 @@ setter("max_queued_command_bytes", function(v)
 end)
 
 setter("command_deadline", function(v)
-  if type(v) ~= "number" or not (v > 0) then
+  if type(v) ~= "number" or not (v > 0) then -- luacheck: ignore 581 (NaN fails too)
     error("command_deadline must be a positive number of seconds (math.huge: none)", 3)
   end
   return v
@@ -222,7 +222,7 @@ function Builder:build()
   return core.object(Config, s)
 end
 
-function Builder:__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" end
+function Builder.__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" end
 
 -- }===============
 

@@ -77,8 +77,12 @@ function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(se
 local MAJOR = { channels = true, guilds = true, webhooks = true, interactions = true }
 
 local function route_of(method, path)
-  if type(method) ~= "string" then error("bad argument #1 to 'route_of' (string expected, got " .. type(method) .. ")", 2) end
-  if type(path) ~= "string" then error("bad argument #2 to 'route_of' (string expected, got " .. type(path) .. ")", 2) end
+  if type(method) ~= "string" then
+    error("bad argument #1 to 'route_of' (string expected, got " .. type(method) .. ")", 2)
+  end
+  if type(path) ~= "string" then
+    error("bad argument #2 to 'route_of' (string expected, got " .. type(path) .. ")", 2)
+  end
   local parts, major = {}, nil
   local segs = {}
   for seg in path:gmatch("[^/?]+") do segs[#segs + 1] = seg end

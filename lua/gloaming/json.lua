@@ -16,7 +16,9 @@ local array_mt = { __name = "gloaming.json.array" }
 
 --- Marks t (default: a new table) as a JSON array and returns it.
 function json.array(t)
-  if t ~= nil and type(t) ~= "table" then error("bad argument #1 to 'array' (table expected, got " .. type(t) .. ")", 2) end
+  if t ~= nil and type(t) ~= "table" then
+    error("bad argument #1 to 'array' (table expected, got " .. type(t) .. ")", 2)
+  end
   return setmetatable(t or {}, array_mt)
 end
 

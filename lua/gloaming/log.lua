@@ -31,7 +31,9 @@ local function make(context)
     end
   end
   function logger.with(fields)
-    if type(fields) ~= "table" then error("bad argument #1 to 'with' (table expected, got " .. type(fields) .. ")", 2) end
+    if type(fields) ~= "table" then
+      error("bad argument #1 to 'with' (table expected, got " .. type(fields) .. ")", 2)
+    end
     local extra = context_string(fields)
     return make(context and extra and (context .. " " .. extra) or context or extra)
   end
