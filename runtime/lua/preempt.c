@@ -33,7 +33,10 @@
  * SIGINT and SIGTERM: a libuv signal watcher runs only when the loop
  * turns, so a handler of ours runs first (chained before libuv's), sets a
  * flag and arms the hook; the hook raises "interrupted" in a REPL or
- * attached line, and the loop's watcher then drops that signal. A second
+ * attached line, and the loop's watcher then drops that signal. An
+ * interrupted or cancelled task gets its error again at each instruction
+ * of user code (a pcall cannot keep it running), and is never handed a
+ * later signal: that one is the process's. A second
  * signal while the first is still unhandled, or while the line it
  * interrupted still runs, ends the process (as lua.c does). */
 #include <errno.h>
@@ -70,6 +73,12 @@ static struct {
   gm_task_t *computing;             /* a line preempted at its last yield */
   struct sigaction prev_int, prev_term;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The task was cancelled, or interrupted: it is being stopped, and no
+ * signal for the process is ever handed to it. */
+static bool stopping(const gm_task_t *t) {
+  return t->interrupt || t->kill_pending || t->cancel_pending;
+}
 
 /* {=============== the watcher thread =============== */
 
@@ -254,7 +263,7 @@ static void interrupted(gm_task_t *t, int signum) {
 bool gm_preempt_signal_seen(int signum) {
   if (P.consumed == signum) return true; /* it interrupted a line */
   gm_task_t *t = P.computing;
-  if (t != NULL && t->state == GM_TASK_READY) {
+  if (t != NULL && t->state == GM_TASK_READY && !stopping(t)) {
     /* it arrived between two slices of a computing line: that line gets
      * it at its next instruction */
     t->interrupt = signum;
@@ -296,6 +305,16 @@ static int raise_here(lua_State *L, const char *message) {
   return lua_error(L);
 }
 
+/* Raises where a cancel or Ctrl-C ends a task: again at every instruction
+ * of user code until the task ends (or leaves user code), so a pcall that
+ * catches it cannot keep the task running: the next instruction after the
+ * pcall raises it again, as the handler limit does. */
+static int stop_here(lua_State *L, gm_task_t *t, const char *message) {
+  lua_sethook(L, gm_task_hook, LUA_MASKCOUNT, 1);
+  if (t->co != L) lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
+  return raise_here(L, message);
+}
+
 void gm_task_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   gm_rt_t *rt = rt_of_state(L);
@@ -311,7 +330,7 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
     bool mine = user_code(rt, L);
     /* Ctrl-C at a line that computes (this slice, or preempted before) */
     if (P.pending && t->line && (ran >= SLICE_NS || P.computing == t) &&
-        !t->interrupt && mine) {
+        !stopping(t) && mine) {
       t->interrupt = P.pending;
       interrupted(t, P.pending);
     }
@@ -320,17 +339,13 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
         char msg[64];
         snprintf(msg, sizeof msg, "interrupted (%s)",
                  t->interrupt == SIGINT ? "SIGINT" : "SIGTERM");
-        t->interrupt = 0;
-        raise_here(L, msg);
+        stop_here(L, t, msg);
       }
       keep = true;
     }
     if (P.pending && t->line) keep = true;
     if (t->kill_pending) {
-      if (mine) {
-        t->kill_pending = false;
-        raise_here(L, "cancelled");
-      }
+      if (mine) stop_here(L, t, "cancelled");
       keep = true;
     }
     if (t->limit_ns != 0 && t->run_ns + ran > t->limit_ns) {
