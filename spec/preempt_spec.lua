@@ -382,6 +382,34 @@ end)
 
 -- }===============
 
+describe("the watcher thread", function()
+  it("sleeps while no user task runs (no wakeups of an idle bot)", function()
+    run(function()
+      local pid = assert(io.open("/proc/self/stat")):read("l"):match("^(%d+)")
+      local function switches()
+        -- the watcher names itself gm-preempt
+        for tid in assert(io.popen("ls /proc/" .. pid .. "/task")):lines() do
+          local comm = io.open(("/proc/%s/task/%s/comm"):format(pid, tid))
+          if comm and comm:read("l") == "gm-preempt" then
+            comm:close()
+            local status = assert(io.open(("/proc/%s/task/%s/status"):format(pid, tid))):read("a")
+            return tonumber(status:match("voluntary_ctxt_switches:%s*(%d+)"))
+          end
+          if comm then comm:close() end
+        end
+      end
+      gloaming.sleep(0.05) -- the watcher has started and settled
+      local before = assert(switches(), "no gm-preempt thread")
+      gloaming.sleep(1)
+      local after = switches()
+      assert.is_true(after - before <= 3, ("%d wakeups in 1 s"):format(after - before))
+      -- it still preempts: a user task that computes lets a sleeper run
+      local worst = lateness_while("handler", function() busy(0.1) end)
+      assert.is_true(worst < 0.05, worst)
+    end)
+  end)
+end)
+
 -- {=============== signals ===============
 
 describe("an attached line that computes", function()

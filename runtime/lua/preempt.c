@@ -47,6 +47,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 #include "lua/rt.h"
 
@@ -59,11 +63,11 @@ static struct {
   atomic_uint gen;              /* bumped at every resume */
   atomic_uint target;           /* the resume the watcher wants preempted */
   atomic_bool user;             /* that resume runs a user task */
+  atomic_int asleep;            /* the watcher waits for a user resume */
+  atomic_int stop;              /* the watcher must end */
   pthread_t main;
   pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool started, stop;
+  bool started;
   struct sigaction old_urg;
   /* SIGINT/SIGTERM, written by the signal handler */
   volatile sig_atomic_t pending;  /* arrived, the loop has not seen it */
@@ -72,7 +76,7 @@ static struct {
   gm_task_t *interrupted;           /* that line's task */
   gm_task_t *computing;             /* a line preempted at its last yield */
   struct sigaction prev_int, prev_term;
-} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} P;
 
 /* The task was cancelled, or interrupted: it is being stopped, and no
  * signal for the process is ever handed to it. */
@@ -82,26 +86,68 @@ static bool stopping(const gm_task_t *t) {
 
 /* {=============== the watcher thread =============== */
 
+/* Waits while *word == value, at most timeout_ns (0: no limit), or until
+ * bell_ring(word). Without futexes it only sleeps a tick (the watcher then
+ * looks every tick, as it did before it could sleep). */
+static void bell_wait(atomic_int *word, int value, uint64_t timeout_ns) {
+#ifdef __linux__
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000u),
+                        (long)(timeout_ns % 1000000000u)};
+  syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, value,
+          timeout_ns ? &ts : NULL, NULL, 0);
+#else
+  (void)timeout_ns;
+  struct timespec ts = {0, SLICE_MS * 1000000L};
+  if (atomic_load(word) == value) nanosleep(&ts, NULL);
+#endif
+}
+
+static void bell_ring(atomic_int *word) {
+#ifdef __linux__
+  syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+  (void)word;
+#endif
+}
+
+static bool user_running(void) {
+  return atomic_load(&P.running) != NULL && atomic_load(&P.user);
+}
+
+/* A user task is being resumed: the watcher wakes if it sleeps. Costs one
+ * load per resume; the wakeup (a syscall) happens at most once per tick. */
+static void wake_watcher(void) {
+  if (atomic_load(&P.asleep) && atomic_exchange(&P.asleep, 0))
+    bell_ring(&P.asleep);
+}
+
 static void *watcher(void *arg) {
   (void)arg;
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the loop's */
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "gm-preempt"); /* for ps and the specs */
+#endif
   unsigned seen = 0;
   bool seen_valid = false;
-  pthread_mutex_lock(&P.lock);
-  while (!P.stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += SLICE_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
+  while (!atomic_load(&P.stop)) {
+    if (!user_running()) {
+      /* idle: sleep until a user task's resume starts. asleep is set
+       * before running and user are read again, and the loop's thread
+       * sets those before it reads asleep (all sequentially consistent):
+       * one of the two sees the other, so no wakeup is lost. */
+      atomic_store(&P.asleep, 1);
+      if (!user_running() && !atomic_load(&P.stop))
+        bell_wait(&P.asleep, 1, 0);
+      atomic_store(&P.asleep, 0);
+      seen_valid = false;
+      continue;
     }
-    pthread_cond_timedwait(&P.cond, &P.lock, &ts);
-    if (P.stop) break;
+    bell_wait(&P.stop, 0, SLICE_NS); /* one tick, or until stopped */
+    if (atomic_load(&P.stop)) break;
     unsigned g = atomic_load(&P.gen);
-    bool busy = atomic_load(&P.running) != NULL && atomic_load(&P.user);
+    bool busy = user_running();
     if (busy && seen_valid && g == seen) {
       /* the same resume for a whole tick: arm the hook (again: an arming
        * can be lost to the hook's own lua_sethook) */
@@ -111,7 +157,6 @@ static void *watcher(void *arg) {
     seen = g;
     seen_valid = busy;
   }
-  pthread_mutex_unlock(&P.lock);
   return NULL;
 }
 
@@ -128,7 +173,8 @@ void gm_preempt_start(gm_rt_t *rt) {
   (void)rt;
   if (P.started) return;
   P.main = pthread_self();
-  P.stop = false;
+  atomic_store(&P.stop, 0);
+  atomic_store(&P.asleep, 0);
   atomic_store(&P.running, NULL);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -136,13 +182,6 @@ void gm_preempt_start(gm_rt_t *rt) {
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGURG, &sa, &P.old_urg) != 0) return;
-  /* the watcher's ticks are on the monotonic clock (a condition's default
-   * is the wall clock: a deadline from the other one would spin) */
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&P.cond, &attr);
-  pthread_condattr_destroy(&attr);
   /* the watcher is created with every signal blocked, and keeps them so */
   sigset_t all, old;
   sigfillset(&all);
@@ -151,7 +190,6 @@ void gm_preempt_start(gm_rt_t *rt) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err != 0) {
     sigaction(SIGURG, &P.old_urg, NULL);
-    pthread_cond_destroy(&P.cond);
     return; /* no preemption: the runtime still works as before */
   }
   P.started = true;
@@ -160,12 +198,11 @@ void gm_preempt_start(gm_rt_t *rt) {
 void gm_preempt_stop(gm_rt_t *rt) {
   (void)rt;
   if (!P.started) return;
-  pthread_mutex_lock(&P.lock);
-  P.stop = true;
-  pthread_cond_signal(&P.cond);
-  pthread_mutex_unlock(&P.lock);
+  atomic_store(&P.stop, 1);
+  bell_ring(&P.stop);
+  atomic_store(&P.asleep, 0);
+  bell_ring(&P.asleep);
   pthread_join(P.thread, NULL);
-  pthread_cond_destroy(&P.cond);
   sigaction(SIGURG, &P.old_urg, NULL);
   P.started = false;
   P.interrupted = NULL;
@@ -180,7 +217,8 @@ void gm_preempt_enter(gm_rt_t *rt, gm_task_t *t) {
   atomic_store_explicit(&P.user, t->user || t->limit_ns != 0,
                         memory_order_relaxed);
   atomic_fetch_add_explicit(&P.gen, 1, memory_order_relaxed);
-  atomic_store_explicit(&P.running, t->co, memory_order_release);
+  atomic_store(&P.running, t->co);
+  if (t->user || t->limit_ns != 0) wake_watcher();
 }
 
 void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t) {
@@ -392,6 +430,7 @@ static int l_mark_user_task(lua_State *L) {
   t->user = true;
   t->line = kind == 1;
   atomic_store(&P.user, true); /* this very resume may be preempted */
+  wake_watcher();
   return 0;
 }
 
@@ -411,6 +450,7 @@ static int l_budget(lua_State *L) {
   t->run_ns = 0;
   rt->resume_start = uv_hrtime();
   atomic_store(&P.user, t->user || t->limit_ns != 0);
+  if (t->user || t->limit_ns != 0) wake_watcher();
   return 0;
 }
 
