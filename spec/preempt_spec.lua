@@ -160,6 +160,23 @@ describe("preemption of user tasks", function()
       assert.matches("cancelled", err)
     end)
   end)
+
+  it("stops a cancelled task that catches errors: pcall cannot swallow the cancel", function()
+    run(function()
+      local x = 0
+      local task = gloaming.spawn(function()
+        core.mark_user_task("line")
+        for _ = 1, 3 do pcall(function() while true do end end) x = x + 1 end
+        while true do pcall(function() while true do end end) end
+      end)
+      gloaming.sleep(0.05)
+      assert.is_true(task:cancel())
+      local ok, err = task:wait(2)
+      assert.is_false(ok)
+      assert.matches("cancelled", err)
+      assert.are.equal(0, x) -- not even the code after the pcall ran
+    end)
+  end)
 end)
 
 describe("the handler limit (core.budget)", function()
@@ -366,6 +383,34 @@ end)
 
 -- }===============
 
+describe("the watcher thread", function()
+  it("sleeps while no user task runs (no wakeups of an idle bot)", function()
+    run(function()
+      local pid = assert(io.open("/proc/self/stat")):read("l"):match("^(%d+)")
+      local function switches()
+        -- the watcher names itself gm-preempt
+        for tid in assert(io.popen("ls /proc/" .. pid .. "/task")):lines() do
+          local comm = io.open(("/proc/%s/task/%s/comm"):format(pid, tid))
+          if comm and comm:read("l") == "gm-preempt" then
+            comm:close()
+            local status = assert(io.open(("/proc/%s/task/%s/status"):format(pid, tid))):read("a")
+            return tonumber(status:match("voluntary_ctxt_switches:%s*(%d+)"))
+          end
+          if comm then comm:close() end
+        end
+      end
+      gloaming.sleep(0.05) -- the watcher has started and settled
+      local before = assert(switches(), "no gm-preempt thread")
+      gloaming.sleep(1)
+      local after = switches()
+      assert.is_true(after - before <= 3, ("%d wakeups in 1 s"):format(after - before))
+      -- it still preempts: a user task that computes lets a sleeper run
+      local worst = lateness_while("handler", function() busy(0.1) end)
+      assert.is_true(worst < 0.05, worst)
+    end)
+  end)
+end)
+
 -- {=============== signals ===============
 
 describe("an attached line that computes", function()
@@ -418,6 +463,44 @@ describe("an attached line that computes", function()
   end)
 end)
 
+describe("an attached line that catches errors, once cancelled", function()
+  it("ends, and the bot's SIGTERM then stops the bot, not that line", function()
+    run(function()
+      local dir = helpers.tmpdir()
+      local script = dir .. "/attached.lua"
+      helpers.write_file(script, [[
+        local gloaming = require "gloaming"
+        local repl = require "gloaming.repl"
+        local function say(t) io.stdout:write(t); io.stdout:flush() end
+        local session = repl.session { write = say, daemon = true, chunkname = "=attached" }
+        -- (bounded: without the fix it ends by itself after 10 s)
+        session:submit("local d = os.time() + 10 for i = 1, 3 do pcall(function() while os.time() < d do end end) end")
+        local job = session.job
+        gloaming.sleep(0.05) -- the line is preempted: this task runs
+        session:interrupt() -- the client's Ctrl-C
+        local ok, err = job.task:wait(2)
+        say(("line: %s %s\n"):format(ok, err))
+        say("waiting\n")
+        gloaming.sleep(10)
+      ]])
+      local p = assert(io.popen("sh -c 'echo $$; GLOAMING_LOG=info exec " .. support.GLOAMING .. " run "
+        .. script .. "' 2>&1", "r"))
+      local pid = p:read("l")
+      assert.are.equal("cancelled", p:read("l"))
+      -- it ended (its error went nowhere: the session dropped the line)
+      assert.are.equal("line: true nil", p:read("l"))
+      assert.are.equal("waiting", p:read("l"))
+      os.execute("kill -TERM " .. pid)
+      local said = p:read("l")
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+      p:close()
+      helpers.rmrf(dir)
+      -- the run's own handling (a graceful stop), not the line's
+      assert.matches("SIGTERM: closing", said)
+    end)
+  end)
+end)
+
 describe("Ctrl-C", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
@@ -438,6 +521,19 @@ describe("Ctrl-C", function()
         { expect = "end\\)\n" },
         { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
         { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
+        { send = CTRL_D }, { exit = 10 },
+      }, { support.GLOAMING, "repl" }, support.home(dir)))
+    end)
+  end)
+
+  it("interrupts a REPL line that catches errors: pcall cannot swallow Ctrl-C", function()
+    run(function()
+      support.check(support.drive({
+        { expect = PROMPT },
+        { send = "x = 0 for i = 1, 3 do pcall(function() while true do end end) x = x + 1 end" .. ENTER },
+        { expect = "end\n" },
+        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
+        { send = "x" .. ENTER }, { expect = "\n0\n" },
         { send = CTRL_D }, { exit = 10 },
       }, { support.GLOAMING, "repl" }, support.home(dir)))
     end)

@@ -24,6 +24,21 @@ describe("the log of a task", function()
     assert.are.same({ "cancelled\n", 0 }, { out, code })
   end)
 
+  it("says nothing of a computing task that was cancelled and catches errors", function()
+    local out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      local core = require "gloaming.core"
+      local task = gloaming.spawn(function()
+        core.mark_user_task("handler")
+        while true do pcall(function() while true do end end) end
+      end)
+      gloaming.sleep(0.05) -- wakes only because the task is preempted
+      task:cancel()
+      io.stdout:write("cancelled\n")
+    ]], "", "timeout 10")
+    assert.are.same({ "cancelled\n", 0 }, { out, code })
+  end)
+
   it("says a task blocked the loop and then ended, not that it yielded at ?", function()
     local out, code = helpers.run_gloaming([[
       local gloaming = require "gloaming"

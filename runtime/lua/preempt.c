@@ -33,7 +33,10 @@
  * SIGINT and SIGTERM: a libuv signal watcher runs only when the loop
  * turns, so a handler of ours runs first (chained before libuv's), sets a
  * flag and arms the hook; the hook raises "interrupted" in a REPL or
- * attached line, and the loop's watcher then drops that signal. A second
+ * attached line, and the loop's watcher then drops that signal. An
+ * interrupted or cancelled task gets its error again at each instruction
+ * of user code (a pcall cannot keep it running), and is never handed a
+ * later signal: that one is the process's. A second
  * signal while the first is still unhandled, or while the line it
  * interrupted still runs, ends the process (as lua.c does). */
 #include <errno.h>
@@ -44,6 +47,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 #include "lua/rt.h"
 
@@ -56,11 +63,11 @@ static struct {
   atomic_uint gen;              /* bumped at every resume */
   atomic_uint target;           /* the resume the watcher wants preempted */
   atomic_bool user;             /* that resume runs a user task */
+  atomic_int asleep;            /* the watcher waits for a user resume */
+  atomic_int stop;              /* the watcher must end */
   pthread_t main;
   pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool started, stop;
+  bool started;
   struct sigaction old_urg;
   /* SIGINT/SIGTERM, written by the signal handler */
   volatile sig_atomic_t pending;  /* arrived, the loop has not seen it */
@@ -69,30 +76,78 @@ static struct {
   gm_task_t *interrupted;           /* that line's task */
   gm_task_t *computing;             /* a line preempted at its last yield */
   struct sigaction prev_int, prev_term;
-} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} P;
+
+/* The task was cancelled, or interrupted: it is being stopped, and no
+ * signal for the process is ever handed to it. */
+static bool stopping(const gm_task_t *t) {
+  return t->interrupt || t->kill_pending || t->cancel_pending;
+}
 
 /* {=============== the watcher thread =============== */
+
+/* Waits while *word == value, at most timeout_ns (0: no limit), or until
+ * bell_ring(word). Without futexes it only sleeps a tick (the watcher then
+ * looks every tick, as it did before it could sleep). */
+static void bell_wait(atomic_int *word, int value, uint64_t timeout_ns) {
+#ifdef __linux__
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000u),
+                        (long)(timeout_ns % 1000000000u)};
+  syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, value,
+          timeout_ns ? &ts : NULL, NULL, 0);
+#else
+  (void)timeout_ns;
+  struct timespec ts = {0, SLICE_MS * 1000000L};
+  if (atomic_load(word) == value) nanosleep(&ts, NULL);
+#endif
+}
+
+static void bell_ring(atomic_int *word) {
+#ifdef __linux__
+  syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+  (void)word;
+#endif
+}
+
+static bool user_running(void) {
+  return atomic_load(&P.running) != NULL && atomic_load(&P.user);
+}
+
+/* A user task is being resumed: the watcher wakes if it sleeps. Costs one
+ * load per resume; the wakeup (a syscall) happens at most once per tick. */
+static void wake_watcher(void) {
+  if (atomic_load(&P.asleep) && atomic_exchange(&P.asleep, 0))
+    bell_ring(&P.asleep);
+}
 
 static void *watcher(void *arg) {
   (void)arg;
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the loop's */
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "gm-preempt"); /* for ps and the specs */
+#endif
   unsigned seen = 0;
   bool seen_valid = false;
-  pthread_mutex_lock(&P.lock);
-  while (!P.stop) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += SLICE_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
+  while (!atomic_load(&P.stop)) {
+    if (!user_running()) {
+      /* idle: sleep until a user task's resume starts. asleep is set
+       * before running and user are read again, and the loop's thread
+       * sets those before it reads asleep (all sequentially consistent):
+       * one of the two sees the other, so no wakeup is lost. */
+      atomic_store(&P.asleep, 1);
+      if (!user_running() && !atomic_load(&P.stop))
+        bell_wait(&P.asleep, 1, 0);
+      atomic_store(&P.asleep, 0);
+      seen_valid = false;
+      continue;
     }
-    pthread_cond_timedwait(&P.cond, &P.lock, &ts);
-    if (P.stop) break;
+    bell_wait(&P.stop, 0, SLICE_NS); /* one tick, or until stopped */
+    if (atomic_load(&P.stop)) break;
     unsigned g = atomic_load(&P.gen);
-    bool busy = atomic_load(&P.running) != NULL && atomic_load(&P.user);
+    bool busy = user_running();
     if (busy && seen_valid && g == seen) {
       /* the same resume for a whole tick: arm the hook (again: an arming
        * can be lost to the hook's own lua_sethook) */
@@ -102,7 +157,6 @@ static void *watcher(void *arg) {
     seen = g;
     seen_valid = busy;
   }
-  pthread_mutex_unlock(&P.lock);
   return NULL;
 }
 
@@ -119,7 +173,8 @@ void gm_preempt_start(gm_rt_t *rt) {
   (void)rt;
   if (P.started) return;
   P.main = pthread_self();
-  P.stop = false;
+  atomic_store(&P.stop, 0);
+  atomic_store(&P.asleep, 0);
   atomic_store(&P.running, NULL);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -127,13 +182,6 @@ void gm_preempt_start(gm_rt_t *rt) {
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGURG, &sa, &P.old_urg) != 0) return;
-  /* the watcher's ticks are on the monotonic clock (a condition's default
-   * is the wall clock: a deadline from the other one would spin) */
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&P.cond, &attr);
-  pthread_condattr_destroy(&attr);
   /* the watcher is created with every signal blocked, and keeps them so */
   sigset_t all, old;
   sigfillset(&all);
@@ -142,7 +190,6 @@ void gm_preempt_start(gm_rt_t *rt) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err != 0) {
     sigaction(SIGURG, &P.old_urg, NULL);
-    pthread_cond_destroy(&P.cond);
     return; /* no preemption: the runtime still works as before */
   }
   P.started = true;
@@ -151,12 +198,11 @@ void gm_preempt_start(gm_rt_t *rt) {
 void gm_preempt_stop(gm_rt_t *rt) {
   (void)rt;
   if (!P.started) return;
-  pthread_mutex_lock(&P.lock);
-  P.stop = true;
-  pthread_cond_signal(&P.cond);
-  pthread_mutex_unlock(&P.lock);
+  atomic_store(&P.stop, 1);
+  bell_ring(&P.stop);
+  atomic_store(&P.asleep, 0);
+  bell_ring(&P.asleep);
   pthread_join(P.thread, NULL);
-  pthread_cond_destroy(&P.cond);
   sigaction(SIGURG, &P.old_urg, NULL);
   P.started = false;
   P.interrupted = NULL;
@@ -171,7 +217,8 @@ void gm_preempt_enter(gm_rt_t *rt, gm_task_t *t) {
   atomic_store_explicit(&P.user, t->user || t->limit_ns != 0,
                         memory_order_relaxed);
   atomic_fetch_add_explicit(&P.gen, 1, memory_order_relaxed);
-  atomic_store_explicit(&P.running, t->co, memory_order_release);
+  atomic_store(&P.running, t->co);
+  if (t->user || t->limit_ns != 0) wake_watcher();
 }
 
 void gm_preempt_leave(gm_rt_t *rt, gm_task_t *t) {
@@ -254,7 +301,7 @@ static void interrupted(gm_task_t *t, int signum) {
 bool gm_preempt_signal_seen(int signum) {
   if (P.consumed == signum) return true; /* it interrupted a line */
   gm_task_t *t = P.computing;
-  if (t != NULL && t->state == GM_TASK_READY) {
+  if (t != NULL && t->state == GM_TASK_READY && !stopping(t)) {
     /* it arrived between two slices of a computing line: that line gets
      * it at its next instruction */
     t->interrupt = signum;
@@ -296,6 +343,16 @@ static int raise_here(lua_State *L, const char *message) {
   return lua_error(L);
 }
 
+/* Raises where a cancel or Ctrl-C ends a task: again at every instruction
+ * of user code until the task ends (or leaves user code), so a pcall that
+ * catches it cannot keep the task running: the next instruction after the
+ * pcall raises it again, as the handler limit does. */
+static int stop_here(lua_State *L, gm_task_t *t, const char *message) {
+  lua_sethook(L, gm_task_hook, LUA_MASKCOUNT, 1);
+  if (t->co != L) lua_sethook(t->co, gm_task_hook, LUA_MASKCOUNT, 1);
+  return raise_here(L, message);
+}
+
 void gm_task_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   gm_rt_t *rt = rt_of_state(L);
@@ -311,7 +368,7 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
     bool mine = user_code(rt, L);
     /* Ctrl-C at a line that computes (this slice, or preempted before) */
     if (P.pending && t->line && (ran >= SLICE_NS || P.computing == t) &&
-        !t->interrupt && mine) {
+        !stopping(t) && mine) {
       t->interrupt = P.pending;
       interrupted(t, P.pending);
     }
@@ -320,17 +377,13 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
         char msg[64];
         snprintf(msg, sizeof msg, "interrupted (%s)",
                  t->interrupt == SIGINT ? "SIGINT" : "SIGTERM");
-        t->interrupt = 0;
-        raise_here(L, msg);
+        stop_here(L, t, msg);
       }
       keep = true;
     }
     if (P.pending && t->line) keep = true;
     if (t->kill_pending) {
-      if (mine) {
-        t->kill_pending = false;
-        raise_here(L, "cancelled");
-      }
+      if (mine) stop_here(L, t, "cancelled");
       keep = true;
     }
     if (t->limit_ns != 0 && t->run_ns + ran > t->limit_ns) {
@@ -377,6 +430,7 @@ static int l_mark_user_task(lua_State *L) {
   t->user = true;
   t->line = kind == 1;
   atomic_store(&P.user, true); /* this very resume may be preempted */
+  wake_watcher();
   return 0;
 }
 
@@ -396,6 +450,7 @@ static int l_budget(lua_State *L) {
   t->run_ns = 0;
   rt->resume_start = uv_hrtime();
   atomic_store(&P.user, t->user || t->limit_ns != 0);
+  if (t->user || t->limit_ns != 0) wake_watcher();
   return 0;
 }
 

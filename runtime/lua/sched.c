@@ -388,7 +388,8 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   lua_remove(co, -2);
   /* Logged unless someone gets the error: the caller of run (main) or a
    * task waiting for this one. */
-  if (t != main && t->joiners == NULL && !t->cancel_pending)
+  if (t != main && t->joiners == NULL && !t->cancel_pending &&
+      !t->kill_pending)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
   /* past the deadline an error is the watchdog's doing, not a cause */
   if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF &&
