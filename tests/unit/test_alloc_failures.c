@@ -240,7 +240,7 @@ static double fx_random(void *ud) {
   (void)ud;
   return 0.5;
 }
-static void fx_log(void *ud, int level, const char *message) {
+static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   (void)ud, (void)level, (void)message;
 }
 static void fx_done(void *ud, uint64_t ticket, int err) {
