@@ -22,13 +22,7 @@ local function run_bot(gateway_url, api_url, token, shards, intents, api_ca_file
   return code, lines, out
 end
 
--- A port nothing listens on.
-local function closed_port()
-  local l = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 })
-  local port = l:port()
-  l:close()
-  return port
-end
+local closed_port = require("spec.helpers").closed_port
 
 describe("gloaming run, when the bot cannot run", function()
   it("exits 3 on a wrong token with shards = \"recommended\" (401 on GET /gateway/bot)", function()

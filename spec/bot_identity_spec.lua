@@ -3,12 +3,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 
-local function closed_port()
-  local l = assert(gloaming.core.listen { host = "127.0.0.1", port = 0 })
-  local port = l:port()
-  l:close()
-  return port
-end
+local closed_port = require("spec.helpers").closed_port
 
 describe("a Bot's identity", function()
   it("is known before any shard identifies", function()

@@ -3,6 +3,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local json = require "gloaming.json"
+local helpers = require "spec.helpers"
 
 local snowflake = testing.snowflake
 
@@ -210,26 +211,16 @@ describe("gloaming.http", function()
       local core = gloaming.core
       local listener = assert(core.listen { port = 0 })
       local log = {}
-      gloaming.spawn(function()
-        while true do
-          local conn = listener:accept()
-          if not conn then return end
-          gloaming.spawn(function()
-            while true do
-              local req = conn:receive()
-              if type(req) ~= "table" then return end
-              log[#log + 1] = { at = gloaming.now(), target = req.target, auth = req.headers.authorization,
-                ua = req.headers["user-agent"] }
-              if #log == 1 then
-                conn:respond(429, { ["Content-Type"] = "application/json", ["Retry-After"] = "2" },
-                  '{"message":"You are being rate limited.","retry_after":2,"global":false}')
-              else
-                conn:respond(200, { ["Content-Type"] = "application/json",
-                  ["X-RateLimit-Bucket"] = "abc", ["X-RateLimit-Remaining"] = #log == 2 and "0" or "1",
-                  ["X-RateLimit-Reset-After"] = "3" }, '{"ok":true}')
-              end
-            end
-          end)
+      helpers.serve(listener, function(conn, req)
+        log[#log + 1] = { at = gloaming.now(), target = req.target, auth = req.headers.authorization,
+          ua = req.headers["user-agent"] }
+        if #log == 1 then
+          conn:respond(429, { ["Content-Type"] = "application/json", ["Retry-After"] = "2" },
+            '{"message":"You are being rate limited.","retry_after":2,"global":false}')
+        else
+          conn:respond(200, { ["Content-Type"] = "application/json",
+            ["X-RateLimit-Bucket"] = "abc", ["X-RateLimit-Remaining"] = #log == 2 and "0" or "1",
+            ["X-RateLimit-Reset-After"] = "3" }, '{"ok":true}')
         end
       end)
       local http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api/v10"):format(listener:port()) })
@@ -331,7 +322,6 @@ describe("the example scripts", function()
 end)
 
 describe("sessions across restarts", function()
-  local helpers = require "spec.helpers"
   local tmpdir, rmrf = helpers.tmpdir, helpers.rmrf
 
   it("a restarted bot resumes, with no second READY and no sequence lost", function()

@@ -52,6 +52,7 @@ describe("a failing spec", function()
     local source = [[
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
+local helpers = require "spec.helpers"
 
 -- A bot whose handler waits on a REST server that never answers.
 local function with_waiting_handler(after)
@@ -60,22 +61,12 @@ local function with_waiting_handler(after)
     local server = assert(gloaming.core.listen { port = 0 })
     local seen = gloaming.Condition.new()
     local requests = 0
-    gloaming.spawn(function()
-      while true do
-        local conn = server:accept()
-        if not conn then return end
-        gloaming.spawn(function()
-          while true do
-            local req = conn:receive()
-            if type(req) ~= "table" then break end
-            if req.method == "GET" then -- the Bot's GET /oauth2/applications/@me at start
-              conn:respond(404, {}, "")
-            else -- the handler's request: never answered
-              requests = requests + 1
-              seen:notify_all()
-            end
-          end
-        end)
+    helpers.serve(server, function(conn, req)
+      if req.method == "GET" then -- the Bot's GET /oauth2/applications/@me at start
+        conn:respond(404, {}, "")
+      else -- the handler's request: never answered
+        requests = requests + 1
+        seen:notify_all()
       end
     end)
     local bot = gloaming.Bot.new {

@@ -81,4 +81,52 @@ function helpers.rmrf(dir)
   if dir and dir:match("^/tmp/") then os.execute("rm -rf '" .. dir .. "'") end
 end
 
+--- The error message of fn(), which must raise.
+function helpers.error_of(fn)
+  local ok, err = pcall(fn)
+  require("luassert").is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+--- A port on 127.0.0.1 that nothing listens on.
+function helpers.closed_port()
+  local l = assert(require("gloaming").core.listen { host = "127.0.0.1", port = 0 })
+  local port = l:port()
+  l:close()
+  return port
+end
+
+--- Answers each request on listener with on_request(conn, req), each
+-- connection in its own task, until the listener or connection closes.
+function helpers.serve(listener, on_request)
+  local gloaming = require "gloaming"
+  gloaming.spawn(function()
+    while true do
+      local conn = listener:accept()
+      if not conn then return end
+      gloaming.spawn(function()
+        while true do
+          local req = conn:receive()
+          if type(req) ~= "table" then return end
+          on_request(conn, req)
+        end
+      end)
+    end
+  end)
+end
+
+--- Inside a describe: the lines gloaming.log.warn logs land in the table
+-- returned, emptied before each test. (A required module sees busted's API
+-- through require "busted", not as globals.)
+function helpers.capture_warnings()
+  local busted, log = require "busted", require "gloaming.log"
+  local warnings = {}
+  busted.before_each(function()
+    for i = #warnings, 1, -1 do warnings[i] = nil end
+    busted.stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
+  end)
+  busted.after_each(function() log.warn:revert() end)
+  return warnings
+end
+
 return helpers

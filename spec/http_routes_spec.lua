@@ -5,6 +5,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local support = require "spec.gateway_support"
+local helpers = require "spec.helpers"
 
 local GUILD, CHANNEL = testing.snowflake(0), testing.snowflake(10)
 local INTENTS = 1 | 512 | 1024 | 32768 -- GUILDS, GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS, MESSAGE_CONTENT
@@ -208,20 +209,10 @@ describe("gloaming.http's buckets", function()
   local function exhausting_server()
     local listener = assert(gloaming.core.listen { port = 0 })
     local log = {}
-    gloaming.spawn(function()
-      while true do
-        local conn = listener:accept()
-        if not conn then return end
-        gloaming.spawn(function()
-          while true do
-            local req = conn:receive()
-            if type(req) ~= "table" then return end
-            log[#log + 1] = { at = gloaming.now(), target = req.target }
-            conn:respond(200, { ["Content-Type"] = "application/json", ["X-RateLimit-Bucket"] = "shared",
-              ["X-RateLimit-Remaining"] = "0", ["X-RateLimit-Reset-After"] = "3" }, "{}")
-          end
-        end)
-      end
+    helpers.serve(listener, function(conn, req)
+      log[#log + 1] = { at = gloaming.now(), target = req.target }
+      conn:respond(200, { ["Content-Type"] = "application/json", ["X-RateLimit-Bucket"] = "shared",
+        ["X-RateLimit-Remaining"] = "0", ["X-RateLimit-Reset-After"] = "3" }, "{}")
     end)
     return listener, log
   end

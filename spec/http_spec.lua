@@ -154,13 +154,7 @@ describe("gloaming.http under absurd 429s", function()
 end)
 
 describe("gloaming.http's 429 messages", function()
-  local log = require "gloaming.log"
-  local warnings
-  before_each(function()
-    warnings = {}
-    stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
-  end)
-  after_each(function() log.warn:revert() end)
+  local warnings = require("spec.helpers").capture_warnings()
 
   it("logs no wait that will not happen, and says the wait and the time left", function()
     testing.run(function()

@@ -5,15 +5,9 @@ local gloaming = require "gloaming"
 local options = require "gloaming.options"
 local testing = require "gloaming.testing"
 local commands = require "gloaming.commands"
-local log = require "gloaming.log"
 local json = require "gloaming.json"
 
--- The error message of fn(), which must raise.
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local error_of = require("spec.helpers").error_of
 
 -- Raised at this file's line, not inside gloaming.
 local function assert_here(msg, expected)
@@ -226,12 +220,7 @@ describe("payload builders", function()
 end)
 
 describe("handlers that can never run", function()
-  local warnings
-  before_each(function()
-    warnings = {}
-    stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
-  end)
-  after_each(function() log.warn:revert() end)
+  local warnings = require("spec.helpers").capture_warnings()
 
   local function warned(text)
     for _, w in ipairs(warnings) do

@@ -4,11 +4,7 @@
 -- Bot's READY and GUILD_CREATE handlers returned, and works with a TLS fake.
 local testing = require "gloaming.testing"
 
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  return tostring(err)
-end
+local error_of = require("spec.helpers").error_of
 
 describe("testing.with_bot", function()
   it("fails with the Bot's own message when it cannot run or stops", function()

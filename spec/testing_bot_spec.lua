@@ -4,11 +4,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 
-local function error_of(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  return tostring(err)
-end
+local error_of = require("spec.helpers").error_of
 
 describe("testing.with_bot", function()
   it("runs fn once every shard is READY, and shuts the Bot down after", function()

@@ -75,8 +75,11 @@ typedef struct {
   size_t len;
 } span_t;
 
-/* Splits server frames (whole, unmasked) into message spans. */
-static span_t *split(lua_State *L, const uint8_t *p, size_t n, size_t *count) {
+/* Splits server frames (whole, unmasked; the string at stack index arg)
+ * into message spans. */
+static span_t *split(lua_State *L, int arg, size_t *count) {
+  size_t n;
+  const uint8_t *p = (const uint8_t *)luaL_checklstring(L, arg, &n);
   size_t cap = 1024, k = 0;
   span_t *spans = gm_malloc(cap * sizeof *spans);
   gm_ws_decoder_t dec;
@@ -98,7 +101,6 @@ static span_t *split(lua_State *L, const uint8_t *p, size_t n, size_t *count) {
   }
   gm_ws_decoder_free(&dec);
   gm_free(copy, n ? n : 1);
-  (void)L;
   *count = k;
   return spans;
 }
@@ -139,11 +141,9 @@ static void push_payload(lua_State *L, const gm_buf_t *out) {
 /* The floor: zlib itself, one stream, each message inflated into a reused
  * buffer (zstd-stream goes through gm_inflater). */
 static int l_bench_inflate(lua_State *L) {
-  size_t n;
-  const uint8_t *frames = (const uint8_t *)luaL_checklstring(L, 1, &n);
   gm_compress_t kind = check_kind(L, 2);
   size_t count;
-  span_t *spans = split(L, frames, n, &count);
+  span_t *spans = split(L, 1, &count);
   size_t payloads = 0, bytes = 0;
   double t0 = cpu_now(), elapsed;
   if (kind == GM_COMPRESS_ZLIB_STREAM) {
@@ -177,11 +177,9 @@ static int l_bench_inflate(lua_State *L) {
 }
 
 static int l_bench_payloads(lua_State *L) {
-  size_t n;
-  const uint8_t *frames = (const uint8_t *)luaL_checklstring(L, 1, &n);
   gm_compress_t kind = check_kind(L, 2);
   size_t count;
-  span_t *spans = split(L, frames, n, &count);
+  span_t *spans = split(L, 1, &count);
   size_t bytes = 0;
   lua_createtable(L, (int)count, 0);
   inflate_spans(L, spans, count, kind, &bytes, push_payload);

@@ -54,6 +54,12 @@ static void push_close_codes(lua_State *L) {
 #undef GM_CLOSE_LUA
 }
 
+/* An alias map's row: in the table at the top, alias is the same value as
+ * name. */
+#define GM_ALIAS_ROW(alias, name) \
+  lua_getfield(L, -1, #name);     \
+  lua_setfield(L, -2, #alias);
+
 static void push_intents(lua_State *L) {
   lua_newtable(L);
 #define GM_INTENT_ROW(name, bit, privileged)           \
@@ -67,11 +73,7 @@ static void push_intents(lua_State *L) {
   lua_setfield(L, -2, #name);
   GM_INTENT_MAP(GM_INTENT_ROW)
 #undef GM_INTENT_ROW
-#define GM_INTENT_ALIAS(old, new) \
-  lua_getfield(L, -1, #new);      \
-  lua_setfield(L, -2, #old);
-  GM_INTENT_ALIAS_MAP(GM_INTENT_ALIAS)
-#undef GM_INTENT_ALIAS
+  GM_INTENT_ALIAS_MAP(GM_ALIAS_ROW)
 }
 
 static void push_event_types(lua_State *L) {
@@ -125,31 +127,31 @@ static void push_event_groups(lua_State *L) {
   }
   GM_EVENT_GROUP_MAP(GM_GROUP_ROW)
 #undef GM_GROUP_ROW
-#define GM_GROUP_ALIAS(other, group) \
-  lua_getfield(L, -1, #group);       \
-  lua_setfield(L, -2, #other);
-  GM_EVENT_GROUP_ALIAS_MAP(GM_GROUP_ALIAS)
-#undef GM_GROUP_ALIAS
+  GM_EVENT_GROUP_ALIAS_MAP(GM_ALIAS_ROW)
 }
 
 static void push_defaults(lua_State *L) {
-  lua_createtable(L, 0, 8);
+  static const struct {
+    const char *name;
+    lua_Integer value;
+  } limits[] = {
+      {"max_message", GM_DEFAULT_MAX_MESSAGE},
+      {"max_payload", GM_DEFAULT_MAX_PAYLOAD},
+      {"event_buffer", GM_DEFAULT_EVENT_BUFFER},
+      {"connect_timeout", GM_DEFAULT_CONNECT_TIMEOUT_S},
+      {"close_timeout", GM_DEFAULT_CLOSE_TIMEOUT_S},
+      {"shutdown_grace", GM_DEFAULT_SHUTDOWN_GRACE_S},
+  };
+  size_t n = sizeof limits / sizeof *limits;
+  lua_createtable(L, 0, (int)n + 2);
   lua_pushliteral(L, GM_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushliteral(L, GM_USER_AGENT);
   lua_setfield(L, -2, "user_agent");
-  lua_pushinteger(L, GM_DEFAULT_MAX_MESSAGE);
-  lua_setfield(L, -2, "max_message");
-  lua_pushinteger(L, GM_DEFAULT_MAX_PAYLOAD);
-  lua_setfield(L, -2, "max_payload");
-  lua_pushinteger(L, GM_DEFAULT_EVENT_BUFFER);
-  lua_setfield(L, -2, "event_buffer");
-  lua_pushinteger(L, GM_DEFAULT_CONNECT_TIMEOUT_S);
-  lua_setfield(L, -2, "connect_timeout");
-  lua_pushinteger(L, GM_DEFAULT_CLOSE_TIMEOUT_S);
-  lua_setfield(L, -2, "close_timeout");
-  lua_pushinteger(L, GM_DEFAULT_SHUTDOWN_GRACE_S);
-  lua_setfield(L, -2, "shutdown_grace");
+  for (size_t i = 0; i < n; i++) {
+    lua_pushinteger(L, limits[i].value);
+    lua_setfield(L, -2, limits[i].name);
+  }
 }
 
 /* { "zlib-stream", "zstd-stream" }: the gateway's compression names. */
@@ -167,26 +169,26 @@ static void push_compressions(lua_State *L) {
 }
 
 int gm_open_tables(lua_State *L) {
-  push_opcodes(L);
-  lua_setfield(L, -2, "opcodes");
-  push_close_codes(L);
-  lua_setfield(L, -2, "close_codes");
-  push_intents(L);
-  lua_setfield(L, -2, "intents");
-  push_event_types(L);
+  static const struct {
+    const char *name;
+    void (*push)(lua_State *L);
+  } tables[] = {
+      {"opcodes", push_opcodes},
+      {"close_codes", push_close_codes},
+      {"intents", push_intents},
+      {"event_types", push_event_types},
+      {"event_groups", push_event_groups},
+      {"closed_by", push_closed_by},
+      {"log_levels", push_log_levels},
+      {"defaults", push_defaults},
+      {"compressions", push_compressions},
+  };
+  for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+    tables[i].push(L);
+    lua_setfield(L, -2, tables[i].name);
+  }
   /* the bindings name event types from this same table */
-  lua_pushvalue(L, -1);
+  lua_getfield(L, -1, "event_types");
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.event_names");
-  lua_setfield(L, -2, "event_types");
-  push_event_groups(L);
-  lua_setfield(L, -2, "event_groups");
-  push_closed_by(L);
-  lua_setfield(L, -2, "closed_by");
-  push_log_levels(L);
-  lua_setfield(L, -2, "log_levels");
-  push_defaults(L);
-  lua_setfield(L, -2, "defaults");
-  push_compressions(L);
-  lua_setfield(L, -2, "compressions");
   return 0;
 }

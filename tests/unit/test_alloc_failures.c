@@ -264,6 +264,22 @@ static int sm_feed(gm_shard_machine_t *m, uint64_t now, const char *json) {
   "{\"t\":\"READY\",\"s\":1,\"op\":0,\"d\":{\"session_id\":\"SID-1\","     \
   "\"resume_gateway_url\":\"wss://resume.example.test\"}}"
 
+/* After a step that sets the session (r its result): on GM_ENOMEM no half
+ * session stays, neither its id nor its URL; else both are id and url.
+ * Returns whether the session was kept. */
+static bool session_kept(const gm_shard_machine_t *m, int r, const char *id,
+                         const char *url) {
+  if (r) {
+    assert_int_equal(GM_ENOMEM, r);
+    assert_null(m->session_id);
+    assert_null(m->resume_url);
+    return false;
+  }
+  assert_string_equal(id, m->session_id);
+  assert_string_equal(url, m->resume_url);
+  return true;
+}
+
 /* A cold resume, a command queued, a drop, a new session's READY, the
  * commands out, a drop and a Resume with the new session. */
 static bool sm_scenario(void) {
@@ -279,16 +295,7 @@ static bool sm_scenario(void) {
     return true;
   }
   r = gm_sm_set_session(&m, "SID-0", 7, "wss://old.example.test");
-  if (r) {
-    /* no half session: neither the id nor the URL of it stays */
-    assert_int_equal(GM_ENOMEM, r);
-    assert_null(m.session_id);
-    assert_null(m.resume_url);
-    failed = true;
-  } else {
-    assert_string_equal("SID-0", m.session_id);
-    assert_string_equal("wss://old.example.test", m.resume_url);
-  }
+  failed |= !session_kept(&m, r, "SID-0", "wss://old.example.test");
   uint64_t ticket;
   r = gm_sm_command(&m, now, "{\"op\":3,\"d\":{}}", 15, &ticket);
   if (r) {
@@ -316,16 +323,7 @@ static bool sm_scenario(void) {
   }
   gm_sm_permit(&m, now);
   r = sm_feed(&m, now, READY);
-  if (r) {
-    /* READY could not be kept: the machine says so and has no session */
-    assert_int_equal(GM_ENOMEM, r);
-    assert_null(m.session_id);
-    assert_null(m.resume_url);
-    failed = true;
-  } else {
-    assert_string_equal("SID-1", m.session_id);
-    assert_string_equal("wss://resume.example.test", m.resume_url);
-  }
+  failed |= !session_kept(&m, r, "SID-1", "wss://resume.example.test");
   /* Commands past the limiter's first GM_RATELIMIT_FIRST entries make it
    * grow. Each either fails to queue (GM_ENOMEM) or is queued; one the
    * limiter could not record waits in the queue for the next tick. */

@@ -84,6 +84,16 @@ local function scope(fake, app_id, guild_id)
   return list_of(fake, guild_id)
 end
 
+-- scope's list and the request's JSON body, or nil, nil, status, error.
+local function scope_and_body(fake, req, app_id, guild_id)
+  local list, status, err = scope(fake, app_id, guild_id)
+  if not list then return nil, nil, status, err end
+  local body
+  body, status, err = answers.json_body(req)
+  if not body then return nil, nil, status, err end
+  return list, body
+end
+
 local function get_all(fake, _, app_id, guild_id)
   local list, status, err = scope(fake, app_id, guild_id)
   if not list then return status, err end
@@ -91,11 +101,8 @@ local function get_all(fake, _, app_id, guild_id)
 end
 
 local function create(fake, req, app_id, guild_id)
-  local list, status, err = scope(fake, app_id, guild_id)
+  local list, body, status, err = scope_and_body(fake, req, app_id, guild_id)
   if not list then return status, err end
-  local body
-  body, status, err = answers.json_body(req)
-  if not body then return status, err end
   local bad, why = check(body)
   if bad then return bad, why end
   -- a command of the same name and type is overwritten (200), else added (201)
@@ -112,11 +119,8 @@ local function create(fake, req, app_id, guild_id)
 end
 
 local function overwrite(fake, req, app_id, guild_id)
-  local list, status, err = scope(fake, app_id, guild_id)
+  local list, body, status, err = scope_and_body(fake, req, app_id, guild_id)
   if not list then return status, err end
-  local body
-  body, status, err = answers.json_body(req)
-  if not body then return status, err end
   if not json.is_array(body) and #body == 0 and next(body) ~= nil then
     return invalid_form("_", "BASE_TYPE_ARRAY", "Must be an array.")
   end
