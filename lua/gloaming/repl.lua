@@ -692,13 +692,23 @@ local function framer()
   end
 end
 
+local EXIT_DETACHES = "os.exit in an attached session detaches; to stop the bot, send it SIGINT"
+
 -- The environment of an attached session: the bot's globals (reads and
 -- writes go to _G), with the session's own print, plus gloaming and
--- shards when the bot has no such globals.
-local function session_env(session)
+-- shards when the bot has no such globals. Its os.exit calls detach()
+-- instead: a client must never end the bot it visits.
+local function session_env(session, detach)
+  local session_os = setmetatable({
+    exit = function()
+      detach()
+      error(EXIT_DETACHES, 0) -- the line stops here; nothing is shown (closed)
+    end,
+  }, { __index = os })
   return setmetatable({}, {
     __index = function(_, k)
       if k == "print" then return session.print end
+      if k == "os" and _G.os == os then return session_os end
       local v = _G[k]
       if v ~= nil then return v end
       if k == "gloaming" then return gloaming() end
@@ -731,7 +741,11 @@ local function serve_client(server, stream)
     end,
     daemon = true,
   }
-  session.env = session_env(session)
+  session.env = session_env(session, function()
+    send { t = "bye", reason = EXIT_DETACHES }
+    session:close()
+    stream:close() -- the read below ends: the client is let go
+  end)
   client.session = session
   server.clients[client] = true
   send { t = "hello", v = repl.PROTOCOL, pid = server.pid, version = core.version }
