@@ -107,7 +107,43 @@ describe("gloaming repl", function()
     end, 60)
   end)
 
+  it("runs FILE beside the prompt; the end of input stops FILE like a first signal", function()
+    testing.run(function()
+      local opts = support.home(dir)
+      opts.timeout = 20
+      local script = dir .. "/forever.lua"
+      require("spec.helpers").write_file(script, "started = true\n"
+        .. "local _, msg = gloaming.sleep(600)\nio.stderr:write('file ended: ', tostring(msg), '\\n')\n")
+      opts.stdin = "started, 20 + 22\n"
+      local code, out, err = gloaming.process.run(repl_argv(script), opts)
+      assert.are.equal(0, code, err)
+      assert.are.equal("true\t42\n", out)
+      assert.matches("file ended: cancelled", err, 1, true)
+    end, 60)
+  end)
+
+  it("shows the prompt while FILE runs; Ctrl-C cancels the line, not FILE; Ctrl-D stops FILE", function()
+    testing.run(function()
+      local script = dir .. "/forever.lua"
+      require("spec.helpers").write_file(script, "ticks = 0\n"
+        .. "while gloaming.sleep(0.01) do ticks = ticks + 1 end\n"
+        .. "io.stderr:write('file ended\\n')\n")
+      local r = support.check(support.drive({
+        { expect = PROMPT },
+        { send = "gloaming.sleep(600)" .. ENTER }, { expect = "sleep\\(600\\)" },
+        { send = CTRL_C }, { expect = "\ncancelled\n> $" },
+        { send = "local t = ticks; gloaming.sleep(0.1); return ticks > t" .. ENTER }, { expect = "\ntrue\n" },
+        { send = CTRL_D }, { exit = 10 },
+      }, repl_argv(script), support.home(dir)))
+      assert.are.equal(0, r.exit)
+      assert.matches("file ended", r.plain, 1, true)
+    end, 60)
+  end)
+
   describe("on live shards", function()
+    -- FILE runs beside the prompt: a first line waits for its READY
+    local READY_LINE = { send = "ready_ok or ready_c:wait(10)" .. ENTER }
+
     local function fake_and_argv(mode)
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
       return fake, repl_argv("spec/fixtures/repl_shard.lua", fake.url, fake.token, mode)
@@ -118,7 +154,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "shard:state()" .. ENTER }, { expect = "\nactive\n" },
           { send = "ev = shard:next_event(MESSAGES, 10); return ev.data.content" .. ENTER },
           { expect = "return ev.data.content" },
@@ -147,7 +183,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv("log")
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "return 40 +" }, { line = "> return 40 +" },
           { notify = "typed" }, { await = "sent" },
           { expect = "message: while you type\n" },
@@ -170,7 +206,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "shard:next_event(MESSAGES)" .. ENTER },
           { expect = "next_event\\(MESSAGES\\)" },
           { send = CTRL_C }, { expect = "\ncancelled\n> $" },
@@ -201,7 +237,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           -- a task started by one line prints later, above the prompt, and
           -- the line being typed stays as it was
           { send = "gloaming.spawn(function() shard:next_event(MESSAGES); print('from a task') end)" .. ENTER },

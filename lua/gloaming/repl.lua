@@ -579,10 +579,25 @@ local function banner()
     :format(core.version, _VERSION)
 end
 
+-- Ends FILE's task as `gloaming run`'s first signal ends the main task:
+-- it and every Bot's run are cancelled, so Bots close their shards with
+-- close frames and write their sessions, within the grace.
+local function stop_script(task)
+  local deadline = core.now() + CLOSE_GRACE
+  local tasks = { task }
+  task:cancel()
+  local Bot = package.loaded["gloaming.bot"]
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    if bot.task and bot.task ~= task and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
+  end
+  for _, t in ipairs(tasks) do t:wait(math.max(0, deadline - core.now())) end
+end
+
 --- interactive{ script =, args = { ... }, history = path | false }
 -- (history: by default repl.history_path(); false keeps none):
--- the REPL on stdin/stdout, inside a task. The script (if any) runs first
--- with _G as its environment, so its globals are the REPL's; `gloaming`
+-- the REPL on stdin/stdout, inside a task. The script (if any) runs as a
+-- task beside the prompt (stopped when the REPL ends), with _G as its
+-- environment, so its globals are the REPL's; `gloaming`
 -- and `shards` are there without a require. Returns the exit code after
 -- end of input (Ctrl-D) or SIGTERM/SIGHUP, once the shards are closed.
 local INTERACTIVE = {
@@ -623,10 +638,16 @@ function repl.interactive(opts)
   end)
 
   if console.tty then console.print(banner()) end
+  -- FILE runs as a task of its own beside the prompt (a bot's top level
+  -- never returns): Ctrl-C is for lines, and the end of the REPL stops it
+  local script
   if opts.script then
     local fn, err = loadfile(opts.script, "bt", _G)
     if fn then
-      session:run(fn, opts.args, { quiet = true })
+      script = core.spawn(function()
+        local ok, e = xpcall(fn, traceback_handler, table.unpack(opts.args or {}, 1, (opts.args or {}).n))
+        if not ok and not stopping then console.print(tostring(e) .. "\n") end
+      end)
     else
       console.print(err .. "\n")
     end
@@ -653,6 +674,8 @@ function repl.interactive(opts)
   session:finish()
   record()
   session:close()
+  stopping = true
+  if script then stop_script(script) end
   watch:close()
   console.log_here(false)
   terminal_print = nil
