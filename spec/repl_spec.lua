@@ -149,6 +149,31 @@ describe("gloaming repl", function()
       return fake, repl_argv("spec/fixtures/repl_shard.lua", fake.url, fake.token, mode)
     end
 
+    it("a prompt on a running Bot; Ctrl-D stops the Bot gracefully", function()
+      testing.run(function()
+        local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
+        local handlers = require("spec.helpers").read_file("scripts/ping_handlers.lua")
+        require("spec.helpers").write_file(dir .. "/ping_handlers.lua", handlers)
+        local ctl, opts = support.controlled(dir)
+        local task = support.drive_async({
+          { expect = PROMPT }, { notify = "prompt" }, { await = "ready" },
+          { send = "shards[1]:state()" .. ENTER }, { expect = "\nactive\n" },
+          { send = CTRL_D }, { exit = 15 },
+        }, repl_argv("spec/fixtures/ping_bot_at.lua", fake.url, fake.http_url .. "/api/v10", fake.token, dir),
+          opts)
+        ctl.await("prompt")
+        assert(fake:wait_ready(0, 20))
+        ctl.send("ready")
+        assert.are.equal(0, support.finish(task).exit)
+        local conn = fake:connections()[1]
+        assert(fake:wait_until(function() return conn.ended end, 10))
+        assert.are.equal("client", conn.closed_by)
+        assert.is_not_nil(conn.close_code)
+        assert.are.equal(1, #fake:connections())
+        ctl.close()
+      end, 60)
+    end)
+
     it("a line that waits for an event prints it when the fake dispatches it", function()
       testing.run(function()
         local fake, argv = fake_and_argv()

@@ -644,8 +644,9 @@ function repl.interactive(opts)
   if opts.script then
     local fn, err = loadfile(opts.script, "bt", _G)
     if fn then
+      local args = opts.args or { n = 0 }
       script = core.spawn(function()
-        local ok, e = xpcall(fn, traceback_handler, table.unpack(opts.args or {}, 1, (opts.args or {}).n))
+        local ok, e = xpcall(fn, traceback_handler, table.unpack(args, 1, args.n))
         if not ok and not stopping then console.print(tostring(e) .. "\n") end
       end)
     else
