@@ -12,11 +12,12 @@ files["spec/"] = { std = "+busted" }
 -- Scripts that the specs run with `gloaming run` or `gloaming repl`: no busted.
 files["spec/fixtures/"] = { std = "lua54" }
 
--- Run by `gloaming repl` before its prompt: the globals it sets on purpose
+-- Run by `gloaming repl` beside its prompt: the globals it sets on purpose
 -- are what the REPL specs type at that prompt.
 files["spec/fixtures/repl_shard.lua"] = {
   globals = {
-    "shard", -- the shard on the fake gateway, READY before the prompt shows
+    "shard", -- the shard on the fake gateway
     "MESSAGES", -- the MESSAGE_CREATE flag, for shard:next_event(MESSAGES)
+    "ready_ok", "ready_c", -- true / notified once the shard is READY
   },
 }

@@ -223,6 +223,28 @@ describe("gloaming attach", function()
     end, 90)
   end)
 
+  it("os.exit in an attached session detaches that client; the bot goes on", function()
+    testing.run(function()
+      local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
+      local bot, sock = start_bot(fake)
+      local popts = support.home(dir)
+      popts.stdin = "x = 1\nos.exit(5)\nx = 2\n"
+      local code, out = gloaming.process.run({ G, "attach", sock }, popts)
+      assert.are.equal(0, code)
+      assert.matches("os.exit in an attached session detaches; to stop the bot, send it SIGINT", out, 1, true)
+      -- the bot is alive and answers; the lines after os.exit never ran
+      ping(fake, "Pong!", 1)
+      popts.stdin = "x, type(os.exit)\n"
+      code, out = gloaming.process.run({ G, "attach", sock }, popts)
+      assert.are.equal(0, code)
+      assert.are.equal("1\tfunction\n", out)
+      assert.are.equal(1, #fake:connections())
+      bot:kill("SIGINT")
+      local bcode, bout, berr = bot:wait(20)
+      assert.are.equal(0, bcode, bout .. berr)
+    end, 60)
+  end)
+
   it("a client that goes away leaves the bot untouched; its running line is cancelled", function()
     testing.run(function()
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }

@@ -107,18 +107,79 @@ describe("gloaming repl", function()
     end, 60)
   end)
 
+  it("runs FILE beside the prompt; the end of input stops FILE like a first signal", function()
+    testing.run(function()
+      local opts = support.home(dir)
+      opts.timeout = 20
+      local script = dir .. "/forever.lua"
+      require("spec.helpers").write_file(script, "started = true\n"
+        .. "local _, msg = gloaming.sleep(600)\nio.stderr:write('file ended: ', tostring(msg), '\\n')\n")
+      opts.stdin = "started, 20 + 22\n"
+      local code, out, err = gloaming.process.run(repl_argv(script), opts)
+      assert.are.equal(0, code, err)
+      assert.are.equal("true\t42\n", out)
+      assert.matches("file ended: cancelled", err, 1, true)
+    end, 60)
+  end)
+
+  it("shows the prompt while FILE runs; Ctrl-C cancels the line, not FILE; Ctrl-D stops FILE", function()
+    testing.run(function()
+      local script = dir .. "/forever.lua"
+      require("spec.helpers").write_file(script, "ticks = 0\n"
+        .. "while gloaming.sleep(0.01) do ticks = ticks + 1 end\n"
+        .. "io.stderr:write('file ended\\n')\n")
+      local r = support.check(support.drive({
+        { expect = PROMPT },
+        { send = "gloaming.sleep(600)" .. ENTER }, { expect = "sleep\\(600\\)" },
+        { send = CTRL_C }, { expect = "\ncancelled\n> $" },
+        { send = "local t = ticks; gloaming.sleep(0.1); return ticks > t" .. ENTER }, { expect = "\ntrue\n" },
+        { send = CTRL_D }, { exit = 10 },
+      }, repl_argv(script), support.home(dir)))
+      assert.are.equal(0, r.exit)
+      assert.matches("file ended", r.plain, 1, true)
+    end, 60)
+  end)
+
   describe("on live shards", function()
+    -- FILE runs beside the prompt: a first line waits for its READY
+    local READY_LINE = { send = "ready_ok or ready_c:wait(10)" .. ENTER }
+
     local function fake_and_argv(mode)
       local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
       return fake, repl_argv("spec/fixtures/repl_shard.lua", fake.url, fake.token, mode)
     end
+
+    it("a prompt on a running Bot; Ctrl-D stops the Bot gracefully", function()
+      testing.run(function()
+        local fake = testing.gateway { shards = 1, guilds = { support.GUILD } }
+        local handlers = require("spec.helpers").read_file("scripts/ping_handlers.lua")
+        require("spec.helpers").write_file(dir .. "/ping_handlers.lua", handlers)
+        local ctl, opts = support.controlled(dir)
+        local task = support.drive_async({
+          { expect = PROMPT }, { notify = "prompt" }, { await = "ready" },
+          { send = "shards[1]:state()" .. ENTER }, { expect = "\nactive\n" },
+          { send = CTRL_D }, { exit = 15 },
+        }, repl_argv("spec/fixtures/ping_bot_at.lua", fake.url, fake.http_url .. "/api/v10", fake.token, dir),
+          opts)
+        ctl.await("prompt")
+        assert(fake:wait_ready(0, 20))
+        ctl.send("ready")
+        assert.are.equal(0, support.finish(task).exit)
+        local conn = fake:connections()[1]
+        assert(fake:wait_until(function() return conn.ended end, 10))
+        assert.are.equal("client", conn.closed_by)
+        assert.is_not_nil(conn.close_code)
+        assert.are.equal(1, #fake:connections())
+        ctl.close()
+      end, 60)
+    end)
 
     it("a line that waits for an event prints it when the fake dispatches it", function()
       testing.run(function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "shard:state()" .. ENTER }, { expect = "\nactive\n" },
           { send = "ev = shard:next_event(MESSAGES, 10); return ev.data.content" .. ENTER },
           { expect = "return ev.data.content" },
@@ -147,7 +208,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv("log")
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "return 40 +" }, { line = "> return 40 +" },
           { notify = "typed" }, { await = "sent" },
           { expect = "message: while you type\n" },
@@ -170,7 +231,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           { send = "shard:next_event(MESSAGES)" .. ENTER },
           { expect = "next_event\\(MESSAGES\\)" },
           { send = CTRL_C }, { expect = "\ncancelled\n> $" },
@@ -201,7 +262,7 @@ describe("gloaming repl", function()
         local fake, argv = fake_and_argv()
         local ctl, opts = support.controlled(dir)
         local task = support.drive_async({
-          { expect = PROMPT },
+          { expect = PROMPT }, READY_LINE, { expect = "\ntrue\n" },
           -- a task started by one line prints later, above the prompt, and
           -- the line being typed stays as it was
           { send = "gloaming.spawn(function() shard:next_event(MESSAGES); print('from a task') end)" .. ENTER },

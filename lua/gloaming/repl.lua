@@ -579,10 +579,25 @@ local function banner()
     :format(core.version, _VERSION)
 end
 
+-- Ends FILE's task as `gloaming run`'s first signal ends the main task:
+-- it and every Bot's run are cancelled, so Bots close their shards with
+-- close frames and write their sessions, within the grace.
+local function stop_script(task)
+  local deadline = core.now() + CLOSE_GRACE
+  local tasks = { task }
+  task:cancel()
+  local Bot = package.loaded["gloaming.bot"]
+  for _, bot in ipairs(Bot and Bot.all() or {}) do
+    if bot.task and bot.task ~= task and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
+  end
+  for _, t in ipairs(tasks) do t:wait(math.max(0, deadline - core.now())) end
+end
+
 --- interactive{ script =, args = { ... }, history = path | false }
 -- (history: by default repl.history_path(); false keeps none):
--- the REPL on stdin/stdout, inside a task. The script (if any) runs first
--- with _G as its environment, so its globals are the REPL's; `gloaming`
+-- the REPL on stdin/stdout, inside a task. The script (if any) runs as a
+-- task beside the prompt (stopped when the REPL ends), with _G as its
+-- environment, so its globals are the REPL's; `gloaming`
 -- and `shards` are there without a require. Returns the exit code after
 -- end of input (Ctrl-D) or SIGTERM/SIGHUP, once the shards are closed.
 local INTERACTIVE = {
@@ -623,10 +638,17 @@ function repl.interactive(opts)
   end)
 
   if console.tty then console.print(banner()) end
+  -- FILE runs as a task of its own beside the prompt (a bot's top level
+  -- never returns): Ctrl-C is for lines, and the end of the REPL stops it
+  local script
   if opts.script then
     local fn, err = loadfile(opts.script, "bt", _G)
     if fn then
-      session:run(fn, opts.args, { quiet = true })
+      local args = opts.args or { n = 0 }
+      script = core.spawn(function()
+        local ok, e = xpcall(fn, traceback_handler, table.unpack(args, 1, args.n))
+        if not ok and not stopping then console.print(tostring(e) .. "\n") end
+      end)
     else
       console.print(err .. "\n")
     end
@@ -653,6 +675,8 @@ function repl.interactive(opts)
   session:finish()
   record()
   session:close()
+  stopping = true
+  if script then stop_script(script) end
   watch:close()
   console.log_here(false)
   terminal_print = nil
@@ -692,13 +716,23 @@ local function framer()
   end
 end
 
+local EXIT_DETACHES = "os.exit in an attached session detaches; to stop the bot, send it SIGINT"
+
 -- The environment of an attached session: the bot's globals (reads and
 -- writes go to _G), with the session's own print, plus gloaming and
--- shards when the bot has no such globals.
-local function session_env(session)
+-- shards when the bot has no such globals. Its os.exit calls detach()
+-- instead: a client must never end the bot it visits.
+local function session_env(session, detach)
+  local session_os = setmetatable({
+    exit = function()
+      detach()
+      error(EXIT_DETACHES, 0) -- the line stops here; nothing is shown (closed)
+    end,
+  }, { __index = os })
   return setmetatable({}, {
     __index = function(_, k)
       if k == "print" then return session.print end
+      if k == "os" and _G.os == os then return session_os end
       local v = _G[k]
       if v ~= nil then return v end
       if k == "gloaming" then return gloaming() end
@@ -731,7 +765,11 @@ local function serve_client(server, stream)
     end,
     daemon = true,
   }
-  session.env = session_env(session)
+  session.env = session_env(session, function()
+    send { t = "bye", reason = EXIT_DETACHES }
+    session:close()
+    stream:close() -- the read below ends: the client is let go
+  end)
   client.session = session
   server.clients[client] = true
   send { t = "hello", v = repl.PROTOCOL, pid = server.pid, version = core.version }

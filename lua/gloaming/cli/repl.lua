@@ -1,13 +1,14 @@
 --- `gloaming repl [FILE [ARGS...]]`: a Lua REPL on the loop. FILE runs
--- first (its globals are the REPL's); see gloaming.repl.
+-- beside it (its globals are the REPL's); see gloaming.repl.
 
 local USAGE = [==[
 usage: gloaming repl [FILE [ARGS...]]
 
 A Lua REPL whose lines run as tasks on the loop, so shards, timers and
-REST calls keep running while the prompt waits. FILE runs first and its
-globals are the REPL's; `gloaming` and `shards` need no require.
-Ctrl-C cancels a waiting line (or clears the input); Ctrl-D exits after
+REST calls keep running while the prompt waits. FILE runs as a task
+beside the prompt (a bot keeps running) and its globals are the REPL's;
+`gloaming` and `shards` need no require. Ctrl-C cancels a waiting line
+(or clears the input), never FILE; Ctrl-D exits after stopping FILE and
 closing every shard. History: $XDG_STATE_HOME/gloaming/repl_history.
 ]==]
 
