@@ -266,6 +266,17 @@ function Bot.all()
   return out
 end
 
+-- For the commands' graceful stop: cancels every Bot's run() task (each
+-- closes its shards and saves its sessions) other than `except`, once each
+-- (a second cancel would fail the Bot's shutdown waits too); returns them.
+function Bot._cancel_runs(except)
+  local tasks = {}
+  for bot in pairs(bots) do
+    if bot.task and bot.task ~= except and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
+  end
+  return tasks
+end
+
 -- {=============== dispatch ===============
 
 -- The text of any error value, even one whose __tostring raises.

@@ -152,12 +152,9 @@ end
 local function stop_all(main, deadline)
   local function left() return math.max(0, deadline - core.now()) end
   local Bot = package.loaded["gloaming.bot"]
-  local tasks = { main }
   main:cancel()
-  for _, bot in ipairs(Bot and Bot.all() or {}) do
-    -- once each: a second cancel would fail the Bot's shutdown waits too
-    if bot.task and bot.task ~= main and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
-  end
+  local tasks = Bot and Bot._cancel_runs(main) or {}
+  table.insert(tasks, 1, main)
   local owned, subs = bot_shards(Bot), {}
   local GATEWAY_CLOSE = require("gloaming.event_type_flags").GATEWAY_CLOSE
   for _, shard in ipairs(core.live_shards()) do

@@ -584,12 +584,10 @@ end
 -- close frames and write their sessions, within the grace.
 local function stop_script(task)
   local deadline = core.now() + CLOSE_GRACE
-  local tasks = { task }
   task:cancel()
   local Bot = package.loaded["gloaming.bot"]
-  for _, bot in ipairs(Bot and Bot.all() or {}) do
-    if bot.task and bot.task ~= task and bot.task:cancel() then tasks[#tasks + 1] = bot.task end
-  end
+  local tasks = Bot and Bot._cancel_runs(task) or {}
+  table.insert(tasks, 1, task)
   for _, t in ipairs(tasks) do t:wait(math.max(0, deadline - core.now())) end
 end
 
