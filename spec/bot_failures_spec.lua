@@ -5,7 +5,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 
-local WRONG = "MTIzNDU2Nzg5MDEyMzQ1Njc4.wrong0.notthetokenatallxxxxxxxxxxxxxxxx"
+local WRONG = "wrong-token-for-the-failure-specs" -- not shaped like a real one
 
 -- `gloaming run` on the failing bot as a child process, at warn level
 -- (GLOAMING_LOG=warn: stderr holds only what went wrong). Returns the exit

@@ -506,52 +506,53 @@ describe("Ctrl-C", function()
   before_each(function() dir = support.tmpdir() end)
   after_each(function() support.rmrf(dir) end)
 
-  local ENTER, CTRL_C, CTRL_D = "\r", "\3", "\4"
-  local PROMPT = "(?<!>)> $"
+  local ENTER, CTRL_C, CTRL_D, PROMPT = support.ENTER, support.CTRL_C, support.CTRL_D, support.PROMPT
+  local INTERRUPTED = { send = CTRL_C }
+
+  -- `gloaming repl`: at the prompt, STEPS (each ends with a runaway line
+  -- that Ctrl-C must interrupt within 100 ms), then Ctrl-D ends it.
+  local function repl_session(steps)
+    local script = { { expect = PROMPT } }
+    for _, step in ipairs(steps) do script[#script + 1] = step end
+    script[#script + 1] = { send = CTRL_D }
+    script[#script + 1] = { exit = 10 }
+    run(function()
+      support.check(support.drive(script, { support.GLOAMING, "repl" }, support.home(dir)))
+    end)
+  end
+  local AFTER_CTRL_C = { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 }
 
   it("interrupts a REPL line that never waits within 100 ms, and the REPL goes on", function()
-    run(function()
-      support.check(support.drive({
-        { expect = PROMPT },
-        { send = "while true do end" .. ENTER }, { expect = "while true do end\n" },
-        -- a plain loop: preempted, so the loop could turn; and one that
-        -- cannot yield (a C call): only the signal's own path reaches it
-        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
-        { send = "table.sort({3, 2, 1, 4, 5}, function(a, b) while true do end end)" .. ENTER },
-        { expect = "end\\)\n" },
-        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
-        { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
-        { send = CTRL_D }, { exit = 10 },
-      }, { support.GLOAMING, "repl" }, support.home(dir)))
-    end)
+    repl_session {
+      { send = "while true do end" .. ENTER }, { expect = "while true do end\n" },
+      -- a plain loop: preempted, so the loop could turn; and one that
+      -- cannot yield (a C call): only the signal's own path reaches it
+      INTERRUPTED, AFTER_CTRL_C,
+      { send = "table.sort({3, 2, 1, 4, 5}, function(a, b) while true do end end)" .. ENTER },
+      { expect = "end\\)\n" },
+      INTERRUPTED, AFTER_CTRL_C,
+      { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
+    }
   end)
 
   it("interrupts a REPL line that catches errors: pcall cannot swallow Ctrl-C", function()
-    run(function()
-      support.check(support.drive({
-        { expect = PROMPT },
-        { send = "x = 0 for i = 1, 3 do pcall(function() while true do end end) x = x + 1 end" .. ENTER },
-        { expect = "end\n" },
-        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
-        { send = "x" .. ENTER }, { expect = "\n0\n" },
-        { send = CTRL_D }, { exit = 10 },
-      }, { support.GLOAMING, "repl" }, support.home(dir)))
-    end)
+    repl_session {
+      { send = "x = 0 for i = 1, 3 do pcall(function() while true do end end) x = x + 1 end" .. ENTER },
+      { expect = "end\n" },
+      INTERRUPTED, AFTER_CTRL_C,
+      { send = "x" .. ENTER }, { expect = "\n0\n" },
+    }
   end)
 
   it("interrupts a loop inside a REPL line's own coroutine within 100 ms, and the REPL goes on", function()
-    run(function()
-      support.check(support.drive({
-        { expect = PROMPT },
-        -- the line's thread waits in the generator's resume: only the
-        -- coroutine running can be reached, and it must raise, not yield
-        { send = "for x in coroutine.wrap(function() while true do end end) do end" .. ENTER },
-        { expect = "do end\n" },
-        { send = CTRL_C }, { expect = "interrupted \\(SIGINT\\)\nstack traceback:(?s:.*)> $", timeout = 0.1 },
-        { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
-        { send = CTRL_D }, { exit = 10 },
-      }, { support.GLOAMING, "repl" }, support.home(dir)))
-    end)
+    repl_session {
+      -- the line's thread waits in the generator's resume: only the
+      -- coroutine running can be reached, and it must raise, not yield
+      { send = "for x in coroutine.wrap(function() while true do end end) do end" .. ENTER },
+      { expect = "do end\n" },
+      INTERRUPTED, AFTER_CTRL_C,
+      { send = "1 + 1" .. ENTER }, { expect = "\n2\n" },
+    }
   end)
 
   it("a second signal ends the process when the first cannot be handled", function()

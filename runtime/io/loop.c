@@ -342,3 +342,5 @@ void gm_loop_advance(gm_loop_t *l, uint64_t ns) {
   }
   l->virtual_now = target;
 }
+
+uint64_t gm_hrtime(void) { return uv_hrtime(); }

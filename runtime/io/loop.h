@@ -29,6 +29,9 @@
 #define GM_NS_PER_SEC 1000000000ull
 
 typedef struct gm_loop_s gm_loop_t;
+/* A TCP socket the io layer opened or accepted: the bindings pass it on to
+ * io (gm_conn_accept, gm_tcp_close) and never look inside. */
+typedef uv_tcp_t gm_tcp_t;
 typedef struct gm_timer_s gm_timer_t;
 typedef void (*gm_timer_cb)(gm_timer_t *timer);
 
@@ -79,6 +82,9 @@ void gm_loop_close(gm_loop_t *l);
 unsigned gm_loop_unowned_handles(const char **types);
 
 uint64_t gm_loop_now(const gm_loop_t *l); /* ns */
+/* The real monotonic clock in ns, whatever the loop's clock (for measuring
+ * how long Lua ran, off the loop's thread too). */
+uint64_t gm_hrtime(void);
 double gm_loop_now_seconds(const gm_loop_t *l);
 
 typedef enum {

@@ -312,7 +312,7 @@ static lconn_t *new_lconn(lua_State *L, gm_rt_t *rt, size_t queue_limit) {
   return w;
 }
 
-lconn_t *gm_lconn_accept(lua_State *L, gm_rt_t *rt, uv_tcp_t *tcp,
+lconn_t *gm_lconn_accept(lua_State *L, gm_rt_t *rt, gm_tcp_t *tcp,
                          gm_tls_ctx_t *tls) {
   gm_loop_t *loop = gm_rt_loop(L, rt);
   lconn_t *w = new_lconn(L, rt, GM_DEFAULT_MAX_PAYLOAD);

@@ -12,7 +12,7 @@
 
 typedef struct pending_s {
   struct pending_s *next;
-  uv_tcp_t *tcp;
+  gm_tcp_t *tcp;
 } pending_t;
 
 typedef struct llistener_s {
@@ -29,12 +29,12 @@ static llistener_t *check_listener(lua_State *L, int i) {
   return luaL_checkudata(L, i, LISTENER_MT);
 }
 
-static void give(llistener_t *s, gm_task_t *t, uv_tcp_t *tcp) {
+static void give(llistener_t *s, gm_task_t *t, gm_tcp_t *tcp) {
   gm_lconn_accept(t->co, s->rt, tcp, s->tls);
   gm_task_wake(t, 1);
 }
 
-static void on_accept(gm_listener_t *l, uv_tcp_t *client) {
+static void on_accept(gm_listener_t *l, gm_tcp_t *client) {
   llistener_t *s = l->data;
   if (s->acceptor) {
     gm_task_t *t = s->acceptor;
@@ -135,7 +135,7 @@ static int listener_accept(lua_State *L) {
     pending_t *p = s->head;
     s->head = p->next;
     if (s->head == NULL) s->tail = NULL;
-    uv_tcp_t *tcp = p->tcp;
+    gm_tcp_t *tcp = p->tcp;
     gm_free(p, sizeof *p);
     gm_lconn_accept(L, s->rt, tcp, s->tls);
     return 1;

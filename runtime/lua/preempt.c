@@ -364,7 +364,7 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
   gm_task_t *t = rt->loop ? rt->current : NULL;
   bool keep = false;
   if (t != NULL) {
-    uint64_t ran = uv_hrtime() - rt->resume_start;
+    uint64_t ran = gm_hrtime() - rt->resume_start;
     bool mine = user_code(rt, L);
     /* Ctrl-C at a line that computes (this slice, or preempted before) */
     if (P.pending && t->line && (ran >= SLICE_NS || P.computing == t) &&
@@ -448,7 +448,7 @@ static int l_budget(lua_State *L) {
   luaL_argcheck(L, s > 0, 1, "seconds must be > 0");
   t->limit_ns = s >= 1e9 ? 0 : gm_seconds_to_ns(s);
   t->run_ns = 0;
-  rt->resume_start = uv_hrtime();
+  rt->resume_start = gm_hrtime();
   atomic_store(&P.user, t->user || t->limit_ns != 0);
   if (t->user || t->limit_ns != 0) wake_watcher();
   return 0;

@@ -54,10 +54,10 @@ static void client_request_byte_for_byte(void **state) {
   gm_ws_client_t h;
   client_init(&h);
   char out[1024];
-  gm_ws_request_t req = {"/?v=10&encoding=json", "gateway.discord.gg", 443,
+  gm_ws_request_t req = {"/?v=10&encoding=json", "127.0.0.1", 443,
                          true, "gloaming/test"};
   const char want[] = "GET /?v=10&encoding=json HTTP/1.1\r\n"
-                      "Host: gateway.discord.gg\r\n"
+                      "Host: 127.0.0.1\r\n"
                       "Upgrade: websocket\r\n"
                       "Connection: Upgrade\r\n"
                       "Sec-WebSocket-Key: " RFC_KEY "\r\n"
