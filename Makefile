@@ -152,7 +152,12 @@ bench: deps
 	@scripts/bench.sh
 
 # The install paths are quoted: a LuaRocks tree may live under a path with spaces.
+# $(INST_LUADIR)/gloaming is gloaming's alone and is replaced whole: a module
+# that moved (gloaming/repl.lua to gloaming/repl/) must not stay behind,
+# found first, and shadow its new place.
 install: module
+	test -n "$(INST_LUADIR)"
+	rm -rf "$(INST_LUADIR)/gloaming"
 	mkdir -p "$(INST_LIBDIR)/gloaming" "$(INST_LUADIR)/gloaming"
 	cp "$(MODULE)" "$(INST_LIBDIR)/gloaming/core.so"
 	cp -R lua/gloaming/. "$(INST_LUADIR)/gloaming/"

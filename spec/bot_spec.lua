@@ -1,4 +1,4 @@
--- Bots: the dispatcher, many shards, REST, the example scripts, shutdown and
+-- Bots: the dispatcher, many shards, the example scripts, shutdown and
 -- sessions across restarts, against the fake gateway.
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
@@ -180,82 +180,6 @@ describe("many shards", function()
       local kept = assert(gloaming.create_recommended(http, mine))
       assert.are.equal("ws://127.0.0.1:1", kept[1]:config():gateway_url())
     end, 30)
-  end)
-end)
-
-describe("gloaming.http", function()
-  it("speaks REST to the fake: gateway_bot, create_message, errors", function()
-    testing.run(function()
-      local fake = testing.gateway { shards = 3, guilds = GUILDS }
-      local http = gloaming.http.new("Bot " .. fake.token, { base_url = fake.http_url .. "/api/v10" })
-      local info, status = http:gateway_bot()
-      assert.are.equal(200, status)
-      assert.are.equal(3, math.tointeger(info.shards))
-      local channel = GUILDS[1].channels[1].id
-      local msg = assert(http:create_message(channel, { content = "hello" }))
-      assert.are.equal("hello", msg.content)
-      assert.are.equal(channel, msg.channel_id)
-      assert.are.same({ content = "hello" }, fake:messages(channel)[1])
-      local bad = gloaming.http.new("not-the-token", { base_url = fake.http_url .. "/api/v10" })
-      local none, err, code = bad:gateway_bot()
-      assert.is_nil(none)
-      assert.matches("^401", err)
-      assert.are.equal(401, code)
-      assert.is_nil(tostring(http):find(fake.token, 1, true))
-      http:close()
-    end, 30)
-  end)
-
-  it("follows rate-limit buckets and waits out 429s", function()
-    testing.run(function()
-      local core = gloaming.core
-      local listener = assert(core.listen { port = 0 })
-      local log = {}
-      helpers.serve(listener, function(conn, req)
-        log[#log + 1] = { at = gloaming.now(), target = req.target, auth = req.headers.authorization,
-          ua = req.headers["user-agent"] }
-        if #log == 1 then
-          conn:respond(429, { ["Content-Type"] = "application/json", ["Retry-After"] = "2" },
-            '{"message":"You are being rate limited.","retry_after":2,"global":false}')
-        else
-          conn:respond(200, { ["Content-Type"] = "application/json",
-            ["X-RateLimit-Bucket"] = "abc", ["X-RateLimit-Remaining"] = #log == 2 and "0" or "1",
-            ["X-RateLimit-Reset-After"] = "3" }, '{"ok":true}')
-        end
-      end)
-      local http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api/v10"):format(listener:port()) })
-      local t0 = gloaming.now()
-      assert.are.same({ ok = true }, (http:request("POST", "/channels/1/messages", { content = "a" })))
-      assert.are.same({ ok = true }, (http:request("POST", "/channels/1/messages", { content = "b" })))
-      assert.are.equal(3, #log)
-      assert.is_true(log[2].at - log[1].at >= 2, "the 429's retry_after was waited out")
-      assert.is_true(log[3].at - log[2].at >= 3, "an empty bucket waits for its reset")
-      assert.are.equal("Bot tok", log[1].auth)
-      assert.matches("^DiscordBot %(https?://[^,]+, [%d.]+%)", log[1].ua)
-      -- another channel is another bucket
-      assert(http:request("POST", "/channels/2/messages", { content = "c" }))
-      assert.is_true(log[4].at - log[3].at < 1)
-      listener:close()
-      http:close()
-      assert.is_true(gloaming.now() - t0 >= 5)
-    end, 30, { clock = "virtual" })
-  end)
-
-  it("keys routes by their major parameter", function()
-    local route_of = gloaming.http.route_of
-    assert.are.same({ "POST /channels/1/messages", "1" }, { route_of("POST", "/channels/1/messages") })
-    assert.are.same({ "DELETE /channels/1/messages/:id", "1" }, { route_of("DELETE", "/channels/1/messages/2") })
-    -- each interaction's callback is a bucket of its own
-    assert.are.same({ "POST /interactions/:id/:token/callback", "5" },
-      { route_of("POST", "/interactions/5/abc/callback") })
-    -- a webhook's major parameter is its id and token (kept out of the route)
-    assert.are.same({ "PATCH /webhooks/7/:token/messages/@original", "7/abc" },
-      { route_of("PATCH", "/webhooks/7/abc/messages/@original") })
-    -- every emoji of a channel's messages shares the reaction bucket
-    assert.are.same({ "PUT /channels/1/messages/:id/reactions/:emoji/@me", "1" },
-      { route_of("PUT", "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me") })
-    assert.are.same({ "PUT /applications/:id/guilds/3/commands", "3" },
-      { route_of("PUT", "/applications/2/guilds/3/commands") })
   end)
 end)
 

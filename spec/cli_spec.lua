@@ -88,7 +88,7 @@ describe("the gloaming command", function()
 
   it("help lists every flag the commands parse, from the same table", function()
     local out = sh("./build/gloaming help")
-    local flags = require("gloaming.cli_fake_gateway").flags
+    local flags = require("gloaming.cli.fake_gateway").flags
     local OPTIONS = require("gloaming.testing.gateway").OPTIONS
     assert.is_true(#flags >= 8)
     for _, f in ipairs(flags) do

@@ -1,8 +1,10 @@
--- gloaming.http against servers that misbehave: responses nobody asked
--- for, interim 1xx responses, absurd 429s.
+-- gloaming.http: REST to the fake gateway, rate-limit buckets, and servers
+-- that misbehave: responses nobody asked for, interim 1xx responses,
+-- absurd 429s. (The route helpers are in http/routes_spec.lua.)
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local core = gloaming.core
+local helpers = require "spec.helpers"
 
 --- A server on 127.0.0.1 that hands every request to answer(conn, req, n)
 -- (n counts requests over all connections). Returns the client and a
@@ -261,5 +263,88 @@ describe("HTTP client limits", function()
       c:close()
       listener:close()
     end, 10)
+  end)
+end)
+
+-- Two guilds, one per shard of two.
+local snowflake = testing.snowflake
+local GUILDS = {
+  { id = snowflake(0), name = "even", channels = {
+    { id = snowflake(10), name = "general", type = 0 }, { id = snowflake(12), name = "voice", type = 2 } } },
+  { id = snowflake(1), name = "odd", channels = { { id = snowflake(11), name = "general", type = 0 } } },
+}
+
+describe("gloaming.http", function()
+  it("speaks REST to the fake: gateway_bot, create_message, errors", function()
+    testing.run(function()
+      local fake = testing.gateway { shards = 3, guilds = GUILDS }
+      local http = gloaming.http.new("Bot " .. fake.token, { base_url = fake.http_url .. "/api/v10" })
+      local info, status = http:gateway_bot()
+      assert.are.equal(200, status)
+      assert.are.equal(3, math.tointeger(info.shards))
+      local channel = GUILDS[1].channels[1].id
+      local msg = assert(http:create_message(channel, { content = "hello" }))
+      assert.are.equal("hello", msg.content)
+      assert.are.equal(channel, msg.channel_id)
+      assert.are.same({ content = "hello" }, fake:messages(channel)[1])
+      local bad = gloaming.http.new("not-the-token", { base_url = fake.http_url .. "/api/v10" })
+      local none, err, code = bad:gateway_bot()
+      assert.is_nil(none)
+      assert.matches("^401", err)
+      assert.are.equal(401, code)
+      assert.is_nil(tostring(http):find(fake.token, 1, true))
+      http:close()
+    end, 30)
+  end)
+
+  it("follows rate-limit buckets and waits out 429s", function()
+    testing.run(function()
+      local listener = assert(core.listen { port = 0 })
+      local log = {}
+      helpers.serve(listener, function(conn, req)
+        log[#log + 1] = { at = gloaming.now(), target = req.target, auth = req.headers.authorization,
+          ua = req.headers["user-agent"] }
+        if #log == 1 then
+          conn:respond(429, { ["Content-Type"] = "application/json", ["Retry-After"] = "2" },
+            '{"message":"You are being rate limited.","retry_after":2,"global":false}')
+        else
+          conn:respond(200, { ["Content-Type"] = "application/json",
+            ["X-RateLimit-Bucket"] = "abc", ["X-RateLimit-Remaining"] = #log == 2 and "0" or "1",
+            ["X-RateLimit-Reset-After"] = "3" }, '{"ok":true}')
+        end
+      end)
+      local http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d/api/v10"):format(listener:port()) })
+      local t0 = gloaming.now()
+      assert.are.same({ ok = true }, (http:request("POST", "/channels/1/messages", { content = "a" })))
+      assert.are.same({ ok = true }, (http:request("POST", "/channels/1/messages", { content = "b" })))
+      assert.are.equal(3, #log)
+      assert.is_true(log[2].at - log[1].at >= 2, "the 429's retry_after was waited out")
+      assert.is_true(log[3].at - log[2].at >= 3, "an empty bucket waits for its reset")
+      assert.are.equal("Bot tok", log[1].auth)
+      assert.matches("^DiscordBot %(https?://[^,]+, [%d.]+%)", log[1].ua)
+      -- another channel is another bucket
+      assert(http:request("POST", "/channels/2/messages", { content = "c" }))
+      assert.is_true(log[4].at - log[3].at < 1)
+      listener:close()
+      http:close()
+      assert.is_true(gloaming.now() - t0 >= 5)
+    end, 30, { clock = "virtual" })
+  end)
+
+  it("keys routes by their major parameter", function()
+    local route_of = gloaming.http.route_of
+    assert.are.same({ "POST /channels/1/messages", "1" }, { route_of("POST", "/channels/1/messages") })
+    assert.are.same({ "DELETE /channels/1/messages/:id", "1" }, { route_of("DELETE", "/channels/1/messages/2") })
+    -- each interaction's callback is a bucket of its own
+    assert.are.same({ "POST /interactions/:id/:token/callback", "5" },
+      { route_of("POST", "/interactions/5/abc/callback") })
+    -- a webhook's major parameter is its id and token (kept out of the route)
+    assert.are.same({ "PATCH /webhooks/7/:token/messages/@original", "7/abc" },
+      { route_of("PATCH", "/webhooks/7/abc/messages/@original") })
+    -- every emoji of a channel's messages shares the reaction bucket
+    assert.are.same({ "PUT /channels/1/messages/:id/reactions/:emoji/@me", "1" },
+      { route_of("PUT", "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me") })
+    assert.are.same({ "PUT /applications/:id/guilds/3/commands", "3" },
+      { route_of("PUT", "/applications/2/guilds/3/commands") })
   end)
 end)

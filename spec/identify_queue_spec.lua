@@ -2,7 +2,7 @@
 -- real clock: the margin keeps every Identify outside the gateway's window
 -- although each side measures it on its own clock, and a busy gateway reads
 -- late. (The exact arithmetic is in tests/unit/test_identify_queue.c and,
--- on the virtual clock, in api_spec.lua.)
+-- on the virtual clock, in gloaming_spec.lua.)
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local cjson = require "cjson"

@@ -92,4 +92,23 @@ describe("make install", function()
     if core then core:close() end
     if testing then testing:close() end
   end)
+
+  it("replaces the installed Lua files: a module that moved leaves nothing behind to shadow it", function()
+    local dir = helpers.tmpdir()
+    local lib, lua = dir .. "/lib", dir .. "/share"
+    -- an older install's gloaming/repl.lua would be found before gloaming/repl/init.lua
+    assert(os.execute(("mkdir -p '%s/gloaming'"):format(lua)))
+    helpers.write_file(lua .. "/gloaming/repl.lua", "return 'the old repl'\n")
+    local out, code = sh(("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SAN -u BUILD -u LD_PRELOAD make -s install "
+      .. "INST_LIBDIR='%s' INST_LUADIR='%s' 2>&1")
+      :format(lib, lua))
+    local stale = io.open(lua .. "/gloaming/repl.lua")
+    local repl = io.open(lua .. "/gloaming/repl/init.lua")
+    helpers.rmrf(dir)
+    assert.are.equal(0, code, out)
+    assert.is_nil(stale, "the old gloaming/repl.lua is gone")
+    assert.is_truthy(repl, "gloaming/repl/init.lua is installed")
+    if stale then stale:close() end
+    if repl then repl:close() end
+  end)
 end)

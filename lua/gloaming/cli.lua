@@ -86,7 +86,7 @@ options:
 
 -- The list of commands; the flags come from each command's own table.
 local function main_usage()
-  local fake_flags = require("gloaming.cli_fake_gateway").flags
+  local fake_flags = require("gloaming.cli.fake_gateway").flags
   return ([==[
 usage: gloaming <command> [arguments]
 
@@ -109,8 +109,7 @@ Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
 end
 
 --- Subcommands: name -> function(args) returning an exit code. The others
--- live in modules gloaming.cli.<name> (or gloaming.cli_<name>)
--- that return { usage =, run = }.
+-- live in modules gloaming.cli.<name> that return { usage =, run = }.
 cli.commands = {}
 
 --- A usage error (exit status 2): "gloaming[ name]: msg", then the usage.
@@ -348,13 +347,10 @@ function cli.main(argv)
   if not name then return os.exit(usage_error("no command given")) end
   local command = cli.commands[name]
   if not command and name:match("^[%w-]+$") then
-    -- gloaming.cli.<name> (the commands' folder), else gloaming.cli_<name>
-    for _, prefix in ipairs { "gloaming.cli.", "gloaming.cli_" } do
-      local module = prefix .. name:gsub("-", "_")
-      if package.searchpath(module, package.path) then
-        command = require(module) -- its own errors are its own, not "unknown command"
-        break
-      end
+    -- gloaming.cli.<name>, the commands' folder
+    local module = "gloaming.cli." .. name:gsub("-", "_")
+    if package.searchpath(module, package.path) then
+      command = require(module) -- its own errors are its own, not "unknown command"
     end
   end
   if not command then return os.exit(usage_error("unknown command '" .. name .. "'")) end

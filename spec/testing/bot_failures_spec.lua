@@ -38,7 +38,7 @@ describe("testing.with_bot", function()
     end)
     local line = debug.getinfo(1, "l").currentline - 2
     assert.are.same({ nil, "ETIMEDOUT" }, { got[1], got[3] })
-    assert.matches("timed out after 2 s waiting for the function at spec/testing_bot_failures_spec.lua:"
+    assert.matches("timed out after 2 s waiting for the function at spec/testing/bot_failures_spec.lua:"
       .. line .. " (2 REST requests, the bot's last REST request: POST /api/v10/channels/"
       .. testing.snowflake(10) .. "/messages -> 200; ", got[2], 1, true)
   end)
@@ -65,7 +65,7 @@ describe("testing.with_bot", function()
     local line = debug.getinfo(1, "l").currentline
     err = error_of(function() testing.with_bot({ fake = { token = "a" }, bot = { token = "b" } }, function() end) end)
     assert.matches("bad option 'bot.token' to testing.with_bot (differs from fake.token", err, 1, true)
-    assert.matches("testing_bot_failures_spec.lua:" .. (line + 1) .. ":", err, 1, true)
+    assert.matches("testing/bot_failures_spec.lua:" .. (line + 1) .. ":", err, 1, true)
     assert.matches("bad option 'bot.shards.total' to testing.with_bot (2, but the fake has 1 shards",
       error_of(function() testing.with_bot({ bot = { shards = { total = 2 } } }, function() end) end), 1, true)
     assert.matches("bad option 'bot.gateway_url'",
@@ -75,7 +75,7 @@ describe("testing.with_bot", function()
   it("reports a nested option's typo at the spec's line", function()
     local line = debug.getinfo(1, "l").currentline
     local err = error_of(function() testing.with_bot({ fake = { shard = 2 } }, function() end) end)
-    assert.matches("testing_bot_failures_spec.lua:" .. (line + 1) .. ": bad option 'fake.shard' to testing.with_bot " ..
+    assert.matches("testing/bot_failures_spec.lua:" .. (line + 1) .. ": bad option 'fake.shard' to testing.with_bot " ..
       "(unknown option; did you mean 'fake.shards'?)", err, 1, true)
   end)
 

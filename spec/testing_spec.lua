@@ -32,7 +32,7 @@ end)
 
 describe("a failing spec", function()
   it("fails fast with the assertion's message: the README's example with a wrong expectation", function()
-    local source = helpers.read_file("spec/gateway_example_spec.lua")
+    local source = helpers.read_file("spec/testing/gateway_example_spec.lua")
     local wrong, n = source:gsub('assert%.are%.equal%("Pong!", sent%.content%)',
       'assert.are.equal("Pong", sent.content)')
     assert.are.equal(1, n)
@@ -138,7 +138,7 @@ describe("testing.run's timeout", function()
         gloaming.sleep(100)
       end, clock)
       assert.is_false(ok)
-      assert.matches("timed out after 0.2 s (real time): a task was still running at spec/failfast_spec.lua:",
+      assert.matches("timed out after 0.2 s (real time): a task was still running at spec/testing_spec.lua:",
         err, 1, true)
       assert.is_true(elapsed < 2, "took " .. elapsed .. " s")
     end)
@@ -153,7 +153,7 @@ describe("testing.run's timeout", function()
       error("the cause")
     end, "virtual")
     assert.is_false(ok)
-    assert.matches("^spec/failfast_spec.lua:%d+: the cause\nstack traceback:.*\n" ..
+    assert.matches("^spec/testing_spec.lua:%d+: the cause\nstack traceback:.*\n" ..
       "%(then the run timed out after 0.2 s %(real time%)", err)
   end)
 

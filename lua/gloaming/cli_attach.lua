@@ -1,2 +1,0 @@
--- Moved to gloaming.cli.attach; kept for `require` compatibility.
-return require "gloaming.cli.attach"

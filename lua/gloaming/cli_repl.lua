@@ -1,2 +1,0 @@
--- Moved to gloaming.cli.repl; kept for `require` compatibility.
-return require "gloaming.cli.repl"
