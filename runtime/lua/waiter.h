@@ -94,4 +94,12 @@ static inline gm_task_t *gm_waitlist_take(gm_waitlist_t *wl) {
   return l ? gm_waitlist_task(l) : NULL;
 }
 
+/* The first task waiting with this key, now out of the list (NULL: none). */
+static inline gm_task_t *gm_waitlist_take_key(gm_waitlist_t *wl, uint64_t key) {
+  for (gm_fifo_link_t **at = &wl->tasks.head; *at; at = &(*at)->next)
+    if (gm_waitlist_task(*at)->wait_key == key)
+      return gm_waitlist_task(gm_fifo_unlink(&wl->tasks, at));
+  return NULL;
+}
+
 #endif
