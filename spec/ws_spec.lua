@@ -240,3 +240,37 @@ describe("gloaming.ws over IPv6", function()
     helpers.stop_python(pid, handle)
   end)
 end)
+
+describe("gloaming.ws backpressure", function()
+  -- proto/byte_queue.h: over its bound the client stops reading its
+  -- socket; drained to half, it reads again. Nothing is dropped.
+  it("stops reading past its bound and reads again once drained to half", function()
+    testing.run(function()
+      local listener = assert(require("gloaming.core").listen { port = 0 })
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        conn:upgrade((conn:receive()))
+        for i = 1, 40 do assert(conn:send(("%03d"):format(i) .. ("x"):rep(997))) end
+        conn:receive() -- until the client closes
+      end)
+      -- a bound of 4096 bytes: the 5th message of 1000 takes it over
+      local ws = assert(gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(listener:port()),
+        { max_message = 4096, max_payload = 4096 }))
+      local busy_until = gloaming.now() + 10
+      gloaming.sleep(10) -- a reader busy elsewhere while all 40 are sent
+      assert.are.equal(5, ws:pending())
+      local late = {}
+      for i = 1, 40 do
+        local data, kind = ws:receive(1)
+        assert.are.equal("text", kind)
+        assert.are.equal(i, tonumber(data:sub(1, 3)))
+        late[i] = ws:received_at() >= busy_until
+      end
+      -- read off the socket before the pause, then only once receive()
+      -- had drained the queue to half (the 3rd receive)
+      for i = 1, 40 do assert.are.equal(i > 5, late[i], "message " .. i) end
+      ws:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+end)
