@@ -273,4 +273,30 @@ describe("gloaming.ws backpressure", function()
       listener:close()
     end, 10, { clock = "virtual" })
   end)
+
+  it("closes at once while full: what it no longer reads is dropped", function()
+    testing.run(function()
+      local listener = assert(require("gloaming.core").listen { port = 0 })
+      local server_saw
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        conn:upgrade((conn:receive()))
+        for _ = 1, 40 do assert(conn:send(("x"):rep(1000))) end
+        repeat
+          local data, kind, code = conn:receive()
+          server_saw = { data, kind, code }
+        until kind ~= "text"
+      end)
+      local ws = assert(gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(listener:port()),
+        { max_message = 4096, max_payload = 4096 }))
+      gloaming.sleep(1) -- the queue fills and the socket is no longer read
+      assert.are.equal(5, ws:pending())
+      local t0 = gloaming.now()
+      -- the peer's answer is read, behind the messages nobody will take
+      assert.is_true(ws:close(1000, "bye", 5))
+      assert.is_true(gloaming.now() - t0 < 1)
+      assert.are.same({ "bye", "close", 1000 }, server_saw)
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
 end)

@@ -148,6 +148,10 @@ static int push_item(lua_State *L, const item_t *it) {
 static void item_free(item_t *it) { gm_free(it, sizeof *it + it->len); }
 
 static void add_item(lconn_t *w, item_t *it) {
+  if (w->user_closed) { /* nobody may receive it: reading goes on */
+    item_free(it);
+    return;
+  }
   gm_task_t *t = gm_waiter_take(&w->receiver);
   if (t) { /* a waiting receiver takes it straight away */
     w->received = true;
@@ -186,12 +190,11 @@ static void add_bytes(lconn_t *w, int kind, int code, const void *data,
   add_item(w, it);
 }
 
-/* Drops what nobody will take (the connection is closing: it is not
- * resumed for that). */
+/* Drops what nobody will take. A connection paused for them reads again:
+ * a close() waits for the peer's answer behind them. */
 static void free_queue(lconn_t *w) {
-  gm_bqueue_item_t *qi;
-  while ((qi = gm_bqueue_pop(&w->queue, NULL)) != NULL)
-    item_free(gm_bqueue_entry(qi, item_t, q));
+  item_t *it;
+  while ((it = take_item(w)) != NULL) item_free(it);
 }
 
 /* }=============== */
