@@ -7,7 +7,8 @@
  * the slot with no detach function of the binding's own; on_detach, when
  * set, undoes what else the wait started (a cancelled connect gives up its
  * socket). The waker takes the task out with gm_waiter_take (or
- * gm_waiter_fail / gm_waiter_done) before waking it.
+ * gm_waiter_fail / gm_waiter_done) before waking it. All zero is an
+ * empty slot (and an empty wait list) with no on_detach.
  *
  * A wait list: any number of tasks waiting on one object, first come first
  * served (a Condition, the identify queue, a task's joiners, commands
