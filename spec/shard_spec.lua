@@ -387,6 +387,38 @@ describe("a shard's events", function()
     end, 60)
   end)
 
+  it("stops reading at a full event buffer and resumes once a reader drained it", function()
+    -- proto/byte_queue.h end to end: over the bound the shard stops
+    -- reading; a whole interval later it closes 4000 and holds the
+    -- reconnect; drained to half, it resumes at once and nothing is lost
+    virtual(function()
+      local fake, shard = ready_shard({ heartbeat_interval = 10 }, { event_buffer = 4096 })
+      local iter, sub = shard:events(F.MESSAGE_CREATE | F.GATEWAY_CLOSE | F.RESUMED)
+      local body = ("y"):rep(1000)
+      for i = 1, 20 do fake:dispatch(0, "MESSAGE_CREATE", { n = i, body = body }) end
+      gloaming.sleep(25) -- nobody reads for over an interval
+      assert.are.equal(1, #fake:connections()) -- closed, and no reconnect while full
+      assert.are.equal("disconnected", shard:state())
+      local n, closes, resumed = 0, {}, false
+      while not resumed or n < 20 do
+        local ev = assert(iter(sub))
+        if ev.type == "MESSAGE_CREATE" then
+          n = n + 1
+          assert.are.equal(n, math.tointeger(ev.data.n))
+        elseif ev.type == "GATEWAY_CLOSE" then
+          closes[#closes + 1] = { ev.data.code, ev.data.reason, ev.data.initiator, n < 20 }
+        else
+          resumed = true
+        end
+      end
+      assert.are.same({ { 4000, "event buffer full", "shard", true } }, closes)
+      assert.are.equal(2, #fake:connections())
+      assert.are.equal("active", shard:state())
+      sub:close()
+      shard:close()
+    end)
+  end)
+
   it("keeps the session while a handler waits three intervals", function()
     virtual(function()
       local fake, shard = ready_shard({ heartbeat_interval = 10 })

@@ -240,3 +240,63 @@ describe("gloaming.ws over IPv6", function()
     helpers.stop_python(pid, handle)
   end)
 end)
+
+describe("gloaming.ws backpressure", function()
+  -- proto/byte_queue.h: over its bound the client stops reading its
+  -- socket; drained to half, it reads again. Nothing is dropped.
+  it("stops reading past its bound and reads again once drained to half", function()
+    testing.run(function()
+      local listener = assert(require("gloaming.core").listen { port = 0 })
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        conn:upgrade((conn:receive()))
+        for i = 1, 40 do assert(conn:send(("%03d"):format(i) .. ("x"):rep(997))) end
+        conn:receive() -- until the client closes
+      end)
+      -- a bound of 4096 bytes: the 5th message of 1000 takes it over
+      local ws = assert(gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(listener:port()),
+        { max_message = 4096, max_payload = 4096 }))
+      local busy_until = gloaming.now() + 10
+      gloaming.sleep(10) -- a reader busy elsewhere while all 40 are sent
+      assert.are.equal(5, ws:pending())
+      local late = {}
+      for i = 1, 40 do
+        local data, kind = ws:receive(1)
+        assert.are.equal("text", kind)
+        assert.are.equal(i, tonumber(data:sub(1, 3)))
+        late[i] = ws:received_at() >= busy_until
+      end
+      -- read off the socket before the pause, then only once receive()
+      -- had drained the queue to half (the 3rd receive)
+      for i = 1, 40 do assert.are.equal(i > 5, late[i], "message " .. i) end
+      ws:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+
+  it("closes at once while full: what it no longer reads is dropped", function()
+    testing.run(function()
+      local listener = assert(require("gloaming.core").listen { port = 0 })
+      local server_saw
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        conn:upgrade((conn:receive()))
+        for _ = 1, 40 do assert(conn:send(("x"):rep(1000))) end
+        repeat
+          local data, kind, code = conn:receive()
+          server_saw = { data, kind, code }
+        until kind ~= "text"
+      end)
+      local ws = assert(gloaming.ws.connect(("ws://127.0.0.1:%d/"):format(listener:port()),
+        { max_message = 4096, max_payload = 4096 }))
+      gloaming.sleep(1) -- the queue fills and the socket is no longer read
+      assert.are.equal(5, ws:pending())
+      local t0 = gloaming.now()
+      -- the peer's answer is read, behind the messages nobody will take
+      assert.is_true(ws:close(1000, "bye", 5))
+      assert.is_true(gloaming.now() - t0 < 1)
+      assert.are.same({ "bye", "close", 1000 }, server_saw)
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+end)

@@ -143,7 +143,8 @@ int gm_conn_close(gm_conn_t *c, int code, const char *reason,
                   size_t reason_len, uint64_t timeout_ns);
 /* Drops the connection without a close frame (reset when rst). */
 void gm_conn_abort(gm_conn_t *c, bool rst);
-/* Backpressure: stop delivering messages; resume delivers what was held. */
+/* Backpressure (the whole path: proto/byte_queue.h): stop delivering
+ * messages; resume delivers what was held, from the loop. */
 void gm_conn_pause(gm_conn_t *c);
 void gm_conn_resume(gm_conn_t *c);
 /* The owner lets go: no callbacks after this; the socket is dropped if

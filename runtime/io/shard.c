@@ -60,10 +60,12 @@ static bool fallback_active(const gm_shard_t *s) {
   return s->subs == NULL || s->fallback_used;
 }
 
-static void set_full(gm_shard_t *s, gm_sub_t *sub, bool full) {
-  if (sub->full == full) return;
-  sub->full = full;
+/* A subscription's queue started or ended a full spell (the rule and the
+ * whole backpressure story: proto/byte_queue.h). The shard reads while
+ * none is full; once the loop is gone there is nothing left to pause. */
+static void sub_full(gm_shard_t *s, bool full) {
   s->full_subs += full ? 1 : -1;
+  if (s->loop == NULL) return;
   if (full && s->full_subs == 1) {
     if (s->conn) gm_conn_pause(s->conn);
     gm_sm_pause(&s->m, now_of(s), true);
@@ -77,40 +79,23 @@ static void set_full(gm_shard_t *s, gm_sub_t *sub, bool full) {
 }
 
 static void push(gm_shard_t *s, gm_sub_t *sub, gm_item_t *it) {
-  it->next = NULL;
-  if (sub->tail)
-    sub->tail->next = it;
-  else
-    sub->head = it;
-  sub->tail = it;
-  if (it->payload) {
-    it->payload->refs++;
-    sub->bytes += it->payload->len;
-  }
-  if (sub->bytes > s->event_buffer) set_full(s, sub, true);
+  if (it->payload) it->payload->refs++;
+  if (gm_bqueue_push(&sub->q, &it->q, it->payload ? it->payload->len : 0))
+    sub_full(s, true);
   if (sub->on_item) sub->on_item(sub);
 }
 
 gm_item_t *gm_sub_pop(gm_sub_t *sub) {
-  gm_item_t *it = sub->head;
-  if (it == NULL) return NULL;
-  sub->head = it->next;
-  if (sub->head == NULL) sub->tail = NULL;
-  if (it->payload) sub->bytes -= it->payload->len;
-  gm_shard_t *s = sub->shard;
-  if (sub->full && sub->bytes <= s->event_buffer / 2 && s->loop)
-    set_full(s, sub, false);
-  return it;
+  bool resume = false;
+  gm_bqueue_item_t *qi = gm_bqueue_pop(&sub->q, &resume);
+  if (qi == NULL) return NULL;
+  if (resume) sub_full(sub->shard, false);
+  return gm_bqueue_entry(qi, gm_item_t, q);
 }
 
 static void clear_sub(gm_sub_t *sub) {
   gm_item_t *it;
-  while ((it = sub->head) != NULL) {
-    sub->head = it->next;
-    gm_item_free(it);
-  }
-  sub->tail = NULL;
-  sub->bytes = 0;
+  while ((it = gm_sub_pop(sub)) != NULL) gm_item_free(it);
 }
 
 static gm_item_t *item_new(gm_item_kind_t kind, int type, int code) {
@@ -175,6 +160,7 @@ gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,
   gm_sub_t *sub = gm_calloc(1, sizeof *sub);
   if (sub == NULL) return NULL;
   sub->shard = s;
+  sub->q.limit = s->event_buffer;
   sub->raw = raw || flags == NULL;
   if (flags) sub->flags = *flags;
   /* What arrived while nobody listened goes to the first listener. */
@@ -197,8 +183,7 @@ gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,
 
 void gm_sub_close(gm_sub_t *sub) {
   gm_shard_t *s = sub->shard;
-  if (sub->full && s->loop) set_full(s, sub, false);
-  clear_sub(sub);
+  clear_sub(sub); /* a full one drains: the shard may read again */
   for (gm_sub_t **p = &s->subs; *p; p = &(*p)->next)
     if (*p == sub) {
       *p = sub->next;
@@ -465,7 +450,7 @@ static void after_machine(gm_shard_t *s) {
 }
 
 static void on_loop_close(gm_closable_t *c) {
-  gm_shard_t *s = (gm_shard_t *)((char *)c - offsetof(gm_shard_t, closable));
+  gm_shard_t *s = gm_container_of(c, gm_shard_t, closable);
   if (s->conn) {
     gm_conn_abort(s->conn, false); /* now, not after a close handshake */
     gm_conn_release(s->conn);
@@ -511,6 +496,7 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->max_message = c->max_message;
   s->max_payload = c->max_payload;
   s->fallback.shard = s;
+  s->fallback.q.limit = s->event_buffer;
   s->fallback.raw = true; /* keeps everything until someone reads */
   snprintf(s->context, sizeof s->context, "shard=%u/%u", c->id, c->total);
   gm_timer_init(l, &s->timer, on_timer, s);
@@ -563,6 +549,7 @@ void gm_shard_free(gm_shard_t *s) {
   if (s->conn) gm_conn_release(s->conn);
   if (s->loop) gm_timer_stop(&s->timer);
   gm_closable_remove(&s->closable);
+  s->loop = NULL; /* a full queue that drains now resumes nothing */
   while (s->subs) gm_sub_close(s->subs);
   clear_sub(&s->fallback);
   gm_sm_free(&s->m);
@@ -578,8 +565,8 @@ size_t gm_shard_memory(const gm_shard_t *s) {
     n += s->m.limiter.cap * sizeof(uint64_t);
   n += s->m.queued_bytes + s->m.queued_commands * (sizeof(gm_sm_command_t) + 1);
   if (s->conn) n += gm_conn_memory(s->conn);
-  n += s->fallback.bytes;
+  n += s->fallback.q.bytes;
   for (const gm_sub_t *sub = s->subs; sub; sub = sub->next)
-    n += sizeof *sub + sub->bytes;
+    n += sizeof *sub + sub->q.bytes;
   return n;
 }

@@ -5,7 +5,8 @@
  * reads events. Received payloads are sorted into subscriptions as they
  * arrive: a subscription that does not want an event never sees it, and
  * nothing is decoded here. Queues are bounded in bytes: when one is over
- * its bound the shard stops reading the socket (nothing is ever dropped). */
+ * its bound the shard stops reading the socket (nothing is ever dropped;
+ * the whole story: proto/byte_queue.h). */
 #ifndef GM_SHARD_H
 #define GM_SHARD_H
 
@@ -14,6 +15,7 @@
 
 #include "io/conn.h"
 #include "io/loop.h"
+#include "proto/byte_queue.h"
 #include "proto/compress.h"
 #include "proto/event_types.h"
 #include "proto/shard_machine.h"
@@ -35,7 +37,7 @@ typedef enum {
 } gm_item_kind_t;
 
 typedef struct gm_item_s {
-  struct gm_item_s *next;
+  gm_bqueue_item_t q; /* counts its payload's bytes */
   gm_payload_t *payload;
   uint32_t d_off, d_len;
   int64_t seq; /* -1 when none */
@@ -49,9 +51,7 @@ struct gm_sub_s {
   gm_shard_t *shard;
   gm_event_flags_t flags;
   bool raw;        /* next_message: payloads and closes, unfiltered */
-  bool full;       /* over the shard's event buffer bound */
-  gm_item_t *head, *tail;
-  size_t bytes;
+  gm_bqueue_t q;   /* bounded by the shard's event buffer */
   void (*on_item)(gm_sub_t *s); /* something was queued (wake a reader) */
   void *data;
   gm_sub_t *next;

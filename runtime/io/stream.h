@@ -65,7 +65,8 @@ int gm_stream_start_tls(gm_stream_t *s, gm_tls_ctx_t *ctx, const char *host,
 /* Queues bytes (two pieces, either may be empty). 0 or a GM_E* code. */
 int gm_stream_write(gm_stream_t *s, const void *a, size_t alen, const void *b,
                     size_t blen);
-/* Backpressure: stop and restart reading from the socket. */
+/* Backpressure (the whole path: proto/byte_queue.h): stop and restart
+ * reading from the socket. */
 void gm_stream_pause(gm_stream_t *s);
 void gm_stream_resume(gm_stream_t *s);
 /* Graceful close: queued writes are flushed, then FIN. on_closed follows. */

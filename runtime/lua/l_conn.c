@@ -8,7 +8,9 @@
 
 #include "io/log.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
+#include "proto/byte_queue.h"
 #include "proto/defaults.h"
 #include "proto/errors.h"
 #include "proto/ws_handshake.h"
@@ -16,7 +18,7 @@
 #define ITEM_HTTP 0x100
 
 typedef struct item_s {
-  struct item_s *next;
+  gm_bqueue_item_t q; /* counts len */
   int kind; /* TEXT, BINARY, CLOSE (with code), ITEM_HTTP, or -err */
   int code;
   uint64_t at; /* when it was read off the socket (the loop's clock, ns) */
@@ -28,11 +30,11 @@ struct lconn_s {
   gm_rt_t *rt;
   gm_conn_t *conn;
   gm_closable_t closable;
-  gm_task_t *connector, *receiver, *sender, *closer;
+  gm_waiter_t connector, receiver, sender, closer;
   uint64_t send_target;
-  item_t *head, *tail;
-  size_t queued;      /* bytes waiting in the queue */
-  size_t queue_limit; /* above it, reading stops */
+  /* received, not yet taken; over its limit reading stops (the whole
+   * story: proto/byte_queue.h) */
+  gm_bqueue_t queue;
   bool server;
   bool open;        /* connected and not ended */
   bool user_closed; /* close() was called */
@@ -143,24 +145,32 @@ static int push_item(lua_State *L, const item_t *it) {
   }
 }
 
+static void item_free(item_t *it) { gm_free(it, sizeof *it + it->len); }
+
 static void add_item(lconn_t *w, item_t *it) {
-  if (w->receiver) { /* a waiting receiver takes it straight away */
-    gm_task_t *t = w->receiver;
-    w->receiver = NULL;
+  if (w->user_closed) { /* nobody may receive it: reading goes on */
+    item_free(it);
+    return;
+  }
+  gm_task_t *t = gm_waiter_take(&w->receiver);
+  if (t) { /* a waiting receiver takes it straight away */
     w->received = true;
     w->received_at = it->at;
     gm_task_wake(t, push_item(t->co, it));
-    gm_free(it, sizeof *it + it->len);
+    item_free(it);
     return;
   }
-  it->next = NULL;
-  if (w->tail)
-    w->tail->next = it;
-  else
-    w->head = it;
-  w->tail = it;
-  w->queued += it->len;
-  if (w->queued > w->queue_limit && w->conn) gm_conn_pause(w->conn);
+  if (gm_bqueue_push(&w->queue, &it->q, it->len) && w->conn)
+    gm_conn_pause(w->conn);
+}
+
+/* The oldest item, out of the queue (NULL when empty); a queue drained
+ * to half its limit lets the connection read again. */
+static item_t *take_item(lconn_t *w) {
+  bool resume = false;
+  gm_bqueue_item_t *qi = gm_bqueue_pop(&w->queue, &resume);
+  if (resume && w->conn) gm_conn_resume(w->conn);
+  return qi ? gm_bqueue_entry(qi, item_t, q) : NULL;
 }
 
 static void add_bytes(lconn_t *w, int kind, int code, const void *data,
@@ -180,21 +190,18 @@ static void add_bytes(lconn_t *w, int kind, int code, const void *data,
   add_item(w, it);
 }
 
+/* Drops what nobody will take. A connection paused for them reads again:
+ * a close() waits for the peer's answer behind them. */
 static void free_queue(lconn_t *w) {
-  while (w->head) {
-    item_t *it = w->head;
-    w->head = it->next;
-    gm_free(it, sizeof *it + it->len);
-  }
-  w->tail = NULL;
-  w->queued = 0;
+  item_t *it;
+  while ((it = take_item(w)) != NULL) item_free(it);
 }
 
 /* }=============== */
 
 /* {=============== connection callbacks =============== */
 
-static void detach_conn(lconn_t *w) {
+static void release_conn(lconn_t *w) {
   if (w->conn) {
     gm_conn_release(w->conn);
     w->conn = NULL;
@@ -204,11 +211,10 @@ static void detach_conn(lconn_t *w) {
 
 static void c_on_open(gm_conn_t *c, int err, const char *why) {
   lconn_t *w = c->data;
-  gm_task_t *t = w->connector;
-  w->connector = NULL;
+  gm_task_t *t = gm_waiter_take(&w->connector);
   if (err) {
     w->ended = true;
-    detach_conn(w);
+    release_conn(w);
     if (t) gm_task_fail(t, err, why);
     return;
   }
@@ -244,31 +250,16 @@ static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
     add_bytes(w, GM_WS_OP_CLOSE, info->code, info->reason,
               info->code == 1006 ? 0 : info->reason_len);
   }
-  if (w->closer) {
-    gm_task_t *t = w->closer;
-    w->closer = NULL;
-    if (info->err == GM_ETIMEDOUT) {
-      gm_task_fail(t, GM_ETIMEDOUT, info->why);
-    } else {
-      lua_pushboolean(t->co, 1);
-      gm_task_wake(t, 1);
-    }
-  }
-  if (w->sender) {
-    gm_task_t *t = w->sender;
-    w->sender = NULL;
-    gm_task_fail(t, GM_ECLOSED, "closed");
-  }
+  if (info->err == GM_ETIMEDOUT)
+    gm_waiter_fail(&w->closer, GM_ETIMEDOUT, info->why);
+  else
+    gm_waiter_done(&w->closer);
+  gm_waiter_fail(&w->sender, GM_ECLOSED, "closed");
 }
 
 static void c_on_written(gm_conn_t *c) {
   lconn_t *w = c->data;
-  if (w->sender && c->stream.written >= w->send_target) {
-    gm_task_t *t = w->sender;
-    w->sender = NULL;
-    lua_pushboolean(t->co, 1);
-    gm_task_wake(t, 1);
-  }
+  if (c->stream.written >= w->send_target) gm_waiter_done(&w->sender);
 }
 
 static const gm_conn_handler_t handler = {
@@ -281,33 +272,29 @@ static const gm_conn_handler_t handler = {
 
 /* The run ends: the socket goes, the object stays (and says ECLOSED). */
 static void on_loop_close(gm_closable_t *cl) {
-  lconn_t *w = (lconn_t *)((char *)cl - offsetof(lconn_t, closable));
+  lconn_t *w = gm_container_of(cl, lconn_t, closable);
   w->ended = true;
   w->open = false;
   /* ended now, not after a close handshake: the loop is going */
   if (w->conn) gm_conn_abort(w->conn, false);
-  detach_conn(w);
+  release_conn(w);
 }
 
 /* }=============== */
 
-static void detach_waiter(gm_task_t *t, void *object) {
-  lconn_t *w = object;
-  if (w->receiver == t) w->receiver = NULL;
-  if (w->sender == t) w->sender = NULL;
-  if (w->closer == t) w->closer = NULL;
-  if (w->connector == t) { /* a cancelled connect gives up the socket */
-    w->connector = NULL;
-    w->ended = true;
-    detach_conn(w);
-  }
+/* A connect that timed out or was cancelled gives up the socket. */
+static void connect_abandoned(gm_waiter_t *slot) {
+  lconn_t *w = gm_container_of(slot, lconn_t, connector);
+  w->ended = true;
+  release_conn(w);
 }
 
 static lconn_t *new_lconn(lua_State *L, gm_rt_t *rt, size_t queue_limit) {
   lconn_t *w = lua_newuserdatauv(L, sizeof *w, 0);
   memset(w, 0, sizeof *w);
   w->rt = rt;
-  w->queue_limit = queue_limit;
+  w->queue.limit = queue_limit;
+  w->connector.on_detach = connect_abandoned;
   luaL_setmetatable(L, GM_CONN_MT);
   return w;
 }
@@ -398,8 +385,7 @@ static int connect_url(lua_State *L, bool websocket) {
   if (o.tls) gm_tls_ctx_release(o.tls); /* the connection holds its own */
   if (w->conn == NULL) return gm_push_fail(L, GM_ENOMEM, NULL);
   gm_closable_add(loop, &w->closable, on_loop_close);
-  w->connector = t;
-  return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
+  return gm_waiter_wait(L, &w->connector, t, UINT64_MAX);
 }
 
 /* url_check(url) -> true | nil, why: the parser every connection uses,
@@ -435,23 +421,17 @@ static int conn_receive(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
   check_usable(L, w, "receive");
-  if (w->receiver) return luaL_error(L, "another task is already receiving");
-  if (w->head) {
-    item_t *it = w->head;
-    w->head = it->next;
-    if (w->head == NULL) w->tail = NULL;
-    w->queued -= it->len;
+  if (w->receiver.task) return luaL_error(L, "another task is already receiving");
+  item_t *it = take_item(w);
+  if (it) {
     w->received = true;
     w->received_at = it->at;
     int n = push_item(L, it);
-    gm_free(it, sizeof *it + it->len);
-    if (w->conn && w->queued <= w->queue_limit / 2) gm_conn_resume(w->conn);
+    item_free(it);
     return n;
   }
   if (w->ended) return gm_push_fail(L, GM_ECLOSED, "closed");
-  gm_task_t *t = gm_task_current(L, w->rt);
-  w->receiver = t;
-  return gm_task_wait(L, t, w, detach_waiter, timeout);
+  return gm_waiter_wait(L, &w->receiver, gm_task_current(L, w->rt), timeout);
 }
 
 /* Waits until what was queued so far reached the kernel. */
@@ -462,13 +442,12 @@ static int wait_written(lua_State *L, lconn_t *w, uint64_t timeout) {
   }
   gm_task_t *t = gm_task_current(L, w->rt);
   w->send_target = w->conn->stream.queued;
-  w->sender = t;
-  return gm_task_wait(L, t, w, detach_waiter, timeout);
+  return gm_waiter_wait(L, &w->sender, t, timeout);
 }
 
 static int begin_send(lua_State *L, lconn_t *w) {
   check_usable(L, w, "send");
-  if (w->sender) return luaL_error(L, "another task is already sending");
+  if (w->sender.task) return luaL_error(L, "another task is already sending");
   if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   return 0;
 }
@@ -508,7 +487,7 @@ static int conn_close(lua_State *L) {
     w->open = false;
     free_queue(w);
     gm_conn_close(w->conn, (int)code, reason, rlen, 0);
-    detach_conn(w);
+    release_conn(w);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -520,8 +499,7 @@ static int conn_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  w->closer = t;
-  return gm_task_wait(L, t, w, detach_waiter, UINT64_MAX);
+  return gm_waiter_wait(L, &w->closer, t, UINT64_MAX);
 }
 
 /* {=============== server side =============== */
@@ -677,7 +655,7 @@ static int conn_reset(lua_State *L) {
   w->ended = true;
   w->open = false;
   if (w->conn) gm_conn_abort(w->conn, true);
-  detach_conn(w);
+  release_conn(w);
   return 0;
 }
 
@@ -693,9 +671,7 @@ static int conn_is_open(lua_State *L) {
  * uses it to spot responses nobody asked for. */
 static int conn_pending(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
-  lua_Integer n = 0;
-  for (item_t *it = w->head; it; it = it->next) n++;
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, (lua_Integer)w->queue.count);
   return 1;
 }
 
@@ -719,7 +695,7 @@ static int conn_gc(lua_State *L) {
   lconn_t *w = luaL_testudata(L, 1, GM_CONN_MT);
   if (w) {
     free_queue(w);
-    detach_conn(w);
+    release_conn(w);
   }
   return 0;
 }

@@ -5,13 +5,15 @@
 #include "io/listener.h"
 #include "io/tcp.h"
 #include "lua/l_conn.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
+#include "proto/fifo.h"
 
 #define LISTENER_MT "gloaming.Listener"
 
 typedef struct pending_s {
-  struct pending_s *next;
+  gm_fifo_link_t link;
   gm_tcp_t *tcp;
 } pending_t;
 
@@ -20,8 +22,8 @@ typedef struct llistener_s {
   gm_listener_t l;
   gm_tls_ctx_t *tls;
   gm_closable_t closable;
-  pending_t *head, *tail;
-  gm_task_t *acceptor;
+  gm_fifo_t pending; /* accepted before anyone asked */
+  gm_waiter_t acceptor;
   bool open;
 } llistener_t;
 
@@ -36,9 +38,8 @@ static void give(llistener_t *s, gm_task_t *t, gm_tcp_t *tcp) {
 
 static void on_accept(gm_listener_t *l, gm_tcp_t *client) {
   llistener_t *s = l->data;
-  if (s->acceptor) {
-    gm_task_t *t = s->acceptor;
-    s->acceptor = NULL;
+  gm_task_t *t = gm_waiter_take(&s->acceptor);
+  if (t) {
     give(s, t, client);
     return;
   }
@@ -47,40 +48,36 @@ static void on_accept(gm_listener_t *l, gm_tcp_t *client) {
     gm_tcp_close(client);
     return;
   }
-  p->next = NULL;
   p->tcp = client;
-  if (s->tail)
-    s->tail->next = p;
-  else
-    s->head = p;
-  s->tail = p;
+  gm_fifo_push(&s->pending, &p->link);
+}
+
+/* The oldest pending connection (NULL when none). */
+static gm_tcp_t *take_pending(llistener_t *s) {
+  gm_fifo_link_t *l = gm_fifo_pop(&s->pending);
+  if (l == NULL) return NULL;
+  pending_t *p = gm_fifo_entry(l, pending_t, link);
+  gm_tcp_t *tcp = p->tcp;
+  gm_free(p, sizeof *p);
+  return tcp;
 }
 
 static void stop(llistener_t *s) {
   if (!s->open) return;
   s->open = false;
   gm_listener_stop(&s->l);
-  while (s->head) {
-    pending_t *p = s->head;
-    s->head = p->next;
-    gm_tcp_close(p->tcp);
-    gm_free(p, sizeof *p);
-  }
-  s->tail = NULL;
+  gm_tcp_t *tcp;
+  while ((tcp = take_pending(s)) != NULL) gm_tcp_close(tcp);
   if (s->tls) {
     gm_tls_ctx_release(s->tls);
     s->tls = NULL;
   }
   gm_closable_remove(&s->closable);
-  if (s->acceptor) {
-    gm_task_t *t = s->acceptor;
-    s->acceptor = NULL;
-    gm_task_fail(t, GM_ECLOSED, "the listener is closed");
-  }
+  gm_waiter_fail(&s->acceptor, GM_ECLOSED, "the listener is closed");
 }
 
 static void on_loop_close(gm_closable_t *c) {
-  stop((llistener_t *)((char *)c - offsetof(llistener_t, closable)));
+  stop(gm_container_of(c, llistener_t, closable));
 }
 
 static int l_listen(lua_State *L) {
@@ -120,29 +117,18 @@ static int l_listen(lua_State *L) {
   return 1;
 }
 
-static void detach_acceptor(gm_task_t *t, void *object) {
-  llistener_t *s = object;
-  if (s->acceptor == t) s->acceptor = NULL;
-}
-
 /* accept([timeout]): the next connection */
 static int listener_accept(lua_State *L) {
   llistener_t *s = check_listener(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
   if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the listener is closed");
-  if (s->acceptor) return luaL_error(L, "another task is already accepting");
-  if (s->head) {
-    pending_t *p = s->head;
-    s->head = p->next;
-    if (s->head == NULL) s->tail = NULL;
-    gm_tcp_t *tcp = p->tcp;
-    gm_free(p, sizeof *p);
+  if (s->acceptor.task) return luaL_error(L, "another task is already accepting");
+  gm_tcp_t *tcp = take_pending(s);
+  if (tcp) {
     gm_lconn_accept(L, s->rt, tcp, s->tls);
     return 1;
   }
-  gm_task_t *t = gm_task_current(L, s->rt);
-  s->acceptor = t;
-  return gm_task_wait(L, t, s, detach_acceptor, timeout);
+  return gm_waiter_wait(L, &s->acceptor, gm_task_current(L, s->rt), timeout);
 }
 
 static int listener_port(lua_State *L) {

@@ -125,9 +125,7 @@ static lproc_t *spawn(lua_State *L, gm_rt_t *rt) {
 static int wait_for(lua_State *L, lproc_t *lp, uint64_t timeout) {
   if (lp->p->finished) return push_result(L, lp->p);
   if (lp->waiter.task) return luaL_error(L, "another task is already waiting for this process");
-  gm_task_t *t = gm_task_current(L, lp->rt);
-  lp->waiter.task = t;
-  return gm_task_wait(L, t, &lp->waiter, gm_waiter_detach, timeout);
+  return gm_waiter_wait(L, &lp->waiter, gm_task_current(L, lp->rt), timeout);
 }
 
 static int l_process_spawn(lua_State *L) {

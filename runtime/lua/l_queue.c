@@ -13,22 +13,17 @@
 #include <string.h>
 
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/identify_queue.h"
 
 #define QUEUE_MT "gloaming.IdentifyQueue"
 
-typedef struct waiter_s {
-  struct waiter_s *next;
-  gm_task_t *task;
-  uint32_t shard_id;
-} waiter_t;
-
 typedef struct lqueue_s {
   gm_rt_t *rt;
   gm_idq_t q;
   bool q_ready;
-  waiter_t *head;
+  gm_waitlist_t waiting; /* keyed by shard id */
   gm_timer_t timer;
   gm_loop_t *timer_loop; /* the loop the timer belongs to */
   gm_closable_t closable;
@@ -46,15 +41,11 @@ static void serve(lqueue_t *lq);
 static void on_timer(gm_timer_t *t) { serve(t->data); }
 
 static void on_loop_close(gm_closable_t *c) {
-  lqueue_t *lq = (lqueue_t *)((char *)c - offsetof(lqueue_t, closable));
+  lqueue_t *lq = gm_container_of(c, lqueue_t, closable);
   gm_timer_stop(&lq->timer);
   lq->timer_loop = NULL;
-  /* waiting tasks are abandoned by the scheduler; drop the records */
-  while (lq->head) {
-    waiter_t *w = lq->head;
-    lq->head = w->next;
-    gm_free(w, sizeof *w);
-  }
+  /* waiting tasks are abandoned by the scheduler; forget them */
+  lq->waiting = (gm_waitlist_t){0};
 }
 
 /* The queue lives across runs; its clock and timer come from the current
@@ -80,36 +71,22 @@ static bool bind_loop(lua_State *L, lqueue_t *lq) {
 static void serve(lqueue_t *lq) {
   if (lq->timer_loop == NULL) return;
   uint64_t now = gm_loop_now(lq->timer_loop), next = UINT64_MAX;
-  waiter_t **p = &lq->head;
-  while (*p) {
-    waiter_t *w = *p;
-    uint64_t when = gm_idq_try(&lq->q, w->shard_id, now);
+  for (gm_fifo_link_t **at = &lq->waiting.tasks.head; *at;) {
+    gm_task_t *t = gm_waitlist_task(*at);
+    uint64_t when = gm_idq_try(&lq->q, (uint32_t)t->wait_key, now);
     if (when == 0) {
-      *p = w->next;
-      gm_task_t *t = w->task;
-      gm_free(w, sizeof *w);
+      gm_fifo_unlink(&lq->waiting.tasks, at);
       lua_pushboolean(t->co, 1);
       gm_task_wake(t, 1);
       continue;
     }
     if (when < next) next = when;
-    p = &w->next;
+    at = &(*at)->next;
   }
   if (next != UINT64_MAX)
     gm_timer_start_at(&lq->timer, next);
   else
     gm_timer_stop(&lq->timer);
-}
-
-static void detach(gm_task_t *t, void *object) {
-  lqueue_t *lq = object;
-  for (waiter_t **p = &lq->head; *p; p = &(*p)->next)
-    if ((*p)->task == t) {
-      waiter_t *w = *p;
-      *p = w->next;
-      gm_free(w, sizeof *w);
-      return;
-    }
 }
 
 static uint32_t check_u32(lua_State *L, int t, const char *k, uint32_t dflt) {
@@ -181,17 +158,9 @@ static int queue_enqueue(lua_State *L) {
   uint32_t id = check_shard_id(L, 2);
   gm_task_t *t = gm_task_current(L, lq->rt);
   if (!bind_loop(L, lq)) return luaL_error(L, "out of memory");
-  waiter_t *w = gm_malloc(sizeof *w);
-  if (w == NULL) return luaL_error(L, "out of memory");
-  w->next = NULL;
-  w->task = t;
-  w->shard_id = id;
-  waiter_t **p = &lq->head;
-  while (*p) p = &(*p)->next;
-  *p = w;
   /* served from the loop, so every waiter of this pass is queued first */
   gm_timer_start(&lq->timer, 0);
-  return gm_task_wait(L, t, lq, detach, UINT64_MAX);
+  return gm_waitlist_wait(L, &lq->waiting, t, id, UINT64_MAX);
 }
 
 static int queue_release(lua_State *L) {
@@ -222,7 +191,7 @@ static int queue_update(lua_State *L) {
 static int queue_info(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
   int waiting = 0;
-  for (waiter_t *w = lq->head; w; w = w->next) waiting++;
+  for (gm_fifo_link_t *l = lq->waiting.tasks.head; l; l = l->next) waiting++;
   lua_createtable(L, 0, 7);
   lua_pushinteger(L, lq->max_concurrency);
   lua_setfield(L, -2, "max_concurrency");

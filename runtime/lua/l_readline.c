@@ -45,6 +45,7 @@
 
 #include "io/log.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
 
@@ -60,7 +61,7 @@ typedef struct term_s {
   uv_signal_t *winch; /* heap, likewise */
   uv_timer_t *kick;   /* heap: a read starts on what is already buffered */
   gm_closable_t closable;
-  gm_task_t *reader;
+  gm_waiter_t reader;
   char *history;
   size_t history_len;
   char prompt[PROMPT_MAX];
@@ -132,8 +133,7 @@ static void uninstall(term_t *t) {
 }
 
 static void deliver(term_t *t, const char *line, size_t len) {
-  gm_task_t *r = t->reader;
-  t->reader = NULL;
+  gm_task_t *r = gm_waiter_take(&t->reader);
   if (r == NULL) return;
   if (line) {
     lua_checkstack(r->co, 1);
@@ -315,11 +315,7 @@ static void term_close(term_t *t) {
     t->log_here = false;
   }
   uninstall(t);
-  if (t->reader) {
-    gm_task_t *r = t->reader;
-    t->reader = NULL;
-    gm_task_fail(r, GM_ECLOSED, "the terminal is closed");
-  }
+  gm_waiter_fail(&t->reader, GM_ECLOSED, "the terminal is closed");
   uv_close((uv_handle_t *)t->poll, free_handle);
   uv_close((uv_handle_t *)t->winch, free_handle);
   uv_close((uv_handle_t *)t->kick, free_handle);
@@ -336,7 +332,7 @@ static void term_close(term_t *t) {
 }
 
 static void on_loop_close(gm_closable_t *c) {
-  term_close((term_t *)((char *)c - offsetof(term_t, closable)));
+  term_close(gm_container_of(c, term_t, closable));
 }
 
 static term_t *check_term(lua_State *L, int i) {
@@ -447,18 +443,16 @@ static int l_readline_open(lua_State *L) {
   return 1;
 }
 
-static void detach_reader(gm_task_t *task, void *object) {
-  term_t *t = object;
-  if (t->reader != task) return;
-  t->reader = NULL;
-  uninstall(t);
+/* A read that was cancelled takes its prompt away. */
+static void read_abandoned(gm_waiter_t *slot) {
+  uninstall(gm_container_of(slot, term_t, reader));
 }
 
 static int term_read(lua_State *L) {
   term_t *t = check_term(L, 1);
   size_t n;
   const char *prompt = luaL_optlstring(L, 2, "> ", &n);
-  if (t->reader) return luaL_error(L, "another task is already reading");
+  if (t->reader.task) return luaL_error(L, "another task is already reading");
   if (t->eof) return gm_push_fail(L, GM_ECLOSED, "end of input");
   gm_task_t *task = gm_task_current(L, t->rt);
   /* a cancellation pending fails the wait at once: show no prompt */
@@ -473,15 +467,15 @@ static int term_read(lua_State *L) {
   t->polling = true;
   el_set(t->el, EL_UNBUFFERED, 1); /* draws the prompt */
   t->installed = true;
-  t->reader = task;
   /* keys typed ahead (a paste) are edited once this task waits */
   if (t->in_len > 0 || t->hangup) uv_timer_start(t->kick, on_kick, 0, 0);
-  return gm_task_wait(L, task, t, detach_reader, UINT64_MAX);
+  t->reader.on_detach = read_abandoned;
+  return gm_waiter_wait(L, &t->reader, task, UINT64_MAX);
 }
 
 static int term_interrupt(lua_State *L) {
   term_t *t = check_term(L, 1);
-  if (!t->installed || t->reader == NULL) {
+  if (!t->installed || t->reader.task == NULL) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -489,9 +483,7 @@ static int term_interrupt(lua_State *L) {
   fflush(stdout);
   leave(t);
   t->in_len = 0; /* what was typed ahead goes too */
-  gm_task_t *r = t->reader;
-  t->reader = NULL;
-  gm_task_fail(r, GM_ECANCELED, "interrupted");
+  gm_waiter_fail(&t->reader, GM_ECANCELED, "interrupted");
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -19,6 +19,7 @@
 #include "io/shard.h"
 #include "lua/l_object.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
 #include "proto/compress.h"
@@ -37,14 +38,6 @@
 enum { UV_ID = 1, UV_EXTRA, UV_DEFAULT, UV_RAW, UV_HOOKS, UV_TOKEN, UV_IDENTIFY,
        UV_COUNT = UV_IDENTIFY };
 
-/* A task waiting in send(json, { wait = true }) for its command to go. */
-typedef struct cmd_wait_s {
-  struct cmd_wait_s *next;
-  struct lshard_s *ls;
-  gm_task_t *task;
-  uint64_t ticket;
-} cmd_wait_t;
-
 typedef struct lshard_s {
   gm_rt_t *rt;
   gm_shard_t *s;
@@ -52,7 +45,8 @@ typedef struct lshard_s {
   gm_task_t *permit_task;
   bool user_closed;
   bool pinned;
-  cmd_wait_t *waits;
+  /* tasks in send(json, { wait = true }), keyed by their command's ticket */
+  gm_waitlist_t waits;
   /* the command being queued now: its completion may come before send()
    * can wait for it */
   uint64_t sending_ticket;
@@ -63,7 +57,7 @@ typedef struct lshard_s {
 typedef struct lsub_s {
   lshard_t *ls;
   gm_sub_t *sub;
-  gm_task_t *reader;
+  gm_waiter_t reader;
   uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
   bool is_default;
 } lsub_t;
@@ -160,11 +154,8 @@ static void h_release_permit(gm_shard_t *s, bool sent) {
 }
 
 static void wake_reader(lsub_t *lsub) {
-  if (lsub && lsub->reader) {
-    gm_task_t *t = lsub->reader;
-    lsub->reader = NULL;
-    gm_task_wake(t, 0);
-  }
+  gm_task_t *t = lsub ? gm_waiter_take(&lsub->reader) : NULL;
+  if (t) gm_task_wake(t, 0);
 }
 
 static void h_ended(gm_shard_t *s) {
@@ -200,21 +191,15 @@ static void h_command_done(gm_shard_t *s, uint64_t ticket, int err) {
     ls->sent_err = err;
     return;
   }
-  for (cmd_wait_t **p = &ls->waits; *p; p = &(*p)->next) {
-    cmd_wait_t *w = *p;
-    if (w->ticket != ticket) continue;
-    *p = w->next;
-    gm_task_t *t = w->task;
-    gm_free(w, sizeof *w);
-    if (err == 0) {
-      lua_pushboolean(t->co, 1);
-      gm_task_wake(t, 1);
-    } else {
-      gm_task_fail(t, err, err == GM_ETIMEDOUT
-          ? "the command was not sent before its deadline (command_deadline)"
-          : "the shard closed before the command was sent");
-    }
-    return;
+  gm_task_t *t = gm_waitlist_take_key(&ls->waits, ticket);
+  if (t == NULL) return;
+  if (err == 0) {
+    lua_pushboolean(t->co, 1);
+    gm_task_wake(t, 1);
+  } else {
+    gm_task_fail(t, err, err == GM_ETIMEDOUT
+        ? "the command was not sent before its deadline (command_deadline)"
+        : "the shard closed before the command was sent");
   }
 }
 
@@ -398,20 +383,14 @@ static int try_take(lua_State *L, lsub_t *lsub) {
   return -1;
 }
 
-static void detach_reader(gm_task_t *t, void *object) {
-  lsub_t *lsub = object;
-  if (lsub->reader == t) lsub->reader = NULL;
-}
-
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Registers the task as the reader (a wait that fails at once, cancelled,
- * undoes that through detach_reader). */
+/* Parks the task as the reader (a wait that fails at once, cancelled,
+ * empties the slot again). */
 static int wait_for_item(lua_State *L, gm_task_t *t, lsub_t *lsub,
                          uint64_t timeout) {
-  lsub->reader = t;
   t->wait_data = lsub;
-  return gm_task_wait_k(L, t, lsub, detach_reader, timeout, sub_next_k);
+  return gm_waiter_wait_k(L, &lsub->reader, t, timeout, sub_next_k);
 }
 
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
@@ -424,7 +403,7 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   /* woken for nothing (the filter narrowed): wait out the caller's time,
    * unless another task took the reader's place meanwhile (its wait and
    * deadline are in lsub now) */
-  if (lsub->reader != NULL && lsub->reader != t)
+  if (lsub->reader.task != NULL && lsub->reader.task != t)
     return luaL_error(L, "another task is already reading these events");
   if (lsub->deadline == UINT64_MAX)
     return wait_for_item(L, t, lsub, UINT64_MAX);
@@ -436,7 +415,7 @@ static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
 static int sub_wait(lua_State *L, lsub_t *lsub, uint64_t timeout) {
   int n = try_take(L, lsub);
   if (n >= 0) return n;
-  if (lsub->reader) return luaL_error(L, "another task is already reading these events");
+  if (lsub->reader.task) return luaL_error(L, "another task is already reading these events");
   gm_task_t *t = gm_task_current(L, lsub->ls->rt);
   uint64_t now = gm_loop_now(t->rt->loop);
   lsub->deadline = timeout == UINT64_MAX || timeout > UINT64_MAX - now
@@ -452,8 +431,7 @@ static int sub_next(lua_State *L) {
 
 static void close_sub(lsub_t *lsub) {
   if (lsub->sub == NULL) return;
-  gm_task_t *t = lsub->reader;
-  lsub->reader = NULL;
+  gm_task_t *t = gm_waiter_take(&lsub->reader);
   if (lsub->ls->s && !lsub->is_default) gm_sub_close(lsub->sub);
   lsub->sub = NULL;
   if (t) gm_task_fail(t, GM_ECLOSED, "the subscription is closed");
@@ -564,17 +542,6 @@ static int shard_close(lua_State *L) {
   return 0;
 }
 
-static void detach_cmd_wait(gm_task_t *t, void *object) {
-  (void)t;
-  cmd_wait_t *w = object;
-  for (cmd_wait_t **p = &w->ls->waits; *p; p = &(*p)->next)
-    if (*p == w) {
-      *p = w->next;
-      break;
-    }
-  gm_free(w, sizeof *w); /* the command stays queued; nobody waits for it */
-}
-
 /* send's options: { wait = boolean }; anything else is a mistake. */
 static bool check_send_options(lua_State *L, int arg) {
   if (lua_isnoneornil(L, arg)) return false;
@@ -630,14 +597,8 @@ static int shard_send(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  cmd_wait_t *w = gm_malloc(sizeof *w);
-  if (w == NULL) return luaL_error(L, "out of memory");
-  w->ls = ls;
-  w->task = t;
-  w->ticket = ticket;
-  w->next = ls->waits;
-  ls->waits = w;
-  return gm_task_wait(L, t, w, detach_cmd_wait, UINT64_MAX);
+  /* a wait undone (cancelled) leaves the command queued: nobody waits */
+  return gm_waitlist_wait(L, &ls->waits, t, ticket, UINT64_MAX);
 }
 
 static int shard_state(lua_State *L) {

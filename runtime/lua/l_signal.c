@@ -6,6 +6,7 @@
 
 #include "lua/rt.h"
 #include "proto/alloc.h"
+#include "proto/container.h"
 #include "proto/errors.h"
 
 #define SIGNAL_MT "gloaming.SignalWatch"
@@ -51,7 +52,7 @@ static void stop(watch_t *w) {
 }
 
 static void on_loop_close(gm_closable_t *c) {
-  stop((watch_t *)((char *)c - offsetof(watch_t, closable)));
+  stop(gm_container_of(c, watch_t, closable));
 }
 
 static int l_on_signal(lua_State *L) {

@@ -53,21 +53,18 @@ static void on_input(gm_ustream_t *u) {
     gm_ustream_consumed(u);
     gm_task_wake(t, 1);
   } else if (u->in_err) {
-    gm_task_fail(gm_waiter_take(&ls->reader), u->in_err,
-                 u->in_err == GM_ECLOSED ? "closed" : NULL);
+    gm_waiter_fail(&ls->reader, u->in_err,
+                   u->in_err == GM_ECLOSED ? "closed" : NULL);
   }
 }
 
 static void on_flushed(gm_ustream_t *u) {
   lstream_t *ls = u->data;
   if (ls->flusher.task == NULL) return;
-  if (u->write_err) {
-    gm_task_fail(gm_waiter_take(&ls->flusher), u->write_err, NULL);
-  } else if (gm_ustream_flushed(u)) {
-    gm_task_t *t = gm_waiter_take(&ls->flusher);
-    lua_pushboolean(t->co, 1);
-    gm_task_wake(t, 1);
-  }
+  if (u->write_err)
+    gm_waiter_fail(&ls->flusher, u->write_err, NULL);
+  else if (gm_ustream_flushed(u))
+    gm_waiter_done(&ls->flusher);
 }
 
 static void on_connected(gm_ustream_t *u, int err, const char *why) {
@@ -88,9 +85,8 @@ static const gm_ustream_handler_t handler = {
 
 /* Ends the stream: whoever waits on it fails, reads and flushes alike. */
 static void stream_close(lstream_t *ls, bool graceful) {
-  gm_task_t *t;
-  if ((t = gm_waiter_take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
-  if ((t = gm_waiter_take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  gm_waiter_fail(&ls->reader, GM_ECLOSED, "the stream is closed");
+  gm_waiter_fail(&ls->flusher, GM_ECLOSED, "the stream is closed");
   if (ls->u) gm_ustream_close(ls->u, graceful);
 }
 
@@ -132,9 +128,7 @@ static int stream_read(lua_State *L) {
     return 1;
   }
   if (u->in_err) return gm_push_fail(L, u->in_err, u->in_err == GM_ECLOSED ? "closed" : NULL);
-  gm_task_t *t = gm_task_current(L, ls->rt);
-  ls->reader.task = t;
-  return gm_task_wait(L, t, &ls->reader, gm_waiter_detach, timeout);
+  return gm_waiter_wait(L, &ls->reader, gm_task_current(L, ls->rt), timeout);
 }
 
 static int stream_write(lua_State *L) {
@@ -160,9 +154,7 @@ static int stream_flush(lua_State *L) {
   }
   if (!u->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
   if (ls->flusher.task) return luaL_error(L, "another task is already flushing");
-  gm_task_t *t = gm_task_current(L, ls->rt);
-  ls->flusher.task = t;
-  return gm_task_wait(L, t, &ls->flusher, gm_waiter_detach, timeout);
+  return gm_waiter_wait(L, &ls->flusher, gm_task_current(L, ls->rt), timeout);
 }
 
 static int stream_l_close(lua_State *L) {
@@ -205,11 +197,9 @@ static int stream_tostring(lua_State *L) {
 
 /* {=============== connecting =============== */
 
-static void detach_connector(gm_task_t *t, void *object) {
-  lstream_t *ls = object;
-  if (ls->connector.task != t) return;
-  ls->connector.task = NULL;
-  stream_close(ls, false);
+/* A connect that timed out or was cancelled closes the stream. */
+static void connect_abandoned(gm_waiter_t *slot) {
+  stream_close(gm_container_of(slot, lstream_t, connector), false);
 }
 
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
@@ -230,9 +220,9 @@ static int l_unix_connect(lua_State *L) {
   if (!gm_unix_path_fits(path)) return gm_push_fail(L, GM_EINVAL, "socket path too long");
   if (cancelled_already(t)) return gm_task_wait(L, t, NULL, NULL, timeout);
   lstream_t *ls = new_stream(L, rt, NULL); /* index 3 */
-  ls->connector.task = t;
+  ls->connector.on_detach = connect_abandoned;
   gm_ustream_connect(ls->u, path);
-  return gm_task_wait_k(L, t, ls, detach_connector, timeout, connect_continue);
+  return gm_waiter_wait_k(L, &ls->connector, t, timeout, connect_continue);
 }
 
 static int l_fd_stream(lua_State *L) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "io/loop.h"
+#include "proto/fifo.h"
 
 typedef struct gm_rt_s gm_rt_t;
 typedef struct gm_task_s gm_task_t;
@@ -23,6 +24,11 @@ typedef struct gm_task_s gm_task_t;
 /* Undoes a wait: unlinks the task from the object it waits on. Called when
  * the wait times out or is cancelled, before the task is woken. */
 typedef void (*gm_detach_cb)(gm_task_t *task, void *object);
+
+/* Tasks waiting on one object, in arrival order (lua/waiter.h). */
+typedef struct gm_waitlist_s {
+  gm_fifo_t tasks; /* linked through gm_task_t.wait_link */
+} gm_waitlist_t;
 
 typedef enum {
   GM_TASK_READY,
@@ -42,9 +48,10 @@ struct gm_task_s {
   gm_timer_t timeout;
   void *wait_object;
   gm_detach_cb detach;
-  gm_task_t *next_ready;
-  gm_task_t *joiners;   /* tasks waiting in :wait() for this one */
-  gm_task_t *next_join; /* link in the joined task's list */
+  gm_fifo_link_t ready_link; /* in the ready or the yielded queue */
+  gm_fifo_link_t wait_link;  /* in the gm_waitlist_t it waits on */
+  uint64_t wait_key;         /* what it waits for there (lua/waiter.h) */
+  gm_waitlist_t joiners;     /* tasks waiting in :wait() for this one */
   /* Per-task storage for bindings that park a task on some object. */
   void *wait_data;
   /* preemption (preempt.c) */
@@ -61,8 +68,8 @@ struct gm_rt_s {
   lua_State *L; /* the main thread */
   gm_loop_t *loop;
   gm_task_t *current;
-  gm_task_t *ready_head, *ready_tail;
-  gm_task_t *yielded_head, *yielded_tail; /* plain yields: after the loop turns */
+  gm_fifo_t ready;
+  gm_fifo_t yielded; /* plain yields: after the loop turns */
   int live; /* tasks not done, daemons excluded */
   bool sticky_cancel; /* every wait fails with ECANCELED (shutdown) */
   bool in_run;

@@ -5,6 +5,7 @@
 
 #include "io/log.h"
 #include "lua/rt.h"
+#include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
 
@@ -71,39 +72,22 @@ void gm_rt_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
  * blocking: a task spinning on yields cannot starve timers, sockets or
  * signals. Tasks woken or spawned during a pass still run in that same pass
  * (a task spawned to subscribe runs before its spawner goes on). */
-static void append(gm_task_t **head, gm_task_t **tail, gm_task_t *t) {
+static void append(gm_fifo_t *q, gm_task_t *t) {
   t->state = GM_TASK_READY;
-  t->next_ready = NULL;
-  if (*tail)
-    (*tail)->next_ready = t;
-  else
-    *head = t;
-  *tail = t;
+  gm_fifo_push(q, &t->ready_link);
 }
 
 static void enqueue(gm_rt_t *rt, gm_task_t *t) {
-  append(&rt->ready_head, &rt->ready_tail, t);
+  append(&rt->ready, t);
   if (rt->loop) gm_loop_progress(rt->loop);
 }
 
 /* After a turn of the loop: the tasks that yielded are ready again. */
-static void requeue_yielded(gm_rt_t *rt) {
-  if (rt->yielded_head == NULL) return;
-  if (rt->ready_tail)
-    rt->ready_tail->next_ready = rt->yielded_head;
-  else
-    rt->ready_head = rt->yielded_head;
-  rt->ready_tail = rt->yielded_tail;
-  rt->yielded_head = rt->yielded_tail = NULL;
-}
+static void requeue_yielded(gm_rt_t *rt) { gm_fifo_concat(&rt->ready, &rt->yielded); }
 
 static gm_task_t *dequeue(gm_rt_t *rt) {
-  gm_task_t *t = rt->ready_head;
-  if (t) {
-    rt->ready_head = t->next_ready;
-    if (rt->ready_head == NULL) rt->ready_tail = NULL;
-  }
-  return t;
+  gm_fifo_link_t *l = gm_fifo_pop(&rt->ready);
+  return l ? gm_container_of(l, gm_task_t, ready_link) : NULL;
 }
 
 /* }=============== */
@@ -259,17 +243,12 @@ static int push_outcome(lua_State *L, int ud, bool failed) {
 }
 
 static void wake_joiners(gm_task_t *t) {
-  gm_task_t *j = t->joiners;
-  t->joiners = NULL;
-  while (j) {
-    gm_task_t *next = j->next_join;
-    j->next_join = NULL;
-    j->detach = NULL;
+  gm_task_t *j;
+  while ((j = gm_waitlist_take(&t->joiners)) != NULL) {
     push_task(j->co, t);
     int n = push_outcome(j->co, -1, t->failed);
     lua_remove(j->co, -1 - n);
     gm_task_wake(j, n);
-    j = next;
   }
 }
 
@@ -372,7 +351,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
     lua_pop(co, nres);
     if (t->state == GM_TASK_RUNNING) { /* a plain coroutine.yield() */
       t->nresume = 0;
-      append(&rt->yielded_head, &rt->yielded_tail, t);
+      append(&rt->yielded, t);
     }
     warn_if_blocked(t, elapsed, status);
     return;
@@ -388,7 +367,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   lua_remove(co, -2);
   /* Logged unless someone gets the error: the caller of run (main) or a
    * task waiting for this one. */
-  if (t != main && t->joiners == NULL && !t->cancel_pending &&
+  if (t != main && gm_fifo_empty(&t->joiners.tasks) && !t->cancel_pending &&
       !t->kill_pending)
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
   /* past the deadline an error is the watchdog's doing, not a cause */
@@ -539,8 +518,7 @@ static void abandon(gm_rt_t *rt, gm_task_t *t) {
 
 static void abandon_all(gm_rt_t *rt, lua_State *L) {
   each_task(rt, L, abandon);
-  rt->ready_head = rt->ready_tail = NULL;
-  rt->yielded_head = rt->yielded_tail = NULL;
+  rt->ready = rt->yielded = (gm_fifo_t){0};
 }
 
 /* run(fn, opts): opts.clock = "real" | "virtual"; opts.timeout (real
@@ -595,7 +573,7 @@ static int l_run(lua_State *L) {
     if (stop_on_error &&
         (main->state == GM_TASK_DONE || rt->first_error_ref != LUA_NOREF))
       shut_down(rt, L);
-    if (rt->ready_head || rt->yielded_head) {
+    if (!gm_fifo_empty(&rt->ready) || !gm_fifo_empty(&rt->yielded)) {
       gm_loop_step(loop, false);
       gm_preempt_after_step();
       requeue_yielded(rt);
@@ -603,7 +581,7 @@ static int l_run(lua_State *L) {
     }
     gm_step_t step = gm_loop_step(loop, true);
     gm_preempt_after_step();
-    if (step == GM_STEP_IDLE && rt->ready_head == NULL) {
+    if (step == GM_STEP_IDLE && gm_fifo_empty(&rt->ready)) {
       /* Every task waits and nothing (no timer, no I/O) can wake one. */
       if (rt->sticky_cancel) break;
       deadlock = true;
@@ -658,16 +636,6 @@ static int task_l_cancel(lua_State *L) {
   return 1;
 }
 
-static void detach_join(gm_task_t *waiter, void *object) {
-  gm_task_t *target = object;
-  for (gm_task_t **p = &target->joiners; *p; p = &(*p)->next_join)
-    if (*p == waiter) {
-      *p = waiter->next_join;
-      break;
-    }
-  waiter->next_join = NULL;
-}
-
 /* wait([timeout]): true, results... | false, message (the task raised) |
  * nil, "timed out", "ETIMEDOUT" | nil, "cancelled", "ECANCELED" */
 static int task_l_wait(lua_State *L) {
@@ -677,9 +645,7 @@ static int task_l_wait(lua_State *L) {
   if (target->state == GM_TASK_DONE) return push_outcome(L, 1, target->failed);
   gm_task_t *self = gm_task_current(L, rt);
   if (self == target) return luaL_error(L, "a task cannot wait for itself");
-  self->next_join = target->joiners;
-  target->joiners = self;
-  return gm_task_wait(L, self, target, detach_join, timeout);
+  return gm_waitlist_wait(L, &target->joiners, self, 0, timeout);
 }
 
 static int task_l_done(lua_State *L) {
