@@ -529,7 +529,7 @@ function Bot:run()
   local tasks = {}
   for i, shard in ipairs(shards) do
     shard:_on_fatal(function(s, c, reason, hint) on_fatal(self, s, c, reason, hint) end)
-    local sub = shard:subscribe(flags)
+    local sub = core.shard_subscribe(shard, flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
       local ok, rerr = xpcall(read, debug.traceback, self, sub)

@@ -110,34 +110,32 @@ end
 
 local Ratelimiter = { __name = "gloaming.CommandRatelimiter" }
 Ratelimiter.__index = Ratelimiter
-local function limiter(self) return select(1, state(self).shard:ratelimiter_raw()) end
 --- Commands that may go out now.
-function Ratelimiter:available() return (state(self).shard:ratelimiter_raw()) or 0 end
+function Ratelimiter:available() return (core.shard_ratelimiter(state(self).shard)) or 0 end
 --- Commands allowed per 60 s on this connection.
-function Ratelimiter:max() return select(2, state(self).shard:ratelimiter_raw()) or 0 end
+function Ratelimiter:max() return select(2, core.shard_ratelimiter(state(self).shard)) or 0 end
 --- Seconds until a permit frees (0 when one is free).
-function Ratelimiter:next_available() return select(3, state(self).shard:ratelimiter_raw()) or 0 end
-Ratelimiter.limiter = limiter
+function Ratelimiter:next_available() return select(3, core.shard_ratelimiter(state(self).shard)) or 0 end
 
 -- }===============
 
 -- {=============== Shard ===============
 
-local Shard = core.class("gloaming.CoreShard")
-local meta = core.metatable("gloaming.CoreShard")
-meta.__name = "gloaming.Shard"
+local Shard = core.class("gloaming.Shard")
+local meta = core.metatable("gloaming.Shard")
 
 -- Identify permits: the queue's enqueue runs in a task of its own; a queue
--- that fails (nil, message) is asked again a second later.
+-- that fails (nil, message) is asked again a second later. permit(granted)
+-- is the answer (only this hook holds it).
 local hooks = {}
-function hooks.enqueue(shard)
+function hooks.enqueue(shard, permit)
   local queue, id = shard:_queue(), shard:id():number()
   while true do
     local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-    if ok and result then return shard:permit(true) end
-    if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
+    if ok and result then return permit(true) end
+    if code == "ECANCELED" or msg == "cancelled" then return permit(false) end
     log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
-    if not core.sleep(1) then return shard:permit(false) end
+    if not core.sleep(1) then return permit(false) end
   end
 end
 function hooks.release(shard, sent)
@@ -200,7 +198,7 @@ function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
 --- next_event(flags[, timeout]): the next event among flags, decoded.
 function Shard:next_event(flags, timeout)
   argcheck.timeout(timeout, 2, "next_event")
-  return argcheck.call("next_event", self.default_subscription, self, flags):next(timeout)
+  return argcheck.call("next_event", core.shard_default_subscription, self, flags):next(timeout)
 end
 
 --- for event in shard:events(flags) do ... end: a subscription of its own,
@@ -208,7 +206,7 @@ end
 -- logged them); the loop ends when the shard is closed (a fatal close says
 -- why). Leaving the loop closes the subscription.
 function Shard:events(flags)
-  local sub = argcheck.call("events", self.subscribe, self, flags)
+  local sub = argcheck.call("events", core.shard_subscribe, self, flags)
   local id = tostring(self:id())
   local function iter(s)
     while true do
@@ -229,7 +227,7 @@ end
 -- { kind = "close", code =, reason = }, raw and unfiltered.
 function Shard:next_message(timeout)
   argcheck.timeout(timeout, 1, "next_message")
-  local sub = self:raw_subscription() or self:subscribe(nil, true)
+  local sub = core.shard_raw_subscription(self) or core.shard_subscribe(self, nil, true)
   return sub:next(timeout)
 end
 
@@ -277,20 +275,20 @@ end
 
 --- session(): the Session (id and last sequence), or nil.
 function Shard:session()
-  local id, seq = self:session_raw()
+  local id, seq = core.shard_session(self)
   if id then return Session.new(id, seq) end
 end
 
 --- resume_url(): where this session resumes, or nil.
-function Shard:resume_url() return select(3, self:session_raw()) end
+function Shard:resume_url() return select(3, core.shard_session(self)) end
 
 --- latency(): a snapshot of heartbeat round trips.
-function Shard:latency() return core.object(Latency, self:latency_raw()) end
+function Shard:latency() return core.object(Latency, core.shard_latency(self)) end
 
 --- ratelimiter(): the command ratelimiter, nil while disconnected or
 -- when disabled.
 function Shard:ratelimiter()
-  if self:ratelimiter_raw() then return core.object(Ratelimiter, { shard = self }) end
+  if core.shard_ratelimiter(self) then return core.object(Ratelimiter, { shard = self }) end
 end
 
 local MessageSender = { __name = "gloaming.MessageSender" }

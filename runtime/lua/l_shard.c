@@ -2,13 +2,20 @@
  * them into the documented API).
  *
  *   core.shard_new(spec) -> shard     spec: see lua/gloaming/shard.lua
- *   shard:subscribe(flags | nil, raw) -> subscription
- *   shard:default_subscription(flags) -> the one next_event uses
+ *   shard:start() shard:close(code, reason) shard:send(json[, {wait=}])
+ *   shard:state() -> name, attempts   shard:memory()
+ *
+ * The plumbing the Lua side builds on is not on the shard object, where any
+ * user would find it, but in the internal gloaming.core:
+ *   core.shard_subscribe(shard, flags | nil, raw) -> subscription
+ *   core.shard_default_subscription(shard, flags) -> the one next_event uses
+ *   core.shard_raw_subscription(shard) -> next_message's, or nil
+ *   core.shard_session(shard) -> id, seq, url
+ *   core.shard_latency(shard) -> table   core.shard_ratelimiter(shard)
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
- *   shard:start() shard:close(code, reason) shard:send(json[, {wait=}])
- *   shard:state() -> name, attempts   shard:session_raw() -> id, seq, url
- *   shard:latency_raw() shard:ratelimiter_raw() shard:memory()
+ * The identify permit is answered only through the function the enqueue
+ * hook is given: no other code can grant a shard a permit.
  *
  * Events are decoded here, when a reader takes them: the payload's `d` goes
  * through cjson in the reader's own task, and only for wanted events. */
@@ -25,7 +32,7 @@
 #include "proto/defaults.h"
 #include "proto/errors.h"
 
-#define SHARD_MT "gloaming.CoreShard"
+#define SHARD_MT "gloaming.Shard"
 #define SUB_MT "gloaming.Subscription"
 /* Bytes a subscription may hold before the shard stops reading (the
  * Config's default, exported in core.shard_defaults). */
@@ -142,9 +149,27 @@ static void run_hook(lshard_t *ls, const char *name, int nargs,
   lua_pop(L, 1);
 }
 
+/* permit(granted): the enqueue hook's answer, given once in every case, so
+ * that the shard never holds a finished task. Upvalues: the shard, and
+ * whether this request was answered (a second answer would grant twice). */
+static int hook_permit(lua_State *L) {
+  if (lua_toboolean(L, lua_upvalueindex(2))) return 0;
+  lua_pushboolean(L, 1);
+  lua_replace(L, lua_upvalueindex(2));
+  lshard_t *ls = luaL_checkudata(L, lua_upvalueindex(1), SHARD_MT);
+  if (ls->s == NULL) return 0;
+  ls->permit_task = NULL;
+  if (lua_toboolean(L, 1)) gm_shard_permit(ls->s);
+  return 0;
+}
+
 static void h_request_permit(gm_shard_t *s) {
   lshard_t *ls = s->data;
-  run_hook(ls, "enqueue", 0, &ls->permit_task);
+  lua_State *L = ls->rt->L;
+  push_shard(L, ls);
+  lua_pushboolean(L, 0);
+  lua_pushcclosure(L, hook_permit, 2);
+  run_hook(ls, "enqueue", 1, &ls->permit_task);
 }
 
 static void h_release_permit(gm_shard_t *s, bool sent) {
@@ -705,15 +730,6 @@ static int shard_memory(lua_State *L) {
   return 1;
 }
 
-/* permit(granted): the enqueue hook's answer, in every case, so that the
- * shard never holds a finished task. */
-static int shard_permit(lua_State *L) {
-  lshard_t *ls = check_shard(L, 1);
-  ls->permit_task = NULL;
-  if (lua_toboolean(L, 2)) gm_shard_permit(ls->s);
-  return 0;
-}
-
 /* shard_extra(shard[, table]): the Lua side's own fields of a shard. */
 static int l_shard_extra(lua_State *L) {
   luaL_checkudata(L, 1, SHARD_MT);
@@ -841,18 +857,11 @@ static int l_shard_new(lua_State *L) {
 
 int gm_open_shard(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"subscribe", shard_subscribe},
-      {"default_subscription", shard_default_sub},
-      {"raw_subscription", shard_raw_sub},
       {"start", shard_start},
       {"close", shard_close},
       {"send", shard_send},
       {"state", shard_state},
-      {"session_raw", shard_session_raw},
-      {"latency_raw", shard_latency_raw},
-      {"ratelimiter_raw", shard_ratelimiter_raw},
       {"memory", shard_memory},
-      {"permit", shard_permit},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", shard_gc}, {NULL, NULL}};
   static const luaL_Reg sub_methods[] = {{"next", sub_next},
@@ -865,6 +874,12 @@ int gm_open_shard(lua_State *L) {
                                       {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"shard_new", l_shard_new},
                                    {"shard_extra", l_shard_extra},
+                                   {"shard_subscribe", shard_subscribe},
+                                   {"shard_default_subscription", shard_default_sub},
+                                   {"shard_raw_subscription", shard_raw_sub},
+                                   {"shard_session", shard_session_raw},
+                                   {"shard_latency", shard_latency_raw},
+                                   {"shard_ratelimiter", shard_ratelimiter_raw},
                                    {"parse", l_parse},
                                    {"live_shards", l_live_shards},
                                    {NULL, NULL}};
