@@ -386,6 +386,7 @@ local REST_HINTS = {
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
   ETLSHOST = "check http.base_url: the certificate is for another host",
+  ETLS = "check the CA file (the Bot's or the Config's tls, or http.tls)",
 }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
@@ -517,7 +518,7 @@ function Bot:run()
   if not shards and code == "ECANCELED" then
     -- cancelled while it started (Ctrl-C at startup): no failure, nothing
     -- started yet to close
-    self.http:close()
+    self.http:_drop_idle()
     return true
   end
   if not shards then
@@ -631,7 +632,7 @@ function Bot:shutdown(tasks, saver)
     log.error("sessions lost: %s", serr)
     fail(self, "sessions lost: " .. serr, "ESESSIONS")
   end
-  self.http:close()
+  self.http:_drop_idle()
 end
 
 return Bot

@@ -154,7 +154,8 @@ function hooks.fatal(shard, code, reason, hint)
   if watch then watch(shard, code, reason, hint) end
 end
 
---- Shard.new(shard_id, config)
+--- Shard.new(shard_id, config): the shard, or nil, message, code (ETLS:
+-- the CA file of config's tls cannot be loaded).
 function M.new_shard(shard_id, config)
   if getmetatable(shard_id) ~= ShardId then error("bad argument #1 to 'Shard.new' (ShardId expected)", 2) end
   local ok, Config = pcall(function() return require("gloaming.config").Config end)
@@ -164,7 +165,7 @@ function M.new_shard(shard_id, config)
   local c = state(config)
   local s = state(shard_id)
   local session = c.session or nil
-  local shard = core.shard_new {
+  local shard, err, code = core.shard_new {
     id = s.number,
     total = s.total,
     shard_id = shard_id,
@@ -183,6 +184,7 @@ function M.new_shard(shard_id, config)
     resume_url = session and c.resume_url or nil,
     hooks = hooks,
   }
+  if not shard then return nil, err, code end -- a CA file that cannot be loaded
   core.shard_extra(shard, { config = config, queue = c.queue, id = shard_id })
   return shard
 end
@@ -308,6 +310,22 @@ function MessageSender:command(cmd, opts)
   return state(self).shard:command(cmd, opts)
 end
 function MessageSender:close(frame) return state(self).shard:close(frame) end
+
+-- A Lua method called on something that is no shard (shard.id(x)) raises
+-- as the C methods do, naming the method and gloaming.Shard, not the core
+-- function it calls (`bad argument #1 to 'shard_extra'`).
+for name, fn in pairs(Shard) do
+  if type(fn) == "function" and not name:find "^_" and debug.getinfo(fn, "S").what == "Lua" then
+    Shard[name] = function(self, ...)
+      if getmetatable(self) ~= meta then
+        local mt = getmetatable(self)
+        local got = type(mt) == "table" and type(rawget(mt, "__name")) == "string" and mt.__name or type(self)
+        error(("bad argument #1 to '%s' (gloaming.Shard expected, got %s)"):format(name, got), 2)
+      end
+      return fn(self, ...)
+    end
+  end
+end
 
 function meta.__tostring(self)
   local name, attempts = core_state(self)

@@ -386,7 +386,7 @@ static int connect_url(lua_State *L, bool websocket) {
     o.tls = gm_tls_client_ctx(ca_file, &why);
     if (o.tls == NULL) {
       gm_url_free(&url);
-      return gm_push_fail(L, GM_ETLS, why);
+      return gm_push_fail(L, GM_ETLS, ca_file ? lua_pushfstring(L, "%s %s (tls.ca_file)", why, ca_file) : why);
     }
   }
   o.timeout_ns = gm_seconds_to_ns(timeout);
@@ -419,9 +419,11 @@ static int l_url_check(lua_State *L) {
 static int l_connect(lua_State *L) { return connect_url(L, true); }
 static int l_http_connect(lua_State *L) { return connect_url(L, false); }
 
-static void check_usable(lua_State *L, lconn_t *w, const char *what) {
-  if (w->user_closed)
-    luaL_error(L, "%s after close(): the connection is closed", what);
+
+/* Closed by us (close()), by the peer or by the run's end: every
+ * operation then returns nil, "closed", "ECLOSED", as on every object. */
+static bool gone(const lconn_t *w) {
+  return w->conn == NULL || !w->open || w->user_closed;
 }
 
 static void check_server(lua_State *L, lconn_t *w, const char *what) {
@@ -434,7 +436,8 @@ static void check_server(lua_State *L, lconn_t *w, const char *what) {
 static int conn_receive(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
-  check_usable(L, w, "receive");
+  /* after close(), as after the peer's end: every object says ECLOSED */
+  if (w->user_closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (w->receiver) return luaL_error(L, "another task is already receiving");
   if (w->head) {
     item_t *it = w->head;
@@ -467,9 +470,8 @@ static int wait_written(lua_State *L, lconn_t *w, uint64_t timeout) {
 }
 
 static int begin_send(lua_State *L, lconn_t *w) {
-  check_usable(L, w, "send");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (w->sender) return luaL_error(L, "another task is already sending");
-  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   return 0;
 }
 
@@ -548,7 +550,7 @@ static int conn_respond(lua_State *L) {
   lua_Integer status = luaL_checkinteger(L, 2);
   size_t blen = 0;
   const char *body = luaL_optlstring(L, 4, "", &blen);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   lua_pushfstring(L, "HTTP/1.1 %d %s\r\n", (int)status, reason_phrase((int)status));
@@ -605,7 +607,7 @@ static int conn_upgrade(lua_State *L) {
   req.method = (char *)lua_tostring(L, -1);
   const char *key, *why;
   if (gm_ws_server_check(&req, &key, &why)) return gm_push_fail(L, GM_EHANDSHAKE, why);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_upgrade(w->conn, key, kind, max_message);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);
@@ -618,7 +620,7 @@ static int conn_send_payload(lua_State *L) {
   check_server(L, w, "send_payload");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_send_payload(w->conn, data, len);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);
@@ -630,7 +632,7 @@ static int conn_encode_payloads(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   check_server(L, w, "encode_payloads");
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_buf_t out = GM_BUF_INIT;
   lua_Integer n = luaL_len(L, 2);
   for (lua_Integer i = 1; i <= n; i++) {
@@ -663,8 +665,7 @@ static int conn_write_raw(lua_State *L) {
   const char *data = luaL_testudata(L, 2, GM_SECRET_MT)
                          ? gm_secret_get(L, 2, &len)
                          : luaL_checklstring(L, 2, &len);
-  check_usable(L, w, "write_raw");
-  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_write_raw(w->conn, data, len);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);

@@ -75,7 +75,7 @@ static void stop(llistener_t *s) {
   if (s->acceptor) {
     gm_task_t *t = s->acceptor;
     s->acceptor = NULL;
-    gm_task_fail(t, GM_ECLOSED, "the listener is closed");
+    gm_task_fail(t, GM_ECLOSED, "closed");
   }
 }
 
@@ -129,7 +129,7 @@ static void detach_acceptor(gm_task_t *t, void *object) {
 static int listener_accept(lua_State *L) {
   llistener_t *s = check_listener(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
-  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the listener is closed");
+  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (s->acceptor) return luaL_error(L, "another task is already accepting");
   if (s->head) {
     pending_t *p = s->head;

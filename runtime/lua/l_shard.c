@@ -404,7 +404,7 @@ static int push_message(lua_State *L, gm_item_t *it) {
 /* Takes the next item for a reader: values pushed, or -1 to wait. */
 static int try_take(lua_State *L, lsub_t *lsub) {
   lshard_t *ls = lsub->ls;
-  if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "the subscription is closed");
+  if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_item_t *it;
   while ((it = gm_sub_pop(lsub->sub)) != NULL) {
     /* next_event's filter may have narrowed since the item was queued */
@@ -481,7 +481,7 @@ static void close_sub(lsub_t *lsub) {
   lsub->reader = NULL;
   if (lsub->ls->s && !lsub->is_default) gm_sub_close(lsub->sub);
   lsub->sub = NULL;
-  if (t) gm_task_fail(t, GM_ECLOSED, "the subscription is closed");
+  if (t) gm_task_fail(t, GM_ECLOSED, "closed");
 }
 
 static int sub_close(lua_State *L) {
@@ -537,7 +537,9 @@ static int shard_subscribe(lua_State *L) {
   bool raw = lua_toboolean(L, 3);
   gm_check_flags(L, 2, &f);
   if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, gm_shard_reason(ls->s));
-  pin(L, ls, 1, true);
+  /* an ended shard is not pinned again (it would stay in gloaming.shards());
+   * its new subscription says ECLOSED */
+  pin(L, ls, 1, !ls->s->ended);
   gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
   if (sub == NULL) return luaL_error(L, "out of memory");
   new_sub(L, 1, ls, sub, false);
@@ -573,6 +575,7 @@ static int shard_raw_sub(lua_State *L) {
 
 static int shard_start(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
+  if (ls->user_closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_rt_loop(L, ls->rt);
   start(L, ls, 1);
   return 0;
@@ -828,8 +831,11 @@ static int l_shard_new(lua_State *L) {
   bool tls = probe.tls;
   gm_url_free(&probe);
   if (tls) {
-    c.tls = gm_tls_client_ctx(opt_string(L, 1, "ca_file"), &why);
-    if (c.tls == NULL) return gm_push_fail(L, GM_ETLS, why);
+    const char *ca_file = opt_string(L, 1, "ca_file");
+    c.tls = gm_tls_client_ctx(ca_file, &why);
+    /* the file named: the shard is made long before it connects */
+    if (c.tls == NULL)
+      return gm_push_fail(L, GM_ETLS, ca_file ? lua_pushfstring(L, "%s %s (tls.ca_file)", why, ca_file) : why);
   }
   lshard_t *ls = lua_newuserdatauv(L, sizeof *ls, UV_COUNT);
   memset(ls, 0, sizeof *ls);

@@ -40,6 +40,7 @@ typedef struct lstream_s {
   gm_ustream_t *u; /* NULL once collected */
   gm_rt_t *rt;
   gm_waiter_t reader, flusher, connector;
+  bool closed; /* by close(): every later read, write and flush says ECLOSED */
 } lstream_t;
 
 /* Hands the reader what arrived, or the end of input. */
@@ -89,8 +90,8 @@ static const gm_ustream_handler_t handler = {
 /* Ends the stream: whoever waits on it fails, reads and flushes alike. */
 static void stream_close(lstream_t *ls, bool graceful) {
   gm_task_t *t;
-  if ((t = gm_waiter_take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
-  if ((t = gm_waiter_take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "the stream is closed");
+  if ((t = gm_waiter_take(&ls->reader))) gm_task_fail(t, GM_ECLOSED, "closed");
+  if ((t = gm_waiter_take(&ls->flusher))) gm_task_fail(t, GM_ECLOSED, "closed");
   if (ls->u) gm_ustream_close(ls->u, graceful);
 }
 
@@ -125,6 +126,7 @@ static int stream_read(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (ls->reader.task) return luaL_error(L, "another task is already reading");
   if (u->in.len > 0) {
     lua_pushlstring(L, (const char *)u->in.data, u->in.len);
@@ -141,6 +143,7 @@ static int stream_write(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   const char *why;
   int err = gm_ustream_write(ls->u, data, len, &why);
   if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
@@ -153,12 +156,13 @@ static int stream_flush(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (u->write_err) return gm_push_fail(L, u->write_err, NULL);
   if (gm_ustream_flushed(u)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (!u->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
+  if (!u->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (ls->flusher.task) return luaL_error(L, "another task is already flushing");
   gm_task_t *t = gm_task_current(L, ls->rt);
   ls->flusher.task = t;
@@ -166,7 +170,9 @@ static int stream_flush(lua_State *L) {
 }
 
 static int stream_l_close(lua_State *L) {
-  stream_close(check_stream(L, 1), true);
+  lstream_t *ls = check_stream(L, 1);
+  ls->closed = true;
+  stream_close(ls, true);
   return 0;
 }
 
