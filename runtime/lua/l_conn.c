@@ -375,8 +375,9 @@ static int connect_url(lua_State *L, bool websocket) {
   gm_task_t *t = gm_task_current(L, rt);
   gm_url_t url;
   const char *why = NULL;
-  if (gm_url_parse(url_s, ulen, &url, &why))
-    return luaL_error(L, "bad %s URL: %s", websocket ? "websocket" : "HTTP", why);
+  int r = gm_url_parse(url_s, ulen, &url, &why);
+  if (r == GM_ENOMEM) return gm_raise_oom(L);
+  if (r) return luaL_error(L, "bad %s URL: %s", websocket ? "websocket" : "HTTP", why);
   if (url.websocket != websocket) {
     gm_url_free(&url);
     return luaL_error(L, websocket ? "bad websocket URL: the scheme must be ws or wss"
@@ -409,7 +410,8 @@ static int l_url_check(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &n);
   gm_url_t u;
   const char *why = NULL;
-  if (gm_url_parse(s, n, &u, &why)) return gm_push_fail(L, GM_EURL, why);
+  int r = gm_url_parse(s, n, &u, &why);
+  if (r) return gm_push_fail(L, r, why);
   lua_pushboolean(L, 1);
   lua_pushstring(L, u.scheme);
   gm_url_free(&u);

@@ -118,7 +118,7 @@ static lproc_t *spawn(lua_State *L, gm_rt_t *rt) {
   luaL_setmetatable(L, PROCESS_MT);
   int err;
   lp->p = gm_process_spawn(loop, &o, on_finished, lp, &err);
-  if (lp->p == NULL && err == GM_ENOMEM) luaL_error(L, "out of memory");
+  if (lp->p == NULL && err == GM_ENOMEM) gm_raise_oom(L);
   return lp;
 }
 

@@ -541,7 +541,7 @@ static int shard_subscribe(lua_State *L) {
    * its new subscription says ECLOSED */
   pin(L, ls, 1, !ls->s->ended);
   gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
-  if (sub == NULL) return luaL_error(L, "out of memory");
+  if (sub == NULL) return gm_raise_oom(L);
   new_sub(L, 1, ls, sub, false);
   if (raw) { /* next_message keeps one raw subscription */
     lua_pushvalue(L, -1);
@@ -659,7 +659,7 @@ static int shard_send(lua_State *L) {
     return 1;
   }
   cmd_wait_t *w = gm_malloc(sizeof *w);
-  if (w == NULL) return luaL_error(L, "out of memory");
+  if (w == NULL) return gm_raise_oom(L);
   w->ls = ls;
   w->task = t;
   w->ticket = ticket;
@@ -826,8 +826,9 @@ static int l_shard_new(lua_State *L) {
   c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_url_t probe;
   const char *why = NULL;
-  if (gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why))
-    return luaL_error(L, "bad gateway URL: %s", why);
+  int r = gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why);
+  if (r == GM_ENOMEM) return gm_raise_oom(L);
+  if (r) return luaL_error(L, "bad gateway URL: %s", why);
   bool tls = probe.tls;
   gm_url_free(&probe);
   if (tls) {
@@ -853,6 +854,7 @@ static int l_shard_new(lua_State *L) {
   lua_setiuservalue(L, -2, UV_IDENTIFY);
   ls->s = gm_shard_new(loop, &c, &hooks, ls, &why);
   if (c.tls) gm_tls_ctx_release(c.tls);
+  if (ls->s == NULL && why && strcmp(why, gm_strerror(GM_ENOMEM)) == 0) return gm_raise_oom(L);
   if (ls->s == NULL) return luaL_error(L, "cannot create the shard: %s", why);
   lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
   lua_pushvalue(L, -2);

@@ -44,7 +44,7 @@ static int cond_wait(lua_State *L) {
   uint64_t timeout = gm_check_timeout(L, 2);
   gm_task_t *t = gm_task_current(L, c->rt);
   node_t *n = gm_malloc(sizeof *n);
-  if (n == NULL) return luaL_error(L, "out of memory");
+  if (n == NULL) return gm_raise_oom(L);
   n->next = NULL;
   n->task = t;
   node_t **p = &c->head;

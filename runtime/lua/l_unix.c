@@ -103,7 +103,7 @@ static lstream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_ustream_t *u) {
   ls->rt = rt;
   luaL_setmetatable(L, STREAM_MT);
   if (u == NULL) u = gm_ustream_new(rt->loop, &handler, NULL);
-  if (u == NULL) luaL_error(L, "out of memory");
+  if (u == NULL) gm_raise_oom(L);
   u->data = ls;
   ls->u = u;
   return ls;
@@ -146,7 +146,6 @@ static int stream_write(lua_State *L) {
   if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   const char *why;
   int err = gm_ustream_write(ls->u, data, len, &why);
-  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
   if (err) return gm_push_fail(L, err, why);
   lua_pushboolean(L, 1);
   return 1;
@@ -221,8 +220,8 @@ static void detach_connector(gm_task_t *t, void *object) {
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
-  if (t->nresume > 0) return t->nresume; /* timed out or cancelled */
-  lua_pushvalue(L, 3);                   /* the stream */
+  if (t->nresume > 0) return gm_task_results(L, t); /* failed, timed out or cancelled */
+  lua_pushvalue(L, 3);                                /* the stream */
   return 1;
 }
 
@@ -293,7 +292,6 @@ static int l_unix_listen(lua_State *L) {
   char why[512];
   int err = gm_ulistener_start(&ll->l, loop, path, &handler, on_accept, ll,
                                why, sizeof why);
-  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
   if (err) return gm_push_fail(L, err, why);
   lua_pushvalue(L, 2);
   ll->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
