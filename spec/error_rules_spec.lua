@@ -307,6 +307,17 @@ describe("a failure while building an object", function()
     end)
   end)
 
+  it("names the program and why it did not start, from process.spawn and process.run", function()
+    testing.run(function()
+      for _, start in ipairs { gloaming.process.spawn, gloaming.process.run } do
+        local p, err, code = start { "/nonexistent/gloaming-errors-spec" }
+        assert.is_nil(p)
+        assert.are.equal("EIO", code)
+        assert.are.equal("cannot start /nonexistent/gloaming-errors-spec: no such file or directory", err)
+      end
+    end, 10)
+  end)
+
   it("names the CA file in ws.connect's failure too", function()
     testing.run(function()
       local ws, err, code = gloaming.ws.connect("wss://127.0.0.1:1/", { tls = { ca_file = MISSING } })
