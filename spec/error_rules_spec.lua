@@ -124,6 +124,25 @@ describe("error messages", function()
   end)
 end)
 
+describe("timeouts", function()
+  it("are checked alike everywhere: ws:close refuses a negative or NaN one", function()
+    testing.run(function()
+      local listener, url = ws_server()
+      local ws = assert(gloaming.ws.connect(url))
+      for _, bad in ipairs { -1, 0 / 0 } do
+        local ok, err = pcall(function()
+          local r = ws:close(1000, "", bad)
+          return r
+        end)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("bad argument #3 to 'close' (timeout must be >= 0 seconds)", 1, true), err)
+      end
+      assert.is_true(ws:close())
+      listener:close()
+    end, 10)
+  end)
+end)
+
 -- { name, setup = function() -> object, done (after the run) },
 -- close = how the user closes it, calls = { { method, args... } }.
 local function closed_objects()

@@ -500,7 +500,9 @@ static int conn_close(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 2, 1000);
   size_t rlen = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
-  double timeout = luaL_optnumber(L, 4, GM_DEFAULT_CLOSE_TIMEOUT_S);
+  /* checked as every timeout is (a negative or NaN one is misuse) */
+  uint64_t timeout = lua_isnoneornil(L, 4) ? gm_seconds_to_ns(GM_DEFAULT_CLOSE_TIMEOUT_S)
+                                           : gm_check_timeout(L, 4);
   if (w->user_closed || w->ended || w->conn == NULL) {
     w->user_closed = true;
     lua_pushboolean(L, 1);
@@ -519,7 +521,7 @@ static int conn_close(lua_State *L) {
   gm_task_t *t = w->server ? NULL : gm_task_current(L, w->rt);
   w->user_closed = true;
   free_queue(w);
-  gm_conn_close(w->conn, (int)code, reason, rlen, gm_seconds_to_ns(timeout));
+  gm_conn_close(w->conn, (int)code, reason, rlen, timeout);
   if (w->ended || t == NULL) { /* a server does not wait */
     lua_pushboolean(L, 1);
     return 1;

@@ -56,6 +56,9 @@ static const char *const SCRIPT =
     "  shard_subscribe = function(shard) return core.shard_subscribe(shard, nil, true) end,\n"
     "  shard_new = function() return core.shard_new { id = 0, total = 1, token = core.secret('t'),\n"
     "    identify = core.secret('{}'), gateway_url = 'ws://127.0.0.1:1/?v=10', hooks = {} } end,\n"
+    "  process_run = function() return core.process_run({ '/bin/sh', '-c', 'cat' }, { stdin = 'x' }) end,\n"
+    "  unix_listen = function() local path = os.tmpname() os.remove(path)\n"
+    "    return core.unix_listen(path, function() end) end,\n"
     "  queue_enqueue = function() local q = core.identify_queue { max_concurrency = 1 }\n"
     "    return q:enqueue(0) end,\n"
     "}\n"
@@ -150,6 +153,8 @@ static void shard_send_raises_when_memory_runs_out(void **state) { (void)state; 
 static void a_subscription_raises_when_memory_runs_out(void **state) { (void)state; step("shard_subscribe"); }
 static void the_identify_queue_raises_when_memory_runs_out(void **state) { (void)state; step("queue_enqueue"); }
 static void shard_new_raises_when_memory_runs_out(void **state) { (void)state; step("shard_new"); }
+static void process_run_raises_when_memory_runs_out(void **state) { (void)state; step("process_run"); }
+static void unix_listen_raises_when_memory_runs_out(void **state) { (void)state; step("unix_listen"); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -161,6 +166,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(a_subscription_raises_when_memory_runs_out, setup, teardown),
       cmocka_unit_test_setup_teardown(the_identify_queue_raises_when_memory_runs_out, setup, teardown),
       cmocka_unit_test_setup_teardown(shard_new_raises_when_memory_runs_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(process_run_raises_when_memory_runs_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(unix_listen_raises_when_memory_runs_out, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
