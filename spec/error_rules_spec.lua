@@ -143,6 +143,46 @@ describe("timeouts", function()
   end)
 end)
 
+describe("tostring", function()
+  -- what a user prints names the class as the README does
+  it("names every public object's class as the README introduces it", function()
+    local text = readme()
+    local unknown = {}
+    testing.run(function()
+      local fake = testing.gateway {}
+      local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder():gateway_url(fake.url):build()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
+      shard:start()
+      assert(fake:wait_ready(0, 5))
+      local listener, url = ws_server()
+      local objects = {
+        shard = shard, latency = shard:latency(), ratelimiter = assert(shard:ratelimiter()),
+        sender = shard:sender(), session = shard:session(), -- a ShardId prints as [0, 1]
+        close_frame = gloaming.CloseFrame.NORMAL, config = config, builder = config:builder(),
+        command = PRESENCE, http = gloaming.http.new("errors.spec.token", { base_url = fake.api_url }),
+        bot = gloaming.Bot.new { token = "errors.spec.token", gateway_url = fake.url,
+          http = { base_url = fake.api_url }, shards = { from = 0, to = 0, total = 1 } },
+        task = gloaming.spawn(function() end), process = assert(gloaming.process.spawn { "true" }),
+        ws = assert(gloaming.ws.connect(url)), condition = gloaming.Condition.new(),
+        queue = gloaming.IdentifyQueue.new(),
+      }
+      for what, obj in pairs(objects) do
+        local class = tostring(obj):match("^(gloaming%.[%w_.]*%w)")
+        if not class or not text:find(class:gsub("%p", "%%%0") .. "%f[^%w_]") then
+          unknown[#unknown + 1] = what .. ": " .. tostring(obj)
+        end
+      end
+      objects.ws:close()
+      objects.process:wait()
+      shard:close()
+      listener:close()
+      fake:stop()
+    end, 20)
+    table.sort(unknown)
+    assert.are.same({}, unknown)
+  end)
+end)
+
 -- { name, setup = function() -> object, done (after the run) },
 -- close = how the user closes it, calls = { { method, args... } }.
 local function closed_objects()
