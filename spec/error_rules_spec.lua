@@ -317,6 +317,28 @@ describe("use after close", function()
     assert.are.same({}, wrong)
   end)
 
+  it("gives the reason of a fatal close alike from the shard and its sender", function()
+    quiet(function()
+      testing.run(function()
+        local fake = testing.gateway {}
+        local shard = shard_on(fake)
+        local sender = shard:sender()
+        shard:start()
+        assert(fake:wait_ready(0, 5))
+        fake:close(0, 4004, "bad token")
+        while shard:next_event(F.all(), 5) do end -- until ECLOSED
+        assert.are.equal("fatally_closed", shard:state())
+        local direct = { shard:send('{"op":1,"d":null}') }
+        assert.is_nil(direct[1])
+        assert.are.equal("ECLOSED", direct[3])
+        assert.truthy(direct[2]:find("4004", 1, true), direct[2])
+        assert.are.same(direct, { sender:send('{"op":1,"d":null}') })
+        assert.are.same(direct, { sender:command(PRESENCE) })
+        fake:stop()
+      end, 10)
+    end)
+  end)
+
   it("leaves a closed shard out of gloaming.shards() whatever is called after", function()
     testing.run(function()
       local fake = testing.gateway {}

@@ -301,14 +301,10 @@ function MessageSender:is_closed()
   local name = core_state(state(self).shard)
   return name == "closed" or name == "fatally_closed"
 end
-function MessageSender:send(json, opts)
-  if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:send(json, opts)
-end
-function MessageSender:command(cmd, opts)
-  if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:command(cmd, opts)
-end
+-- As the shard's own: after close, nil, "closed" (or a fatal close's
+-- reason), "ECLOSED".
+function MessageSender:send(json, opts) return state(self).shard:send(json, opts) end
+function MessageSender:command(cmd, opts) return state(self).shard:command(cmd, opts) end
 function MessageSender:close(frame) return state(self).shard:close(frame) end
 
 -- A Lua method called on something that is no shard (shard.id(x)) raises
