@@ -339,6 +339,41 @@ describe("use after close", function()
     end)
   end)
 
+  -- The REPL's terminal (internal) needs a tty: a child runs under the
+  -- pty driver, closes it and reports what each method returns.
+  it("returns ECLOSED from the REPL's terminal too", function()
+    local support = require "spec.repl_support"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write [==[
+      local core = require "gloaming.core"
+      core.run(function()
+        local rl = assert(core.readline_open {})
+        rl:close()
+        for _, call in ipairs { { "read", "> " }, { "interrupt" }, { "print", "x" },
+          { "add_history", "x" }, { "log_here", true } } do
+          local r = table.pack(pcall(rl[call[1]], rl, table.unpack(call, 2)))
+          io.write(("result %s: %s %s %s %s\n"):format(call[1], tostring(r[1]), tostring(r[2]),
+            tostring(r[3]), tostring(r[4])))
+        end
+        rl:close()
+        io.write("closed twice\n")
+      end)
+    ]==]
+    f:close()
+    local report
+    testing.run(function()
+      report = support.drive({ { expect = "closed twice" }, { exit = 10 } },
+        { "lua5.4", "-e", 'package.path="./lua/?.lua;./lua/?/init.lua;"..package.path '
+          .. 'package.cpath="./build/lib/?.so;"..package.cpath', script })
+    end, 30)
+    os.remove(script)
+    support.check(report)
+    for _, name in ipairs { "read", "interrupt", "print", "add_history", "log_here" } do
+      assert.truthy(report.plain:find("result " .. name .. ": true nil closed ECLOSED", 1, true), report.plain)
+    end
+  end)
+
   it("leaves a closed shard out of gloaming.shards() whatever is called after", function()
     testing.run(function()
       local fake = testing.gateway {}
