@@ -386,8 +386,10 @@ local REST_HINTS = {
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
   ETLSHOST = "check http.base_url: the certificate is for another host",
-  ETLS = "check the CA file (the Bot's or the Config's tls, or http.tls)",
 }
+-- A shard that cannot be made (its CA file cannot be loaded): a start
+-- failure only (REST_HINTS also decide which identity failures stop a run).
+local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)" }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
@@ -470,7 +472,7 @@ end
 
 -- Why the shards could not be made, with what to do.
 local function start_failure(err, code)
-  local hint = REST_HINTS[code]
+  local hint = REST_HINTS[code] or START_HINTS[code]
   if not hint and type(code) == "number" and code >= 400 and code < 500 and code ~= 429 then
     -- Discord answers GET /gateway/bot with no other 4xx: it was not asked
     hint = BASE_URL_HINT
