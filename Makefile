@@ -116,6 +116,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(SAN_LDFLAGS) $(DEP_LIBS) -lcmocka -lm
 
+# The bindings' tests (test_lua_*) make a Lua state with gloaming.core linked in.
+$(BUILD)/tests/test_lua_%: tests/unit/test_lua_%.c $(CORE_OBJ) $(BIND_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(BIND_OBJ) $(SAN_LDFLAGS) $(DEP_LIBS) -llua5.4 -lcmocka -lm
+
 unit: $(UNIT_BIN)
 
 run: deps

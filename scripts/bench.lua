@@ -320,17 +320,18 @@ local function heartbeats()
     while shard:state() ~= "active" do gloaming.sleep(0.05) end
   end
   local counts, per_window, longest, overrun = {}, {}, 0, 0
-  for i, shard in ipairs(shards) do counts[i] = shard:latency_raw().heartbeats end
+  for i, shard in ipairs(shards) do counts[i] = shard:latency():heartbeats() end
   for _ = 1, windows do
     local t0 = gloaming.now()
     gloaming.sleep(5)
     local n, now = 0, gloaming.now()
     for i, shard in ipairs(shards) do
-      local raw = shard:latency_raw()
+      local latency = shard:latency()
+      local beats, sent = latency:heartbeats(), latency:sent()
       -- a new connection starts counting again
-      n = n + (raw.heartbeats >= counts[i] and raw.heartbeats - counts[i] or raw.heartbeats)
-      counts[i] = raw.heartbeats
-      if raw.sent then longest = math.max(longest, now - raw.sent) end
+      n = n + (beats >= counts[i] and beats - counts[i] or beats)
+      counts[i] = beats
+      if sent then longest = math.max(longest, now - sent) end
     end
     per_window[#per_window + 1] = n * 5 / (now - t0)
     overrun = math.max(overrun, now - t0 - 5) -- a 5 s sleep that woke late

@@ -119,7 +119,7 @@ local waitables = {
       local config = gloaming.Config.new(o.fake.token, gloaming.Intents.GUILDS):builder()
         :gateway_url(o.fake.url):build()
       o.shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
-      o.sub = o.shard:subscribe(F.TYPING_START)
+      o.sub = gloaming.core.shard_subscribe(o.shard, F.TYPING_START)
       o.shard:start()
       assert(o.fake:wait_ready(0, 5))
       return o

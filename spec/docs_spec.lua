@@ -28,7 +28,7 @@ local INTERNAL_MODULES = { core = true, cli = true }
 
 -- The C classes, by registry name: public ones say which call returns them.
 local C_CLASSES = {
-  ["gloaming.CoreShard"] = "public: Shard.new",
+  ["gloaming.Shard"] = "public: Shard.new",
   ["gloaming.Condition"] = "public: gloaming.Condition.new",
   ["gloaming.Process"] = "public: gloaming.process.spawn",
   ["gloaming.Task"] = "public: gloaming.spawn",
@@ -122,7 +122,6 @@ end
 -- How the README spells an owner (the last part of its path), besides
 -- itself and its lower-case form.
 local ALIASES = {
-  CoreShard = { "shard", "Shard" },
   ConfigBuilder = { "builder", "b" },
   Secret = { "token" },
   WebSocket = { "ws" },
@@ -193,6 +192,25 @@ describe("README", function()
     assert(#unknown == 0, "decide public or internal (and document if public): " .. table.concat(unknown, ", "))
   end)
 
+  -- The plumbing gloaming's own modules build on lives in the internal
+  -- gloaming.core, not on the object a user holds: permit, above all, would
+  -- let any code grant itself an identify permit.
+  it("leaves the shard plumbing off the public shard", function()
+    local PLUMBING = { "subscribe", "default_subscription", "raw_subscription", "session_raw",
+      "latency_raw", "ratelimiter_raw", "permit" }
+    testing.run(function()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), gloaming.Config.new("docs.spec.token", 0))
+      local on_shard = {}
+      for _, name in ipairs(PLUMBING) do
+        if shard[name] ~= nil then on_shard[#on_shard + 1] = name end
+      end
+      assert.are.same({}, on_shard)
+      -- and the identify permit is granted by nothing anyone can reach
+      for name in pairs(gloaming.core) do assert.is_nil(name:find "permit", name) end
+      shard:close()
+    end, 10)
+  end)
+
   it("says which modules are internal", function()
     -- each is named in a sentence that says "internal"
     local said = {}
@@ -215,7 +233,7 @@ describe("README", function()
 
   it("takes a name as documented only in a section that names its owner", function()
     assert.is_true(documented(sections "## Bots\n`bot:shutdown()`", "shutdown", "gloaming.Bot"))
-    assert.is_true(documented(sections "## Shards\n`:permit()` on a shard", "permit", "gloaming.CoreShard"))
+    assert.is_true(documented(sections "## Shards\n`:memory()` on a shard", "memory", "gloaming.Shard"))
     assert.is_false(documented(sections "## Bots\nbot\n## Runs\n`core.shutdown()`", "shutdown", "gloaming.Bot"))
   end)
 end)

@@ -17,10 +17,10 @@ describe("shard:next_event(flags, timeout)", function()
       -- a task woken by the first of two events read together: it runs
       -- between the reader's wake (by the second) and the reader's turn,
       -- and narrows the filter so the reader finds nothing to take
-      local other = shard:subscribe(F.MESSAGE_UPDATE)
+      local other = gloaming.core.shard_subscribe(shard, F.MESSAGE_UPDATE)
       local narrowed = gloaming.spawn(function()
         assert(other:next(5))
-        shard:default_subscription(F.GUILD_CREATE)
+        gloaming.core.shard_default_subscription(shard, F.GUILD_CREATE)
       end)
       local result
       local reader = gloaming.spawn(function()
@@ -53,7 +53,7 @@ describe("shard:next_event(flags, timeout)", function()
       -- woken by the first of two events read together, this task reads
       -- the default subscription itself between the reader's wake (by the
       -- second event) and the reader's turn
-      local other = shard:subscribe(F.MESSAGE_UPDATE)
+      local other = gloaming.core.shard_subscribe(shard, F.MESSAGE_UPDATE)
       local second_reader = gloaming.spawn(function()
         assert(other:next(5))
         second = false -- reading

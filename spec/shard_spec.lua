@@ -353,7 +353,7 @@ describe("a shard's events", function()
   it("does not decode an excluded event (its invalid JSON costs nothing)", function()
     virtual(function()
       local fake, shard = ready_shard()
-      local all = shard:subscribe(F.all())
+      local all = gloaming.core.shard_subscribe(shard, F.all())
       fake:inject(0, '{"op":0,"s":2,"t":"TYPING_START","d":{not json}}', "payload")
       fake:dispatch(0, "MESSAGE_CREATE", { content = "after" })
       -- the MESSAGE_CREATE reader never sees the broken TYPING_START

@@ -387,6 +387,9 @@ local REST_HINTS = {
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
   ETLSHOST = "check http.base_url: the certificate is for another host",
 }
+-- A shard that cannot be made (its CA file cannot be loaded): a start
+-- failure only (REST_HINTS also decide which identity failures stop a run).
+local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)" }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
@@ -469,7 +472,7 @@ end
 
 -- Why the shards could not be made, with what to do.
 local function start_failure(err, code)
-  local hint = REST_HINTS[code]
+  local hint = REST_HINTS[code] or START_HINTS[code]
   if not hint and type(code) == "number" and code >= 400 and code < 500 and code ~= 429 then
     -- Discord answers GET /gateway/bot with no other 4xx: it was not asked
     hint = BASE_URL_HINT
@@ -517,7 +520,7 @@ function Bot:run()
   if not shards and code == "ECANCELED" then
     -- cancelled while it started (Ctrl-C at startup): no failure, nothing
     -- started yet to close
-    self.http:close()
+    self.http:_drop_idle()
     return true
   end
   if not shards then
@@ -529,7 +532,7 @@ function Bot:run()
   local tasks = {}
   for i, shard in ipairs(shards) do
     shard:_on_fatal(function(s, c, reason, hint) on_fatal(self, s, c, reason, hint) end)
-    local sub = shard:subscribe(flags)
+    local sub = core.shard_subscribe(shard, flags)
     self.readers[i] = sub
     tasks[i] = core.spawn(function()
       local ok, rerr = xpcall(read, debug.traceback, self, sub)
@@ -631,7 +634,7 @@ function Bot:shutdown(tasks, saver)
     log.error("sessions lost: %s", serr)
     fail(self, "sessions lost: " .. serr, "ESESSIONS")
   end
-  self.http:close()
+  self.http:_drop_idle()
 end
 
 return Bot

@@ -158,7 +158,7 @@ local function stop_all(main, deadline)
   local GATEWAY_CLOSE = require("gloaming.event_type_flags").GATEWAY_CLOSE
   for _, shard in ipairs(core.live_shards()) do
     if not owned[shard] then
-      subs[#subs + 1] = shard:subscribe(GATEWAY_CLOSE)
+      subs[#subs + 1] = core.shard_subscribe(shard, GATEWAY_CLOSE)
       shard:close()
     end
   end

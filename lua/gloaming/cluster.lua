@@ -18,29 +18,44 @@ local function make(number, total, config, per_shard)
   return Shard.new(id, c)
 end
 
---- Shards from..to (to included) of total.
+-- The shards of numbers (a list), or nil, message, code for the first one
+-- that cannot be made (a CA file that cannot be loaded).
+local function make_all(numbers, total, config, per_shard)
+  local shards = {}
+  for _, n in ipairs(numbers) do
+    local shard, err, code = make(n, total, config, per_shard)
+    if not shard then
+      for _, s in ipairs(shards) do s:close() end
+      return nil, err, code
+    end
+    shards[#shards + 1] = shard
+  end
+  return shards
+end
+
+--- Shards from..to (to included) of total, or nil, message, code.
 function cluster.create_iterator(from, to, total, config, per_shard)
   if math.type(from) ~= "integer" or math.type(to) ~= "integer" or math.type(total) ~= "integer"
       or from < 0 or to < from or to >= total then
     error(("create_iterator: expected 0 <= from <= to < total, got %s, %s, %s")
       :format(tostring(from), tostring(to), tostring(total)), 2)
   end
-  local shards = {}
-  for n = from, to do shards[#shards + 1] = make(n, total, config, per_shard) end
-  return shards
+  local numbers = {}
+  for n = from, to do numbers[#numbers + 1] = n end
+  return make_all(numbers, total, config, per_shard)
 end
 
 --- Shards bucket_id, bucket_id + concurrency, ... below total: the shards
--- whose identifies share bucket bucket_id.
+-- whose identifies share bucket bucket_id (or nil, message, code).
 function cluster.create_bucket(bucket_id, concurrency, total, config, per_shard)
   if math.type(bucket_id) ~= "integer" or math.type(concurrency) ~= "integer"
       or math.type(total) ~= "integer" or concurrency < 1 or bucket_id < 0
       or bucket_id >= concurrency or bucket_id >= total then
     error("create_bucket: expected 0 <= bucket_id < concurrency and bucket_id < total", 2)
   end
-  local shards = {}
-  for n = bucket_id, total - 1, concurrency do shards[#shards + 1] = make(n, total, config, per_shard) end
-  return shards
+  local numbers = {}
+  for n = bucket_id, total - 1, concurrency do numbers[#numbers + 1] = n end
+  return make_all(numbers, total, config, per_shard)
 end
 
 --- Asks GET /gateway/bot for the shard count, sets the gateway URL from

@@ -260,7 +260,7 @@ local function exchange(s, method, path, body)
       local open = conn:is_open()
       if open and conn:pending() > 0 then -- more than one answer: out of step
         drop_unsolicited(s, conn)
-      elseif open and (resp.headers.connection or ""):lower() ~= "close" then
+      elseif open and not s.closed and (resp.headers.connection or ""):lower() ~= "close" then
         s.idle[#s.idle + 1] = conn
       else
         conn:close()
@@ -345,6 +345,7 @@ function Client:request(method, path, body)
     error("request(method, path, body): path must start with /", 2)
   end
   local s = state(self)
+  if s.closed then return nil, "closed", "ECLOSED" end
   method = method:upper()
   if type(body) == "table" then body = json.encode(body) end
   local route, major = route_of(method, path)
@@ -398,11 +399,19 @@ end
 -- remaining, reset_after (ms), max_concurrency } }.
 function Client:gateway_bot() return self:request("GET", "/gateway/bot") end
 
---- Closes kept-alive connections.
-function Client:close()
+-- Closes the kept-alive connections; the client goes on (a Bot's run ends
+-- so: its http stays usable after).
+function Client:_drop_idle()
   local s = state(self)
   for _, c in ipairs(s.idle) do c:close() end
   s.idle = {}
+end
+
+--- close(): closes the kept-alive connections and ends the client: every
+-- later request returns nil, "closed", "ECLOSED" (as every closed object).
+function Client:close()
+  state(self).closed = true
+  self:_drop_idle()
 end
 
 -- The routes a bot uses (messages, reactions, commands, interaction responses).

@@ -4,7 +4,7 @@ local options = require "gloaming.options"
 
 local gloaming = {
   _VERSION = core.version,
-  core = core,
+  core = core, -- internal (README): the bindings, changed without notice
 }
 
 --- Tasks and time (seconds everywhere).

@@ -85,9 +85,10 @@ end
 function sessions.snapshot(shards, token, total)
   local entries = {}
   for _, shard in ipairs(shards) do
-    local id, seq, url = shard:session_raw()
-    if id then
-      entries[tostring(shard:id():number())] = { session_id = id, sequence = seq, resume_url = url }
+    local session = shard:session()
+    if session then
+      entries[tostring(shard:id():number())] = { session_id = session:id(), sequence = session:sequence(),
+        resume_url = shard:resume_url() }
     end
   end
   return json.encode { version = 1, token = token:fingerprint(), total = total, shards = entries }

@@ -110,34 +110,32 @@ end
 
 local Ratelimiter = { __name = "gloaming.CommandRatelimiter" }
 Ratelimiter.__index = Ratelimiter
-local function limiter(self) return select(1, state(self).shard:ratelimiter_raw()) end
 --- Commands that may go out now.
-function Ratelimiter:available() return (state(self).shard:ratelimiter_raw()) or 0 end
+function Ratelimiter:available() return (core.shard_ratelimiter(state(self).shard)) or 0 end
 --- Commands allowed per 60 s on this connection.
-function Ratelimiter:max() return select(2, state(self).shard:ratelimiter_raw()) or 0 end
+function Ratelimiter:max() return select(2, core.shard_ratelimiter(state(self).shard)) or 0 end
 --- Seconds until a permit frees (0 when one is free).
-function Ratelimiter:next_available() return select(3, state(self).shard:ratelimiter_raw()) or 0 end
-Ratelimiter.limiter = limiter
+function Ratelimiter:next_available() return select(3, core.shard_ratelimiter(state(self).shard)) or 0 end
 
 -- }===============
 
 -- {=============== Shard ===============
 
-local Shard = core.class("gloaming.CoreShard")
-local meta = core.metatable("gloaming.CoreShard")
-meta.__name = "gloaming.Shard"
+local Shard = core.class("gloaming.Shard")
+local meta = core.metatable("gloaming.Shard")
 
 -- Identify permits: the queue's enqueue runs in a task of its own; a queue
--- that fails (nil, message) is asked again a second later.
+-- that fails (nil, message) is asked again a second later. permit(granted)
+-- is the answer (only this hook holds it).
 local hooks = {}
-function hooks.enqueue(shard)
+function hooks.enqueue(shard, permit)
   local queue, id = shard:_queue(), shard:id():number()
   while true do
     local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-    if ok and result then return shard:permit(true) end
-    if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
+    if ok and result then return permit(true) end
+    if code == "ECANCELED" or msg == "cancelled" then return permit(false) end
     log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
-    if not core.sleep(1) then return shard:permit(false) end
+    if not core.sleep(1) then return permit(false) end
   end
 end
 function hooks.release(shard, sent)
@@ -156,7 +154,8 @@ function hooks.fatal(shard, code, reason, hint)
   if watch then watch(shard, code, reason, hint) end
 end
 
---- Shard.new(shard_id, config)
+--- Shard.new(shard_id, config): the shard, or nil, message, code (ETLS:
+-- the CA file of config's tls cannot be loaded).
 function M.new_shard(shard_id, config)
   if getmetatable(shard_id) ~= ShardId then error("bad argument #1 to 'Shard.new' (ShardId expected)", 2) end
   local ok, Config = pcall(function() return require("gloaming.config").Config end)
@@ -166,7 +165,7 @@ function M.new_shard(shard_id, config)
   local c = state(config)
   local s = state(shard_id)
   local session = c.session or nil
-  local shard = core.shard_new {
+  local shard, err, code = core.shard_new {
     id = s.number,
     total = s.total,
     shard_id = shard_id,
@@ -185,6 +184,7 @@ function M.new_shard(shard_id, config)
     resume_url = session and c.resume_url or nil,
     hooks = hooks,
   }
+  if not shard then return nil, err, code end -- a CA file that cannot be loaded
   core.shard_extra(shard, { config = config, queue = c.queue, id = shard_id })
   return shard
 end
@@ -200,7 +200,7 @@ function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
 --- next_event(flags[, timeout]): the next event among flags, decoded.
 function Shard:next_event(flags, timeout)
   argcheck.timeout(timeout, 2, "next_event")
-  return argcheck.call("next_event", self.default_subscription, self, flags):next(timeout)
+  return argcheck.call("next_event", core.shard_default_subscription, self, flags):next(timeout)
 end
 
 --- for event in shard:events(flags) do ... end: a subscription of its own,
@@ -208,7 +208,7 @@ end
 -- logged them); the loop ends when the shard is closed (a fatal close says
 -- why). Leaving the loop closes the subscription.
 function Shard:events(flags)
-  local sub = argcheck.call("events", self.subscribe, self, flags)
+  local sub = argcheck.call("events", core.shard_subscribe, self, flags)
   local id = tostring(self:id())
   local function iter(s)
     while true do
@@ -229,7 +229,7 @@ end
 -- { kind = "close", code =, reason = }, raw and unfiltered.
 function Shard:next_message(timeout)
   argcheck.timeout(timeout, 1, "next_message")
-  local sub = self:raw_subscription() or self:subscribe(nil, true)
+  local sub = core.shard_raw_subscription(self) or core.shard_subscribe(self, nil, true)
   return sub:next(timeout)
 end
 
@@ -277,20 +277,20 @@ end
 
 --- session(): the Session (id and last sequence), or nil.
 function Shard:session()
-  local id, seq = self:session_raw()
+  local id, seq = core.shard_session(self)
   if id then return Session.new(id, seq) end
 end
 
 --- resume_url(): where this session resumes, or nil.
-function Shard:resume_url() return select(3, self:session_raw()) end
+function Shard:resume_url() return select(3, core.shard_session(self)) end
 
 --- latency(): a snapshot of heartbeat round trips.
-function Shard:latency() return core.object(Latency, self:latency_raw()) end
+function Shard:latency() return core.object(Latency, core.shard_latency(self)) end
 
 --- ratelimiter(): the command ratelimiter, nil while disconnected or
 -- when disabled.
 function Shard:ratelimiter()
-  if self:ratelimiter_raw() then return core.object(Ratelimiter, { shard = self }) end
+  if core.shard_ratelimiter(self) then return core.object(Ratelimiter, { shard = self }) end
 end
 
 local MessageSender = { __name = "gloaming.MessageSender" }
@@ -301,15 +301,27 @@ function MessageSender:is_closed()
   local name = core_state(state(self).shard)
   return name == "closed" or name == "fatally_closed"
 end
-function MessageSender:send(json, opts)
-  if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:send(json, opts)
-end
-function MessageSender:command(cmd, opts)
-  if self:is_closed() then return nil, "closed", "ECLOSED" end
-  return state(self).shard:command(cmd, opts)
-end
+-- As the shard's own: after close, nil, "closed" (or a fatal close's
+-- reason), "ECLOSED".
+function MessageSender:send(json, opts) return state(self).shard:send(json, opts) end
+function MessageSender:command(cmd, opts) return state(self).shard:command(cmd, opts) end
 function MessageSender:close(frame) return state(self).shard:close(frame) end
+
+-- A Lua method called on something that is no shard (shard.id(x)) raises
+-- as the C methods do, naming the method and gloaming.Shard, not the core
+-- function it calls (`bad argument #1 to 'shard_extra'`).
+for name, fn in pairs(Shard) do
+  if type(fn) == "function" and not name:find "^_" and debug.getinfo(fn, "S").what == "Lua" then
+    Shard[name] = function(self, ...)
+      if getmetatable(self) ~= meta then
+        local mt = getmetatable(self)
+        local got = type(mt) == "table" and type(rawget(mt, "__name")) == "string" and mt.__name or type(self)
+        error(("bad argument #1 to '%s' (gloaming.Shard expected, got %s)"):format(name, got), 2)
+      end
+      return fn(self, ...)
+    end
+  end
+end
 
 function meta.__tostring(self)
   local name, attempts = core_state(self)

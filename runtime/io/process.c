@@ -83,7 +83,7 @@ static void on_loop_close(gm_closable_t *c) {
 
 gm_process_t *gm_process_spawn(gm_loop_t *l, const gm_process_opts_t *opts,
                                gm_process_cb on_finished, void *data,
-                               int *err) {
+                               int *err, const char **why) {
   gm_process_t *p = gm_calloc(1, sizeof *p);
   if (p == NULL) {
     *err = GM_ENOMEM;
@@ -124,12 +124,16 @@ gm_process_t *gm_process_spawn(gm_loop_t *l, const gm_process_opts_t *opts,
   o.stdio = stdio;
   o.stdio_count = 3;
   p->process.data = p;
-  if (uv_spawn(&l->uv, &p->process, &o) != 0) {
-    /* the pipes and the timer are live handles: free once they close */
+  int r = uv_spawn(&l->uv, &p->process, &o);
+  if (r != 0) {
+    if (why) *why = uv_strerror(r);
+    /* the pipes, the timer and the process handle (libuv initialises it
+     * even when the spawn fails) are live: free once they close */
     p->released = true;
-    p->open_handles = 4;
+    p->open_handles = 5;
     for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)&p->pipes[i], on_handle_closed);
     uv_close((uv_handle_t *)&p->kill_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->process, on_handle_closed);
     *err = GM_EIO;
     return NULL;
   }

@@ -51,10 +51,12 @@ struct gm_process_s {
 };
 
 /* Starts opts->argv. Returns the process, or NULL with *err set (a GM_E*
- * code: GM_ENOMEM, or GM_EIO when the program cannot start). */
+ * code: GM_ENOMEM, or GM_EIO when the program cannot start) and *why (when
+ * why is not NULL) the system's static reason ("no such file or
+ * directory", "permission denied"). */
 gm_process_t *gm_process_spawn(gm_loop_t *l, const gm_process_opts_t *opts,
                                gm_process_cb on_finished, void *data,
-                               int *err);
+                               int *err, const char **why);
 /* Sends a signal (a SIG* number) unless it has exited. */
 void gm_process_kill(gm_process_t *p, int signum);
 /* The owner is done with it: a running process is killed, and p is freed

@@ -476,7 +476,9 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->loop = l;
   s->hooks = hooks;
   s->data = data;
-  if (gm_url_parse(c->gateway_url, strlen(c->gateway_url), &s->base, why)) {
+  int r = gm_url_parse(c->gateway_url, strlen(c->gateway_url), &s->base, why);
+  if (r) {
+    if (r == GM_ENOMEM) *why = "out of memory"; /* the parser explains only a bad URL */
     gm_free(s, sizeof *s);
     return NULL;
   }

@@ -19,6 +19,12 @@ struct gm_connect_s {
   int pending; /* libuv requests still referring to this struct */
   int last_err;
   bool finished;
+  /* An IP literal is tried inside gm_connect_start: a failure there (no
+   * memory, a synchronous connect error) is told on the next pass, never
+   * before the caller holds the connect (it would wait for it forever). */
+  bool starting;
+  int deferred_err;
+  const char *deferred_why; /* static text */
 };
 
 int gm_uv_error(int e) {
@@ -74,6 +80,12 @@ static void release(gm_connect_t *c) {
 static void finish(gm_connect_t *c, int err, const char *why, uv_tcp_t *tcp) {
   if (c->finished) {
     if (tcp) gm_tcp_close(tcp);
+    return;
+  }
+  if (c->starting && tcp == NULL) {
+    c->deferred_err = err;
+    c->deferred_why = why;
+    gm_timer_start(&c->timer, 0);
     return;
   }
   c->finished = true;
@@ -162,6 +174,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 
 static void on_timeout(gm_timer_t *t) {
   gm_connect_t *c = t->data;
+  if (c->deferred_err) {
+    finish(c, c->deferred_err, c->deferred_why, NULL);
+    release(c);
+    return;
+  }
   finish(c, GM_ETIMEDOUT, "timed out while connecting", NULL);
   /* Closing the handle makes on_connect run with ECANCELED. */
   if (c->tcp) gm_tcp_close(c->tcp);
@@ -183,7 +200,9 @@ gm_connect_t *gm_connect_start(gm_loop_t *l, const char *host, uint16_t port,
   struct sockaddr_in *v4 = (struct sockaddr_in *)&c->literal;
   struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->literal;
   if (uv_ip4_addr(host, port, v4) == 0 || uv_ip6_addr(host, port, v6) == 0) {
+    c->starting = true;
     attempt(c, (struct sockaddr *)&c->literal);
+    c->starting = false;
     return c;
   }
   struct addrinfo hints;

@@ -362,8 +362,9 @@ static int connect_url(lua_State *L, bool websocket) {
   gm_task_t *t = gm_task_current(L, rt);
   gm_url_t url;
   const char *why = NULL;
-  if (gm_url_parse(url_s, ulen, &url, &why))
-    return luaL_error(L, "bad %s URL: %s", websocket ? "websocket" : "HTTP", why);
+  int r = gm_url_parse(url_s, ulen, &url, &why);
+  if (r == GM_ENOMEM) return gm_raise_oom(L);
+  if (r) return luaL_error(L, "bad %s URL: %s", websocket ? "websocket" : "HTTP", why);
   if (url.websocket != websocket) {
     gm_url_free(&url);
     return luaL_error(L, websocket ? "bad websocket URL: the scheme must be ws or wss"
@@ -373,7 +374,7 @@ static int connect_url(lua_State *L, bool websocket) {
     o.tls = gm_tls_client_ctx(ca_file, &why);
     if (o.tls == NULL) {
       gm_url_free(&url);
-      return gm_push_fail(L, GM_ETLS, why);
+      return gm_push_fail(L, GM_ETLS, ca_file ? lua_pushfstring(L, "%s %s (tls.ca_file)", why, ca_file) : why);
     }
   }
   o.timeout_ns = gm_seconds_to_ns(timeout);
@@ -395,7 +396,8 @@ static int l_url_check(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &n);
   gm_url_t u;
   const char *why = NULL;
-  if (gm_url_parse(s, n, &u, &why)) return gm_push_fail(L, GM_EURL, why);
+  int r = gm_url_parse(s, n, &u, &why);
+  if (r) return gm_push_fail(L, r, why);
   lua_pushboolean(L, 1);
   lua_pushstring(L, u.scheme);
   gm_url_free(&u);
@@ -405,9 +407,11 @@ static int l_url_check(lua_State *L) {
 static int l_connect(lua_State *L) { return connect_url(L, true); }
 static int l_http_connect(lua_State *L) { return connect_url(L, false); }
 
-static void check_usable(lua_State *L, lconn_t *w, const char *what) {
-  if (w->user_closed)
-    luaL_error(L, "%s after close(): the connection is closed", what);
+
+/* Closed by us (close()), by the peer or by the run's end: every
+ * operation then returns nil, "closed", "ECLOSED", as on every object. */
+static bool gone(const lconn_t *w) {
+  return w->conn == NULL || !w->open || w->user_closed;
 }
 
 static void check_server(lua_State *L, lconn_t *w, const char *what) {
@@ -420,7 +424,8 @@ static void check_server(lua_State *L, lconn_t *w, const char *what) {
 static int conn_receive(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
-  check_usable(L, w, "receive");
+  /* after close(), as after the peer's end: every object says ECLOSED */
+  if (w->user_closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (w->receiver.task) return luaL_error(L, "another task is already receiving");
   item_t *it = take_item(w);
   if (it) {
@@ -446,9 +451,8 @@ static int wait_written(lua_State *L, lconn_t *w, uint64_t timeout) {
 }
 
 static int begin_send(lua_State *L, lconn_t *w) {
-  check_usable(L, w, "send");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (w->sender.task) return luaL_error(L, "another task is already sending");
-  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   return 0;
 }
 
@@ -475,7 +479,9 @@ static int conn_close(lua_State *L) {
   lua_Integer code = luaL_optinteger(L, 2, 1000);
   size_t rlen = 0;
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
-  double timeout = luaL_optnumber(L, 4, GM_DEFAULT_CLOSE_TIMEOUT_S);
+  /* checked as every timeout is (a negative or NaN one is misuse) */
+  uint64_t timeout = lua_isnoneornil(L, 4) ? gm_seconds_to_ns(GM_DEFAULT_CLOSE_TIMEOUT_S)
+                                           : gm_check_timeout(L, 4);
   if (w->user_closed || w->ended || w->conn == NULL) {
     w->user_closed = true;
     lua_pushboolean(L, 1);
@@ -494,7 +500,7 @@ static int conn_close(lua_State *L) {
   gm_task_t *t = w->server ? NULL : gm_task_current(L, w->rt);
   w->user_closed = true;
   free_queue(w);
-  gm_conn_close(w->conn, (int)code, reason, rlen, gm_seconds_to_ns(timeout));
+  gm_conn_close(w->conn, (int)code, reason, rlen, timeout);
   if (w->ended || t == NULL) { /* a server does not wait */
     lua_pushboolean(L, 1);
     return 1;
@@ -526,7 +532,7 @@ static int conn_respond(lua_State *L) {
   lua_Integer status = luaL_checkinteger(L, 2);
   size_t blen = 0;
   const char *body = luaL_optlstring(L, 4, "", &blen);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   lua_pushfstring(L, "HTTP/1.1 %d %s\r\n", (int)status, reason_phrase((int)status));
@@ -583,7 +589,7 @@ static int conn_upgrade(lua_State *L) {
   req.method = (char *)lua_tostring(L, -1);
   const char *key, *why;
   if (gm_ws_server_check(&req, &key, &why)) return gm_push_fail(L, GM_EHANDSHAKE, why);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_upgrade(w->conn, key, kind, max_message);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);
@@ -596,7 +602,7 @@ static int conn_send_payload(lua_State *L) {
   check_server(L, w, "send_payload");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_send_payload(w->conn, data, len);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);
@@ -608,7 +614,7 @@ static int conn_encode_payloads(lua_State *L) {
   lconn_t *w = check_conn(L, 1);
   check_server(L, w, "encode_payloads");
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (w->conn == NULL || !w->open) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_buf_t out = GM_BUF_INIT;
   lua_Integer n = luaL_len(L, 2);
   for (lua_Integer i = 1; i <= n; i++) {
@@ -641,8 +647,7 @@ static int conn_write_raw(lua_State *L) {
   const char *data = luaL_testudata(L, 2, GM_SECRET_MT)
                          ? gm_secret_get(L, 2, &len)
                          : luaL_checklstring(L, 2, &len);
-  check_usable(L, w, "write_raw");
-  if (!w->open || w->conn == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
+  if (gone(w)) return gm_push_fail(L, GM_ECLOSED, "closed");
   int r = gm_conn_write_raw(w->conn, data, len);
   if (r) return gm_push_fail(L, r, NULL);
   lua_pushboolean(L, 1);

@@ -73,7 +73,7 @@ static void stop(llistener_t *s) {
     s->tls = NULL;
   }
   gm_closable_remove(&s->closable);
-  gm_waiter_fail(&s->acceptor, GM_ECLOSED, "the listener is closed");
+  gm_waiter_fail(&s->acceptor, GM_ECLOSED, "closed");
 }
 
 static void on_loop_close(gm_closable_t *c) {
@@ -121,7 +121,7 @@ static int l_listen(lua_State *L) {
 static int listener_accept(lua_State *L) {
   llistener_t *s = check_listener(L, 1);
   uint64_t timeout = gm_check_timeout(L, 2);
-  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "the listener is closed");
+  if (!s->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (s->acceptor.task) return luaL_error(L, "another task is already accepting");
   gm_tcp_t *tcp = take_pending(s);
   if (tcp) {

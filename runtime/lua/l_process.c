@@ -28,6 +28,7 @@ typedef struct lproc_s {
   gm_process_t *p;
   gm_rt_t *rt;
   gm_waiter_t waiter;
+  const char *why; /* why it did not start (static text) */
 } lproc_t;
 
 static int push_result(lua_State *L, gm_process_t *p) {
@@ -117,9 +118,16 @@ static lproc_t *spawn(lua_State *L, gm_rt_t *rt) {
   lp->rt = rt;
   luaL_setmetatable(L, PROCESS_MT);
   int err;
-  lp->p = gm_process_spawn(loop, &o, on_finished, lp, &err);
-  if (lp->p == NULL && err == GM_ENOMEM) luaL_error(L, "out of memory");
+  lp->p = gm_process_spawn(loop, &o, on_finished, lp, &err, &lp->why);
+  if (lp->p == NULL && err == GM_ENOMEM) gm_raise_oom(L);
   return lp;
+}
+
+/* nil, "cannot start <program>: <why>", "EIO" */
+static int start_failure(lua_State *L, lproc_t *lp) {
+  lua_rawgeti(L, 1, 1);
+  return gm_push_fail(L, GM_EIO, lua_pushfstring(L, "cannot start %s: %s", lua_tostring(L, -1),
+                                                 lp->why ? lp->why : "unknown reason"));
 }
 
 static int wait_for(lua_State *L, lproc_t *lp, uint64_t timeout) {
@@ -130,7 +138,8 @@ static int wait_for(lua_State *L, lproc_t *lp, uint64_t timeout) {
 
 static int l_process_spawn(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
-  if (spawn(L, rt)->p == NULL) return gm_push_fail(L, GM_EIO, "cannot start the program");
+  lproc_t *lp = spawn(L, rt);
+  if (lp->p == NULL) return start_failure(L, lp);
   return 1;
 }
 
@@ -138,7 +147,7 @@ static int l_process_run(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   gm_task_current(L, rt); /* waits: raises outside of a task before spawning */
   lproc_t *lp = spawn(L, rt);
-  if (lp->p == NULL) return gm_push_fail(L, GM_EIO, "no such file or directory");
+  if (lp->p == NULL) return start_failure(L, lp);
   return wait_for(L, lp, UINT64_MAX);
 }
 

@@ -157,7 +157,7 @@ static int queue_enqueue(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
   uint32_t id = check_shard_id(L, 2);
   gm_task_t *t = gm_task_current(L, lq->rt);
-  if (!bind_loop(L, lq)) return luaL_error(L, "out of memory");
+  if (!bind_loop(L, lq)) return gm_raise_oom(L);
   /* served from the loop, so every waiter of this pass is queued first */
   gm_timer_start(&lq->timer, 0);
   return gm_waitlist_wait(L, &lq->waiting, t, id, UINT64_MAX);
@@ -181,7 +181,7 @@ static int queue_update(lua_State *L) {
   if (lq->timer_loop) {
     if (gm_idq_update(&lq->q, lq->max_concurrency, lq->remaining, lq->total,
                       lq->reset_after, gm_loop_now(lq->timer_loop)))
-      return luaL_error(L, "out of memory");
+      return gm_raise_oom(L);
     gm_idq_set_window(&lq->q, lq->window, lq->margin);
     gm_timer_start(&lq->timer, 0);
   }

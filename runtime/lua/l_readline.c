@@ -336,10 +336,12 @@ static void on_loop_close(gm_closable_t *c) {
 }
 
 static term_t *check_term(lua_State *L, int i) {
-  term_t *t = luaL_checkudata(L, i, READLINE_MT);
-  if (!t->open) luaL_error(L, "the terminal is closed");
-  return t;
+  return luaL_checkudata(L, i, READLINE_MT);
 }
+
+/* After close(), as on every object: nil, "closed", "ECLOSED". */
+#define RETURN_IF_CLOSED(L, t) \
+  if (!(t)->open) return gm_push_fail((L), GM_ECLOSED, "closed")
 
 /* Key bindings readline users expect, as libedit's readline emulation
  * sets them; ~/.editrc (el_source) may change them after. */
@@ -452,6 +454,7 @@ static int term_read(lua_State *L) {
   term_t *t = check_term(L, 1);
   size_t n;
   const char *prompt = luaL_optlstring(L, 2, "> ", &n);
+  RETURN_IF_CLOSED(L, t);
   if (t->reader.task) return luaL_error(L, "another task is already reading");
   if (t->eof) return gm_push_fail(L, GM_ECLOSED, "end of input");
   gm_task_t *task = gm_task_current(L, t->rt);
@@ -475,6 +478,7 @@ static int term_read(lua_State *L) {
 
 static int term_interrupt(lua_State *L) {
   term_t *t = check_term(L, 1);
+  RETURN_IF_CLOSED(L, t);
   if (!t->installed || t->reader.task == NULL) {
     lua_pushboolean(L, 0);
     return 1;
@@ -492,6 +496,7 @@ static int term_print(lua_State *L) {
   term_t *t = check_term(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
+  RETURN_IF_CLOSED(L, t);
   if (n > 0) above_prompt(t, stdout, s, n);
   return 0;
 }
@@ -499,6 +504,7 @@ static int term_print(lua_State *L) {
 static int term_add_history(lua_State *L) {
   term_t *t = check_term(L, 1);
   const char *line = luaL_checkstring(L, 2);
+  RETURN_IF_CLOSED(L, t);
   if (*line == '\0') {
     lua_pushboolean(L, 0);
     return 1;
@@ -522,6 +528,7 @@ static int term_add_history(lua_State *L) {
 
 static int term_log_here(lua_State *L) {
   term_t *t = check_term(L, 1);
+  RETURN_IF_CLOSED(L, t);
   bool on = lua_toboolean(L, 2);
   if (on != t->log_here) gm_log_set_sink(on ? log_sink : NULL, on ? t : NULL);
   t->log_here = on;

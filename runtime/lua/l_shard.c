@@ -2,13 +2,20 @@
  * them into the documented API).
  *
  *   core.shard_new(spec) -> shard     spec: see lua/gloaming/shard.lua
- *   shard:subscribe(flags | nil, raw) -> subscription
- *   shard:default_subscription(flags) -> the one next_event uses
+ *   shard:start() shard:close(code, reason) shard:send(json[, {wait=}])
+ *   shard:state() -> name, attempts   shard:memory()
+ *
+ * The plumbing the Lua side builds on is not on the shard object, where any
+ * user would find it, but in the internal gloaming.core:
+ *   core.shard_subscribe(shard, flags | nil, raw) -> subscription
+ *   core.shard_default_subscription(shard, flags) -> the one next_event uses
+ *   core.shard_raw_subscription(shard) -> next_message's, or nil
+ *   core.shard_session(shard) -> id, seq, url
+ *   core.shard_latency(shard) -> table   core.shard_ratelimiter(shard)
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
- *   shard:start() shard:close(code, reason) shard:send(json[, {wait=}])
- *   shard:state() -> name, attempts   shard:session_raw() -> id, seq, url
- *   shard:latency_raw() shard:ratelimiter_raw() shard:memory()
+ * The identify permit is answered only through the function the enqueue
+ * hook is given: no other code can grant a shard a permit.
  *
  * Events are decoded here, when a reader takes them: the payload's `d` goes
  * through cjson in the reader's own task, and only for wanted events. */
@@ -26,7 +33,7 @@
 #include "proto/defaults.h"
 #include "proto/errors.h"
 
-#define SHARD_MT "gloaming.CoreShard"
+#define SHARD_MT "gloaming.Shard"
 #define SUB_MT "gloaming.Subscription"
 /* Bytes a subscription may hold before the shard stops reading (the
  * Config's default, exported in core.shard_defaults). */
@@ -136,9 +143,27 @@ static void run_hook(lshard_t *ls, const char *name, int nargs,
   lua_pop(L, 1);
 }
 
+/* permit(granted): the enqueue hook's answer, given once in every case, so
+ * that the shard never holds a finished task. Upvalues: the shard, and
+ * whether this request was answered (a second answer would grant twice). */
+static int hook_permit(lua_State *L) {
+  if (lua_toboolean(L, lua_upvalueindex(2))) return 0;
+  lua_pushboolean(L, 1);
+  lua_replace(L, lua_upvalueindex(2));
+  lshard_t *ls = luaL_checkudata(L, lua_upvalueindex(1), SHARD_MT);
+  if (ls->s == NULL) return 0;
+  ls->permit_task = NULL;
+  if (lua_toboolean(L, 1)) gm_shard_permit(ls->s);
+  return 0;
+}
+
 static void h_request_permit(gm_shard_t *s) {
   lshard_t *ls = s->data;
-  run_hook(ls, "enqueue", 0, &ls->permit_task);
+  lua_State *L = ls->rt->L;
+  push_shard(L, ls);
+  lua_pushboolean(L, 0);
+  lua_pushcclosure(L, hook_permit, 2);
+  run_hook(ls, "enqueue", 1, &ls->permit_task);
 }
 
 static void h_release_permit(gm_shard_t *s, bool sent) {
@@ -364,7 +389,7 @@ static int push_message(lua_State *L, gm_item_t *it) {
 /* Takes the next item for a reader: values pushed, or -1 to wait. */
 static int try_take(lua_State *L, lsub_t *lsub) {
   lshard_t *ls = lsub->ls;
-  if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "the subscription is closed");
+  if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_item_t *it;
   while ((it = gm_sub_pop(lsub->sub)) != NULL) {
     /* next_event's filter may have narrowed since the item was queued */
@@ -396,7 +421,7 @@ static int wait_for_item(lua_State *L, gm_task_t *t, lsub_t *lsub,
 static int sub_next_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
-  if (t->nresume > 0) return t->nresume; /* timed out or cancelled */
+  if (t->nresume > 0) return gm_task_results(L, t); /* timed out or cancelled */
   lsub_t *lsub = t->wait_data;
   int n = try_take(L, lsub);
   if (n >= 0) return n;
@@ -434,7 +459,7 @@ static void close_sub(lsub_t *lsub) {
   gm_task_t *t = gm_waiter_take(&lsub->reader);
   if (lsub->ls->s && !lsub->is_default) gm_sub_close(lsub->sub);
   lsub->sub = NULL;
-  if (t) gm_task_fail(t, GM_ECLOSED, "the subscription is closed");
+  if (t) gm_task_fail(t, GM_ECLOSED, "closed");
 }
 
 static int sub_close(lua_State *L) {
@@ -490,9 +515,11 @@ static int shard_subscribe(lua_State *L) {
   bool raw = lua_toboolean(L, 3);
   gm_check_flags(L, 2, &f);
   if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, gm_shard_reason(ls->s));
-  pin(L, ls, 1, true);
+  /* an ended shard is not pinned again (it would stay in gloaming.shards());
+   * its new subscription says ECLOSED */
+  pin(L, ls, 1, !ls->s->ended);
   gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
-  if (sub == NULL) return luaL_error(L, "out of memory");
+  if (sub == NULL) return gm_raise_oom(L);
   new_sub(L, 1, ls, sub, false);
   if (raw) { /* next_message keeps one raw subscription */
     lua_pushvalue(L, -1);
@@ -526,6 +553,7 @@ static int shard_raw_sub(lua_State *L) {
 
 static int shard_start(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
+  if (ls->user_closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   gm_rt_loop(L, ls->rt);
   start(L, ls, 1);
   return 0;
@@ -666,15 +694,6 @@ static int shard_memory(lua_State *L) {
   return 1;
 }
 
-/* permit(granted): the enqueue hook's answer, in every case, so that the
- * shard never holds a finished task. */
-static int shard_permit(lua_State *L) {
-  lshard_t *ls = check_shard(L, 1);
-  ls->permit_task = NULL;
-  if (lua_toboolean(L, 2)) gm_shard_permit(ls->s);
-  return 0;
-}
-
 /* shard_extra(shard[, table]): the Lua side's own fields of a shard. */
 static int l_shard_extra(lua_State *L) {
   luaL_checkudata(L, 1, SHARD_MT);
@@ -768,13 +787,17 @@ static int l_shard_new(lua_State *L) {
   c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_url_t probe;
   const char *why = NULL;
-  if (gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why))
-    return luaL_error(L, "bad gateway URL: %s", why);
+  int r = gm_url_parse(c.gateway_url, strlen(c.gateway_url), &probe, &why);
+  if (r == GM_ENOMEM) return gm_raise_oom(L);
+  if (r) return luaL_error(L, "bad gateway URL: %s", why);
   bool tls = probe.tls;
   gm_url_free(&probe);
   if (tls) {
-    c.tls = gm_tls_client_ctx(opt_string(L, 1, "ca_file"), &why);
-    if (c.tls == NULL) return gm_push_fail(L, GM_ETLS, why);
+    const char *ca_file = opt_string(L, 1, "ca_file");
+    c.tls = gm_tls_client_ctx(ca_file, &why);
+    /* the file named: the shard is made long before it connects */
+    if (c.tls == NULL)
+      return gm_push_fail(L, GM_ETLS, ca_file ? lua_pushfstring(L, "%s %s (tls.ca_file)", why, ca_file) : why);
   }
   lshard_t *ls = lua_newuserdatauv(L, sizeof *ls, UV_COUNT);
   memset(ls, 0, sizeof *ls);
@@ -792,6 +815,7 @@ static int l_shard_new(lua_State *L) {
   lua_setiuservalue(L, -2, UV_IDENTIFY);
   ls->s = gm_shard_new(loop, &c, &hooks, ls, &why);
   if (c.tls) gm_tls_ctx_release(c.tls);
+  if (ls->s == NULL && why && strcmp(why, gm_strerror(GM_ENOMEM)) == 0) return gm_raise_oom(L);
   if (ls->s == NULL) return luaL_error(L, "cannot create the shard: %s", why);
   lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.all_shards");
   lua_pushvalue(L, -2);
@@ -802,18 +826,11 @@ static int l_shard_new(lua_State *L) {
 
 int gm_open_shard(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"subscribe", shard_subscribe},
-      {"default_subscription", shard_default_sub},
-      {"raw_subscription", shard_raw_sub},
       {"start", shard_start},
       {"close", shard_close},
       {"send", shard_send},
       {"state", shard_state},
-      {"session_raw", shard_session_raw},
-      {"latency_raw", shard_latency_raw},
-      {"ratelimiter_raw", shard_ratelimiter_raw},
       {"memory", shard_memory},
-      {"permit", shard_permit},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", shard_gc}, {NULL, NULL}};
   static const luaL_Reg sub_methods[] = {{"next", sub_next},
@@ -826,6 +843,12 @@ int gm_open_shard(lua_State *L) {
                                       {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"shard_new", l_shard_new},
                                    {"shard_extra", l_shard_extra},
+                                   {"shard_subscribe", shard_subscribe},
+                                   {"shard_default_subscription", shard_default_sub},
+                                   {"shard_raw_subscription", shard_raw_sub},
+                                   {"shard_session", shard_session_raw},
+                                   {"shard_latency", shard_latency_raw},
+                                   {"shard_ratelimiter", shard_ratelimiter_raw},
                                    {"parse", l_parse},
                                    {"live_shards", l_live_shards},
                                    {NULL, NULL}};

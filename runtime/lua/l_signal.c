@@ -75,7 +75,7 @@ static int l_on_signal(lua_State *L) {
     if (signum == 0) return luaL_error(L, "unknown signal '%s'", name);
     lua_pop(L, 1);
     uv_signal_t *h = gm_malloc(sizeof *h);
-    if (h == NULL) return luaL_error(L, "out of memory");
+    if (h == NULL) return gm_raise_oom(L);
     uv_signal_init(&loop->uv, h);
     h->data = w;
     uv_signal_start(h, on_signal, signum);

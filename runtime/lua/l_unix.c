@@ -40,6 +40,7 @@ typedef struct lstream_s {
   gm_ustream_t *u; /* NULL once collected */
   gm_rt_t *rt;
   gm_waiter_t reader, flusher, connector;
+  bool closed; /* by close(): every later read, write and flush says ECLOSED */
 } lstream_t;
 
 /* Hands the reader what arrived, or the end of input. */
@@ -85,8 +86,8 @@ static const gm_ustream_handler_t handler = {
 
 /* Ends the stream: whoever waits on it fails, reads and flushes alike. */
 static void stream_close(lstream_t *ls, bool graceful) {
-  gm_waiter_fail(&ls->reader, GM_ECLOSED, "the stream is closed");
-  gm_waiter_fail(&ls->flusher, GM_ECLOSED, "the stream is closed");
+  gm_waiter_fail(&ls->reader, GM_ECLOSED, "closed");
+  gm_waiter_fail(&ls->flusher, GM_ECLOSED, "closed");
   if (ls->u) gm_ustream_close(ls->u, graceful);
 }
 
@@ -98,7 +99,7 @@ static lstream_t *new_stream(lua_State *L, gm_rt_t *rt, gm_ustream_t *u) {
   ls->rt = rt;
   luaL_setmetatable(L, STREAM_MT);
   if (u == NULL) u = gm_ustream_new(rt->loop, &handler, NULL);
-  if (u == NULL) luaL_error(L, "out of memory");
+  if (u == NULL) gm_raise_oom(L);
   u->data = ls;
   ls->u = u;
   return ls;
@@ -121,6 +122,7 @@ static int stream_read(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (ls->reader.task) return luaL_error(L, "another task is already reading");
   if (u->in.len > 0) {
     lua_pushlstring(L, (const char *)u->in.data, u->in.len);
@@ -135,9 +137,9 @@ static int stream_write(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   const char *why;
   int err = gm_ustream_write(ls->u, data, len, &why);
-  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
   if (err) return gm_push_fail(L, err, why);
   lua_pushboolean(L, 1);
   return 1;
@@ -147,18 +149,21 @@ static int stream_flush(lua_State *L) {
   lstream_t *ls = check_stream(L, 1);
   gm_ustream_t *u = ls->u;
   uint64_t timeout = gm_check_timeout(L, 2);
+  if (ls->closed) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (u->write_err) return gm_push_fail(L, u->write_err, NULL);
   if (gm_ustream_flushed(u)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (!u->open) return gm_push_fail(L, GM_ECLOSED, "the stream is closed");
+  if (!u->open) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (ls->flusher.task) return luaL_error(L, "another task is already flushing");
   return gm_waiter_wait(L, &ls->flusher, gm_task_current(L, ls->rt), timeout);
 }
 
 static int stream_l_close(lua_State *L) {
-  stream_close(check_stream(L, 1), true);
+  lstream_t *ls = check_stream(L, 1);
+  ls->closed = true;
+  stream_close(ls, true);
   return 0;
 }
 
@@ -205,8 +210,8 @@ static void connect_abandoned(gm_waiter_t *slot) {
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
-  if (t->nresume > 0) return t->nresume; /* timed out or cancelled */
-  lua_pushvalue(L, 3);                   /* the stream */
+  if (t->nresume > 0) return gm_task_results(L, t); /* failed, timed out or cancelled */
+  lua_pushvalue(L, 3);                                /* the stream */
   return 1;
 }
 
@@ -277,7 +282,6 @@ static int l_unix_listen(lua_State *L) {
   char why[512];
   int err = gm_ulistener_start(&ll->l, loop, path, &handler, on_accept, ll,
                                why, sizeof why);
-  if (err == GM_ENOMEM) return luaL_error(L, "out of memory");
   if (err) return gm_push_fail(L, err, why);
   lua_pushvalue(L, 2);
   ll->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);

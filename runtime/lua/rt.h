@@ -118,6 +118,10 @@ int gm_task_wait_k(lua_State *L, gm_task_t *task, void *object,
 /* Ends a wait: push nresults values onto task->co first. */
 void gm_task_wake(gm_task_t *task, int nresults);
 
+/* In a wait's continuation: the number of values the wake pushed, or a
+ * raise for an ENOMEM failure (the out-of-memory rule, gm_raise_oom). */
+int gm_task_results(lua_State *L, gm_task_t *task);
+
 /* task:cancel(): a waiting task gets ECANCELED now, another one at its
  * next wait. False when the task is done. */
 bool gm_task_cancel(gm_task_t *task);
@@ -125,8 +129,13 @@ bool gm_task_cancel(gm_task_t *task);
 /* Wakes the task with nil, message, code (code: a GM_E* value). */
 void gm_task_fail(gm_task_t *task, int err, const char *message);
 
-/* Pushes a failure triple on L and returns 3: `return gm_push_fail(...)`. */
+/* Pushes a failure triple on L and returns 3: `return gm_push_fail(...)`.
+ * GM_ENOMEM raises instead (gm_raise_oom): one rule for out of memory. */
 int gm_push_fail(lua_State *L, int err, const char *message);
+
+/* Out of memory raises "not enough memory", as Lua itself does, from every
+ * binding: never a nil, message, "ENOMEM" to check for. */
+int gm_raise_oom(lua_State *L);
 
 /* Seconds from Lua (nil or absent: forever) to ns; raises when negative. */
 uint64_t gm_check_timeout(lua_State *L, int arg);

@@ -35,7 +35,13 @@ gm_task_t *gm_task_current(lua_State *L, gm_rt_t *rt) {
   return t;
 }
 
+int gm_raise_oom(lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  return lua_error(L);
+}
+
 int gm_push_fail(lua_State *L, int err, const char *message) {
+  if (err == GM_ENOMEM) return gm_raise_oom(L);
   luaL_pushfail(L);
   lua_pushstring(L, message ? message : gm_strerror(err));
   lua_pushstring(L, gm_err_name(err));
@@ -92,10 +98,17 @@ static gm_task_t *dequeue(gm_rt_t *rt) {
 
 /* }=============== */
 
+int gm_task_results(lua_State *L, gm_task_t *t) {
+  int n = t->nresume;
+  if (n == 3 && lua_isnil(L, -3) && lua_type(L, -1) == LUA_TSTRING &&
+      strcmp(lua_tostring(L, -1), "ENOMEM") == 0)
+    return gm_raise_oom(L);
+  return n;
+}
+
 static int wait_continue(lua_State *L, int status, lua_KContext ctx) {
-  (void)L;
   (void)status;
-  return ((gm_task_t *)ctx)->nresume;
+  return gm_task_results(L, (gm_task_t *)ctx);
 }
 
 int gm_task_wait_k(lua_State *L, gm_task_t *t, void *object,
@@ -130,8 +143,13 @@ void gm_task_wake(gm_task_t *t, int nresults) {
 }
 
 void gm_task_fail(gm_task_t *t, int err, const char *message) {
+  /* not gm_push_fail: nothing may raise in a callback; for ENOMEM the
+   * task raises once it runs again (gm_task_results) */
   lua_checkstack(t->co, 3);
-  gm_task_wake(t, gm_push_fail(t->co, err, message));
+  luaL_pushfail(t->co);
+  lua_pushstring(t->co, message ? message : gm_strerror(err));
+  lua_pushstring(t->co, gm_err_name(err));
+  gm_task_wake(t, 3);
 }
 
 /* Ends a wait from outside (timeout, cancel): the object lets go first. */

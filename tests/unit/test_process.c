@@ -47,7 +47,7 @@ static gm_process_t *start(fixture_t *f, const char *const *argv,
                          .input_len = input ? strlen(input) : 0,
                          .timeout_ns = timeout_ns};
   int err = 0;
-  gm_process_t *p = gm_process_spawn(&f->loop, &o, on_finished, f, &err);
+  gm_process_t *p = gm_process_spawn(&f->loop, &o, on_finished, f, &err, NULL);
   assert_non_null(p);
   return p;
 }
@@ -115,8 +115,10 @@ static void a_missing_program_is_an_error(void **state) {
   gm_process_opts_t o = {.argv = argv, .env = (const char *const *)environ,
                          .timeout_ns = UINT64_MAX};
   int err = 0;
-  assert_null(gm_process_spawn(&f->loop, &o, on_finished, f, &err));
+  const char *why = NULL;
+  assert_null(gm_process_spawn(&f->loop, &o, on_finished, f, &err, &why));
   assert_int_equal(GM_EIO, err);
+  assert_string_equal("no such file or directory", why); /* the cause, for the message */
 }
 
 int main(void) {

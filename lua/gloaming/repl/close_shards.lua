@@ -11,7 +11,7 @@ local function close_shards(grace)
   local F = g.EventTypeFlags
   local subs = {}
   for _, shard in ipairs(g.shards()) do
-    local sub = shard:subscribe(F.GATEWAY_CLOSE)
+    local sub = core.shard_subscribe(shard, F.GATEWAY_CLOSE)
     if sub then subs[#subs + 1] = sub end
     shard:close(g.CloseFrame.NORMAL)
   end
