@@ -128,17 +128,14 @@ local meta = core.metatable("gloaming.CoreShard")
 meta.__name = "gloaming.Shard"
 
 -- Identify permits: the queue's enqueue runs in a task of its own; a queue
--- that fails (nil, message) is asked again a second later.
+-- that fails (nil, message) is the machine's to retry (it asks again).
 local hooks = {}
 function hooks.enqueue(shard)
   local queue, id = shard:_queue(), shard:id():number()
-  while true do
-    local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-    if ok and result then return shard:permit(true) end
-    if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
-    log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
-    if not core.sleep(1) then return shard:permit(false) end
-  end
+  local ok, result, msg, code = pcall(queue.enqueue, queue, id)
+  if ok and result then return shard:permit(true) end
+  if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
+  return shard:permit(false, ok and tostring(msg) or tostring(result))
 end
 function hooks.release(shard, sent)
   local queue = shard:_queue()
@@ -171,7 +168,7 @@ function M.new_shard(shard_id, config)
     total = s.total,
     shard_id = shard_id,
     token = c.token,
-    identify = config:identify_payload(s.number, s.total),
+    identity = config:_identity(),
     gateway_url = c.gateway_url,
     compression = c.compression or nil,
     ca_file = c.tls and c.tls.ca_file or nil,
