@@ -255,4 +255,25 @@ describe("a misbehaving gateway", function()
       shard:close()
     end)
   end)
+
+  it("asks an identify queue that failed again a second later, then identifies", function()
+    virtual(function()
+      local fake = testing.gateway {}
+      local asked = {}
+      local queue = {
+        enqueue = function()
+          asked[#asked + 1] = gloaming.now()
+          if #asked == 1 then return nil, "queue down" end
+          return true
+        end,
+      }
+      local shard = new_shard(fake, { queue = queue })
+      local ready = next_of(shard, F.READY)
+      assert.are.equal("READY", ready.type)
+      assert.are.equal(2, #asked)
+      local gap = asked[2] - asked[1]
+      assert.is_true(gap >= 1 and gap < 1.1, ("asked again after %.3f s"):format(gap))
+      shard:close()
+    end)
+  end)
 end)

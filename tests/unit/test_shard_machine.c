@@ -1942,6 +1942,223 @@ static void commands_past_their_deadline_are_dropped_not_sent(void **state) {
 
 /* }=============== */
 
+
+/* {=============== issue 16: phases, actions, what the machine read =============== */
+
+/* Each step of a connection is one named phase, and the state users see is
+ * its column. */
+static void each_step_of_a_connection_is_a_named_phase(void **state) {
+  (void)state;
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  gm_sm_start(&M, w.now);
+  assert_int_equal(GM_SM_CONNECTING, M.phase);
+  assert_string_equal("connecting", gm_sm_phase_name(M.phase));
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  gm_sm_opened(&M, w.now);
+  assert_int_equal(GM_SM_AWAIT_HELLO, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  hello();
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(GM_SM_AWAIT_READY, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  ready(1);
+  assert_int_equal(GM_SM_ACTIVE, M.phase);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
+  assert_int_not_equal(NEVER, M.stable_at); /* it reached READY */
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  assert_int_equal(GM_SM_CLOSING, M.phase);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello(); /* a session: Resume at once */
+  assert_int_equal(GM_SM_AWAIT_RESUMED, M.phase);
+  assert_int_equal(GM_SM_COUNTS_RESUME, M.counts);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
+  dispatch("RESUMED", 2);
+  assert_int_equal(GM_SM_ACTIVE, M.phase);
+  /* full buffers for an interval: held until they drain */
+  gm_sm_pause(&M, w.now, true);
+  tick_at(w.now + INTERVAL);
+  assert_int_equal(GM_SM_HELD, M.phase);
+  assert_int_equal(GM_SM_COUNTS_VOLUNTARY, M.counts);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  gm_sm_pause(&M, w.now, false);
+  gm_sm_drained(&M, w.now);
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+}
+
+/* The user's close: the life says closed at once, the shard has ended
+ * only once the gateway answered. */
+static void a_user_close_is_the_life_beside_the_phase(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_close(&M, w.now, 4000, "bye");
+  assert_int_equal(GM_SM_USER_CLOSED, M.life);
+  assert_int_equal(GM_SM_CLOSING, M.phase);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_false(gm_sm_ended(&M));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_true(gm_sm_ended(&M));
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+}
+
+/* The machine calls no I/O: a close decided while a payload is read is an
+ * action the driver takes once gm_sm_payload returned. (The fixture takes
+ * actions after every input; the parenthesised names call the machine
+ * itself.) */
+static void closing_is_an_action_taken_after_the_input(void **state) {
+  (void)state;
+  to_active();
+  const char *op7 = "{\"op\":7,\"d\":null}";
+  gm_envelope_t env;
+  assert_int_equal(0, gm_envelope_scan(op7, strlen(op7), &env));
+  assert_int_equal(0, (gm_sm_payload)(&M, w.now, op7, strlen(op7), &env));
+  assert_int_equal(0, w.n); /* no effect ran for it */
+  gm_sm_action_t a;
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_CLOSE, a.kind);
+  assert_int_equal(4000, a.code);
+  assert_false(a.now);
+  assert_string_equal("reconnect requested", a.reason);
+  assert_int_equal(GM_SM_CLOSE_TIMEOUT_NS, a.timeout_ns);
+  assert_false(gm_sm_next_action(&M, &a));
+  /* a drop: the socket goes first, then its GATEWAY_CLOSE */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  tick_next();
+  (gm_sm_opened)(&M, w.now);
+  w.now += GM_SM_HELLO_TIMEOUT_NS;
+  (gm_sm_tick)(&M, w.now);
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_CLOSE, a.kind);
+  assert_true(a.now);
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_EMIT_CLOSE, a.kind);
+  assert_int_equal(1006, a.code);
+  assert_int_equal(GM_CLOSED_BY_SHARD, a.by);
+  assert_string_equal("no Hello from the gateway", a.reason);
+  assert_false(gm_sm_next_action(&M, &a));
+  /* the reconnect: a CONNECT action with the connect timeout */
+  clear_log();
+  tick_next();
+  assert_string_equal(RESUME, only(FX_CONNECT)->text);
+}
+
+/* What the machine read of Hello and op 9 is kept for the driver, which
+ * hands it to readers instead of parsing again; so is the last close. */
+static void what_the_machine_read_is_exposed(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_int_equal(INTERVAL_MS, M.parsed.hello_interval_ms);
+  /* a second Hello is read (and ignored): a bad one is refused */
+  assert_int_equal(0, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":5}}"));
+  assert_int_equal(5, M.parsed.hello_interval_ms);
+  assert_int_equal(GM_EDECODE, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":0}}"));
+  assert_int_equal(-1, M.parsed.hello_interval_ms);
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase); /* nothing else changed */
+  assert_int_equal(-1, gm_sm_parse_hello("{}", 2, NULL, NULL));
+  assert_int_equal(0, feed("{\"op\":9,\"d\":true}"));
+  assert_true(M.parsed.resumable);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}")); /* not connected */
+  assert_false(M.parsed.resumable);
+  assert_false(gm_sm_parse_resumable("\"true\"", 6));
+  assert_int_equal(4000, M.last_close.code);
+  assert_int_equal(GM_CLOSED_BY_SHARD, M.last_close.by);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_int_equal(1006, M.last_close.code);
+  assert_int_equal(GM_CLOSED_BY_TRANSPORT, M.last_close.by);
+}
+
+/* The identify queue failing is the machine's to retry: it asks again a
+ * second later while the connection waits (heartbeats go on). */
+static void a_failed_identify_queue_is_asked_again(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  only(FX_REQUEST);
+  clear_log();
+  gm_sm_permit_failed(&M, w.now, "redis down");
+  assert_true(logged("identify queue: redis down; asking again in 1 s"));
+  assert_int_equal(0, w.n);
+  assert_int_equal(w.now + GM_SM_PERMIT_RETRY_NS, gm_sm_next_deadline(&M));
+  gm_sm_permit_failed(&M, w.now, "twice"); /* one retry at a time */
+  assert_int_equal(w.now + GM_SM_PERMIT_RETRY_NS, gm_sm_next_deadline(&M));
+  tick_at(w.now + GM_SM_PERMIT_RETRY_NS - 1);
+  assert_int_equal(0, count(FX_REQUEST));
+  tick_at(w.now + 1);
+  only(FX_REQUEST);
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  gm_sm_permit(&M, w.now);
+  assert_sent(only(FX_SEND), IDENTIFY);
+  /* a connection lost during the wait gives the wait back, once */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit_failed(&M, w.now, "down");
+  clear_log();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_false(only(FX_RELEASE)->flag);
+  tick_at(w.now + GM_SM_PERMIT_RETRY_NS);
+  assert_int_equal(0, count(FX_REQUEST));
+}
+
+/* The Identify byte for byte: escaped strings, the presence as given, the
+ * opcode from the table; one that does not fit is not built. */
+static void the_identify_is_built_byte_for_byte(void **state) {
+  (void)state;
+  char out[GM_SM_MAX_PAYLOAD + 1];
+  gm_sm_identity_t id = {.intents = 3276799, .shard_id = 3, .shard_total = 16,
+                         .large_threshold = 250, .os = "li\"nux",
+                         .browser = "b\\r", .device = "d\n\x01",
+                         .presence = "{\"status\":\"idle\"}",
+                         .presence_len = 17};
+  const char *want =
+      "{\"op\":2,\"d\":{\"token\":\"T\\\"K\",\"intents\":3276799,"
+      "\"properties\":{\"os\":\"li\\\"nux\",\"browser\":\"b\\\\r\","
+      "\"device\":\"d\\u000a\\u0001\"},\"compress\":false,"
+      "\"large_threshold\":250,\"shard\":[3,16],"
+      "\"presence\":{\"status\":\"idle\"}}}";
+  size_t n = gm_sm_identify_json(out, sizeof out, &id, "T\"K");
+  assert_int_equal(strlen(want), n);
+  assert_string_equal(want, out);
+  /* one byte short: nothing (and no half payload) */
+  assert_int_equal(0, gm_sm_identify_json(out, n, &id, "T\"K"));
+  assert_string_equal("", out);
+  /* the fixture's, as the permit sends it */
+  assert_int_equal(strlen(IDENTIFY),
+                   gm_sm_identify_json(out, sizeof out, &IDENTITY, TOKEN));
+  assert_string_equal(IDENTIFY, out);
+}
+
+/* Heartbeat and Resume come from the same writer: byte for byte. */
+static void heartbeat_and_resume_bytes(void **state) {
+  (void)state;
+  assert_int_equal(0, gm_sm_set_session(&M, "S\"1", 41, RESUME));
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_sent(only(FX_SEND), "{\"op\":6,\"d\":{\"token\":\"" TOKEN
+                             "\",\"session_id\":\"S\\\"1\",\"seq\":41}}");
+  clear_log();
+  tick_next();
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":41}");
+}
+
+/* }=============== */
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -2003,6 +2220,13 @@ int main(void) {
       T(the_command_queue_is_bounded),
       T(a_waited_command_reports_when_it_went_out),
       T(commands_past_their_deadline_are_dropped_not_sent),
+      T(each_step_of_a_connection_is_a_named_phase),
+      T(a_user_close_is_the_life_beside_the_phase),
+      T(closing_is_an_action_taken_after_the_input),
+      T(what_the_machine_read_is_exposed),
+      T(a_failed_identify_queue_is_asked_again),
+      T(the_identify_is_built_byte_for_byte),
+      T(heartbeat_and_resume_bytes),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
