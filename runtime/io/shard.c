@@ -328,8 +328,8 @@ static void do_connect(gm_shard_t *s, const char *url, uint64_t timeout_ns) {
   target.query = gm_strndup(u.query, strlen(u.query));
   const char *compress = gm_compress_name(s->compression);
   int r = target.query ? 0 : GM_ENOMEM;
-  if (!r) r = gm_url_set_query(&target, "v", "10");
-  if (!r) r = gm_url_set_query(&target, "encoding", "json");
+  if (!r) r = gm_url_set_query(&target, "v", GM_SM_GATEWAY_VERSION);
+  if (!r) r = gm_url_set_query(&target, "encoding", GM_SM_GATEWAY_ENCODING);
   if (!r) r = gm_url_set_query(&target, "compress", compress);
   gm_conn_options_t o = {
       .tls = s->tls,

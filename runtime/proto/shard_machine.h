@@ -1,9 +1,10 @@
 /* The shard state machine: Discord's session lifecycle, sans-I/O.
  *
  * See shard_machine.c for the theory of operation. The machine is fed
- * inputs with the current time (gm_sm_*) and acts through gm_sm_effects_t,
- * which the loop-side driver implements with sockets and timers and a
- * unit test implements with a log. */
+ * inputs with the current time (gm_sm_*); it writes through a few effects
+ * (gm_sm_effects_t) and leaves connection changes as actions
+ * (gm_sm_next_action) that the loop-side driver takes after each input,
+ * with sockets and timers, and a unit test with a log. */
 #ifndef GM_SHARD_MACHINE_H
 #define GM_SHARD_MACHINE_H
 
@@ -49,6 +50,10 @@ const char *gm_shard_state_name(gm_shard_state_t s);
 #define GM_SM_RECONNECT_JITTER_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MIN_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MAX_NS (5ull * 1000000000ull)
+/* The gateway URL's query: the API version and encoding this machine
+ * speaks (the driver adds them, and compress, to every URL it connects to). */
+#define GM_SM_GATEWAY_VERSION "10"
+#define GM_SM_GATEWAY_ENCODING "json"
 /* The identify queue failed: asked again this much later. */
 #define GM_SM_PERMIT_RETRY_NS (1ull * 1000000000ull)
 /* The connection's TCP + TLS + upgrade, and the wait for the gateway's
