@@ -29,7 +29,7 @@
  *   await_ready, await_resumed --READY/RESUMED--> active
  *   any connected phase --our close frame--> closing --closed--> idle
  *   any connected phase --dropped (zombie, no Hello)--> idle
- *   active --full buffers for an interval--> held --drained--> idle
+ *   after Hello --buffers full for an interval--> held --drained--> idle
  *   connecting --open failed--> idle (or life fatal)
  * A connection's history that decides how it counts for the backoff
  * (Resume sent, refused, or a close of our own) is `counts`; whether it
@@ -38,15 +38,20 @@
  *
  * Actions and re-entry. The machine never opens or closes a connection
  * itself: it leaves actions (connect, close, report a GATEWAY_CLOSE) that
- * the driver takes with gm_sm_next_action after the input returned, so no
- * I/O runs, and no callback can come back, while a transition is half
- * done (closing from inside the gateway's read would otherwise run
- * io/conn.c and io/stream.c under that read; reporting a GATEWAY_CLOSE
- * can fill a subscription and pause reading, which is an input). The
- * remaining effects cannot re-enter: send only queues bytes on the socket
- * (gm_conn_send calls no handler; a failed write surfaces later as the
- * connection's end, from the loop); request_permit, release_permit and
- * command_done hand work to tasks that run later; log and random return.
+ * the driver takes with gm_sm_next_action once the input returned. So no
+ * I/O runs, and nothing can call back into the machine, while a
+ * transition is half done: a close used to run io/conn.c and io/stream.c
+ * from inside gm_sm_payload, and reporting a GATEWAY_CLOSE can fill a
+ * subscription and pause reading, which is an input (gm_sm_pause). For a
+ * payload the driver still takes the actions inside the connection's read
+ * callback; closing from there is allowed by io/conn.c (it counts its
+ * nesting and frees nothing until the read returns), and the rest of that
+ * read reaches the machine in the closing phase, which only counts
+ * sequences. The remaining effects cannot re-enter: send only queues
+ * bytes on the socket (gm_conn_send calls no handler; a failed write
+ * surfaces later as the connection's end, from the loop); request_permit,
+ * release_permit and command_done hand work to tasks that run later; log
+ * and random return.
  *
  * Timeouts are the machine's too (GM_SM_*_TIMEOUT_NS): the driver applies
  * the connect and close ones as the actions say. The identify queue's
