@@ -276,4 +276,17 @@ describe("a misbehaving gateway", function()
       shard:close()
     end)
   end)
+
+  it("refuses at Shard.new an Identify Discord would refuse (over 4096 bytes)", function()
+    local activities = {}
+    for i = 1, 30 do activities[i] = { name = ("x"):rep(120), type = 0 } end
+    local config = gloaming.Config.new("abc.def.ghi", 1):builder()
+      :presence { status = "online", activities = activities }:build()
+    virtual(function()
+      local ok, err = pcall(gloaming.Shard.new, gloaming.ShardId.new(0, 1), config)
+      assert.is_false(ok)
+      assert.matches("the Identify payload would be over 4096 bytes", err, 1, true)
+      assert.is_nil(err:find("abc.def.ghi", 1, true)) -- never the token
+    end)
+  end)
 end)

@@ -828,6 +828,14 @@ static int l_shard_new(lua_State *L) {
   lua_getfield(L, 1, "identity");
   check_identity(L, -1, c.id, c.total, &c.identity);
   lua_pop(L, 1);
+  { /* an Identify Discord would refuse (4002) is refused here, once */
+    char probe[GM_SM_MAX_PAYLOAD + 1];
+    size_t n = gm_sm_identify_json(probe, sizeof probe, &c.identity, c.token);
+    memset(probe, 0, sizeof probe);
+    if (n == 0)
+      return luaL_error(L, "the Identify payload would be over %d bytes "
+                        "(is the presence too large?)", GM_SM_MAX_PAYLOAD);
+  }
   c.gateway_url = opt_string(L, 1, "gateway_url");
   if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
   lua_getfield(L, 1, "compression");
