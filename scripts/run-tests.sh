@@ -29,9 +29,12 @@ else
   failed=$((failed + 1))
 fi
 
+# A unit test that hangs fails (after UNIT_TIMEOUT seconds) instead of
+# holding CI until its own limit.
 for t in "$@"; do
   name=$(basename "$t")
-  if "$t" >"$log/$name" 2>&1; then rc=0; else rc=$?; fi
+  if timeout "${UNIT_TIMEOUT:-300}" "$t" >"$log/$name" 2>&1; then rc=0; else rc=$?; fi
+  if [ "$rc" = 124 ]; then echo "unit $name: timed out after ${UNIT_TIMEOUT:-300} s" >>"$log/$name"; fi
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log/$name" | tail -1)
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log/$name" | tail -1)
   p=${p:-0}

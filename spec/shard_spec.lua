@@ -103,6 +103,16 @@ describe("a shard", function()
     end)
   end)
 
+  it("hands readers the Hello interval the machine read", function()
+    virtual(function()
+      local fake = testing.gateway { shards = 1, heartbeat_interval = 12.5 }
+      local shard = new_shard(fake)
+      local hello = next_of(shard, F.GATEWAY_HELLO)
+      assert.are.same({ heartbeat_interval = 12.5 }, hello.data)
+      shard:close()
+    end)
+  end)
+
   it("resumes after op 9 true and identifies after op 9 false", function()
     virtual(function()
       local fake, shard = ready_shard()

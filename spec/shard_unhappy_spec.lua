@@ -255,4 +255,38 @@ describe("a misbehaving gateway", function()
       shard:close()
     end)
   end)
+
+  it("asks an identify queue that failed again a second later, then identifies", function()
+    virtual(function()
+      local fake = testing.gateway {}
+      local asked = {}
+      local queue = {
+        enqueue = function()
+          asked[#asked + 1] = gloaming.now()
+          if #asked == 1 then return nil, "queue down" end
+          return true
+        end,
+      }
+      local shard = new_shard(fake, { queue = queue })
+      local ready = next_of(shard, F.READY)
+      assert.are.equal("READY", ready.type)
+      assert.are.equal(2, #asked)
+      local gap = asked[2] - asked[1]
+      assert.is_true(gap >= 1 and gap < 1.1, ("asked again after %.3f s"):format(gap))
+      shard:close()
+    end)
+  end)
+
+  it("refuses at Shard.new an Identify Discord would refuse (over 4096 bytes)", function()
+    local activities = {}
+    for i = 1, 30 do activities[i] = { name = ("x"):rep(120), type = 0 } end
+    local config = gloaming.Config.new("abc.def.ghi", 1):builder()
+      :presence { status = "online", activities = activities }:build()
+    virtual(function()
+      local ok, err = pcall(gloaming.Shard.new, gloaming.ShardId.new(0, 1), config)
+      assert.is_false(ok)
+      assert.matches("the Identify payload would be over 4096 bytes", err, 1, true)
+      assert.is_nil(err:find("abc.def.ghi", 1, true)) -- never the token
+    end)
+  end)
 end)

@@ -18,7 +18,6 @@ local Builder = { __name = "gloaming.ConfigBuilder" }
 Builder.__index = Builder
 
 local DEFAULT_GATEWAY = "wss://gateway.discord.gg"
-local TOKEN_PLACEHOLDER = "@@gloaming-token@@"
 local state = core.state
 
 -- One in-memory identify queue per token in this process.
@@ -90,7 +89,7 @@ end
 
 function Config:builder()
   local s = copy(state(self))
-  s.identify_template = nil
+  s.identity = nil
   return core.object(Builder, s)
 end
 
@@ -217,7 +216,7 @@ end)
 
 function Builder:build()
   local s = copy(state(self))
-  s.identify_template = nil
+  s.identity = nil
   check_url(s.gateway_url)
   return core.object(Config, s)
 end
@@ -226,35 +225,29 @@ function Builder.__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" 
 
 -- }===============
 
---- The Identify payload for one shard (it holds the token: boxed too).
--- The Identify text is built once per config, with the shard left as a
--- placeholder: a thousand shards cost a thousand splices, not a thousand
--- JSON encodings.
-local SHARD_PLACEHOLDER = "@@gloaming-shard@@"
+-- The Identify's fields a shard's machine builds it from (the machine
+-- writes the JSON, with the opcode and the token: shard_machine.c). The
+-- presence is encoded once per config.
+function Config:_identity()
+  local s = state(self)
+  if not s.identity then
+    local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
+    s.identity = {
+      intents = s.intents,
+      large_threshold = s.large_threshold,
+      os = props.os, browser = props.browser, device = props.device,
+      presence = s.presence and json.encode(commands.presence(s.presence)) or nil,
+    }
+  end
+  return s.identity
+end
 
+--- The Identify payload for one shard (it holds the token: boxed too).
 function Config:identify_payload(shard_id, total)
   if math.type(shard_id) ~= "integer" or math.type(total) ~= "integer" or shard_id < 0 or shard_id >= total then
     error("bad arguments to 'identify_payload' (shard number and total expected)", 2)
   end
-  local s = state(self)
-  if not s.identify_template then
-    local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
-    local d = {
-      token = TOKEN_PLACEHOLDER,
-      intents = s.intents,
-      properties = props,
-      compress = false,
-      large_threshold = s.large_threshold,
-      shard = SHARD_PLACEHOLDER,
-    }
-    if s.presence then d.presence = commands.presence(s.presence) end
-    -- the shard goes in unquoted: drop the quotes json.encode put around it
-    local text = json.encode { op = core.opcodes.IDENTIFY.op, d = d }
-    local at = text:find('"' .. SHARD_PLACEHOLDER .. '"', 1, true)
-    text = text:sub(1, at - 1) .. SHARD_PLACEHOLDER .. text:sub(at + #SHARD_PLACEHOLDER + 2)
-    s.identify_template = core.secret_splice(text, TOKEN_PLACEHOLDER, s.token)
-  end
-  return core.secret_splice(s.identify_template, SHARD_PLACEHOLDER, ("[%d,%d]"):format(shard_id, total))
+  return core.identify_payload(self:_identity(), state(self).token, shard_id, total)
 end
 
 return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue,

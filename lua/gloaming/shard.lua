@@ -125,18 +125,15 @@ local Shard = core.class("gloaming.Shard")
 local meta = core.metatable("gloaming.Shard")
 
 -- Identify permits: the queue's enqueue runs in a task of its own; a queue
--- that fails (nil, message) is asked again a second later. permit(granted)
--- is the answer (only this hook holds it).
+-- that fails (nil, message) is the machine's to retry (it asks again).
+-- permit(granted[, why]) is the answer (only this hook holds it).
 local hooks = {}
 function hooks.enqueue(shard, permit)
   local queue, id = shard:_queue(), shard:id():number()
-  while true do
-    local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-    if ok and result then return permit(true) end
-    if code == "ECANCELED" or msg == "cancelled" then return permit(false) end
-    log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
-    if not core.sleep(1) then return permit(false) end
-  end
+  local ok, result, msg, code = pcall(queue.enqueue, queue, id)
+  if ok and result then return permit(true) end
+  if code == "ECANCELED" or msg == "cancelled" then return permit(false) end
+  return permit(false, ok and tostring(msg) or tostring(result))
 end
 function hooks.release(shard, sent)
   local queue = shard:_queue()
@@ -170,7 +167,7 @@ function M.new_shard(shard_id, config)
     total = s.total,
     shard_id = shard_id,
     token = c.token,
-    identify = config:identify_payload(s.number, s.total),
+    identity = config:_identity(),
     gateway_url = c.gateway_url,
     compression = c.compression or nil,
     ca_file = c.tls and c.tls.ca_file or nil,

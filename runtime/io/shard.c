@@ -11,9 +11,6 @@
 #include "proto/defaults.h"
 #include "proto/errors.h"
 
-#define CLOSE_TIMEOUT_NS (GM_DEFAULT_CLOSE_TIMEOUT_S * 1000000000ull)
-#define CONNECT_TIMEOUT_NS (GM_DEFAULT_CONNECT_TIMEOUT_S * 1000000000ull)
-
 static void after_machine(gm_shard_t *s);
 
 static uint64_t now_of(gm_shard_t *s) { return gm_loop_now(s->loop); }
@@ -246,12 +243,11 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   }
   uint64_t now = now_of(s);
   int r = gm_sm_payload(&s->m, now, json, len, &env);
-  int type;
-  if (env.op == 0)
-    type = env.t && !env.t_escaped ? gm_event_type_of_dispatch(env.t, env.t_len)
-                                   : GM_EVENT_UNKNOWN;
-  else
-    type = gm_event_type_of_opcode(env.op);
+  int type = gm_event_classify(&env);
+  /* what the machine read of it goes with the event (item code) */
+  int fact = type == GM_EVENT_GATEWAY_HELLO ? (int)s->m.parsed.hello_interval_ms
+           : type == GM_EVENT_GATEWAY_INVALIDATE_SESSION ? s->m.parsed.resumable
+           : 0;
   if (r == GM_EDECODE && env.op != 0) {
     char msg[64];
     snprintf(msg, sizeof msg, "malformed gateway payload (op %d)", env.op);
@@ -262,7 +258,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
     report_error(s, GM_EDECODE, "READY without session_id or "
                                 "resume_gateway_url: identifying again");
   } else if (type >= 0) {
-    deliver(s, GM_ITEM_EVENT, type, 0, json, len, &env, TO_WANTING);
+    deliver(s, GM_ITEM_EVENT, type, fact, json, len, &env, TO_WANTING);
   } else {
     /* an opcode a client does not receive: only raw readers see it */
     deliver(s, GM_ITEM_EVENT, GM_EVENT_UNKNOWN, 0, json, len, &env, TO_RAW);
@@ -298,10 +294,9 @@ static const gm_conn_handler_t conn_handler = {
 
 /* }=============== */
 
-/* {=============== effects =============== */
+/* {=============== actions and effects =============== */
 
-static void fx_connect(void *ud, const char *url) {
-  gm_shard_t *s = ud;
+static void do_connect(gm_shard_t *s, const char *url, uint64_t timeout_ns) {
   gm_url_t u;
   const char *why = NULL;
   bool base = strcmp(url, s->m.gateway_url) == 0;
@@ -318,15 +313,15 @@ static void fx_connect(void *ud, const char *url) {
   target.query = gm_strndup(u.query, strlen(u.query));
   const char *compress = gm_compress_name(s->compression);
   int r = target.query ? 0 : GM_ENOMEM;
-  if (!r) r = gm_url_set_query(&target, "v", "10");
-  if (!r) r = gm_url_set_query(&target, "encoding", "json");
+  if (!r) r = gm_url_set_query(&target, "v", GM_SM_GATEWAY_VERSION);
+  if (!r) r = gm_url_set_query(&target, "encoding", GM_SM_GATEWAY_ENCODING);
   if (!r) r = gm_url_set_query(&target, "compress", compress);
   gm_conn_options_t o = {
       .tls = s->tls,
       .compression = s->compression,
       .max_message = s->max_message,
       .max_payload = s->max_payload,
-      .timeout_ns = CONNECT_TIMEOUT_NS,
+      .timeout_ns = timeout_ns,
   };
   if (!r) s->conn = gm_conn_connect(s->loop, &target, &o, &conn_handler, s);
   if (target.query) gm_free(target.query, strlen(target.query) + 1);
@@ -338,22 +333,52 @@ static void fx_connect(void *ud, const char *url) {
   }
 }
 
+static void do_close(gm_shard_t *s, const gm_sm_action_t *a) {
+  if (s->conn == NULL) return;
+  gm_conn_close(s->conn, a->code, a->reason, a->reason_len, a->timeout_ns);
+  if (a->now) {
+    gm_conn_release(s->conn); /* the close frame is flushed, then FIN */
+    s->conn = NULL;
+  }
+}
+
+static void do_emit_close(gm_shard_t *s, const gm_sm_action_t *a) {
+  gm_payload_t *p = payload_new(a->reason, a->reason_len);
+  gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
+  for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
+    if (!wants(sub, GM_EVENT_GATEWAY_CLOSE)) continue;
+    gm_item_t *it = item_new(GM_ITEM_CLOSE, GM_EVENT_GATEWAY_CLOSE, a->code);
+    if (it == NULL) continue;
+    it->closed_by = (uint8_t)a->by;
+    it->payload = p;
+    push(s, sub, it);
+  }
+  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+}
+
+/* Does what the machine decided, in order (see "Actions and re-entry" in
+ * shard_machine.c). Reporting a close may pause reading, which runs
+ * after_machine again: the actions left are taken there, in order too. */
+static void perform(gm_shard_t *s) {
+  gm_sm_action_t a;
+  while (gm_sm_next_action(&s->m, &a)) {
+    switch (a.kind) {
+    case GM_SM_CONNECT:
+      do_connect(s, a.url, a.timeout_ns);
+      break;
+    case GM_SM_CLOSE:
+      do_close(s, &a);
+      break;
+    case GM_SM_EMIT_CLOSE:
+      do_emit_close(s, &a);
+      break;
+    }
+  }
+}
+
 static void fx_send(void *ud, const char *json, size_t len) {
   gm_shard_t *s = ud;
   if (s->conn) gm_conn_send(s->conn, GM_WS_OP_TEXT, json, len);
-}
-
-static void fx_close(void *ud, int code, const char *reason, bool now) {
-  gm_shard_t *s = ud;
-  if (s->conn == NULL) return;
-  if (now) {
-    if (s->conn->state == GM_CONN_OPEN)
-      gm_conn_close(s->conn, code, reason, strlen(reason), CLOSE_TIMEOUT_NS);
-    gm_conn_release(s->conn); /* the close frame is flushed, then FIN */
-    s->conn = NULL;
-    return;
-  }
-  gm_conn_close(s->conn, code, reason, strlen(reason), CLOSE_TIMEOUT_NS);
 }
 
 static void fx_request_permit(void *ud) {
@@ -364,23 +389,6 @@ static void fx_request_permit(void *ud) {
 static void fx_release_permit(void *ud, bool sent) {
   gm_shard_t *s = ud;
   if (s->hooks->release_permit) s->hooks->release_permit(s, sent);
-}
-
-static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
-                          gm_closed_by_t by) {
-  gm_shard_t *s = ud;
-  s->last_close_code = code;
-  gm_payload_t *p = payload_new(reason, len);
-  gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
-  for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
-    if (!wants(sub, GM_EVENT_GATEWAY_CLOSE)) continue;
-    gm_item_t *it = item_new(GM_ITEM_CLOSE, GM_EVENT_GATEWAY_CLOSE, code);
-    if (it == NULL) continue;
-    it->closed_by = (uint8_t)by;
-    it->payload = p;
-    push(s, sub, it);
-  }
-  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
 }
 
 static void fx_session_changed(void *ud) {
@@ -404,9 +412,13 @@ static void fx_command_done(void *ud, uint64_t ticket, int err) {
 }
 
 static const gm_sm_effects_t effects = {
-    fx_connect,      fx_send,           fx_close,  fx_request_permit,
-    fx_release_permit, fx_emit_close,   fx_session_changed, fx_random,
-    fx_log,          fx_command_done,
+    .send = fx_send,
+    .request_permit = fx_request_permit,
+    .release_permit = fx_release_permit,
+    .session_changed = fx_session_changed,
+    .random = fx_random,
+    .log = fx_log,
+    .command_done = fx_command_done,
 };
 
 /* }=============== */
@@ -426,16 +438,16 @@ static void on_timer(gm_timer_t *t) {
 /* After every input: re-arm the timer, and notice the end of the shard. */
 static void after_machine(gm_shard_t *s) {
   if (s->loop == NULL) return;
-  gm_shard_state_t st = s->m.state;
-  if ((st == GM_SHARD_CLOSED || st == GM_SHARD_FATALLY_CLOSED) &&
-      !s->m.connected && !s->ended) {
+  perform(s);
+  if (gm_sm_ended(&s->m) && !s->ended) {
     s->ended = true;
     gm_timer_stop(&s->timer);
-    if (st == GM_SHARD_CLOSED) {
+    int code = s->m.last_close.code;
+    if (s->m.life == GM_SM_USER_CLOSED) {
       set_reason(s, "closed");
     } else if (!s->m.fatal_err) { /* else set as the connect failed */
-      const char *what = gm_close_description(s->last_close_code);
-      set_reason(s, "closed by the gateway with %d: %s", s->last_close_code,
+      const char *what = gm_close_description(code);
+      set_reason(s, "closed by the gateway with %d: %s", code,
                  what ? what : "fatal close code");
     }
     if (s->hooks->ended) s->hooks->ended(s);
@@ -489,8 +501,6 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
     return NULL;
   }
   s->token = c->token;
-  s->identify = c->identify;
-  s->identify_len = c->identify_len;
   s->compression = c->compression;
   s->tls = c->tls;
   if (s->tls) gm_tls_ctx_retain(s->tls);
@@ -502,8 +512,8 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->fallback.raw = true; /* keeps everything until someone reads */
   snprintf(s->context, sizeof s->context, "shard=%u/%u", c->id, c->total);
   gm_timer_init(l, &s->timer, on_timer, s);
-  if (gm_sm_init(&s->m, &effects, s, c->gateway_url, s->token, s->identify,
-                 s->identify_len, c->ratelimit) != 0 ||
+  if (gm_sm_init(&s->m, &effects, s, c->gateway_url, s->token, &c->identity,
+                 c->ratelimit) != 0 ||
       (c->session_id &&
        gm_sm_set_session(&s->m, c->session_id, c->seq, c->resume_url))) {
     gm_shard_free(s);
@@ -544,6 +554,12 @@ int gm_shard_command(gm_shard_t *s, const char *json, size_t len,
 void gm_shard_permit(gm_shard_t *s) {
   if (s->loop == NULL) return;
   gm_sm_permit(&s->m, now_of(s));
+  after_machine(s);
+}
+
+void gm_shard_permit_failed(gm_shard_t *s, const char *why) {
+  if (s->loop == NULL) return;
+  gm_sm_permit_failed(&s->m, now_of(s), why);
   after_machine(s);
 }
 

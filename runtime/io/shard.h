@@ -44,7 +44,9 @@ typedef struct gm_item_s {
   uint16_t type; /* gm_event_type_t */
   uint8_t kind;  /* gm_item_kind_t */
   uint8_t closed_by;
-  int code; /* close code or GM_E* error */
+  /* close code, GM_E* error, or for an event what the machine read of it:
+   * a Hello's heartbeat_interval (ms), op 9's resumable flag (0 or 1) */
+  int code;
 } gm_item_t;
 
 struct gm_sub_s {
@@ -60,8 +62,7 @@ struct gm_sub_s {
 typedef struct gm_shard_config_s {
   uint32_t id, total;
   const char *token;       /* borrowed: must outlive the shard; never logged */
-  const char *identify;    /* the Identify payload (with the token), borrowed */
-  size_t identify_len;
+  gm_sm_identity_t identity; /* the Identify's fields; strings borrowed */
   const char *gateway_url; /* base URL; the query gets v, encoding, compress */
   gm_compress_t compression;
   gm_tls_ctx_t *tls;       /* retained */
@@ -97,8 +98,6 @@ struct gm_shard_s {
   gm_timer_t timer;
   gm_url_t base; /* gateway URL, parsed at creation */
   const char *token;
-  const char *identify;
-  size_t identify_len;
   gm_compress_t compression;
   gm_tls_ctx_t *tls;
   size_t event_buffer, max_message, max_payload;
@@ -109,7 +108,6 @@ struct gm_shard_s {
   bool started;
   bool ended;
   bool pending_fail; /* a connect that failed before it began: report it */
-  int last_close_code;
   char context[24]; /* "shard=3/16" for logs */
   char *end_reason; /* why readers get ECLOSED (set once the shard ended) */
   gm_closable_t closable;
@@ -131,8 +129,10 @@ void gm_shard_free(gm_shard_t *s);
 /* Queues a command; see gm_sm_command (ticket: NULL or a completion). */
 int gm_shard_command(gm_shard_t *s, const char *json, size_t len,
                      uint64_t *ticket);
-/* The identify queue's answer to request_permit. */
+/* The identify queue's answer to request_permit: a permit, or a failure
+ * (why: the queue's message; the machine asks again later). */
 void gm_shard_permit(gm_shard_t *s);
+void gm_shard_permit_failed(gm_shard_t *s, const char *why);
 
 /* Subscriptions. flags NULL: everything, raw. */
 gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,

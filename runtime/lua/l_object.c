@@ -39,6 +39,15 @@ static int l_secret(lua_State *L) {
   return 1;
 }
 
+void gm_secret_push(lua_State *L, const char *text, size_t n) {
+  secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
+  s->len = n;
+  s->scrubbed = 0; /* holds a token scrubbed already */
+  memcpy(s->text, text, n);
+  s->text[n] = '\0';
+  luaL_setmetatable(L, GM_SECRET_MT);
+}
+
 /* secret_splice(text, placeholder, secret) -> a secret holding text with
  * the placeholder replaced by the secret's text: an Identify payload is
  * built without the token ever becoming a Lua string. */

@@ -13,6 +13,9 @@
 
 /* The text in a secret box at idx (raises if it is not one). */
 const char *gm_secret_get(lua_State *L, int idx, size_t *len);
+/* Pushes a new secret holding text (made from secrets already scrubbed
+ * from logs, as an Identify from its token). */
+void gm_secret_push(lua_State *L, const char *text, size_t n);
 /* 16 hex digits of SHA-256: tells secrets apart without showing them. */
 const char *gm_fingerprint(const char *text, size_t len, char out[65]);
 

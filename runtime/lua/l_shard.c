@@ -143,17 +143,23 @@ static void run_hook(lshard_t *ls, const char *name, int nargs,
   lua_pop(L, 1);
 }
 
-/* permit(granted): the enqueue hook's answer, given once in every case, so
- * that the shard never holds a finished task. Upvalues: the shard, and
- * whether this request was answered (a second answer would grant twice). */
+/* permit(granted[, why]): the enqueue hook's answer, given once in every
+ * case, so that the shard never holds a finished task. Not granted with a
+ * why: the queue failed (the machine asks again later); without: called
+ * off. Upvalues: the shard, and whether this request was answered (a
+ * second answer would grant twice). */
 static int hook_permit(lua_State *L) {
   if (lua_toboolean(L, lua_upvalueindex(2))) return 0;
   lua_pushboolean(L, 1);
   lua_replace(L, lua_upvalueindex(2));
   lshard_t *ls = luaL_checkudata(L, lua_upvalueindex(1), SHARD_MT);
   if (ls->s == NULL) return 0;
+  const char *why = luaL_optstring(L, 2, NULL);
   ls->permit_task = NULL;
-  if (lua_toboolean(L, 1)) gm_shard_permit(ls->s);
+  if (lua_toboolean(L, 1))
+    gm_shard_permit(ls->s);
+  else if (why)
+    gm_shard_permit_failed(ls->s, why);
   return 0;
 }
 
@@ -194,14 +200,14 @@ static void h_ended(gm_shard_t *s) {
   /* A fatal end is told at once (a Bot stops its other shards on 4004),
    * not when a reader gets to the end of its queue: code (the close code,
    * or the connect error's name), reason, what to do. */
-  if (s->m.state == GM_SHARD_FATALLY_CLOSED) {
+  if (s->m.life == GM_SM_FATAL) {
     const char *hint = NULL;
     if (s->m.fatal_err) {
       lua_pushstring(L, gm_err_name(s->m.fatal_err));
       gm_sm_connect_fatal(s->m.fatal_err, NULL, &hint);
     } else {
-      lua_pushinteger(L, s->last_close_code);
-      hint = gm_close_hint(s->last_close_code);
+      lua_pushinteger(L, s->m.last_close.code);
+      hint = gm_close_hint(s->m.last_close.code);
     }
     lua_pushstring(L, gm_shard_reason(s));
     lua_pushstring(L, hint);
@@ -268,9 +274,11 @@ static int push_error(lua_State *L, gm_item_t *it) {
 
 /* The event table of a payload (type, data, sequence; name for UNKNOWN):
  * 1 value, or a failure triple when its `d` does not decode. Subscriptions
- * and gloaming.parse share it. */
+ * and gloaming.parse share it. fact: what the machine read of a Hello
+ * (heartbeat_interval in ms, -1 when unusable) or an op 9 (resumable). */
 static int push_payload_event(lua_State *L, int type, const char *d,
-                              size_t dlen, int64_t seq, const gm_envelope_t *env) {
+                              size_t dlen, int64_t seq, const gm_envelope_t *env,
+                              int64_t fact) {
   lua_createtable(L, 0, 4);
   push_event_name(L, type);
   lua_setfield(L, -2, "type");
@@ -286,23 +294,18 @@ static int push_payload_event(lua_State *L, int type, const char *d,
     lua_setfield(L, -2, "name");
   }
   switch (type) {
-  case GM_EVENT_GATEWAY_HELLO: {
-    const char *v;
-    size_t n;
-    int64_t ms;
-    if (!gm_json_find(d, dlen, "heartbeat_interval", &v, &n) ||
-        !gm_json_integer(v, n, &ms)) {
+  case GM_EVENT_GATEWAY_HELLO:
+    if (fact < 0) {
       lua_pop(L, 1);
       return gm_push_fail(L, GM_EDECODE, "malformed Hello");
     }
     lua_createtable(L, 0, 1);
-    lua_pushnumber(L, (double)ms / 1000.0);
+    lua_pushnumber(L, (double)fact / 1000.0);
     lua_setfield(L, -2, "heartbeat_interval");
     lua_setfield(L, -2, "data");
     break;
-  }
   case GM_EVENT_GATEWAY_INVALIDATE_SESSION:
-    lua_pushboolean(L, dlen == 4 && memcmp(d, "true", 4) == 0);
+    lua_pushboolean(L, fact != 0);
     lua_setfield(L, -2, "data");
     break;
   case GM_EVENT_GATEWAY_HEARTBEAT:
@@ -354,7 +357,7 @@ static int push_event(lua_State *L, gm_item_t *it) {
         gm_envelope_scan(it->payload->data, it->payload->len, &env) == 0)
       e = &env; /* only UNKNOWN needs the name again: scan it here */
     int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
-                               it->d_len, it->seq, e);
+                               it->d_len, it->seq, e, it->code);
     if (n != 1) return n;
   }
   /* the subscription (argument 1 of next) holds its shard */
@@ -631,7 +634,7 @@ static int shard_send(lua_State *L) {
 
 static int shard_state(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
-  lua_pushstring(L, gm_shard_state_name(ls->s->m.state));
+  lua_pushstring(L, gm_shard_state_name(gm_sm_state(&ls->s->m)));
   lua_pushinteger(L, ls->s->m.attempts);
   return 2;
 }
@@ -679,7 +682,8 @@ static int shard_latency_raw(lua_State *L) {
 static int shard_ratelimiter_raw(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   gm_shard_machine_t *m = &ls->s->m;
-  if (!m->ratelimit || !m->connected || m->interval == 0 || ls->s->loop == NULL)
+  if (!m->ratelimit || !gm_sm_connected(m) || m->interval == 0 ||
+      ls->s->loop == NULL)
     return 0;
   uint64_t now = gm_loop_now(ls->s->loop);
   lua_pushinteger(L, gm_ratelimiter_available(&m->limiter, now));
@@ -716,11 +720,13 @@ static int l_parse(lua_State *L) {
   gm_envelope_t e;
   if (gm_envelope_scan(json, len, &e) != 0 || e.op < 0)
     return gm_push_fail(L, GM_EDECODE, "not a gateway payload");
-  int type = e.op == 0 ? (e.t && !e.t_escaped ? (int)gm_event_type_of_dispatch(e.t, e.t_len)
-                                              : GM_EVENT_UNKNOWN)
-                       : gm_event_type_of_opcode(e.op);
+  int type = gm_event_classify(&e);
   if (type < 0 || !gm_event_flags_has(&flags, (gm_event_type_t)type)) return 0;
-  return push_payload_event(L, type, json + e.d_off, e.d_len, e.has_s ? e.s : -1, &e);
+  const char *d = json + e.d_off;
+  int64_t fact = type == GM_EVENT_GATEWAY_HELLO ? gm_sm_parse_hello(d, e.d_len, NULL, NULL)
+               : type == GM_EVENT_GATEWAY_INVALIDATE_SESSION ? gm_sm_parse_resumable(d, e.d_len)
+               : 0;
+  return push_payload_event(L, type, d, e.d_len, e.has_s ? e.s : -1, &e, fact);
 }
 
 static int shard_gc(lua_State *L) {
@@ -741,8 +747,50 @@ static const char *opt_string(lua_State *L, int t, const char *k) {
   return s;
 }
 
-/* shard_new(spec): spec = { id, total, token (secret), identify (JSON with
- * the token), gateway_url, compression, ca_file, event_buffer, ratelimit,
+/* The Identify's fields from a table { intents, large_threshold, os,
+ * browser, device, presence (JSON text or nil) }; its strings stay the
+ * table's (keep it referenced). */
+static void check_identity(lua_State *L, int t, uint32_t id, uint32_t total,
+                           gm_sm_identity_t *out) {
+  t = lua_absindex(L, t);
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(out, 0, sizeof *out);
+  out->shard_id = id;
+  out->shard_total = total;
+  lua_getfield(L, t, "intents");
+  out->intents = (uint64_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, t, "large_threshold");
+  out->large_threshold = (int)luaL_checkinteger(L, -1);
+  lua_pop(L, 2);
+  const char **props[] = {&out->os, &out->browser, &out->device};
+  const char *names[] = {"os", "browser", "device"};
+  for (int i = 0; i < 3; i++) {
+    *props[i] = opt_string(L, t, names[i]);
+    if (*props[i] == NULL) luaL_error(L, "identity.%s missing", names[i]);
+  }
+  lua_getfield(L, t, "presence");
+  out->presence = lua_tolstring(L, -1, &out->presence_len);
+  lua_pop(L, 1);
+}
+
+/* identify_payload(identity, token, number, total) -> the Identify a shard
+ * sends (config:identify_payload), boxed: the machine's own bytes. */
+static int l_identify_payload(lua_State *L) {
+  gm_sm_identity_t id;
+  const char *token = gm_secret_get(L, 2, NULL);
+  check_identity(L, 1, (uint32_t)luaL_checkinteger(L, 3),
+                 (uint32_t)luaL_checkinteger(L, 4), &id);
+  char json[GM_SM_MAX_PAYLOAD + 1];
+  size_t n = gm_sm_identify_json(json, sizeof json, &id, token);
+  if (n == 0) return luaL_error(L, "the Identify payload is over %d bytes",
+                                GM_SM_MAX_PAYLOAD);
+  gm_secret_push(L, json, n);
+  memset(json, 0, sizeof json);
+  return 1;
+}
+
+/* shard_new(spec): spec = { id, total, token (secret), identity (see
+ * check_identity), gateway_url, compression, ca_file, event_buffer, ratelimit,
  * session_id, sequence, resume_url, shard_id (ShardId), hooks = { enqueue,
  * release } } */
 static int l_shard_new(lua_State *L) {
@@ -757,9 +805,18 @@ static int l_shard_new(lua_State *L) {
   c.total = (uint32_t)luaL_checkinteger(L, -1);
   lua_getfield(L, 1, "token");
   c.token = gm_secret_get(L, -1, NULL);
-  lua_getfield(L, 1, "identify");
-  c.identify = gm_secret_get(L, -1, &c.identify_len);
-  lua_pop(L, 4);
+  lua_pop(L, 3);
+  lua_getfield(L, 1, "identity");
+  check_identity(L, -1, c.id, c.total, &c.identity);
+  lua_pop(L, 1);
+  { /* an Identify Discord would refuse (4002) is refused here, once */
+    char probe[GM_SM_MAX_PAYLOAD + 1];
+    size_t n = gm_sm_identify_json(probe, sizeof probe, &c.identity, c.token);
+    memset(probe, 0, sizeof probe);
+    if (n == 0)
+      return luaL_error(L, "the Identify payload would be over %d bytes "
+                        "(is the presence too large?)", GM_SM_MAX_PAYLOAD);
+  }
   c.gateway_url = opt_string(L, 1, "gateway_url");
   if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
   lua_getfield(L, 1, "compression");
@@ -811,7 +868,7 @@ static int l_shard_new(lua_State *L) {
   lua_setiuservalue(L, -2, UV_HOOKS);
   lua_getfield(L, 1, "token");
   lua_setiuservalue(L, -2, UV_TOKEN);
-  lua_getfield(L, 1, "identify");
+  lua_getfield(L, 1, "identity"); /* its strings are the machine's */
   lua_setiuservalue(L, -2, UV_IDENTIFY);
   ls->s = gm_shard_new(loop, &c, &hooks, ls, &why);
   if (c.tls) gm_tls_ctx_release(c.tls);
@@ -850,6 +907,7 @@ int gm_open_shard(lua_State *L) {
                                    {"shard_latency", shard_latency_raw},
                                    {"shard_ratelimiter", shard_ratelimiter_raw},
                                    {"parse", l_parse},
+                                   {"identify_payload", l_identify_payload},
                                    {"live_shards", l_live_shards},
                                    {NULL, NULL}};
   gm_rt_newclass(L, SHARD_MT, methods, meta);

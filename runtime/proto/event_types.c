@@ -82,3 +82,11 @@ void gm_event_flags_all(gm_event_flags_t *f) {
   memset(f, 0, sizeof *f);
   for (int i = 0; i < GM_EVENT_COUNT; i++) gm_event_flags_add(f, (gm_event_type_t)i);
 }
+
+int gm_event_classify(const gm_envelope_t *env) {
+  if (env->op != GM_OP_DISPATCH) return gm_event_type_of_opcode(env->op);
+  /* an escaped name is none we know */
+  return env->t && !env->t_escaped
+             ? (int)gm_event_type_of_dispatch(env->t, env->t_len)
+             : GM_EVENT_UNKNOWN;
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "envelope.h"
 #include "intents.h"
 
 /* Event groups: one per intent, named after it and on its bit (the
@@ -158,5 +159,9 @@ const char *gm_event_type_name(gm_event_type_t t);
 gm_event_type_t gm_event_type_of_dispatch(const char *name, size_t len);
 /* The gateway-level type of a received opcode, or -1. */
 int gm_event_type_of_opcode(int op);
+/* The type of a scanned payload: a dispatch by its name (UNKNOWN when not
+ * ours), another opcode by gm_event_type_of_opcode (-1: none a client
+ * receives). The driver and gloaming.parse both use it. */
+int gm_event_classify(const gm_envelope_t *env);
 
 #endif

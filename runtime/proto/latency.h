@@ -21,5 +21,8 @@ void gm_latency_reset(gm_latency_t *l);
 void gm_latency_sent(gm_latency_t *l, uint64_t now);
 /* An ACK: true when it answered an outstanding heartbeat. */
 bool gm_latency_acked(gm_latency_t *l, uint64_t now);
+/* The outstanding heartbeat is not awaited any more (its ACK could not be
+ * read): it neither counts as a round trip nor makes a zombie. */
+static inline void gm_latency_forgive(gm_latency_t *l) { l->waiting = false; }
 
 #endif

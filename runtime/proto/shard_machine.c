@@ -7,25 +7,69 @@
  * connections. This file decides everything about that session; the
  * driver (runtime/io/shard.c) only moves bytes and time.
  *
- * States (gm_shard_state_t):
- *   disconnected   no usable connection: connecting, waiting to reconnect
- *                  (with `attempts` failures in a row), or closing one
- *   identifying    connected; waiting for Hello, for an identify permit, or
- *                  for READY after Identify
- *   resuming       Resume sent; missed events are replayed, then RESUMED
- *   active         READY or RESUMED received
- *   closed         closed by the user: never reconnects
- *   fatally_closed the gateway closed with a code that forbids reconnecting
- *                  (4004, 4010-4014), or its certificate failed
- *                  verification on connect: never reconnects
+ * State is data, as in h11: the connection's phase (gm_sm_phase_t) names
+ * each combination that matters, and the shard's life (running, closed by
+ * the user, fatally closed) sits beside it. What users see (gm_sm_state,
+ * Shard:state()) is the life once it ended, else the phase's column:
+ *   idle, held, connecting, closing    disconnected (with `attempts`
+ *                                      failures in a row)
+ *   await_hello, await_permit,         identifying
+ *   await_ready
+ *   await_resumed                      resuming
+ *   active                             active
+ *   life user_closed                   closed: never reconnects
+ *   life fatal                         fatally_closed: the gateway closed
+ *                                      with a code that forbids
+ *                                      reconnecting (4004, 4010-4014), or
+ *                                      its certificate failed verification
+ * Transitions:
+ *   idle --reconnect_at/start--> connecting --opened--> await_hello
+ *   await_hello --Hello, session--> await_resumed (Resume sent)
+ *   await_hello --Hello--> await_permit --permit--> await_ready (Identify)
+ *   await_ready, await_resumed --READY/RESUMED--> active
+ *   any connected phase --our close frame--> closing --closed--> idle
+ *   any connected phase --dropped (zombie, no Hello)--> idle
+ *   after Hello --buffers full for an interval--> held --drained--> idle
+ *   connecting --open failed--> idle (or life fatal)
+ * A connection's history that decides how it counts for the backoff
+ * (Resume sent, refused, or a close of our own) is `counts`; whether it
+ * reached READY/RESUMED is stable_at != NEVER; whether reading is paused
+ * is paused_since != NEVER.
+ *
+ * Actions and re-entry. The machine never opens or closes a connection
+ * itself: it leaves actions (connect, close, report a GATEWAY_CLOSE) that
+ * the driver takes with gm_sm_next_action once the input returned. So no
+ * I/O runs, and nothing can call back into the machine, while a
+ * transition is half done: a close used to run io/conn.c and io/stream.c
+ * from inside gm_sm_payload, and reporting a GATEWAY_CLOSE can fill a
+ * subscription and pause reading, which is an input (gm_sm_pause). For a
+ * payload the driver still takes the actions inside the connection's read
+ * callback; closing from there is allowed by io/conn.c (it counts its
+ * nesting and frees nothing until the read returns), and the rest of that
+ * read reaches the machine in the closing phase, which only counts
+ * sequences. The remaining effects cannot re-enter: send only queues
+ * bytes on the socket (gm_conn_send calls no handler; a failed write
+ * surfaces later as the connection's end, from the loop); request_permit,
+ * release_permit and command_done hand work to tasks that run later; log
+ * and random return.
+ *
+ * Timeouts are the machine's too (GM_SM_*_TIMEOUT_NS): the driver applies
+ * the connect and close ones as the actions say. The identify queue's
+ * answer is an input: a permit (gm_sm_permit), or a failure
+ * (gm_sm_permit_failed), after which the machine asks again
+ * GM_SM_PERMIT_RETRY_NS later while the connection waits. Reading paused
+ * and resumed is an input too (gm_sm_pause, gm_sm_drained): the driver's
+ * bounded queues decide when (over their bound; drained to half).
  *
  * One connection, from start to end:
  *   1. connect to the resume URL when a session exists, else to the gateway
- *      URL (the driver adds v=10, encoding=json and compress to the query);
+ *      URL (the driver adds v=10, encoding=json and compress to the query),
+ *      within GM_SM_CONNECT_TIMEOUT_NS;
  *   2. Hello (within GM_SM_HELLO_TIMEOUT_NS): heartbeats start, the first
  *      after interval * random[0, 1), then every interval; with a session,
  *      Resume is sent at once, else an identify permit is requested from
- *      the queue, and heartbeats go on while the shard waits for it;
+ *      the queue, and heartbeats go on while the shard waits for it; the
+ *      Identify is built here (gm_sm_identify_json) when the permit comes;
  *   3. Identify or Resume, then READY or RESUMED within
  *      GM_SM_READY_TIMEOUT_NS (while resuming, every replayed dispatch
  *      restarts that clock): the shard is active, commands flow;
@@ -94,6 +138,7 @@
 #include "alloc.h"
 #include "close_codes.h"
 #include "errors.h"
+#include "json_write.h"
 #include "opcodes.h"
 
 #define NEVER UINT64_MAX
@@ -106,6 +151,69 @@ static const char *state_names[] = {
 };
 
 const char *gm_shard_state_name(gm_shard_state_t s) { return state_names[s]; }
+
+static const struct {
+  const char *name;
+  gm_shard_state_t state;
+} phases[] = {
+#define GM_SM_PHASE_ROW(name, label, st) {label, GM_SHARD_##st},
+    GM_SM_PHASE_MAP(GM_SM_PHASE_ROW)
+#undef GM_SM_PHASE_ROW
+};
+
+const char *gm_sm_phase_name(gm_sm_phase_t p) { return phases[p].name; }
+
+gm_shard_state_t gm_sm_state(const gm_shard_machine_t *m) {
+  if (m->life == GM_SM_USER_CLOSED) return GM_SHARD_CLOSED;
+  if (m->life == GM_SM_FATAL) return GM_SHARD_FATALLY_CLOSED;
+  return phases[m->phase].state;
+}
+
+/* {=============== actions =============== */
+
+static gm_sm_action_t *act(gm_shard_machine_t *m, gm_sm_action_kind_t kind,
+                           int code, const char *reason, size_t reason_len) {
+  /* at most two per input (a close now, then its report): the ring cannot
+   * fill unless the driver never takes them, and then the oldest goes */
+  if (m->action_count == GM_SM_MAX_ACTIONS) {
+    m->action_head = (uint8_t)((m->action_head + 1) % GM_SM_MAX_ACTIONS);
+    m->action_count--;
+  }
+  gm_sm_action_t *a =
+      &m->actions[(m->action_head + m->action_count++) % GM_SM_MAX_ACTIONS];
+  memset(a, 0, offsetof(gm_sm_action_t, reason));
+  a->kind = kind;
+  a->code = code;
+  if (reason_len > GM_SM_REASON_MAX) reason_len = GM_SM_REASON_MAX;
+  if (reason_len) memcpy(a->reason, reason, reason_len);
+  a->reason[reason_len] = '\0';
+  a->reason_len = reason_len;
+  return a;
+}
+
+bool gm_sm_next_action(gm_shard_machine_t *m, gm_sm_action_t *a) {
+  if (m->action_count == 0) return false;
+  *a = m->actions[m->action_head];
+  m->action_head = (uint8_t)((m->action_head + 1) % GM_SM_MAX_ACTIONS);
+  m->action_count--;
+  return true;
+}
+
+static void emit_close(gm_shard_machine_t *m, int code, const char *reason,
+                       size_t len, gm_closed_by_t by) {
+  m->last_close.code = code;
+  m->last_close.by = by;
+  act(m, GM_SM_EMIT_CLOSE, code, reason, len)->by = by;
+}
+
+static void close_socket(gm_shard_machine_t *m, int code, const char *reason,
+                         bool now) {
+  gm_sm_action_t *a = act(m, GM_SM_CLOSE, code, reason, strlen(reason));
+  a->now = now;
+  a->timeout_ns = GM_SM_CLOSE_TIMEOUT_NS;
+}
+
+/* }=============== */
 
 static void say(gm_shard_machine_t *m, gm_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -159,18 +267,18 @@ int gm_sm_set_session(gm_shard_machine_t *m, const char *id, int64_t seq,
 
 int gm_sm_init(gm_shard_machine_t *m, const gm_sm_effects_t *fx, void *ud,
                const char *gateway_url, const char *token,
-               const char *identify, size_t identify_len, bool ratelimit) {
+               const gm_sm_identity_t *identity, bool ratelimit) {
   memset(m, 0, sizeof *m);
   m->fx = fx;
   m->ud = ud;
-  m->state = GM_SHARD_DISCONNECTED;
+  m->phase = GM_SM_IDLE;
+  m->life = GM_SM_RUNNING;
   m->seq = -1;
   m->token = token;
-  m->identify = identify;
-  m->identify_len = identify_len;
+  m->identity = *identity;
   m->ratelimit = ratelimit;
   m->heartbeat_at = m->hello_deadline = m->ready_deadline = NEVER;
-  m->reconnect_at = m->paused_since = NEVER;
+  m->reconnect_at = m->paused_since = m->permit_retry_at = NEVER;
   m->stable_at = NEVER;
   m->failed_resume_seq = -1;
   m->next_ticket = 1;
@@ -244,17 +352,19 @@ static uint64_t backoff(gm_shard_machine_t *m) {
  * and our own closes to resume neither. Resumes that keep failing at the
  * same sequence end the session. */
 static void count_end(gm_shard_machine_t *m, uint64_t now) {
-  bool stable = m->reached && now >= m->stable_at;
-  if (m->reached) m->flaps = stable ? 0 : m->flaps + 1;
-  if (m->resume_refused) {
+  bool reached = m->stable_at != NEVER;
+  bool stable = reached && now >= m->stable_at;
+  if (reached) m->flaps = stable ? 0 : m->flaps + 1;
+  if (m->counts == GM_SM_COUNTS_VOLUNTARY) return;
+  if (m->counts == GM_SM_COUNTS_RESUME_REFUSED) {
     /* The gateway answered the Resume: it is up, only the session is gone.
      * Failed connects before (an outage) no longer count; sessions that
      * died young still do, so flapping backs off all the same. */
     m->attempts = m->flaps;
-  } else if (!m->voluntary) {
+  } else {
     m->attempts = stable ? 0 : m->attempts + 1;
   }
-  if (!m->resume_sent || m->reached || m->voluntary) return;
+  if (m->counts == GM_SM_COUNTS_PLAIN || reached) return;
   if (m->seq == m->failed_resume_seq) {
     m->failed_resumes++;
   } else {
@@ -270,42 +380,43 @@ static void count_end(gm_shard_machine_t *m, uint64_t now) {
   }
 }
 
-/* Forgets everything that belongs to one connection. */
+/* Gives back the identify permit this connection waits for. */
+static void stop_waiting_permit(gm_shard_machine_t *m) {
+  if (m->phase != GM_SM_AWAIT_PERMIT) return;
+  m->permit_retry_at = NEVER;
+  m->fx->release_permit(m->ud, false);
+}
+
+/* Forgets everything that belongs to one connection: the phase is idle. */
 static void end_connection(gm_shard_machine_t *m) {
-  m->connected = false;
-  m->closing = false;
-  m->hello_seen = false;
+  stop_waiting_permit(m);
+  m->phase = GM_SM_IDLE;
   m->interval = 0;
   m->heartbeat_at = m->hello_deadline = m->ready_deadline = NEVER;
-  m->paused_since = m->paused ? m->paused_since : NEVER;
   gm_ratelimiter_free(&m->limiter);
-  if (m->waiting_permit || m->permit_held) m->fx->release_permit(m->ud, false);
-  m->waiting_permit = m->permit_held = false;
 }
 
 static void connect_now(gm_shard_machine_t *m) {
   bool resume = m->session_id && m->resume_url;
   m->reconnect_at = NEVER;
-  m->connected = true;
-  m->reached = false;
-  m->voluntary = false;
-  m->resume_sent = false;
-  m->resume_refused = false;
+  m->phase = GM_SM_CONNECTING;
+  m->counts = GM_SM_COUNTS_PLAIN;
   m->stable_at = NEVER;
-  m->closing = false;
   m->sent_close_code = 0;
-  m->state = GM_SHARD_DISCONNECTED;
   say(m, GM_LOG_DEBUG, "connecting to %s (%s)",
       resume ? "the resume URL" : "the gateway", resume ? "resume" : "identify");
-  m->fx->connect(m->ud, resume ? m->resume_url : m->gateway_url);
+  gm_sm_action_t *a = act(m, GM_SM_CONNECT, 0, NULL, 0);
+  a->url = resume ? m->resume_url : m->gateway_url;
+  a->timeout_ns = GM_SM_CONNECT_TIMEOUT_NS;
 }
 
+/* After a connection ended: when the next one starts (held: once the
+ * buffers drained). */
 static void schedule_reconnect(gm_shard_machine_t *m, uint64_t now,
-                               uint64_t extra) {
-  if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
-    return;
-  m->state = GM_SHARD_DISCONNECTED;
-  if (m->hold_reconnect) {
+                               uint64_t extra, bool held) {
+  if (m->life != GM_SM_RUNNING) return;
+  if (held) {
+    m->phase = GM_SM_HELD;
     m->reconnect_at = NEVER;
     return;
   }
@@ -322,27 +433,25 @@ static void schedule_reconnect(gm_shard_machine_t *m, uint64_t now,
  * gateway's answer (gm_sm_closed follows). */
 static void close_connection(gm_shard_machine_t *m, int code,
                              const char *reason) {
-  if (!m->connected || m->closing) return;
-  m->closing = true;
+  if (!gm_sm_connected(m) || m->phase == GM_SM_CLOSING) return;
+  stop_waiting_permit(m);
+  m->phase = GM_SM_CLOSING;
   m->sent_close_code = code;
   snprintf(m->sent_close_reason, sizeof m->sent_close_reason, "%s", reason);
   m->heartbeat_at = m->hello_deadline = m->ready_deadline = NEVER;
-  if (m->waiting_permit || m->permit_held) m->fx->release_permit(m->ud, false);
-  m->waiting_permit = m->permit_held = false;
-  if (m->state != GM_SHARD_CLOSED) m->state = GM_SHARD_DISCONNECTED;
-  m->fx->close(m->ud, code, reason, false);
+  close_socket(m, code, reason, false);
 }
 
 /* The shard drops the connection without waiting (zombie, no Hello, full
- * buffers): it is over from here. */
+ * buffers): it is over from here. held: reconnect once the buffers
+ * drained. */
 static void drop_connection(gm_shard_machine_t *m, uint64_t now, int code,
-                            int event_code, const char *reason) {
-  m->fx->close(m->ud, code, reason, true);
+                            int event_code, const char *reason, bool held) {
+  close_socket(m, code, reason, true);
   end_connection(m);
   count_end(m, now);
-  m->fx->emit_close(m->ud, event_code, reason, strlen(reason),
-                    GM_CLOSED_BY_SHARD);
-  schedule_reconnect(m, now, 0);
+  emit_close(m, event_code, reason, strlen(reason), GM_CLOSED_BY_SHARD);
+  schedule_reconnect(m, now, 0, held);
 }
 
 /* }=============== */
@@ -351,46 +460,94 @@ static void drop_connection(gm_shard_machine_t *m, uint64_t now, int code,
 
 static void send_heartbeat(gm_shard_machine_t *m, uint64_t now) {
   char json[48];
-  int n = m->seq >= 0
-              ? snprintf(json, sizeof json, "{\"op\":1,\"d\":%lld}", (long long)m->seq)
-              : snprintf(json, sizeof json, "{\"op\":1,\"d\":null}");
-  m->fx->send(m->ud, json, (size_t)n);
+  gm_jw_t w;
+  gm_jw_init(&w, json, sizeof json);
+  gm_jw_lit(&w, "{\"op\":");
+  gm_jw_int(&w, GM_OP_HEARTBEAT);
+  gm_jw_lit(&w, ",\"d\":");
+  if (m->seq >= 0)
+    gm_jw_int(&w, m->seq);
+  else
+    gm_jw_lit(&w, "null");
+  gm_jw_lit(&w, "}");
+  m->fx->send(m->ud, json, gm_jw_finish(&w));
   gm_latency_sent(&m->latency, now);
 }
 
-/* Appends s to out as JSON string content (quotes not included). */
-static size_t json_escape(char *out, size_t cap, const char *s) {
-  size_t o = 0;
-  for (; *s && o + 7 < cap; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)c;
-    } else if (c < 0x20) {
-      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-    } else {
-      out[o++] = (char)c;
-    }
+size_t gm_sm_identify_json(char *out, size_t cap, const gm_sm_identity_t *id,
+                           const char *token) {
+  gm_jw_t w;
+  gm_jw_init(&w, out, cap);
+  gm_jw_lit(&w, "{\"op\":");
+  gm_jw_int(&w, GM_OP_IDENTIFY);
+  gm_jw_lit(&w, ",\"d\":{\"token\":");
+  gm_jw_string(&w, token, strlen(token));
+  gm_jw_lit(&w, ",\"intents\":");
+  gm_jw_int(&w, (int64_t)id->intents);
+  gm_jw_lit(&w, ",\"properties\":{\"os\":");
+  gm_jw_string(&w, id->os, strlen(id->os));
+  gm_jw_lit(&w, ",\"browser\":");
+  gm_jw_string(&w, id->browser, strlen(id->browser));
+  gm_jw_lit(&w, ",\"device\":");
+  gm_jw_string(&w, id->device, strlen(id->device));
+  /* transport compression (the URL's compress) replaces payload
+   * compression: never both */
+  gm_jw_lit(&w, "},\"compress\":false,\"large_threshold\":");
+  gm_jw_int(&w, id->large_threshold);
+  gm_jw_lit(&w, ",\"shard\":[");
+  gm_jw_int(&w, id->shard_id);
+  gm_jw_lit(&w, ",");
+  gm_jw_int(&w, id->shard_total);
+  gm_jw_lit(&w, "]");
+  if (id->presence) {
+    gm_jw_lit(&w, ",\"presence\":");
+    gm_jw_raw(&w, id->presence, id->presence_len);
   }
-  out[o] = '\0';
-  return o;
+  gm_jw_lit(&w, "}}");
+  return gm_jw_finish(&w);
+}
+
+static void send_identify(gm_shard_machine_t *m, uint64_t now) {
+  char json[GM_SM_MAX_PAYLOAD + 1];
+  size_t n = gm_sm_identify_json(json, sizeof json, &m->identity, m->token);
+  if (n == 0) {
+    /* Discord would close 4002 on it: say so instead (never the text) */
+    say(m, GM_LOG_ERROR, "the Identify payload is over %d bytes (presence too "
+        "large?): not sent", GM_SM_MAX_PAYLOAD);
+  } else {
+    if (m->ratelimit) gm_ratelimiter_acquire(&m->limiter, now);
+    m->fx->send(m->ud, json, n);
+  }
+  /* the token is not kept on the stack longer than needed */
+  memset(json, 0, sizeof json);
+  m->fx->release_permit(m->ud, n != 0);
+  m->phase = GM_SM_AWAIT_READY;
+  m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS;
 }
 
 static void send_resume(gm_shard_machine_t *m, uint64_t now) {
-  char token[512], sid[256], json[1024];
-  json_escape(token, sizeof token, m->token);
-  json_escape(sid, sizeof sid, m->session_id);
-  int n = snprintf(json, sizeof json,
-                   "{\"op\":6,\"d\":{\"token\":\"%s\",\"session_id\":\"%s\","
-                   "\"seq\":%lld}}",
-                   token, sid, (long long)(m->seq < 0 ? 0 : m->seq));
+  char json[1024];
+  gm_jw_t w;
+  gm_jw_init(&w, json, sizeof json);
+  gm_jw_lit(&w, "{\"op\":");
+  gm_jw_int(&w, GM_OP_RESUME);
+  gm_jw_lit(&w, ",\"d\":{\"token\":");
+  gm_jw_string(&w, m->token, strlen(m->token));
+  gm_jw_lit(&w, ",\"session_id\":");
+  gm_jw_string(&w, m->session_id, strlen(m->session_id));
+  gm_jw_lit(&w, ",\"seq\":");
+  gm_jw_int(&w, m->seq < 0 ? 0 : m->seq);
+  gm_jw_lit(&w, "}}");
+  size_t n = gm_jw_finish(&w);
   if (m->ratelimit) gm_ratelimiter_acquire(&m->limiter, now);
-  m->fx->send(m->ud, json, (size_t)n);
+  if (n)
+    m->fx->send(m->ud, json, n);
+  else /* a session id too long to be Discord's: RESUMED never comes */
+    say(m, GM_LOG_WARN, "the Resume payload does not fit: not sent");
   /* the token is not kept on the stack longer than needed */
-  memset(token, 0, sizeof token);
   memset(json, 0, sizeof json);
-  m->state = GM_SHARD_RESUMING;
-  m->resume_sent = true;
+  m->phase = GM_SM_AWAIT_RESUMED;
+  m->counts = GM_SM_COUNTS_RESUME;
   m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS;
 }
 
@@ -405,7 +562,7 @@ static void resume_session(gm_shard_machine_t *m, uint64_t now) {
 
 static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
   expire_commands(m, now);
-  while (m->commands && m->connected && !m->closing && gm_sm_identified(m)) {
+  while (m->commands && gm_sm_identified(m)) {
     if (m->ratelimit && gm_ratelimiter_acquire(&m->limiter, now) != 0) break;
     gm_sm_command_t *c = shift_command(m);
     m->fx->send(m->ud, c->json, c->len);
@@ -416,8 +573,7 @@ static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
 int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, uint64_t *ticket) {
   if (len > GM_SM_MAX_PAYLOAD) return GM_EMSGSIZE;
-  if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
-    return GM_ECLOSED; /* nothing will ever send it */
+  if (m->life != GM_SM_RUNNING) return GM_ECLOSED; /* nothing will send it */
   expire_commands(m, now);
   if (m->queued_commands >= m->max_commands ||
       m->queued_bytes + len > m->max_command_bytes)
@@ -448,15 +604,13 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
 
 void gm_sm_start(gm_shard_machine_t *m, uint64_t now) {
   (void)now;
-  if (m->connected || m->state == GM_SHARD_CLOSED ||
-      m->state == GM_SHARD_FATALLY_CLOSED)
-    return;
+  if (gm_sm_connected(m) || m->life != GM_SM_RUNNING) return;
   connect_now(m);
 }
 
 void gm_sm_opened(gm_shard_machine_t *m, uint64_t now) {
-  if (!m->connected) return;
-  m->state = GM_SHARD_IDENTIFYING;
+  if (m->phase != GM_SM_CONNECTING) return;
+  m->phase = GM_SM_AWAIT_HELLO;
   m->hello_deadline = now + GM_SM_HELLO_TIMEOUT_NS;
 }
 
@@ -488,13 +642,13 @@ bool gm_sm_connect_fatal(int err, const char **what, const char **hint) {
 
 void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
                        const char *why) {
-  if (!m->connected) return;
+  if (!gm_sm_connected(m)) return;
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
   count_end(m, now);
   const char *what;
-  if (m->state != GM_SHARD_CLOSED && gm_sm_connect_fatal(err, &what, NULL)) {
-    m->state = GM_SHARD_FATALLY_CLOSED;
+  if (m->life == GM_SM_RUNNING && gm_sm_connect_fatal(err, &what, NULL)) {
+    m->life = GM_SM_FATAL;
     m->fatal_err = err;
     drop_commands(m, true);
     /* info: whoever runs the shard says it once, with what to do */
@@ -508,17 +662,34 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
     set_str(&m->resume_url, NULL);
     m->fx->session_changed(m->ud);
   }
-  schedule_reconnect(m, now, 0);
+  schedule_reconnect(m, now, 0, false);
+}
+
+int64_t gm_sm_parse_hello(const char *d, size_t dlen, const char **raw,
+                          size_t *raw_len) {
+  const char *v = NULL;
+  size_t vlen = 0;
+  int64_t ms;
+  bool ok = gm_json_find(d, dlen, "heartbeat_interval", &v, &vlen) &&
+            gm_json_integer(v, vlen, &ms) && ms > 0 &&
+            ms <= GM_SM_MAX_INTERVAL_MS;
+  if (raw) *raw = v;
+  if (raw_len) *raw_len = vlen;
+  return ok ? ms : -1;
+}
+
+bool gm_sm_parse_resumable(const char *d, size_t dlen) {
+  return dlen == 4 && memcmp(d, "true", 4) == 0;
 }
 
 static int on_hello(gm_shard_machine_t *m, uint64_t now,
                     const char *d, size_t dlen) {
-  const char *v = NULL;
-  size_t vlen = 0;
-  int64_t ms;
-  if (m->hello_seen) return 0;
-  if (!gm_json_find(d, dlen, "heartbeat_interval", &v, &vlen) ||
-      !gm_json_integer(v, vlen, &ms) || ms <= 0 || ms > GM_SM_MAX_INTERVAL_MS) {
+  const char *v;
+  size_t vlen;
+  m->parsed.hello_interval_ms = gm_sm_parse_hello(d, dlen, &v, &vlen);
+  bool ok = m->parsed.hello_interval_ms > 0;
+  if (m->phase != GM_SM_AWAIT_HELLO) return ok ? 0 : GM_EDECODE;
+  if (!ok) {
     /* Heartbeats cannot be scheduled: waiting for the Hello deadline would
      * only lose time. */
     say(m, GM_LOG_WARN, "Hello with %s heartbeat_interval (%.*s): reconnecting",
@@ -526,9 +697,8 @@ static int on_hello(gm_shard_machine_t *m, uint64_t now,
     close_connection(m, 4000, "bad Hello");
     return GM_EDECODE;
   }
-  m->hello_seen = true;
   m->hello_deadline = NEVER;
-  m->interval = (uint64_t)ms * 1000000ull;
+  m->interval = (uint64_t)m->parsed.hello_interval_ms * 1000000ull;
   gm_latency_reset(&m->latency);
   gm_ratelimiter_free(&m->limiter);
   gm_ratelimiter_init(&m->limiter, m->interval);
@@ -536,8 +706,8 @@ static int on_hello(gm_shard_machine_t *m, uint64_t now,
   if (m->session_id) {
     resume_session(m, now);
   } else {
-    m->state = GM_SHARD_IDENTIFYING;
-    m->waiting_permit = true;
+    m->phase = GM_SM_AWAIT_PERMIT;
+    m->permit_retry_at = NEVER;
     m->fx->request_permit(m->ud);
   }
   return 0;
@@ -564,8 +734,7 @@ static int on_ready(gm_shard_machine_t *m, uint64_t now, const char *d,
 }
 
 static void became_active(gm_shard_machine_t *m, uint64_t now) {
-  m->state = GM_SHARD_ACTIVE;
-  m->reached = true;
+  m->phase = GM_SM_ACTIVE;
   /* attempts are reset only once the session proves stable (count_end) */
   m->stable_at = now + m->interval;
   m->failed_resumes = 0;
@@ -590,8 +759,15 @@ static bool forward_seq(gm_shard_machine_t *m, int64_t s) {
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, const gm_envelope_t *env) {
   if (env->op < 0) return GM_EDECODE;
-  if (!m->connected) return 0;
-  if (m->closing) {
+  const char *d = json + env->d_off;
+  size_t dlen = env->d_len;
+  (void)len;
+  /* what the bindings show of these two is read here, whatever the phase */
+  if (env->op == GM_OP_HELLO) return on_hello(m, now, d, dlen);
+  if (env->op == GM_OP_INVALID_SESSION)
+    m->parsed.resumable = gm_sm_parse_resumable(d, dlen);
+  if (!gm_sm_connected(m)) return 0;
+  if (m->phase == GM_SM_CLOSING) {
     /* The end is being awaited. Dispatches the gateway sent before it read
      * our close frame still reach the user: count them, or the Resume
      * would have them replayed a second time. A READY among them (a Bot
@@ -610,12 +786,7 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
       m->fx->session_changed(m->ud);
     return 0;
   }
-  const char *d = json + env->d_off;
-  size_t dlen = env->d_len;
-  (void)len;
   switch (env->op) {
-  case GM_OP_HELLO:
-    return on_hello(m, now, d, dlen);
   case GM_OP_HEARTBEAT:
     send_heartbeat(m, now);
     return 0;
@@ -627,12 +798,13 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     close_connection(m, 4000, "reconnect requested");
     return 0;
   case GM_OP_INVALID_SESSION: {
-    bool resumable = dlen == 4 && memcmp(d, "true", 4) == 0;
+    bool resumable = m->parsed.resumable;
     say(m, GM_LOG_INFO, "invalid session (op 9, %s): %s",
         resumable ? "resumable" : "not resumable",
         resumable ? "resuming" : "identifying again");
     /* in answer to a Resume: no failed attempt (count_end) */
-    m->resume_refused = !resumable && m->resume_sent && !m->reached;
+    if (!resumable && m->counts == GM_SM_COUNTS_RESUME && m->stable_at == NEVER)
+      m->counts = GM_SM_COUNTS_RESUME_REFUSED;
     if (!resumable) drop_session(m);
     m->reconnect_extra = resumable ? 0 :
         GM_SM_REIDENTIFY_MIN_NS +
@@ -657,7 +829,7 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
       m->fx->session_changed(m->ud);
     if (ready || resumed)
       became_active(m, now);
-    else if (m->state == GM_SHARD_RESUMING)
+    else if (m->phase == GM_SM_AWAIT_RESUMED)
       m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS; /* replay goes on */
     return r;
   }
@@ -684,8 +856,8 @@ static void describe_close(char *out, size_t size, int code,
 
 void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame) {
-  if (!m->connected) return;
-  bool we_closed = m->closing;
+  if (!gm_sm_connected(m)) return;
+  bool we_closed = m->phase == GM_SM_CLOSING;
   int sent = m->sent_close_code;
   char ours[sizeof m->sent_close_reason];
   memcpy(ours, m->sent_close_reason, sizeof ours);
@@ -698,18 +870,18 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
   m->reconnect_extra = 0;
 
   if (we_closed) {
-    m->fx->emit_close(m->ud, sent, ours, strlen(ours), GM_CLOSED_BY_SHARD);
+    emit_close(m, sent, ours, strlen(ours), GM_CLOSED_BY_SHARD);
   } else if (!peer_frame) {
-    m->fx->emit_close(m->ud, 1006, "", 0, GM_CLOSED_BY_TRANSPORT);
+    emit_close(m, 1006, "", 0, GM_CLOSED_BY_TRANSPORT);
     say(m, GM_LOG_INFO, "connection lost: %s",
         m->session_id ? "resuming" : "new session");
   } else {
     gm_close_action_t action = gm_close_action(code);
-    if (m->state != GM_SHARD_CLOSED) {
+    if (m->life == GM_SM_RUNNING) {
       char why[160];
       describe_close(why, sizeof why, code, reason, reason_len);
       if (gm_close_fatal(action)) {
-        m->state = GM_SHARD_FATALLY_CLOSED;
+        m->life = GM_SM_FATAL;
         drop_commands(m, true);
         /* info: whoever runs the shard says it once, with what to do (a
          * Bot's run() result, `gloaming run`'s last line, events()). */
@@ -723,106 +895,120 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
         say(m, GM_LOG_INFO, "the gateway closed with %d (%s): resuming", code, why);
       }
     }
-    m->fx->emit_close(m->ud, code, reason, reason_len, GM_CLOSED_BY_GATEWAY);
+    emit_close(m, code, reason, reason_len, GM_CLOSED_BY_GATEWAY);
   }
-  schedule_reconnect(m, now, extra);
+  schedule_reconnect(m, now, extra, false);
 }
 
 void gm_sm_permit(gm_shard_machine_t *m, uint64_t now) {
-  if (!m->waiting_permit || !m->connected || m->closing ||
-      m->state != GM_SHARD_IDENTIFYING) {
+  if (m->phase != GM_SM_AWAIT_PERMIT) {
     m->fx->release_permit(m->ud, false);
     return;
   }
-  m->waiting_permit = false;
-  if (m->ratelimit) gm_ratelimiter_acquire(&m->limiter, now);
-  m->fx->send(m->ud, m->identify, m->identify_len);
-  m->fx->release_permit(m->ud, true);
-  m->ready_deadline = now + GM_SM_READY_TIMEOUT_NS;
+  m->permit_retry_at = NEVER;
+  send_identify(m, now);
+}
+
+void gm_sm_permit_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
+  if (m->phase != GM_SM_AWAIT_PERMIT || m->permit_retry_at != NEVER) return;
+  say(m, GM_LOG_WARN, "identify queue: %s; asking again in %.0f s",
+      why ? why : "failed", (double)GM_SM_PERMIT_RETRY_NS / 1e9);
+  m->permit_retry_at = now + GM_SM_PERMIT_RETRY_NS;
 }
 
 void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
                  const char *reason) {
   (void)now;
-  if (m->state == GM_SHARD_CLOSED || m->state == GM_SHARD_FATALLY_CLOSED)
-    return;
+  if (m->life != GM_SM_RUNNING) return;
+  if (reason == NULL) reason = "";
   drop_commands(m, true);
   if (code == GM_CLOSE_NORMAL || code == GM_CLOSE_GOING_AWAY) drop_session(m);
   m->reconnect_at = NEVER;
-  bool open = m->connected && !m->closing && m->state != GM_SHARD_DISCONNECTED;
-  m->state = GM_SHARD_CLOSED;
-  if (open) {
-    close_connection(m, code, reason ? reason : "");
+  m->life = GM_SM_USER_CLOSED;
+  switch (m->phase) {
+  case GM_SM_CLOSING:
+    return; /* a close is already under way: its end is reported */
+  case GM_SM_CONNECTING:
+    close_socket(m, code, reason, true);
+    end_connection(m);
+    break;
+  case GM_SM_IDLE:
+  case GM_SM_HELD:
+    m->phase = GM_SM_IDLE;
+    break;
+  default: /* open: the gateway answers our close frame */
+    close_connection(m, code, reason);
     return;
   }
-  if (m->connected && !m->closing) { /* still connecting */
-    m->fx->close(m->ud, code, reason ? reason : "", true);
-    end_connection(m);
-  } else if (m->closing) {
-    return; /* a close is already under way: its end is reported */
-  }
-  m->fx->emit_close(m->ud, code, reason ? reason : "",
-                    reason ? strlen(reason) : 0, GM_CLOSED_BY_SHARD);
+  emit_close(m, code, reason, strlen(reason), GM_CLOSED_BY_SHARD);
 }
 
 void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused) {
-  if (paused == m->paused) return;
-  m->paused = paused;
+  if (paused == (m->paused_since != NEVER)) return;
   if (paused) {
     m->paused_since = now;
   } else {
     m->paused_since = NEVER;
     /* ACKs could not be read while paused: do not call that a zombie */
-    m->latency.waiting = false;
+    gm_latency_forgive(&m->latency);
   }
 }
 
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now) {
-  if (!m->hold_reconnect) return;
-  m->hold_reconnect = false;
+  if (m->phase != GM_SM_HELD) return;
   /* at once, no jitter: buffers drain at each shard's own moment */
-  if (!m->connected && m->state == GM_SHARD_DISCONNECTED) m->reconnect_at = now;
+  m->phase = GM_SM_IDLE;
+  m->reconnect_at = now;
 }
 
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
   expire_commands(m, now);
-  if (!m->connected) {
+  bool paused = m->paused_since != NEVER;
+  switch (m->phase) {
+  case GM_SM_IDLE:
     if (now >= m->reconnect_at) connect_now(m);
     return;
+  case GM_SM_HELD:
+  case GM_SM_CLOSING:
+    return;
+  default:
+    break;
   }
-  if (m->closing) return;
-  if (m->reached && now >= m->stable_at) m->attempts = 0; /* for state() */
+  if (now >= m->stable_at) m->attempts = 0; /* for state() */
   if (now >= m->hello_deadline) {
     say(m, GM_LOG_WARN, "no Hello within %.0f s of connecting",
         (double)GM_SM_HELLO_TIMEOUT_NS / 1e9);
-    drop_connection(m, now, 4000, 1006, "no Hello from the gateway");
+    drop_connection(m, now, 4000, 1006, "no Hello from the gateway", false);
     return;
   }
   if (now >= m->ready_deadline) {
-    say(m, GM_LOG_WARN, "no %s within %.0f s",
-        m->state == GM_SHARD_RESUMING ? "RESUMED" : "READY",
+    bool resuming = m->phase == GM_SM_AWAIT_RESUMED;
+    say(m, GM_LOG_WARN, "no %s within %.0f s", resuming ? "RESUMED" : "READY",
         (double)GM_SM_READY_TIMEOUT_NS / 1e9);
-    close_connection(m, 4000, m->state == GM_SHARD_RESUMING ? "no RESUMED" : "no READY");
+    close_connection(m, 4000, resuming ? "no RESUMED" : "no READY");
     /* counted when it ends */
     return;
   }
-  if (m->paused && m->interval && now >= m->paused_since + m->interval) {
+  if (paused && m->interval && now >= m->paused_since + m->interval) {
     say(m, GM_LOG_WARN, "event buffers full for a heartbeat interval: closing "
                      "until they drain");
-    m->hold_reconnect = true;
-    m->voluntary = true;
-    drop_connection(m, now, 4000, 4000, "event buffer full");
+    m->counts = GM_SM_COUNTS_VOLUNTARY;
+    drop_connection(m, now, 4000, 4000, "event buffer full", true);
     return;
   }
-  if (now >= m->heartbeat_at && m->latency.waiting && !m->paused &&
+  if (now >= m->permit_retry_at) {
+    m->permit_retry_at = NEVER;
+    m->fx->request_permit(m->ud);
+  }
+  if (now >= m->heartbeat_at && m->latency.waiting && !paused &&
       now - m->latency.sent < m->interval) {
     /* too young to judge (sent late, or asked for by op 1) */
     m->heartbeat_at = m->latency.sent + m->interval;
   } else if (now >= m->heartbeat_at) {
-    if (m->latency.waiting && !m->paused) {
+    if (m->latency.waiting && !paused) {
       say(m, GM_LOG_WARN, "no heartbeat ACK since the last heartbeat: zombied "
                        "connection, resuming");
-      drop_connection(m, now, 4000, 1006, "zombied connection");
+      drop_connection(m, now, 4000, 1006, "zombied connection", false);
       return;
     }
     send_heartbeat(m, now);
@@ -841,13 +1027,16 @@ static uint64_t command_expiry(const gm_shard_machine_t *m) {
 
 uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m) {
   uint64_t expiry = command_expiry(m);
-  if (!m->connected) return m->reconnect_at < expiry ? m->reconnect_at : expiry;
-  if (m->closing) return expiry;
+  if (m->phase == GM_SM_IDLE)
+    return m->reconnect_at < expiry ? m->reconnect_at : expiry;
+  if (m->phase == GM_SM_HELD || m->phase == GM_SM_CLOSING) return expiry;
   uint64_t d = m->heartbeat_at;
   if (expiry < d) d = expiry;
   if (m->hello_deadline < d) d = m->hello_deadline;
   if (m->ready_deadline < d) d = m->ready_deadline;
-  if (m->paused && m->interval && m->paused_since + m->interval < d)
+  if (m->permit_retry_at < d) d = m->permit_retry_at;
+  if (m->paused_since != NEVER && m->interval &&
+      m->paused_since + m->interval < d)
     d = m->paused_since + m->interval;
   if (m->commands && m->ratelimit && gm_sm_identified(m) && m->limiter.count &&
       m->limiter.count >= m->limiter.max) {

@@ -1,9 +1,10 @@
 /* The shard state machine: Discord's session lifecycle, sans-I/O.
  *
  * See shard_machine.c for the theory of operation. The machine is fed
- * inputs with the current time (gm_sm_*) and acts through gm_sm_effects_t,
- * which the loop-side driver implements with sockets and timers and a
- * unit test implements with a log. */
+ * inputs with the current time (gm_sm_*); it writes through a few effects
+ * (gm_sm_effects_t) and leaves connection changes as actions
+ * (gm_sm_next_action) that the loop-side driver takes after each input,
+ * with sockets and timers, and a unit test with a log. */
 #ifndef GM_SHARD_MACHINE_H
 #define GM_SHARD_MACHINE_H
 
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "closed_by.h"
+#include "defaults.h"
 #include "envelope.h"
 #include "latency.h"
 #include "log_level.h"
@@ -48,6 +50,17 @@ const char *gm_shard_state_name(gm_shard_state_t s);
 #define GM_SM_RECONNECT_JITTER_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MIN_NS (1ull * 1000000000ull)
 #define GM_SM_REIDENTIFY_MAX_NS (5ull * 1000000000ull)
+/* The gateway URL's query: the API version and encoding this machine
+ * speaks (the driver adds them, and compress, to every URL it connects to). */
+#define GM_SM_GATEWAY_VERSION "10"
+#define GM_SM_GATEWAY_ENCODING "json"
+/* The identify queue failed: asked again this much later. */
+#define GM_SM_PERMIT_RETRY_NS (1ull * 1000000000ull)
+/* The connection's TCP + TLS + upgrade, and the wait for the gateway's
+ * close frame after ours (the driver's conn enforces them, as told in the
+ * CONNECT and CLOSE actions). */
+#define GM_SM_CONNECT_TIMEOUT_NS (GM_DEFAULT_CONNECT_TIMEOUT_S * 1000000000ull)
+#define GM_SM_CLOSE_TIMEOUT_NS (GM_DEFAULT_CLOSE_TIMEOUT_S * 1000000000ull)
 #define GM_SM_MAX_PAYLOAD 4096
 /* Resumes that fail at the same sequence before a new session is started
  * (a replayed payload the shard cannot take would loop forever). */
@@ -61,22 +74,40 @@ const char *gm_shard_state_name(gm_shard_state_t s);
 #define GM_SM_MAX_COMMAND_BYTES (120 * GM_SM_MAX_PAYLOAD)
 #define GM_SM_COMMAND_DEADLINE_NS (60ull * 1000000000ull)
 
+/* What the shard tells Discord who it is (the Identify's `d`, built by the
+ * machine with the token when an identify permit arrives). Strings are
+ * borrowed and must outlive the machine; presence is a JSON object or
+ * NULL. */
+typedef struct gm_sm_identity_s {
+  uint64_t intents;
+  uint32_t shard_id, shard_total;
+  int large_threshold;
+  const char *os, *browser, *device; /* d.properties */
+  const char *presence;
+  size_t presence_len;
+} gm_sm_identity_t;
+
+/* The Identify payload, byte for byte (tested): out holds cap bytes;
+ * returns the length, or 0 when it does not fit (Discord takes at most
+ * GM_SM_MAX_PAYLOAD). The caller wipes out afterwards: it holds the token. */
+size_t gm_sm_identify_json(char *out, size_t cap, const gm_sm_identity_t *id,
+                           const char *token);
+
+/* Effects: calls the machine makes while it runs. None of them may call
+ * back into the machine before returning (see "Re-entry" in
+ * shard_machine.c): the driver's effects only write bytes, hand work to
+ * another task, or log. Opening and closing connections, and the
+ * GATEWAY_CLOSE fan-out (which can pause reading, an input), are actions
+ * instead: gm_sm_next_action. */
 typedef struct gm_sm_effects_s {
-  /* Open a connection to url (a base URL: the driver sets the query). */
-  void (*connect)(void *ud, const char *url);
   /* Write one payload now (heartbeat, identify, resume, command). */
   void (*send)(void *ud, const char *json, size_t len);
-  /* Send a close frame; wait for the peer's answer unless `now`, in which
-   * case the socket is dropped right after (zombie, full buffers). */
-  void (*close)(void *ud, int code, const char *reason, bool now);
-  /* Ask the identify queue for a permit; gm_sm_permit() answers. */
+  /* Ask the identify queue for a permit; gm_sm_permit() answers (or
+   * gm_sm_permit_failed()). */
   void (*request_permit)(void *ud);
   /* Give the permit (or the wait for one) back: sent says whether the
    * Identify went out. */
   void (*release_permit)(void *ud, bool sent);
-  /* A GATEWAY_CLOSE event for the subscribers. */
-  void (*emit_close)(void *ud, int code, const char *reason, size_t len,
-                     gm_closed_by_t by);
   /* The session (id, sequence, resume URL) changed. */
   void (*session_changed)(void *ud);
   /* A uniform random number in [0, 1): jitter. */
@@ -89,6 +120,94 @@ typedef struct gm_sm_effects_s {
   void (*command_done)(void *ud, uint64_t ticket, int err);
 } gm_sm_effects_t;
 
+/* Actions: what the driver does after an input returns, in order. */
+typedef enum {
+  /* Open a connection to url (a base URL: the driver sets the query
+   * below) within timeout_ns. */
+  GM_SM_CONNECT,
+  /* Send a close frame (code, reason) and wait up to timeout_ns for the
+   * peer's; with now, drop the socket right after it (zombie, no Hello,
+   * full buffers): no gm_sm_closed follows. */
+  GM_SM_CLOSE,
+  /* Report a GATEWAY_CLOSE (code, reason, by) to the subscribers. */
+  GM_SM_EMIT_CLOSE
+} gm_sm_action_kind_t;
+
+/* A close reason fits a close frame (RFC 6455: 123 bytes). */
+#define GM_SM_REASON_MAX 123
+
+typedef struct gm_sm_action_s {
+  gm_sm_action_kind_t kind;
+  const char *url;     /* CONNECT; valid until the next input */
+  uint64_t timeout_ns; /* CONNECT, CLOSE */
+  int code;            /* CLOSE, EMIT_CLOSE */
+  bool now;            /* CLOSE */
+  gm_closed_by_t by;   /* EMIT_CLOSE */
+  size_t reason_len;
+  char reason[GM_SM_REASON_MAX + 1];
+} gm_sm_action_t;
+
+/* The most actions one input leaves (close now, then its GATEWAY_CLOSE). */
+#define GM_SM_MAX_ACTIONS 4
+
+/* The connection's phase: one value names each combination that used to
+ * be spread over flags. XX(NAME, label, public state while running) */
+#define GM_SM_PHASE_MAP(XX)                                                 \
+  XX(IDLE, "idle", DISCONNECTED)          /* none; next at reconnect_at */  \
+  XX(HELD, "held", DISCONNECTED)          /* none; waits for the drain */   \
+  XX(CONNECTING, "connecting", DISCONNECTED)                                \
+  XX(AWAIT_HELLO, "await_hello", IDENTIFYING)                               \
+  XX(AWAIT_PERMIT, "await_permit", IDENTIFYING)                             \
+  XX(AWAIT_READY, "await_ready", IDENTIFYING) /* Identify sent */           \
+  XX(AWAIT_RESUMED, "await_resumed", RESUMING) /* Resume sent */            \
+  XX(ACTIVE, "active", ACTIVE)            /* READY or RESUMED */            \
+  XX(CLOSING, "closing", DISCONNECTED)    /* our close frame is out */
+
+typedef enum {
+#define GM_SM_PHASE_ENUM(name, label, state) GM_SM_##name,
+  GM_SM_PHASE_MAP(GM_SM_PHASE_ENUM)
+#undef GM_SM_PHASE_ENUM
+} gm_sm_phase_t;
+
+const char *gm_sm_phase_name(gm_sm_phase_t p);
+
+/* The shard's own life, beside the connection's phase. */
+typedef enum {
+  GM_SM_RUNNING,
+  GM_SM_USER_CLOSED, /* gm_sm_close: never reconnects */
+  GM_SM_FATAL        /* a fatal close code or connect error */
+} gm_sm_life_t;
+
+/* How the current connection counts for the backoff when it ends. */
+typedef enum {
+  GM_SM_COUNTS_PLAIN,          /* as a success once stable, else a failure */
+  GM_SM_COUNTS_RESUME,         /* Resume sent: also a failed resume unless
+                                  RESUMED came */
+  GM_SM_COUNTS_RESUME_REFUSED, /* op 9 false answered that Resume */
+  GM_SM_COUNTS_VOLUNTARY       /* closed by us to resume: neither way */
+} gm_sm_counts_t;
+
+/* What the machine parsed from the last payload, for the driver and the
+ * bindings (they do not parse it again). */
+typedef struct gm_sm_parsed_s {
+  int64_t hello_interval_ms; /* op 10: heartbeat_interval; -1 malformed */
+  bool resumable;            /* op 9: d is true */
+} gm_sm_parsed_t;
+
+/* The machine's reading of a Hello's `d` (heartbeat_interval in ms, or -1
+ * when absent or outside 1 ms to GM_SM_MAX_INTERVAL_MS; raw: the value's
+ * text, for messages) and of op 9's `d`: gloaming.parse reads them the
+ * same way. */
+int64_t gm_sm_parse_hello(const char *d, size_t dlen, const char **raw,
+                          size_t *raw_len);
+bool gm_sm_parse_resumable(const char *d, size_t dlen);
+
+/* The last GATEWAY_CLOSE reported: who closed and why. */
+typedef struct gm_sm_close_s {
+  int code;
+  gm_closed_by_t by;
+} gm_sm_close_t;
+
 typedef struct gm_sm_command_s {
   struct gm_sm_command_s *next;
   uint64_t queued_at;
@@ -100,16 +219,10 @@ typedef struct gm_sm_command_s {
 typedef struct gm_shard_machine_s {
   const gm_sm_effects_t *fx;
   void *ud;
-  gm_shard_state_t state;
+  gm_sm_phase_t phase;
+  gm_sm_life_t life;
+  gm_sm_counts_t counts;   /* this connection, for count_end */
   uint32_t attempts;       /* connections in a row that did not reach READY */
-  bool connected;          /* a connection is open (or opening) */
-  bool reached;            /* this connection got READY or RESUMED */
-  bool closing;            /* our close frame is out, the end is awaited */
-  bool hello_seen;
-  bool waiting_permit;
-  bool permit_held;
-  bool paused;             /* the driver stopped reading (full buffers) */
-  bool hold_reconnect;     /* closed for full buffers: wait for the drain */
   bool ratelimit;          /* config: limit commands */
   /* session */
   char *session_id;
@@ -117,14 +230,17 @@ typedef struct gm_shard_machine_s {
   char *resume_url;        /* from READY (or config), for resuming */
   char *gateway_url;       /* for new sessions */
   const char *token;       /* borrowed from the driver, never logged */
-  const char *identify;    /* the Identify payload, prebuilt */
-  size_t identify_len;
+  gm_sm_identity_t identity;
   /* connection */
   uint64_t interval;       /* heartbeat interval, ns; 0 before Hello */
   uint64_t heartbeat_at, hello_deadline, ready_deadline, reconnect_at;
-  uint64_t paused_since;
+  uint64_t permit_retry_at; /* AWAIT_PERMIT after the queue failed */
+  uint64_t paused_since;   /* the driver stopped reading then (NEVER: it
+                              reads) */
   uint64_t reconnect_extra; /* added to the next reconnect's delay */
-  int sent_close_code;     /* code of our close frame on this connection */
+  uint64_t stable_at;      /* when this connection's session proves stable
+                              (NEVER: it got no READY/RESUMED) */
+  int sent_close_code;     /* CLOSING: our close frame's */
   char sent_close_reason[48];
   gm_latency_t latency;
   gm_ratelimiter_t limiter;
@@ -139,28 +255,30 @@ typedef struct gm_shard_machine_s {
   uint64_t command_deadline;
   /* flapping: a session must last a heartbeat interval to count as a
    * success; closes of our own to resume do not count either way */
-  uint64_t stable_at;      /* when this connection's session proved stable */
-  bool voluntary;          /* this connection ends by our choice, to resume */
-  bool resume_sent;        /* this connection sent Resume */
-  bool resume_refused;     /* op 9 false answered this connection's Resume */
   uint32_t flaps;          /* sessions in a row that ended before stable */
   int64_t failed_resume_seq;
   uint32_t failed_resumes; /* resumes in a row that failed at that seq */
   int fatal_err;           /* the connect error that ended the shard (0: a
                               close code did, or none) */
+  gm_sm_parsed_t parsed;
+  gm_sm_close_t last_close;
+  /* actions decided by the current input, taken by gm_sm_next_action */
+  gm_sm_action_t actions[GM_SM_MAX_ACTIONS];
+  uint8_t action_head, action_count;
 } gm_shard_machine_t;
 
-/* gateway_url: the base URL for new sessions; token and identify are kept
- * by pointer and must outlive the machine. */
+/* gateway_url: the base URL for new sessions; token and the identity's
+ * strings are kept by pointer and must outlive the machine. */
 int gm_sm_init(gm_shard_machine_t *m, const gm_sm_effects_t *fx, void *ud,
                const char *gateway_url, const char *token,
-               const char *identify, size_t identify_len, bool ratelimit);
+               const gm_sm_identity_t *identity, bool ratelimit);
 void gm_sm_free(gm_shard_machine_t *m);
 /* A session to resume on the first connection (cold resume). */
 int gm_sm_set_session(gm_shard_machine_t *m, const char *id, int64_t seq,
                       const char *resume_url);
 
-/* Inputs. now: ns on the driver's clock. */
+/* Inputs. now: ns on the driver's clock. After each, the driver takes the
+ * actions (gm_sm_next_action) and re-arms its timer (gm_sm_next_deadline). */
 void gm_sm_start(gm_shard_machine_t *m, uint64_t now);
 void gm_sm_opened(gm_shard_machine_t *m, uint64_t now);
 /* The connection could not be opened: err (GM_E*) says why; the machine
@@ -171,9 +289,10 @@ void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
  * fatally_closed)? If so, sets what failed and what to do. */
 bool gm_sm_connect_fatal(int err, const char **what, const char **hint);
 /* A payload arrived (text, decompressed). Returns 0, or GM_EDECODE when it
- * is not a gateway payload (the driver reports it; nothing changes), or
- * GM_ENOMEM when a READY's session could not be stored (the shard is active
- * but has no session to resume). */
+ * is not a gateway payload or a Hello without a usable interval (the
+ * driver reports it; nothing else changes), or GM_ENOMEM when a READY's
+ * session could not be stored (the shard is active but has no session to
+ * resume). m->parsed holds what it read of a Hello or op 9. */
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, const gm_envelope_t *env);
 /* The connection ended. code: the peer's close code (1005 none, 1006 no
@@ -181,6 +300,9 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
 void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame);
 void gm_sm_permit(gm_shard_machine_t *m, uint64_t now);
+/* The identify queue failed (why: its message, logged): asked again
+ * GM_SM_PERMIT_RETRY_NS later, while the shard still waits. */
+void gm_sm_permit_failed(gm_shard_machine_t *m, uint64_t now, const char *why);
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now);
 /* Queues a command (sent in order once identified, within the limit).
  * 0, GM_EMSGSIZE (over 4096 bytes), GM_ENOBUFS (the queue is at its
@@ -192,15 +314,33 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
 /* The user closes the shard: no reconnect after this. */
 void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
                  const char *reason);
-/* Backpressure from the driver: reading stopped (true) or resumed. */
+/* Backpressure from the driver: reading stopped (true) or resumed. An
+ * input, not a rule of the machine's: the driver stops reading when a
+ * subscription goes over its bound and resumes once every one drained to
+ * half (the bounded queue's hysteresis). */
 void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused);
-/* The buffers drained below half after a full-buffer close. */
+/* The buffers drained (reading resumed) after a full-buffer close: HELD
+ * reconnects at once. */
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now);
 
+/* The next action the last inputs decided, oldest first: true and *a set,
+ * or false when none is left. */
+bool gm_sm_next_action(gm_shard_machine_t *m, gm_sm_action_t *a);
 /* When gm_sm_tick() wants to run next (UINT64_MAX: no deadline). */
 uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m);
+
+/* What users see (Shard:state()): the life when it ended, else the
+ * phase's column. */
+gm_shard_state_t gm_sm_state(const gm_shard_machine_t *m);
+static inline bool gm_sm_connected(const gm_shard_machine_t *m) {
+  return m->phase != GM_SM_IDLE && m->phase != GM_SM_HELD;
+}
 static inline bool gm_sm_identified(const gm_shard_machine_t *m) {
-  return m->state == GM_SHARD_ACTIVE || m->state == GM_SHARD_RESUMING;
+  return m->phase == GM_SM_ACTIVE || m->phase == GM_SM_AWAIT_RESUMED;
+}
+/* The shard is over (closed or fatally closed) and has no connection. */
+static inline bool gm_sm_ended(const gm_shard_machine_t *m) {
+  return m->life != GM_SM_RUNNING && !gm_sm_connected(m);
 }
 
 #endif

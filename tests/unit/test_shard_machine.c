@@ -26,10 +26,15 @@
 #define GATEWAY "wss://gateway.example.test/?v=10"
 #define RESUME "wss://resume.example.test"
 #define TOKEN "TOKEN.secret"
+/* The Identify the machine builds from IDENTITY, byte for byte. */
 #define IDENTIFY                                                          \
   "{\"op\":2,\"d\":{\"token\":\"" TOKEN "\",\"intents\":513,"             \
   "\"properties\":{\"os\":\"linux\",\"browser\":\"gloaming\",\"device\":" \
-  "\"gloaming\"},\"shard\":[0,1]}}"
+  "\"gloaming\"},\"compress\":false,\"large_threshold\":50,"              \
+  "\"shard\":[0,1]}}"
+static const gm_sm_identity_t IDENTITY = {
+    .intents = 513, .shard_id = 0, .shard_total = 1, .large_threshold = 50,
+    .os = "linux", .browser = "gloaming", .device = "gloaming"};
 #define CMD3 "{\"op\":3,\"d\":{}}"
 #define RESUME_PAYLOAD(sid, seq)                                          \
   "{\"op\":6,\"d\":{\"token\":\"" TOKEN "\",\"session_id\":\"" sid        \
@@ -93,18 +98,10 @@ static void rec(fx_kind_t kind, const char *text, size_t len, int code,
   f->by = by;
 }
 
-static void fx_connect(void *ud, const char *url) {
-  assert_ptr_equal(&M, ud);
-  rec(FX_CONNECT, url, strlen(url), 0, false, 0);
-}
 static void fx_send(void *ud, const char *json, size_t len) {
   (void)ud;
   assert_true(len <= GM_SM_MAX_PAYLOAD);
   rec(FX_SEND, json, len, 0, false, 0);
-}
-static void fx_close(void *ud, int code, const char *reason, bool now) {
-  (void)ud;
-  rec(FX_CLOSE, reason, strlen(reason), code, now, 0);
 }
 static void fx_request_permit(void *ud) {
   (void)ud;
@@ -113,11 +110,6 @@ static void fx_request_permit(void *ud) {
 static void fx_release_permit(void *ud, bool sent) {
   (void)ud;
   rec(FX_RELEASE, NULL, 0, 0, sent, 0);
-}
-static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
-                          gm_closed_by_t by) {
-  (void)ud;
-  rec(FX_EMIT, reason, len, code, false, by);
 }
 static void fx_session_changed(void *ud) {
   (void)ud;
@@ -144,11 +136,65 @@ static void fx_command_done(void *ud, uint64_t ticket, int err) {
 }
 
 static const gm_sm_effects_t effects = {
-    fx_connect,      fx_send,          fx_close,
-    fx_request_permit, fx_release_permit, fx_emit_close,
-    fx_session_changed, fx_random,     fx_log,
-    fx_command_done,
+    .send = fx_send,
+    .request_permit = fx_request_permit,
+    .release_permit = fx_release_permit,
+    .session_changed = fx_session_changed,
+    .random = fx_random,
+    .log = fx_log,
+    .command_done = fx_command_done,
 };
+
+/* The actions an input left, as the driver takes them: logged after its
+ * effects (CONNECT, CLOSE and GATEWAY_CLOSE are actions). */
+static void take_actions(void) {
+  gm_sm_action_t a;
+  while (gm_sm_next_action(&M, &a)) {
+    switch (a.kind) {
+    case GM_SM_CONNECT:
+      assert_int_equal(GM_SM_CONNECT_TIMEOUT_NS, a.timeout_ns);
+      rec(FX_CONNECT, a.url, strlen(a.url), 0, false, 0);
+      break;
+    case GM_SM_CLOSE:
+      assert_int_equal(GM_SM_CLOSE_TIMEOUT_NS, a.timeout_ns);
+      assert_int_equal(strlen(a.reason), a.reason_len);
+      rec(FX_CLOSE, a.reason, a.reason_len, a.code, a.now, 0);
+      break;
+    case GM_SM_EMIT_CLOSE:
+      rec(FX_EMIT, a.reason, a.reason_len, a.code, false, a.by);
+      assert_int_equal(a.code, M.last_close.code);
+      assert_int_equal(a.by, M.last_close.by);
+      break;
+    }
+  }
+}
+
+/* Every input below is followed by take_actions, as the driver does. */
+#define AFTER(call) (call, take_actions())
+#define gm_sm_start(m, now) AFTER(gm_sm_start(m, now))
+#define gm_sm_opened(m, now) AFTER(gm_sm_opened(m, now))
+#define gm_sm_open_failed(m, now, err, why) AFTER(gm_sm_open_failed(m, now, err, why))
+#define gm_sm_closed(m, now, code, r, rl, f) AFTER(gm_sm_closed(m, now, code, r, rl, f))
+#define gm_sm_permit(m, now) AFTER(gm_sm_permit(m, now))
+#define gm_sm_permit_failed(m, now, why) AFTER(gm_sm_permit_failed(m, now, why))
+#define gm_sm_tick(m, now) AFTER(gm_sm_tick(m, now))
+#define gm_sm_close(m, now, code, r) AFTER(gm_sm_close(m, now, code, r))
+#define gm_sm_pause(m, now, p) AFTER(gm_sm_pause(m, now, p))
+#define gm_sm_drained(m, now) AFTER(gm_sm_drained(m, now))
+static int payload_then_actions(uint64_t now, const char *json, size_t len,
+                                const gm_envelope_t *env) {
+  int r = gm_sm_payload(&M, now, json, len, env);
+  take_actions();
+  return r;
+}
+static int command_then_actions(uint64_t now, const char *json, size_t len,
+                                uint64_t *ticket) {
+  int r = gm_sm_command(&M, now, json, len, ticket);
+  take_actions();
+  return r;
+}
+#define gm_sm_payload(m, now, j, l, e) payload_then_actions(now, j, l, e)
+#define gm_sm_command(m, now, j, l, t) command_then_actions(now, j, l, t)
 
 static void clear_log(void) {
   for (size_t i = 0; i < w.n; i++) free(w.log[i].text);
@@ -213,8 +259,7 @@ static int setup(void **state) {
   memset(&w, 0, sizeof w);
   w.now = T0;
   w.random = 0.5;
-  return gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                    strlen(IDENTIFY), true);
+  return gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, &IDENTITY, true);
 }
 
 static int teardown(void **state) {
@@ -295,7 +340,7 @@ static void to_identifying(void) {
 static void to_active(void) {
   to_identifying();
   ready(1);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
   clear_log();
 }
 
@@ -334,7 +379,7 @@ static void resume_after(uint64_t wait, const char *url, const char *resume) {
   hello();
   assert_sent(only(FX_SEND), resume);
   assert_int_equal(0, count(FX_REQUEST));
-  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
 }
 
 /* The same after a session that worked: the wait is the jitter. */
@@ -357,28 +402,28 @@ static void reconnect_to_identify(void) {
 static void fresh_machine(void) {
   gm_sm_free(&M);
   clear_log();
-  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                 strlen(IDENTIFY), true));
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, &IDENTITY,
+                                 true));
 }
 
 /* }=============== */
 
 static void connects_to_the_gateway_and_waits_for_hello(void **state) {
   (void)state;
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   gm_sm_start(&M, w.now);
   assert_string_equal(GATEWAY, only(FX_CONNECT)->text);
-  assert_true(M.connected);
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
-  assert_string_equal("disconnected", gm_shard_state_name(M.state));
+  assert_true(gm_sm_connected(&M));
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  assert_string_equal("disconnected", gm_shard_state_name(gm_sm_state(&M)));
   gm_sm_start(&M, w.now); /* already connecting */
   assert_int_equal(1, count(FX_CONNECT));
   /* the driver bounds the handshake; the machine only the Hello */
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   w.now += 300 * MS;
   gm_sm_opened(&M, w.now);
-  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
   assert_int_equal(w.now + GM_SM_HELLO_TIMEOUT_NS, gm_sm_next_deadline(&M));
   assert_int_equal(1, w.n);
 }
@@ -393,8 +438,8 @@ static void identifies_through_the_queue_after_hello(void **state) {
   hello();
   only(FX_REQUEST);
   assert_int_equal(0, count(FX_SEND));
-  assert_true(M.waiting_permit);
-  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
   assert_int_equal(117, M.limiter.max);
   /* the first heartbeat after interval * random, and no Hello deadline */
   assert_int_equal(w.now + INTERVAL / 4, gm_sm_next_deadline(&M));
@@ -406,14 +451,14 @@ static void identifies_through_the_queue_after_hello(void **state) {
   assert_sent(&w.log[0], IDENTIFY);
   assert_int_equal(FX_RELEASE, w.log[1].kind);
   assert_true(w.log[1].flag);
-  assert_false(M.waiting_permit);
-  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_not_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
   assert_false(gm_sm_identified(&M));
   assert_int_equal(116, gm_ratelimiter_available(&M.limiter, w.now));
   clear_log();
   w.now += 1 * S;
   ready(1);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
   assert_true(gm_sm_identified(&M));
   assert_string_equal("SID-1", M.session_id);
   assert_string_equal(RESUME, M.resume_url); /* "\/" unescaped */
@@ -519,7 +564,7 @@ static void a_heartbeat_gets_an_interval_for_its_ack(void **state) {
   clear_log();
   tick_at(due); /* that heartbeat is 2 ms old: no verdict yet */
   assert_int_equal(0, count(FX_CLOSE) + count(FX_SEND));
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
   assert_int_equal(asked + INTERVAL, gm_sm_next_deadline(&M));
   w.now += 80 * MS;
   ack();
@@ -549,7 +594,7 @@ static void an_unrequested_ack_is_ignored(void **state) {
   assert_int_equal(0, M.latency.periods);
   assert_int_equal(0, M.latency.received);
   assert_int_equal(0, w.n);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
 }
 
 static void a_zombied_connection_is_dropped_and_resumed(void **state) {
@@ -570,8 +615,8 @@ static void a_zombied_connection_is_dropped_and_resumed(void **state) {
   assert_closed_with(4000, "zombied connection", true);
   assert_emitted(1006, "zombied connection", GM_CLOSED_BY_SHARD);
   assert_int_equal(0, count(FX_SEND));
-  assert_false(M.connected);
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_false(gm_sm_connected(&M));
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   assert_string_equal("SID-1", M.session_id);
   assert_int_equal(0, M.attempts); /* it had been active */
   /* the socket is gone: a late close report changes nothing */
@@ -582,7 +627,7 @@ static void a_zombied_connection_is_dropped_and_resumed(void **state) {
   clear_log();
   dispatch("MESSAGE_CREATE", 5);
   dispatch("RESUMED", 6);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
   assert_int_equal(6, M.seq);
   assert_string_equal("SID-1", M.session_id);
 }
@@ -595,9 +640,9 @@ static void reconnect_requested_closes_then_resumes(void **state) {
   assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
   assert_closed_with(4000, "reconnect requested", false);
   assert_int_equal(0, count(FX_EMIT));
-  assert_true(M.connected);
-  assert_true(M.closing);
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_true(gm_sm_connected(&M));
+  assert_int_equal(GM_SM_CLOSING, M.phase);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   /* waiting for the gateway's answer: no heartbeat, no reconnect */
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   tick_at(w.now + 2 * INTERVAL);
@@ -608,7 +653,7 @@ static void reconnect_requested_closes_then_resumes(void **state) {
   assert_int_equal(0, count(FX_SEND));
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_emitted(4000, "reconnect requested", GM_CLOSED_BY_SHARD);
-  assert_false(M.connected);
+  assert_false(gm_sm_connected(&M));
   assert_int_equal(0, M.attempts);
   reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 9));
 }
@@ -682,7 +727,7 @@ static void gateway_codes_that_resume(void **state) {
     gm_sm_closed(&M, w.now, codes[k], "why not", 7, true);
     assert_emitted(codes[k], "why not", GM_CLOSED_BY_GATEWAY);
     assert_int_equal(0, count(FX_CLOSE));
-    assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+    assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
     assert_string_equal("SID-1", M.session_id);
     assert_int_equal(7, M.seq);
     reconnect_and_resume(RESUME, RESUME_PAYLOAD("SID-1", 7));
@@ -729,10 +774,10 @@ static void fatal_codes_end_the_shard(void **state) {
     assert_int_equal(codes[k] == 4004 ? GM_CLOSE_FATAL_ALL : GM_CLOSE_FATAL,
                      gm_close_action(codes[k]));
     gm_sm_closed(&M, w.now, codes[k], why, strlen(why), true);
-    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
-    assert_string_equal("fatally_closed", gm_shard_state_name(M.state));
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, gm_sm_state(&M));
+    assert_string_equal("fatally_closed", gm_shard_state_name(gm_sm_state(&M)));
     assert_emitted(codes[k], why, GM_CLOSED_BY_GATEWAY);
-    assert_false(M.connected);
+    assert_false(gm_sm_connected(&M));
     assert_int_equal(0, M.queued_commands);
     assert_int_equal(NEVER, gm_sm_next_deadline(&M));
     tick_at(w.now + 3600 * S);
@@ -742,13 +787,13 @@ static void fatal_codes_end_the_shard(void **state) {
     assert_int_equal(0, count(FX_SEND));
     assert_int_equal(0, count(FX_CLOSE));
     assert_int_equal(1, count(FX_EMIT));
-    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, gm_sm_state(&M));
   }
   /* from an active session too */
   fresh_machine();
   to_stable();
   gm_sm_closed(&M, w.now, 4014, "", 0, true);
-  assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_FATALLY_CLOSED, gm_sm_state(&M));
   assert_emitted(4014, "", GM_CLOSED_BY_GATEWAY);
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
 }
@@ -771,7 +816,7 @@ static void a_user_close_with_1000_ends_the_session(void **state) {
   to_stable();
   gm_sm_close(&M, w.now, 1000, "bye");
   assert_closed_with(1000, "bye", false);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_null(M.session_id);
   assert_int_equal(-1, M.seq);
   only(FX_SESSION);
@@ -783,8 +828,8 @@ static void a_user_close_with_1000_ends_the_session(void **state) {
   w.now += 100 * MS;
   gm_sm_closed(&M, w.now, 1000, "", 0, true);
   assert_emitted(1000, "bye", GM_CLOSED_BY_SHARD);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
-  assert_false(M.connected);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_false(gm_sm_connected(&M));
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   tick_at(w.now + 3600 * S);
   gm_sm_start(&M, w.now);
@@ -801,7 +846,7 @@ static void a_user_close_with_4000_keeps_the_session(void **state) {
   clear_log();
   gm_sm_close(&M, w.now, 4000, "later");
   assert_closed_with(4000, "later", false);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_string_equal("SID-1", M.session_id);
   assert_string_equal(RESUME, M.resume_url);
   assert_int_equal(4, M.seq);
@@ -809,7 +854,7 @@ static void a_user_close_with_4000_keeps_the_session(void **state) {
   /* the gateway answers with any code: still ours, still no reconnect */
   gm_sm_closed(&M, w.now, 4004, "", 0, true);
   assert_emitted(4000, "later", GM_CLOSED_BY_SHARD);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   tick_at(w.now + 3600 * S);
   assert_int_equal(0, count(FX_CONNECT));
@@ -829,12 +874,12 @@ static void a_ready_in_flight_during_a_4000_close_keeps_its_session(void **state
   assert_string_equal(RESUME, M.resume_url);
   assert_int_equal(2, M.seq);
   assert_int_equal(2, count(FX_SESSION));
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_int_equal(1, count(FX_CLOSE)); /* nothing else is done */
   assert_int_equal(0, count(FX_SEND));
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_string_equal("SID-1", M.session_id);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_int_equal(0, count(FX_CONNECT));
 }
 
@@ -856,7 +901,7 @@ static void a_user_close_between_connections(void **state) {
   gm_sm_close(&M, w.now, 1000, "stop");
   assert_int_equal(0, count(FX_CLOSE));
   assert_emitted(1000, "stop", GM_CLOSED_BY_SHARD);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_null(M.session_id);
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
   tick_at(w.now + 60 * S);
@@ -870,11 +915,11 @@ static void a_user_close_while_connecting(void **state) {
   gm_sm_close(&M, w.now, 4000, NULL);
   assert_closed_with(4000, "", true);
   assert_emitted(4000, "", GM_CLOSED_BY_SHARD);
-  assert_false(M.connected);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_false(gm_sm_connected(&M));
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   gm_sm_opened(&M, w.now); /* too late: ignored */
   gm_sm_closed(&M, w.now, 1006, "", 0, false);
-  assert_int_equal(GM_SHARD_CLOSED, M.state);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
   assert_int_equal(1, count(FX_EMIT));
 }
 
@@ -910,7 +955,7 @@ static void no_hello_in_time(void **state) {
   tick_at(limit);
   assert_closed_with(4000, "no Hello from the gateway", true);
   assert_emitted(1006, "no Hello from the gateway", GM_CLOSED_BY_SHARD);
-  assert_false(M.connected);
+  assert_false(gm_sm_connected(&M));
   assert_int_equal(1, M.attempts);
   /* attempt 1: between 0.5 and 1 s; random 0.5 gives 0.75 s */
   assert_int_equal(limit + 750 * MS, gm_sm_next_deadline(&M));
@@ -990,7 +1035,7 @@ static void failed_connections_back_off_with_jitter(void **state) {
     clear_log();
     gm_sm_open_failed(&M, w.now, GM_ECONNREFUSED, "connection refused");
     assert_int_equal(a, M.attempts);
-    assert_false(M.connected);
+    assert_false(gm_sm_connected(&M));
     assert_int_equal(0, count(FX_EMIT)); /* never connected: no close */
     uint64_t d = a >= 7 ? 60 * S : (1ull << (a - 1)) * S;
     uint64_t delay = gm_sm_next_deadline(&M) - w.now;
@@ -1019,9 +1064,9 @@ static void an_untrusted_certificate_ends_the_shard(void **state) {
     gm_sm_start(&M, w.now);
     clear_log();
     gm_sm_open_failed(&M, w.now, fatal[i], "the server's certificate expired");
-    assert_int_equal(GM_SHARD_FATALLY_CLOSED, M.state);
+    assert_int_equal(GM_SHARD_FATALLY_CLOSED, gm_sm_state(&M));
     assert_int_equal(fatal[i], M.fatal_err);
-    assert_false(M.connected);
+    assert_false(gm_sm_connected(&M));
     assert_int_equal(UINT64_MAX, gm_sm_next_deadline(&M));
     tick_at(w.now + 3600 * S);
     assert_int_equal(0, count(FX_CONNECT));
@@ -1035,7 +1080,7 @@ static void an_untrusted_certificate_ends_the_shard(void **state) {
   gm_sm_start(&M, w.now);
   gm_sm_open_failed(&M, w.now, GM_ETLS, "the connection closed during the "
                                         "TLS handshake");
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   assert_false(gm_sm_connect_fatal(GM_ETLS, NULL, NULL));
   clear_log();
   tick_next();
@@ -1177,7 +1222,7 @@ static void the_resume_url_is_given_up_after_three_failures(void **state) {
   assert_sent(only(FX_SEND), RESUME_PAYLOAD("SID-1", 8));
   assert_int_equal(0, count(FX_REQUEST));
   dispatch("RESUMED", 9);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
   stay_stable();
   assert_int_equal(0, M.attempts);
 }
@@ -1193,7 +1238,7 @@ static void a_stored_session_resumes_on_the_first_connection(void **state) {
   hello();
   /* the session id is escaped again in the Resume */
   assert_sent(only(FX_SEND), RESUME_PAYLOAD("cold\\\"sid", 41));
-  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
   assert_int_equal(116, gm_ratelimiter_available(&M.limiter, w.now));
 }
 
@@ -1351,7 +1396,7 @@ static void the_ratelimit_holds_while_500_commands_drain(void **state) {
     beats++;
   }
   assert_int_equal(6, beats);
-  assert_int_equal(GM_SHARD_ACTIVE, M.state);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
 }
 
 static void heartbeats_bypass_the_ratelimiter(void **state) {
@@ -1381,8 +1426,8 @@ static void heartbeats_bypass_the_ratelimiter(void **state) {
 static void without_the_ratelimit_commands_go_at_once(void **state) {
   (void)state;
   gm_sm_free(&M);
-  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                 strlen(IDENTIFY), false));
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, &IDENTITY,
+                                 false));
   to_stable();
   for (int i = 0; i < 300; i++)
     assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3), NULL));
@@ -1431,8 +1476,8 @@ static void a_full_interval_paused_closes_until_drained(void **state) {
   tick_at(paused + INTERVAL);
   assert_closed_with(4000, "event buffer full", true);
   assert_emitted(4000, "event buffer full", GM_CLOSED_BY_SHARD);
-  assert_false(M.connected);
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_false(gm_sm_connected(&M));
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   assert_string_equal("SID-1", M.session_id);
   /* no reconnect while the events wait */
   assert_int_equal(NEVER, gm_sm_next_deadline(&M));
@@ -1445,7 +1490,7 @@ static void a_full_interval_paused_closes_until_drained(void **state) {
   /* at once: each shard drains at its own moment, no burst to spread */
   resume_after(0, RESUME, RESUME_PAYLOAD("SID-1", 3));
   gm_sm_drained(&M, w.now); /* nothing held: nothing changes */
-  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
 }
 
 static void malformed_payloads_change_nothing(void **state) {
@@ -1456,7 +1501,7 @@ static void malformed_payloads_change_nothing(void **state) {
   assert_int_equal(GM_EDECODE, feed("{\"d\":{\"op\":10}}"));
   assert_int_equal(0, feed("{\"op\":42,\"d\":null}"));
   assert_int_equal(0, w.n);
-  assert_int_equal(GM_SHARD_IDENTIFYING, M.state);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
   assert_int_equal(T0 + GM_SM_HELLO_TIMEOUT_NS, gm_sm_next_deadline(&M));
   hello();
   gm_sm_permit(&M, w.now);
@@ -1475,7 +1520,7 @@ static void a_ready_without_a_session_starts_over(void **state) {
   /* not stranded in identifying (twilight's gap 6) */
   assert_closed_with(4000, "malformed READY", false);
   assert_null(M.session_id);
-  assert_int_equal(GM_SHARD_DISCONNECTED, M.state);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_emitted(4000, "malformed READY", GM_CLOSED_BY_SHARD);
   assert_int_equal(1, M.attempts);
@@ -1492,7 +1537,7 @@ static void a_permit_for_a_lost_connection_is_given_back(void **state) {
   /* the connection ends while the shard waits: the wait is called off */
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_false(only(FX_RELEASE)->flag);
-  assert_false(M.waiting_permit);
+  assert_int_not_equal(GM_SM_AWAIT_PERMIT, M.phase);
   gm_sm_permit(&M, w.now);
   assert_int_equal(0, count(FX_SEND));
   assert_int_equal(2, count(FX_RELEASE));
@@ -1519,7 +1564,7 @@ static void a_permit_for_a_lost_connection_is_given_back(void **state) {
 static void session_up(void) {
   gm_sm_opened(&M, w.now);
   hello();
-  if (M.state == GM_SHARD_RESUMING) {
+  if (gm_sm_state(&M) == GM_SHARD_RESUMING) {
     dispatch("RESUMED", M.seq + 1);
   } else {
     gm_sm_permit(&M, w.now);
@@ -1585,7 +1630,7 @@ static void op9_after_a_resume_waits_only_1_to_5_s(void **state) {
   tick_next();
   gm_sm_opened(&M, w.now);
   hello();
-  assert_int_equal(GM_SHARD_RESUMING, M.state);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
   w.random = 0.5;
   assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
@@ -1627,7 +1672,7 @@ static void flapping_sessions_refused_on_resume_back_off(void **state) {
     tick_next();
     gm_sm_opened(&M, w.now);
     hello();
-    assert_int_equal(GM_SHARD_RESUMING, M.state);
+    assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
     assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
     gm_sm_closed(&M, w.now, 4000, "", 0, true);
     assert_int_equal(a, M.attempts);
@@ -1812,8 +1857,8 @@ static void the_command_queue_is_bounded(void **state) {
   assert_int_equal(GM_SM_MAX_COMMANDS, M.queued_commands);
   /* and in bytes */
   gm_sm_free(&M);
-  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, IDENTIFY,
-                                 strlen(IDENTIFY), true));
+  assert_int_equal(0, gm_sm_init(&M, &effects, &M, GATEWAY, TOKEN, &IDENTITY,
+                                 true));
   M.max_command_bytes = 10000;
   char big[4001];
   memset(big, ' ', sizeof big - 1);
@@ -1897,6 +1942,223 @@ static void commands_past_their_deadline_are_dropped_not_sent(void **state) {
 
 /* }=============== */
 
+
+/* {=============== issue 16: phases, actions, what the machine read =============== */
+
+/* Each step of a connection is one named phase, and the state users see is
+ * its column. */
+static void each_step_of_a_connection_is_a_named_phase(void **state) {
+  (void)state;
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  gm_sm_start(&M, w.now);
+  assert_int_equal(GM_SM_CONNECTING, M.phase);
+  assert_string_equal("connecting", gm_sm_phase_name(M.phase));
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  gm_sm_opened(&M, w.now);
+  assert_int_equal(GM_SM_AWAIT_HELLO, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  hello();
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(GM_SM_AWAIT_READY, M.phase);
+  assert_int_equal(GM_SHARD_IDENTIFYING, gm_sm_state(&M));
+  ready(1);
+  assert_int_equal(GM_SM_ACTIVE, M.phase);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
+  assert_int_not_equal(NEVER, M.stable_at); /* it reached READY */
+  assert_int_equal(0, feed("{\"op\":7,\"d\":null}"));
+  assert_int_equal(GM_SM_CLOSING, M.phase);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello(); /* a session: Resume at once */
+  assert_int_equal(GM_SM_AWAIT_RESUMED, M.phase);
+  assert_int_equal(GM_SM_COUNTS_RESUME, M.counts);
+  assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
+  dispatch("RESUMED", 2);
+  assert_int_equal(GM_SM_ACTIVE, M.phase);
+  /* full buffers for an interval: held until they drain */
+  gm_sm_pause(&M, w.now, true);
+  tick_at(w.now + INTERVAL);
+  assert_int_equal(GM_SM_HELD, M.phase);
+  assert_int_equal(GM_SM_COUNTS_VOLUNTARY, M.counts);
+  assert_int_equal(GM_SHARD_DISCONNECTED, gm_sm_state(&M));
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  gm_sm_pause(&M, w.now, false);
+  gm_sm_drained(&M, w.now);
+  assert_int_equal(GM_SM_IDLE, M.phase);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+}
+
+/* The user's close: the life says closed at once, the shard has ended
+ * only once the gateway answered. */
+static void a_user_close_is_the_life_beside_the_phase(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_close(&M, w.now, 4000, "bye");
+  assert_int_equal(GM_SM_USER_CLOSED, M.life);
+  assert_int_equal(GM_SM_CLOSING, M.phase);
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_false(gm_sm_ended(&M));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_true(gm_sm_ended(&M));
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+}
+
+/* The machine calls no I/O: a close decided while a payload is read is an
+ * action the driver takes once gm_sm_payload returned. (The fixture takes
+ * actions after every input; the parenthesised names call the machine
+ * itself.) */
+static void closing_is_an_action_taken_after_the_input(void **state) {
+  (void)state;
+  to_active();
+  const char *op7 = "{\"op\":7,\"d\":null}";
+  gm_envelope_t env;
+  assert_int_equal(0, gm_envelope_scan(op7, strlen(op7), &env));
+  assert_int_equal(0, (gm_sm_payload)(&M, w.now, op7, strlen(op7), &env));
+  assert_int_equal(0, w.n); /* no effect ran for it */
+  gm_sm_action_t a;
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_CLOSE, a.kind);
+  assert_int_equal(4000, a.code);
+  assert_false(a.now);
+  assert_string_equal("reconnect requested", a.reason);
+  assert_int_equal(GM_SM_CLOSE_TIMEOUT_NS, a.timeout_ns);
+  assert_false(gm_sm_next_action(&M, &a));
+  /* a drop: the socket goes first, then its GATEWAY_CLOSE */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  tick_next();
+  (gm_sm_opened)(&M, w.now);
+  w.now += GM_SM_HELLO_TIMEOUT_NS;
+  (gm_sm_tick)(&M, w.now);
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_CLOSE, a.kind);
+  assert_true(a.now);
+  assert_true(gm_sm_next_action(&M, &a));
+  assert_int_equal(GM_SM_EMIT_CLOSE, a.kind);
+  assert_int_equal(1006, a.code);
+  assert_int_equal(GM_CLOSED_BY_SHARD, a.by);
+  assert_string_equal("no Hello from the gateway", a.reason);
+  assert_false(gm_sm_next_action(&M, &a));
+  /* the reconnect: a CONNECT action with the connect timeout */
+  clear_log();
+  tick_next();
+  assert_string_equal(RESUME, only(FX_CONNECT)->text);
+}
+
+/* What the machine read of Hello and op 9 is kept for the driver, which
+ * hands it to readers instead of parsing again; so is the last close. */
+static void what_the_machine_read_is_exposed(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_int_equal(INTERVAL_MS, M.parsed.hello_interval_ms);
+  /* a second Hello is read (and ignored): a bad one is refused */
+  assert_int_equal(0, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":5}}"));
+  assert_int_equal(5, M.parsed.hello_interval_ms);
+  assert_int_equal(GM_EDECODE, feed("{\"op\":10,\"d\":{\"heartbeat_interval\":0}}"));
+  assert_int_equal(-1, M.parsed.hello_interval_ms);
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase); /* nothing else changed */
+  assert_int_equal(-1, gm_sm_parse_hello("{}", 2, NULL, NULL));
+  assert_int_equal(0, feed("{\"op\":9,\"d\":true}"));
+  assert_true(M.parsed.resumable);
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}")); /* not connected */
+  assert_false(M.parsed.resumable);
+  assert_false(gm_sm_parse_resumable("\"true\"", 6));
+  assert_int_equal(4000, M.last_close.code);
+  assert_int_equal(GM_CLOSED_BY_SHARD, M.last_close.by);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_int_equal(1006, M.last_close.code);
+  assert_int_equal(GM_CLOSED_BY_TRANSPORT, M.last_close.by);
+}
+
+/* The identify queue failing is the machine's to retry: it asks again a
+ * second later while the connection waits (heartbeats go on). */
+static void a_failed_identify_queue_is_asked_again(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  only(FX_REQUEST);
+  clear_log();
+  gm_sm_permit_failed(&M, w.now, "redis down");
+  assert_true(logged("identify queue: redis down; asking again in 1 s"));
+  assert_int_equal(0, w.n);
+  assert_int_equal(w.now + GM_SM_PERMIT_RETRY_NS, gm_sm_next_deadline(&M));
+  gm_sm_permit_failed(&M, w.now, "twice"); /* one retry at a time */
+  assert_int_equal(w.now + GM_SM_PERMIT_RETRY_NS, gm_sm_next_deadline(&M));
+  tick_at(w.now + GM_SM_PERMIT_RETRY_NS - 1);
+  assert_int_equal(0, count(FX_REQUEST));
+  tick_at(w.now + 1);
+  only(FX_REQUEST);
+  assert_int_equal(GM_SM_AWAIT_PERMIT, M.phase);
+  gm_sm_permit(&M, w.now);
+  assert_sent(only(FX_SEND), IDENTIFY);
+  /* a connection lost during the wait gives the wait back, once */
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit_failed(&M, w.now, "down");
+  clear_log();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  assert_false(only(FX_RELEASE)->flag);
+  tick_at(w.now + GM_SM_PERMIT_RETRY_NS);
+  assert_int_equal(0, count(FX_REQUEST));
+}
+
+/* The Identify byte for byte: escaped strings, the presence as given, the
+ * opcode from the table; one that does not fit is not built. */
+static void the_identify_is_built_byte_for_byte(void **state) {
+  (void)state;
+  char out[GM_SM_MAX_PAYLOAD + 1];
+  gm_sm_identity_t id = {.intents = 3276799, .shard_id = 3, .shard_total = 16,
+                         .large_threshold = 250, .os = "li\"nux",
+                         .browser = "b\\r", .device = "d\n\x01",
+                         .presence = "{\"status\":\"idle\"}",
+                         .presence_len = 17};
+  const char *want =
+      "{\"op\":2,\"d\":{\"token\":\"T\\\"K\",\"intents\":3276799,"
+      "\"properties\":{\"os\":\"li\\\"nux\",\"browser\":\"b\\\\r\","
+      "\"device\":\"d\\u000a\\u0001\"},\"compress\":false,"
+      "\"large_threshold\":250,\"shard\":[3,16],"
+      "\"presence\":{\"status\":\"idle\"}}}";
+  size_t n = gm_sm_identify_json(out, sizeof out, &id, "T\"K");
+  assert_int_equal(strlen(want), n);
+  assert_string_equal(want, out);
+  /* one byte short: nothing (and no half payload) */
+  assert_int_equal(0, gm_sm_identify_json(out, n, &id, "T\"K"));
+  assert_string_equal("", out);
+  /* the fixture's, as the permit sends it */
+  assert_int_equal(strlen(IDENTIFY),
+                   gm_sm_identify_json(out, sizeof out, &IDENTITY, TOKEN));
+  assert_string_equal(IDENTIFY, out);
+}
+
+/* Heartbeat and Resume come from the same writer: byte for byte. */
+static void heartbeat_and_resume_bytes(void **state) {
+  (void)state;
+  assert_int_equal(0, gm_sm_set_session(&M, "S\"1", 41, RESUME));
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  assert_sent(only(FX_SEND), "{\"op\":6,\"d\":{\"token\":\"" TOKEN
+                             "\",\"session_id\":\"S\\\"1\",\"seq\":41}}");
+  clear_log();
+  tick_next();
+  assert_sent(only(FX_SEND), "{\"op\":1,\"d\":41}");
+}
+
+/* }=============== */
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -1958,6 +2220,13 @@ int main(void) {
       T(the_command_queue_is_bounded),
       T(a_waited_command_reports_when_it_went_out),
       T(commands_past_their_deadline_are_dropped_not_sent),
+      T(each_step_of_a_connection_is_a_named_phase),
+      T(a_user_close_is_the_life_beside_the_phase),
+      T(closing_is_an_action_taken_after_the_input),
+      T(what_the_machine_read_is_exposed),
+      T(a_failed_identify_queue_is_asked_again),
+      T(the_identify_is_built_byte_for_byte),
+      T(heartbeat_and_resume_bytes),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
