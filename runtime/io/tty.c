@@ -255,6 +255,9 @@ static void on_kick(uv_timer_t *h) {
   gm_tty_t *t = h->data;
   gm_loop_progress(t->loop);
   edit_buffered(t);
+  /* libuv runs timers before it polls: a line delivered here must not
+   * wait in that poll for unrelated I/O (as loop.c's wakeup does) */
+  uv_stop(h->loop);
 }
 
 /* }=============== */
