@@ -4,7 +4,7 @@
  * Why libedit's own API (histedit.h) and not its readline emulation:
  * Debian's lua5.4 executable links GNU libreadline, whose rl_* and
  * history functions then come first in symbol lookup. Calls to
- * rl_callback_read_char() from this module, and the emulation's own
+ * rl_callback_read_char() from core.so, and the emulation's own
  * internal references, land in GNU readline (GPL, and a different state
  * machine: it blocks in its own select). el_* and history() exist only in
  * libedit, so they bind to it.
