@@ -443,6 +443,10 @@ gm_tty_t *gm_tty_open(gm_loop_t *l, const gm_tty_opts_t *o, gm_tty_cb cb,
 
 int gm_tty_read(gm_tty_t *t, const char *prompt, const char **why) {
   *why = NULL;
+  if (!t->open) {
+    *why = "the terminal is closed";
+    return GM_ECLOSED;
+  }
   if (t->eof) return GM_ECLOSED;
   size_t n = strlen(prompt);
   if (n >= sizeof t->prompt) n = sizeof t->prompt - 1;
@@ -481,12 +485,17 @@ void gm_tty_print(gm_tty_t *t, const char *s, size_t n) {
 }
 
 void gm_tty_log_here(gm_tty_t *t, bool on) {
+  if (!t->open) return; /* closing took the sink away */
   if (on != t->log_here) gm_log_set_sink(on ? log_sink : NULL, on ? t : NULL);
   t->log_here = on;
 }
 
 int gm_tty_add_history(gm_tty_t *t, const char *line, const char **why) {
   *why = NULL;
+  if (!t->open) {
+    *why = "the terminal is closed";
+    return GM_ECLOSED;
+  }
   /* what was typed may hold a registered secret (a token): scrubbed */
   size_t len = strlen(line), cap = gm_log_scrub_bound(len);
   char *clean = gm_malloc(cap);

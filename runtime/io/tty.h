@@ -48,7 +48,8 @@ gm_tty_t *gm_tty_open(gm_loop_t *l, const gm_tty_opts_t *o, gm_tty_cb cb,
                       void *data, int *err, const char **why);
 
 /* Shows the prompt and reads one line: cb runs once, from the loop.
- * Returns 0, GM_ECLOSED once the input has ended, or GM_EIO (*why). */
+ * Returns 0, GM_ECLOSED once the input has ended or the terminal is
+ * closed, or GM_EIO (*why). */
 int gm_tty_read(gm_tty_t *t, const char *prompt, const char **why);
 /* Whether the input has ended (a read would return GM_ECLOSED). */
 bool gm_tty_ended(const gm_tty_t *t);
@@ -63,7 +64,8 @@ void gm_tty_print(gm_tty_t *t, const char *s, size_t n);
 /* Log lines go above the prompt (on err) while on. */
 void gm_tty_log_here(gm_tty_t *t, bool on);
 /* Adds line to the history, secrets scrubbed, and saves the file. 0,
- * GM_ENOMEM, or GM_EIO (*why) when the file cannot be written. */
+ * GM_ENOMEM, GM_ECLOSED, or GM_EIO (*why) when the file cannot be
+ * written. */
 int gm_tty_add_history(gm_tty_t *t, const char *line, const char **why);
 
 /* Restores the terminal (idempotent); a waiting read gets GM_TTY_CLOSED. */

@@ -20,6 +20,14 @@
 #include "proto/errors.h"
 #include "test_alloc.h"
 
+/* LeakSanitizer (make test-asan): libedit's el_init sets up terminfo, and
+ * ncurses' libtinfo keeps a strdup of the terminal's sgr0 that its own
+ * del_curterm never frees (6 x 8 bytes here, one per el_init). Not ours,
+ * so named here and nowhere else; every gloaming allocation is still
+ * counted by test_alloc. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:_nc_trim_sgr0\n"; }
+
 typedef struct {
   test_alloc_t alloc;
   gm_loop_t loop;
@@ -203,7 +211,12 @@ static void closing_ends_a_waiting_read_and_the_run_end_closes(void **state) {
   assert_int_equal(GM_TTY_CLOSED, f->last);
   assert_true(gm_tty_closed(f->tty));
   assert_false(gm_tty_busy());
+  const char *why = NULL; /* a closed terminal refuses, and stays quiet */
+  assert_int_equal(GM_ECLOSED, gm_tty_read(f->tty, "> ", &why));
+  assert_int_equal(GM_ECLOSED, gm_tty_add_history(f->tty, "x", &why));
+  gm_tty_log_here(f->tty, true);
   gm_tty_release(f->tty);
+  gm_log(GM_LOG_ERROR, "test", "no sink left behind"); /* not a freed tty's */
   /* the run's end closes an open one; its owner releases it after */
   f->tty = open_tty(f, NULL);
   assert_true(gm_tty_busy());
