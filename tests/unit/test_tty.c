@@ -1,8 +1,9 @@
 /* io/tty.c over a real pseudo-terminal: the test plays the user on the
  * master side, the tty reads the slave side on the loop. A line typed at
  * the prompt, Ctrl-D, the input hanging up, Ctrl-C dropping what was
- * typed, keys typed ahead of a read, closing while a read waits (and the
- * run's end doing it), and a history file that never holds a secret. */
+ * typed, text printed above the prompt, keys typed ahead of a read,
+ * closing while a read waits (and the run's end doing it), and a history
+ * file that never holds a secret. */
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -187,6 +188,24 @@ static void ctrl_c_drops_what_was_typed(void **state) {
   assert_string_equal("x", f->line);
 }
 
+/* Text printed while the prompt shows goes above it: the prompt's line is
+ * erased, the text written, and the prompt and typed text drawn again,
+ * still being edited. */
+static void print_writes_above_the_prompt_and_keeps_the_typed_line(void **state) {
+  fixture_t *f = *state;
+  read_with_prompt(f, "gm> ");
+  type(f, "ab");
+  until_shown(f, "gm> ab");
+  gm_tty_print(f->tty, "a log line", 10);
+  drain(f);
+  const char *erased = strstr(f->seen, "\r\x1b[Ka log line");
+  assert_non_null(erased);
+  until_shown(f, "gm> ab");
+  type(f, "c\r");
+  until_read_ends(f, 1);
+  assert_string_equal("abc", f->line);
+}
+
 /* A paste of two lines: the second waits in the tty's own buffer, where
  * no poll would see it, until the next read starts on it; and the pass of
  * the loop that delivers it ends then, not at the next unrelated event
@@ -284,6 +303,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(ctrl_d_on_an_empty_line_ends_the_input, setup, teardown),
       cmocka_unit_test_setup_teardown(the_input_hanging_up_ends_it, setup, teardown),
       cmocka_unit_test_setup_teardown(ctrl_c_drops_what_was_typed, setup, teardown),
+      cmocka_unit_test_setup_teardown(print_writes_above_the_prompt_and_keeps_the_typed_line, setup, teardown),
       cmocka_unit_test_setup_teardown(keys_typed_ahead_go_to_the_next_read, setup, teardown),
       cmocka_unit_test_setup_teardown(closing_ends_a_waiting_read_and_the_run_end_closes, setup, teardown),
       cmocka_unit_test_setup_teardown(the_history_file_never_holds_a_secret, setup, teardown),
