@@ -4,13 +4,13 @@
 #include <signal.h>
 #include <string.h>
 
+#include "io/signal.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
 #include "proto/container.h"
 #include "proto/errors.h"
 
 #define SIGNAL_MT "gloaming.SignalWatch"
-#define MAX_SIGNALS 4
 
 static const struct {
   const char *name;
@@ -21,9 +21,7 @@ static const struct {
 typedef struct watch_s {
   gm_rt_t *rt;
   int ref; /* the Lua handler */
-  int n;
-  uv_signal_t *handles[MAX_SIGNALS];
-  gm_closable_t closable;
+  gm_signal_t *sig;
 } watch_t;
 
 static const char *signal_name(int signum) {
@@ -32,10 +30,9 @@ static const char *signal_name(int signum) {
   return "?";
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  watch_t *w = h->data;
+static void on_signal(gm_signal_t *sig, int signum) {
+  watch_t *w = sig->data;
   lua_State *L = w->rt->L;
-  gm_loop_progress(w->rt->loop);
   if (gm_preempt_signal_seen(signum)) return; /* it interrupted a line */
   lua_pushstring(L, signal_name(signum));
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->ref);
@@ -43,30 +40,13 @@ static void on_signal(uv_signal_t *h, int signum) {
   lua_pop(L, 1);
 }
 
-static void free_handle(uv_handle_t *h) { gm_free(h, sizeof(uv_signal_t)); }
-
-static void stop(watch_t *w) {
-  for (int i = 0; i < w->n; i++) uv_close((uv_handle_t *)w->handles[i], free_handle);
-  w->n = 0;
-  gm_closable_remove(&w->closable);
-}
-
-static void on_loop_close(gm_closable_t *c) {
-  stop(gm_container_of(c, watch_t, closable));
-}
-
 static int l_on_signal(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   gm_loop_t *loop = gm_rt_loop(L, rt);
-  watch_t *w = lua_newuserdatauv(L, sizeof *w, 1);
-  memset(w, 0, sizeof *w);
-  w->rt = rt;
-  luaL_setmetatable(L, SIGNAL_MT);
-  lua_pushvalue(L, 2);
-  w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  for (lua_Integer i = 1; i <= luaL_len(L, 1) && w->n < MAX_SIGNALS; i++) {
+  int signums[GM_SIGNAL_MAX], n = 0;
+  for (lua_Integer i = 1; i <= luaL_len(L, 1) && n < GM_SIGNAL_MAX; i++) {
     lua_rawgeti(L, 1, i);
     const char *name = luaL_checkstring(L, -1);
     int signum = 0;
@@ -74,22 +54,27 @@ static int l_on_signal(lua_State *L) {
       if (strcmp(signals[k].name, name) == 0) signum = signals[k].signum;
     if (signum == 0) return luaL_error(L, "unknown signal '%s'", name);
     lua_pop(L, 1);
-    uv_signal_t *h = gm_malloc(sizeof *h);
-    if (h == NULL) return gm_raise_oom(L);
-    uv_signal_init(&loop->uv, h);
-    h->data = w;
-    uv_signal_start(h, on_signal, signum);
-    gm_preempt_catch(signum); /* Ctrl-C reaches a line that never waits */
-    uv_unref((uv_handle_t *)h);
-    w->handles[w->n++] = h;
+    signums[n++] = signum;
   }
-  gm_closable_add(loop, &w->closable, on_loop_close);
+  watch_t *w = lua_newuserdatauv(L, sizeof *w, 1);
+  memset(w, 0, sizeof *w);
+  w->rt = rt;
+  w->ref = LUA_NOREF;
+  luaL_setmetatable(L, SIGNAL_MT);
+  int err = 0;
+  w->sig = gm_signal_watch(loop, signums, n, on_signal, w, &err);
+  if (w->sig == NULL) return luaL_error(L, "%s", gm_strerror(err));
+  for (int i = 0; i < n; i++)
+    gm_preempt_catch(signums[i]); /* Ctrl-C reaches a line that never waits */
+  lua_pushvalue(L, 2);
+  w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
 static int watch_close(lua_State *L) {
   watch_t *w = luaL_checkudata(L, 1, SIGNAL_MT);
-  stop(w);
+  if (w->sig) gm_signal_release(w->sig);
+  w->sig = NULL;
   if (w->ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->ref);
     w->ref = LUA_NOREF;

@@ -410,7 +410,7 @@ void gm_task_hook(lua_State *L, lua_Debug *ar) {
       keep = true; /* try again a little later */
     }
   }
-  if (keep || rt->watchdog_deadline != 0)
+  if (keep || gm_deadline_armed(&rt->watchdog))
     lua_sethook(L, gm_task_hook, LUA_MASKCOUNT, CHECK_EVERY);
   else
     lua_sethook(L, NULL, 0, 0);

@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <stdbool.h>
 
+#include "io/deadline.h"
 #include "io/loop.h"
 #include "proto/fifo.h"
 
@@ -78,13 +79,11 @@ struct gm_rt_s {
   bool stop_on_error;
   int first_error_ref;
   /* the run's real-time deadline (watchdog.c) */
-  uv_timer_t watchdog;
-  bool watchdog_fired;
-  uint64_t watchdog_deadline; /* uv_hrtime(); 0: none */
+  gm_deadline_t watchdog;
   double watchdog_seconds;
   char watchdog_where[160]; /* where a task ran past it */
   /* preemption (preempt.c) */
-  uint64_t resume_start;  /* uv_hrtime() when the current resume began */
+  uint64_t resume_start;  /* gm_hrtime() when the current resume began */
   char runtime_src[256];  /* "@<dir>/gloaming/": gloaming's own Lua */
 };
 

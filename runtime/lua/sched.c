@@ -355,11 +355,11 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
   int nres = 0;
   rt->current = t;
   t->state = GM_TASK_RUNNING;
-  uint64_t start = uv_hrtime();
+  uint64_t start = gm_hrtime();
   rt->resume_start = start;
   gm_preempt_enter(rt, t);
   int status = lua_resume(co, rt->L, t->nresume, &nres);
-  uint64_t end = uv_hrtime(), elapsed = end - start;
+  uint64_t end = gm_hrtime(), elapsed = end - start;
   if (status != LUA_YIELD || t->state != GM_TASK_RUNNING) t->preempted = false;
   gm_preempt_leave(rt, t);
   /* core.budget counts computing time: this resume's, since it was set */
@@ -390,7 +390,7 @@ static void resume(gm_rt_t *rt, gm_task_t *t, gm_task_t *main) {
     gm_log(GM_LOG_ERROR, NULL, "task failed: %s", lua_tostring(co, -1));
   /* past the deadline an error is the watchdog's doing, not a cause */
   if (rt->stop_on_error && rt->first_error_ref == LUA_NOREF &&
-      !rt->watchdog_fired) {
+      !rt->watchdog.expired) {
     lua_pushvalue(co, -1);
     lua_xmove(co, rt->L, 1);
     rt->first_error_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
@@ -430,7 +430,7 @@ static int l_sleep(lua_State *L) {
 static int l_now(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   lua_pushnumber(L, rt->loop ? gm_loop_now_seconds(rt->loop)
-                             : (double)uv_hrtime() / 1e9);
+                             : (double)gm_hrtime() / 1e9);
   return 1;
 }
 
@@ -474,7 +474,7 @@ static int l_fail_run(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   luaL_checkstring(L, 1);
   bool take = rt->loop && rt->stop_on_error && !rt->sticky_cancel &&
-              !rt->watchdog_fired && rt->first_error_ref == LUA_NOREF;
+              !rt->watchdog.expired && rt->first_error_ref == LUA_NOREF;
   if (take) {
     lua_pushvalue(L, 1);
     rt->first_error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -587,7 +587,7 @@ static int l_run(lua_State *L) {
       resume(rt, t, main);
       if (gm_watchdog_expired(rt)) break;
     }
-    if (rt->live == 0 || rt->watchdog_fired) break;
+    if (rt->live == 0 || rt->watchdog.expired) break;
     if (stop_on_error &&
         (main->state == GM_TASK_DONE || rt->first_error_ref != LUA_NOREF))
       shut_down(rt, L);
@@ -624,7 +624,7 @@ static int l_run(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, rt->first_error_ref);
     rt->first_error_ref = LUA_NOREF;
-    if (rt->watchdog_fired) {
+    if (rt->watchdog.expired) {
       lua_pushliteral(L, "\n(then the run ");
       gm_watchdog_push_error(L, rt);
       lua_pushliteral(L, ")");
@@ -632,7 +632,7 @@ static int l_run(lua_State *L) {
     }
     return lua_error(L);
   }
-  if (rt->watchdog_fired) {
+  if (rt->watchdog.expired) {
     gm_watchdog_push_error(L, rt);
     return lua_error(L);
   }

@@ -16,8 +16,9 @@
  * - once no deadline is armed (the run ended, or a run without one) a
  *   thread that still has the hook drops it at its next call.
  * The hook itself is preempt.c's gm_task_hook, which checks the deadline
- * first (gm_watchdog_check) and then preempts user tasks by the same rules. */
-#include <math.h>
+ * first (gm_watchdog_check) and then preempts user tasks by the same rules.
+ * The deadline and the timer that wakes a sleeping loop are io's
+ * (io/deadline.h); this file is the Lua side of it. */
 #include <stdio.h>
 
 #include "lua/rt.h"
@@ -41,7 +42,7 @@ static void note_where(gm_rt_t *rt, lua_State *L) {
 }
 
 bool gm_watchdog_check(gm_rt_t *rt, lua_State *L) {
-  if (rt->watchdog_deadline == 0 || !gm_watchdog_expired(rt)) return false;
+  if (!gm_deadline_armed(&rt->watchdog) || !gm_watchdog_expired(rt)) return false;
   note_where(rt, L);
   gm_task_t *t = rt->current;
   if (t != NULL && t->co == L && lua_isyieldable(L)) {
@@ -52,44 +53,20 @@ bool gm_watchdog_check(gm_rt_t *rt, lua_State *L) {
   return true;
 }
 
-static void on_watchdog_timer(uv_timer_t *h) {
-  gm_rt_t *rt = h->data;
-  rt->watchdog_fired = true;
-  uv_stop(h->loop);
-}
-
 void gm_watchdog_start(gm_rt_t *rt, gm_loop_t *loop, double seconds) {
-  rt->watchdog_fired = false;
   rt->watchdog_where[0] = '\0';
   rt->watchdog_seconds = seconds;
-  rt->watchdog_deadline = 0;
-  if (!(seconds > 0)) return;
-  rt->watchdog_deadline = uv_hrtime() + gm_seconds_to_ns(seconds);
-  /* wakes a loop that sleeps in poll (every task waits on I/O) */
-  uv_timer_init(&loop->uv, &rt->watchdog);
-  rt->watchdog.data = rt;
-  uv_timer_start(&rt->watchdog, on_watchdog_timer,
-                 (uint64_t)ceil(seconds * 1000), 0);
-  uv_unref((uv_handle_t *)&rt->watchdog);
+  gm_deadline_start(&rt->watchdog, loop, seconds > 0 ? gm_seconds_to_ns(seconds) : 0);
 }
 
 void gm_watchdog_watch(gm_rt_t *rt, lua_State *co) {
-  if (rt->watchdog_deadline != 0)
+  if (gm_deadline_armed(&rt->watchdog))
     lua_sethook(co, gm_task_hook, LUA_MASKCOUNT, CHECK_EVERY);
 }
 
-bool gm_watchdog_expired(gm_rt_t *rt) {
-  if (!rt->watchdog_fired && rt->watchdog_deadline != 0 &&
-      uv_hrtime() >= rt->watchdog_deadline)
-    rt->watchdog_fired = true;
-  return rt->watchdog_fired;
-}
+bool gm_watchdog_expired(gm_rt_t *rt) { return gm_deadline_expired(&rt->watchdog); }
 
-void gm_watchdog_stop(gm_rt_t *rt) {
-  if (rt->watchdog_deadline == 0) return;
-  rt->watchdog_deadline = 0;
-  uv_close((uv_handle_t *)&rt->watchdog, NULL);
-}
+void gm_watchdog_stop(gm_rt_t *rt) { gm_deadline_stop(&rt->watchdog); }
 
 void gm_watchdog_push_error(lua_State *L, gm_rt_t *rt) {
   if (rt->watchdog_where[0])

@@ -6,7 +6,7 @@
  * Backpressure, end to end. A push that takes a queue over its limit
  * returns true, and its owner pauses the connection that feeds it:
  * gm_conn_pause stops delivering messages and gm_stream_pause stops
- * reading the socket (uv_read_stop), so the kernel's buffers fill and TCP
+ * reading the socket, so the kernel's buffers fill and TCP
  * slows the peer; bytes already read but not yet decoded wait in the
  * connection's `held` buffer (io/conn.c), so nothing is lost. A shard
  * pauses at its first full subscription and resumes after its last one
