@@ -290,10 +290,12 @@ int gm_sm_init(gm_shard_machine_t *m, const gm_sm_effects_t *fx, void *ud,
 }
 
 /* Takes the oldest command off the queue; the caller frees it. */
+static gm_sm_command_t *oldest_command(const gm_shard_machine_t *m) {
+  return gm_fifo_entry(m->commands.head, gm_sm_command_t, link);
+}
+
 static gm_sm_command_t *shift_command(gm_shard_machine_t *m) {
-  gm_sm_command_t *c = m->commands;
-  m->commands = c->next;
-  if (m->commands == NULL) m->commands_tail = NULL;
+  gm_sm_command_t *c = gm_fifo_entry(gm_fifo_pop(&m->commands), gm_sm_command_t, link);
   m->queued_commands--;
   m->queued_bytes -= c->len;
   return c;
@@ -308,7 +310,7 @@ static void free_command(gm_shard_machine_t *m, gm_sm_command_t *c, int err,
 }
 
 static void drop_commands(gm_shard_machine_t *m, bool notify) {
-  while (m->commands) free_command(m, shift_command(m), GM_ECLOSED, notify);
+  while (!gm_fifo_empty(&m->commands)) free_command(m, shift_command(m), GM_ECLOSED, notify);
 }
 
 /* Commands past their deadline go, oldest first: sent minutes late they
@@ -316,8 +318,8 @@ static void drop_commands(gm_shard_machine_t *m, bool notify) {
  * state). */
 static void expire_commands(gm_shard_machine_t *m, uint64_t now) {
   uint32_t n = 0;
-  while (m->commands && m->command_deadline != NEVER &&
-         now - m->commands->queued_at >= m->command_deadline) {
+  while (!gm_fifo_empty(&m->commands) && m->command_deadline != NEVER &&
+         now - oldest_command(m)->queued_at >= m->command_deadline) {
     free_command(m, shift_command(m), GM_ETIMEDOUT, true);
     n++;
   }
@@ -562,7 +564,7 @@ static void resume_session(gm_shard_machine_t *m, uint64_t now) {
 
 static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
   expire_commands(m, now);
-  while (m->commands && gm_sm_identified(m)) {
+  while (!gm_fifo_empty(&m->commands) && gm_sm_identified(m)) {
     if (m->ratelimit && gm_ratelimiter_acquire(&m->limiter, now) != 0) break;
     gm_sm_command_t *c = shift_command(m);
     m->fx->send(m->ud, c->json, c->len);
@@ -580,18 +582,13 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
     return GM_ENOBUFS;
   gm_sm_command_t *c = gm_malloc(sizeof *c + len + 1);
   if (c == NULL) return GM_ENOMEM;
-  c->next = NULL;
   c->queued_at = now;
   c->ticket = ticket ? m->next_ticket++ : 0;
   if (ticket) *ticket = c->ticket;
   c->len = len;
   memcpy(c->json, json, len);
   c->json[len] = '\0';
-  if (m->commands_tail)
-    m->commands_tail->next = c;
-  else
-    m->commands = c;
-  m->commands_tail = c;
+  gm_fifo_push(&m->commands, &c->link);
   m->queued_commands++;
   m->queued_bytes += len;
   pump_commands(m, now);
@@ -1020,9 +1017,10 @@ void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
 
 /* When the oldest queued command expires. */
 static uint64_t command_expiry(const gm_shard_machine_t *m) {
-  if (m->commands == NULL || m->command_deadline == NEVER) return NEVER;
-  uint64_t at = m->commands->queued_at + m->command_deadline;
-  return at < m->commands->queued_at ? NEVER : at;
+  if (gm_fifo_empty(&m->commands) || m->command_deadline == NEVER) return NEVER;
+  uint64_t queued_at = oldest_command(m)->queued_at;
+  uint64_t at = queued_at + m->command_deadline;
+  return at < queued_at ? NEVER : at;
 }
 
 uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m) {
@@ -1038,7 +1036,7 @@ uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m) {
   if (m->paused_since != NEVER && m->interval &&
       m->paused_since + m->interval < d)
     d = m->paused_since + m->interval;
-  if (m->commands && m->ratelimit && gm_sm_identified(m) && m->limiter.count &&
+  if (!gm_fifo_empty(&m->commands) && m->ratelimit && gm_sm_identified(m) && m->limiter.count &&
       m->limiter.count >= m->limiter.max) {
     uint64_t free_at = m->limiter.times[m->limiter.head] + GM_RATELIMIT_PERIOD_NS;
     if (free_at < d) d = free_at;

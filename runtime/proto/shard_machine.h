@@ -15,6 +15,7 @@
 #include "closed_by.h"
 #include "defaults.h"
 #include "envelope.h"
+#include "fifo.h"
 #include "latency.h"
 #include "log_level.h"
 #include "ratelimiter.h"
@@ -209,7 +210,7 @@ typedef struct gm_sm_close_s {
 } gm_sm_close_t;
 
 typedef struct gm_sm_command_s {
-  struct gm_sm_command_s *next;
+  gm_fifo_link_t link;
   uint64_t queued_at;
   uint64_t ticket;         /* 0: nobody waits for it */
   size_t len;
@@ -244,7 +245,7 @@ typedef struct gm_shard_machine_s {
   char sent_close_reason[48];
   gm_latency_t latency;
   gm_ratelimiter_t limiter;
-  gm_sm_command_t *commands, *commands_tail;
+  gm_fifo_t commands; /* of gm_sm_command_t, oldest first */
   uint32_t queued_commands;
   size_t queued_bytes;
   uint64_t next_ticket;
