@@ -166,6 +166,12 @@ function M.new_shard(shard_id, config)
   local c = state(config)
   local s = state(shard_id)
   local session = c.session or nil
+  local recorder
+  if c.record then
+    local msg, code
+    recorder, msg, code = require("gloaming.record").open(c.record, c.record_max_bytes)
+    if not recorder then return nil, msg, code end
+  end
   local shard = core.shard_new {
     id = s.number,
     total = s.total,
@@ -183,6 +189,7 @@ function M.new_shard(shard_id, config)
     session_id = session and session:id() or nil,
     sequence = session and session:sequence() or nil,
     resume_url = session and c.resume_url or nil,
+    recorder = recorder,
     hooks = hooks,
   }
   core.shard_extra(shard, { config = config, queue = c.queue, id = shard_id })

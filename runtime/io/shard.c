@@ -251,6 +251,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   s->events_in++;
   s->bytes_in += len;
   const char *json = (const char *)data;
+  if (s->record) gm_record_add(s->record, s->id, s->total, GM_RECORD_RECV, json, len, NULL);
   gm_envelope_t env;
   if (gm_envelope_scan(json, len, &env) != 0 || env.op < 0) {
     char msg[200];
@@ -356,6 +357,8 @@ static void fx_connect(void *ud, const char *url) {
 static void fx_send(void *ud, const char *json, size_t len) {
   gm_shard_t *s = ud;
   if (s->conn) gm_conn_send(s->conn, GM_WS_OP_TEXT, json, len);
+  if (s->conn && s->record)
+    gm_record_add(s->record, s->id, s->total, GM_RECORD_SEND, json, len, s->token);
 }
 
 static void fx_close(void *ud, int code, const char *reason, bool now) {
@@ -510,6 +513,9 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->event_buffer = c->event_buffer;
   s->max_message = c->max_message;
   s->max_payload = c->max_payload;
+  s->id = c->id;
+  s->total = c->total;
+  if ((s->record = c->record) != NULL) gm_record_retain(s->record);
   s->fallback.shard = s;
   s->fallback.raw = true; /* keeps everything until someone reads */
   snprintf(s->context, sizeof s->context, "shard=%u/%u", c->id, c->total);
@@ -569,6 +575,7 @@ void gm_shard_free(gm_shard_t *s) {
   gm_url_free(&s->base);
   if (s->tls) gm_tls_ctx_release(s->tls);
   if (s->end_reason) gm_free(s->end_reason, strlen(s->end_reason) + 1);
+  if (s->record) gm_record_release(s->record);
   gm_free(s, sizeof *s);
 }
 

@@ -14,6 +14,7 @@
 
 #include "io/conn.h"
 #include "io/loop.h"
+#include "io/record.h"
 #include "proto/compress.h"
 #include "proto/event_types.h"
 #include "proto/shard_machine.h"
@@ -76,6 +77,7 @@ typedef struct gm_shard_config_s {
   const char *session_id;  /* resume this session first (or NULL) */
   int64_t seq;
   const char *resume_url;
+  gm_record_t *record;     /* retained; NULL: no recording */
 } gm_shard_config_t;
 
 typedef struct gm_shard_hooks_s {
@@ -115,6 +117,8 @@ struct gm_shard_s {
   gm_closable_t closable;
   /* counters */
   uint64_t events_in, bytes_in;
+  gm_record_t *record; /* what it receives and sends, or NULL */
+  uint32_t id, total;
 };
 
 /* Creates a shard (not started). NULL with *why on a bad config. */

@@ -18,6 +18,7 @@
 #include "io/log.h"
 #include "io/shard.h"
 #include "lua/l_object.h"
+#include "lua/l_record.h"
 #include "lua/rt.h"
 #include "proto/alloc.h"
 #include "proto/close_codes.h"
@@ -763,7 +764,7 @@ static const char *opt_string(lua_State *L, int t, const char *k) {
 
 /* shard_new(spec): spec = { id, total, token (secret), identify (JSON with
  * the token), gateway_url, compression, ca_file, event_buffer, ratelimit,
- * session_id, sequence, resume_url, shard_id (ShardId), hooks = { enqueue,
+ * session_id, sequence, resume_url, recorder, shard_id (ShardId), hooks = { enqueue,
  * release } } */
 static int l_shard_new(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
@@ -803,6 +804,9 @@ static int l_shard_new(lua_State *L) {
   lua_pop(L, 3);
   c.session_id = opt_string(L, 1, "session_id");
   c.resume_url = opt_string(L, 1, "resume_url");
+  lua_getfield(L, 1, "recorder"); /* the shard retains it */
+  c.record = gm_record_opt(L, -1);
+  lua_pop(L, 1);
   c.max_message = GM_DEFAULT_MAX_MESSAGE;
   c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_url_t probe;

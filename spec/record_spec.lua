@@ -1,0 +1,152 @@
+-- Recordings (`record = path`): every payload a shard receives (after
+-- inflate) and sends, as JSON lines, gzip for a .gz name, the token never
+-- in the file, rotated at a size bound; and what a bad path or a corrupt
+-- recording looks like.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local record = require "gloaming.record"
+local json = require "gloaming.json"
+local support = require "spec.gateway_support"
+
+local virtual = support.virtual
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+local function read_all(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function gunzip(path)
+  local p = assert(io.popen("env -u LD_PRELOAD gzip -dc " .. path))
+  local text = p:read("a")
+  p:close()
+  return text
+end
+
+-- Connects one shard of a Config recording to path, lets it get READY
+-- and one MESSAGE_CREATE, then closes it; returns the fake.
+local function record_session(path, opts)
+  local fake
+  local messages = opts and opts.messages
+  virtual(function()
+    fake = testing.gateway {}
+    local max = opts and opts.record_max_bytes
+    if opts then opts.messages, opts.record_max_bytes = nil, nil end
+    local b = support.config(fake, opts):builder():record(path)
+    if max then b:record_max_bytes(max) end
+    local shard = assert(gloaming.Shard.new(gloaming.ShardId.new(0, 1), b:build()))
+    local reader = gloaming.spawn(function() -- reading starts the shard
+      for _ = 1, messages or 1 do assert(shard:next_event(gloaming.EventTypeFlags.MESSAGE_CREATE, 5)) end
+      return true
+    end)
+    assert(fake:wait_ready(0, 5))
+    for i = 1, messages or 1 do
+      fake:dispatch(0, "MESSAGE_CREATE", { content = ("hello %d "):format(i) .. ("x"):rep(1000) })
+    end
+    assert(reader:wait(5))
+    shard:close()
+    record.close(path)
+  end)
+  return fake
+end
+
+describe("record = path", function()
+  it("writes what the shard received, after inflate, and sent, token replaced", function()
+    local path = tmpdir() .. "/rec.jsonl"
+    local fake = record_session(path, { compression = "zlib-stream" })
+    local text = read_all(path)
+    assert.is_nil(text:find(fake.token, 1, true)) -- the spec greps the file
+    local entries = assert(record.load(path))
+    local seen = {}
+    for _, e in ipairs(entries) do
+      assert.are.equal(0, e.shard)
+      assert.are.equal(1, e.total)
+      assert.is_number(e.time)
+      local p = assert(json.decode(e.payload))
+      seen[#seen + 1] = e.dir .. ":" .. math.tointeger(p.op) .. (type(p.t) == "string" and (":" .. p.t) or "")
+      if p.op == 2 then assert.are.equal("<redacted>", p.d.token) end
+    end
+    -- Hello, our Identify, READY, the message (inflated text, not zlib)
+    assert.are.same({ "recv:10", "send:2", "recv:0:READY", "recv:0:MESSAGE_CREATE" },
+      { seen[1], seen[2], seen[3], seen[4] })
+    local mode = io.popen("stat -c %a " .. path):read("l")
+    assert.are.equal("600", mode) -- users' messages: private like a sessions file
+  end)
+
+  it("gzips a name ending in .gz", function()
+    local path = tmpdir() .. "/rec.jsonl.gz"
+    local fake = record_session(path)
+    local raw = read_all(path)
+    assert.are.equal("\31\139", raw:sub(1, 2))
+    local text = gunzip(path)
+    assert.is_nil(text:find(fake.token, 1, true))
+    assert.truthy(text:find('"dir":"recv"', 1, true))
+    local entries = assert(record.load(path))
+    assert.is_true(#entries >= 4)
+  end)
+
+  it("rotates the file at record_max_bytes", function()
+    local path = tmpdir() .. "/rec.jsonl"
+    record_session(path, { record_max_bytes = 4096, messages = 12 })
+    -- about 1 KiB a message: rotated twice or more, the last rotation kept
+    local old, cur = read_all(path .. ".1"), read_all(path)
+    assert.is_true(#old <= 4096 and #old > 2048, #old)
+    assert.is_true(#cur <= 4096, #cur)
+    local last = assert(record.load(path))
+    assert.truthy(read_all(path):find("hello 12 ", 1, true))
+  end)
+
+  it("fails at the start for a path that cannot be written", function()
+    local path = tmpdir() .. "/missing/rec.jsonl"
+    virtual(function()
+      local fake = testing.gateway {}
+      local config = support.config(fake):builder():record(path):build()
+      local shard, msg, code = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
+      assert.is_nil(shard)
+      assert.are.equal("EIO", code)
+      assert.are.equal("cannot record to " .. path .. ": No such file or directory", msg)
+    end)
+  end)
+end)
+
+describe("record.load", function()
+  it("names the line of a corrupt recording", function()
+    local path = tmpdir() .. "/bad.jsonl"
+    local f = assert(io.open(path, "w"))
+    f:write('{"time":1,"shard":[0,1],"dir":"recv","payload":"{}"}\n')
+    f:write('{"time":2,"shard":[0,1],"dir":"recv","payload":"{}"}\n')
+    f:write('{"time":3,"shard":[0,1],"dir":"recv",\n')
+    f:close()
+    local entries, msg, code = record.load(path)
+    assert.is_nil(entries)
+    assert.are.equal("EDECODE", code)
+    assert.are.equal(path .. ":3: not a recording line (not a JSON object)", msg)
+  end)
+
+  it("says a truncated .gz is unreadable, with the line it reached", function()
+    local path = tmpdir() .. "/cut.jsonl.gz"
+    local lines = {}
+    for i = 1, 200 do
+      lines[i] = ('{"time":%d,"shard":[0,1],"dir":"recv","payload":"{\\"op\\":0,\\"n\\":%d}"}'):format(i, i)
+    end
+    local p = assert(io.popen("env -u LD_PRELOAD gzip -c > " .. path, "w"))
+    p:write(table.concat(lines, "\n"), "\n")
+    p:close()
+    local whole = read_all(path)
+    local f = assert(io.open(path, "wb"))
+    f:write(whole:sub(1, #whole - 20))
+    f:close()
+    local entries, msg, code = record.load(path)
+    assert.is_nil(entries)
+    assert.are.equal("EIO", code)
+    assert.truthy(msg:find("^" .. path:gsub("%p", "%%%0") .. ":%d+: "), msg)
+  end)
+end)
