@@ -150,3 +150,74 @@ describe("record.load", function()
     assert.truthy(msg:find("^" .. path:gsub("%p", "%%%0") .. ":%d+: "), msg)
   end)
 end)
+
+describe("a Bot's record option", function()
+  it("records Resume with the token replaced too", function()
+    local path = tmpdir() .. "/bot.jsonl.gz"
+    local fake
+    virtual(function()
+      fake = testing.gateway {}
+      local bot = gloaming.Bot.new { token = fake.token, shards = { total = 1 }, gateway_url = fake.url,
+        http = { base_url = fake.api_url }, record = path, record_max_bytes = 1 << 20 }
+      local run = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_ready(0, 5))
+      fake:reconnect(0) -- op 7: the shard resumes
+      assert(fake:wait_until(function() return fake:received(0, 6)[1] end, 5))
+      assert(fake:wait_ready(0, 5))
+      run:cancel()
+      assert.is_true((run:wait(10)))
+    end)
+    local text = gunzip(path) -- closed by the Bot's shutdown: complete
+    assert.is_nil(text:find(fake.token, 1, true))
+    local ops = {}
+    for _, e in ipairs(assert(record.load(path))) do
+      local p = json.decode(e.payload)
+      if e.dir == "send" then ops[#ops + 1] = math.tointeger(p.op) end
+      if p.op == 2 or p.op == 6 then assert.are.equal("<redacted>", p.d.token) end
+    end
+    assert.are.same({ 2, 6 }, { ops[1], ops[#ops] == 6 and 6 or ops[#ops] })
+  end)
+
+  it("fails the start at once for a path that cannot be written, and gloaming run --record too", function()
+    local dir = tmpdir()
+    local path = dir .. "/nodir/rec.jsonl"
+    local why = "cannot record to " .. path .. ": No such file or directory; check the record path"
+    testing.run(function()
+      local fake = testing.gateway {}
+      local bot = gloaming.Bot.new { token = fake.token, shards = { total = 1 }, gateway_url = fake.url,
+        http = { base_url = fake.api_url }, record = path }
+      local none, msg, code = bot:run()
+      assert.is_nil(none)
+      assert.are.equal("ERECORD", code)
+      assert.are.equal(why, msg:sub(1, #why))
+      assert.are.equal(0, #fake:connections())
+      local p = gloaming.process.spawn({ "./build/gloaming", "run", "--record", path,
+        "spec/fixtures/echo_bot.lua", fake.url, fake.api_url, fake.token },
+        { env = { "GLOAMING_LOG=warn" } })
+      local status, _, err = p:wait(20)
+      assert.are.equal(3, status, err)
+      assert.are.equal("gloaming: " .. why, err:match("[^\n]+"):sub(1, #why + 10))
+      assert.are.equal(0, #fake:connections())
+    end, 15)
+  end)
+
+  it("gloaming run --record records a Bot's traffic", function()
+    local path = tmpdir() .. "/run.jsonl"
+    testing.run(function()
+      local fake = testing.gateway { guilds = require("gloaming.testing.gateway").example_guilds() }
+      local p = gloaming.process.spawn({ "./build/gloaming", "run", "--record", path,
+        "spec/fixtures/echo_bot.lua", fake.url, fake.api_url, fake.token },
+        { env = { "GLOAMING_LOG=warn" } })
+      assert(fake:wait_ready(0, 20))
+      local g = fake.guilds[1]
+      fake:dispatch(0, "MESSAGE_CREATE", { channel_id = g.channels[1].id, guild_id = g.id, content = "echo me",
+        author = { id = testing.snowflake(99), username = "tester" } })
+      assert(fake:wait_until(function() return fake:messages()[1] end, 20))
+      p:kill("SIGINT")
+      assert.are.equal(0, (p:wait(20)))
+      local text = read_all(path)
+      assert.is_nil(text:find(fake.token, 1, true))
+      assert.truthy(text:find("echo me", 1, true))
+    end, 30)
+  end)
+end)

@@ -72,6 +72,7 @@ end
 local RUN_FLAGS = {
   { "--sessions", "PATH", "keep Bot sessions in PATH across restarts" },
   { "--repl-socket", "PATH", "let `gloaming attach PATH` in" },
+  { "--record", "PATH", "record every Bot's gateway traffic to PATH (JSON lines; .gz: gzip)" },
 }
 
 local RUN_USAGE = ([==[
@@ -305,6 +306,7 @@ local function run_command(args)
   local opts, oerr = cli.parse_flags(args, RUN_FLAGS)
   if not opts then return usage_error(oerr, "run", RUN_USAGE) end
   if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
+  if opts.record then require("gloaming.bot").defaults.record = opts.record end
   cli.options = opts
   local file = args[1]
   if not file then return usage_error("FILE missing", "run", RUN_USAGE) end
