@@ -16,7 +16,7 @@
 -- module (bot:handlers(require "handlers")), looked up per event, so that
 -- gloaming.reload swaps them in place.
 local core = require "gloaming.core"
-local log = require "gloaming.log"
+local log = require("gloaming.log").component("bot")
 local config_mod = require "gloaming.config"
 local shard_mod = require "gloaming.shard"
 local cluster = require "gloaming.cluster"

@@ -261,7 +261,10 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
     return;
   }
   uint64_t now = now_of(s);
+  bool heartbeat_out = s->m.latency.waiting;
   int r = gm_sm_payload(&s->m, now, json, len, &env);
+  /* GATEWAY_HEARTBEAT_ACK carries the round trip it measured (us), or -1 */
+  int ack_us = heartbeat_out && !s->m.latency.waiting ? (int)s->m.latency.recent[0] : -1;
   int type;
   if (env.op == 0)
     type = env.t && !env.t_escaped ? gm_event_type_of_dispatch(env.t, env.t_len)
@@ -278,7 +281,8 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
     report_error(s, GM_EDECODE, "READY without session_id or "
                                 "resume_gateway_url: identifying again");
   } else if (type >= 0) {
-    deliver(s, GM_ITEM_EVENT, type, 0, json, len, &env, TO_WANTING);
+    deliver(s, GM_ITEM_EVENT, type, type == GM_EVENT_GATEWAY_HEARTBEAT_ACK ? ack_us : 0,
+            json, len, &env, TO_WANTING);
   } else {
     /* an opcode a client does not receive: only raw readers see it */
     deliver(s, GM_ITEM_EVENT, GM_EVENT_UNKNOWN, 0, json, len, &env, TO_RAW);
@@ -300,8 +304,10 @@ static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
     gm_sm_closed(&s->m, now, 1006, "", 0, false);
   } else {
     bool frame = info->code != 1006;
+    s->log_close_code = info->code; /* a field of what the machine logs now */
     gm_sm_closed(&s->m, now, info->code, (const char *)info->reason,
                  info->reason_len, frame);
+    s->log_close_code = 0;
   }
   after_machine(s);
 }
@@ -413,7 +419,10 @@ static double fx_random(void *ud) {
 
 static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   gm_shard_t *s = ud;
-  gm_log(level, s->context, "%s", message);
+  char context[64];
+  if (s->log_close_code)
+    snprintf(context, sizeof context, "%s close_code=%d", s->context, s->log_close_code);
+  gm_log(level, s->log_close_code ? context : s->context, "%s", message);
 }
 
 static void fx_command_done(void *ud, uint64_t ticket, int err) {

@@ -43,7 +43,7 @@ typedef struct gm_item_s {
   uint16_t type; /* gm_event_type_t */
   uint8_t kind;  /* gm_item_kind_t */
   uint8_t closed_by;
-  int code; /* close code or GM_E* error */
+  int code; /* close code, GM_E* error, or an ACK's round trip (us, -1) */
 } gm_item_t;
 
 struct gm_sub_s {
@@ -118,6 +118,7 @@ struct gm_shard_s {
   /* counters */
   uint64_t events_in, bytes_in;
   gm_record_t *record; /* what it receives and sends, or NULL */
+  int log_close_code;  /* while the machine handles a close: its code */
   uint32_t id, total;
 };
 

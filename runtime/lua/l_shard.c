@@ -347,6 +347,13 @@ static int push_event(lua_State *L, gm_item_t *it) {
     int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
                                it->d_len, it->seq, e);
     if (n != 1) return n;
+    if (it->type == GM_EVENT_GATEWAY_HEARTBEAT_ACK && it->code >= 0) {
+      /* data.latency: the round trip this ACK ended, in seconds */
+      lua_createtable(L, 0, 1);
+      lua_pushnumber(L, (double)it->code / 1e6);
+      lua_setfield(L, -2, "latency");
+      lua_setfield(L, -2, "data");
+    }
   }
   /* the subscription (argument 1 of next) holds its shard */
   lua_getiuservalue(L, 1, 1);
