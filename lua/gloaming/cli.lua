@@ -100,6 +100,8 @@ commands:
   fake-gateway %s
                        serve a fake Discord gateway until interrupted
   test [busted args]   run the specs of the bot in this folder (spec/)
+  replay [--pace fast|recorded] RECORDING HANDLERS
+                       run HANDLERS against a recording (--record), no network
   repl [FILE [ARGS...]]
                        a Lua REPL on the loop (FILE runs first)
   attach PATH          a REPL inside a bot started with --repl-socket

@@ -3,6 +3,7 @@
  *   core.record_open(path, max_bytes) -> recorder | nil, msg, code
  *   recorder:flush() recorder:close() recorder:stats() -> table
  *   core.read_lines(path) -> reader      reader:next() -> line | nil | nil, msg, code
+ *   core.payload_parts(json) -> op, s, t, d (text)
  *
  * read_lines reads through zlib's gz reader, which takes a plain file as
  * it is: one reader for path.jsonl and path.jsonl.gz. */
@@ -13,6 +14,7 @@
 #include <zlib.h>
 
 #include "lua/rt.h"
+#include "proto/envelope.h"
 #include "proto/errors.h"
 
 #define RECORDER_MT "gloaming.Recorder"
@@ -143,6 +145,21 @@ static int reader_next(lua_State *L) {
   return 1;
 }
 
+/* payload_parts(json) -> op, s | nil, t | nil, d text | nil: a recorded
+ * payload's envelope, d as the exact text (a replay sends it unchanged). */
+static int l_payload_parts(lua_State *L) {
+  size_t len;
+  const char *json = luaL_checklstring(L, 1, &len);
+  gm_envelope_t e;
+  if (gm_envelope_scan(json, len, &e) != 0 || e.op < 0)
+    return gm_push_fail(L, GM_EDECODE, "not a gateway payload");
+  lua_pushinteger(L, e.op);
+  if (e.has_s) lua_pushinteger(L, e.s); else lua_pushnil(L);
+  if (e.t && !e.t_escaped) lua_pushlstring(L, e.t, e.t_len); else lua_pushnil(L);
+  if (e.d_len) lua_pushlstring(L, json + e.d_off, e.d_len); else lua_pushnil(L);
+  return 4;
+}
+
 /* }=============== */
 
 int gm_open_record(lua_State *L) {
@@ -162,6 +179,7 @@ int gm_open_record(lua_State *L) {
                                          {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"record_open", l_record_open},
                                    {"read_lines", l_read_lines},
+                                   {"payload_parts", l_payload_parts},
                                    {NULL, NULL}};
   gm_rt_newclass(L, RECORDER_MT, rec_methods, rec_meta);
   lua_pop(L, 1);
