@@ -96,7 +96,8 @@ describe("testing.gateway{ recording = path }", function()
     virtual(function()
       local ok, err = pcall(testing.gateway, { recording = path })
       assert.is_false(ok)
-      assert.are.equal("testing.gateway: cannot replay " .. path .. ":2: not a recording line (dir must be \"recv\" or \"send\")",
+      assert.are.equal("testing.gateway: cannot replay " .. path
+        .. ":2: not a recording line (dir must be \"recv\" or \"send\")",
         tostring(err):gsub("^[^:]*:%d+: ", ""))
     end)
   end)
