@@ -17,8 +17,9 @@ local record = {}
 record.DEFAULT_MAX_BYTES = core.record_default_max_bytes
 
 -- One recorder per path in this process: the shards of a Bot (and every
--- Config that names the path) write to the same file.
-local open = setmetatable({}, { __mode = "v" })
+-- Config that names the path) write to the same file, never two writers
+-- to one. Kept until record.close(path) (a Bot's shutdown) or the exit.
+local open = {}
 
 --- open(path[, max_bytes]): the recorder writing to path, opened now
 -- (a path that cannot be written fails here: nil, message, "EIO").

@@ -279,6 +279,17 @@ static int l_log_take(lua_State *L) {
 
 /* }=============== */
 
+/* The Lua state closes: no record may reach its runtime anymore. Made
+ * when the module opens, so finalized after what was made later (shards,
+ * whose end may still log). */
+static int log_state_gc(lua_State *L) {
+  (void)L;
+  gm_log_set_hook(NULL, NULL);
+  queue_clear();
+  q.task = q.waiter = NULL;
+  return 0;
+}
+
 int gm_open_log(lua_State *L) {
   static const luaL_Reg funcs[] = {{"log", l_log},
                                    {"log_level", l_log_level},
@@ -291,6 +302,12 @@ int gm_open_log(lua_State *L) {
                                    {NULL, NULL}};
   gm_log_init();
   gm_rt_setfuncs(L, funcs);
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, log_state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.log_guard");
   lua_createtable(L, GM_LOG_COMPONENT_COUNT, 0);
   for (int c = 0; c < GM_LOG_COMPONENT_COUNT; c++) {
     lua_pushstring(L, gm_log_component_name((gm_log_component_t)c));

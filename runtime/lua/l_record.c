@@ -64,6 +64,15 @@ static int rec_close(lua_State *L) {
   return 0;
 }
 
+/* Collected: only this reference goes; shards that hold the recorder go
+ * on writing, and the last of them closes it. */
+static int rec_gc(lua_State *L) {
+  lrec_t *lr = luaL_checkudata(L, 1, RECORDER_MT);
+  if (lr->r) gm_record_release(lr->r);
+  lr->r = NULL;
+  return 0;
+}
+
 static int rec_stats(lua_State *L) {
   gm_record_stats_t st;
   gm_record_stats(gm_record_opt(L, 1), &st);
@@ -167,7 +176,7 @@ int gm_open_record(lua_State *L) {
                                          {"close", rec_close},
                                          {"stats", rec_stats},
                                          {NULL, NULL}};
-  static const luaL_Reg rec_meta[] = {{"__gc", rec_close},
+  static const luaL_Reg rec_meta[] = {{"__gc", rec_gc},
                                       {"__close", rec_close},
                                       {"__tostring", rec_tostring},
                                       {NULL, NULL}};
