@@ -9,6 +9,7 @@ local json = require "gloaming.json"
 local support = require "spec.gateway_support"
 
 local virtual = support.virtual
+local function helpers_run(source) return (require("spec.helpers").run_gloaming(source, nil, "GLOAMING_LOG=warn")) end
 
 local function tmpdir()
   local dir = os.tmpname()
@@ -219,5 +220,30 @@ describe("a Bot's record option", function()
       assert.is_nil(text:find(fake.token, 1, true))
       assert.truthy(text:find("echo me", 1, true))
     end, 30)
+  end)
+end)
+
+describe("a recording that cannot be written any more", function()
+  it("stops with one error line and leaves the shard alone", function()
+    local out = helpers_run([[
+      local gloaming = require "gloaming"
+      local testing = require "gloaming.testing"
+      local fake = testing.gateway {}
+      local config = gloaming.Config.new(fake.token, 1):builder():gateway_url(fake.url)
+        :record("/dev/full"):build()
+      local shard = assert(gloaming.Shard.new(gloaming.ShardId.new(0, 1), config))
+      assert(shard:next_event(gloaming.EventTypeFlags.READY, 5))
+      local rec = gloaming.record.open("/dev/full")
+      print("flush", rec:flush())
+      for i = 1, 3 do fake:dispatch(0, "TYPING_START", { n = i }) end
+      for _ = 1, 3 do assert(shard:next_event(gloaming.EventTypeFlags.TYPING_START, 5)) end
+      print("state " .. shard:state())
+      shard:close()
+      fake:stop()
+    ]])
+    assert.matches("flush\tnil\trecording to /dev/full stopped: No space left on device", out, 1, true)
+    local _, errors = out:gsub("error %[record%] recording to /dev/full stopped", "")
+    assert.are.equal(1, errors)
+    assert.matches("state active", out, 1, true)
   end)
 end)
