@@ -4,7 +4,9 @@
  * secret (bot tokens) with "<redacted>", so a token that slipped into a
  * message, a URL or a peer's error text still never reaches the output,
  * nor the record a hook (the Lua log handler) is given. Lines are text or
- * one JSON object each (gm_log_set_format). */
+ * one JSON object each (gm_log_set_format). Logging happens on the loop's
+ * thread only: the levels, the secrets and the hook are not locked (the
+ * recorder's writer thread leaves its errors for the loop to log). */
 #ifndef GM_LOG_H
 #define GM_LOG_H
 
