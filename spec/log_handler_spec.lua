@@ -102,6 +102,48 @@ describe("gloaming.log.handler", function()
     end)
   end)
 
+  it("lets a handler act on the shard a C record came from, later, from its task", function()
+    with_records("info", function(records, got)
+      virtual(function()
+        local fake, shard = support.ready_shard()
+        -- the record is logged inside the shard's machine, as it handles
+        -- the close; the handler closes the shard from its own task
+        gloaming.log.handler(function(r)
+          records[#records + 1] = r
+          if r.fields.close_code == 4007 then shard:close() end
+          got:notify_all()
+        end)
+        fake:close(0, "INVALID_SEQ")
+        assert(testing.wait_until(got, function() return shard:state() == "closed" end, 5))
+        assert.is_nil(shard:next_event(F.READY, 1)) -- closed for good, not reconnecting
+      end)
+    end)
+  end)
+
+  it("holds 4096 records for a slow handler and tells it how many more it missed", function()
+    with_records("info", function()
+      local seen = {}
+      local done = gloaming.Condition.new()
+      gloaming.log.handler(function(r)
+        if #seen == 0 then gloaming.sleep(5) end
+        seen[#seen + 1] = r
+        done:notify_all()
+      end)
+      virtual(function()
+        gloaming.log.info("n0")
+        gloaming.sleep(0) -- the handler takes n0, and sleeps
+        for i = 1, 5000 do gloaming.log.info("n%d", i) end
+        assert(testing.wait_until(done, function() return #seen == 4098 end, 10))
+      end)
+      -- n0, the 4096 the queue held, then the count of the newer ones lost
+      assert.are.equal("n0", seen[1].message)
+      assert.are.equal("n1", seen[2].message)
+      assert.are.equal("n4096", seen[4097].message)
+      assert.are.equal("904 log records were dropped: the log handler is slower than the logs", seen[4098].message)
+      assert.are.equal("warn", seen[4098].level)
+    end)
+  end)
+
   it("raises for a handler that is not a function", function()
     assert.has_error(function() gloaming.log.handler("print") end,
       "bad argument #1 to 'handler' (function or nil expected, got string)")

@@ -224,14 +224,27 @@ static void push_record(lua_State *L, const qrec_t *r) {
   lua_setfield(L, -2, "fields");
 }
 
+/* The queued records, then (when some were dropped: the newest ones) a
+ * warn record saying how many, where they would have been. */
 static int take(lua_State *L) {
   lua_createtable(L, (int)q.n + (q.dropped ? 1 : 0), 0);
   int i = 0;
+  double last = 0;
+  qrec_t *r;
+  while ((r = q.head) != NULL) {
+    push_record(L, r);
+    lua_rawseti(L, -2, ++i);
+    last = r->time;
+    q.head = r->next;
+    gm_free(r, r->size);
+  }
+  q.tail = NULL;
+  q.n = 0;
   if (q.dropped) {
     lua_createtable(L, 0, 5);
     lua_pushliteral(L, "warn");
     lua_setfield(L, -2, "level");
-    lua_pushnumber(L, q.head ? q.head->time : 0);
+    lua_pushnumber(L, last);
     lua_setfield(L, -2, "time");
     lua_pushfstring(L, "%I log records were dropped: the log handler is slower "
                        "than the logs", (lua_Integer)q.dropped);
@@ -243,15 +256,6 @@ static int take(lua_State *L) {
     lua_rawseti(L, -2, ++i);
     q.dropped = 0;
   }
-  qrec_t *r;
-  while ((r = q.head) != NULL) {
-    push_record(L, r);
-    lua_rawseti(L, -2, ++i);
-    q.head = r->next;
-    gm_free(r, r->size);
-  }
-  q.tail = NULL;
-  q.n = 0;
   return 1;
 }
 
