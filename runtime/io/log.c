@@ -339,6 +339,11 @@ void gm_logv(gm_log_level_t level, const char *context, const char *fmt,
              va_list ap) {
   gm_log_init();
   if (level >= GM_LOG_OFF) return;
+  /* below every level in force: no need to find the component */
+  int lowest = (int)gm_log_level;
+  for (int c = 0; c < GM_LOG_COMPONENT_COUNT; c++)
+    if (component_level[c] >= 0 && component_level[c] < lowest) lowest = component_level[c];
+  if ((int)level < lowest) return;
   if (context == NULL) context = "";
   size_t clen;
   const char *ctext = gm_log_component(context, &clen);
