@@ -306,12 +306,18 @@ int gm_open_log(lua_State *L) {
                                    {NULL, NULL}};
   gm_log_init();
   gm_rt_setfuncs(L, funcs);
-  lua_newuserdatauv(L, 0, 0);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, log_state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.log_guard");
+  /* once per state: the module may be opened again (busted reloads it
+   * for each spec file), and a replaced guard's collection would remove
+   * the hook the new one set */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.log_guard") == LUA_TNIL) {
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, log_state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.log_guard");
+  }
+  lua_pop(L, 1);
   lua_createtable(L, GM_LOG_COMPONENT_COUNT, 0);
   for (int c = 0; c < GM_LOG_COMPONENT_COUNT; c++) {
     lua_pushstring(L, gm_log_component_name((gm_log_component_t)c));
