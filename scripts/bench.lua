@@ -8,7 +8,8 @@
 --
 --   gloaming run scripts/bench.lua [throughput] [idle] [heartbeats] [long] [tls]
 -- Environment: GLOAMING_CORPUS (default ../shared/corpus/gateway-20k.jsonl.gz),
--- BENCH_RUNS (3), BENCH_IDLE_SHARDS (1000), BENCH_HEARTBEAT_WINDOWS (12).
+-- BENCH_RUNS (3), BENCH_IDLE_SHARDS (1000), BENCH_HEARTBEAT_WINDOWS (12),
+-- BENCH_RECORD (a path: the throughput client records to it, for its cost).
 local gloaming = require "gloaming"
 local core = require "gloaming.bench" -- the benchmark helpers (bench.so, built by make bench)
 local cjson = require "cjson"
@@ -96,6 +97,7 @@ local function config(info, compression)
   local b = gloaming.Config.new(info.token, gloaming.Intents.non_privileged()):builder()
     :gateway_url(info.url):compression(compression)
   if info.ca_file then b:tls { ca_file = info.ca_file } end
+  if os.getenv("BENCH_RECORD") then b:record(os.getenv("BENCH_RECORD")) end
   return b:build()
 end
 

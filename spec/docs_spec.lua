@@ -42,6 +42,8 @@ local C_CLASSES = {
   ["gloaming.UnixListener"] = "internal: the REPL attach socket",
   ["gloaming.Readline"] = "internal: the REPL's terminal",
   ["gloaming.SignalWatch"] = "internal: testing.run's Ctrl-C",
+  ["gloaming.Recorder"] = "public: gloaming.record.open",
+  ["gloaming.RecordReader"] = "internal: gloaming.record.load's reader",
 }
 
 -- Lazily loaded entries of a module table (gloaming's and testing's): read
@@ -133,6 +135,7 @@ local ALIASES = {
   Fake = { "fake" },
   Connection = { "conn" },
   commands = { "commands", "cmd" },
+  Recorder = { "recorder", "rec" },
 }
 
 local function owner_words(owner)

@@ -66,12 +66,14 @@ function helpers.sh(cmd)
 end
 
 --- Runs source with `gloaming run` in a child process, with args after it
--- and a shell prefix before it ("timeout 10", "GLOAMING_LOG=info").
+-- and a shell prefix before it ("timeout 10", "GLOAMING_LOG=info"), and
+-- flags of gloaming run before the file.
 -- Returns its output and exit status, as helpers.sh.
-function helpers.run_gloaming(source, args, prefix)
+function helpers.run_gloaming(source, args, prefix, flags)
   local path = helpers.tmpname()
   helpers.write_file(path, source)
-  local out, code = helpers.sh(("%s ./build/gloaming run %s %s"):format(prefix or "", path, args or ""))
+  local out, code = helpers.sh(("%s ./build/gloaming run %s %s %s"):format(prefix or "", flags or "", path,
+    args or ""))
   os.remove(path)
   return out, code
 end
@@ -119,13 +121,17 @@ end
 -- returned, emptied before each test. (A required module sees busted's API
 -- through require "busted", not as globals.)
 function helpers.capture_warnings()
-  local busted, log = require "busted", require "gloaming.log"
+  -- below every logger (the components' too): core.log
+  local busted, core = require "busted", require "gloaming.core"
   local warnings = {}
+  local log = core.log
   busted.before_each(function()
     for i = #warnings, 1, -1 do warnings[i] = nil end
-    busted.stub(log, "warn", function(fmt, ...) warnings[#warnings + 1] = fmt:format(...) end)
+    busted.stub(core, "log", function(level, context, msg)
+      if level == "warn" then warnings[#warnings + 1] = msg else log(level, context, msg) end
+    end)
   end)
-  busted.after_each(function() log.warn:revert() end)
+  busted.after_each(function() core.log:revert() end)
   return warnings
 end
 

@@ -16,13 +16,14 @@
 -- module (bot:handlers(require "handlers")), looked up per event, so that
 -- gloaming.reload swaps them in place.
 local core = require "gloaming.core"
-local log = require "gloaming.log"
+local log = require("gloaming.log").component("bot")
 local config_mod = require "gloaming.config"
 local shard_mod = require "gloaming.shard"
 local cluster = require "gloaming.cluster"
 local sessions = require "gloaming.sessions"
 local F = require "gloaming.event_type_flags"
 local options = require "gloaming.options"
+local record = require "gloaming.record"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -87,13 +88,17 @@ Bot.OPTIONS = {
   -- cannot be preempted (see "Tasks and time" in the README)
   handler_limit = { "number", 10, options.positive },
   configure = { "function" },
+  -- a recording of every payload received and sent (gloaming.record)
+  record = { "string", nil, function(v) return v ~= "", "must not be empty" end },
+  record_max_bytes = { "integer", nil, function(v) return v >= 4096, "must be at least 4096" end },
 }
 
 --- Bot.new{ token =, intents =, shards = "recommended" | { from =, to =,
 -- total = }, gateway_url =, compression =, tls = { ca_file = },
 -- http = { base_url =, tls =, timeout =, user_agent = }, sessions = path,
 -- max_handlers = 64, handler_limit = 10 (seconds of computing per handler),
--- configure = function(shard_id, builder) return builder end }
+-- configure = function(shard_id, builder) return builder end,
+-- record = path, record_max_bytes = 256 MiB }
 function Bot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'Bot.new' (table expected)", 2) end
   opts = options.check(opts, Bot.OPTIONS, "Bot.new")
@@ -105,6 +110,9 @@ function Bot.new(opts)
   if opts.tls then b:tls(opts.tls) end
   if opts.presence then b:presence(opts.presence) end
   if opts.queue then b:queue(opts.queue) end
+  local record_path = opts.record or Bot.defaults.record
+  if record_path then b:record(record_path) end
+  if opts.record_max_bytes then b:record_max_bytes(opts.record_max_bytes) end
   config = b:build()
   local http_opts = opts.http
   local self = setmetatable({
@@ -356,6 +364,12 @@ local function build_shards(self)
     local ok, why = sessions.check(path)
     if not ok then return nil, why, "ESESSIONS" end
   end
+  if cfg:record() then
+    -- opened now (the shards share it): a bad path fails the start
+    local rec, why = record.open(cfg:record(), cfg:record_max_bytes())
+    if not rec then return nil, why, "ERECORD" end
+    self.recorder = rec
+  end
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
@@ -382,6 +396,7 @@ local BASE_URL_HINT = "check http.base_url (Discord's API is "
 local REST_HINTS = {
   EDECODE = BASE_URL_HINT, -- an answer with no shard count: not Discord's API
   ESESSIONS = "check the sessions path (gloaming run --sessions, or the Bot's sessions option)",
+  ERECORD = "check the record path (gloaming run --record, or the Bot's record option)",
   [401] = "check the bot token (the Developer Portal's Bot page)",
   [403] = "check the bot token and the application's permissions",
   ETLSVERIFY = "check tls.ca_file (http.tls) or the system's CA store",
@@ -633,6 +648,13 @@ function Bot:shutdown(tasks, saver)
   if not saved then
     log.error("sessions lost: %s", serr)
     fail(self, "sessions lost: " .. serr, "ESESSIONS")
+  end
+  if self.recorder then
+    -- the shards are closed: everything they recorded goes to the file
+    local ok, rerr = self.recorder:flush()
+    if not ok then log.error("%s", rerr) end
+    record.close(self.config:record())
+    self.recorder = nil
   end
   self.http:_drop_idle()
 end

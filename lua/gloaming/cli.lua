@@ -72,6 +72,9 @@ end
 local RUN_FLAGS = {
   { "--sessions", "PATH", "keep Bot sessions in PATH across restarts" },
   { "--repl-socket", "PATH", "let `gloaming attach PATH` in" },
+  { "--record", "PATH", "record every Bot's gateway traffic to PATH (JSON lines; .gz: gzip)" },
+  { "--log-format", "FORMAT", "text (default), json (one object per line) or none",
+    function(v) return (v == "text" or v == "json" or v == "none") and v or nil, "expected text, json or none" end },
 }
 
 local RUN_USAGE = ([==[
@@ -97,6 +100,8 @@ commands:
   fake-gateway %s
                        serve a fake Discord gateway until interrupted
   test [busted args]   run the specs of the bot in this folder (spec/)
+  replay [--pace fast|recorded] RECORDING HANDLERS
+                       run HANDLERS against a recording (--record), no network
   repl [FILE [ARGS...]]
                        a Lua REPL on the loop (FILE runs first)
   attach PATH          a REPL inside a bot started with --repl-socket
@@ -104,7 +109,8 @@ commands:
   help                 this text
 
 `gloaming COMMAND -h` explains a command's options.
-Set GLOAMING_LOG=debug|info|warn|error to choose what is logged.
+Set GLOAMING_LOG=debug|info|warn|error to choose what is logged, and a
+level per component with GLOAMING_LOG=warn,shard=debug (shard, http, bot, redis).
 ]==]):format(cli.flags_synopsis(RUN_FLAGS), cli.flags_synopsis(fake_flags, 60, (" "):rep(15)))
 end
 
@@ -304,6 +310,8 @@ local function run_command(args)
   local opts, oerr = cli.parse_flags(args, RUN_FLAGS)
   if not opts then return usage_error(oerr, "run", RUN_USAGE) end
   if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
+  if opts.record then require("gloaming.bot").defaults.record = opts.record end
+  if opts.log_format then core.log_format(opts.log_format) end
   cli.options = opts
   local file = args[1]
   if not file then return usage_error("FILE missing", "run", RUN_USAGE) end

@@ -83,6 +83,8 @@ function Config.new(token, intents)
     max_queued_commands = core.shard_defaults.max_queued_commands,
     max_queued_command_bytes = core.shard_defaults.max_queued_command_bytes,
     command_deadline = core.shard_defaults.command_deadline,
+    record = false, -- a path: see gloaming.record
+    record_max_bytes = require("gloaming.record").DEFAULT_MAX_BYTES,
     queue = shared_queue(token),
   })
 end
@@ -97,7 +99,7 @@ end
 for _, k in ipairs { "token", "intents", "large_threshold", "gateway_url", "compression",
   "ratelimit_messages", "event_buffer", "queue", "presence", "identify_properties",
   "session", "resume_url", "tls", "max_queued_commands", "max_queued_command_bytes",
-  "command_deadline" } do
+  "command_deadline", "record", "record_max_bytes" } do
   Config[k] = function(self) return state(self)[k] end
 end
 Config.proxy_url = Config.gateway_url
@@ -210,6 +212,20 @@ end)
 setter("command_deadline", function(v)
   if type(v) ~= "number" or not (v > 0) then -- luacheck: ignore 581 (NaN fails too)
     error("command_deadline must be a positive number of seconds (math.huge: none)", 3)
+  end
+  return v
+end)
+
+-- record(path): every payload the shards receive and send goes to path as
+-- JSON lines (gzip for a .gz name); see gloaming.record. nil: none.
+setter("record", function(v)
+  if v ~= nil and (type(v) ~= "string" or v == "") then error("record must be a file path or nil", 3) end
+  return v or false
+end)
+
+setter("record_max_bytes", function(v)
+  if math.type(v) ~= "integer" or v < 4096 then
+    error("record_max_bytes must be an integer of at least 4096 bytes", 3)
   end
   return v
 end)

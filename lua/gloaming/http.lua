@@ -15,7 +15,7 @@
 -- waited out (retry_after, the global limit); connections are kept alive.
 local core = require "gloaming.core"
 local json = require "gloaming.json"
-local log = require "gloaming.log"
+local log = require("gloaming.log").component("http")
 local options = require "gloaming.options"
 
 local http = {}

@@ -162,6 +162,12 @@ function M.new_shard(shard_id, config)
   local c = state(config)
   local s = state(shard_id)
   local session = c.session or nil
+  local recorder
+  if c.record then
+    local msg, rcode
+    recorder, msg, rcode = require("gloaming.record").open(c.record, c.record_max_bytes)
+    if not recorder then return nil, msg, rcode end
+  end
   local shard, err, code = core.shard_new {
     id = s.number,
     total = s.total,
@@ -179,6 +185,7 @@ function M.new_shard(shard_id, config)
     session_id = session and session:id() or nil,
     sequence = session and session:sequence() or nil,
     resume_url = session and c.resume_url or nil,
+    recorder = recorder,
     hooks = hooks,
   }
   if not shard then return nil, err, code end -- a CA file that cannot be loaded

@@ -233,6 +233,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   s->events_in++;
   s->bytes_in += len;
   const char *json = (const char *)data;
+  if (s->record) gm_record_add(s->record, s->id, s->total, GM_RECORD_RECV, json, len, NULL);
   gm_envelope_t env;
   if (gm_envelope_scan(json, len, &env) != 0 || env.op < 0) {
     char msg[200];
@@ -242,11 +243,15 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
     return;
   }
   uint64_t now = now_of(s);
+  bool heartbeat_out = s->m.latency.waiting;
   int r = gm_sm_payload(&s->m, now, json, len, &env);
   int type = gm_event_classify(&env);
-  /* what the machine read of it goes with the event (item code) */
+  /* what the machine read of it goes with the event (item code); an ACK
+   * carries the round trip it measured (us), or -1 */
   int fact = type == GM_EVENT_GATEWAY_HELLO ? (int)s->m.parsed.hello_interval_ms
            : type == GM_EVENT_GATEWAY_INVALIDATE_SESSION ? s->m.parsed.resumable
+           : type == GM_EVENT_GATEWAY_HEARTBEAT_ACK
+               ? (heartbeat_out && !s->m.latency.waiting ? (int)s->m.latency.recent[0] : -1)
            : 0;
   if (r == GM_EDECODE && env.op != 0) {
     char msg[64];
@@ -280,8 +285,10 @@ static void c_on_close(gm_conn_t *c, const gm_conn_close_t *info) {
     gm_sm_closed(&s->m, now, 1006, "", 0, false);
   } else {
     bool frame = info->code != 1006;
+    s->log_close_code = info->code; /* a field of what the machine logs now */
     gm_sm_closed(&s->m, now, info->code, (const char *)info->reason,
                  info->reason_len, frame);
+    s->log_close_code = 0;
   }
   after_machine(s);
 }
@@ -379,6 +386,8 @@ static void perform(gm_shard_t *s) {
 static void fx_send(void *ud, const char *json, size_t len) {
   gm_shard_t *s = ud;
   if (s->conn) gm_conn_send(s->conn, GM_WS_OP_TEXT, json, len);
+  if (s->conn && s->record)
+    gm_record_add(s->record, s->id, s->total, GM_RECORD_SEND, json, len, s->token);
 }
 
 static void fx_request_permit(void *ud) {
@@ -403,7 +412,10 @@ static double fx_random(void *ud) {
 
 static void fx_log(void *ud, gm_log_level_t level, const char *message) {
   gm_shard_t *s = ud;
-  gm_log(level, s->context, "%s", message);
+  char context[64];
+  if (s->log_close_code)
+    snprintf(context, sizeof context, "%s close_code=%d", s->context, s->log_close_code);
+  gm_log(level, s->log_close_code ? context : s->context, "%s", message);
 }
 
 static void fx_command_done(void *ud, uint64_t ticket, int err) {
@@ -507,6 +519,9 @@ gm_shard_t *gm_shard_new(gm_loop_t *l, const gm_shard_config_t *c,
   s->event_buffer = c->event_buffer;
   s->max_message = c->max_message;
   s->max_payload = c->max_payload;
+  s->id = c->id;
+  s->total = c->total;
+  if ((s->record = c->record) != NULL) gm_record_retain(s->record);
   s->fallback.shard = s;
   s->fallback.q.limit = s->event_buffer;
   s->fallback.raw = true; /* keeps everything until someone reads */
@@ -574,6 +589,7 @@ void gm_shard_free(gm_shard_t *s) {
   gm_url_free(&s->base);
   if (s->tls) gm_tls_ctx_release(s->tls);
   if (s->end_reason) gm_free(s->end_reason, strlen(s->end_reason) + 1);
+  if (s->record) gm_record_release(s->record);
   gm_free(s, sizeof *s);
 }
 

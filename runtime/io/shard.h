@@ -15,6 +15,7 @@
 
 #include "io/conn.h"
 #include "io/loop.h"
+#include "io/record.h"
 #include "proto/byte_queue.h"
 #include "proto/compress.h"
 #include "proto/event_types.h"
@@ -45,7 +46,8 @@ typedef struct gm_item_s {
   uint8_t kind;  /* gm_item_kind_t */
   uint8_t closed_by;
   /* close code, GM_E* error, or for an event what the machine read of it:
-   * a Hello's heartbeat_interval (ms), op 9's resumable flag (0 or 1) */
+   * a Hello's heartbeat_interval (ms), op 9's resumable flag (0 or 1), an
+   * ACK's round trip (us, -1 when no heartbeat was out) */
   int code;
 } gm_item_t;
 
@@ -77,6 +79,7 @@ typedef struct gm_shard_config_s {
   const char *session_id;  /* resume this session first (or NULL) */
   int64_t seq;
   const char *resume_url;
+  gm_record_t *record;     /* retained; NULL: no recording */
 } gm_shard_config_t;
 
 typedef struct gm_shard_hooks_s {
@@ -113,6 +116,9 @@ struct gm_shard_s {
   gm_closable_t closable;
   /* counters */
   uint64_t events_in, bytes_in;
+  gm_record_t *record; /* what it receives and sends, or NULL */
+  int log_close_code;  /* while the machine handles a close: its code */
+  uint32_t id, total;
 };
 
 /* Creates a shard (not started). NULL with *why on a bad config. */

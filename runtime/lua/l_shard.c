@@ -25,6 +25,7 @@
 #include "io/log.h"
 #include "io/shard.h"
 #include "lua/l_object.h"
+#include "lua/l_record.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
 #include "proto/alloc.h"
@@ -359,6 +360,13 @@ static int push_event(lua_State *L, gm_item_t *it) {
     int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
                                it->d_len, it->seq, e, it->code);
     if (n != 1) return n;
+    if (it->type == GM_EVENT_GATEWAY_HEARTBEAT_ACK && it->code >= 0) {
+      /* data.latency: the round trip this ACK ended, in seconds */
+      lua_createtable(L, 0, 1);
+      lua_pushnumber(L, (double)it->code / 1e6);
+      lua_setfield(L, -2, "latency");
+      lua_setfield(L, -2, "data");
+    }
   }
   /* the subscription (argument 1 of next) holds its shard */
   lua_getiuservalue(L, 1, 1);
@@ -791,7 +799,7 @@ static int l_identify_payload(lua_State *L) {
 
 /* shard_new(spec): spec = { id, total, token (secret), identity (see
  * check_identity), gateway_url, compression, ca_file, event_buffer, ratelimit,
- * session_id, sequence, resume_url, shard_id (ShardId), hooks = { enqueue,
+ * session_id, sequence, resume_url, recorder, shard_id (ShardId), hooks = { enqueue,
  * release } } */
 static int l_shard_new(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
@@ -840,6 +848,9 @@ static int l_shard_new(lua_State *L) {
   lua_pop(L, 3);
   c.session_id = opt_string(L, 1, "session_id");
   c.resume_url = opt_string(L, 1, "resume_url");
+  lua_getfield(L, 1, "recorder"); /* the shard retains it */
+  c.record = gm_record_opt(L, -1);
+  lua_pop(L, 1);
   c.max_message = GM_DEFAULT_MAX_MESSAGE;
   c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
   gm_url_t probe;

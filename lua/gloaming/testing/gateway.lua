@@ -26,6 +26,7 @@ local Session = require "gloaming.testing.gateway.session"
 local Conn = require "gloaming.testing.gateway.connection"
 local rest = require "gloaming.testing.gateway.rest"
 local control = require "gloaming.testing.gateway.control"
+local recording = require "gloaming.testing.gateway.recording"
 
 local MAX_MESSAGE = 1024 * 1024       -- bytes of one client websocket message
 local DEFAULT_WAIT = 10               -- s that wait_ready waits by default
@@ -84,6 +85,9 @@ gateway.OPTIONS = {
   dm_channels = { "table", {} },
   tls = { "boolean", false },
   port = { "integer", 0, not_negative },
+  -- a recording (gloaming.record) replayed to the bot: recording.lua
+  recording = { "string" },
+  recording_pace = { "string", "fast", options.one_of("fast", "recorded") },
 }
 
 --- fake:set's settings, with their defaults.
@@ -250,9 +254,18 @@ end
 
 --- Starts a fake gateway (inside a task). See README.md for the options.
 function gateway.new(opts)
+  local shards_given = type(opts) == "table" and opts.shards ~= nil
   opts = options.check(opts, gateway.OPTIONS, "testing.gateway")
   local self = setmetatable({}, Fake)
+  if opts.recording then
+    self.recording = recording.load(opts.recording, 2)
+    self.recording_pace = opts.recording_pace
+    self.replay_tasks, self.replayed = {}, {}
+    -- as many shards as the recording had, unless told
+    if not shards_given then opts.shards = self.recording.total end
+  end
   configure(self, opts)
+  if self.recording then recording.add_channels(self) end
   self.log = gloaming.log.with { fake = "gateway" }
   self.settings = options.check(nil, SETTINGS, "fake:set")
   self.on_connect = nil
@@ -328,6 +341,11 @@ end
 
 function Fake:_set_shard_conn(shard_id, conn)
   self.shard_conns[shard_id] = conn
+end
+
+--- A connection streams dispatches (READY or RESUMED was sent).
+function Fake:_on_ready(conn)
+  if self.recording then recording.on_ready(self, conn) end
 end
 
 --- Takes the identify slot of the shard's bucket (shard_id %
@@ -449,6 +467,14 @@ for _, name in ipairs { "reconnect", "invalidate_session", "request_heartbeat", 
     local conn = self:_conn_of(shard_id)
     return conn[name](conn, ...)
   end
+end
+
+--- With a recording: waits until every recorded dispatch was sent (true),
+-- or nil, message, "ETIMEDOUT". The number sent so far, per shard, is
+-- fake.replayed[shard_id].
+function Fake:wait_recording(timeout)
+  if not self.recording then error("wait_recording: the fake has no recording", 2) end
+  return self:wait_until(function() return recording.done(self) end, timeout)
 end
 
 --- Changes how new connections are treated:

@@ -328,6 +328,7 @@ end
 function Conn:_mark_ready()
   self.streaming = true
   self.ready_sent = true
+  self.fake:_on_ready(self)
   self.fake.changed:notify_all()
 end
 
