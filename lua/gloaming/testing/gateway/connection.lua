@@ -542,16 +542,18 @@ local function frame_body(bytes)
   return bytes:sub(at, at + len - 1)
 end
 
---- Sends a heartbeat ACK compressed as negotiated but cut in half: the
--- message lacks its end (zlib-stream's 00 00 ff ff), and the client's
--- inflater is out of step with the fake's from then on, as after a
--- gateway that died mid-write. Uncompressed: half the JSON text.
+--- Sends a heartbeat ACK compressed as negotiated but cut short inside
+-- its compressed data (at most half of what precedes zlib-stream's 00 00
+-- ff ff end): the client's inflater is out of step with the fake's from
+-- then on, as after a gateway that died mid-write. Uncompressed: half the
+-- JSON text.
 function Conn:truncate()
   if self.ended then return nil, "closed", "ECLOSED" end
   local frame, err, code = self.raw:encode_payloads { HEARTBEAT_ACK }
   if not frame then return nil, err, code end
   local body = frame_body(frame)
-  return self.raw:send(body:sub(1, #body // 2), self.compression and "binary" or "text")
+  local data = self.compression == "zlib-stream" and #body - 4 or #body
+  return self.raw:send(body:sub(1, math.max(1, data // 2)), self.compression and "binary" or "text")
 end
 
 --- Writes the header of a binary frame announcing `bytes` (default 1 GiB)
