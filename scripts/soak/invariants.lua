@@ -24,6 +24,7 @@ function Checker.new(opts)
   local self = setmetatable({ seed = opts.seed, b = opts.b, t0 = opts.started, rss = opts.rss,
     warmup = opts.warmup, violations = {}, shard = {}, events = 0, readies = 0, resumes = 0,
     recoveries = {}, longest = nil, rss_base = nil, rss_peak = 0 }, Checker)
+  self.count = opts.shards
   for id = 0, opts.shards - 1 do
     self.shard[id] = { session = nil, seq = nil, active_at = nil, pending = nil, fatal = nil, ended = false,
       history = {} }
@@ -43,8 +44,10 @@ function Checker:fail(invariant, shard, fmt, ...)
     v = v .. "; its last faults: " .. table.concat(h, ", ")
   end
   self.violations[#self.violations + 1] = v
-  io.stderr:write("SOAK VIOLATION: ", v, "\n")
-  io.stderr:flush()
+  if not self.quietly then
+    io.stderr:write("SOAK VIOLATION: ", v, "\n")
+    io.stderr:flush()
+  end
 end
 
 --- Each event a shard's reader got.
@@ -129,7 +132,8 @@ end
 
 --- Each tick: states and deadlines. states[id] is shard:state().
 function Checker:tick(states, now)
-  for id, st in pairs(self.shard) do
+  for id = 0, self.count - 1 do
+    local st = self.shard[id]
     local state = states[id]
     if st.fatal then
       if state ~= "fatally_closed" and now > st.fatal.deadline then

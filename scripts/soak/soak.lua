@@ -250,8 +250,8 @@ for _, task in ipairs(readers) do task:wait(10) end
 fake:stop()
 
 io.stdout:write(report.text({ seed = SEED, seconds = SECONDS, shards = SHARDS,
-  build = os.getenv("SOAK_BUILD") or "plain", injected = injected, active = active, fatal = fatal, fatal_list = table.concat(fatal_list, ", "), rss = RSS,
-  warmup = WARMUP }, counts, checker))
+  build = os.getenv("SOAK_BUILD") or "plain", injected = injected, active = active, fatal = fatal,
+  fatal_list = table.concat(fatal_list, ", "), rss = RSS, warmup = WARMUP }, counts, checker))
 io.stdout:flush()
 if #checker.violations > 0 then
   error(("soak failed: %s (replay: SOAK_SEED=%d; the fake's log: %s)"):format(checker.violations[1], SEED, log), 0)
