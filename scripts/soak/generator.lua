@@ -46,7 +46,6 @@ generator.FATAL_CODES = FATAL_CODES
 local function fast(b) return 1 + b.C end                 -- reconnect 0-1 s after a working session
 local function fresh(b) return 5 + b.Q + b.C end          -- a new session: 1-5 s, then the queue
 local function zombie(b) return 2 * b.I + 1 + b.C end     -- an unanswered heartbeat, then reconnect
-local function next_message(b) return b.I + 1 + b.C end   -- noticed at the next message
 
 --- kind -> { weight, reconnect = true (must reconnect) | false (may),
 -- bound(b, f), params(r, b) -> f's fields, inject(env, shard, f) }.
@@ -75,7 +74,7 @@ generator.KINDS = {
     inject = function(env, s) return env.fault(s, { kind = "garbage_tcp" }) end },
   corrupt = { weight = 4, reconnect = true, bound = fast,
     inject = function(env, s) return env.fault(s, { kind = "corrupt" }) end },
-  truncate = { weight = 4, reconnect = true, bound = next_message,
+  truncate = { weight = 4, reconnect = true, bound = zombie, -- the garbled stream stops answering heartbeats
     inject = function(env, s) return env.fault(s, { kind = "truncate" }) end },
   oversized = { weight = 3, reconnect = true, bound = fast,
     inject = function(env, s) return env.fault(s, { kind = "oversized" }) end },
@@ -87,6 +86,15 @@ generator.KINDS = {
     params = function(r, b) return { seconds = 2 + r.float() * 4 * b.I, delay = 0.05 + r.float() * 0.35 * b.I } end,
     inject = function(env, s, f)
       return env.fault(s, { kind = "slow_read", seconds = f.seconds, delay = f.delay })
+    end },
+  -- a slow link: frames in pieces; ACKs may come too late (a zombie)
+  slow_write = { weight = 3, reconnect = false,
+    bound = function(b, f) return f.seconds + 2 * b.I + 1 + b.C end,
+    params = function(r, b)
+      return { seconds = 1 + r.float() * 2 * b.I, chunk = r.int(1, 16), delay = 0.002 + r.float() * 0.02 }
+    end,
+    inject = function(env, s, f)
+      return env.fault(s, { kind = "slow_write", seconds = f.seconds, chunk = f.chunk, delay = f.delay })
     end },
   request_heartbeat = { weight = 3, reconnect = false, bound = fast,
     inject = function(env, s) return env.fault(s, { kind = "request_heartbeat" }) end },

@@ -180,6 +180,7 @@ while true do
   gloaming.sleep(TICK)
 end
 io.stdout:write(("soak: %d shards READY in %.1f s\n"):format(SHARDS, gloaming.now() - t_up))
+io.stdout:flush()
 
 local only -- SOAK_KINDS=truncate,drop: only these kinds (to chase one)
 for kind in (os.getenv("SOAK_KINDS") or ""):gmatch("[%w_]+") do

@@ -460,7 +460,7 @@ end
 
 -- The shard-keyed controls act on the shard's newest connection.
 for _, name in ipairs { "reconnect", "invalidate_session", "request_heartbeat", "close", "drop",
-  "stop_acking", "inject", "replay", "stall", "slow_read", "truncate", "oversized" } do
+  "stop_acking", "inject", "replay", "stall", "slow_read", "slow_write", "truncate", "oversized" } do
   Fake[name] = function(self, shard_id, ...)
     local conn = self:_conn_of(shard_id)
     return conn[name](conn, ...)

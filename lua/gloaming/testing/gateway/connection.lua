@@ -84,6 +84,7 @@ function Conn:_send(payload)
     self.held[#self.held + 1] = payload
     return
   end
+  if self.dribble then return self:_dribble_send(payload) end
   local ok, err = self.raw:send_payload(payload)
   if not ok then self.log.debug("send failed: %s", tostring(err)) end
 end
@@ -528,6 +529,46 @@ function Conn:_read_late()
     self:_end_stall()
   end
   if self.slow_until and gloaming.now() < self.slow_until then gloaming.sleep(self.slow_delay) end
+end
+
+--- For `seconds`, what the fake sends goes out `chunk` bytes at a time,
+-- `pause` seconds apart: a slow link, where the client reads frames in
+-- pieces (ACKs come late, and a long dispatch takes a while). What was
+-- sent slowly finishes slowly, and what follows waits its turn.
+function Conn:slow_write(seconds, chunk, pause)
+  check_seconds(seconds, "slow_write")
+  check_seconds(pause, "slow_write's pause")
+  if math.type(chunk) ~= "integer" or chunk < 1 then error("slow_write needs a chunk of at least 1 byte", 2) end
+  if self.ended then return false end
+  local d = self.dribble or { queue = {}, first = 1 }
+  d.until_at, d.chunk, d.pause = gloaming.now() + seconds, chunk, pause
+  self.dribble = d
+  return true
+end
+
+--- Queues a payload's frame (encoded now, so the compression context sees
+-- the payloads in their order) for the task that writes slowly.
+function Conn:_dribble_send(payload)
+  local d = self.dribble
+  if not d.task and gloaming.now() >= d.until_at then -- time is up, nothing waits
+    self.dribble = nil
+    return self:_send(payload)
+  end
+  local frame, err = self.raw:encode_payloads { payload }
+  if not frame then return self.log.debug("encode failed: %s", tostring(err)) end
+  d.queue[#d.queue + 1] = frame
+  if d.task then return end
+  d.task = gloaming.spawn(function()
+    while d.first <= #d.queue and not self.ended do
+      local bytes = d.queue[d.first]
+      d.queue[d.first], d.first = nil, d.first + 1
+      for i = 1, #bytes, d.chunk do
+        if self.ended or not self.raw:write_raw(bytes:sub(i, i + d.chunk - 1)) then return end
+        if not gloaming.sleep(d.pause) then return end
+      end
+    end
+    d.task = nil
+  end)
 end
 
 --- The body of the first websocket frame in bytes (server frames are

@@ -34,6 +34,7 @@ local FAULTS = {
   oversized = function(conn) return conn:oversized() end,
   stall = function(conn, body) return conn:stall(body.seconds or 5) end,
   slow_read = function(conn, body) return conn:slow_read(body.seconds or 5, body.delay or 0.5) end,
+  slow_write = function(conn, body) return conn:slow_write(body.seconds or 5, body.chunk or 4, body.delay or 0.01) end,
 }
 
 -- An Identify's or Resume's d without its token (never shown outside).
@@ -107,7 +108,8 @@ local ROUTES = {
       return { done = fault(fake:_conn_of(shard_of(fake, body)), body) and true or false }
     end,
     { kind = { "string" }, resumable = { "boolean" }, on = { "boolean" }, shard = SHARD, guild_id = { "string" },
-      seconds = { "number", nil, options.not_negative }, delay = { "number", nil, options.not_negative } },
+      seconds = { "number", nil, options.not_negative }, delay = { "number", nil, options.not_negative },
+      chunk = { "integer", nil, options.positive } },
   },
   ["POST /fake/traffic"] = {
     function(fake, body) return { done = fake:traffic(body.rate) } end,
