@@ -196,13 +196,16 @@ describe("the fake gateway's fault injection", function()
       assert.is_true(fake:slow_write(0, 5, 2, 0.1))
       local t0 = gloaming.now()
       local s1 = fake:dispatch(0, "SLOW_A", { text = ("x"):rep(40) })
+      gloaming.sleep(0.5) -- B and C queue while A is being written
       fake:dispatch(0, "SLOW_B", {})
+      fake:dispatch(0, "SLOW_C", {})
       local a = c:expect(0, "SLOW_A", 20)
       assert.are.equal(s1, a.s)
       assert.are.equal(("x"):rep(40), a.d.text)
       local took = gloaming.now() - t0
       assert.is_true(took > 1, took) -- a frame of 20 bytes or more, 2 bytes every 0.1 s
       c:expect(0, "SLOW_B", 20)
+      c:expect(0, "SLOW_C", 20)
       gloaming.sleep(5)
       t0 = gloaming.now()
       fake:dispatch(0, "FAST", {})

@@ -540,7 +540,7 @@ function Conn:slow_write(seconds, chunk, pause)
   check_seconds(pause, "slow_write's pause")
   if math.type(chunk) ~= "integer" or chunk < 1 then error("slow_write needs a chunk of at least 1 byte", 2) end
   if self.ended then return false end
-  local d = self.dribble or { queue = {}, first = 1 }
+  local d = self.dribble or { queue = {}, first = 1, last = 0 }
   d.until_at, d.chunk, d.pause = gloaming.now() + seconds, chunk, pause
   self.dribble = d
   return true
@@ -556,10 +556,11 @@ function Conn:_dribble_send(payload)
   end
   local frame, err = self.raw:encode_payloads { payload }
   if not frame then return self.log.debug("encode failed: %s", tostring(err)) end
-  d.queue[#d.queue + 1] = frame
+  d.last = d.last + 1 -- not #d.queue: the taken ones leave holes in front
+  d.queue[d.last] = frame
   if d.task then return end
   d.task = gloaming.spawn(function()
-    while d.first <= #d.queue and not self.ended do
+    while d.first <= d.last and not self.ended do
       local bytes = d.queue[d.first]
       d.queue[d.first], d.first = nil, d.first + 1
       for i = 1, #bytes, d.chunk do
