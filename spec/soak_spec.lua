@@ -45,6 +45,17 @@ describe("the chaos soak", function()
     for kind in pairs(generator.KINDS) do assert.is_true(kinds[kind], kind) end
     -- about rate * (seconds - 15) faults drawn by weight
     assert.is_true(#a > 450 and #a < 700, #a)
+    -- the close codes in turn: every one a run can send, 1005 and 1006 never
+    local seen, order = {}, {}
+    for _, f in ipairs(a) do
+      if f.kind == "close_resumable" or f.kind == "close_fresh" then
+        if not seen[f.code] then order[#order + 1] = f.code end
+        seen[f.code] = true
+      end
+    end
+    table.sort(order)
+    assert.are.same({ 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+      4000, 4001, 4002, 4003, 4005, 4007, 4008, 4009 }, order)
     for _, f in ipairs(schedule(17, { only = { drop = true } })) do
       assert.is_true(f.kind == "drop" or f.kind == "restart" or f.kind == "fatal")
     end

@@ -48,7 +48,8 @@ local function fresh(b) return 5 + b.Q + b.C end          -- a new session: 1-5 
 local function zombie(b) return 2 * b.I + 1 + b.C end     -- an unanswered heartbeat, then reconnect
 
 --- kind -> { weight, reconnect = true (must reconnect) | false (may),
--- bound(b, f), params(r, b) -> f's fields, inject(env, shard, f) }.
+-- bound(b, f), params(r, b, n) -> f's fields (n: the nth of its kind),
+-- inject(env, shard, f) }.
 -- env.fault(shard, body), env.close(shard, code), env.burst(shard, n)
 -- and env.pause_reader(shard, s) return true, or nil and why.
 generator.KINDS = {
@@ -62,11 +63,12 @@ generator.KINDS = {
     inject = function(env, s) return env.fault(s, { kind = "invalidate_session", resumable = false }) end },
   zombie = { weight = 5, reconnect = true, bound = zombie,
     inject = function(env, s) return env.fault(s, { kind = "stop_acking" }) end },
+  -- the codes in turn, so that a run sends every one of them
   close_resumable = { weight = 10, reconnect = true, bound = fast,
-    params = function(r) return { code = r.pick(RESUME_CODES) } end,
+    params = function(_, _, n) return { code = RESUME_CODES[(n - 1) % #RESUME_CODES + 1] } end,
     inject = function(env, s, f) return env.close(s, f.code) end },
   close_fresh = { weight = 5, reconnect = true, bound = fresh,
-    params = function(r) return { code = r.pick(IDENTIFY_CODES) } end,
+    params = function(_, _, n) return { code = IDENTIFY_CODES[(n - 1) % #IDENTIFY_CODES + 1] } end,
     inject = function(env, s, f) return env.close(s, f.code) end },
   garbage = { weight = 3, reconnect = false, bound = fast,
     inject = function(env, s) return env.fault(s, { kind = "garbage" }) end },
@@ -132,7 +134,7 @@ function generator.schedule(seed, opts)
     if not opts.only or opts.only[name] then kinds[#kinds + 1] = name; total = total + k.weight end
   end
   table.sort(kinds) -- pairs' order is not the seed's
-  local list = {}
+  local list, drawn = {}, {} -- drawn: kind -> how many so far
   local t = 5 + r.float() * 2
   local stop = opts.seconds - 10 -- the last faults get time to recover
   while t < stop do
@@ -143,8 +145,9 @@ function generator.schedule(seed, opts)
     end
     kind = kind or kinds[#kinds]
     local f = { at = t, kind = kind, shard = r.int(0, opts.shards - 1) }
+    drawn[kind] = (drawn[kind] or 0) + 1
     local params = generator.KINDS[kind].params
-    if params then for k, v in pairs(params(r, opts.b)) do f[k] = v end end
+    if params then for k, v in pairs(params(r, opts.b, drawn[kind])) do f[k] = v end end
     list[#list + 1] = f
     t = t - math.log(1 - r.float()) / opts.rate -- exponential gaps: a Poisson process
   end

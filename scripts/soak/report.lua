@@ -27,6 +27,11 @@ function report.text(run, counts, checker)
   local l = checker.longest
   line("recoveries: %d; longest: %s", recovered,
     l and ("%.2f s (%s on shard %d, back by %s)"):format(l.took, l.kind, l.shard, l.how) or "-")
+  local sent = {}
+  for code in pairs(run.codes) do sent[#sent + 1] = code end
+  table.sort(sent)
+  for i, code in ipairs(sent) do sent[i] = ("%d x%d"):format(code, run.codes[code]) end
+  line("close codes sent: %s", #sent > 0 and table.concat(sent, ", ") or "-")
   line("events delivered (dispatches checked once and in order): %d", checker.events)
   line("identifies spent (READY): %d; resumes (RESUMED): %d", checker.readies, checker.resumes)
   line("shards at the end: %d active, %d stopped by their fatal code (%s), %d otherwise", run.active,

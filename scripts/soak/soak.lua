@@ -97,6 +97,7 @@ end
 -- {=============== faults ===============
 
 local counts = {} -- kind -> { injected, skipped }
+local codes = {}  -- close code -> how many were sent
 local injected = 0
 local function count(kind, field)
   local c = counts[kind] or { injected = 0, skipped = 0 }
@@ -155,6 +156,7 @@ local function apply(f, st, now, late)
   end
   if ok then
     count(f.kind, "injected")
+    if f.code then codes[f.code] = (codes[f.code] or 0) + 1 end
   else -- its connection went meanwhile (the fake answered 400)
     checker.shard[f.shard].pending = nil
     if f.kind == "fatal" then checker.shard[f.shard].fatal = nil; return late >= 60 end
@@ -252,7 +254,7 @@ fake:stop()
 
 io.stdout:write(report.text({ seed = SEED, seconds = SECONDS, shards = SHARDS,
   build = os.getenv("SOAK_BUILD") or "plain", injected = injected, active = active, fatal = fatal,
-  fatal_list = table.concat(fatal_list, ", "), rss = RSS, warmup = WARMUP }, counts, checker))
+  fatal_list = table.concat(fatal_list, ", "), rss = RSS, warmup = WARMUP, codes = codes }, counts, checker))
 io.stdout:flush()
 if #checker.violations > 0 then
   error(("soak failed: %s (replay: SOAK_SEED=%d; the fake's log: %s)"):format(checker.violations[1], SEED, log), 0)
