@@ -184,6 +184,25 @@ end
 io.stdout:write(("soak: %d shards READY in %.1f s\n"):format(SHARDS, gloaming.now() - t_up))
 io.stdout:flush()
 
+-- Every event buffer filled once, before the faults: a slow handler with a
+-- burst behind it on every shard (each closes 4000 after an interval full,
+-- and resumes once drained). Buffers keep what they grew to, so the RSS
+-- baseline must hold them all, not only those the faults reached first.
+for id = 0, SHARDS - 1 do
+  pauses[id] = 2 * INTERVAL + 1
+  assert(fake:post("burst", { shard = id, count = 600 }))
+end
+local t_fill = gloaming.now()
+while not all_quiet(states(), gloaming.now()) do
+  if gloaming.now() - t_fill > 60 then
+    fail_startup("the shards were not all active 60 s after their buffers filled")
+  end
+  checker:tick(states(), gloaming.now())
+  gloaming.sleep(TICK)
+end
+io.stdout:write(("soak: every event buffer filled and drained in %.1f s\n"):format(gloaming.now() - t_fill))
+io.stdout:flush()
+
 local only -- SOAK_KINDS=truncate,drop: only these kinds (to chase one)
 for kind in (os.getenv("SOAK_KINDS") or ""):gmatch("[%w_]+") do
   if not generator.KINDS[kind] then error("SOAK_KINDS: no fault kind " .. kind, 0) end
