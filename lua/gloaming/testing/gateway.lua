@@ -14,7 +14,7 @@
 -- end with the run, or at fake:stop(). The reference is in README.md
 -- ("The fake gateway"). Files: connection.lua (the websocket protocol),
 -- session.lua, commands.lua (ops 4, 8, 31, 43), rest.lua, replay.lua,
--- model.lua (Discord's objects).
+-- model.lua (Discord's objects), traffic.lua (background dispatches).
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
 local certs = require "gloaming.testing.certs"
