@@ -6,6 +6,8 @@
 #   make test-asan  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      benchmarks (not part of make test)
+#   make soak       the chaos soak, SOAK_SECONDS (600) plain and SOAK_ASAN_SECONDS
+#                   (120) under sanitizers (not part of make test)
 #
 # LuaRocks drives the same Makefile (build type "make") with GM_NO_DEPS=1, so
 # that an install never runs apt.
@@ -70,7 +72,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build fuzz-bin bench install clean
+.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build fuzz-bin bench soak install clean
 
 # LuaRocks runs `make` then `make install`: the default target must build.
 all: deps
@@ -155,6 +157,13 @@ fuzz: fuzz-build
 bench: deps
 	@$(MAKE) --no-print-directory module $(BENCH_MOD)
 	@scripts/bench.sh
+
+SOAK_SECONDS ?= 600
+SOAK_ASAN_SECONDS ?= 120
+soak: deps
+	@$(MAKE) --no-print-directory module
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 module
+	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_ASAN_SECONDS=$(SOAK_ASAN_SECONDS) scripts/soak/run.sh
 
 # The install paths are quoted: a LuaRocks tree may live under a path with spaces.
 # $(INST_LUADIR)/gloaming is gloaming's alone and is replaced whole: a module

@@ -84,11 +84,18 @@ bool gm_json_integer(const char *t, size_t n, int64_t *out) {
 typedef bool (*visit_fn)(void *ud, const char *key, size_t klen,
                          const char *val, size_t vlen, bool key_escaped);
 
-static int walk_object(const char *p, size_t n, visit_fn visit, void *ud) {
+/* whole: nothing but whitespace may follow the object (a payload is one
+ * object; text glued after it is another payload lost, or garbage). */
+static int object_end(const char *p, size_t i, size_t n, bool whole) {
+  return !whole || skip_ws(p, i + 1, n) == n ? 0 : GM_EDECODE;
+}
+
+static int walk_object(const char *p, size_t n, visit_fn visit, void *ud,
+                       bool whole) {
   size_t i = skip_ws(p, 0, n);
   if (i >= n || p[i] != '{') return GM_EDECODE;
   i = skip_ws(p, i + 1, n);
-  if (i < n && p[i] == '}') return 0;
+  if (i < n && p[i] == '}') return object_end(p, i, n, whole);
   while (i < n) {
     if (p[i] != '"') return GM_EDECODE;
     bool esc = false;
@@ -107,7 +114,7 @@ static int walk_object(const char *p, size_t n, visit_fn visit, void *ud) {
       i = skip_ws(p, i + 1, n);
       continue;
     }
-    if (i < n && p[i] == '}') return 0;
+    if (i < n && p[i] == '}') return object_end(p, i, n, whole);
     return GM_EDECODE;
   }
   return GM_EDECODE;
@@ -149,7 +156,7 @@ int gm_envelope_scan(const char *json, size_t len, gm_envelope_t *env) {
   memset(env, 0, sizeof *env);
   env->op = -1;
   scan_t s = {json, env};
-  return walk_object(json, len, visit_envelope, &s);
+  return walk_object(json, len, visit_envelope, &s, true);
 }
 
 typedef struct {
@@ -174,7 +181,7 @@ static bool visit_find(void *ud, const char *key, size_t klen,
 bool gm_json_find(const char *obj, size_t len, const char *key,
                   const char **value, size_t *value_len) {
   find_t f = {key, strlen(key), NULL, 0, false};
-  if (walk_object(obj, len, visit_find, &f) != 0 || !f.found) return false;
+  if (walk_object(obj, len, visit_find, &f, false) != 0 || !f.found) return false;
   *value = f.val;
   *value_len = f.vlen;
   return true;

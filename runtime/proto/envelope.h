@@ -25,7 +25,8 @@ typedef struct gm_envelope_s {
   size_t d_len;    /* d is absent */
 } gm_envelope_t;
 
-/* 0, or GM_EDECODE when the text is not an object with balanced values. */
+/* 0, or GM_EDECODE when the text is not one object with balanced values
+ * (anything but whitespace after it is an error). */
 int gm_envelope_scan(const char *json, size_t len, gm_envelope_t *env);
 
 /* Finds key in the JSON object text obj (top level of that object) and

@@ -68,7 +68,7 @@ describe("gloaming fake-gateway's control side", function()
       local bad
       bad, status = curl("POST", control .. "fault", '{"kind":"nope"}')
       assert.are.equal(400, status)
-      assert.matches("^kind must be one of drop, garbage, invalidate_session, ", bad.message)
+      assert.matches("^kind must be one of corrupt, drop, garbage, garbage_tcp, invalidate_session, ", bad.message)
       bad, status = curl("POST", control .. "dispatch", '{"t":"X","shard":5}')
       assert.are.same({ 400, "shard 5 has no session" }, { status, bad.message })
 

@@ -92,6 +92,9 @@ Driven over HTTP at http_url (POST a JSON object; answers are JSON):
   POST /fake/fault        {"kind":"KIND"[,"shard":0]}, KIND one of
                           ]] .. table.concat(require("gloaming.testing.gateway.control").fault_kinds(), ", ")
   .. "\n" .. [[
+  POST /fake/traffic      {"rate":2}   a TYPING_START to every session 2 times a second (0: stop)
+  POST /fake/burst        {"count":100[,"shard":0]}   that many dispatches at once
+  GET  /fake/violations                            rules clients broke (4008, identify buckets)
   GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
   GET  /fake/received[?shard=0&op=2]               the gateway payloads received
 e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message

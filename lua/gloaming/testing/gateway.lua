@@ -14,7 +14,7 @@
 -- end with the run, or at fake:stop(). The reference is in README.md
 -- ("The fake gateway"). Files: connection.lua (the websocket protocol),
 -- session.lua, commands.lua (ops 4, 8, 31, 43), rest.lua, replay.lua,
--- model.lua (Discord's objects).
+-- model.lua (Discord's objects), traffic.lua (background dispatches).
 local gloaming = require "gloaming"
 local core = require "gloaming.core"
 local certs = require "gloaming.testing.certs"
@@ -286,6 +286,7 @@ function gateway.new(opts)
   self.app_commands = {}         -- "global" or guild id -> list of application commands
   self.identify_buckets = {}     -- rate limit key -> time of its last identify
   self.all_members_requested = {} -- guild id -> time of its last all-members request
+  self.violation_log = {}        -- rules the clients broke that Discord would punish
 
   local tls
   if opts.tls then
@@ -337,6 +338,21 @@ function Fake:_remember_message(message)
   if type(message) == "table" and type(message.id) == "string" and type(message.channel_id) == "string" then
     self.messages_by_id[message.id] = message
   end
+end
+
+--- A client broke a rule the fake enforces (rule: "rate_limit", a 121st
+-- payload in 60 s, closed 4008; "identify_bucket", an Identify within
+-- identify_window of its bucket's last, refused with op 9).
+function Fake:_violation(rule, conn, detail)
+  local entry = { rule = rule, at = gloaming.now(), conn = conn.id, shard = conn.shard_id, detail = detail }
+  self.violation_log[#self.violation_log + 1] = entry
+  self.log.warn("a client broke the %s rule on connection %d: %s", rule, conn.id, detail)
+  self.changed:notify_all()
+end
+
+--- The rules clients broke, in order: { rule, at, conn, shard, detail }.
+function Fake:violations()
+  return table.move(self.violation_log, 1, #self.violation_log, 1, {})
 end
 
 function Fake:_set_shard_conn(shard_id, conn)
@@ -462,7 +478,7 @@ end
 
 -- The shard-keyed controls act on the shard's newest connection.
 for _, name in ipairs { "reconnect", "invalidate_session", "request_heartbeat", "close", "drop",
-  "stop_acking", "inject", "replay" } do
+  "stop_acking", "inject", "replay", "stall", "slow_read", "slow_write", "truncate", "oversized" } do
   Fake[name] = function(self, shard_id, ...)
     local conn = self:_conn_of(shard_id)
     return conn[name](conn, ...)
@@ -613,6 +629,7 @@ end
 function Fake:stop()
   if self.stopped then return end
   self.stopped = true
+  if self.traffic_task then self.traffic_task:cancel() end
   self.listener:close()
   self.resume_listener:close()
   for _, conn in ipairs(self.conn_list) do conn:close("GOING_AWAY", "The fake gateway stops.") end
@@ -623,6 +640,7 @@ function Fake:stop()
 end
 
 require("gloaming.testing.gateway.users")(Fake)
+require("gloaming.testing.gateway.traffic")(Fake)
 
 -- }===============
 

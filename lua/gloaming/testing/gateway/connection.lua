@@ -66,6 +66,10 @@ function Conn.new(fake, raw, args)
     close_code = nil,
     close_reason = nil,
     hello_at = nil,     -- when a delayed Hello is due
+    stalled_until = nil, -- a stall: nothing read or written before then
+    held = {},          -- payloads sent during a stall, in order
+    slow_until = nil,   -- slow reads: each message waits slow_delay until then
+    slow_delay = 0,
     heartbeat_deadline = nil,
     window = { first = 1, last = 0 }, -- arrival times within RATE_WINDOW
     log = fake.log.with { conn = args.id },
@@ -76,6 +80,11 @@ end
 
 function Conn:_send(payload)
   if self.ended then return end
+  if self.stalled_until then
+    self.held[#self.held + 1] = payload
+    return
+  end
+  if self.dribble then return self:_dribble_send(payload) end
   local ok, err = self.raw:send_payload(payload)
   if not ok then self.log.debug("send failed: %s", tostring(err)) end
 end
@@ -141,13 +150,15 @@ end
 
 --- Seconds until the next deadline, or nil when there is none.
 function Conn:_time_to_deadline()
-  local due = math.min(self.hello_at or math.huge, self.heartbeat_deadline or math.huge)
+  local due = math.min(self.hello_at or math.huge, self.heartbeat_deadline or math.huge,
+    self.stalled_until or math.huge)
   if due == math.huge then return nil end
   return math.max(0, due - gloaming.now())
 end
 
 function Conn:_on_deadline()
   local now = gloaming.now() + EPSILON
+  if self.stalled_until and now >= self.stalled_until then self:_end_stall() end
   if self.hello_at and now >= self.hello_at then self:_send_hello() end
   if self.heartbeat_deadline and now >= self.heartbeat_deadline then
     self:close("SESSION_TIMED_OUT")
@@ -184,7 +195,11 @@ function Conn:serve(query)
     self.hello_at = gloaming.now() + hello
   end
   while not self.ended do
+    self.receiving = true
     local data, kind, err = self.raw:receive(self:_time_to_deadline())
+    self.receiving = false
+    if self.ended then break end
+    if kind == "text" or kind == "binary" or kind == "close" then self:_read_late() end
     if self.ended then break end
     if kind == "text" or kind == "binary" then
       self:_on_payload(data, self.raw:received_at())
@@ -192,6 +207,8 @@ function Conn:serve(query)
       self:_on_client_close(err, data)
     elseif err == "ETIMEDOUT" then
       self:_on_deadline()
+    elseif err == "ECANCELED" and self.rearm then -- a stall moved the deadline
+      self.rearm = false
     else -- a protocol error (the connection closed it), EOF or cancellation
       self:_end("transport", nil, data)
     end
@@ -232,7 +249,10 @@ function Conn:_on_payload(data, now)
   -- the op only: an Identify's d holds the token
   self.fake.log.info("connection %d received op %s", self.id, tostring(entry.op))
 
-  if self:_over_rate_limit(now) then return self:close("RATE_LIMITED") end
+  if self:_over_rate_limit(now) then
+    self.fake:_violation("rate_limit", self, ("over %d payloads in %d s"):format(RATE_LIMIT, RATE_WINDOW))
+    return self:close("RATE_LIMITED")
+  end
   if #data > MAX_PAYLOAD then return self:close("DECODE_ERROR", "Payload over 4096 bytes.") end
   if type(msg) ~= "table" or type(msg.op) ~= "number" then return self:close("DECODE_ERROR") end
   local op = math.tointeger(msg.op)
@@ -306,6 +326,8 @@ HANDLERS[OP.IDENTIFY] = function(self, d, at) -- Identify
   -- At zero, Discord resets the token: the identify fails authentication.
   if fake.remaining <= 0 then return self:close("AUTHENTICATION_FAILED", "Session start limit reached.") end
   if not fake:_take_identify_slot(identity.shard_id, at) then
+    fake:_violation("identify_bucket", self, ("shard %d identified within %g s of bucket %d's last identify")
+      :format(identity.shard_id, fake.identify_window, identity.shard_id % fake.max_concurrency))
     return self:_send(control(9, "false"))
   end
   fake.remaining = fake.remaining - 1
@@ -448,6 +470,146 @@ function Conn:inject(bytes, layer, kind)
   if layer == "payload" then return self.raw:send_payload(bytes) end
   return self.raw:send(bytes, kind or (self.compression and "binary" or "text"))
 end
+
+-- {=============== slow and broken connections (the chaos soak's faults) ===============
+
+local function check_seconds(v, what)
+  if type(v) ~= "number" or v < 0 or v ~= v or v == math.huge then
+    error(what .. " needs a finite number of seconds, not negative", 3)
+  end
+end
+
+--- Stalls the connection for `seconds`: nothing is read or written (what
+-- the session sends meanwhile is held, in order, and goes out after), as
+-- a gateway node that hangs. The fake's own heartbeat deadline moves by
+-- as much: the stall is the fake's, not the client's.
+function Conn:stall(seconds)
+  check_seconds(seconds, "stall")
+  if self.ended then return false end
+  local now = gloaming.now()
+  local old = self.stalled_until or now
+  self.stalled_until = math.max(old, now + seconds)
+  if self.heartbeat_deadline then
+    self.heartbeat_deadline = self.heartbeat_deadline + (self.stalled_until - old)
+  end
+  -- the reading task waits in receive until its old deadline, maybe
+  -- later than the stall's end: wake it to take the new one
+  if self.receiving then
+    self.rearm = true
+    self.slot.task:cancel()
+  end
+  return true
+end
+
+function Conn:_end_stall()
+  self.stalled_until = nil
+  local held = self.held
+  self.held = {}
+  for _, payload in ipairs(held) do self:_send(payload) end
+end
+
+--- For `seconds`, each message from the client waits `delay` seconds
+-- before the fake reads it: a slow reader (heartbeat ACKs come late).
+function Conn:slow_read(seconds, delay)
+  check_seconds(seconds, "slow_read")
+  check_seconds(delay, "slow_read's delay")
+  if self.ended then return false end
+  self.slow_until, self.slow_delay = gloaming.now() + seconds, delay
+  return true
+end
+
+--- Before a message read off the socket is handled: waits out a stall
+-- (then sends what it held) and a slow read's delay.
+function Conn:_read_late()
+  if self.stalled_until then
+    -- a stall may grow meanwhile
+    while gloaming.now() + EPSILON < self.stalled_until do
+      gloaming.sleep(self.stalled_until - gloaming.now())
+      if self.ended then return end
+    end
+    self:_end_stall()
+  end
+  if self.slow_until and gloaming.now() < self.slow_until then gloaming.sleep(self.slow_delay) end
+end
+
+--- For `seconds`, what the fake sends goes out `chunk` bytes at a time,
+-- `pause` seconds apart: a slow link, where the client reads frames in
+-- pieces (ACKs come late, and a long dispatch takes a while). What was
+-- sent slowly finishes slowly, and what follows waits its turn.
+function Conn:slow_write(seconds, chunk, pause)
+  check_seconds(seconds, "slow_write")
+  check_seconds(pause, "slow_write's pause")
+  if math.type(chunk) ~= "integer" or chunk < 1 then error("slow_write needs a chunk of at least 1 byte", 2) end
+  if self.ended then return false end
+  local d = self.dribble or { queue = {}, first = 1, last = 0 }
+  d.until_at, d.chunk, d.pause = gloaming.now() + seconds, chunk, pause
+  self.dribble = d
+  return true
+end
+
+--- Queues a payload's frame (encoded now, so the compression context sees
+-- the payloads in their order) for the task that writes slowly.
+function Conn:_dribble_send(payload)
+  local d = self.dribble
+  if not d.task and gloaming.now() >= d.until_at then -- time is up, nothing waits
+    self.dribble = nil
+    return self:_send(payload)
+  end
+  local frame, err = self.raw:encode_payloads { payload }
+  if not frame then return self.log.debug("encode failed: %s", tostring(err)) end
+  d.last = d.last + 1 -- not #d.queue: the taken ones leave holes in front
+  d.queue[d.last] = frame
+  if d.task then return end
+  d.task = gloaming.spawn(function()
+    while d.first <= d.last and not self.ended do
+      local bytes = d.queue[d.first]
+      d.queue[d.first], d.first = nil, d.first + 1
+      for i = 1, #bytes, d.chunk do
+        if self.ended or not self.raw:write_raw(bytes:sub(i, i + d.chunk - 1)) then return end
+        if not gloaming.sleep(d.pause) then return end
+      end
+    end
+    d.task = nil
+  end)
+end
+
+--- The body of the first websocket frame in bytes (server frames are
+-- not masked).
+local function frame_body(bytes)
+  local len, at = bytes:byte(2) & 0x7f, 3
+  if len == 126 then
+    len, at = string.unpack(">I2", bytes, 3), 5
+  elseif len == 127 then
+    len, at = string.unpack(">I8", bytes, 3), 11
+  end
+  return bytes:sub(at, at + len - 1)
+end
+
+--- Sends a heartbeat ACK compressed as negotiated but cut short inside
+-- its compressed data (at most half of what precedes zlib-stream's 00 00
+-- ff ff end): the client's inflater is out of step with the fake's from
+-- then on, as after a gateway that died mid-write. Uncompressed: half the
+-- JSON text.
+function Conn:truncate()
+  if self.ended then return nil, "closed", "ECLOSED" end
+  local frame, err, code = self.raw:encode_payloads { HEARTBEAT_ACK }
+  if not frame then return nil, err, code end
+  local body = frame_body(frame)
+  local data = self.compression == "zlib-stream" and #body - 4 or #body
+  return self.raw:send(body:sub(1, math.max(1, data // 2)), self.compression and "binary" or "text")
+end
+
+--- Writes the header of a binary frame announcing `bytes` (default 1 GiB)
+-- of payload, and no payload: a client must refuse it by its header
+-- (close 1009) rather than wait for, or allocate, that much.
+function Conn:oversized(bytes)
+  bytes = bytes or 1 << 30
+  if math.type(bytes) ~= "integer" or bytes < 126 then error("oversized needs an integer of at least 126 bytes", 2) end
+  if self.ended then return nil, "closed", "ECLOSED" end
+  return self.raw:write_raw("\x82\x7f" .. string.pack(">I8", bytes))
+end
+
+-- }===============
 
 --- Streams many dispatches at once (benchmarks); see replay.lua.
 function Conn:replay(source, opts)

@@ -27,6 +27,14 @@ local FAULTS = {
   request_heartbeat = function(conn) return conn:request_heartbeat() end,
   stop_acking = function(conn, body) return conn:stop_acking(body.on ~= false) end,
   garbage = function(conn) return conn:inject("\255not a gateway payload", "ws", "text") end,
+  -- a frame with a reserved opcode and no mask: not websocket at all
+  garbage_tcp = function(conn) return conn:inject("\255\4junk", "tcp") end,
+  corrupt = function(conn) return conn:inject("\1\2\3\4\0\0\255\255", "ws", "binary") end,
+  truncate = function(conn) return conn:truncate() end,
+  oversized = function(conn) return conn:oversized() end,
+  stall = function(conn, body) return conn:stall(body.seconds or 5) end,
+  slow_read = function(conn, body) return conn:slow_read(body.seconds or 5, body.delay or 0.5) end,
+  slow_write = function(conn, body) return conn:slow_write(body.seconds or 5, body.chunk or 4, body.delay or 0.01) end,
 }
 
 -- An Identify's or Resume's d without its token (never shown outside).
@@ -99,7 +107,27 @@ local ROUTES = {
       if not fault then error("kind must be one of " .. table.concat(control.fault_kinds(), ", "), 0) end
       return { done = fault(fake:_conn_of(shard_of(fake, body)), body) and true or false }
     end,
-    { kind = { "string" }, resumable = { "boolean" }, on = { "boolean" }, shard = SHARD, guild_id = { "string" } },
+    { kind = { "string" }, resumable = { "boolean" }, on = { "boolean" }, shard = SHARD, guild_id = { "string" },
+      seconds = { "number", nil, options.not_negative }, delay = { "number", nil, options.not_negative },
+      chunk = { "integer", nil, options.positive } },
+  },
+  ["POST /fake/traffic"] = {
+    function(fake, body) return { done = fake:traffic(body.rate) } end,
+    { rate = { "number", nil, options.not_negative } },
+  },
+  ["POST /fake/burst"] = {
+    function(fake, body) return { seq = fake:burst(shard_of(fake, body), body.count or 100) } end,
+    { count = { "integer", nil, options.positive }, shard = SHARD, guild_id = { "string" } },
+  },
+  ["GET /fake/violations"] = {
+    function(fake)
+      local out = json.array()
+      for i, v in ipairs(fake:violations()) do
+        out[i] = { rule = v.rule, at = v.at, conn = v.conn, shard = v.shard or json.null, detail = v.detail }
+      end
+      return out
+    end,
+    {},
   },
   ["GET /fake/received"] = { received, { shard = SHARD, op = { "integer", nil, options.not_negative } } },
   ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
