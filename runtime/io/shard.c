@@ -146,6 +146,7 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
         gm_log(GM_LOG_ERROR, s->context, "out of memory: an event was lost");
         return;
       }
+      p->at = now_of(s);
     }
     gm_item_t *it = item_new(kind, type, code);
     if (it == NULL) {
@@ -250,6 +251,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   }
   s->events_in++;
   s->bytes_in += len;
+  s->metrics.payload_bytes += len;
   const char *json = (const char *)data;
   gm_envelope_t env;
   if (gm_envelope_scan(json, len, &env) != 0 || env.op < 0) {
@@ -267,6 +269,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
                                    : GM_EVENT_UNKNOWN;
   else
     type = gm_event_type_of_opcode(env.op);
+  gm_metrics_payload(&s->metrics, type);
   if (r == GM_EDECODE && env.op != 0) {
     char msg[64];
     snprintf(msg, sizeof msg, "malformed gateway payload (op %d)", env.op);
@@ -317,6 +320,7 @@ static const gm_conn_handler_t conn_handler = {
 
 static void fx_connect(void *ud, const char *url) {
   gm_shard_t *s = ud;
+  s->metrics.connects++;
   gm_url_t u;
   const char *why = NULL;
   bool base = strcmp(url, s->m.gateway_url) == 0;
@@ -342,6 +346,7 @@ static void fx_connect(void *ud, const char *url) {
       .max_message = s->max_message,
       .max_payload = s->max_payload,
       .timeout_ns = CONNECT_TIMEOUT_NS,
+      .bytes_in = &s->metrics.wire_bytes,
   };
   if (!r) s->conn = gm_conn_connect(s->loop, &target, &o, &conn_handler, s);
   if (target.query) gm_free(target.query, strlen(target.query) + 1);
@@ -378,6 +383,7 @@ static void fx_request_permit(void *ud) {
 
 static void fx_release_permit(void *ud, bool sent) {
   gm_shard_t *s = ud;
+  if (sent) s->metrics.identifies++;
   if (s->hooks->release_permit) s->hooks->release_permit(s, sent);
 }
 
@@ -385,6 +391,7 @@ static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
                           gm_closed_by_t by) {
   gm_shard_t *s = ud;
   s->last_close_code = code;
+  gm_metrics_close(&s->metrics, code, by);
   gm_payload_t *p = payload_new(reason, len);
   gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
   for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
@@ -441,6 +448,8 @@ static void on_timer(gm_timer_t *t) {
 /* After every input: re-arm the timer, and notice the end of the shard. */
 static void after_machine(gm_shard_t *s) {
   if (s->loop == NULL) return;
+  if (gm_metrics_changed(&s->metrics, &s->m))
+    gm_metrics_after(&s->metrics, &s->m, now_of(s));
   gm_shard_state_t st = s->m.state;
   if ((st == GM_SHARD_CLOSED || st == GM_SHARD_FATALLY_CLOSED) &&
       !s->m.connected && !s->ended) {

@@ -16,6 +16,7 @@
 #include "io/loop.h"
 #include "proto/compress.h"
 #include "proto/event_types.h"
+#include "proto/metrics.h"
 #include "proto/shard_machine.h"
 
 typedef struct gm_shard_s gm_shard_t;
@@ -25,6 +26,7 @@ typedef struct gm_sub_s gm_sub_t;
 typedef struct gm_payload_s {
   uint32_t refs;
   uint32_t len;
+  uint64_t at; /* received, on the loop clock (handler lag) */
   char data[];
 } gm_payload_t;
 
@@ -115,6 +117,7 @@ struct gm_shard_s {
   gm_closable_t closable;
   /* counters */
   uint64_t events_in, bytes_in;
+  gm_shard_metrics_t metrics; /* zeroed: the machine's initial state */
 };
 
 /* Creates a shard (not started). NULL with *why on a bad config. */
