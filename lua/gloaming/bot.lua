@@ -23,6 +23,7 @@ local cluster = require "gloaming.cluster"
 local sessions = require "gloaming.sessions"
 local F = require "gloaming.event_type_flags"
 local options = require "gloaming.options"
+local record = require "gloaming.metrics.record"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -302,6 +303,7 @@ local function run_handlers(self, event)
       -- the shutdown cancelled it (and said so): not a failure of the handler
       log.debug("handler for %s ended by the shutdown: %s", event.type, error_text(err):match("^[^\n]*"))
     elseif not ok then
+      record.handler_error(event.type)
       local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
       -- under gloaming.testing.run it fails the spec; otherwise it is logged
       if not core.fail_run(text) then log.error("%s", text) end
@@ -311,7 +313,7 @@ end
 
 -- One task per event, at most max_handlers at once: over the bound the
 -- shard's reader waits here for a slot.
-local function dispatch(self, event)
+local function dispatch(self, event, received_at)
   while self.in_flight >= self.max_handlers do
     local ok, _, code = self.slots:wait()
     if not ok and code == "ECANCELED" then return end
@@ -321,6 +323,7 @@ local function dispatch(self, event)
   local task = core.spawn(function()
     -- handlers are preempted when they compute without waiting
     core.mark_user_task("handler")
+    record.handler_start(received_at, core.now())
     -- the slot is given back whatever happens in there
     local ok, err = pcall(run_handlers, self, event)
     self.in_flight = self.in_flight - 1
@@ -460,7 +463,7 @@ local function read(self, sub)
     local event, _, code = sub:next()
     if event then
       if event.type == "READY" then learn_identity(self, event.data) end
-      dispatch(self, event)
+      dispatch(self, event, sub:received_at())
     elseif code == "ECLOSED" or code == "ECANCELED" then
       return
     end

@@ -9,6 +9,7 @@ local core = require "gloaming.core"
 local log = require "gloaming.log"
 local commands = require "gloaming.commands"
 local argcheck = require "gloaming.argcheck"
+local record = require "gloaming.metrics.record"
 
 local state = core.state
 local M = {}
@@ -132,9 +133,13 @@ meta.__name = "gloaming.Shard"
 local hooks = {}
 function hooks.enqueue(shard)
   local queue, id = shard:_queue(), shard:id():number()
+  local asked = core.now()
   while true do
     local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-    if ok and result then return shard:permit(true) end
+    if ok and result then
+      record.identify_wait(id, core.now() - asked)
+      return shard:permit(true)
+    end
     if code == "ECANCELED" or msg == "cancelled" then return shard:permit(false) end
     log.warn("identify queue: %s; asking again in 1 s", ok and tostring(msg) or tostring(result))
     if not core.sleep(1) then return shard:permit(false) end
