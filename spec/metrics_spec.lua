@@ -4,6 +4,7 @@
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local json = require "gloaming.json"
+local helpers = require "spec.helpers"
 
 local function run(argv, stdin)
   local code, out, err = gloaming.process.run(argv, { stdin = stdin, timeout = 20 })
@@ -160,6 +161,155 @@ describe("gloaming.metrics", function()
       -- everything else answers 404 or 405
       assert.are.equal(404, (get(server:port(), "/")))
       assert.are.equal(405, (get(server:port(), "/metrics", "POST")))
+    end)
+  end)
+end)
+
+describe("gloaming.metrics' registry", function()
+  it("takes the user's counters, gauges and histograms, with labels escaped as Prometheus reads them", function()
+    local m = gloaming.metrics
+    local c = m.counter { name = "spec_user_events_total", help = "events\\seen\nby the spec", labels = { "kind" } }
+    local g = m.gauge { name = "spec_user_temperature_celsius", help = "a gauge" }
+    local h = m.histogram { name = "spec_user_wait_seconds", help = "a histogram", labels = { "who" },
+      buckets = { 0.1, 1 } }
+    c:inc({ kind = 'a"b\\c\nd' })
+    c:inc(2, { kind = "plain" })
+    g:set(21.5)
+    g:dec(0.5)
+    h:observe(0.05, { who = "x" })
+    h:observe(0.5, { who = "x" })
+    h:observe(3, { who = "x" })
+    -- defined again with the same shape (a reloaded module): the same one
+    assert.are.equal(c, m.counter { name = "spec_user_events_total", help = "again", labels = { "kind" } })
+    run_counting(function(cleanup)
+      local server = assert(m.serve("127.0.0.1:0"))
+      cleanup[1] = function() server:close() end
+      local s, body = scrape(server:port())
+      assert.truthy(body:find('# HELP spec_user_events_total events\\\\seen\\nby the spec\n', 1, true))
+      assert.are.equal(1, value(s, "spec_user_events_total", { kind = 'a"b\\c\nd' }))
+      assert.are.equal(2, value(s, "spec_user_events_total", { kind = "plain" }))
+      assert.are.equal(21, value(s, "spec_user_temperature_celsius"))
+      assert.are.equal(1, value(s, "spec_user_wait_seconds_bucket", { who = "x", le = "0.1" }))
+      assert.are.equal(2, value(s, "spec_user_wait_seconds_bucket", { who = "x", le = "1" }))
+      assert.are.equal(3, value(s, "spec_user_wait_seconds_bucket", { who = "x", le = "+Inf" }))
+      assert.are.equal(3, value(s, "spec_user_wait_seconds_count", { who = "x" }))
+      assert.are.equal(3.55, value(s, "spec_user_wait_seconds_sum", { who = "x" }))
+    end)
+    -- the snapshot is plain tables
+    local snap = m()
+    assert.are.same({ "kind" }, snap.spec_user_events_total.labels)
+    assert.are.equal("counter", snap.spec_user_events_total.type)
+    assert.are.equal(21, snap.spec_user_temperature_celsius.samples[1].value)
+    assert.are.equal(3, snap.spec_user_wait_seconds.samples[1].count)
+  end)
+
+  it("raises on misuse, naming the argument", function()
+    local m = gloaming.metrics
+    local function fails(pattern, f, ...)
+      -- called from a Lua line of this file (not a tail call), where the error must point
+      local ok, err = pcall(function(...)
+        local r = f(...)
+        return r
+      end, ...)
+      assert.is_false(ok)
+      assert.matches(pattern, err)
+      assert.matches("^spec/metrics_spec.lua:", err) -- at the caller
+    end
+    fails("bad argument #1 to 'counter' %(a counter's name ends with _total", m.counter,
+      { name = "spec_bad", help = "x" })
+    fails("only a counter's name ends with _total", m.gauge, { name = "spec_bad_total", help = "x" })
+    fails("unknown field 'nmae'", m.counter, { nmae = "spec_x_total", help = "x" })
+    fails("name must match", m.counter, { name = "spec-x_total", help = "x" })
+    fails("help must be a non%-empty string", m.counter, { name = "spec_x_total" })
+    fails("labels%[1%] must be a label name", m.counter, { name = "spec_x_total", help = "x", labels = { "__x" } })
+    fails("cannot have a label 'le'", m.histogram, { name = "spec_h", help = "x", labels = { "le" } })
+    fails("buckets must be increasing", m.histogram, { name = "spec_h", help = "x", buckets = { 1, 1 } })
+    fails("only a histogram has buckets", m.gauge, { name = "spec_g", help = "x", buckets = { 1 } })
+    fails("gloaming_http_requests_total already exists as a counter with labels %(route, status%)", m.counter,
+      { name = "gloaming_http_requests_total", help = "x" })
+    fails("gloaming_shard_queued_commands already exists as a gauge", m.gauge,
+      { name = "gloaming_shard_queued_commands", help = "x", labels = { "shard" } })
+    local c = m.counter { name = "spec_misuse_total", help = "x", labels = { "a" } }
+    fails("bad argument #2 to 'inc' %(labels table expected %(a%), got nil%)", c.inc, c)
+    fails("unknown label 'b' for spec_misuse_total", c.inc, c, 1, { a = "1", b = "2" })
+    fails("label 'a' must be a string, got boolean", c.inc, c, 1, { a = true })
+    fails("a counter only goes up", c.inc, c, -1, { a = "1" })
+    fails("number expected, got string", c.inc, c, "1", { a = "1" })
+    fails("only a gauge has set", c.set, c, 1, { a = "1" })
+    fails("bad argument #1 to 'serve' %(\"localhost:9464\" is not IP:PORT", m.serve, "localhost:9464")
+    fails("bad argument #1 to 'serve' %(port 70000 is out of range", m.serve, "127.0.0.1:70000")
+    fails("bad argument #1 to 'serve' %(host:port expected, got nil", m.serve)
+  end)
+
+  it("answers nil, message, EADDRINUSE for a port in use", function()
+    run_counting(function(cleanup)
+      local first = assert(gloaming.metrics.serve("127.0.0.1:0"))
+      cleanup[1] = function() first:close() end
+      local address = "127.0.0.1:" .. first:port()
+      local server, msg, code = gloaming.metrics.serve(address)
+      assert.is_nil(server)
+      assert.are.equal("metrics: cannot listen on " .. address .. ": address already in use", msg)
+      assert.are.equal("EADDRINUSE", code)
+    end)
+  end)
+
+  it("lists every built-in metric in the README's Metrics section, with its labels", function()
+    local readme = helpers.read_file("README.md")
+    local section = readme:match("\n## Metrics\n(.-)\n## ")
+    assert(section, "README.md has no ## Metrics section")
+    for _, row in ipairs(require("gloaming.metrics.builtin").TABLE) do
+      local labels = row.from and { "shard", table.unpack(row[4]) } or row[4]
+      local line = section:match("\n| `" .. row[1]:gsub("%p", "%%%0") .. "` |([^\n]*)")
+      assert(line, "README.md's Metrics section does not list " .. row[1])
+      assert(line:find("| " .. row[2] .. " |", 1, true), row[1] .. " is a " .. row[2] .. " in the README")
+      local listed = line:match("^ ([^|]*) |")
+      assert.are.equal(table.concat(labels, ", "), (listed:gsub("`", ""):gsub("^%s+", ""):gsub("%s+$", "")),
+        row[1] .. "'s labels in the README")
+    end
+  end)
+end)
+
+describe("gloaming run --metrics ADDR", function()
+  local script
+  setup(function()
+    script = helpers.tmpname()
+    helpers.write_file(script, [[
+local gloaming = require "gloaming"
+gloaming.metrics.counter { name = "script_runs_total", help = "runs" }:inc()
+local _, out = gloaming.process.run { "curl", "-sS", "http://" .. ... .. "/metrics" }
+print(out:match("\nscript_runs_total %d+") or "missing")
+]])
+  end)
+  teardown(function() os.remove(script) end)
+
+  it("serves the run's metrics while it runs, and the server does not keep the run going", function()
+    -- a free port: bound, then let go (a port that another process takes in
+    -- between makes the spec fail loudly, not pass)
+    local port
+    run_counting(function()
+      local l = assert(require("gloaming.core").listen { host = "127.0.0.1", port = 0 })
+      port = l:port()
+      l:close()
+    end)
+    local address = "127.0.0.1:" .. port
+    local out, code = helpers.sh(("timeout 20 ./build/gloaming run --metrics %s %s %s"):format(address, script, address))
+    assert.are.equal(0, code, out)
+    assert.matches("\nscript_runs_total 1\n", "\n" .. out)
+  end)
+
+  it("refuses an address that is not IP:PORT, and says so when the port is taken", function()
+    local out, code = helpers.sh("./build/gloaming run --metrics localhost:9464 " .. script .. " x")
+    assert.are.equal(2, code)
+    assert.matches('^gloaming run: %-%-metrics localhost:9464: "localhost:9464" is not IP:PORT', out)
+    run_counting(function(cleanup)
+      local taken = assert(gloaming.metrics.serve("127.0.0.1:0"))
+      cleanup[1] = function() taken:close() end
+      local addr = "127.0.0.1:" .. taken:port()
+      local code2, out2, err2 = gloaming.process.run({ "./build/gloaming", "run", "--metrics", addr, script, addr },
+        { timeout = 20 })
+      assert.are.equal(1, code2, out2)
+      assert.matches("gloaming: %-%-metrics: metrics: cannot listen on " .. addr:gsub("%.", "%%.")
+        .. ": address already in use\n$", err2)
     end)
   end)
 end)

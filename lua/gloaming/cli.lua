@@ -72,6 +72,10 @@ end
 local RUN_FLAGS = {
   { "--sessions", "PATH", "keep Bot sessions in PATH across restarts" },
   { "--repl-socket", "PATH", "let `gloaming attach PATH` in" },
+  { "--metrics", "ADDR", "serve Prometheus metrics on http://ADDR/metrics (IP:PORT)", function(text)
+    local host, why = require("gloaming.metrics.server").parse_address(text)
+    return host and text, why
+  end },
 }
 
 local RUN_USAGE = ([==[
@@ -313,6 +317,15 @@ local function run_command(args)
   if not chunk then
     io.stderr:write("gloaming: ", err, "\n")
     return 1
+  end
+  if opts.metrics then
+    local chunk0 = chunk
+    chunk = function(...)
+      local server, serr = require("gloaming.metrics").serve(opts.metrics)
+      if not server then cli.fail("--metrics: " .. tostring(serr)) end
+      gloaming.log.info("metrics on http://%s/metrics", (opts.metrics:gsub(":0$", ":" .. server:port())))
+      return chunk0(...)
+    end
   end
   if opts.repl_socket then
     local chunk0 = chunk

@@ -20,9 +20,19 @@ local text = require "gloaming.metrics.text"
 
 local metrics = { builtin = builtin }
 
-function metrics.counter(spec) return registry.define("counter", spec, "counter", 2) end
-function metrics.gauge(spec) return registry.define("gauge", spec, "gauge", 2) end
-function metrics.histogram(spec) return registry.define("histogram", spec, "histogram", 2) end
+-- (not tail calls: the errors point at the caller's line)
+function metrics.counter(spec)
+  local m = registry.define("counter", spec, "counter", 2)
+  return m
+end
+function metrics.gauge(spec)
+  local m = registry.define("gauge", spec, "gauge", 2)
+  return m
+end
+function metrics.histogram(spec)
+  local m = registry.define("histogram", spec, "histogram", 2)
+  return m
+end
 
 local function sorted_samples(map)
   local keys, out = {}, {}
@@ -91,7 +101,8 @@ function metrics.text() return text.render(metrics.snapshot(), registry.order) e
 
 --- serve(address): see gloaming.metrics.server.
 function metrics.serve(address)
-  return require("gloaming.metrics.server").serve(address, metrics.text)
+  local server, msg, code = require("gloaming.metrics.server").serve(address, metrics.text)
+  return server, msg, code
 end
 
 return setmetatable(metrics, { __call = function() return metrics.snapshot() end })
