@@ -71,7 +71,9 @@ function Metric:_new_sample(key, values)
 end
 
 local function check_amount(v, fname, n)
-  if type(v) ~= "number" or v ~= v then argerr(n, fname, "number expected, got " .. (v ~= v and "nan" or type(v)), 3) end
+  if type(v) ~= "number" or v ~= v then
+    argerr(n, fname, "number expected, got " .. (v ~= v and "nan" or type(v)), 3)
+  end
 end
 
 --- counter:inc([n = 1][, labels]); gauge:inc/dec likewise.
@@ -103,7 +105,9 @@ end
 
 --- histogram:observe(v[, labels])
 function Metric:observe(v, labels)
-  if self.type ~= "histogram" then error(("%s is a %s: only a histogram has observe"):format(self.name, self.type), 2) end
+  if self.type ~= "histogram" then
+    error(("%s is a %s: only a histogram has observe"):format(self.name, self.type), 2)
+  end
   check_amount(v, "observe", 1)
   local s = sample_of(self, labels, "observe")
   local b = self.buckets
@@ -170,7 +174,9 @@ function registry.define(kind, spec, fname, level)
   local buckets
   if kind == "histogram" then
     buckets = spec.buckets or DEFAULT_BUCKETS
-    if type(buckets) ~= "table" or #buckets == 0 then argerr(1, fname, "buckets must be a non-empty list of numbers", level) end
+    if type(buckets) ~= "table" or #buckets == 0 then
+      argerr(1, fname, "buckets must be a non-empty list of numbers", level)
+    end
     for i, b in ipairs(buckets) do
       if type(b) ~= "number" or b ~= b or (i > 1 and b <= buckets[i - 1]) then
         argerr(1, fname, "buckets must be increasing numbers", level)
