@@ -269,6 +269,43 @@ describe("gloaming.metrics' registry", function()
   end)
 end)
 
+describe("a shard's ratelimiter figures", function()
+  it("count one wait, timed on the shard's clock, when commands outrun the command ratelimiter", function()
+    testing.run(function()
+      local fake = testing.gateway { shards = 13 }
+      local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder():gateway_url(fake.url):build()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(12, 13), config)
+      assert(shard:next_event(gloaming.EventTypeFlags.READY, 120))
+      local function figure(name)
+        for _, s in ipairs(gloaming.metrics()[name].samples) do
+          if s.labels.shard == "12" then return s.value end
+        end
+      end
+      local commands = require "gloaming.commands"
+      local function send(n)
+        for i = 1, n do
+          assert(shard:command(commands.update_presence {
+            status = "online", afk = false, activities = { { name = "game " .. i, type = 0 } } }))
+        end
+      end
+      -- the limiter lets 116 go (117 less the Identify) ...
+      send(116)
+      assert.are.equal(0, figure("gloaming_shard_ratelimiter_waits_total"))
+      -- ... and 10 s later the next ones wait for the window to move, 50 s
+      gloaming.sleep(10)
+      send(4)
+      assert.are.equal(1, figure("gloaming_shard_ratelimiter_waits_total"))
+      assert.is_true(figure("gloaming_shard_queued_commands") > 0)
+      assert(fake:wait_until(function() return #fake:received(12, 3) == 120 end, 120))
+      assert.are.equal(0, figure("gloaming_shard_queued_commands"))
+      assert.are.equal(1, figure("gloaming_shard_ratelimiter_waits_total"))
+      local waited = figure("gloaming_shard_ratelimiter_wait_seconds_total")
+      assert.is_true(waited > 49 and waited <= 50, "waited " .. waited)
+      shard:close()
+    end, 30, { clock = "virtual" })
+  end)
+end)
+
 describe("gloaming run --metrics ADDR", function()
   local script
   setup(function()
