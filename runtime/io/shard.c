@@ -42,6 +42,7 @@ static gm_payload_t *payload_new(const void *data, size_t len) {
   if (p == NULL) return NULL;
   p->refs = 0;
   p->len = (uint32_t)len;
+  p->at = 0;
   memcpy(p->data, data, len);
   p->data[len] = '\0';
   return p;
@@ -393,6 +394,7 @@ static void fx_emit_close(void *ud, int code, const char *reason, size_t len,
   s->last_close_code = code;
   gm_metrics_close(&s->metrics, code, by);
   gm_payload_t *p = payload_new(reason, len);
+  if (p) p->at = now_of(s);
   gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
   for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
     if (!wants(sub, GM_EVENT_GATEWAY_CLOSE)) continue;
