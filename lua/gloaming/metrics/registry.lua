@@ -25,15 +25,16 @@ function Metric:__tostring()
   return ("gloaming.metrics.%s(%s)"):format(self.type, self.name)
 end
 
--- The sample of a label set (a table name -> value), made on first use.
-local function sample_of(self, labels, fname)
+-- The sample of a label set (a table name -> value), made on first use
+-- (unless peek: then nil when there is none yet).
+local function sample_of(self, labels, fname, peek)
   local names = self.labels
   if #names == 0 then
     if labels ~= nil and (type(labels) ~= "table" or next(labels) ~= nil) then
       argerr(2, fname, self.name .. " has no labels", 3)
     end
     local s = self.samples[""]
-    if not s then s = self:_new_sample("", {}) end
+    if not s and not peek then s = self:_new_sample("", {}) end
     return s
   end
   if type(labels) ~= "table" then
@@ -56,7 +57,7 @@ local function sample_of(self, labels, fname)
   end
   local key = table.concat(values, "\0")
   local s = self.samples[key]
-  if not s then s = self:_new_sample(key, values) end
+  if not s and not peek then s = self:_new_sample(key, values) end
   return s
 end
 
@@ -121,11 +122,11 @@ function Metric:observe(v, labels)
 end
 
 --- The value of a label set (0 when never counted); a histogram's is
--- count, sum.
+-- count, sum. Reading adds no sample to the page.
 function Metric:value(labels)
-  local s = sample_of(self, labels, "value")
-  if self.type == "histogram" then return s.count, s.sum end
-  return s.value
+  local s = sample_of(self, labels, "value", true)
+  if self.type == "histogram" then return s and s.count or 0, s and s.sum or 0 end
+  return s and s.value or 0
 end
 
 local SPEC = { name = true, help = true, labels = true, buckets = true }
