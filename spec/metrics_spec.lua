@@ -279,6 +279,42 @@ describe("gloaming.metrics' registry", function()
   end)
 end)
 
+describe("the Bot's handler lag", function()
+  it("is the time from an event's receipt to its handler's start, on the run's clock", function()
+    local level = gloaming.log.level()
+    gloaming.log.level("warn")
+    finally(function() gloaming.log.level(level) end)
+    testing.run(function()
+      local fake = testing.gateway { guilds = GUILDS, shards = TOTAL }
+      local bot = gloaming.Bot.new { token = fake.token, gateway_url = fake.url,
+        intents = gloaming.Intents.GUILD_MESSAGES, max_handlers = 1,
+        http = { base_url = fake.http_url .. "/api/v10" }, shards = { from = SHARD, to = SHARD, total = TOTAL } }
+      local done, changed = 0, gloaming.Condition.new()
+      bot:on("MESSAGE_CREATE", function()
+        gloaming.sleep(2) -- the second event waits for this one's slot
+        done = done + 1
+        changed:notify_all()
+      end)
+      local ready = false
+      bot:on("READY", function() ready = true; changed:notify_all() end)
+      local lag = gloaming.metrics.builtin.gloaming_bot_handler_lag_seconds
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(testing.wait_until(changed, function() return ready end, 10))
+      local count0, sum0 = lag:value()
+      for _ = 1, 2 do
+        fake:dispatch(SHARD, "MESSAGE_CREATE", { content = "x", channel_id = CHANNEL, guild_id = GUILDS[1].id,
+          author = { id = "2", username = "u" } })
+      end
+      assert(testing.wait_until(changed, function() return done == 2 end, 10))
+      local count, sum = lag:value()
+      assert.are.equal(count0 + 2, count)
+      assert.is_true(math.abs(sum - sum0 - 2) < 1e-6, "lag " .. (sum - sum0))
+      task:cancel()
+      task:wait()
+    end, 30, { clock = "virtual" })
+  end)
+end)
+
 describe("a shard's ratelimiter figures", function()
   it("count one wait, timed on the shard's clock, when commands outrun the command ratelimiter", function()
     local level = gloaming.log.level()

@@ -66,7 +66,7 @@ typedef struct lsub_s {
   gm_sub_t *sub;
   gm_task_t *reader;
   uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
-  uint64_t received_at; /* of the last item taken (handler lag) */
+  uint64_t received_at; /* of the last item taken (UINT64_MAX: unknown) */
   bool is_default;
 } lsub_t;
 
@@ -390,7 +390,7 @@ static int try_take(lua_State *L, lsub_t *lsub) {
       gm_item_free(it);
       continue;
     }
-    lsub->received_at = it->payload ? it->payload->at : 0;
+    lsub->received_at = it->payload ? it->payload->at : UINT64_MAX;
     int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
                                                  : push_event(L, it);
     gm_item_free(it);
@@ -480,7 +480,7 @@ static int sub_set_flags(lua_State *L) {
  * loop clock (gloaming.now), or nil. */
 static int sub_received_at(lua_State *L) {
   lsub_t *lsub = check_sub(L, 1);
-  if (lsub->received_at == 0) return 0;
+  if (lsub->received_at == UINT64_MAX) return 0;
   lua_pushnumber(L, (double)lsub->received_at / 1e9);
   return 1;
 }
