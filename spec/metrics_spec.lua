@@ -315,6 +315,42 @@ describe("the Bot's handler lag", function()
   end)
 end)
 
+describe("REST figures", function()
+  it("count responses by route bucket and status, 429s, and the time waited on them", function()
+    testing.run(function()
+      local listener = assert(gloaming.core.listen { port = 0 })
+      local n = 0
+      gloaming.spawn(function()
+        local conn = listener:accept()
+        while true do
+          local req = conn:receive()
+          if type(req) ~= "table" then return end
+          n = n + 1
+          if n == 1 then
+            conn:respond(429, { ["Content-Type"] = "application/json" }, '{"retry_after":0.5,"global":false}')
+          else
+            conn:respond(200, { ["Content-Type"] = "application/json" }, "{}")
+          end
+        end
+      end)
+      local http = gloaming.http.new("tok", { base_url = ("http://127.0.0.1:%d"):format(listener:port()) })
+      local route = "GET /channels/:id/pins"
+      local function figure(name, labels) return gloaming.metrics.builtin[name]:value(labels) end
+      local ok0 = figure("gloaming_http_requests_total", { route = route, status = "200" })
+      local limited0 = figure("gloaming_http_requests_total", { route = route, status = "429" })
+      local rl0 = figure("gloaming_http_rate_limited_total", { route = route, scope = "route" })
+      local waited0 = figure("gloaming_http_rate_limit_wait_seconds_total", { route = route })
+      assert(http:request("GET", "/channels/4242/pins"))
+      assert.are.equal(ok0 + 1, figure("gloaming_http_requests_total", { route = route, status = "200" }))
+      assert.are.equal(limited0 + 1, figure("gloaming_http_requests_total", { route = route, status = "429" }))
+      assert.are.equal(rl0 + 1, figure("gloaming_http_rate_limited_total", { route = route, scope = "route" }))
+      assert.are.equal(waited0 + 0.5, figure("gloaming_http_rate_limit_wait_seconds_total", { route = route }))
+      http:close()
+      listener:close()
+    end, 10, { clock = "virtual" })
+  end)
+end)
+
 describe("a shard's ratelimiter figures", function()
   it("count one wait, timed on the shard's clock, when commands outrun the command ratelimiter", function()
     local level = gloaming.log.level()
