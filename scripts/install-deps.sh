@@ -15,6 +15,7 @@ PACKAGES="
   python3 python3-websockets
   clang libclang-rt-14-dev
   tmux curl
+  prometheus python3-prometheus-client
 "
 
 missing=""

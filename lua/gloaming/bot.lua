@@ -24,6 +24,7 @@ local sessions = require "gloaming.sessions"
 local F = require "gloaming.event_type_flags"
 local options = require "gloaming.options"
 local record = require "gloaming.record"
+local metric = require "gloaming.metrics.record"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -310,6 +311,7 @@ local function run_handlers(self, event)
       -- the shutdown cancelled it (and said so): not a failure of the handler
       log.debug("handler for %s ended by the shutdown: %s", event.type, error_text(err):match("^[^\n]*"))
     elseif not ok then
+      metric.handler_error(event.type)
       local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
       -- under gloaming.testing.run it fails the spec; otherwise it is logged
       if not core.fail_run(text) then log.error("%s", text) end
@@ -319,7 +321,7 @@ end
 
 -- One task per event, at most max_handlers at once: over the bound the
 -- shard's reader waits here for a slot.
-local function dispatch(self, event)
+local function dispatch(self, event, received_at)
   while self.in_flight >= self.max_handlers do
     local ok, _, code = self.slots:wait()
     if not ok and code == "ECANCELED" then return end
@@ -329,6 +331,7 @@ local function dispatch(self, event)
   local task = core.spawn(function()
     -- handlers are preempted when they compute without waiting
     core.mark_user_task("handler")
+    metric.handler_start(received_at, core.now())
     -- the slot is given back whatever happens in there
     local ok, err = pcall(run_handlers, self, event)
     self.in_flight = self.in_flight - 1
@@ -478,7 +481,7 @@ local function read(self, sub)
     local event, _, code = sub:next()
     if event then
       if event.type == "READY" then learn_identity(self, event.data) end
-      dispatch(self, event)
+      dispatch(self, event, sub:received_at())
     elseif code == "ECLOSED" or code == "ECANCELED" then
       return
     end

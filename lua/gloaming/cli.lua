@@ -75,6 +75,10 @@ local RUN_FLAGS = {
   { "--record", "PATH", "record every Bot's gateway traffic to PATH (JSON lines; .gz: gzip)" },
   { "--log-format", "FORMAT", "text (default), json (one object per line) or none",
     function(v) return (v == "text" or v == "json" or v == "none") and v or nil, "expected text, json or none" end },
+  { "--metrics", "ADDR", "serve Prometheus metrics on http://ADDR/metrics (IP:PORT)", function(text)
+    local host, why = require("gloaming.metrics.server").parse_address(text)
+    return host and text, why
+  end },
 }
 
 local RUN_USAGE = ([==[
@@ -320,6 +324,15 @@ local function run_command(args)
   if not chunk then
     io.stderr:write("gloaming: ", err, "\n")
     return 1
+  end
+  if opts.metrics then
+    local chunk0 = chunk
+    chunk = function(...)
+      local server, serr = require("gloaming.metrics").serve(opts.metrics)
+      if not server then cli.fail("--metrics: " .. tostring(serr)) end
+      gloaming.log.info("metrics on http://%s/metrics", (opts.metrics:gsub(":0$", ":" .. server:port())))
+      return chunk0(...)
+    end
   end
   if opts.repl_socket then
     local chunk0 = chunk

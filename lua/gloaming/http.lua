@@ -17,6 +17,7 @@ local core = require "gloaming.core"
 local json = require "gloaming.json"
 local log = require("gloaming.log").component("http")
 local options = require "gloaming.options"
+local metric = require "gloaming.metrics.record"
 
 local http = {}
 
@@ -139,6 +140,7 @@ end
 local function wait_limit(s, seconds, deadline, route)
   local why = too_long(s, seconds, deadline, route)
   if why then return nil, why, 429 end
+  metric.http_wait(route, seconds)
   return core.sleep(seconds)
 end
 
@@ -359,6 +361,7 @@ function Client:request(method, path, body)
     if not resp then return nil, err, ecode end
     learn(s, route, major, b, resp.headers)
     local status = resp.status
+    metric.http_response(route, status)
     local data = resp.body
     local ctype = resp.headers["content-type"] or ""
     if #data > 0 and ctype:find("json", 1, true) then
@@ -380,6 +383,7 @@ function Client:request(method, path, body)
         b.remaining, b.reset_at = 0, core.now() + retry
       end
       local where = route .. (global and " (global)" or "")
+      metric.http_429(route, global)
       if attempt == MAX_RETRIES then
         return nil, ("429 still rate limited on %s after %d tries"):format(where, MAX_RETRIES), 429
       end

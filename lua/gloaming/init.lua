@@ -68,6 +68,7 @@ function gloaming.shards() return core.live_shards() end
 local lazy = {
   log = function() return require "gloaming.log" end,
   record = function() return require "gloaming.record" end,
+  metrics = function() return require "gloaming.metrics" end,
   ws = function() return require "gloaming.ws" end,
   testing = function() return require "gloaming.testing" end,
   cli = function() return require "gloaming.cli" end,

@@ -9,6 +9,7 @@ local core = require "gloaming.core"
 local log = require "gloaming.log"
 local commands = require "gloaming.commands"
 local argcheck = require "gloaming.argcheck"
+local metric = require "gloaming.metrics.record"
 
 local state = core.state
 local M = {}
@@ -130,8 +131,12 @@ local meta = core.metatable("gloaming.Shard")
 local hooks = {}
 function hooks.enqueue(shard, permit)
   local queue, id = shard:_queue(), shard:id():number()
+  local asked = core.now()
   local ok, result, msg, code = pcall(queue.enqueue, queue, id)
-  if ok and result then return permit(true) end
+  if ok and result then
+    metric.identify_wait(id, core.now() - asked)
+    return permit(true)
+  end
   if code == "ECANCELED" or msg == "cancelled" then return permit(false) end
   return permit(false, ok and tostring(msg) or tostring(result))
 end

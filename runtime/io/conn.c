@@ -410,6 +410,7 @@ static void s_on_ready(gm_stream_t *s, int err, const char *why) {
 static void s_on_read(gm_stream_t *s, uint8_t *data, size_t len) {
   gm_conn_t *c = of_stream(s);
   if (c->released || c->state == GM_CONN_CLOSED) return;
+  if (c->bytes_in) *c->bytes_in += len;
   if (c->upgraded)
     process_ws(c, data, len);
   else
@@ -521,6 +522,7 @@ gm_conn_t *gm_conn_connect(gm_loop_t *l, const gm_url_t *url,
   c->compression = opts->compression;
   if (opts->max_message) c->max_message = opts->max_message;
   if (opts->max_payload) c->max_payload = opts->max_payload;
+  c->bytes_in = opts->bytes_in;
   if (opts->user_agent)
     c->user_agent = gm_strndup(opts->user_agent, strlen(opts->user_agent));
   /* a websocket client reads its answer through its handshake instead */
@@ -681,6 +683,7 @@ void gm_conn_resume(gm_conn_t *c) {
 void gm_conn_release(gm_conn_t *c) {
   if (c->released) return;
   c->released = true;
+  c->bytes_in = NULL;
   if (c->state != GM_CONN_CLOSING && c->state != GM_CONN_CLOSED) {
     gm_conn_abort(c, false);
     return;

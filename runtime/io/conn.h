@@ -76,6 +76,7 @@ typedef struct gm_conn_options_s {
   size_t max_payload;         /* one decompressed payload (0: 64 MiB) */
   uint64_t timeout_ns;        /* DNS + TCP + TLS + upgrade */
   const char *user_agent;     /* upgrade request header (NULL: gloaming's) */
+  uint64_t *bytes_in;         /* counts the bytes read, until release (or NULL) */
 } gm_conn_options_t;
 
 struct gm_conn_s {
@@ -110,6 +111,7 @@ struct gm_conn_s {
   bool upgraded;       /* websocket mode */
   bool close_notified;
   char why[128];       /* a formatted reason outlives its callback */
+  uint64_t *bytes_in;  /* the owner's counter (metrics), NULL once released */
 };
 
 /* Connects to a ws(s):// or http(s):// URL. The callbacks start with

@@ -39,6 +39,7 @@ static gm_payload_t *payload_new(const void *data, size_t len) {
   if (p == NULL) return NULL;
   p->refs = 0;
   p->len = (uint32_t)len;
+  p->at = 0;
   memcpy(p->data, data, len);
   p->data[len] = '\0';
   return p;
@@ -128,6 +129,7 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
         gm_log(GM_LOG_ERROR, s->context, "out of memory: an event was lost");
         return;
       }
+      p->at = now_of(s);
     }
     gm_item_t *it = item_new(kind, type, code);
     if (it == NULL) {
@@ -232,6 +234,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   }
   s->events_in++;
   s->bytes_in += len;
+  s->metrics.payload_bytes += len;
   const char *json = (const char *)data;
   if (s->record) gm_record_add(s->record, s->id, s->total, GM_RECORD_RECV, json, len, NULL);
   gm_envelope_t env;
@@ -246,6 +249,7 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   bool heartbeat_out = s->m.latency.waiting;
   int r = gm_sm_payload(&s->m, now, json, len, &env);
   int type = gm_event_classify(&env);
+  gm_metrics_payload(&s->metrics, type);
   /* what the machine read of it goes with the event (item code); an ACK
    * carries the round trip it measured (us), or -1 */
   int fact = type == GM_EVENT_GATEWAY_HELLO ? (int)s->m.parsed.hello_interval_ms
@@ -304,6 +308,7 @@ static const gm_conn_handler_t conn_handler = {
 /* {=============== actions and effects =============== */
 
 static void do_connect(gm_shard_t *s, const char *url, uint64_t timeout_ns) {
+  s->metrics.connects++;
   gm_url_t u;
   const char *why = NULL;
   bool base = strcmp(url, s->m.gateway_url) == 0;
@@ -329,6 +334,7 @@ static void do_connect(gm_shard_t *s, const char *url, uint64_t timeout_ns) {
       .max_message = s->max_message,
       .max_payload = s->max_payload,
       .timeout_ns = timeout_ns,
+      .bytes_in = &s->metrics.wire_bytes,
   };
   if (!r) s->conn = gm_conn_connect(s->loop, &target, &o, &conn_handler, s);
   if (target.query) gm_free(target.query, strlen(target.query) + 1);
@@ -350,7 +356,9 @@ static void do_close(gm_shard_t *s, const gm_sm_action_t *a) {
 }
 
 static void do_emit_close(gm_shard_t *s, const gm_sm_action_t *a) {
+  gm_metrics_close(&s->metrics, a->code, a->by);
   gm_payload_t *p = payload_new(a->reason, a->reason_len);
+  if (p) p->at = now_of(s);
   gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
   for (gm_sub_t *sub = first; sub && p; sub = sub == &s->fallback ? s->subs : sub->next) {
     if (!wants(sub, GM_EVENT_GATEWAY_CLOSE)) continue;
@@ -397,6 +405,7 @@ static void fx_request_permit(void *ud) {
 
 static void fx_release_permit(void *ud, bool sent) {
   gm_shard_t *s = ud;
+  if (sent) s->metrics.identifies++;
   if (s->hooks->release_permit) s->hooks->release_permit(s, sent);
 }
 
@@ -451,6 +460,8 @@ static void on_timer(gm_timer_t *t) {
 static void after_machine(gm_shard_t *s) {
   if (s->loop == NULL) return;
   perform(s);
+  if (gm_metrics_changed(&s->metrics, &s->m))
+    gm_metrics_after(&s->metrics, &s->m, now_of(s));
   if (gm_sm_ended(&s->m) && !s->ended) {
     s->ended = true;
     gm_timer_stop(&s->timer);

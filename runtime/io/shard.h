@@ -19,6 +19,7 @@
 #include "proto/byte_queue.h"
 #include "proto/compress.h"
 #include "proto/event_types.h"
+#include "proto/metrics.h"
 #include "proto/shard_machine.h"
 
 typedef struct gm_shard_s gm_shard_t;
@@ -28,6 +29,7 @@ typedef struct gm_sub_s gm_sub_t;
 typedef struct gm_payload_s {
   uint32_t refs;
   uint32_t len;
+  uint64_t at; /* received, on the loop clock (handler lag) */
   char data[];
 } gm_payload_t;
 
@@ -119,6 +121,7 @@ struct gm_shard_s {
   gm_record_t *record; /* what it receives and sends, or NULL */
   int log_close_code;  /* while the machine handles a close: its code */
   uint32_t id, total;
+  gm_shard_metrics_t metrics; /* zeroed: the machine's initial state */
 };
 
 /* Creates a shard (not started). NULL with *why on a bad config. */

@@ -26,6 +26,7 @@
 #include "io/shard.h"
 #include "lua/l_object.h"
 #include "lua/l_record.h"
+#include "lua/l_shard.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
 #include "proto/alloc.h"
@@ -67,6 +68,7 @@ typedef struct lsub_s {
   gm_sub_t *sub;
   gm_waiter_t reader;
   uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
+  uint64_t received_at; /* of the last item taken (UINT64_MAX: unknown) */
   bool is_default;
 } lsub_t;
 
@@ -409,6 +411,7 @@ static int try_take(lua_State *L, lsub_t *lsub) {
       gm_item_free(it);
       continue;
     }
+    lsub->received_at = it->payload ? it->payload->at : UINT64_MAX;
     int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
                                                  : push_event(L, it);
     gm_item_free(it);
@@ -485,6 +488,15 @@ static int sub_set_flags(lua_State *L) {
   gm_check_flags(L, 2, &f);
   if (lsub->sub && !lsub->sub->raw) lsub->sub->flags = f;
   return 0;
+}
+
+/* received_at(): when the last event taken arrived, in seconds on the
+ * loop clock (gloaming.now), or nil. */
+static int sub_received_at(lua_State *L) {
+  lsub_t *lsub = check_sub(L, 1);
+  if (lsub->received_at == UINT64_MAX) return 0;
+  lua_pushnumber(L, (double)lsub->received_at / 1e9);
+  return 1;
 }
 
 static int sub_tostring(lua_State *L) {
@@ -892,6 +904,13 @@ static int l_shard_new(lua_State *L) {
   return 1;
 }
 
+gm_shard_t *gm_lshard_check(lua_State *L, int i, uint32_t *id, uint32_t *total) {
+  lshard_t *ls = luaL_checkudata(L, i, SHARD_MT);
+  *id = ls->id;
+  *total = ls->total;
+  return ls->s;
+}
+
 int gm_open_shard(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"start", shard_start},
@@ -904,6 +923,7 @@ int gm_open_shard(lua_State *L) {
   static const luaL_Reg sub_methods[] = {{"next", sub_next},
                                          {"set_flags", sub_set_flags},
                                          {"close", sub_close},
+                                         {"received_at", sub_received_at},
                                          {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {{"__close", sub_close},
                                       {"__gc", sub_close},

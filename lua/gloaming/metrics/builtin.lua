@@ -1,0 +1,87 @@
+--- Every metric gloaming keeps itself: one table, from which the registry
+-- is built, the exposition is written and the README's list is checked
+-- (spec/metrics_spec.lua). Each row: name, type, help, labels, and for the
+-- shards' figures (kept in C, proto/metrics.h) `from(r, add)`, which reads
+-- core.shard_metrics(shard) and calls add(value, label values...) once per
+-- sample; those rows get a first label, shard, added. Rows without `from`
+-- are counted in Lua where they happen (REST, handlers, identify queue).
+local registry = require "gloaming.metrics.registry"
+
+local function each_type(gateway)
+  return function(r, add)
+    for t, n in pairs(r.payloads) do
+      if (t:sub(1, 8) == "GATEWAY_") == gateway then add(n, t) end
+    end
+  end
+end
+
+local function one(field) return function(r, add) if r[field] then add(r[field]) end end end
+
+local TABLE = {
+  { "gloaming_shard_state", "gauge", "1 for the shard's current state, 0 for the others", { "state" },
+    from = function(r, add) for st in pairs(r.state_changes) do add(st == r.state and 1 or 0, st) end end },
+  { "gloaming_shard_state_changes_total", "counter", "Times the shard entered each state", { "state" },
+    from = function(r, add) for st, n in pairs(r.state_changes) do add(n, st) end end },
+  { "gloaming_shard_heartbeat_latency_seconds", "gauge",
+    "Round trip of the last acknowledged heartbeat", {}, from = one("latency") },
+  { "gloaming_shard_heartbeat_latency_average_seconds", "gauge",
+    "Mean heartbeat round trip since the connection's Hello", {}, from = one("latency_average") },
+  { "gloaming_shard_dispatches_total", "counter", "Dispatch events received, by event type", { "type" },
+    from = each_type(false) },
+  { "gloaming_shard_gateway_events_total", "counter",
+    "Gateway-level payloads received (Hello, heartbeat ACKs, Reconnect, Invalid Session...), by type",
+    { "type" }, from = each_type(true) },
+  { "gloaming_shard_wire_received_bytes_total", "counter",
+    "Bytes read from the gateway connection (after TLS, before inflate)", {}, from = one("wire_bytes") },
+  { "gloaming_shard_payload_received_bytes_total", "counter",
+    "Payload bytes received after inflate", {}, from = one("payload_bytes") },
+  { "gloaming_shard_reconnects_total", "counter", "Connections opened after the first", {},
+    from = function(r, add) add(math.max(0, r.connects - 1)) end },
+  { "gloaming_shard_identifies_total", "counter", "Identify payloads sent", {}, from = one("identifies") },
+  { "gloaming_shard_resumes_total", "counter", "Sessions resumed (RESUMED received)", {},
+    from = function(r, add) add(r.payloads.RESUMED or 0) end },
+  { "gloaming_shard_invalid_sessions_total", "counter", "Invalid Session (op 9) payloads received", {},
+    from = function(r, add) add(r.payloads.GATEWAY_INVALIDATE_SESSION or 0) end },
+  { "gloaming_shard_closes_total", "counter",
+    "Connections ended, by close code and by who closed (gateway, shard, transport)", { "code", "closed_by" },
+    from = function(r, add)
+      for _, c in ipairs(r.closes) do add(c.count, c.code < 0 and "other" or tostring(c.code), c.closed_by) end
+    end },
+  { "gloaming_shard_ratelimiter_waits_total", "counter",
+    "Times queued commands had to wait for the command ratelimiter", {}, from = one("ratelimit_waits") },
+  { "gloaming_shard_ratelimiter_wait_seconds_total", "counter",
+    "Time queued commands waited for the command ratelimiter", {}, from = one("ratelimit_wait") },
+  { "gloaming_shard_queued_commands", "gauge", "Commands queued, not yet sent", {}, from = one("queued_commands") },
+  { "gloaming_shard_queued_command_bytes", "gauge", "Bytes of the commands queued", {},
+    from = one("queued_command_bytes") },
+  { "gloaming_shard_subscription_bytes", "gauge", "Bytes of events waiting in the shard's subscriptions", {},
+    from = one("subscription_bytes") },
+  { "gloaming_identify_queue_waits_total", "counter", "Identify permits the shard waited for", { "shard" } },
+  { "gloaming_identify_queue_wait_seconds_total", "counter", "Time the shard waited for identify permits",
+    { "shard" } },
+  { "gloaming_bot_handler_lag_seconds", "histogram", "Time from an event's receipt to its handler's start", {},
+    buckets = { 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10 } },
+  { "gloaming_bot_handler_errors_total", "counter", "Handlers that raised an error, by event type", { "type" } },
+  { "gloaming_http_requests_total", "counter", "REST responses, by route bucket and HTTP status",
+    { "route", "status" } },
+  { "gloaming_http_rate_limited_total", "counter", "REST 429 responses, by route bucket and scope (route, global)",
+    { "route", "scope" } },
+  { "gloaming_http_rate_limit_wait_seconds_total", "counter",
+    "Time REST requests waited for rate limits (buckets, 429s, the global limit), by route bucket", { "route" } },
+}
+
+local builtin = { TABLE = TABLE }
+
+for _, row in ipairs(TABLE) do
+  local name, kind, help, labels = row[1], row[2], row[3], row[4]
+  if row.from then
+    local all = { "shard" }
+    for _, l in ipairs(labels) do all[#all + 1] = l end
+    registry.define_sourced { name = name, type = kind, help = help, labels = all, source = row.from }
+  else
+    builtin[name] = registry.define(kind, { name = name, help = help, labels = labels, buckets = row.buckets },
+      "metrics")
+  end
+end
+
+return builtin

@@ -1,0 +1,47 @@
+--- The runtime's Lua-side counting points, one function each, so that the
+-- hooks in http.lua, bot.lua and shard.lua stay one line.
+local builtin = require "gloaming.metrics.builtin"
+
+local record = {}
+
+local requests = builtin.gloaming_http_requests_total
+local limited = builtin.gloaming_http_rate_limited_total
+local waited = builtin.gloaming_http_rate_limit_wait_seconds_total
+local lag = builtin.gloaming_bot_handler_lag_seconds
+local errors = builtin.gloaming_bot_handler_errors_total
+local iq_waits = builtin.gloaming_identify_queue_waits_total
+local iq_time = builtin.gloaming_identify_queue_wait_seconds_total
+
+-- A route key as a label: the major parameter's id too becomes :id (one
+-- series per route, not per channel), and " (global)" goes.
+local function bucket(route)
+  return (route:gsub(" %(global%)$", ""):gsub("/%d+", "/:id"))
+end
+record.route_label = bucket
+
+function record.http_response(route, status)
+  requests:inc(1, { route = bucket(route), status = tostring(status) })
+end
+
+function record.http_429(route, global)
+  limited:inc(1, { route = bucket(route), scope = global and "global" or "route" })
+end
+
+function record.http_wait(route, seconds)
+  if seconds > 0 then waited:inc(seconds, { route = bucket(route) }) end
+end
+
+--- An event's handlers start; at: its receipt (gloaming.now's clock), or nil.
+function record.handler_start(at, now)
+  if at then lag:observe(math.max(0, now - at)) end
+end
+
+function record.handler_error(event_type) errors:inc(1, { type = event_type }) end
+
+function record.identify_wait(shard_number, seconds)
+  local labels = { shard = tostring(shard_number) }
+  iq_waits:inc(1, labels)
+  iq_time:inc(math.max(0, seconds), labels)
+end
+
+return record
