@@ -246,3 +246,21 @@ describe("GATEWAY_HEARTBEAT_ACK", function()
     end)
   end)
 end)
+
+describe("a shard's own Lua lines", function()
+  it("are in the shard component, as C's lines are", function()
+    with_records("info", function(records, got)
+      virtual(function()
+        local queue = {
+          enqueue = function() return true end,
+          release = function() error("release went wrong") end,
+        }
+        local fake, shard = support.ready_shard(nil, { queue = queue })
+        assert(testing.wait_until(got, function() return find(records, "identify queue release") end, 5))
+        shard:close()
+        fake:stop()
+      end)
+      assert.are.equal("shard", find(records, "identify queue release").component)
+    end)
+  end)
+end)

@@ -6,7 +6,7 @@
 -- The connection, heartbeats, identify/resume and reconnects run in C on
 -- the loop; these objects read its state and its event queues.
 local core = require "gloaming.core"
-local log = require "gloaming.log"
+local log = require("gloaming.log").component("shard")
 local commands = require "gloaming.commands"
 local argcheck = require "gloaming.argcheck"
 local metric = require "gloaming.metrics.record"
