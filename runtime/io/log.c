@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proto/alloc.h"
+#include "proto/json_write.h"
 
 #define LINE_MAX_BYTES 8192
 #define REDACTED "<redacted>"
@@ -258,29 +259,12 @@ static void emit(gm_log_level_t level, char *line, size_t len) {
   }
 }
 
-/* Appends text as a JSON string's content; returns the new length (never
- * past cap - 1). */
+/* Appends text as a JSON string's content (gm_json_escape); returns the
+ * new length, which leaves at least 2 bytes of cap for what closes it. */
 static size_t json_escape(char *out, size_t o, size_t cap, const char *text,
                           size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < len && o + 7 < cap; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if (c == '"' || c == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)c;
-    } else if (c == '\n') {
-      out[o++] = '\\';
-      out[o++] = 'n';
-    } else if (c < 0x20 || c == 0x7f) {
-      memcpy(out + o, "\\u00", 4);
-      out[o + 4] = hex[c >> 4];
-      out[o + 5] = hex[c & 15];
-      o += 6;
-    } else {
-      out[o++] = (char)c;
-    }
-  }
-  return o;
+  if (o + 2 >= cap) return o;
+  return o + gm_json_escape(out + o, cap - o - 2, text, len, NULL);
 }
 
 /* A field of at most 9 digits is a number (close_code=4000); longer ones

@@ -25,20 +25,42 @@ void gm_jw_raw(gm_jw_t *w, const char *s, size_t len) {
   w->len += len;
 }
 
-void gm_jw_string(gm_jw_t *w, const char *s, size_t len) {
+size_t gm_json_escape(char *out, size_t cap, const char *s, size_t len,
+                      size_t *used) {
   static const char hex[] = "0123456789abcdef";
-  gm_jw_raw(w, "\"", 1);
-  for (size_t i = 0; i < len; i++) {
+  static const char shorts[] = "btn\0fr"; /* \b \t \n, (\v), \f \r: bytes 8-13 */
+  size_t o = 0, i;
+  for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
+    char e[6];
+    size_t n;
     if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      gm_jw_raw(w, e, 2);
-    } else if (c < 0x20) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      gm_jw_raw(w, e, 6);
+      e[0] = '\\', e[1] = (char)c, n = 2;
+    } else if (c >= 8 && c <= 13 && c != 11) {
+      e[0] = '\\', e[1] = shorts[c - 8], n = 2;
+    } else if (c < 0x20 || c == 0x7f) {
+      e[0] = '\\', e[1] = 'u', e[2] = '0', e[3] = '0';
+      e[4] = hex[c >> 4], e[5] = hex[c & 15], n = 6;
     } else {
-      gm_jw_raw(w, (const char *)&s[i], 1);
+      e[0] = (char)c, n = 1;
     }
+    if (n > cap - o) break;
+    memcpy(out + o, e, n);
+    o += n;
+  }
+  if (used) *used = i;
+  return o;
+}
+
+void gm_jw_string(gm_jw_t *w, const char *s, size_t len) {
+  gm_jw_raw(w, "\"", 1);
+  if (w->full) return;
+  size_t used;
+  /* keeps the NUL's byte, as room() does */
+  w->len += gm_json_escape(w->out + w->len, w->cap - w->len - 1, s, len, &used);
+  if (used < len) {
+    w->full = true;
+    return;
   }
   gm_jw_raw(w, "\"", 1);
 }

@@ -23,8 +23,17 @@ static inline void gm_jw_lit(gm_jw_t *w, const char *s) {
   while (s[n]) n++;
   gm_jw_raw(w, s, n);
 }
-/* A JSON string: quotes, and \" \\ and control bytes escaped. */
+/* A JSON string: quotes, and its content as gm_json_escape writes it. */
 void gm_jw_string(gm_jw_t *w, const char *s, size_t len);
+
+/* The one JSON string escaper (the writer's strings, log lines, recording
+ * lines): s as a string's content, without quotes, into out: \" \\ \b \f
+ * \n \r \t, other control bytes and DEL as \u00XX, the rest as it is (UTF-8
+ * passes through). At most 6 bytes out per byte in. Stops before a byte
+ * whose escape would not fit in cap; *used (when not NULL) says how much
+ * of s was written. Returns the bytes written. */
+size_t gm_json_escape(char *out, size_t cap, const char *s, size_t len,
+                      size_t *used);
 void gm_jw_int(gm_jw_t *w, int64_t v);
 /* The text written, NUL-terminated; its length, 0 when it did not fit. */
 size_t gm_jw_finish(gm_jw_t *w);

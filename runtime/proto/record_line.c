@@ -1,5 +1,7 @@
 #include "proto/record_line.h"
 
+#include "proto/json_write.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -24,30 +26,11 @@ size_t gm_record_line_bound(size_t len) {
 size_t gm_record_line_format(char *out, double time, uint32_t shard,
                              uint32_t total, gm_record_dir_t dir,
                              const char *payload, size_t len) {
-  static const char hex[] = "0123456789abcdef";
   int n = snprintf(out, HEADER_MAX,
                    "{\"time\":%.6f,\"shard\":[%u,%u],\"dir\":\"%s\",\"payload\":\"",
                    time, shard, total, gm_record_dir_name(dir));
   size_t o = n < 0 ? 0 : (size_t)n;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)payload[i];
-    switch (c) {
-      case '"': out[o++] = '\\'; out[o++] = '"'; break;
-      case '\\': out[o++] = '\\'; out[o++] = '\\'; break;
-      case '\n': out[o++] = '\\'; out[o++] = 'n'; break;
-      case '\r': out[o++] = '\\'; out[o++] = 'r'; break;
-      case '\t': out[o++] = '\\'; out[o++] = 't'; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          memcpy(out + o, "\\u00", 4);
-          out[o + 4] = hex[c >> 4];
-          out[o + 5] = hex[c & 15];
-          o += 6;
-        } else {
-          out[o++] = (char)c;
-        }
-    }
-  }
+  o += gm_json_escape(out + o, 6 * len, payload, len, NULL);
   memcpy(out + o, "\"}\n", 3);
   return o + 3;
 }

@@ -2128,7 +2128,7 @@ static void the_identify_is_built_byte_for_byte(void **state) {
   const char *want =
       "{\"op\":2,\"d\":{\"token\":\"T\\\"K\",\"intents\":3276799,"
       "\"properties\":{\"os\":\"li\\\"nux\",\"browser\":\"b\\\\r\","
-      "\"device\":\"d\\u000a\\u0001\"},\"compress\":false,"
+      "\"device\":\"d\\n\\u0001\"},\"compress\":false,"
       "\"large_threshold\":250,\"shard\":[3,16],"
       "\"presence\":{\"status\":\"idle\"}}}";
   size_t n = gm_sm_identify_json(out, sizeof out, &id, "T\"K");
