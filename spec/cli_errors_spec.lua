@@ -93,7 +93,7 @@ describe("a Config-only script (shard:events(), no Bot)", function()
       if l:find("4004", 1, true) then warned[#warned + 1] = l end
     end
     assert.are.equal(1, #warned, out)
-    assert.matches("warn +shard %[0, 1%]: closed by the gateway with 4004: authentication failed", warned[1])
+    assert.matches("warn +%[shard%] shard %[0, 1%]: closed by the gateway with 4004: authentication failed", warned[1])
     assert.matches("ended fatally_closed", out)
   end)
 end)
