@@ -29,6 +29,7 @@ static const lua_CFunction openers[] = {
     gm_open_preempt,
     gm_open_tasks,
     gm_open_record,
+    gm_open_redis,
 };
 
 static void push_error_table(lua_State *L) {

@@ -203,5 +203,6 @@ int gm_open_unix(lua_State *L);
 int gm_open_preempt(lua_State *L);
 int gm_open_tasks(lua_State *L);
 int gm_open_record(lua_State *L);
+int gm_open_redis(lua_State *L);
 
 #endif
