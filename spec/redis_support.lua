@@ -10,13 +10,15 @@ local support = {}
 local Server = {}
 Server.__index = Server
 
---- start{ dir = folder, port = n (0: Unix socket only) } -> server
+--- start{ dir = folder, port = n (0: Unix socket only), password = p,
+-- daemon = true (not a child of the run) } -> server (in a run: it polls)
 function support.start(opts)
   opts = opts or {}
   local dir = opts.dir or helpers.tmpdir()
   local port = opts.port or 0
   local sock = dir .. "/r.sock"
-  local s = setmetatable({ dir = dir, port = port, sock = sock, own_dir = opts.dir == nil }, Server)
+  local s = setmetatable({ dir = dir, port = port, sock = sock, own_dir = opts.dir == nil,
+    password = opts.password, daemon = opts.daemon }, Server)
   s.url = port == 0 and ("unix://" .. sock) or ("redis://127.0.0.1:" .. port)
   s:launch()
   return s
@@ -30,17 +32,34 @@ function Server:launch()
     argv[#argv + 1] = self.sock
   else
     argv[#argv + 1] = "--bind"
-    argv[#argv + 1] = "127.0.0.1"
+    argv[#argv + 1] = "127.0.0.1 -::1" -- "-": IPv6 only when the host has it
   end
   if self.password then
     argv[#argv + 1] = "--requirepass"
     argv[#argv + 1] = self.password
   end
-  self.proc = assert(gloaming.process.spawn(argv, { env_remove = { "LD_PRELOAD", "ASAN_OPTIONS" } }))
-  self.pid = self.proc:pid()
+  if self.daemon then
+    -- outlives the run: for a server shared by a nested run's clock
+    local pidfile = self.dir .. "/r.pid"
+    os.remove(pidfile)
+    local quoted = {}
+    for i, a in ipairs(argv) do quoted[i] = "'" .. a .. "'" end
+    assert(os.execute("env -u LD_PRELOAD " .. table.concat(quoted, " ") .. " --daemonize yes --pidfile "
+      .. pidfile .. " --daemonize yes >/dev/null"))
+    local deadline = os.time() + 10
+    while not self.pid do
+      local f = io.open(pidfile)
+      if f then self.pid = tonumber(f:read("a")) f:close() end
+      assert(os.time() < deadline, "redis-server wrote no pid file")
+    end
+  else
+    self.proc = assert(gloaming.process.spawn(argv, { env_remove = { "LD_PRELOAD", "ASAN_OPTIONS" } }))
+    self.pid = self.proc:pid()
+  end
   -- ready when it answers a PING (polled: redis has no readiness signal)
   local redis = require "gloaming.redis"
-  local deadline = gloaming.now() + 10
+  -- (a real-time deadline: under the virtual clock the sleeps take no time)
+  local deadline = os.time() + 10
   while true do
     local c = redis.connect(self:auth_url(), { connect_timeout = 1 })
     if c then
@@ -48,7 +67,7 @@ function Server:launch()
       c:close()
       if pong == "PONG" then return end
     end
-    assert(gloaming.now() < deadline, "redis-server did not start")
+    assert(os.time() < deadline, "redis-server did not start")
     gloaming.sleep(0.02)
   end
 end
@@ -64,8 +83,14 @@ function Server:signal(name) os.execute(("kill -%s %d"):format(name, self.pid)) 
 --- Kills it (SIGKILL) and waits until it is gone.
 function Server:kill()
   self:signal("CONT")
-  self.proc:kill("SIGKILL")
-  self.proc:wait(10)
+  if self.proc then
+    self.proc:kill("SIGKILL")
+    self.proc:wait(10)
+  else -- a daemon: gone when kill -0 fails
+    self:signal("KILL")
+    while os.execute(("kill -0 %d 2>/dev/null"):format(self.pid)) do end
+  end
+  self.pid = nil
   os.remove(self.sock)
 end
 
