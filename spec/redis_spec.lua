@@ -137,7 +137,8 @@ describe("gloaming.redis", function()
   end))
 
   it("fails pending calls when the server dies, and reconnects when it is back", with_server(function(s)
-    local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 30, backoff_min = 0.02, backoff_max = 0.1 }))
+    local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 30, backoff_min = 0.02,
+      backoff_max = 0.1 }))
     s:signal("STOP") -- the replies stay pending
     local results = {}
     local tasks = {
@@ -223,13 +224,16 @@ describe("gloaming.redis", function()
       v, msg, code = redis.connect("redis://host/notadb")
       assert.is_nil(v)
       assert.equal("EURL", code)
+      assert.matches("database number", msg)
       assert.matches("bad option 'timout' to redis.connect %(unknown option; did you mean 'timeout'%?%)",
         helpers.error_of(function() redis.connect("redis://127.0.0.1", { timout = 1 }) end))
-      assert.matches("number expected", helpers.error_of(function() redis.connect("redis://127.0.0.1", { timeout = "1" }) end))
+      assert.matches("number expected",
+        helpers.error_of(function() redis.connect("redis://127.0.0.1", { timeout = "1" }) end))
       local missing = helpers.tmpdir()
       v, msg, code = redis.connect("unix://" .. missing .. "/none.sock")
       assert.is_nil(v)
       assert.equal("ECONNREFUSED", code)
+      assert.matches("No such file", msg)
       helpers.rmrf(missing)
       local s = support.start()
       local c = assert(redis.connect(s.url))

@@ -24,7 +24,7 @@
 #include "proto/alloc.h"
 #include "proto/errors.h"
 
-#define REDIS_MT "gloaming.redis.Client"
+#define REDIS_MT "gloaming.RedisCore"
 
 typedef struct lredis_s {
   gm_redis_t *r;
