@@ -26,7 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (u.host == NULL) abort();
       char *d = gm_redis_url_display(&u);
       if (d) {
-        if (u.password && u.password_len > 3 && strstr(d, u.password)) abort(); /* never shown */
+        /* the password is never shown: the text does not depend on it */
+        if (u.password) {
+          char *saved = u.password, other[] = "x";
+          u.password = other;
+          char *d2 = gm_redis_url_display(&u);
+          u.password = saved;
+          if (d2) {
+            if (strcmp(d, d2) != 0) abort();
+            gm_free(d2, strlen(d2) + 1);
+          }
+        }
         gm_free(d, strlen(d) + 1);
       }
       gm_redis_url_free(&u);
