@@ -78,11 +78,14 @@ function Server:auth_url()
     or self.url:gsub("^redis://", "redis://:" .. self.password .. "@")
 end
 
-function Server:signal(name) os.execute(("kill -%s %d"):format(name, self.pid)) end
+function Server:signal(name)
+  if self.pid then os.execute(("kill -%s %d"):format(name, self.pid)) end
+end
 
 --- Kills it (SIGKILL) and waits until it is gone.
 function Server:kill()
-  self:signal("CONT")
+  if not self.pid then return end -- not running
+  -- no SIGCONT first: a stopped server must die without answering
   if self.proc then
     self.proc:kill("SIGKILL")
     self.proc:wait(10)

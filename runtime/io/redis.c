@@ -428,10 +428,16 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   k->resolving = NULL;
   char ip[INET6_ADDRSTRLEN] = "";
   if (status == 0 && res) {
-    const void *addr = res->ai_family == AF_INET6
-                           ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                           : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    inet_ntop(res->ai_family, addr, ip, sizeof ip);
+    /* each failed attempt in a row takes the next address (::1, then
+     * 127.0.0.1 for "localhost"), so one dead address cannot stall it */
+    unsigned n = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) n++;
+    struct addrinfo *a = res;
+    for (unsigned i = k->attempts % n; i > 0; i--) a = a->ai_next;
+    const void *addr = a->ai_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr;
+    inet_ntop(a->ai_family, addr, ip, sizeof ip);
   }
   if (res) uv_freeaddrinfo(res);
   if (ip[0] == '\0') {
