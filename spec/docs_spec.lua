@@ -44,7 +44,7 @@ local C_CLASSES = {
   ["gloaming.SignalWatch"] = "internal: testing.run's Ctrl-C",
   ["gloaming.Recorder"] = "public: gloaming.record.open",
   ["gloaming.RecordReader"] = "internal: gloaming.record.load's reader",
-  ["gloaming.RedisCore"] = "internal: the C half of gloaming.redis.connect's client",
+  ["gloaming.redis.Client"] = "public: gloaming.redis.connect",
 }
 
 -- Lazily loaded entries of a module table (gloaming's and testing's): read

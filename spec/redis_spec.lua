@@ -92,6 +92,19 @@ describe("gloaming.redis", function()
     c:close()
   end))
 
+  it("refuses commands that would break the pairing of replies to calls", with_server(function(s)
+    local c = assert(redis.connect(s.url))
+    assert.matches("bad argument #1 to 'call' %(SSUBSCRIBE refused: pub/sub",
+      helpers.error_of(function() c:call("SSUBSCRIBE", "ch") end))
+    assert.matches("subscribe refused", helpers.error_of(function() c:call("subscribe", "ch") end))
+    assert.matches("MONITOR refused", helpers.error_of(function() c:block(1, "MONITOR") end))
+    assert.matches("command 2: CLIENT refused: replies",
+      helpers.error_of(function() c:pipeline { { "PING" }, { "CLIENT", "REPLY", "OFF" } } end))
+    assert.matches("the database is chosen in the URL", helpers.error_of(function() c:call("SELECT", 1) end))
+    assert.equal("PONG", c:call("PING")) -- nothing was sent; the client goes on
+    c:close()
+  end))
+
   it("blocks on its own connection while commands go on", with_server(function(s)
     local c = assert(redis.connect(s.url))
     local popped

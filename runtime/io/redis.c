@@ -13,6 +13,7 @@
 #include "proto/container.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
+#include "proto/redis_command.h"
 
 typedef struct link_s link_t;
 
@@ -606,6 +607,10 @@ bool gm_redis_closed(const gm_redis_t *r) { return r->closed; }
 bool gm_redis_up(const gm_redis_t *r, gm_redis_link_t link) { return r->links[link].state == UP; }
 const char *gm_redis_run_id(const gm_redis_t *r) { return r->run_id; }
 const char *gm_redis_display(const gm_redis_t *r) { return r->display; }
+const char *gm_redis_prefix(const gm_redis_t *r, size_t *len) {
+  *len = r->prefix_len;
+  return r->prefix;
+}
 
 static int usable(gm_redis_t *r, link_t *k, const char **why) {
   if (r->closed) {
@@ -623,6 +628,16 @@ int gm_redis_command(gm_redis_t *r, gm_redis_link_t link, int argc,
                      const char **argv, const size_t *lens, uint64_t block_ns,
                      gm_redis_cb cb, void *data, const char **why) {
   link_t *k = &r->links[link];
+  if (argc < 1) {
+    *why = "a command name expected";
+    return GM_EINVAL;
+  }
+  const char *refused = gm_redis_refused(argv[0], lens[0], argc > 1 ? argv[1] : NULL,
+                                         argc > 1 ? lens[1] : 0);
+  if (refused) {
+    *why = refused;
+    return GM_EINVAL;
+  }
   int rc = usable(r, k, why);
   if (rc) return rc;
   req_t *q = gm_calloc(1, sizeof *q);

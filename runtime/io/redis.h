@@ -1,6 +1,9 @@
 /* A Redis client on the loop: hiredis 0.14's async API driven by our own
  * libuv adapter (a uv_poll_t per connection, closed with the closable rule
- * of io/loop.h), with what 0.14 lacks added around it.
+ * of io/loop.h), with what 0.14 lacks added around it. Not hiredis'
+ * adapters/libuv.h: its 0.14 cleanup runs twice on an error disconnect
+ * (hiredis#545), it marks no progress for the virtual clock, and its
+ * handles would have no owner when a run ends.
  *
  * Two links per client: CMD carries commands and scripts, pipelined (all
  * that is issued in one loop pass leaves in one write: hiredis appends to
@@ -71,6 +74,8 @@ bool gm_redis_closed(const gm_redis_t *r);
 bool gm_redis_up(const gm_redis_t *r, gm_redis_link_t link);
 /* The server's run_id ("" before the first INFO answer). */
 const char *gm_redis_run_id(const gm_redis_t *r);
+/* The key prefix ("" for none), and its length. */
+const char *gm_redis_prefix(const gm_redis_t *r, size_t *len);
 /* The URL without its password, for messages. */
 const char *gm_redis_display(const gm_redis_t *r);
 

@@ -8,8 +8,10 @@
  *   client:block(seconds, cmd, ...)  -> value | nil, msg, code (BLK link)
  *   client:script(name, source)      -> sha | nil, msg, code
  *   client:run(name, keys, args)     -> value | nil, msg, code
- *   client:next_reset()              -> old_run_id, new_run_id | nil, msg, code
- *   client:run_id()   client:close()   tostring(client)
+ *   client:_next_reset()             -> old_run_id, new_run_id | nil, msg, code (on_reset's)
+ *   client:key(name)  client:run_id()   client:close()   tostring(client)
+ *
+ * The client is this userdata; redis.lua adds on_reset to its methods.
  *
  * Replies: status and bulk strings are strings, integers integers, arrays
  * tables; a nil reply is nil at the top and false inside an array (as in
@@ -23,8 +25,9 @@
 #include "lua/waiter.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
+#include "proto/redis_command.h"
 
-#define REDIS_MT "gloaming.RedisCore"
+#define REDIS_MT "gloaming.redis.Client"
 
 typedef struct lredis_s {
   gm_redis_t *r;
@@ -195,6 +198,8 @@ static int command(lua_State *L, gm_redis_link_t link, int first, uint64_t block
   size_t *lens;
   const char **argv = alloc_argv(L, n, &lens);
   collect(L, first, top, argv, lens, 0);
+  const char *refused = gm_redis_refused(argv[0], lens[0], n > 1 ? argv[1] : NULL, n > 1 ? lens[1] : 0);
+  if (refused) return luaL_argerror(L, first, lua_pushfstring(L, "%s refused: %s", argv[0], refused));
   batch_t *b = batch_new(L, lr->rt, 1, false);
   const char *why = NULL;
   int err = gm_redis_command(lr->r, link, n, argv, lens, block_ns, on_reply, b, &why);
@@ -225,7 +230,13 @@ static int client_pipeline(lua_State *L) {
         luaL_argerror(L, 2, lua_pushfstring(L, "command %d: words must be strings or numbers", i));
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    size_t l1 = 0, l2 = 0;
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    const char *w1 = lua_tolstring(L, -2, &l1), *w2 = lua_tolstring(L, -1, &l2);
+    const char *refused = gm_redis_refused(w1, l1, w2, l2);
+    if (refused) luaL_argerror(L, 2, lua_pushfstring(L, "command %d: %s refused: %s", i, w1, refused));
+    lua_pop(L, 3);
   }
   batch_t *b = batch_new(L, lr->rt, n, true);
   int err = 0, sent = 0;
@@ -312,6 +323,19 @@ static int client_next_reset(lua_State *L) {
   if (gm_redis_closed(lr->r)) return gm_push_fail(L, GM_ECLOSED, "closed");
   if (lr->resets.task) return luaL_error(L, "another task already waits for resets");
   return gm_waiter_wait(L, &lr->resets, t, UINT64_MAX);
+}
+
+static int client_key(lua_State *L) {
+  lredis_t *lr = check_client(L);
+  size_t n, plen = 0;
+  const char *name = luaL_checklstring(L, 2, &n);
+  const char *prefix = lr->r ? gm_redis_prefix(lr->r, &plen) : "";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, prefix, plen);
+  luaL_addlstring(&b, name, n);
+  luaL_pushresult(&b);
+  return 1;
 }
 
 static int client_run_id(lua_State *L) {
@@ -440,8 +464,9 @@ int gm_open_redis(lua_State *L) {
                                      {"pipeline", client_pipeline},
                                      {"script", client_script},
                                      {"run", client_run},
-                                     {"next_reset", client_next_reset},
+                                     {"_next_reset", client_next_reset},
                                      {"run_id", client_run_id},
+                                     {"key", client_key},
                                      {"close", client_close},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", client_gc},

@@ -7,6 +7,7 @@
 
 #include "proto/alloc.h"
 #include "proto/errors.h"
+#include "proto/redis_command.h"
 #include "proto/redis_url.h"
 
 static int parse(const char *s, gm_redis_url_t *u, const char **why) {
@@ -109,12 +110,27 @@ static void reads_info_fields(void **state) {
   assert_int_equal(-1, gm_redis_info_field("run_id", 6, "run_id", out, sizeof out));
 }
 
+static void refuses_commands_that_break_reply_pairing(void **state) {
+  (void)state;
+  assert_non_null(gm_redis_refused("subscribe", 9, "ch", 2));
+  assert_non_null(gm_redis_refused("SSUBSCRIBE", 10, NULL, 0));
+  assert_non_null(gm_redis_refused("Monitor", 7, NULL, 0));
+  assert_non_null(strstr(gm_redis_refused("SELECT", 6, "2", 1), "URL"));
+  assert_non_null(gm_redis_refused("client", 6, "reply", 5));
+  assert_null(gm_redis_refused("CLIENT", 6, "LIST", 4));
+  assert_null(gm_redis_refused("CLIENT", 6, NULL, 0));
+  assert_null(gm_redis_refused("GET", 3, "k", 1));
+  assert_null(gm_redis_refused("SUBSCRIBEX", 10, NULL, 0));
+  assert_null(gm_redis_refused("SUBSCRIB", 8, NULL, 0));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parses_tcp_urls),
       cmocka_unit_test(parses_unix_urls),
       cmocka_unit_test(refuses_tls_and_bad_urls),
       cmocka_unit_test(reads_info_fields),
+      cmocka_unit_test(refuses_commands_that_break_reply_pairing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
