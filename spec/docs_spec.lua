@@ -44,6 +44,7 @@ local C_CLASSES = {
   ["gloaming.SignalWatch"] = "internal: testing.run's Ctrl-C",
   ["gloaming.Recorder"] = "public: gloaming.record.open",
   ["gloaming.RecordReader"] = "internal: gloaming.record.load's reader",
+  ["gloaming.redis.Client"] = "public: gloaming.redis.connect",
 }
 
 -- Lazily loaded entries of a module table (gloaming's and testing's): read

@@ -74,6 +74,7 @@ local lazy = {
   cli = function() return require "gloaming.cli" end,
   json = function() return require "gloaming.json" end,
   http = function() return require "gloaming.http" end,
+  redis = function() return require "gloaming.redis" end,
   commands = function() return require "gloaming.commands" end,
   Intents = function() return require "gloaming.intents" end,
   EventTypeFlags = function() return require "gloaming.event_type_flags" end,

@@ -30,6 +30,7 @@ static const lua_CFunction openers[] = {
     gm_open_tasks,
     gm_open_record,
     gm_open_metrics,
+    gm_open_redis,
 };
 
 static void push_error_table(lua_State *L) {

@@ -204,5 +204,6 @@ int gm_open_preempt(lua_State *L);
 int gm_open_tasks(lua_State *L);
 int gm_open_record(lua_State *L);
 int gm_open_metrics(lua_State *L);
+int gm_open_redis(lua_State *L);
 
 #endif

@@ -32,7 +32,8 @@
   XX(ERECONNECT, "connection lost, reconnecting")                   \
   XX(ERELOAD, "module reload failed")                               \
   XX(ETASK, "task raised an error")                                 \
-  XX(ENOBUFS, "the queue is full")
+  XX(ENOBUFS, "the queue is full")                                  \
+  XX(EREDIS, "Redis answered with an error")
 
 enum {
   GM_OK = 0,

@@ -1,0 +1,285 @@
+-- gloaming.redis against a real redis-server (spec/redis_support.lua): one
+-- per test, on a Unix socket in a temporary folder, one TCP case.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local helpers = require "spec.helpers"
+local support = require "spec.redis_support"
+local redis = require "gloaming.redis"
+
+-- A client with a quick watchdog for the failure cases.
+local QUICK = { ping_interval = 0.05, timeout = 0.5, connect_timeout = 0.5, backoff_min = 0.02, backoff_max = 0.1 }
+
+local function with_server(fn, opts)
+  return function()
+    testing.run(function()
+      local s = support.start(opts)
+      local ok, err = pcall(fn, s)
+      s:stop()
+      if not ok then error(err, 0) end
+    end, 60)
+  end
+end
+
+-- Reads done by the server since it started (Redis >= 6 counts them).
+local function reads(c)
+  return tonumber(assert(c:call("INFO", "stats")):match("total_reads_processed:(%d+)"))
+end
+
+describe("gloaming.redis", function()
+  it("maps replies to Lua values and error replies to nil, msg, EREDIS", with_server(function(s)
+    local c = assert(redis.connect(s.url))
+    assert.equal("OK", c:call("SET", "k", 42))
+    assert.equal("42", c:call("GET", "k"))
+    assert.equal(43, c:call("INCR", "k"))
+    assert.is_nil(c:call("GET", "missing"))
+    assert.equal(1, select("#", c:call("GET", "missing"))) -- nil alone: not a failure
+    assert.equal(2, c:call("RPUSH", "l", "a", "b"))
+    assert.same({ "a", "b" }, c:call("LRANGE", "l", 0, -1))
+    assert.same({ "43", false }, c:call("MGET", "k", "missing"))
+    local v, msg, code = c:call("LPUSH", "k", "x")
+    assert.is_nil(v)
+    assert.matches("^WRONGTYPE", msg)
+    assert.equal("EREDIS", code)
+    assert.matches("unknown command", select(2, c:call("NOSUCHCOMMAND")))
+    c:close()
+  end))
+
+  it("sends what one loop pass issues in one write, and pipelines", with_server(function(s)
+    local c = assert(redis.connect(s.url, { ping_interval = 60 }))
+    -- control: one call at a time is one read each on the server
+    local before = reads(c)
+    for _ = 1, 20 do c:call("INCR", "seq") end
+    assert.is_true(reads(c) - before >= 20)
+    -- 50 tasks calling in the same pass: one write, so one read (plus INFO's)
+    before = reads(c)
+    local tasks = {}
+    for i = 1, 50 do tasks[i] = gloaming.spawn(function() return c:call("INCR", "par") end) end
+    local got = {}
+    for i = 1, 50 do got[#got + 1] = select(2, tasks[i]:wait()) end
+    table.sort(got)
+    assert.equal(1, got[1])
+    assert.equal(50, got[50])
+    assert.is_true(reads(c) - before <= 3, "reads: " .. (reads(c) - before))
+    -- pipeline(): the same in one call, replies in order, errors in place
+    before = reads(c)
+    local r = assert(c:pipeline { { "SET", "p", "1" }, { "INCRBY", "p", 9 }, { "LPUSH", "p", "x" }, { "GET", "nope" } })
+    assert.equal(4, r.n)
+    assert.equal("OK", r[1])
+    assert.equal(10, r[2])
+    assert.matches("^WRONGTYPE", r[3].err)
+    assert.is_false(r[4])
+    assert.is_true(reads(c) - before <= 2)
+    c:close()
+  end))
+
+  it("loads scripts, runs them with prefixed keys, and reloads them after SCRIPT FLUSH", with_server(function(s)
+    local c = assert(redis.connect(s.url, { prefix = "bot:" }))
+    local sha = assert(c:script("bump", "return redis.call('INCRBY', KEYS[1], ARGV[1])"))
+    assert.matches("^%x+$", sha)
+    assert.equal(40, #sha)
+    assert.equal(5, c:run("bump", { "n" }, { 5 }))
+    assert.equal("5", c:call("GET", c:key("n")))
+    assert.equal("bot:n", c:key("n"))
+    assert.equal("OK", c:call("SCRIPT", "FLUSH"))
+    assert.same({ 0 }, c:call("SCRIPT", "EXISTS", sha))
+    assert.equal(7, c:run("bump", { "n" }, { 2 })) -- NOSCRIPT: loaded again, run once more
+    assert.same({ 1 }, c:call("SCRIPT", "EXISTS", sha))
+    local v, msg, code = c:script("broken", "return +")
+    assert.is_nil(v)
+    assert.equal("EREDIS", code)
+    assert.matches("compiling", msg)
+    assert.matches("no script of that name", helpers.error_of(function() c:run("unknown", {}, {}) end))
+    c:close()
+  end))
+
+  it("refuses commands that would break the pairing of replies to calls", with_server(function(s)
+    local c = assert(redis.connect(s.url))
+    assert.matches("bad argument #1 to 'call' %(SSUBSCRIBE refused: pub/sub",
+      helpers.error_of(function() c:call("SSUBSCRIBE", "ch") end))
+    assert.matches("subscribe refused", helpers.error_of(function() c:call("subscribe", "ch") end))
+    assert.matches("MONITOR refused", helpers.error_of(function() c:block(1, "MONITOR") end))
+    assert.matches("command 2: CLIENT refused: replies",
+      helpers.error_of(function() c:pipeline { { "PING" }, { "CLIENT", "REPLY", "OFF" } } end))
+    assert.matches("the database is chosen in the URL", helpers.error_of(function() c:call("SELECT", 1) end))
+    assert.equal("PONG", c:call("PING")) -- nothing was sent; the client goes on
+    c:close()
+  end))
+
+  it("blocks on its own connection while commands go on", with_server(function(s)
+    local c = assert(redis.connect(s.url))
+    local popped
+    local t = gloaming.spawn(function() popped = { c:block(5, "BLPOP", "jobs", 5) } end)
+    assert.equal("PONG", c:call("PING")) -- not stuck behind the BLPOP
+    assert.equal(1, c:call("RPUSH", "jobs", "j1"))
+    t:wait()
+    assert.same({ { "jobs", "j1" } }, popped)
+    c:close()
+  end))
+
+  it("reports a changed run_id after the server restarted", with_server(function(s)
+    local c = assert(redis.connect(s.url, QUICK))
+    local first = c:run_id()
+    assert.matches("^%x+$", first)
+    local seen = {}
+    c:on_reset(function(old, new) seen[#seen + 1] = { old, new } end)
+    c:call("SET", "k", "v")
+    s:restart()
+    assert(support.wait_for(function() return #seen > 0 end), "no reset reported")
+    assert.equal(first, seen[1][1])
+    assert.equal(c:run_id(), seen[1][2])
+    assert.not_equal(first, seen[1][2])
+    assert.is_nil(c:call("GET", "k")) -- the data went with it
+    c:close()
+  end))
+
+  it("fails pending calls with ETIMEDOUT when the server stalls, and recovers", with_server(function(s)
+    local c = assert(redis.connect(s.url, QUICK))
+    assert.equal("PONG", c:call("PING"))
+    s:signal("STOP")
+    local t0 = gloaming.now()
+    local v, msg, code = c:call("PING")
+    assert.is_nil(v)
+    assert.equal("redis timeout", msg)
+    assert.equal("ETIMEDOUT", code)
+    assert.is_true(gloaming.now() - t0 >= 0.5)
+    -- while it is down, calls fail at once instead of queueing
+    assert.is_nil(c:call("PING"))
+    s:signal("CONT")
+    assert(support.wait_for(function() return c:call("PING") == "PONG" end), "no recovery")
+    c:close()
+  end))
+
+  it("fails pending calls when the server dies, and reconnects when it is back", with_server(function(s)
+    local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 30, backoff_min = 0.02,
+      backoff_max = 0.1 }))
+    s:signal("STOP") -- the replies stay pending
+    local results = {}
+    local tasks = {
+      gloaming.spawn(function() results[1] = { c:call("SET", "a", "1") } end),
+      gloaming.spawn(function() results[2] = { c:block(5, "BLPOP", "q", 5) } end),
+    }
+    gloaming.sleep(0) -- both sent
+    s:kill()
+    for _, t in ipairs(tasks) do t:wait() end
+    for i = 1, 2 do
+      assert.is_nil(results[i][1])
+      assert.matches("connection lost", results[i][2])
+      assert.equal("ECONNRESET", results[i][3])
+    end
+    local v, _, code = c:call("PING") -- down: at once, no hang
+    assert.is_nil(v)
+    assert.is_string(code)
+    s:launch()
+    assert(support.wait_for(function() return c:call("PING") == "PONG" end), "no reconnect")
+    assert(support.wait_for(function() return c:block(1, "BLPOP", "q", 0.01) == nil end))
+    c:close()
+  end))
+
+  it("speaks TCP too, resolving the host name with libuv", function()
+    testing.run(function()
+      local port = helpers.closed_port()
+      local s = support.start { port = port }
+      local c = assert(redis.connect(("redis://localhost:%d/2"):format(port)))
+      assert.equal("OK", c:call("SET", "db2", "yes"))
+      assert.equal(2, tonumber(c:call("CLIENT", "INFO"):match(" db=(%d+)")))
+      c:close()
+      s:stop()
+    end, 60)
+  end)
+
+  it("authenticates without the password showing in logs or messages", function()
+    local log = require "gloaming.log"
+    local level, format = log.level(), log.format()
+    local records = {}
+    log.level("debug")
+    log.format("none")
+    log.handler(function(r) records[#records + 1] = r.message end)
+    local ok, err = pcall(testing.run, function()
+      local dir = helpers.tmpdir()
+      local s = support.start { dir = dir, password = "hunter2-secret" }
+      local c = assert(redis.connect(s:auth_url(), QUICK))
+      assert.equal("PONG", c:call("PING"))
+      assert.not_matches("hunter2", tostring(c))
+      -- a server's reply that holds it, logged by the bot: scrubbed too
+      log.component("bot").warn("echo: " .. c:call("ECHO", "hunter2-secret"))
+      s:kill() -- the link-down lines name the URL
+      assert(support.wait_for(function()
+        for _, m in ipairs(records) do if m:find("link down", 1, true) then return true end end
+      end))
+      c:close()
+      s:launch()
+      local v, msg, code = redis.connect(s.url .. "?password=wrong-secret")
+      assert.is_nil(v)
+      assert.equal("EREDIS", code)
+      assert.not_matches("wrong%-secret", msg)
+      s:stop()
+      helpers.rmrf(dir)
+      gloaming.sleep(0) -- the handler's task takes the last records
+    end, 60)
+    log.handler(nil)
+    log.level(level)
+    log.format(format)
+    assert(ok, err)
+    local all = table.concat(records, "\n")
+    assert.matches("password=<redacted>", all)
+    assert.matches("echo: <redacted>", all)
+    assert.not_matches("hunter2", all)
+  end)
+
+  it("runs its timers on the virtual clock", function()
+    local s
+    local ok, err = pcall(testing.run_virtual, function()
+      s = support.start { daemon = true }
+      -- minutes of virtual time in a moment of real time
+      local c = assert(redis.connect(s.url, { ping_interval = 10, timeout = 30 }))
+      s:signal("STOP")
+      local t0 = gloaming.now()
+      local real0 = os.time()
+      local v, msg, code = c:call("PING")
+      assert.is_nil(v)
+      assert.equal("redis timeout", msg)
+      assert.equal("ETIMEDOUT", code)
+      assert.is_true(gloaming.now() - t0 >= 30)
+      assert.is_true(os.time() - real0 <= 10)
+      s:signal("CONT")
+      c:close()
+    end, 30)
+    if s then s:stop() end
+    assert(ok, err)
+  end)
+
+  it("refuses bad URLs, rediss:// and unknown options; calls after close fail", function()
+    testing.run(function()
+      local v, msg, code = redis.connect("rediss://example.invalid:6380")
+      assert.is_nil(v)
+      assert.equal("EURL", code)
+      assert.matches("TLS", msg)
+      assert.matches("0%.14", msg)
+      v, msg, code = redis.connect("redis://host/notadb")
+      assert.is_nil(v)
+      assert.equal("EURL", code)
+      assert.matches("database number", msg)
+      assert.matches("bad option 'timout' to redis.connect %(unknown option; did you mean 'timeout'%?%)",
+        helpers.error_of(function() redis.connect("redis://127.0.0.1", { timout = 1 }) end))
+      assert.matches("number expected",
+        helpers.error_of(function() redis.connect("redis://127.0.0.1", { timeout = "1" }) end))
+      local missing = helpers.tmpdir()
+      v, msg, code = redis.connect("unix://" .. missing .. "/none.sock")
+      assert.is_nil(v)
+      assert.equal("ECONNREFUSED", code)
+      assert.matches("No such file", msg)
+      helpers.rmrf(missing)
+      local s = support.start()
+      local c = assert(redis.connect(s.url))
+      c:close()
+      v, msg, code = c:call("PING")
+      assert.is_nil(v)
+      assert.equal("closed", msg)
+      assert.equal("ECLOSED", code)
+      assert.same({ nil, "closed", "ECLOSED" }, { c:pipeline { { "PING" } } })
+      assert.same({ nil, "closed", "ECLOSED" }, { c:block(1, "BLPOP", "x", 1) })
+      assert.matches("command words must be strings or numbers", helpers.error_of(function() c:call("SET", {}) end))
+      s:stop()
+    end, 60)
+  end)
+end)
