@@ -228,6 +228,27 @@ describe("gloaming run --log-format json", function()
     assert.are.same({ level = "error", component = "bot", message = "boom" }, lines[2])
   end)
 
+  -- A JSON text is UTF-8 (RFC 8259 §8.1): a log shipper rejects a line
+  -- with a stray byte, and a long line cut inside a character had one.
+  it("writes valid UTF-8 whatever the text: a stray byte becomes U+FFFD, a cut keeps whole characters", function()
+    local out = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.warn("bad \255 byte")
+      gloaming.log.with({ name = "caf\195" }).warn("cut field")
+      gloaming.log.warn("x" .. ("\195\169"):rep(5000))
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do
+      assert.is_truthy(utf8.len(line), "not UTF-8: " .. line:sub(1, 80))
+      lines[#lines + 1] = assert(json.decode(line), line)
+    end
+    assert.are.equal(3, #lines)
+    assert.are.equal("bad \u{FFFD} byte", lines[1].message)
+    assert.are.equal("caf\u{FFFD}", lines[2].name)
+    assert.matches("^x[é]+$", lines[3].message) -- cut at the bound, before a whole é
+    assert.is_true(#lines[3].message > 8000)
+  end)
+
   it("refuses another format", function()
     local out, code = helpers.sh("./build/gloaming run --log-format xml x.lua")
     assert.are.equal(2, code)

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proto/alloc.h"
+#include "proto/utf8.h"
 
 #define LINE_MAX_BYTES 8192
 #define REDACTED "<redacted>"
@@ -258,14 +259,34 @@ static void emit(gm_log_level_t level, char *line, size_t len) {
   }
 }
 
+/* The length of the valid UTF-8 character at p (at most n bytes), or 0. */
+static size_t utf8_char_len(const unsigned char *p, size_t n) {
+  size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+             : p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+  return len && len <= n && gm_utf8_valid(p, len) ? len : 0;
+}
+
 /* Appends text as a JSON string's content; returns the new length (never
- * past cap - 1). */
+ * past cap - 1). A JSON text is UTF-8 (RFC 8259 8.1), so a byte that starts
+ * no valid character (a stray byte, a character the message's cut split)
+ * becomes U+FFFD, and the cap never splits one. */
 static size_t json_escape(char *out, size_t o, size_t cap, const char *text,
                           size_t len) {
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < len && o + 7 < cap; i++) {
     unsigned char c = (unsigned char)text[i];
-    if (c == '"' || c == '\\') {
+    if (c >= 0x80) {
+      size_t n = utf8_char_len((const unsigned char *)text + i, len - i);
+      if (n == 0) {
+        memcpy(out + o, "\\ufffd", 6);
+        o += 6;
+      } else {
+        if (o + n + 7 >= cap) break;
+        memcpy(out + o, text + i, n);
+        o += n;
+        i += n - 1;
+      }
+    } else if (c == '"' || c == '\\') {
       out[o++] = '\\';
       out[o++] = (char)c;
     } else if (c == '\n') {
