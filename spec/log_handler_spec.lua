@@ -57,6 +57,16 @@ describe("gloaming.log.handler", function()
     end)
   end)
 
+  it("gets a field's value whole, with its spaces and quotes", function()
+    with_records("info", function(records, got)
+      virtual(function()
+        gloaming.log.with({ note = 'say "hi" to C:\\x y', empty = "", n = 3 }).warn("spaced")
+        assert(testing.wait_until(got, function() return find(records, "spaced") end, 5))
+      end)
+      assert.are.same({ note = 'say "hi" to C:\\x y', empty = "", n = 3 }, find(records, "spaced").fields)
+    end)
+  end)
+
   it("survives a handler that raises: reported on the output, called again, the shard unharmed", function()
     local out = helpers.run_gloaming([[
       local gloaming = require "gloaming"
@@ -247,6 +257,16 @@ describe("gloaming run --log-format json", function()
     assert.are.equal("caf\u{FFFD}", lines[2].name)
     assert.matches("^x[é]+$", lines[3].message) -- cut at the bound, before a whole é
     assert.is_true(#lines[3].message > 8000)
+  end)
+
+  it("keeps a field's value whole, with its spaces and quotes", function()
+    local out = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.with({ note = 'say "hi" to C:\\x y', user = "1" }).warn("spaced")
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    local line = assert(json.decode(out:match("[^\n]+")), out)
+    line.time = nil
+    assert.are.same({ level = "warn", message = "spaced", note = 'say "hi" to C:\\x y', user = 1 }, line)
   end)
 
   it("refuses another format", function()

@@ -152,7 +152,14 @@ const char *gm_log_next_field(const char *p, const char **key, size_t *klen,
                               const char **value, size_t *vlen) {
   while (p && *p == ' ') p++;
   if (p == NULL || *p == '\0') return NULL;
-  size_t n = strcspn(p, " ");
+  size_t n = strcspn(p, " =");
+  if (p[n] == '=' && p[n + 1] == '"') { /* key="quoted value" */
+    size_t i = n + 2;
+    while (p[i] && p[i] != '"') i += p[i] == '\\' && p[i + 1] ? 2 : 1;
+    n = p[i] ? i + 1 : i;
+  } else {
+    n = strcspn(p, " ");
+  }
   const char *eq = memchr(p, '=', n);
   *key = p;
   *klen = eq ? (size_t)(eq - p) : n;
@@ -304,6 +311,19 @@ static size_t json_escape(char *out, size_t o, size_t cap, const char *text,
   return o;
 }
 
+size_t gm_log_field_unquote(const char *v, size_t vlen, char *out) {
+  if (vlen < 2 || v[0] != '"' || v[vlen - 1] != '"') {
+    memcpy(out, v, vlen);
+    return vlen;
+  }
+  size_t o = 0;
+  for (size_t i = 1; i + 1 < vlen; i++) {
+    if (v[i] == '\\' && i + 2 < vlen) i++;
+    out[o++] = v[i];
+  }
+  return o;
+}
+
 /* A field of at most 9 digits is a number (close_code=4000); longer ones
  * (snowflakes) stay text. */
 bool gm_log_field_is_integer(const char *v, size_t n) {
@@ -347,7 +367,13 @@ static size_t format_json(char *out, size_t cap, const gm_log_record_t *r,
       o += vl;
     } else {
       out[o++] = '"';
-      o = json_escape(out, o, cap, v, vl);
+      char *plain = vl && v[0] == '"' ? gm_malloc(vl) : NULL;
+      if (plain) {
+        o = json_escape(out, o, cap, plain, gm_log_field_unquote(v, vl, plain));
+        gm_free(plain, vl);
+      } else {
+        o = json_escape(out, o, cap, v, vl);
+      }
       if (o + 2 >= cap) break;
       out[o++] = '"';
     }

@@ -207,6 +207,7 @@ static void push_record(lua_State *L, const qrec_t *r) {
   const char *k, *v;
   size_t kl, vl;
   size_t comp;
+  luaL_Buffer b;
   const char *ctext = gm_log_component(r->data, &comp);
   if (ctext) {
     lua_pushlstring(L, ctext, comp);
@@ -217,8 +218,10 @@ static void push_record(lua_State *L, const qrec_t *r) {
     lua_pushlstring(L, k, kl);
     if (gm_log_field_is_integer(v, vl))
       lua_pushinteger(L, strtol(v, NULL, 10)); /* close_code=4000 */
-    else
-      lua_pushlstring(L, v, vl);
+    else {
+      char *plain = luaL_buffinitsize(L, &b, vl);
+      luaL_pushresultsize(&b, gm_log_field_unquote(v, vl, plain));
+    }
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "fields");
