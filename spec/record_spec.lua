@@ -166,6 +166,22 @@ describe("record.load", function()
     assert.truthy(last_message, "the MESSAGE_CREATE flushed before the kill is there")
     assert.is_true(#entries >= 3 and #entries <= #whole)
     assert.is_nil(select(2, record.load(path))) -- a closed recording is not cut
+
+    -- the bot restarted on the same path: its recorder finishes the killed
+    -- run's gzip member before appending (appending after it made the
+    -- whole file unreadable, to zcat too)
+    record_session(killed)
+    local all, cut2 = record.load(killed)
+    assert.is_table(all, cut2)
+    assert.is_nil(cut2)
+    assert.are.equal(0, select(3, os.execute("env -u LD_PRELOAD gzip -t " .. killed)))
+    local texts = {}
+    for _, e in ipairs(all) do texts[#texts + 1] = e.payload end
+    texts = table.concat(texts, "\n")
+    assert.truthy(texts:find("before the crash", 1, true))
+    assert.truthy(texts:find("hello 1 ", 1, true))
+    for i, e in ipairs(entries) do assert.are.equal(e.payload, all[i].payload) end -- the killed run's, first
+    assert.is_true(#all > #entries)
   end)
 
   it("keeps the whole lines of a .gz cut inside a line, without that line's part", function()

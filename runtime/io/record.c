@@ -97,6 +97,77 @@ static gzFile open_file(const char *path, bool gz) {
   return f;
 }
 
+/* A .gz whose writer was killed (kill -9, the OOM killer) ends with the
+ * writer's last sync flush (00 00 ff ff) where a closed one ends with its
+ * trailer: its last gzip member has no end. Appending a new member after
+ * it made the whole file unreadable (inflate reads the new member's header
+ * as data), the crashed run's lines with it. So before appending, that
+ * member is finished as gzip would have: an empty final block (03 00) and
+ * the trailer, the CRC and length of what the member inflates to. Returns
+ * 0 (finished, or nothing to do), or -1 with errno. A kill in the middle of
+ * a write (rare: the writer is idle between batches) is not repaired. */
+static int finish_killed_member(const char *path) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  static const unsigned char sync_end[4] = {0x00, 0x00, 0xff, 0xff};
+  unsigned char tail[4];
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < 4 ||
+      pread(fd, tail, 4, st.st_size - 4) != 4 || memcmp(tail, sync_end, 4) != 0) {
+    close(fd);
+    return 0;
+  }
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 15 + 16) != Z_OK) {
+    close(fd);
+    errno = ENOMEM;
+    return -1;
+  }
+  unsigned char in[16384], out[16384];
+  uLong crc = crc32(0, NULL, 0), len = 0;
+  bool open_member = false, corrupt = false;
+  int rc = 0;
+  for (;;) {
+    if (z.avail_in == 0) {
+      ssize_t n = read(fd, in, sizeof in);
+      if (n < 0) rc = -1;
+      if (n <= 0) break;
+      z.next_in = in;
+      z.avail_in = (uInt)n;
+    }
+    z.next_out = out;
+    z.avail_out = sizeof out;
+    int ret = inflate(&z, Z_NO_FLUSH);
+    size_t got = sizeof out - z.avail_out;
+    crc = crc32(crc, out, (uInt)got);
+    len += got;
+    open_member = true;
+    if (ret == Z_STREAM_END) { /* a closed member: the next one starts */
+      inflateReset(&z);
+      crc = crc32(0, NULL, 0);
+      len = 0;
+      open_member = false;
+    } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+      corrupt = true; /* not ours to mend */
+      break;
+    }
+  }
+  inflateEnd(&z);
+  if (rc == 0 && open_member && !corrupt) {
+    unsigned char end[10] = {0x03, 0x00};
+    for (int i = 0; i < 4; i++) {
+      end[2 + i] = (unsigned char)(crc >> (8 * i));
+      end[6 + i] = (unsigned char)(len >> (8 * i));
+    }
+    if (pwrite(fd, end, sizeof end, st.st_size) != (ssize_t)sizeof end) rc = -1;
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
 static void fail_locked(gm_record_t *r, const char *what) {
   r->failed = true;
   snprintf(r->error, sizeof r->error, "recording to %s stopped: %s", r->path,
@@ -191,7 +262,8 @@ static void writer(void *arg) {
 gm_record_t *gm_record_open(const char *path, uint64_t max_bytes, char *why,
                             size_t why_len) {
   bool gz = ends_with(path, ".gz");
-  gzFile f = open_file(path, gz);
+  errno = 0;
+  gzFile f = gz && finish_killed_member(path) != 0 ? NULL : open_file(path, gz);
   if (f == NULL) {
     snprintf(why, why_len, "cannot record to %s: %s", path,
              errno ? strerror(errno) : "out of memory");
