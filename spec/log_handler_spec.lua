@@ -173,6 +173,24 @@ describe("gloaming.log.handler", function()
     end)
   end)
 
+  -- A handler that ships logs got nothing of what was logged just before
+  -- the end (why a bot stopped): the run ended under it.
+  it("gets every record before the run ends, even one logged last, while it waits", function()
+    local out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.handler(function(r)
+        gloaming.sleep(0.01) -- a handler that ships the record somewhere
+        print("handled " .. r.message)
+      end)
+      for i = 1, 3 do gloaming.log.warn("record %d", i) end
+      print("main done")
+    ]], nil, "GLOAMING_LOG=warn")
+    assert.are.equal(0, code, out)
+    local handled = {}
+    for m in out:gmatch("handled (record %d)") do handled[#handled + 1] = m end
+    assert.are.same({ "record 1", "record 2", "record 3" }, handled)
+  end)
+
   it("raises for a handler that is not a function", function()
     assert.has_error(function() gloaming.log.handler("print") end,
       "bad argument #1 to 'handler' (function or nil expected, got string)")
