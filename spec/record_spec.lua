@@ -184,6 +184,39 @@ describe("record.load", function()
     assert.is_true(#all > #entries)
   end)
 
+  -- A plain .jsonl whose writer was killed in the middle of a line (zlib's
+  -- transparent mode writes when its buffer fills, not at line ends).
+  it("keeps the whole lines of a plain recording cut inside a line, and appends after them", function()
+    local path = tmpdir() .. "/cut.jsonl"
+    local f = assert(io.open(path, "wb"))
+    for i = 1, 3 do f:write(('{"time":%d,"shard":[0,1],"dir":"recv","payload":"{}"}\n'):format(i)) end
+    f:write('{"time":4,"shard":[0,1],"dir":"re')
+    f:close()
+    local entries, cut = record.load(path)
+    assert.is_table(entries, cut)
+    assert.are.equal(3, #entries)
+    assert.are.equal(path .. ": cut short after line 3 (the last line is not whole: was the recorder killed?); "
+      .. "the lines before are kept", cut)
+    record_session(path) -- restarted on the same path
+    local all, cut2 = record.load(path)
+    assert.is_table(all, cut2)
+    assert.is_nil(cut2)
+    assert.are.equal(3, math.tointeger(all[3].time))
+    assert.truthy(all[#all].payload) -- the new run's lines follow the whole ones
+    assert.is_true(#all > 3)
+
+    -- a whole last line without its newline (an edited file) is kept
+    local edited = tmpdir() .. "/edited.jsonl"
+    f = assert(io.open(edited, "wb"))
+    f:write('{"time":1,"shard":[0,1],"dir":"recv","payload":"{\\"a\\":\\"b\\"}"}')
+    f:close()
+    assert.are.equal(1, #assert(record.load(edited)))
+    record_session(edited)
+    local kept = assert(record.load(edited))
+    assert.are.equal('{"a":"b"}', kept[1].payload)
+    assert.is_true(#kept > 1)
+  end)
+
   it("keeps the whole lines of a .gz cut inside a line, without that line's part", function()
     local path = tmpdir() .. "/cut.jsonl.gz"
     local lines = {}

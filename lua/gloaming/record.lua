@@ -84,6 +84,11 @@ function record.load(path)
     n = n + 1
     if line:find("%S") then
       local entry, why = parse_line(line)
+      if not entry and err == true then -- the last line, without its "\n": cut by a kill
+        reader:close()
+        return entries, ("%s: cut short after line %d (the last line is not whole: was the recorder killed?); "
+          .. "the lines before are kept"):format(path, n - 1)
+      end
       if not entry then
         reader:close()
         return nil, ("%s:%d: not a recording line (%s)"):format(path, n, why), "EDECODE"

@@ -168,6 +168,50 @@ static int finish_killed_member(const char *path) {
   return rc;
 }
 
+/* A plain recording whose writer was killed may end inside a line (zlib's
+ * transparent mode writes when its buffer fills, not at line ends); lines
+ * appended after it would be glued to it, one corrupt line that fails the
+ * whole load. A line the recorder wrote ends with the payload's closing
+ * quote and the object's brace ("}, the quote not escaped): a tail that
+ * does not is the cut part of a line, and goes; one that does only lacks
+ * its newline (an edited file), which is added. Returns 0 or -1 with errno. */
+static int end_at_whole_line(const char *path) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  struct stat st;
+  char buf[4096];
+  int rc = 0;
+  if (fstat(fd, &st) != 0) rc = -1;
+  off_t end = rc == 0 ? st.st_size : 0, at = end;
+  char last = '\n';
+  if (end > 0 && pread(fd, &last, 1, end - 1) != 1) rc = -1;
+  while (rc == 0 && last != '\n' && at > 0) { /* the start of the tail */
+    size_t n = at > (off_t)sizeof buf ? sizeof buf : (size_t)at;
+    if (pread(fd, buf, n, at - (off_t)n) != (ssize_t)n) { rc = -1; break; }
+    const char *nl = memrchr(buf, '\n', n);
+    if (nl) { at = at - (off_t)n + (nl - buf) + 1; break; }
+    at -= (off_t)n;
+  }
+  if (rc == 0 && last != '\n') {
+    size_t tail = (size_t)(end - at);
+    bool whole = false;
+    if (tail >= 2 && pread(fd, buf, 3, end - 3) == 3) {
+      size_t slashes = 0; /* before the quote: an odd count escapes it */
+      for (off_t i = end - 3; i >= at && slashes < sizeof buf; i--) {
+        char c;
+        if (pread(fd, &c, 1, i) != 1 || c != '\\') break;
+        slashes++;
+      }
+      whole = buf[1] == '"' && buf[2] == '}' && slashes % 2 == 0;
+    }
+    if (whole ? pwrite(fd, "\n", 1, end) != 1 : ftruncate(fd, at) != 0) rc = -1;
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
 static void fail_locked(gm_record_t *r, const char *what) {
   r->failed = true;
   snprintf(r->error, sizeof r->error, "recording to %s stopped: %s", r->path,
@@ -263,7 +307,9 @@ gm_record_t *gm_record_open(const char *path, uint64_t max_bytes, char *why,
                             size_t why_len) {
   bool gz = ends_with(path, ".gz");
   errno = 0;
-  gzFile f = gz && finish_killed_member(path) != 0 ? NULL : open_file(path, gz);
+  gzFile f = (gz ? finish_killed_member(path) : end_at_whole_line(path)) != 0
+                ? NULL
+                : open_file(path, gz);
   if (f == NULL) {
     snprintf(why, why_len, "cannot record to %s: %s", path,
              errno ? strerror(errno) : "out of memory");

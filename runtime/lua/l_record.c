@@ -2,7 +2,7 @@
  *
  *   core.record_open(path, max_bytes) -> recorder | nil, msg, code
  *   recorder:flush() recorder:close() recorder:stats() -> table
- *   core.read_lines(path) -> reader      reader:next() -> line | nil | nil, msg, code
+ *   core.read_lines(path) -> reader      reader:next() -> line[, true: no "\n" after it] | nil | nil, msg, code
  *                                        reader:truncated() -> true when a .gz stopped short
  *   core.payload_parts(json) -> op, s, t, d (text)
  *
@@ -162,8 +162,9 @@ static int reader_next(lua_State *L) {
     return gm_push_fail(L, GM_EIO, zerr == Z_ERRNO ? strerror(errno) : why);
   }
   if (!any) return 0;
-  luaL_pushresult(&b); /* the last line had no "\n" */
-  return 1;
+  luaL_pushresult(&b); /* the last line had no "\n": perhaps cut */
+  lua_pushboolean(L, 1);
+  return 2;
 }
 
 static int reader_truncated(lua_State *L) {
