@@ -287,6 +287,39 @@ describe("gloaming run --log-format json", function()
     assert.are.same({ level = "warn", message = "spaced", note = 'say "hi" to C:\\x y', user = 1 }, line)
   end)
 
+  -- A log shipper reads every line as JSON: the line saying why the
+  -- process ended was plain text (and its traceback too).
+  it("writes the command's last line as JSON too: a script's error, a Bot that cannot run", function()
+    local function json_lines(out)
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = assert(json.decode(line), line) end
+      return lines
+    end
+    local out, code = helpers.run_gloaming([[
+      require("gloaming").log.warn("before")
+      error("boom")
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    assert.are.equal(1, code, out)
+    local lines = json_lines(out)
+    assert.are.equal(2, #lines)
+    assert.are.equal("error", lines[2].level)
+    assert.matches("^gloaming: .*:2: boom$", lines[2].message)
+    assert.matches("^stack traceback:", lines[2].traceback)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", lines[2].time)
+
+    out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      local bot = gloaming.Bot.new { token = "json.last.line", shards = { from = 0, to = 0, total = 1 },
+        gateway_url = "ws://127.0.0.1:1", http = { base_url = "http://127.0.0.1:1/api" },
+        record = "/nonexistent/rec.jsonl" }
+      bot:run()
+    ]], nil, "GLOAMING_LOG=off", "--log-format json")
+    assert.are.equal(3, code, out)
+    lines = json_lines(out)
+    assert.are.equal(1, #lines)
+    assert.matches("^gloaming: cannot record to /nonexistent/rec.jsonl", lines[1].message)
+  end)
+
   it("refuses another format", function()
     local out, code = helpers.sh("./build/gloaming run --log-format xml x.lua")
     assert.are.equal(2, code)
