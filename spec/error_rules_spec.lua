@@ -124,6 +124,50 @@ describe("error messages", function()
   end)
 end)
 
+describe("error messages of the Lua classes", function()
+  -- Config, ConfigBuilder and http.Client said "gloaming object expected",
+  -- and read an object of another class as if it were theirs.
+  it("name the class, for a wrong self and for an object of another class", function()
+    local config = gloaming.Config.new("errors.spec.token", 0)
+    local classes = {
+      ["gloaming.Config"] = { config, gloaming.Config },
+      ["gloaming.ConfigBuilder"] = { config:builder(), getmetatable(config:builder()).__index },
+      -- the REST helpers check their arguments first; these take self first
+      ["gloaming.http.Client"] = { nil, { close = gloaming.http.new("x.y.z").close } },
+    }
+    local checked = 0
+    for class, pair in pairs(classes) do
+      local methods = pair[2]
+      for name, fn in pairs(methods) do
+        -- identify_payload: internal plumbing, checks its numbers first
+        if type(fn) == "function" and not name:find "^_" and name ~= "new" and name ~= "identify_payload" then
+          for _, wrong in ipairs { "text", gloaming.Condition.new() } do
+            local ok, err = pcall(function()
+              local r = fn(wrong, name:find "_url$" and "wss://gateway.example" or nil)
+              return r
+            end)
+            assert.is_false(ok, class .. ":" .. name)
+            local got = type(wrong) == "string" and "string" or "gloaming.Condition"
+            assert.truthy(tostring(err):find(("' (%s expected, got %s)"):format(class, got),
+              1, true), class .. ":" .. name .. ": " .. tostring(err))
+            checked = checked + 1
+          end
+        end
+      end
+    end
+    assert.is_true(checked > 60, checked)
+    assert.are.equal(0, config:intents()) -- the right self still works
+  end)
+
+  it("name gloaming.ShardId in Shard.new", function()
+    local config = gloaming.Config.new("errors.spec.token", 0)
+    assert.has_error(function() gloaming.Shard.new(nil, config) end,
+      "bad argument #1 to 'Shard.new' (gloaming.ShardId expected, got nil)")
+    assert.has_error(function() gloaming.Shard.new(config, config) end,
+      "bad argument #1 to 'Shard.new' (gloaming.ShardId expected, got gloaming.Config)")
+  end)
+end)
+
 describe("timeouts", function()
   it("are checked alike everywhere: ws:close refuses a negative or NaN one", function()
     testing.run(function()

@@ -57,6 +57,16 @@ describe("gloaming.log.handler", function()
     end)
   end)
 
+  it("gets a field's value whole, with its spaces and quotes", function()
+    with_records("info", function(records, got)
+      virtual(function()
+        gloaming.log.with({ note = 'say "hi" to C:\\x y', empty = "", n = 3 }).warn("spaced")
+        assert(testing.wait_until(got, function() return find(records, "spaced") end, 5))
+      end)
+      assert.are.same({ note = 'say "hi" to C:\\x y', empty = "", n = 3 }, find(records, "spaced").fields)
+    end)
+  end)
+
   it("survives a handler that raises: reported on the output, called again, the shard unharmed", function()
     local out = helpers.run_gloaming([[
       local gloaming = require "gloaming"
@@ -163,6 +173,24 @@ describe("gloaming.log.handler", function()
     end)
   end)
 
+  -- A handler that ships logs got nothing of what was logged just before
+  -- the end (why a bot stopped): the run ended under it.
+  it("gets every record before the run ends, even one logged last, while it waits", function()
+    local out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.handler(function(r)
+        gloaming.sleep(0.01) -- a handler that ships the record somewhere
+        print("handled " .. r.message)
+      end)
+      for i = 1, 3 do gloaming.log.warn("record %d", i) end
+      print("main done")
+    ]], nil, "GLOAMING_LOG=warn")
+    assert.are.equal(0, code, out)
+    local handled = {}
+    for m in out:gmatch("handled (record %d)") do handled[#handled + 1] = m end
+    assert.are.same({ "record 1", "record 2", "record 3" }, handled)
+  end)
+
   it("raises for a handler that is not a function", function()
     assert.has_error(function() gloaming.log.handler("print") end,
       "bad argument #1 to 'handler' (function or nil expected, got string)")
@@ -226,6 +254,70 @@ describe("gloaming run --log-format json", function()
     assert.are.same({ level = "warn", component = "shard", message = 'a "quoted"\nline',
       shard = "0/2", close_code = 4000 }, lines[1])
     assert.are.same({ level = "error", component = "bot", message = "boom" }, lines[2])
+  end)
+
+  -- A JSON text is UTF-8 (RFC 8259 §8.1): a log shipper rejects a line
+  -- with a stray byte, and a long line cut inside a character had one.
+  it("writes valid UTF-8 whatever the text: a stray byte becomes U+FFFD, a cut keeps whole characters", function()
+    local out = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.warn("bad \255 byte")
+      gloaming.log.with({ name = "caf\195" }).warn("cut field")
+      gloaming.log.warn("x" .. ("\195\169"):rep(5000))
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do
+      assert.is_truthy(utf8.len(line), "not UTF-8: " .. line:sub(1, 80))
+      lines[#lines + 1] = assert(json.decode(line), line)
+    end
+    assert.are.equal(3, #lines)
+    assert.are.equal("bad \u{FFFD} byte", lines[1].message)
+    assert.are.equal("caf\u{FFFD}", lines[2].name)
+    assert.matches("^x[é]+$", lines[3].message) -- cut at the bound, before a whole é
+    assert.is_true(#lines[3].message > 8000)
+  end)
+
+  it("keeps a field's value whole, with its spaces and quotes", function()
+    local out = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      gloaming.log.with({ note = 'say "hi" to C:\\x y', user = "1" }).warn("spaced")
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    local line = assert(json.decode(out:match("[^\n]+")), out)
+    line.time = nil
+    assert.are.same({ level = "warn", message = "spaced", note = 'say "hi" to C:\\x y', user = 1 }, line)
+  end)
+
+  -- A log shipper reads every line as JSON: the line saying why the
+  -- process ended was plain text (and its traceback too).
+  it("writes the command's last line as JSON too: a script's error, a Bot that cannot run", function()
+    local function json_lines(out)
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = assert(json.decode(line), line) end
+      return lines
+    end
+    local out, code = helpers.run_gloaming([[
+      require("gloaming").log.warn("before")
+      error("boom")
+    ]], nil, "GLOAMING_LOG=info", "--log-format json")
+    assert.are.equal(1, code, out)
+    local lines = json_lines(out)
+    assert.are.equal(2, #lines)
+    assert.are.equal("error", lines[2].level)
+    assert.matches("^gloaming: .*:2: boom$", lines[2].message)
+    assert.matches("^stack traceback:", lines[2].traceback)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", lines[2].time)
+
+    out, code = helpers.run_gloaming([[
+      local gloaming = require "gloaming"
+      local bot = gloaming.Bot.new { token = "json.last.line", shards = { from = 0, to = 0, total = 1 },
+        gateway_url = "ws://127.0.0.1:1", http = { base_url = "http://127.0.0.1:1/api" },
+        record = "/nonexistent/rec.jsonl" }
+      bot:run()
+    ]], nil, "GLOAMING_LOG=off", "--log-format json")
+    assert.are.equal(3, code, out)
+    lines = json_lines(out)
+    assert.are.equal(1, #lines)
+    assert.matches("^gloaming: cannot record to /nonexistent/rec.jsonl", lines[1].message)
   end)
 
   it("refuses another format", function()

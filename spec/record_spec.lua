@@ -132,7 +132,92 @@ describe("record.load", function()
     assert.are.equal(path .. ":3: not a recording line (not a JSON object)", msg)
   end)
 
-  it("says a truncated .gz is unreadable, with the line it reached", function()
+  -- What kill -9 leaves: the recorder flushed whole lines, but never wrote
+  -- gzip's end. The recording of a bot that crashed is the one to replay.
+  it("keeps the whole lines of a bot killed while recording, and says it was cut", function()
+    local dir = tmpdir()
+    local path, killed = dir .. "/rec.jsonl.gz", dir .. "/killed.jsonl.gz"
+    virtual(function()
+      local fake = testing.gateway {}
+      local shard = assert(gloaming.Shard.new(gloaming.ShardId.new(0, 1),
+        support.config(fake):builder():record(path):build()))
+      local reader = gloaming.spawn(function()
+        return shard:next_event(gloaming.EventTypeFlags.MESSAGE_CREATE, 5)
+      end)
+      assert(fake:wait_ready(0, 5))
+      fake:dispatch(0, "MESSAGE_CREATE", { content = "before the crash" })
+      assert(reader:wait(5))
+      assert(record.open(path):flush())
+      local f = assert(io.open(killed, "wb")) -- the file as the kill left it
+      f:write(read_all(path))
+      f:close()
+      shard:close()
+      record.close(path)
+    end)
+    local whole = assert(record.load(path))
+    local entries, cut = record.load(killed)
+    assert.is_table(entries, cut)
+    assert.are.equal(killed .. ": cut short after line " .. #entries
+      .. " (gzip's end is missing: was the recorder killed?); the lines before are kept", cut)
+    local last_message
+    for _, e in ipairs(entries) do
+      if e.payload:find("before the crash", 1, true) then last_message = e end
+    end
+    assert.truthy(last_message, "the MESSAGE_CREATE flushed before the kill is there")
+    assert.is_true(#entries >= 3 and #entries <= #whole)
+    assert.is_nil(select(2, record.load(path))) -- a closed recording is not cut
+
+    -- the bot restarted on the same path: its recorder finishes the killed
+    -- run's gzip member before appending (appending after it made the
+    -- whole file unreadable, to zcat too)
+    record_session(killed)
+    local all, cut2 = record.load(killed)
+    assert.is_table(all, cut2)
+    assert.is_nil(cut2)
+    assert.are.equal(0, select(3, os.execute("env -u LD_PRELOAD gzip -t " .. killed)))
+    local texts = {}
+    for _, e in ipairs(all) do texts[#texts + 1] = e.payload end
+    texts = table.concat(texts, "\n")
+    assert.truthy(texts:find("before the crash", 1, true))
+    assert.truthy(texts:find("hello 1 ", 1, true))
+    for i, e in ipairs(entries) do assert.are.equal(e.payload, all[i].payload) end -- the killed run's, first
+    assert.is_true(#all > #entries)
+  end)
+
+  -- A plain .jsonl whose writer was killed in the middle of a line (zlib's
+  -- transparent mode writes when its buffer fills, not at line ends).
+  it("keeps the whole lines of a plain recording cut inside a line, and appends after them", function()
+    local path = tmpdir() .. "/cut.jsonl"
+    local f = assert(io.open(path, "wb"))
+    for i = 1, 3 do f:write(('{"time":%d,"shard":[0,1],"dir":"recv","payload":"{}"}\n'):format(i)) end
+    f:write('{"time":4,"shard":[0,1],"dir":"re')
+    f:close()
+    local entries, cut = record.load(path)
+    assert.is_table(entries, cut)
+    assert.are.equal(3, #entries)
+    assert.are.equal(path .. ": cut short after line 3 (the last line is not whole: was the recorder killed?); "
+      .. "the lines before are kept", cut)
+    record_session(path) -- restarted on the same path
+    local all, cut2 = record.load(path)
+    assert.is_table(all, cut2)
+    assert.is_nil(cut2)
+    assert.are.equal(3, math.tointeger(all[3].time))
+    assert.truthy(all[#all].payload) -- the new run's lines follow the whole ones
+    assert.is_true(#all > 3)
+
+    -- a whole last line without its newline (an edited file) is kept
+    local edited = tmpdir() .. "/edited.jsonl"
+    f = assert(io.open(edited, "wb"))
+    f:write('{"time":1,"shard":[0,1],"dir":"recv","payload":"{\\"a\\":\\"b\\"}"}')
+    f:close()
+    assert.are.equal(1, #assert(record.load(edited)))
+    record_session(edited)
+    local kept = assert(record.load(edited))
+    assert.are.equal('{"a":"b"}', kept[1].payload)
+    assert.is_true(#kept > 1)
+  end)
+
+  it("keeps the whole lines of a .gz cut inside a line, without that line's part", function()
     local path = tmpdir() .. "/cut.jsonl.gz"
     local lines = {}
     for i = 1, 200 do
@@ -144,6 +229,22 @@ describe("record.load", function()
     local whole = read_all(path)
     local f = assert(io.open(path, "wb"))
     f:write(whole:sub(1, #whole - 20))
+    f:close()
+    local entries, cut = record.load(path)
+    assert.is_table(entries, cut)
+    assert.truthy(cut:find(path .. ": cut short after line " .. #entries, 1, true), cut)
+    assert.is_true(#entries > 0 and #entries < 200)
+    for i, e in ipairs(entries) do assert.are.equal(('{"op":0,"n":%d}'):format(i), e.payload) end
+  end)
+
+  it("says a corrupt .gz is unreadable, with the line it reached", function()
+    local path = tmpdir() .. "/corrupt.jsonl.gz"
+    local p = assert(io.popen("env -u LD_PRELOAD gzip -c > " .. path, "w"))
+    p:write(('{"time":1,"shard":[0,1],"dir":"recv","payload":"{}"}\n'):rep(2000))
+    p:close()
+    local whole = read_all(path)
+    local f = assert(io.open(path, "wb"))
+    f:write(whole:sub(1, 40), ("\255"):rep(64), whole:sub(105))
     f:close()
     local entries, msg, code = record.load(path)
     assert.is_nil(entries)

@@ -116,6 +116,29 @@ describe("the chaos soak", function()
     assert.is_nil(c.shard[3].pending)
   end)
 
+  -- Ctrl-C (or SIGTERM) under `gloaming run` closes every shard: the
+  -- soak never closes one itself before its end, so that is the run being
+  -- stopped, not a shard "closed without a fatal close code".
+  it("takes a close by the shard itself for the run being stopped, not a violation", function()
+    local c = checker()
+    for id = 0, 3 do c:on_event(id, event("READY", 1, { session_id = "s" .. id })) end
+    c:on_event(1, { type = "GATEWAY_CLOSE", data = { code = 1000, reason = "", initiator = "shard" } })
+    assert.is_true(c.interrupted)
+    c:on_reader_end(1, "closed")
+    c:tick({ [0] = "closed", "closed", "closed", "closed" }, gloaming.now() + 60)
+    assert.are.same({}, c.violations)
+  end)
+
+  it("still fails a shard closed by the gateway without a fatal code", function()
+    local c = checker()
+    c:on_event(2, { type = "GATEWAY_CLOSE", data = { code = 4000, reason = "", initiator = "gateway" } })
+    -- the shard closing itself to resume (a zombie, a full buffer) is no stop
+    c:on_event(2, { type = "GATEWAY_CLOSE", data = { code = 4000, reason = "", initiator = "shard" } })
+    assert.is_nil(c.interrupted)
+    c:on_reader_end(2, "closed")
+    assert.matches("shard 2, invariant fatal: the shard's events ended", c.violations[1])
+  end)
+
   it("fails on what the fake gateway saw broken", function()
     local c = checker()
     c:gateway_violations { { rule = "rate_limit", shard = 3, detail = "over 120 payloads in 60 s" } }

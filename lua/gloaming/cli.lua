@@ -208,6 +208,21 @@ cli.EXIT_BOT_FAILED = 3
 
 -- The failure of a Bot of this run, if one failed (whether or not the
 -- script looked at what bot:run() returned).
+--- The command's last line on stderr: `gloaming: message` (after the
+-- traceback, if any), or with --log-format json one JSON object like every
+-- other line (a log shipper parsing the lines lost why the process ended).
+function cli.last_line(message, traceback)
+  message = "gloaming: " .. core.scrub(message)
+  if core.log_format() ~= "json" then
+    if traceback then io.stderr:write(core.scrub(traceback), "\n") end
+    io.stderr:write(message, "\n")
+    return
+  end
+  local record = { time = os.date("!%Y-%m-%dT%H:%M:%SZ"), level = "error", message = message,
+    traceback = traceback and core.scrub(traceback) or nil }
+  io.stderr:write(require("gloaming.json").encode(record), "\n")
+end
+
 local function bot_failure()
   local bot = package.loaded["gloaming.bot"]
   return bot and bot.run_failure
@@ -281,13 +296,12 @@ function cli.run_main(fn, ...)
   if bot then
     -- one line: what failed and what to do (the message names no secret,
     -- and is scrubbed like every line anyway)
-    io.stderr:write("gloaming: ", core.scrub(tostring(bot.message)), "\n")
+    cli.last_line(tostring(bot.message))
     return cli.EXIT_BOT_FAILED
   end
   if failure then
     -- an error message may quote a token: scrubbed like every log line
-    if failure.traceback then io.stderr:write(core.scrub(failure.traceback), "\n") end
-    io.stderr:write("gloaming: ", core.scrub(failure.message), "\n")
+    cli.last_line(failure.message, failure.traceback)
     return 1
   end
   return 0
@@ -322,7 +336,7 @@ local function run_command(args)
   local script_args = cli.enter_script(file, args) -- in `arg` and `...`
   local chunk, err = loadfile(file)
   if not chunk then
-    io.stderr:write("gloaming: ", err, "\n")
+    cli.last_line(err)
     return 1
   end
   if opts.metrics then

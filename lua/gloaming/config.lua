@@ -90,7 +90,7 @@ function Config.new(token, intents)
 end
 
 function Config:builder()
-  local s = copy(state(self))
+  local s = copy(state(self, Config))
   s.identity = nil
   return core.object(Builder, s)
 end
@@ -100,23 +100,23 @@ for _, k in ipairs { "token", "intents", "large_threshold", "gateway_url", "comp
   "ratelimit_messages", "event_buffer", "queue", "presence", "identify_properties",
   "session", "resume_url", "tls", "max_queued_commands", "max_queued_command_bytes",
   "command_deadline", "record", "record_max_bytes" } do
-  Config[k] = function(self) return state(self)[k] end
+  Config[k] = function(self) return state(self, Config)[k] end
 end
 Config.proxy_url = Config.gateway_url
 
 function Config:__tostring()
-  local s = state(self)
+  local s = state(self, Config)
   return ("gloaming.Config(intents=%d, gateway=%s, token=<redacted>)"):format(s.intents, s.gateway_url)
 end
 
 --- Whether the user chose the gateway URL (create_recommended keeps it).
-function Config:gateway_url_set() return state(self).gateway_url_set end
+function Config:gateway_url_set() return state(self, Config).gateway_url_set end
 
 -- {=============== the builder ===============
 
 local function setter(name, check)
   Builder[name] = function(self, v)
-    local s = state(self)
+    local s = state(self, Builder)
     s[name] = check and check(v) or v
     return self
   end
@@ -124,7 +124,7 @@ end
 
 function Builder:gateway_url(url)
   check_url(url)
-  local s = state(self)
+  local s = state(self, Builder)
   s.gateway_url, s.gateway_url_set = url, true
   return self
 end
@@ -231,7 +231,7 @@ setter("record_max_bytes", function(v)
 end)
 
 function Builder:build()
-  local s = copy(state(self))
+  local s = copy(state(self, Builder))
   s.identity = nil
   check_url(s.gateway_url)
   return core.object(Config, s)
@@ -245,7 +245,7 @@ function Builder.__tostring() return "gloaming.ConfigBuilder(token=<redacted>)" 
 -- writes the JSON, with the opcode and the token: shard_machine.c). The
 -- presence is encoded once per config.
 function Config:_identity()
-  local s = state(self)
+  local s = state(self, Config)
   if not s.identity then
     local props = s.identify_properties or { os = "linux", browser = "gloaming", device = "gloaming" }
     s.identity = {
@@ -263,7 +263,7 @@ function Config:identify_payload(shard_id, total)
   if math.type(shard_id) ~= "integer" or math.type(total) ~= "integer" or shard_id < 0 or shard_id >= total then
     error("bad arguments to 'identify_payload' (shard number and total expected)", 2)
   end
-  return core.identify_payload(self:_identity(), state(self).token, shard_id, total)
+  return core.identify_payload(self:_identity(), state(self, Config).token, shard_id, total)
 end
 
 return { Config = Config, ConfigBuilder = Builder, shared_queue = shared_queue,

@@ -66,7 +66,7 @@ function http.new(token, opts)
   })
 end
 
-function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(self).origin) end
+function Client:__tostring() return ("gloaming.http.Client(%s)"):format(state(self, Client).origin) end
 
 -- {=============== routes and buckets ===============
 
@@ -346,7 +346,7 @@ function Client:request(method, path, body)
   if type(method) ~= "string" or type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("request(method, path, body): path must start with /", 2)
   end
-  local s = state(self)
+  local s = state(self, Client)
   if s.closed then return nil, "closed", "ECLOSED" end
   method = method:upper()
   if type(body) == "table" then body = json.encode(body) end
@@ -406,7 +406,7 @@ function Client:gateway_bot() return self:request("GET", "/gateway/bot") end
 -- Closes the kept-alive connections; the client goes on (a Bot's run ends
 -- so: its http stays usable after).
 function Client:_drop_idle()
-  local s = state(self)
+  local s = state(self, Client)
   for _, c in ipairs(s.idle) do c:close() end
   s.idle = {}
 end
@@ -414,7 +414,7 @@ end
 --- close(): closes the kept-alive connections and ends the client: every
 -- later request returns nil, "closed", "ECLOSED" (as every closed object).
 function Client:close()
-  state(self).closed = true
+  state(self, Client).closed = true
   self:_drop_idle()
 end
 

@@ -22,7 +22,14 @@ local function context_string(fields)
   for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
   local parts = {}
-  for i, k in ipairs(keys) do parts[i] = k .. "=" .. tostring(fields[k]) end
+  for i, k in ipairs(keys) do
+    local v = tostring(fields[k])
+    -- a value with a space (or that looks quoted) is quoted, logfmt's way:
+    -- fields are split at spaces (runtime/io/log.c), and "world" of
+    -- note = "hello world" was lost
+    if v == "" or v:find('[%s"]') then v = '"' .. v:gsub('[\\"]', "\\%0") .. '"' end
+    parts[i] = k .. "=" .. v
+  end
   return table.concat(parts, " ")
 end
 

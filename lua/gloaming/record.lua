@@ -65,7 +65,10 @@ end
 
 --- load(path): the entries of a recording, in order ({ time, shard,
 -- total, dir, payload }), or nil, "path:line: why", "EDECODE" (a line that
--- is not a recording's) or "EIO" (unreadable, or a truncated .gz).
+-- is not a recording's) or "EIO" (unreadable, a corrupt .gz). A .gz that
+-- stops short (the recording of a bot that was killed: what the recorder
+-- flushed is whole lines, only gzip's end is missing) gives its whole
+-- lines, and a second value saying it was cut.
 function record.load(path)
   if type(path) ~= "string" then error("bad argument #1 to 'record.load' (path expected)", 2) end
   local reader, msg, code = core.read_lines(path)
@@ -81,6 +84,11 @@ function record.load(path)
     n = n + 1
     if line:find("%S") then
       local entry, why = parse_line(line)
+      if not entry and err == true then -- the last line, without its "\n": cut by a kill
+        reader:close()
+        return entries, ("%s: cut short after line %d (the last line is not whole: was the recorder killed?); "
+          .. "the lines before are kept"):format(path, n - 1)
+      end
       if not entry then
         reader:close()
         return nil, ("%s:%d: not a recording line (%s)"):format(path, n, why), "EDECODE"
@@ -88,8 +96,11 @@ function record.load(path)
       entries[#entries + 1] = entry
     end
   end
+  local cut = reader:truncated()
+    and ("%s: cut short after line %d (gzip's end is missing: was the recorder killed?); "
+      .. "the lines before are kept"):format(path, n) or nil
   reader:close()
-  return entries
+  return entries, cut
 end
 
 return record

@@ -159,7 +159,10 @@ end
 --- Shard.new(shard_id, config): the shard, or nil, message, code (ETLS:
 -- the CA file of config's tls cannot be loaded).
 function M.new_shard(shard_id, config)
-  if getmetatable(shard_id) ~= ShardId then error("bad argument #1 to 'Shard.new' (ShardId expected)", 2) end
+  if getmetatable(shard_id) ~= ShardId then
+    local got = type(getmetatable(shard_id)) == "table" and getmetatable(shard_id).__name or type(shard_id)
+    error(("bad argument #1 to 'Shard.new' (gloaming.ShardId expected, got %s)"):format(got), 2)
+  end
   local ok, Config = pcall(function() return require("gloaming.config").Config end)
   if not ok or getmetatable(config) ~= Config then
     error("bad argument #2 to 'Shard.new' (gloaming.Config expected)", 2)

@@ -152,7 +152,14 @@ const char *gm_log_next_field(const char *p, const char **key, size_t *klen,
                               const char **value, size_t *vlen) {
   while (p && *p == ' ') p++;
   if (p == NULL || *p == '\0') return NULL;
-  size_t n = strcspn(p, " ");
+  size_t n = strcspn(p, " =");
+  if (p[n] == '=' && p[n + 1] == '"') { /* key="quoted value" */
+    size_t i = n + 2;
+    while (p[i] && p[i] != '"') i += p[i] == '\\' && p[i + 1] ? 2 : 1;
+    n = p[i] ? i + 1 : i;
+  } else {
+    n = strcspn(p, " ");
+  }
   const char *eq = memchr(p, '=', n);
   *key = p;
   *klen = eq ? (size_t)(eq - p) : n;
@@ -259,12 +266,27 @@ static void emit(gm_log_level_t level, char *line, size_t len) {
   }
 }
 
-/* Appends text as a JSON string's content (gm_json_escape); returns the
- * new length, which leaves at least 2 bytes of cap for what closes it. */
+/* Appends text as a JSON string's content (gm_json_escape: valid UTF-8
+ * whatever the text, never a character split at the cap); returns the new
+ * length, which leaves CLOSERS bytes of cap for what closes the line. */
+#define CLOSERS 8
 static size_t json_escape(char *out, size_t o, size_t cap, const char *text,
                           size_t len) {
-  if (o + 2 >= cap) return o;
-  return o + gm_json_escape(out + o, cap - o - 2, text, len, NULL);
+  if (o + CLOSERS >= cap) return o;
+  return o + gm_json_escape(out + o, cap - o - CLOSERS, text, len, NULL);
+}
+
+size_t gm_log_field_unquote(const char *v, size_t vlen, char *out) {
+  if (vlen < 2 || v[0] != '"' || v[vlen - 1] != '"') {
+    memcpy(out, v, vlen);
+    return vlen;
+  }
+  size_t o = 0;
+  for (size_t i = 1; i + 1 < vlen; i++) {
+    if (v[i] == '\\' && i + 2 < vlen) i++;
+    out[o++] = v[i];
+  }
+  return o;
 }
 
 /* A field of at most 9 digits is a number (close_code=4000); longer ones
@@ -310,7 +332,13 @@ static size_t format_json(char *out, size_t cap, const gm_log_record_t *r,
       o += vl;
     } else {
       out[o++] = '"';
-      o = json_escape(out, o, cap, v, vl);
+      char *plain = vl && v[0] == '"' ? gm_malloc(vl) : NULL;
+      if (plain) {
+        o = json_escape(out, o, cap, plain, gm_log_field_unquote(v, vl, plain));
+        gm_free(plain, vl);
+      } else {
+        o = json_escape(out, o, cap, v, vl);
+      }
       if (o + 2 >= cap) break;
       out[o++] = '"';
     }

@@ -62,9 +62,15 @@ void gm_log_set_sink(gm_log_sink_t sink, void *ud); /* NULL: stderr */
 /* Every record that passes the level goes to hook too (NULL: none). */
 void gm_log_set_hook(gm_log_hook_t hook, void *ud);
 /* The fields of a context, one per call: returns the position after the
- * field, or NULL at the end; a bare word (the component) has no value. */
+ * field, or NULL at the end; a bare word (the component) has no value. A
+ * value with a space is quoted (logfmt: note="a \"b\" c", gloaming.log's
+ * with{} writes it so): *value is then the quoted text, quotes included;
+ * gm_log_field_unquote gives what it says. */
 const char *gm_log_next_field(const char *p, const char **key, size_t *klen,
                               const char **value, size_t *vlen);
+/* A field's value as it was given: a quoted one without its quotes and
+ * escapes, into out (vlen bytes at least); returns its length. */
+size_t gm_log_field_unquote(const char *v, size_t vlen, char *out);
 /* Whether a field's value is written as a number: at most 9 digits
  * (close_code=4000); snowflakes stay text. */
 bool gm_log_field_is_integer(const char *v, size_t n);

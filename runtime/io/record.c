@@ -97,6 +97,121 @@ static gzFile open_file(const char *path, bool gz) {
   return f;
 }
 
+/* A .gz whose writer was killed (kill -9, the OOM killer) ends with the
+ * writer's last sync flush (00 00 ff ff) where a closed one ends with its
+ * trailer: its last gzip member has no end. Appending a new member after
+ * it made the whole file unreadable (inflate reads the new member's header
+ * as data), the crashed run's lines with it. So before appending, that
+ * member is finished as gzip would have: an empty final block (03 00) and
+ * the trailer, the CRC and length of what the member inflates to. Returns
+ * 0 (finished, or nothing to do), or -1 with errno. A kill in the middle of
+ * a write (rare: the writer is idle between batches) is not repaired. */
+static int finish_killed_member(const char *path) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  static const unsigned char sync_end[4] = {0x00, 0x00, 0xff, 0xff};
+  unsigned char tail[4];
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < 4 ||
+      pread(fd, tail, 4, st.st_size - 4) != 4 || memcmp(tail, sync_end, 4) != 0) {
+    close(fd);
+    return 0;
+  }
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, 15 + 16) != Z_OK) {
+    close(fd);
+    errno = ENOMEM;
+    return -1;
+  }
+  unsigned char in[16384], out[16384];
+  uLong crc = crc32(0, NULL, 0), len = 0;
+  bool open_member = false, corrupt = false;
+  int rc = 0;
+  for (;;) {
+    if (z.avail_in == 0) {
+      ssize_t n = read(fd, in, sizeof in);
+      if (n < 0) rc = -1;
+      if (n <= 0) break;
+      z.next_in = in;
+      z.avail_in = (uInt)n;
+    }
+    z.next_out = out;
+    z.avail_out = sizeof out;
+    int ret = inflate(&z, Z_NO_FLUSH);
+    size_t got = sizeof out - z.avail_out;
+    crc = crc32(crc, out, (uInt)got);
+    len += got;
+    open_member = true;
+    if (ret == Z_STREAM_END) { /* a closed member: the next one starts */
+      inflateReset(&z);
+      crc = crc32(0, NULL, 0);
+      len = 0;
+      open_member = false;
+    } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+      corrupt = true; /* not ours to mend */
+      break;
+    }
+  }
+  inflateEnd(&z);
+  if (rc == 0 && open_member && !corrupt) {
+    unsigned char end[10] = {0x03, 0x00};
+    for (int i = 0; i < 4; i++) {
+      end[2 + i] = (unsigned char)(crc >> (8 * i));
+      end[6 + i] = (unsigned char)(len >> (8 * i));
+    }
+    if (pwrite(fd, end, sizeof end, st.st_size) != (ssize_t)sizeof end) rc = -1;
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
+/* A plain recording whose writer was killed may end inside a line (zlib's
+ * transparent mode writes when its buffer fills, not at line ends); lines
+ * appended after it would be glued to it, one corrupt line that fails the
+ * whole load. A line the recorder wrote ends with the payload's closing
+ * quote and the object's brace ("}, the quote not escaped): a tail that
+ * does not is the cut part of a line, and goes; one that does only lacks
+ * its newline (an edited file), which is added. Returns 0 or -1 with errno. */
+static int end_at_whole_line(const char *path) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  struct stat st;
+  char buf[4096];
+  int rc = 0;
+  if (fstat(fd, &st) != 0) rc = -1;
+  off_t end = rc == 0 ? st.st_size : 0, at = end;
+  char last = '\n';
+  if (end > 0 && pread(fd, &last, 1, end - 1) != 1) rc = -1;
+  while (rc == 0 && last != '\n' && at > 0) { /* the start of the tail */
+    size_t n = at > (off_t)sizeof buf ? sizeof buf : (size_t)at;
+    if (pread(fd, buf, n, at - (off_t)n) != (ssize_t)n) { rc = -1; break; }
+    const char *nl = memrchr(buf, '\n', n);
+    if (nl) { at = at - (off_t)n + (nl - buf) + 1; break; }
+    at -= (off_t)n;
+  }
+  if (rc == 0 && last != '\n') {
+    size_t tail = (size_t)(end - at);
+    bool whole = false;
+    if (tail >= 2 && pread(fd, buf, 3, end - 3) == 3) {
+      size_t slashes = 0; /* before the quote: an odd count escapes it */
+      for (off_t i = end - 3; i >= at && slashes < sizeof buf; i--) {
+        char c;
+        if (pread(fd, &c, 1, i) != 1 || c != '\\') break;
+        slashes++;
+      }
+      whole = buf[1] == '"' && buf[2] == '}' && slashes % 2 == 0;
+    }
+    if (whole ? pwrite(fd, "\n", 1, end) != 1 : ftruncate(fd, at) != 0) rc = -1;
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
 static void fail_locked(gm_record_t *r, const char *what) {
   r->failed = true;
   snprintf(r->error, sizeof r->error, "recording to %s stopped: %s", r->path,
@@ -191,7 +306,10 @@ static void writer(void *arg) {
 gm_record_t *gm_record_open(const char *path, uint64_t max_bytes, char *why,
                             size_t why_len) {
   bool gz = ends_with(path, ".gz");
-  gzFile f = open_file(path, gz);
+  errno = 0;
+  gzFile f = (gz ? finish_killed_member(path) : end_at_whole_line(path)) != 0
+                ? NULL
+                : open_file(path, gz);
   if (f == NULL) {
     snprintf(why, why_len, "cannot record to %s: %s", path,
              errno ? strerror(errno) : "out of memory");

@@ -12,7 +12,13 @@
  * spawned on the first record of each run) takes them with log_take and
  * calls the handler, where it may wait, fail or be slow: the shard goes on
  * and the queue holds the records (at most MAX_QUEUED; beyond, they are
- * counted and the handler is told how many it missed). */
+ * counted and the handler is told how many it missed).
+ *
+ * The task keeps the run going while it has records to deliver (a task
+ * like the script's own, not a daemon) and only while it waits for more
+ * (a daemon): the run ends once the handler took the last record, so a
+ * handler that ships logs gets the lines logged just before the end (why a
+ * bot stopped) instead of losing them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,7 +122,14 @@ static void queue_clear(void) {
   q.n = 0;
 }
 
-/* The deliver task of this run, spawned when none is alive. */
+/* The deliver task has records to deliver: it keeps the run going. */
+static void set_busy(gm_rt_t *rt, gm_task_t *t, bool busy) {
+  if (t->daemon == !busy) return;
+  t->daemon = !busy;
+  if (busy) rt->live++; else rt->live--;
+}
+
+/* The deliver task of this run, spawned (busy) when none is alive. */
 static void ensure_task(gm_rt_t *rt) {
   if (!rt->in_run) return;
   if (q.task && q.task->state != GM_TASK_DONE) return;
@@ -126,7 +139,7 @@ static void ensure_task(gm_rt_t *rt) {
     lua_pop(L, 1);
     return;
   }
-  q.task = gm_task_spawn(L, rt, 0, true);
+  q.task = gm_task_spawn(L, rt, 0, false);
   lua_setfield(L, LUA_REGISTRYINDEX, "gloaming.log_task");
 }
 
@@ -161,6 +174,7 @@ static void on_record(void *ud, const gm_log_record_t *rec) {
   if (q.waiter) {
     gm_task_t *t = q.waiter;
     q.waiter = NULL;
+    set_busy(rt, t, true);
     gm_task_wake(t, 0);
   } else {
     ensure_task(rt);
@@ -207,6 +221,7 @@ static void push_record(lua_State *L, const qrec_t *r) {
   const char *k, *v;
   size_t kl, vl;
   size_t comp;
+  luaL_Buffer b;
   const char *ctext = gm_log_component(r->data, &comp);
   if (ctext) {
     lua_pushlstring(L, ctext, comp);
@@ -217,8 +232,10 @@ static void push_record(lua_State *L, const qrec_t *r) {
     lua_pushlstring(L, k, kl);
     if (gm_log_field_is_integer(v, vl))
       lua_pushinteger(L, strtol(v, NULL, 10)); /* close_code=4000 */
-    else
-      lua_pushlstring(L, v, vl);
+    else {
+      char *plain = luaL_buffinitsize(L, &b, vl);
+      luaL_pushresultsize(&b, gm_log_field_unquote(v, vl, plain));
+    }
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "fields");
@@ -277,6 +294,7 @@ static int l_log_take(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   gm_task_t *t = gm_task_current(L, rt);
   if (q.head || q.dropped) return take(L);
+  set_busy(rt, t, false); /* all delivered: the run may end */
   q.waiter = t;
   return gm_task_wait_k(L, t, &q, detach_taker, UINT64_MAX, take_k);
 }

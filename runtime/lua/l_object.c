@@ -127,18 +127,29 @@ static int l_object(lua_State *L) {
   return 1;
 }
 
-/* Every method of a Lua class starts here: obj.method() for obj:method()
- * is reported against the method the user called, where they called it. */
+/* Every method of a Lua class starts here: state(self[, Class]). obj.method()
+ * for obj:method() is reported against the method the user called, where
+ * they called it, naming Class (its __name) when given: an object of
+ * another class is refused too, not read as if it were one. */
 static int l_state(lua_State *L) {
-  if (lua_type(L, 1) != LUA_TUSERDATA) {
+  bool ok = lua_type(L, 1) == LUA_TUSERDATA;
+  if (ok && lua_istable(L, 2)) {
+    ok = lua_getmetatable(L, 1) && lua_rawequal(L, -1, 2);
+    lua_settop(L, 2);
+  }
+  if (!ok) {
     lua_Debug ar;
     const char *name = "?";
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "n", &ar) && ar.name)
       name = ar.name;
+    const char *class = "gloaming object";
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "__name") == LUA_TSTRING)
+      class = lua_tostring(L, -1);
+    const char *got = luaL_typename(L, 1);
+    if (luaL_getmetafield(L, 1, "__name") == LUA_TSTRING) got = lua_tostring(L, -1);
     luaL_where(L, 2);
-    lua_pushfstring(L, "%sbad self to '%s' (gloaming object expected, got "
-                       "%s): call it as obj:%s(...)",
-                    lua_tostring(L, -1), name, luaL_typename(L, 1), name);
+    lua_pushfstring(L, "%sbad self to '%s' (%s expected, got %s): call it as obj:%s(...)",
+                    lua_tostring(L, -1), name, class, got, name);
     return lua_error(L);
   }
   lua_getiuservalue(L, 1, 1);

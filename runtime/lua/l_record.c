@@ -2,7 +2,8 @@
  *
  *   core.record_open(path, max_bytes) -> recorder | nil, msg, code
  *   recorder:flush() recorder:close() recorder:stats() -> table
- *   core.read_lines(path) -> reader      reader:next() -> line | nil | nil, msg, code
+ *   core.read_lines(path) -> reader      reader:next() -> line[, true: no "\n" after it] | nil | nil, msg, code
+ *                                        reader:truncated() -> true when a .gz stopped short
  *   core.payload_parts(json) -> op, s, t, d (text)
  *
  * read_lines reads through zlib's gz reader, which takes a plain file as
@@ -97,13 +98,15 @@ static int rec_tostring(lua_State *L) {
 /* {=============== reading =============== */
 
 typedef struct {
-  gzFile f; /* NULL once closed */
+  gzFile f;       /* NULL once closed */
+  bool truncated; /* the .gz ended without its end: see reader_next */
 } lreader_t;
 
 static int l_read_lines(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lreader_t *rd = lua_newuserdatauv(L, sizeof *rd, 0);
   rd->f = NULL;
+  rd->truncated = false;
   luaL_setmetatable(L, READER_MT);
   errno = 0;
   rd->f = gzopen(path, "rb");
@@ -123,7 +126,10 @@ static int reader_close(lua_State *L) {
 }
 
 /* The next line without its "\n"; nil at the end; nil, msg, EIO when the
- * file is not readable gzip (truncated, corrupt). */
+ * file is not readable gzip (corrupt). A .gz that stops short (a recorder
+ * killed before it closed the file: what it flushed ends at a whole line,
+ * only gzip's end is missing) ends after its last whole line, and
+ * reader:truncated() says so: the part of a line it cut is dropped. */
 static int reader_next(lua_State *L) {
   lreader_t *rd = luaL_checkudata(L, 1, READER_MT);
   if (rd->f == NULL) return 0;
@@ -144,13 +150,26 @@ static int reader_next(lua_State *L) {
   }
   int zerr = Z_OK;
   const char *why = gzerror(rd->f, &zerr);
+  if (zerr == Z_BUF_ERROR) { /* "unexpected end of file" */
+    rd->truncated = true;
+    luaL_pushresult(&b);
+    lua_pop(L, 1);
+    return 0;
+  }
   if (zerr != Z_OK && zerr != Z_STREAM_END) {
     luaL_pushresult(&b);
     lua_pop(L, 1);
     return gm_push_fail(L, GM_EIO, zerr == Z_ERRNO ? strerror(errno) : why);
   }
   if (!any) return 0;
-  luaL_pushresult(&b); /* the last line had no "\n" */
+  luaL_pushresult(&b); /* the last line had no "\n": perhaps cut */
+  lua_pushboolean(L, 1);
+  return 2;
+}
+
+static int reader_truncated(lua_State *L) {
+  lreader_t *rd = luaL_checkudata(L, 1, READER_MT);
+  lua_pushboolean(L, rd->truncated);
   return 1;
 }
 
@@ -182,6 +201,7 @@ int gm_open_record(lua_State *L) {
                                       {NULL, NULL}};
   static const luaL_Reg reader_methods[] = {{"next", reader_next},
                                             {"close", reader_close},
+                                            {"truncated", reader_truncated},
                                             {NULL, NULL}};
   static const luaL_Reg reader_meta[] = {{"__gc", reader_close},
                                          {"__close", reader_close},

@@ -1,5 +1,7 @@
 #include "json_write.h"
 
+#include "utf8.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +27,15 @@ void gm_jw_raw(gm_jw_t *w, const char *s, size_t len) {
   w->len += len;
 }
 
+/* The length of the valid UTF-8 character at p (at most n bytes), or 0. */
+static size_t utf8_char_len(const unsigned char *p, size_t n) {
+  size_t len = p[0] >= 0xC2 && p[0] <= 0xDF   ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
+  return len && len <= n && gm_utf8_valid(p, len) ? len : 0;
+}
+
 size_t gm_json_escape(char *out, size_t cap, const char *s, size_t len,
                       size_t *used) {
   static const char hex[] = "0123456789abcdef";
@@ -34,7 +45,18 @@ size_t gm_json_escape(char *out, size_t cap, const char *s, size_t len,
     unsigned char c = (unsigned char)s[i];
     char e[6];
     size_t n;
-    if (c == '"' || c == '\\') {
+    if (c >= 0x80) { /* a whole character, or U+FFFD for a byte that starts none */
+      size_t k = utf8_char_len((const unsigned char *)s + i, len - i);
+      if (k == 0) {
+        memcpy(e, "\\ufffd", 6), n = 6;
+      } else {
+        if (k > cap - o) break;
+        memcpy(out + o, s + i, k);
+        o += k;
+        i += k - 1;
+        continue;
+      }
+    } else if (c == '"' || c == '\\') {
       e[0] = '\\', e[1] = (char)c, n = 2;
     } else if (c >= 8 && c <= 13 && c != 11) {
       e[0] = '\\', e[1] = shorts[c - 8], n = 2;

@@ -28,10 +28,12 @@ void gm_jw_string(gm_jw_t *w, const char *s, size_t len);
 
 /* The one JSON string escaper (the writer's strings, log lines, recording
  * lines): s as a string's content, without quotes, into out: \" \\ \b \f
- * \n \r \t, other control bytes and DEL as \u00XX, the rest as it is (UTF-8
- * passes through). At most 6 bytes out per byte in. Stops before a byte
- * whose escape would not fit in cap; *used (when not NULL) says how much
- * of s was written. Returns the bytes written. */
+ * \n \r \t, other control bytes and DEL as \u00XX, valid UTF-8 as it is,
+ * and each byte that starts no valid character as \ufffd (a JSON text is
+ * UTF-8, RFC 8259 8.1). At most 6 bytes out per byte in. Stops before a
+ * byte (or a character) that would not fit in cap, so a cut never splits
+ * a character; *used (when not NULL) says how much of s was written.
+ * Returns the bytes written. */
 size_t gm_json_escape(char *out, size_t cap, const char *s, size_t len,
                       size_t *used);
 void gm_jw_int(gm_jw_t *w, int64_t v);

@@ -54,6 +54,13 @@ end
 function Checker:on_event(id, event)
   local st = self.shard[id]
   local seq = event.sequence
+  if event.type == "GATEWAY_CLOSE" and event.data.initiator == "shard" and event.data.code == 1000
+      and not self.stopping then
+    -- a shard closes itself with 4000 (to resume: a zombie, a full
+    -- buffer), and the soak closes its shards only once stopping: 1000 is
+    -- `gloaming run` closing them on SIGINT or SIGTERM, the run interrupted
+    self.interrupted, self.stopping = true, true
+  end
   if event.type == "READY" then
     self.readies = self.readies + 1
     st.session, st.seq = event.data.session_id, seq
@@ -132,6 +139,7 @@ end
 
 --- Each tick: states and deadlines. states[id] is shard:state().
 function Checker:tick(states, now)
+  if self.stopping then return end
   for id = 0, self.count - 1 do
     local st = self.shard[id]
     local state = states[id]

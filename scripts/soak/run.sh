@@ -17,7 +17,11 @@ export SOAK_SEED GLOAMING_LOG="${GLOAMING_LOG:-error}" SOAK_FAKE=./build/gloamin
 status=0
 
 echo "=== chaos soak: plain build, $SOAK_SECONDS s"
-SOAK_SECONDS=$SOAK_SECONDS SOAK_BUILD=plain build/gloaming run scripts/soak/soak.lua || status=1
+SOAK_SECONDS=$SOAK_SECONDS SOAK_BUILD=plain build/gloaming run scripts/soak/soak.lua || status=$?
+# 130: interrupted (Ctrl-C), no verdict: stop here rather than go on to the
+# sanitizers' run
+if [ "$status" = 130 ]; then echo "0 passed, 1 failed (interrupted)"; exit 130; fi
+[ "$status" = 0 ] || status=1
 
 if [ "$SOAK_ASAN_SECONDS" != 0 ]; then
   echo "=== chaos soak: AddressSanitizer, $SOAK_ASAN_SECONDS s"
@@ -30,7 +34,9 @@ if [ "$SOAK_ASAN_SECONDS" != 0 ]; then
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   LD_PRELOAD="$preload" LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build-asan/lib/?.so;;" \
   SOAK_SECONDS=$SOAK_ASAN_SECONDS SOAK_RSS=0 SOAK_SLACK=${SOAK_ASAN_SLACK:-6} SOAK_BUILD=asan \
-    lua5.4 scripts/gloaming run scripts/soak/soak.lua || status=1
+    lua5.4 scripts/gloaming run scripts/soak/soak.lua || status=$?
+  if [ "$status" = 130 ]; then echo "0 passed, 1 failed (interrupted)"; exit 130; fi
+  [ "$status" = 0 ] || status=1
 fi
 
 if [ "$status" = 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi

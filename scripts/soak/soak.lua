@@ -167,6 +167,13 @@ end
 
 -- }===============
 
+-- One tick; false once the run is stopped (Ctrl-C or SIGTERM: `gloaming
+-- run` cancels this task, and closes the shards, which the checker sees).
+local function tick()
+  if gloaming.sleep(TICK) == nil then checker.interrupted, checker.stopping = true, true end
+  return not checker.stopping
+end
+
 local function fail_startup(msg)
   fake:stop()
   error(("soak: seed %d: %s (the fake's log: %s)"):format(SEED, msg, log), 0)
@@ -179,29 +186,34 @@ while true do
   for id = 0, SHARDS - 1 do if checker.shard[id].active_at then ready = ready + 1 end end
   if ready == SHARDS then break end
   if gloaming.now() - t_up > 120 then fail_startup(("only %d of %d shards READY after 120 s"):format(ready, SHARDS)) end
-  gloaming.sleep(TICK)
+  if not tick() then break end
 end
-io.stdout:write(("soak: %d shards READY in %.1f s\n"):format(SHARDS, gloaming.now() - t_up))
-io.stdout:flush()
+if not checker.stopping then
+  io.stdout:write(("soak: %d shards READY in %.1f s\n"):format(SHARDS, gloaming.now() - t_up))
+  io.stdout:flush()
+end
 
 -- Every event buffer filled once, before the faults: a slow handler with a
 -- burst behind it on every shard (each closes 4000 after an interval full,
 -- and resumes once drained). Buffers keep what they grew to, so the RSS
 -- baseline must hold them all, not only those the faults reached first.
 for id = 0, SHARDS - 1 do
+  if checker.stopping then break end
   pauses[id] = 2 * INTERVAL + 1
   assert(fake:post("burst", { shard = id, count = 600 }))
 end
 local t_fill = gloaming.now()
-while not all_quiet(states(), gloaming.now()) do
+while not checker.stopping and not all_quiet(states(), gloaming.now()) do
   if gloaming.now() - t_fill > 60 then
     fail_startup("the shards were not all active 60 s after their buffers filled")
   end
   checker:tick(states(), gloaming.now())
-  gloaming.sleep(TICK)
+  if not tick() then break end
 end
-io.stdout:write(("soak: every event buffer filled and drained in %.1f s\n"):format(gloaming.now() - t_fill))
-io.stdout:flush()
+if not checker.stopping then
+  io.stdout:write(("soak: every event buffer filled and drained in %.1f s\n"):format(gloaming.now() - t_fill))
+  io.stdout:flush()
+end
 
 local only -- SOAK_KINDS=truncate,drop: only these kinds (to chase one)
 for kind in (os.getenv("SOAK_KINDS") or ""):gmatch("[%w_]+") do
@@ -217,7 +229,7 @@ local next_fault, late_since = 1, nil
 local next_poll, next_rss, next_progress = start + 2, start + 5, start + 30
 local ended = false
 
-while #checker.violations == 0 do
+while #checker.violations == 0 and not checker.stopping do
   local now = gloaming.now()
   local t = now - start
   local st = states()
@@ -247,7 +259,7 @@ while #checker.violations == 0 do
     for id = 0, SHARDS - 1 do if checker.shard[id].pending and not checker.shard[id].fatal then pending = true end end
     if not pending then ended = true break end
   end
-  gloaming.sleep(TICK)
+  if not tick() then break end
 end
 
 -- {=============== the end ===============
@@ -275,6 +287,13 @@ io.stdout:write(report.text({ seed = SEED, seconds = SECONDS, shards = SHARDS,
   build = os.getenv("SOAK_BUILD") or "plain", injected = injected, active = active, fatal = fatal,
   fatal_list = table.concat(fatal_list, ", "), rss = RSS, warmup = WARMUP, codes = codes }, counts, checker))
 io.stdout:flush()
+if checker.interrupted then
+  -- no verdict: exit 130 as a shell does, so that run.sh stops too
+  io.stderr:write(("soak: interrupted at t=%.1f s (SIGINT or SIGTERM): no verdict (seed %d)\n")
+    :format(gloaming.now() - (checker.t0 or gloaming.now()), SEED))
+  os.remove(log)
+  os.exit(130, false)
+end
 if #checker.violations > 0 then
   error(("soak failed: %s (replay: SOAK_SEED=%d; the fake's log: %s)"):format(checker.violations[1], SEED, log), 0)
 end

@@ -31,6 +31,21 @@ static void stops_before_an_escape_that_does_not_fit(void **state) {
   assert_int_equal('x', out[2]); /* nothing past what it wrote */
 }
 
+static void keeps_valid_utf8_and_replaces_stray_bytes(void **state) {
+  (void)state;
+  char out[64];
+  /* é whole; a lone continuation byte; a character cut short at the end */
+  const char in[] = "\xc3\xa9\x80x\xe2\x82";
+  size_t n = gm_json_escape(out, sizeof out, in, sizeof in - 1, NULL);
+  out[n] = '\0';
+  assert_string_equal(out, "\xc3\xa9\\ufffdx\\ufffd\\ufffd");
+  /* the cap never splits a character: 3 bytes of room, a 4-byte one */
+  size_t used;
+  n = gm_json_escape(out, 3, "\xf0\x9f\x98\x80", 4, &used);
+  assert_int_equal(0, n);
+  assert_int_equal(0, used);
+}
+
 static void a_writer_string_that_does_not_fit_is_cut_whole(void **state) {
   (void)state;
   char out[12];
@@ -49,6 +64,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(escapes_quotes_backslashes_and_control_bytes),
       cmocka_unit_test(stops_before_an_escape_that_does_not_fit),
+      cmocka_unit_test(keeps_valid_utf8_and_replaces_stray_bytes),
       cmocka_unit_test(a_writer_string_that_does_not_fit_is_cut_whole),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,7 @@ local OWN = { READY = true, RESUMED = true }
 function recording.load(path, level)
   local entries, msg = record.load(path)
   if not entries then error("testing.gateway: cannot replay " .. msg, level + 1) end
+  if msg then gloaming.log.warn("testing.gateway: replaying " .. msg) end -- a killed recorder's
   local out = { total = 1, shards = {}, count = 0, intents = nil, channel_ids = {} }
   for _, e in ipairs(entries) do
     out.total = math.max(out.total, e.total)
