@@ -297,10 +297,11 @@ static void set_why(link_t *k, int err, const char *fmt, const char *detail) {
 
 static void became_up(link_t *k) {
   k->state = UP;
+  unsigned failed = k->attempts;
   k->attempts = 0;
   gm_timer_stop(&k->connect_timer);
-  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s)", link_name[k->which],
-         k->was_up ? "reconnected" : "up", k->r->display);
+  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
+         link_name[k->which], k->was_up ? "reconnected" : "up", k->r->display, failed);
   k->was_up = true;
   if (k->which == GM_REDIS_CMD && k->r->h->on_state) k->r->h->on_state(k->r, true, 0, NULL);
 }
@@ -493,7 +494,9 @@ static void link_gone(link_t *k) {
   for (unsigned i = 1; i < k->attempts && delay < r->backoff_max; i++) delay *= 2;
   if (delay > r->backoff_max) delay = r->backoff_max;
   delay = delay / 2 + (uint64_t)(gm_random_unit() * (double)(delay / 2)); /* jitter */
-  gm_log(was_up ? GM_LOG_WARN : k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
+  /* once per spell of failures: the drop itself; the attempts after it
+   * are debug lines (a Redis away for an hour must not flood the log) */
+  gm_log(was_up ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
          link_name[k->which], r->display, k->why, (double)delay / 1e6);
   gm_timer_start(&k->retry_timer, delay);
   if (k->which == GM_REDIS_CMD && r->h->on_state) r->h->on_state(r, false, k->last_err, k->why);
@@ -607,6 +610,10 @@ bool gm_redis_closed(const gm_redis_t *r) { return r->closed; }
 bool gm_redis_up(const gm_redis_t *r, gm_redis_link_t link) { return r->links[link].state == UP; }
 const char *gm_redis_run_id(const gm_redis_t *r) { return r->run_id; }
 const char *gm_redis_display(const gm_redis_t *r) { return r->display; }
+const char *gm_redis_last_error(const gm_redis_t *r) {
+  const link_t *k = &r->links[GM_REDIS_CMD];
+  return k->why[0] ? k->why : "no attempt finished";
+}
 const char *gm_redis_prefix(const gm_redis_t *r, size_t *len) {
   *len = r->prefix_len;
   return r->prefix;

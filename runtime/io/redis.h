@@ -78,6 +78,8 @@ const char *gm_redis_run_id(const gm_redis_t *r);
 const char *gm_redis_prefix(const gm_redis_t *r, size_t *len);
 /* The URL without its password, for messages. */
 const char *gm_redis_display(const gm_redis_t *r);
+/* Why the CMD link's last attempt or connection failed, for messages. */
+const char *gm_redis_last_error(const gm_redis_t *r);
 
 /* Sends one command. block_ns (BLK only): how long the server may hold
  * it; the watchdog allows that plus the timeout. 0, or a GM_E* code with

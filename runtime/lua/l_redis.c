@@ -19,6 +19,7 @@
  * { err = msg } inside a pipeline or an array. */
 #include <string.h>
 
+#include "io/log.h"
 #include "io/redis.h"
 #include "lua/l_object.h"
 #include "lua/rt.h"
@@ -32,10 +33,15 @@
 typedef struct lredis_s {
   gm_redis_t *r;
   gm_rt_t *rt;
+  gm_loop_t *loop;
   gm_waiter_t connecting;
   bool decided; /* the first connect succeeded or failed */
   int first_err;
   char first_why[192];
+  /* wait: connect(…, { wait = … }) retries until Redis answers; a spell of
+   * failures is logged once, on its first failure */
+  bool wait, waiting_logged;
+  uint64_t wait_since;
   gm_waiter_t resets;
   bool reset_pending;
   char old_id[64], new_id[64];
@@ -367,9 +373,27 @@ static int client_tostring(lua_State *L) {
 
 /* {=============== connecting =============== */
 
+/* What a waiting connect sits out: the server is not there yet, or not
+ * ready. A refused AUTH or SELECT is a configuration error: it fails. */
+static bool transient(int err, const char *why) {
+  if (err != GM_EREDIS) return err != GM_ENOMEM && err != GM_ECLOSED;
+  return why && strstr(why, "LOADING") != NULL; /* a restart loading its data */
+}
+
 static void on_state(gm_redis_t *r, bool up, int err, const char *why) {
   lredis_t *lr = gm_redis_data(r);
   if (lr->decided) return;
+  if (!up && lr->wait && transient(err, why)) {
+    if (!lr->waiting_logged) {
+      lr->waiting_logged = true;
+      gm_log(GM_LOG_WARN, "redis", "%s is not reachable (%s): waiting for it, retrying with backoff",
+             gm_redis_display(r), why ? why : gm_strerror(err));
+    }
+    return; /* io/redis.c has scheduled the next attempt */
+  }
+  if (up && lr->waiting_logged)
+    gm_log(GM_LOG_INFO, "redis", "%s answered after %.1f s of waiting", gm_redis_display(r),
+           (double)(gm_loop_now(lr->loop) - lr->wait_since) / 1e9);
   lr->decided = true;
   lr->first_err = up ? 0 : err;
   snprintf(lr->first_why, sizeof lr->first_why, "%s", why ? why : "");
@@ -410,8 +434,19 @@ static int connect_result(lua_State *L, lredis_t *lr) {
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
-  if (t->nresume > 0) return gm_task_results(L, t); /* cancelled */
-  return connect_result(L, luaL_checkudata(L, 3, REDIS_MT));
+  lredis_t *lr = luaL_checkudata(L, 3, REDIS_MT);
+  if (t->nresume > 0) { /* cancelled, or the wait's deadline */
+    int n = gm_task_results(L, t);
+    if (n == 3 && lr->first_why[0] == '\0' && lua_isnil(L, -3)) { /* say what the last attempt met */
+      const char *code = lua_tostring(L, -1);
+      if (code && strcmp(code, "ETIMEDOUT") == 0) {
+        lua_pushfstring(L, "redis did not answer within the wait: %s", gm_redis_last_error(lr->r));
+        lua_replace(L, -3);
+      }
+    }
+    return n;
+  }
+  return connect_result(L, lr);
 }
 
 static double number_field(lua_State *L, int idx, const char *name) {
@@ -440,6 +475,10 @@ static int l_redis_connect(lua_State *L) {
   cfg.timeout_ns = gm_seconds_to_ns(number_field(L, 2, "timeout"));
   cfg.backoff_min_ns = gm_seconds_to_ns(number_field(L, 2, "backoff_min"));
   cfg.backoff_max_ns = gm_seconds_to_ns(number_field(L, 2, "backoff_max"));
+  /* wait: false, true (no deadline) or seconds (redis.lua checked it) */
+  lua_getfield(L, 2, "wait");
+  bool wait = lua_toboolean(L, -1);
+  uint64_t wait_ns = lua_isnumber(L, -1) ? gm_seconds_to_ns(lua_tonumber(L, -1)) : UINT64_MAX;
   lua_settop(L, 2);
   const char *why = NULL;
   int err = gm_redis_url_parse(url, len, &cfg.url, &why);
@@ -448,12 +487,15 @@ static int l_redis_connect(lua_State *L) {
   lredis_t *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* index 3 */
   memset(lr, 0, sizeof *lr);
   lr->rt = rt;
+  lr->loop = loop;
+  lr->wait = wait;
+  lr->wait_since = gm_loop_now(loop);
   luaL_setmetatable(L, REDIS_MT);
   lr->r = gm_redis_new(loop, &cfg, &handler, lr);
   if (lr->r == NULL) return gm_raise_oom(L);
   if (lr->decided) return connect_result(L, lr); /* it failed at once */
   lr->connecting.on_detach = connect_abandoned;
-  return gm_waiter_wait_k(L, &lr->connecting, t, UINT64_MAX, connect_continue);
+  return gm_waiter_wait_k(L, &lr->connecting, t, wait_ns, connect_continue);
 }
 
 /* }=============== */
