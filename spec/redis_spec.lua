@@ -380,3 +380,61 @@ describe("gloaming.redis.connect's wait", function()
     end, 60)
   end)
 end)
+
+describe("gloaming.redis' metrics", function()
+  -- A client's sample of a built-in family (nil: no such sample).
+  local function figure(s, name, code)
+    for _, smp in ipairs(gloaming.metrics()[name].samples) do
+      if smp.labels.redis:find(s.sock, 1, true) and smp.labels.code == code then return smp.value end
+    end
+  end
+
+  it("counts commands, errors by code, writes, reconnects and resets, scraped", with_server(function(s)
+    local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 0.5, backoff_min = 0.02,
+      backoff_max = 0.1 }))
+    assert.equal(1, figure(s, "gloaming_redis_connected"))
+    local commands = figure(s, "gloaming_redis_commands_total")
+    assert.equal(0, commands)
+    -- 4 commands and a pipeline of 3: 7, two of them error replies
+    c:call("SET", "k", "v")
+    c:call("GET", "k")
+    c:call("LPUSH", "k", "x")
+    c:call("DEL", "k")
+    c:pipeline { { "SET", "p", "1" }, { "LPUSH", "p", "x" }, { "GET", "p" } }
+    assert.equal(7, figure(s, "gloaming_redis_commands_total"))
+    assert.equal(2, figure(s, "gloaming_redis_errors_total", "EREDIS"))
+    assert.is_nil(figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    -- 50 tasks in one pass: one write carries them all
+    local writes, written = figure(s, "gloaming_redis_writes_total"), figure(s, "gloaming_redis_written_requests_total")
+    local tasks = {}
+    for i = 1, 50 do tasks[i] = gloaming.spawn(function() return c:call("INCR", "n") end) end
+    for _, t in ipairs(tasks) do t:wait() end
+    assert.is_true(figure(s, "gloaming_redis_largest_write_requests") >= 50)
+    assert.is_true(figure(s, "gloaming_redis_written_requests_total") - written >= 50)
+    assert.is_true(figure(s, "gloaming_redis_writes_total") - writes <= 3)
+    assert.equal(57, figure(s, "gloaming_redis_commands_total"))
+    -- a stall: ETIMEDOUT, the link drops and comes back
+    s:signal("STOP")
+    assert.equal("ETIMEDOUT", select(3, c:call("PING")))
+    assert.equal(0, figure(s, "gloaming_redis_connected"))
+    assert.equal(1, figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    assert.equal("ETIMEDOUT", select(3, c:call("PING"))) -- failing at once while down counts too
+    assert.equal(2, figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    s:signal("CONT")
+    assert(support.wait_for(function() return c:call("PING") == "PONG" end))
+    assert.is_true(figure(s, "gloaming_redis_reconnects_total") >= 1)
+    assert.equal(0, figure(s, "gloaming_redis_resets_total"))
+    -- a restart: a reset; the attempts while it was away failed
+    local failures = figure(s, "gloaming_redis_connect_failures_total")
+    s:kill()
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_connect_failures_total") > failures end))
+    s:launch()
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_resets_total") == 1 end))
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_connected") == 1 end))
+    -- on the page, with the URL (never a password) as the label
+    assert.matches('gloaming_redis_commands_total{redis="unix://' .. s.sock:gsub("%p", "%%%0"),
+      gloaming.metrics.text())
+    c:close()
+    assert.is_nil(figure(s, "gloaming_redis_connected")) -- a closed client is gone from the page
+  end))
+end)

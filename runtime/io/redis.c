@@ -66,6 +66,7 @@ struct link_s {
   bool ping_outstanding;
   uint64_t ping_sent;
   unsigned attempts; /* failed attempts in a row, for the backoff */
+  unsigned unwritten; /* requests queued since the last write */
   bool was_up;       /* it has been up once: later changes are news */
 };
 
@@ -88,6 +89,7 @@ struct gm_redis_s {
   link_t links[GM_REDIS_LINKS];
   script_t *scripts;
   char run_id[64];
+  gm_redis_metrics_t m;
   bool closed, released;
   gm_closable_t closable;
 };
@@ -110,7 +112,16 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   /* an error (status < 0) is found by hiredis when it reads */
   if (status < 0) events = UV_READABLE;
   if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
-  if (!p->closing && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
+  if (!p->closing && (events & UV_WRITABLE)) {
+    link_t *k = p->link;
+    if (k->which == GM_REDIS_CMD && k->unwritten) { /* one write: the batch hiredis buffered */
+      r->m.writes++;
+      r->m.written += k->unwritten;
+      if (k->unwritten > r->m.largest_write) r->m.largest_write = k->unwritten;
+      k->unwritten = 0;
+    }
+    redisAsyncHandleWrite(p->ac);
+  }
   /* released inside one of this context's callbacks: hiredis freed it
    * when the callback returned, so the client can go now */
   if (r->released && contexts_gone(r)) free_client(r);
@@ -183,6 +194,11 @@ static int err_of(const redisAsyncContext *ac) {
   }
 }
 
+static void count_error(gm_redis_t *r, int err) {
+  int slot = GM_REDIS_ERR_SLOT(err);
+  if (slot >= 0 && slot < GM_REDIS_ERR_SLOTS) r->m.errors[slot]++;
+}
+
 static void req_free(req_t *q) {
   if (q->cmd) redisFreeCommand(q->cmd);
   gm_free(q, sizeof *q);
@@ -230,6 +246,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     else k->head = q;
     k->tail = q;
     if (k->which == GM_REDIS_CMD) gm_loop_inflight(k->r->loop, 1);
+    k->unwritten += 2; /* SCRIPT LOAD and the EVALSHA again */
     if (redisAsyncFormattedCommand(ac, on_reply, q, q->cmd, q->cmd_len) == REDIS_OK) return;
     unlink_head(k, q);
     rep = NULL;
@@ -237,12 +254,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   if (q->internal) {
     q->internal(k, q, rep);
   } else if (q->cb) {
+    if (rep && rep->type == REDIS_REPLY_ERROR) count_error(k->r, GM_EREDIS);
     if (rep) q->cb(q->data, rep, 0, NULL);
     else {
       int err = k->fail_err ? k->fail_err : err_of(ac);
       char why[192];
       if (k->fail_why) snprintf(why, sizeof why, "%s", k->fail_why);
       else snprintf(why, sizeof why, "redis connection lost: %s", ac->errstr ? ac->errstr : "unknown");
+      count_error(k->r, err);
       q->cb(q->data, NULL, err, why);
     }
   }
@@ -273,6 +292,8 @@ static int send_req(link_t *k, req_t *q, int argc, const char **argv,
     if (k->which == GM_REDIS_CMD) gm_loop_inflight(k->r->loop, -1);
     return GM_ECONNRESET;
   }
+  k->unwritten++;
+  if (q->cb) k->r->m.commands++;
   return 0;
 }
 
@@ -299,6 +320,7 @@ static void became_up(link_t *k) {
   k->state = UP;
   unsigned failed = k->attempts;
   k->attempts = 0;
+  if (k->was_up) k->r->m.reconnects++;
   gm_timer_stop(&k->connect_timer);
   gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
          link_name[k->which], k->was_up ? "reconnected" : "up", k->r->display, failed);
@@ -330,6 +352,7 @@ static void on_info(link_t *k, req_t *q, const redisReply *rep) {
   snprintf(r->run_id, sizeof r->run_id, "%s", id);
   became_up(k);
   if (old[0] && strcmp(old, id) != 0) {
+    r->m.resets++;
     gm_log(GM_LOG_WARN, "redis", "the server restarted (run_id %s -> %s): its data may be gone", old, id);
     if (r->h->on_reset) r->h->on_reset(r, old, id);
   }
@@ -487,6 +510,8 @@ static void link_gone(link_t *k) {
   k->ac = NULL;
   k->state = DOWN;
   k->ping_outstanding = false;
+  k->unwritten = 0;
+  if (!was_up && !r->closed) r->m.connect_failures++;
   gm_timer_stop(&k->connect_timer);
   if (r->closed) return;
   k->attempts++;
@@ -610,6 +635,7 @@ bool gm_redis_closed(const gm_redis_t *r) { return r->closed; }
 bool gm_redis_up(const gm_redis_t *r, gm_redis_link_t link) { return r->links[link].state == UP; }
 const char *gm_redis_run_id(const gm_redis_t *r) { return r->run_id; }
 const char *gm_redis_display(const gm_redis_t *r) { return r->display; }
+const gm_redis_metrics_t *gm_redis_metrics(const gm_redis_t *r) { return &r->m; }
 const char *gm_redis_last_error(const gm_redis_t *r) {
   const link_t *k = &r->links[GM_REDIS_CMD];
   return k->why[0] ? k->why : "no attempt finished";
@@ -646,7 +672,10 @@ int gm_redis_command(gm_redis_t *r, gm_redis_link_t link, int argc,
     return GM_EINVAL;
   }
   int rc = usable(r, k, why);
-  if (rc) return rc;
+  if (rc) {
+    count_error(r, rc);
+    return rc;
+  }
   req_t *q = gm_calloc(1, sizeof *q);
   if (q == NULL) return GM_ENOMEM;
   q->cb = cb;
@@ -654,6 +683,7 @@ int gm_redis_command(gm_redis_t *r, gm_redis_link_t link, int argc,
   q->block_ns = block_ns;
   if ((rc = send_req(k, q, argc, argv, lens)) != 0) {
     req_free(q);
+    count_error(r, rc);
     *why = "redis connection lost";
   }
   return rc;
@@ -709,7 +739,10 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
   }
   link_t *k = &r->links[GM_REDIS_CMD];
   int rc = usable(r, k, why);
-  if (rc) return rc;
+  if (rc) {
+    count_error(r, rc);
+    return rc;
+  }
   int argc = 3 + nkeys + nargs;
   size_t vsize = (size_t)argc * (sizeof(char *) + sizeof(size_t));
   const char **argv = gm_malloc(vsize);
@@ -764,6 +797,7 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
   q->script = s->name;
   if ((rc = send_req(k, q, 0, NULL, NULL)) != 0) {
     req_free(q);
+    count_error(r, rc);
     *why = "redis connection lost";
   }
   return rc;

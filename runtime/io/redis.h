@@ -37,6 +37,7 @@
 #include <hiredis/hiredis.h>
 
 #include "io/loop.h"
+#include "proto/errors.h"
 #include "proto/redis_url.h"
 
 typedef struct gm_redis_s gm_redis_t;
@@ -54,6 +55,22 @@ typedef struct gm_redis_handler_s {
   /* The server's run_id changed across a reconnect (it restarted). */
   void (*on_reset)(gm_redis_t *r, const char *old_id, const char *new_id);
 } gm_redis_handler_t;
+
+/* The client's counters, bumped where things happen (no allocation, a few
+ * additions per command); l_redis.c reads them at scrape time. */
+#define GM_REDIS_ERR_SLOTS (GM__ERRNO_LAST - GM__ERRNO_FIRST - 1)
+#define GM_REDIS_ERR_SLOT(err) ((err) - GM__ERRNO_FIRST - 1)
+typedef struct gm_redis_metrics_s {
+  uint64_t commands;        /* the caller's commands and script runs sent */
+  uint64_t errors[GM_REDIS_ERR_SLOTS]; /* the caller's failures, by GM_E* slot
+                                          (error replies: EREDIS) */
+  uint64_t writes;          /* socket writes of the CMD link */
+  uint64_t written;         /* requests those writes carried (PINGs included) */
+  uint64_t largest_write;   /* the most requests one write carried */
+  uint64_t reconnects;      /* a link up again after it had been up */
+  uint64_t connect_failures; /* attempts that failed (either link) */
+  uint64_t resets;          /* run_id changes */
+} gm_redis_metrics_t;
 
 typedef struct gm_redis_config_s {
   gm_redis_url_t url; /* moved into the client */
@@ -78,6 +95,7 @@ const char *gm_redis_run_id(const gm_redis_t *r);
 const char *gm_redis_prefix(const gm_redis_t *r, size_t *len);
 /* The URL without its password, for messages. */
 const char *gm_redis_display(const gm_redis_t *r);
+const gm_redis_metrics_t *gm_redis_metrics(const gm_redis_t *r);
 /* Why the CMD link's last attempt or connection failed, for messages. */
 const char *gm_redis_last_error(const gm_redis_t *r);
 

@@ -10,6 +10,9 @@
  *   client:run(name, keys, args)     -> value | nil, msg, code
  *   client:_next_reset()             -> old_run_id, new_run_id | nil, msg, code (on_reset's)
  *   client:key(name)  client:run_id()   client:close()   tostring(client)
+ *   core.all_redis_metrics()         -> { { url, connected, commands, errors = { CODE = n },
+ *                                          writes, written, largest_write, reconnects,
+ *                                          connect_failures, resets }, ... } (live clients)
  *
  * The client is this userdata; redis.lua adds on_reset to its methods.
  *
@@ -357,6 +360,54 @@ static int client_close(lua_State *L) {
   return 0;
 }
 
+/* {=============== metrics =============== */
+
+/* Every client userdata, by address, in a weak table: the scrape's list. */
+#define ALL_CLIENTS "gloaming.all_redis"
+
+static void set_count(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static void push_metrics(lua_State *L, const gm_redis_t *r) {
+  const gm_redis_metrics_t *m = gm_redis_metrics(r);
+  lua_createtable(L, 0, 11);
+  lua_pushstring(L, gm_redis_display(r));
+  lua_setfield(L, -2, "url");
+  set_count(L, "connected", gm_redis_up(r, GM_REDIS_CMD) ? 1 : 0);
+  set_count(L, "commands", m->commands);
+  lua_newtable(L);
+  for (int i = 0; i < GM_REDIS_ERR_SLOTS; i++)
+    if (m->errors[i]) set_count(L, gm_err_name(GM__ERRNO_FIRST + 1 + i), m->errors[i]);
+  lua_setfield(L, -2, "errors");
+  set_count(L, "writes", m->writes);
+  set_count(L, "written", m->written);
+  set_count(L, "largest_write", m->largest_write);
+  set_count(L, "reconnects", m->reconnects);
+  set_count(L, "connect_failures", m->connect_failures);
+  set_count(L, "resets", m->resets);
+}
+
+static int l_all_redis_metrics(lua_State *L) {
+  lua_newtable(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lredis_t *lr = luaL_testudata(L, -1, REDIS_MT);
+    if (lr && lr->r && !gm_redis_closed(lr->r)) {
+      push_metrics(L, lr->r);
+      lua_rawseti(L, -5, ++n);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* }=============== */
+
 static int client_gc(lua_State *L) {
   lredis_t *lr = check_client(L);
   if (lr->r) gm_redis_release(lr->r);
@@ -493,6 +544,10 @@ static int l_redis_connect(lua_State *L) {
   luaL_setmetatable(L, REDIS_MT);
   lr->r = gm_redis_new(loop, &cfg, &handler, lr);
   if (lr->r == NULL) return gm_raise_oom(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, -2, lr);
+  lua_pop(L, 1);
   if (lr->decided) return connect_result(L, lr); /* it failed at once */
   lr->connecting.on_detach = connect_abandoned;
   return gm_waiter_wait_k(L, &lr->connecting, t, wait_ns, connect_continue);
@@ -515,8 +570,16 @@ int gm_open_redis(lua_State *L) {
                                   {"__close", client_close},
                                   {"__tostring", client_tostring},
                                   {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"redis_connect", l_redis_connect}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"redis_connect", l_redis_connect},
+                                   {"all_redis_metrics", l_all_redis_metrics},
+                                   {NULL, NULL}};
   gm_rt_newclass(L, REDIS_MT, methods, meta);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);
   return 0;
