@@ -16,7 +16,7 @@
  *
  * The client is this userdata; redis.lua adds on_reset to its methods.
  *
- * Replies: status and bulk strings are strings, integers integers, arrays
+ * Replies (lua/redis_reply.c): status and bulk strings are strings, integers integers, arrays
  * tables; a nil reply is nil at the top and false inside an array (as in
  * Redis' own Lua); an error reply is nil, msg, "EREDIS" at the top and
  * { err = msg } inside a pipeline or an array. */
@@ -25,6 +25,7 @@
 #include "io/log.h"
 #include "io/redis.h"
 #include "lua/l_object.h"
+#include "lua/redis_reply.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
 #include "proto/alloc.h"
@@ -61,47 +62,6 @@ typedef struct batch_s {
   char why[192];
 } batch_t;
 
-static void push_value(lua_State *L, const redisReply *r, bool nested) {
-  luaL_checkstack(L, 4, "redis reply too deep");
-  switch (r->type) {
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-    lua_pushlstring(L, r->str, r->len);
-    break;
-  case REDIS_REPLY_INTEGER:
-    lua_pushinteger(L, (lua_Integer)r->integer);
-    break;
-  case REDIS_REPLY_ARRAY:
-    lua_createtable(L, (int)r->elements, 0);
-    for (size_t i = 0; i < r->elements; i++) {
-      push_value(L, r->element[i], true);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    break;
-  case REDIS_REPLY_ERROR:
-    lua_createtable(L, 0, 1);
-    lua_pushlstring(L, r->str, r->len);
-    lua_setfield(L, -2, "err");
-    break;
-  default: /* nil */
-    if (nested) lua_pushboolean(L, 0);
-    else lua_pushnil(L);
-  }
-  (void)nested;
-}
-
-/* A top-level reply: its value, or nil, msg, "EREDIS". */
-static int push_top(lua_State *L, const redisReply *r) {
-  if (r->type == REDIS_REPLY_ERROR) {
-    lua_pushnil(L);
-    lua_pushlstring(L, r->str, r->len);
-    lua_pushstring(L, gm_err_name(GM_EREDIS));
-    return 3;
-  }
-  push_value(L, r, false);
-  return 1;
-}
-
 static void batch_detach(gm_task_t *t, void *object) {
   batch_t *b = object;
   if (b->task == t) b->task = NULL;
@@ -136,10 +96,10 @@ static void on_reply(void *data, const redisReply *reply, int err, const char *w
   gm_task_t *t = b->task;
   if (t && reply && !b->err) {
     if (b->ref == LUA_NOREF) {
-      b->nres = push_top(t->co, reply);
+      b->nres = gm_redis_push_top(t->co, reply);
     } else {
       lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->ref);
-      push_value(t->co, reply, true);
+      gm_redis_push_value(t->co, reply, true);
       lua_rawseti(t->co, -2, b->done);
       lua_pop(t->co, 1);
     }
