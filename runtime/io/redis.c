@@ -10,6 +10,7 @@
 
 #include "io/crypto.h"
 #include "io/log.h"
+#include "io/redis_adapter.h"
 #include "proto/container.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
@@ -30,16 +31,6 @@ typedef struct req_s {
   const char *script; /* its name, while the retry is allowed */
   struct req_s *next;
 } req_t;
-
-/* Our libuv adapter for one hiredis context. It outlives the context
- * until libuv closes the handle. */
-typedef struct poller_s {
-  uv_poll_t handle;
-  redisAsyncContext *ac;
-  link_t *link;
-  int events;
-  bool closing;
-} poller_t;
 
 typedef struct resolve_s {
   uv_getaddrinfo_t req;
@@ -99,80 +90,34 @@ static const char *link_name[GM_REDIS_LINKS] = {"cmd", "blk"};
 static void link_start(link_t *k);
 static void link_drop(link_t *k, int err, const char *why);
 
-/* {=============== the adapter =============== */
+/* {=============== the adapter's owner (io/redis_adapter.c) =============== */
 
 static void free_client(gm_redis_t *r);
 static bool contexts_gone(const gm_redis_t *r);
+static void link_gone(link_t *k);
 
-static void poll_cb(uv_poll_t *h, int status, int events) {
-  poller_t *p = h->data;
-  if (p->closing) return;
-  gm_redis_t *r = p->link->r;
-  gm_loop_progress(r->loop);
-  /* an error (status < 0) is found by hiredis when it reads */
-  if (status < 0) events = UV_READABLE;
-  if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
-  if (!p->closing && (events & UV_WRITABLE)) {
-    link_t *k = p->link;
-    if (k->which == GM_REDIS_CMD && k->unwritten) { /* one write: the batch hiredis buffered */
-      r->m.writes++;
-      r->m.written += k->unwritten;
-      if (k->unwritten > r->m.largest_write) r->m.largest_write = k->unwritten;
-      k->unwritten = 0;
-    }
-    redisAsyncHandleWrite(p->ac);
-  }
-  /* released inside one of this context's callbacks: hiredis freed it
-   * when the callback returned, so the client can go now */
+/* one write: the batch hiredis buffered since the last */
+static void link_before_write(void *owner) {
+  link_t *k = owner;
+  gm_redis_t *r = k->r;
+  if (k->which != GM_REDIS_CMD || k->unwritten == 0) return;
+  r->m.writes++;
+  r->m.written += k->unwritten;
+  if (k->unwritten > r->m.largest_write) r->m.largest_write = k->unwritten;
+  k->unwritten = 0;
+}
+
+/* released inside one of this context's callbacks: hiredis freed it when
+ * the callback returned, so the client can go now */
+static void link_after_events(void *owner) {
+  gm_redis_t *r = ((link_t *)owner)->r;
   if (r->released && contexts_gone(r)) free_client(r);
 }
 
-static void poll_update(poller_t *p, int add, int del) {
-  if (p->closing) return;
-  int events = (p->events | add) & ~del;
-  if (events == p->events) return;
-  p->events = events;
-  if (events) uv_poll_start(&p->handle, events, poll_cb);
-  else uv_poll_stop(&p->handle);
-}
+static void link_context_gone(void *owner) { link_gone(owner); }
 
-static void ev_add_read(void *d) { poll_update(d, UV_READABLE, 0); }
-static void ev_del_read(void *d) { poll_update(d, 0, UV_READABLE); }
-static void ev_add_write(void *d) { poll_update(d, UV_WRITABLE, 0); }
-static void ev_del_write(void *d) { poll_update(d, 0, UV_WRITABLE); }
-
-static void free_poller(uv_handle_t *h) { gm_free(h->data, sizeof(poller_t)); }
-
-static void link_gone(link_t *k);
-
-/* hiredis frees the context: 0.14 may call this twice (on disconnect and
- * on free), and the pending callbacks run after it with NULL replies. */
-static void ev_cleanup(void *d) {
-  poller_t *p = d;
-  if (p->closing) return;
-  p->closing = true;
-  uv_close((uv_handle_t *)&p->handle, free_poller);
-  link_gone(p->link);
-}
-
-static int attach(link_t *k, redisAsyncContext *ac) {
-  poller_t *p = gm_calloc(1, sizeof *p);
-  if (p == NULL) return GM_ENOMEM;
-  if (uv_poll_init(&k->r->loop->uv, &p->handle, ac->c.fd) != 0) {
-    gm_free(p, sizeof *p);
-    return GM_EIO;
-  }
-  p->handle.data = p;
-  p->ac = ac;
-  p->link = k;
-  ac->ev.data = p;
-  ac->ev.addRead = ev_add_read;
-  ac->ev.delRead = ev_del_read;
-  ac->ev.addWrite = ev_add_write;
-  ac->ev.delWrite = ev_del_write;
-  ac->ev.cleanup = ev_cleanup;
-  return 0;
-}
+static const gm_redis_adapter_ops_t adapter_ops = {link_before_write, link_after_events,
+                                                   link_context_gone};
 
 /* }=============== */
 
@@ -426,7 +371,7 @@ static void start_context(link_t *k, const char *ip) {
     return;
   }
   ac->data = k;
-  if (attach(k, ac) != 0) {
+  if (gm_redis_adapter_attach(r->loop, ac, &adapter_ops, k) != 0) {
     set_why(k, GM_ENOMEM, "cannot connect to redis: %s", "out of memory");
     redisAsyncFree(ac);
     k->state = DOWN;

@@ -1,9 +1,6 @@
 /* A Redis client on the loop: hiredis 0.14's async API driven by our own
- * libuv adapter (a uv_poll_t per connection, closed with the closable rule
- * of io/loop.h), with what 0.14 lacks added around it. Not hiredis'
- * adapters/libuv.h: its 0.14 cleanup runs twice on an error disconnect
- * (hiredis#545), it marks no progress for the virtual clock, and its
- * handles would have no owner when a run ends.
+ * libuv adapter (io/redis_adapter.c: a uv_poll_t per connection, and why
+ * not hiredis' adapters/libuv.h), with what 0.14 lacks added around it.
  *
  * Two links per client: CMD carries commands and scripts, pipelined (all
  * that is issued in one loop pass leaves in one write: hiredis appends to
