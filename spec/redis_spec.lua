@@ -363,6 +363,17 @@ describe("gloaming.redis.connect's wait", function()
       local c = assert(got[1], got[2])
       assert.equal("PONG", c:call("PING"))
       c:close()
+      s:kill()
+      -- cancelled: the wait ends with ECANCELED and the attempts stop
+      t = gloaming.spawn(function() got = { redis.connect(url, { wait = true, backoff_max = 5 }) } end)
+      before = count(records, "cmd link down")
+      assert(support.wait_for(function() return count(records, "cmd link down") >= before + 2 end, 120))
+      t:cancel()
+      t:wait()
+      assert.same({ nil, "cancelled", "ECANCELED" }, got)
+      local stopped = count(records, "cmd link down")
+      gloaming.sleep(60) -- a minute of virtual time: a dozen attempts if any were left
+      assert.equal(stopped, count(records, "cmd link down"))
     end)
     if s then s:stop() end
   end)
