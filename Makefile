@@ -144,7 +144,11 @@ FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(PROTO_SRC) \
-	  $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c) $(DEP_LIBS)
+	  $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c) $(FUZZ_EXTRA_$*) $(DEP_LIBS) $(FUZZ_OPTS_$*)
+# Targets beyond proto/: their own sources and libraries.
+FUZZ_EXTRA_fuzz_redis_reply := runtime/lua/redis_reply.c
+FUZZ_OPTS_fuzz_redis_reply := -I$(LUA_INCDIR) -llua5.4
+$(BUILD)/fuzz/fuzz_redis_reply: $(FUZZ_EXTRA_fuzz_redis_reply)
 
 fuzz-build: deps
 	@$(MAKE) --no-print-directory fuzz-bin

@@ -268,7 +268,7 @@ describe("gloaming.metrics' registry", function()
     local section = readme:match("\n## Metrics\n(.-)\n## ")
     assert(section, "README.md has no ## Metrics section")
     for _, row in ipairs(require("gloaming.metrics.builtin").TABLE) do
-      local labels = row.from and { "shard", table.unpack(row[4]) } or row[4]
+      local labels = row.from and { row.per or "shard", table.unpack(row[4]) } or row[4]
       local line = section:match("\n| `" .. row[1]:gsub("%p", "%%%0") .. "` |([^\n]*)")
       assert(line, "README.md's Metrics section does not list " .. row[1])
       assert(line:find("| " .. row[2] .. " |", 1, true), row[1] .. " is a " .. row[2] .. " in the README")

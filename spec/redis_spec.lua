@@ -283,3 +283,169 @@ describe("gloaming.redis", function()
     end, 60)
   end)
 end)
+
+-- connect(url, { wait = true | seconds }): a bot started before its Redis.
+describe("gloaming.redis.connect's wait", function()
+  -- Runs fn with every log record's message collected in `records`.
+  local function logged(run, fn)
+    local log = require "gloaming.log"
+    local level, format = log.level(), log.format()
+    local records = {}
+    log.level("debug")
+    log.format("none")
+    log.handler(function(r) records[#records + 1] = r.message end)
+    local ok, err = pcall(run, function() fn(records) end, 60)
+    log.handler(nil)
+    log.level(level)
+    log.format(format)
+    assert(ok, err)
+  end
+  local function count(records, text)
+    local n = 0
+    for _, m in ipairs(records) do if m:find(text, 1, true) then n = n + 1 end end
+    return n
+  end
+  local FAST = { wait = true, backoff_min = 0.01, backoff_max = 0.05 }
+
+  it("retries until a server started after connect answers, logging the spell once", function()
+    logged(testing.run, function(records)
+      local dir = helpers.tmpdir()
+      local got
+      local t = gloaming.spawn(function() got = { redis.connect("unix://" .. dir .. "/r.sock", FAST) } end)
+      -- several attempts have failed before the server exists
+      assert(support.wait_for(function() return count(records, "cmd link down") >= 3 end))
+      assert.is_nil(got)
+      local s = support.start { dir = dir }
+      t:wait()
+      local c = assert(got[1], got[2])
+      assert.equal("PONG", c:call("PING"))
+      gloaming.sleep(0) -- the handler's task takes the last records
+      assert.equal(1, count(records, "is not reachable"))
+      assert.equal(1, count(records, "answered after"))
+      c:close()
+      s:stop()
+      helpers.rmrf(dir)
+    end)
+  end)
+
+  it("without wait, the first failure returns at once", function()
+    testing.run(function()
+      local dir = helpers.tmpdir()
+      local v, msg, code = redis.connect("unix://" .. dir .. "/r.sock")
+      assert.is_nil(v)
+      assert.equal("ECONNREFUSED", code)
+      assert.matches("No such file", msg)
+      helpers.rmrf(dir)
+    end, 60)
+  end)
+
+  it("waits on the virtual clock, up to its deadline", function()
+    local s
+    logged(testing.run_virtual, function(records)
+      local dir = helpers.tmpdir()
+      local url = "unix://" .. dir .. "/r.sock"
+      -- a deadline: a minute of virtual time, in a moment of real time
+      local t0, real0 = gloaming.now(), os.time()
+      local v, msg, code = redis.connect(url, { wait = 60, backoff_max = 5 })
+      assert.is_nil(v)
+      assert.equal("ETIMEDOUT", code)
+      assert.matches("redis did not answer within the wait: cannot connect to redis: No such file", msg)
+      assert.is_true(gloaming.now() - t0 >= 60)
+      assert.is_true(os.time() - real0 <= 10)
+      assert.equal(1, count(records, "is not reachable"))
+      -- no deadline: the server comes after many virtual seconds of attempts
+      local got
+      local t = gloaming.spawn(function() got = { redis.connect(url, { wait = true, backoff_max = 5 }) } end)
+      local before = count(records, "cmd link down")
+      assert(support.wait_for(function() return count(records, "cmd link down") >= before + 5 end, 120))
+      s = support.start { dir = dir, daemon = true }
+      t:wait()
+      local c = assert(got[1], got[2])
+      assert.equal("PONG", c:call("PING"))
+      c:close()
+      s:kill()
+      -- cancelled: the wait ends with ECANCELED and the attempts stop
+      t = gloaming.spawn(function() got = { redis.connect(url, { wait = true, backoff_max = 5 }) } end)
+      before = count(records, "cmd link down")
+      assert(support.wait_for(function() return count(records, "cmd link down") >= before + 2 end, 120))
+      t:cancel()
+      t:wait()
+      assert.same({ nil, "cancelled", "ECANCELED" }, got)
+      local stopped = count(records, "cmd link down")
+      gloaming.sleep(60) -- a minute of virtual time: a dozen attempts if any were left
+      assert.equal(stopped, count(records, "cmd link down"))
+    end)
+    if s then s:stop() end
+  end)
+
+  it("still fails at once on a refused AUTH, and checks the option", function()
+    testing.run(function()
+      local s = support.start { password = "right" }
+      local v, _, code = redis.connect(s.url .. "?password=wrong", { wait = true })
+      assert.is_nil(v)
+      assert.equal("EREDIS", code)
+      assert.matches("bad option 'wait' to redis.connect %(must be true, false or a number of seconds",
+        helpers.error_of(function() redis.connect(s.url, { wait = -1 }) end))
+      assert.matches("bad option 'wait'", helpers.error_of(function() redis.connect(s.url, { wait = "yes" }) end))
+      s:stop()
+    end, 60)
+  end)
+end)
+
+describe("gloaming.redis' metrics", function()
+  -- A client's sample of a built-in family (nil: no such sample).
+  local function figure(s, name, code)
+    for _, smp in ipairs(gloaming.metrics()[name].samples) do
+      if smp.labels.redis:find(s.sock, 1, true) and smp.labels.code == code then return smp.value end
+    end
+  end
+
+  it("counts commands, errors by code, writes, reconnects and resets, scraped", with_server(function(s)
+    local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 0.5, backoff_min = 0.02,
+      backoff_max = 0.1 }))
+    assert.equal(1, figure(s, "gloaming_redis_connected"))
+    local commands = figure(s, "gloaming_redis_commands_total")
+    assert.equal(0, commands)
+    -- 4 commands and a pipeline of 3: 7, two of them error replies
+    c:call("SET", "k", "v")
+    c:call("GET", "k")
+    c:call("LPUSH", "k", "x")
+    c:call("DEL", "k")
+    c:pipeline { { "SET", "p", "1" }, { "LPUSH", "p", "x" }, { "GET", "p" } }
+    assert.equal(7, figure(s, "gloaming_redis_commands_total"))
+    assert.equal(2, figure(s, "gloaming_redis_errors_total", "EREDIS"))
+    assert.is_nil(figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    -- 50 tasks in one pass: one write carries them all
+    local writes, written = figure(s, "gloaming_redis_writes_total"), figure(s, "gloaming_redis_written_requests_total")
+    local tasks = {}
+    for i = 1, 50 do tasks[i] = gloaming.spawn(function() return c:call("INCR", "n") end) end
+    for _, t in ipairs(tasks) do t:wait() end
+    assert.is_true(figure(s, "gloaming_redis_largest_write_requests") >= 50)
+    assert.is_true(figure(s, "gloaming_redis_written_requests_total") - written >= 50)
+    assert.is_true(figure(s, "gloaming_redis_writes_total") - writes <= 3)
+    assert.equal(57, figure(s, "gloaming_redis_commands_total"))
+    -- a stall: ETIMEDOUT, the link drops and comes back
+    s:signal("STOP")
+    assert.equal("ETIMEDOUT", select(3, c:call("PING")))
+    assert.equal(0, figure(s, "gloaming_redis_connected"))
+    assert.equal(1, figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    assert.equal("ETIMEDOUT", select(3, c:call("PING"))) -- failing at once while down counts too
+    assert.equal(2, figure(s, "gloaming_redis_errors_total", "ETIMEDOUT"))
+    s:signal("CONT")
+    assert(support.wait_for(function() return c:call("PING") == "PONG" end))
+    assert.is_true(figure(s, "gloaming_redis_reconnects_total") >= 1)
+    assert.equal(0, figure(s, "gloaming_redis_resets_total"))
+    -- a restart: a reset; the attempts while it was away failed
+    local failures = figure(s, "gloaming_redis_connect_failures_total")
+    s:kill()
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_connect_failures_total") > failures end))
+    s:launch()
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_resets_total") == 1 end))
+    assert(support.wait_for(function() return figure(s, "gloaming_redis_connected") == 1 end))
+    -- on the page, with the URL (never a password) as the label
+    assert.matches('gloaming_redis_commands_total{redis="unix://' .. s.sock:gsub("%p", "%%%0"),
+      gloaming.metrics.text())
+    c:close()
+    assert.is_nil(figure(s, "gloaming_redis_connected")) -- a closed client is gone from the page
+  end))
+end)

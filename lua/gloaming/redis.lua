@@ -26,6 +26,10 @@ local OPTIONS = {
   timeout = { "number", 3, positive },         -- no answer this long: ETIMEDOUT
   backoff_min = { "number", 0.05, positive },  -- reconnect delays, doubled, with jitter
   backoff_max = { "number", 5, positive },
+  -- the first connect: false fails at once; true retries (backoff, jitter)
+  -- until Redis answers; seconds: the same, up to that long (then ETIMEDOUT)
+  wait = { "boolean|number", false, function(v) return v ~= 0 and (v == true or v == false or v > 0),
+    "must be true, false or a number of seconds greater than 0" end },
 }
 redis.OPTIONS = OPTIONS
 
@@ -56,7 +60,9 @@ end
 --- connect(url, opts) -> client | nil, message, code
 -- url: redis://[[user]:password@]host[:port][/db], unix:///path[?db=N&password=P]
 -- (a string or a gloaming.Secret). Waits until the first connection is up
--- (or failed: no retry then, so a wrong URL fails at once).
+-- or failed: with wait = false (the default) a failure returns at once; with
+-- wait = true or seconds it retries until Redis answers (or the deadline,
+-- or the task's cancellation), a refused AUTH/SELECT still failing at once.
 function redis.connect(url, opts)
   if type(url) ~= "string" and type(url) ~= "userdata" then
     error(("bad argument #1 to 'connect' (string or gloaming.Secret expected, got %s)"):format(type(url)), 2)

@@ -10,6 +10,7 @@
 
 #include "io/crypto.h"
 #include "io/log.h"
+#include "io/redis_adapter.h"
 #include "proto/container.h"
 #include "proto/alloc.h"
 #include "proto/errors.h"
@@ -30,16 +31,6 @@ typedef struct req_s {
   const char *script; /* its name, while the retry is allowed */
   struct req_s *next;
 } req_t;
-
-/* Our libuv adapter for one hiredis context. It outlives the context
- * until libuv closes the handle. */
-typedef struct poller_s {
-  uv_poll_t handle;
-  redisAsyncContext *ac;
-  link_t *link;
-  int events;
-  bool closing;
-} poller_t;
 
 typedef struct resolve_s {
   uv_getaddrinfo_t req;
@@ -66,6 +57,7 @@ struct link_s {
   bool ping_outstanding;
   uint64_t ping_sent;
   unsigned attempts; /* failed attempts in a row, for the backoff */
+  unsigned unwritten; /* requests queued since the last write */
   bool was_up;       /* it has been up once: later changes are news */
 };
 
@@ -88,6 +80,7 @@ struct gm_redis_s {
   link_t links[GM_REDIS_LINKS];
   script_t *scripts;
   char run_id[64];
+  gm_redis_metrics_t m;
   bool closed, released;
   gm_closable_t closable;
 };
@@ -97,71 +90,34 @@ static const char *link_name[GM_REDIS_LINKS] = {"cmd", "blk"};
 static void link_start(link_t *k);
 static void link_drop(link_t *k, int err, const char *why);
 
-/* {=============== the adapter =============== */
+/* {=============== the adapter's owner (io/redis_adapter.c) =============== */
 
 static void free_client(gm_redis_t *r);
 static bool contexts_gone(const gm_redis_t *r);
+static void link_gone(link_t *k);
 
-static void poll_cb(uv_poll_t *h, int status, int events) {
-  poller_t *p = h->data;
-  if (p->closing) return;
-  gm_redis_t *r = p->link->r;
-  gm_loop_progress(r->loop);
-  /* an error (status < 0) is found by hiredis when it reads */
-  if (status < 0) events = UV_READABLE;
-  if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
-  if (!p->closing && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
-  /* released inside one of this context's callbacks: hiredis freed it
-   * when the callback returned, so the client can go now */
+/* one write: the batch hiredis buffered since the last */
+static void link_before_write(void *owner) {
+  link_t *k = owner;
+  gm_redis_t *r = k->r;
+  if (k->which != GM_REDIS_CMD || k->unwritten == 0) return;
+  r->m.writes++;
+  r->m.written += k->unwritten;
+  if (k->unwritten > r->m.largest_write) r->m.largest_write = k->unwritten;
+  k->unwritten = 0;
+}
+
+/* released inside one of this context's callbacks: hiredis freed it when
+ * the callback returned, so the client can go now */
+static void link_after_events(void *owner) {
+  gm_redis_t *r = ((link_t *)owner)->r;
   if (r->released && contexts_gone(r)) free_client(r);
 }
 
-static void poll_update(poller_t *p, int add, int del) {
-  if (p->closing) return;
-  int events = (p->events | add) & ~del;
-  if (events == p->events) return;
-  p->events = events;
-  if (events) uv_poll_start(&p->handle, events, poll_cb);
-  else uv_poll_stop(&p->handle);
-}
+static void link_context_gone(void *owner) { link_gone(owner); }
 
-static void ev_add_read(void *d) { poll_update(d, UV_READABLE, 0); }
-static void ev_del_read(void *d) { poll_update(d, 0, UV_READABLE); }
-static void ev_add_write(void *d) { poll_update(d, UV_WRITABLE, 0); }
-static void ev_del_write(void *d) { poll_update(d, 0, UV_WRITABLE); }
-
-static void free_poller(uv_handle_t *h) { gm_free(h->data, sizeof(poller_t)); }
-
-static void link_gone(link_t *k);
-
-/* hiredis frees the context: 0.14 may call this twice (on disconnect and
- * on free), and the pending callbacks run after it with NULL replies. */
-static void ev_cleanup(void *d) {
-  poller_t *p = d;
-  if (p->closing) return;
-  p->closing = true;
-  uv_close((uv_handle_t *)&p->handle, free_poller);
-  link_gone(p->link);
-}
-
-static int attach(link_t *k, redisAsyncContext *ac) {
-  poller_t *p = gm_calloc(1, sizeof *p);
-  if (p == NULL) return GM_ENOMEM;
-  if (uv_poll_init(&k->r->loop->uv, &p->handle, ac->c.fd) != 0) {
-    gm_free(p, sizeof *p);
-    return GM_EIO;
-  }
-  p->handle.data = p;
-  p->ac = ac;
-  p->link = k;
-  ac->ev.data = p;
-  ac->ev.addRead = ev_add_read;
-  ac->ev.delRead = ev_del_read;
-  ac->ev.addWrite = ev_add_write;
-  ac->ev.delWrite = ev_del_write;
-  ac->ev.cleanup = ev_cleanup;
-  return 0;
-}
+static const gm_redis_adapter_ops_t adapter_ops = {link_before_write, link_after_events,
+                                                   link_context_gone};
 
 /* }=============== */
 
@@ -181,6 +137,11 @@ static int err_of(const redisAsyncContext *ac) {
     if (ac->errstr && strstr(ac->errstr, "reset")) return GM_ECONNRESET;
     return GM_EIO;
   }
+}
+
+static void count_error(gm_redis_t *r, int err) {
+  int slot = GM_REDIS_ERR_SLOT(err);
+  if (slot >= 0 && slot < GM_REDIS_ERR_SLOTS) r->m.errors[slot]++;
 }
 
 static void req_free(req_t *q) {
@@ -230,6 +191,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     else k->head = q;
     k->tail = q;
     if (k->which == GM_REDIS_CMD) gm_loop_inflight(k->r->loop, 1);
+    k->unwritten += 2; /* SCRIPT LOAD and the EVALSHA again */
     if (redisAsyncFormattedCommand(ac, on_reply, q, q->cmd, q->cmd_len) == REDIS_OK) return;
     unlink_head(k, q);
     rep = NULL;
@@ -237,12 +199,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   if (q->internal) {
     q->internal(k, q, rep);
   } else if (q->cb) {
+    if (rep && rep->type == REDIS_REPLY_ERROR) count_error(k->r, GM_EREDIS);
     if (rep) q->cb(q->data, rep, 0, NULL);
     else {
       int err = k->fail_err ? k->fail_err : err_of(ac);
       char why[192];
       if (k->fail_why) snprintf(why, sizeof why, "%s", k->fail_why);
       else snprintf(why, sizeof why, "redis connection lost: %s", ac->errstr ? ac->errstr : "unknown");
+      count_error(k->r, err);
       q->cb(q->data, NULL, err, why);
     }
   }
@@ -273,6 +237,8 @@ static int send_req(link_t *k, req_t *q, int argc, const char **argv,
     if (k->which == GM_REDIS_CMD) gm_loop_inflight(k->r->loop, -1);
     return GM_ECONNRESET;
   }
+  k->unwritten++;
+  if (q->cb) k->r->m.commands++;
   return 0;
 }
 
@@ -297,10 +263,12 @@ static void set_why(link_t *k, int err, const char *fmt, const char *detail) {
 
 static void became_up(link_t *k) {
   k->state = UP;
+  unsigned failed = k->attempts;
   k->attempts = 0;
+  if (k->was_up) k->r->m.reconnects++;
   gm_timer_stop(&k->connect_timer);
-  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s)", link_name[k->which],
-         k->was_up ? "reconnected" : "up", k->r->display);
+  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
+         link_name[k->which], k->was_up ? "reconnected" : "up", k->r->display, failed);
   k->was_up = true;
   if (k->which == GM_REDIS_CMD && k->r->h->on_state) k->r->h->on_state(k->r, true, 0, NULL);
 }
@@ -329,6 +297,7 @@ static void on_info(link_t *k, req_t *q, const redisReply *rep) {
   snprintf(r->run_id, sizeof r->run_id, "%s", id);
   became_up(k);
   if (old[0] && strcmp(old, id) != 0) {
+    r->m.resets++;
     gm_log(GM_LOG_WARN, "redis", "the server restarted (run_id %s -> %s): its data may be gone", old, id);
     if (r->h->on_reset) r->h->on_reset(r, old, id);
   }
@@ -402,7 +371,7 @@ static void start_context(link_t *k, const char *ip) {
     return;
   }
   ac->data = k;
-  if (attach(k, ac) != 0) {
+  if (gm_redis_adapter_attach(r->loop, ac, &adapter_ops, k) != 0) {
     set_why(k, GM_ENOMEM, "cannot connect to redis: %s", "out of memory");
     redisAsyncFree(ac);
     k->state = DOWN;
@@ -486,6 +455,8 @@ static void link_gone(link_t *k) {
   k->ac = NULL;
   k->state = DOWN;
   k->ping_outstanding = false;
+  k->unwritten = 0;
+  if (!was_up && !r->closed) r->m.connect_failures++;
   gm_timer_stop(&k->connect_timer);
   if (r->closed) return;
   k->attempts++;
@@ -493,7 +464,9 @@ static void link_gone(link_t *k) {
   for (unsigned i = 1; i < k->attempts && delay < r->backoff_max; i++) delay *= 2;
   if (delay > r->backoff_max) delay = r->backoff_max;
   delay = delay / 2 + (uint64_t)(gm_random_unit() * (double)(delay / 2)); /* jitter */
-  gm_log(was_up ? GM_LOG_WARN : k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
+  /* once per spell of failures: the drop itself; the attempts after it
+   * are debug lines (a Redis away for an hour must not flood the log) */
+  gm_log(was_up ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
          link_name[k->which], r->display, k->why, (double)delay / 1e6);
   gm_timer_start(&k->retry_timer, delay);
   if (k->which == GM_REDIS_CMD && r->h->on_state) r->h->on_state(r, false, k->last_err, k->why);
@@ -607,6 +580,11 @@ bool gm_redis_closed(const gm_redis_t *r) { return r->closed; }
 bool gm_redis_up(const gm_redis_t *r, gm_redis_link_t link) { return r->links[link].state == UP; }
 const char *gm_redis_run_id(const gm_redis_t *r) { return r->run_id; }
 const char *gm_redis_display(const gm_redis_t *r) { return r->display; }
+const gm_redis_metrics_t *gm_redis_metrics(const gm_redis_t *r) { return &r->m; }
+const char *gm_redis_last_error(const gm_redis_t *r) {
+  const link_t *k = &r->links[GM_REDIS_CMD];
+  return k->why[0] ? k->why : "no attempt finished";
+}
 const char *gm_redis_prefix(const gm_redis_t *r, size_t *len) {
   *len = r->prefix_len;
   return r->prefix;
@@ -639,7 +617,10 @@ int gm_redis_command(gm_redis_t *r, gm_redis_link_t link, int argc,
     return GM_EINVAL;
   }
   int rc = usable(r, k, why);
-  if (rc) return rc;
+  if (rc) {
+    count_error(r, rc);
+    return rc;
+  }
   req_t *q = gm_calloc(1, sizeof *q);
   if (q == NULL) return GM_ENOMEM;
   q->cb = cb;
@@ -647,6 +628,7 @@ int gm_redis_command(gm_redis_t *r, gm_redis_link_t link, int argc,
   q->block_ns = block_ns;
   if ((rc = send_req(k, q, argc, argv, lens)) != 0) {
     req_free(q);
+    count_error(r, rc);
     *why = "redis connection lost";
   }
   return rc;
@@ -702,7 +684,10 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
   }
   link_t *k = &r->links[GM_REDIS_CMD];
   int rc = usable(r, k, why);
-  if (rc) return rc;
+  if (rc) {
+    count_error(r, rc);
+    return rc;
+  }
   int argc = 3 + nkeys + nargs;
   size_t vsize = (size_t)argc * (sizeof(char *) + sizeof(size_t));
   const char **argv = gm_malloc(vsize);
@@ -757,6 +742,7 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
   q->script = s->name;
   if ((rc = send_req(k, q, 0, NULL, NULL)) != 0) {
     req_free(q);
+    count_error(r, rc);
     *why = "redis connection lost";
   }
   return rc;

@@ -1,9 +1,6 @@
 /* A Redis client on the loop: hiredis 0.14's async API driven by our own
- * libuv adapter (a uv_poll_t per connection, closed with the closable rule
- * of io/loop.h), with what 0.14 lacks added around it. Not hiredis'
- * adapters/libuv.h: its 0.14 cleanup runs twice on an error disconnect
- * (hiredis#545), it marks no progress for the virtual clock, and its
- * handles would have no owner when a run ends.
+ * libuv adapter (io/redis_adapter.c: a uv_poll_t per connection, and why
+ * not hiredis' adapters/libuv.h), with what 0.14 lacks added around it.
  *
  * Two links per client: CMD carries commands and scripts, pipelined (all
  * that is issued in one loop pass leaves in one write: hiredis appends to
@@ -37,6 +34,7 @@
 #include <hiredis/hiredis.h>
 
 #include "io/loop.h"
+#include "proto/errors.h"
 #include "proto/redis_url.h"
 
 typedef struct gm_redis_s gm_redis_t;
@@ -54,6 +52,22 @@ typedef struct gm_redis_handler_s {
   /* The server's run_id changed across a reconnect (it restarted). */
   void (*on_reset)(gm_redis_t *r, const char *old_id, const char *new_id);
 } gm_redis_handler_t;
+
+/* The client's counters, bumped where things happen (no allocation, a few
+ * additions per command); l_redis.c reads them at scrape time. */
+#define GM_REDIS_ERR_SLOTS (GM__ERRNO_LAST - GM__ERRNO_FIRST - 1)
+#define GM_REDIS_ERR_SLOT(err) ((err) - GM__ERRNO_FIRST - 1)
+typedef struct gm_redis_metrics_s {
+  uint64_t commands;        /* the caller's commands and script runs sent */
+  uint64_t errors[GM_REDIS_ERR_SLOTS]; /* the caller's failures, by GM_E* slot
+                                          (error replies: EREDIS) */
+  uint64_t writes;          /* socket writes of the CMD link */
+  uint64_t written;         /* requests those writes carried (PINGs included) */
+  uint64_t largest_write;   /* the most requests one write carried */
+  uint64_t reconnects;      /* a link up again after it had been up */
+  uint64_t connect_failures; /* attempts that failed (either link) */
+  uint64_t resets;          /* run_id changes */
+} gm_redis_metrics_t;
 
 typedef struct gm_redis_config_s {
   gm_redis_url_t url; /* moved into the client */
@@ -78,6 +92,9 @@ const char *gm_redis_run_id(const gm_redis_t *r);
 const char *gm_redis_prefix(const gm_redis_t *r, size_t *len);
 /* The URL without its password, for messages. */
 const char *gm_redis_display(const gm_redis_t *r);
+const gm_redis_metrics_t *gm_redis_metrics(const gm_redis_t *r);
+/* Why the CMD link's last attempt or connection failed, for messages. */
+const char *gm_redis_last_error(const gm_redis_t *r);
 
 /* Sends one command. block_ns (BLK only): how long the server may hold
  * it; the watchdog allows that plus the timeout. 0, or a GM_E* code with

@@ -10,17 +10,22 @@
  *   client:run(name, keys, args)     -> value | nil, msg, code
  *   client:_next_reset()             -> old_run_id, new_run_id | nil, msg, code (on_reset's)
  *   client:key(name)  client:run_id()   client:close()   tostring(client)
+ *   core.all_redis_metrics()         -> { { url, connected, commands, errors = { CODE = n },
+ *                                          writes, written, largest_write, reconnects,
+ *                                          connect_failures, resets }, ... } (live clients)
  *
  * The client is this userdata; redis.lua adds on_reset to its methods.
  *
- * Replies: status and bulk strings are strings, integers integers, arrays
+ * Replies (lua/redis_reply.c): status and bulk strings are strings, integers integers, arrays
  * tables; a nil reply is nil at the top and false inside an array (as in
  * Redis' own Lua); an error reply is nil, msg, "EREDIS" at the top and
  * { err = msg } inside a pipeline or an array. */
 #include <string.h>
 
+#include "io/log.h"
 #include "io/redis.h"
 #include "lua/l_object.h"
+#include "lua/redis_reply.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
 #include "proto/alloc.h"
@@ -32,10 +37,15 @@
 typedef struct lredis_s {
   gm_redis_t *r;
   gm_rt_t *rt;
+  gm_loop_t *loop;
   gm_waiter_t connecting;
   bool decided; /* the first connect succeeded or failed */
   int first_err;
   char first_why[192];
+  /* wait: connect(…, { wait = … }) retries until Redis answers; a spell of
+   * failures is logged once, on its first failure */
+  bool wait, waiting_logged;
+  uint64_t wait_since;
   gm_waiter_t resets;
   bool reset_pending;
   char old_id[64], new_id[64];
@@ -51,47 +61,6 @@ typedef struct batch_s {
   int err;  /* the first failure */
   char why[192];
 } batch_t;
-
-static void push_value(lua_State *L, const redisReply *r, bool nested) {
-  luaL_checkstack(L, 4, "redis reply too deep");
-  switch (r->type) {
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-    lua_pushlstring(L, r->str, r->len);
-    break;
-  case REDIS_REPLY_INTEGER:
-    lua_pushinteger(L, (lua_Integer)r->integer);
-    break;
-  case REDIS_REPLY_ARRAY:
-    lua_createtable(L, (int)r->elements, 0);
-    for (size_t i = 0; i < r->elements; i++) {
-      push_value(L, r->element[i], true);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    break;
-  case REDIS_REPLY_ERROR:
-    lua_createtable(L, 0, 1);
-    lua_pushlstring(L, r->str, r->len);
-    lua_setfield(L, -2, "err");
-    break;
-  default: /* nil */
-    if (nested) lua_pushboolean(L, 0);
-    else lua_pushnil(L);
-  }
-  (void)nested;
-}
-
-/* A top-level reply: its value, or nil, msg, "EREDIS". */
-static int push_top(lua_State *L, const redisReply *r) {
-  if (r->type == REDIS_REPLY_ERROR) {
-    lua_pushnil(L);
-    lua_pushlstring(L, r->str, r->len);
-    lua_pushstring(L, gm_err_name(GM_EREDIS));
-    return 3;
-  }
-  push_value(L, r, false);
-  return 1;
-}
 
 static void batch_detach(gm_task_t *t, void *object) {
   batch_t *b = object;
@@ -127,10 +96,10 @@ static void on_reply(void *data, const redisReply *reply, int err, const char *w
   gm_task_t *t = b->task;
   if (t && reply && !b->err) {
     if (b->ref == LUA_NOREF) {
-      b->nres = push_top(t->co, reply);
+      b->nres = gm_redis_push_top(t->co, reply);
     } else {
       lua_rawgeti(t->co, LUA_REGISTRYINDEX, b->ref);
-      push_value(t->co, reply, true);
+      gm_redis_push_value(t->co, reply, true);
       lua_rawseti(t->co, -2, b->done);
       lua_pop(t->co, 1);
     }
@@ -351,6 +320,54 @@ static int client_close(lua_State *L) {
   return 0;
 }
 
+/* {=============== metrics =============== */
+
+/* Every client userdata, by address, in a weak table: the scrape's list. */
+#define ALL_CLIENTS "gloaming.all_redis"
+
+static void set_count(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static void push_metrics(lua_State *L, const gm_redis_t *r) {
+  const gm_redis_metrics_t *m = gm_redis_metrics(r);
+  lua_createtable(L, 0, 11);
+  lua_pushstring(L, gm_redis_display(r));
+  lua_setfield(L, -2, "url");
+  set_count(L, "connected", gm_redis_up(r, GM_REDIS_CMD) ? 1 : 0);
+  set_count(L, "commands", m->commands);
+  lua_newtable(L);
+  for (int i = 0; i < GM_REDIS_ERR_SLOTS; i++)
+    if (m->errors[i]) set_count(L, gm_err_name(GM__ERRNO_FIRST + 1 + i), m->errors[i]);
+  lua_setfield(L, -2, "errors");
+  set_count(L, "writes", m->writes);
+  set_count(L, "written", m->written);
+  set_count(L, "largest_write", m->largest_write);
+  set_count(L, "reconnects", m->reconnects);
+  set_count(L, "connect_failures", m->connect_failures);
+  set_count(L, "resets", m->resets);
+}
+
+static int l_all_redis_metrics(lua_State *L) {
+  lua_newtable(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lredis_t *lr = luaL_testudata(L, -1, REDIS_MT);
+    if (lr && lr->r && !gm_redis_closed(lr->r)) {
+      push_metrics(L, lr->r);
+      lua_rawseti(L, -5, ++n);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* }=============== */
+
 static int client_gc(lua_State *L) {
   lredis_t *lr = check_client(L);
   if (lr->r) gm_redis_release(lr->r);
@@ -367,9 +384,27 @@ static int client_tostring(lua_State *L) {
 
 /* {=============== connecting =============== */
 
+/* What a waiting connect sits out: the server is not there yet, or not
+ * ready. A refused AUTH or SELECT is a configuration error: it fails. */
+static bool transient(int err, const char *why) {
+  if (err != GM_EREDIS) return err != GM_ENOMEM && err != GM_ECLOSED;
+  return why && strstr(why, "LOADING") != NULL; /* a restart loading its data */
+}
+
 static void on_state(gm_redis_t *r, bool up, int err, const char *why) {
   lredis_t *lr = gm_redis_data(r);
   if (lr->decided) return;
+  if (!up && lr->wait && transient(err, why)) {
+    if (!lr->waiting_logged) {
+      lr->waiting_logged = true;
+      gm_log(GM_LOG_WARN, "redis", "%s is not reachable (%s): waiting for it, retrying with backoff",
+             gm_redis_display(r), why ? why : gm_strerror(err));
+    }
+    return; /* io/redis.c has scheduled the next attempt */
+  }
+  if (up && lr->waiting_logged)
+    gm_log(GM_LOG_INFO, "redis", "%s answered after %.1f s of waiting", gm_redis_display(r),
+           (double)(gm_loop_now(lr->loop) - lr->wait_since) / 1e9);
   lr->decided = true;
   lr->first_err = up ? 0 : err;
   snprintf(lr->first_why, sizeof lr->first_why, "%s", why ? why : "");
@@ -410,8 +445,19 @@ static int connect_result(lua_State *L, lredis_t *lr) {
 static int connect_continue(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   gm_task_t *t = (gm_task_t *)ctx;
-  if (t->nresume > 0) return gm_task_results(L, t); /* cancelled */
-  return connect_result(L, luaL_checkudata(L, 3, REDIS_MT));
+  lredis_t *lr = luaL_checkudata(L, 3, REDIS_MT);
+  if (t->nresume > 0) { /* cancelled, or the wait's deadline */
+    int n = gm_task_results(L, t);
+    if (n == 3 && lr->first_why[0] == '\0' && lua_isnil(L, -3)) { /* say what the last attempt met */
+      const char *code = lua_tostring(L, -1);
+      if (code && strcmp(code, "ETIMEDOUT") == 0) {
+        lua_pushfstring(L, "redis did not answer within the wait: %s", gm_redis_last_error(lr->r));
+        lua_replace(L, -3);
+      }
+    }
+    return n;
+  }
+  return connect_result(L, lr);
 }
 
 static double number_field(lua_State *L, int idx, const char *name) {
@@ -440,6 +486,10 @@ static int l_redis_connect(lua_State *L) {
   cfg.timeout_ns = gm_seconds_to_ns(number_field(L, 2, "timeout"));
   cfg.backoff_min_ns = gm_seconds_to_ns(number_field(L, 2, "backoff_min"));
   cfg.backoff_max_ns = gm_seconds_to_ns(number_field(L, 2, "backoff_max"));
+  /* wait: false, true (no deadline) or seconds (redis.lua checked it) */
+  lua_getfield(L, 2, "wait");
+  bool wait = lua_toboolean(L, -1);
+  uint64_t wait_ns = lua_isnumber(L, -1) ? gm_seconds_to_ns(lua_tonumber(L, -1)) : UINT64_MAX;
   lua_settop(L, 2);
   const char *why = NULL;
   int err = gm_redis_url_parse(url, len, &cfg.url, &why);
@@ -448,12 +498,19 @@ static int l_redis_connect(lua_State *L) {
   lredis_t *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* index 3 */
   memset(lr, 0, sizeof *lr);
   lr->rt = rt;
+  lr->loop = loop;
+  lr->wait = wait;
+  lr->wait_since = gm_loop_now(loop);
   luaL_setmetatable(L, REDIS_MT);
   lr->r = gm_redis_new(loop, &cfg, &handler, lr);
   if (lr->r == NULL) return gm_raise_oom(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, -2, lr);
+  lua_pop(L, 1);
   if (lr->decided) return connect_result(L, lr); /* it failed at once */
   lr->connecting.on_detach = connect_abandoned;
-  return gm_waiter_wait_k(L, &lr->connecting, t, UINT64_MAX, connect_continue);
+  return gm_waiter_wait_k(L, &lr->connecting, t, wait_ns, connect_continue);
 }
 
 /* }=============== */
@@ -473,8 +530,16 @@ int gm_open_redis(lua_State *L) {
                                   {"__close", client_close},
                                   {"__tostring", client_tostring},
                                   {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"redis_connect", l_redis_connect}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"redis_connect", l_redis_connect},
+                                   {"all_redis_metrics", l_all_redis_metrics},
+                                   {NULL, NULL}};
   gm_rt_newclass(L, REDIS_MT, methods, meta);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, ALL_CLIENTS);
   lua_pop(L, 1);
   gm_rt_setfuncs(L, funcs);
   return 0;

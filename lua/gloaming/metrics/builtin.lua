@@ -3,8 +3,11 @@
 -- (spec/metrics_spec.lua). Each row: name, type, help, labels, and for the
 -- shards' figures (kept in C, proto/metrics.h) `from(r, add)`, which reads
 -- core.shard_metrics(shard) and calls add(value, label values...) once per
--- sample; those rows get a first label, shard, added. Rows without `from`
--- are counted in Lua where they happen (REST, handlers, identify queue).
+-- sample; those rows get a first label, shard, added. Rows with
+-- `per = "redis"` read core.all_redis_metrics() (io/redis.h's counters, one
+-- table per live client) instead and get a first label, redis (the URL
+-- without its password). Rows without `from` are counted in Lua where they
+-- happen (REST, handlers, identify queue).
 local registry = require "gloaming.metrics.registry"
 
 local function each_type(gateway)
@@ -68,6 +71,26 @@ local TABLE = {
     { "route", "scope" } },
   { "gloaming_http_rate_limit_wait_seconds_total", "counter",
     "Time REST requests waited for rate limits (buckets, 429s, the global limit), by route bucket", { "route" } },
+  { "gloaming_redis_connected", "gauge", "1 while the client's command connection is up", {}, per = "redis",
+    from = one("connected") },
+  { "gloaming_redis_commands_total", "counter", "Commands and script runs sent", {}, per = "redis",
+    from = one("commands") },
+  { "gloaming_redis_errors_total", "counter",
+    "Failed commands, by code (ETIMEDOUT, ECONNRESET, ECONNREFUSED, EREDIS for an error reply...)", { "code" },
+    per = "redis", from = function(r, add) for code, n in pairs(r.errors) do add(n, code) end end },
+  { "gloaming_redis_writes_total", "counter", "Socket writes of the command connection", {}, per = "redis",
+    from = one("writes") },
+  { "gloaming_redis_written_requests_total", "counter",
+    "Requests those writes carried (a pipeline's batch size is its rate over the writes')", {}, per = "redis",
+    from = one("written") },
+  { "gloaming_redis_largest_write_requests", "gauge", "The most requests one write carried", {}, per = "redis",
+    from = one("largest_write") },
+  { "gloaming_redis_reconnects_total", "counter", "Connections up again after they had been up", {},
+    per = "redis", from = one("reconnects") },
+  { "gloaming_redis_connect_failures_total", "counter", "Connection attempts that failed", {}, per = "redis",
+    from = one("connect_failures") },
+  { "gloaming_redis_resets_total", "counter", "Reconnects that found another run_id (the server lost its data)",
+    {}, per = "redis", from = one("resets") },
 }
 
 local builtin = { TABLE = TABLE }
@@ -75,9 +98,11 @@ local builtin = { TABLE = TABLE }
 for _, row in ipairs(TABLE) do
   local name, kind, help, labels = row[1], row[2], row[3], row[4]
   if row.from then
-    local all = { "shard" }
+    local per = row.per or "shard"
+    local all = { per }
     for _, l in ipairs(labels) do all[#all + 1] = l end
-    registry.define_sourced { name = name, type = kind, help = help, labels = all, source = row.from }
+    registry.define_sourced { name = name, type = kind, help = help, labels = all, source = row.from,
+      per = per, key = per == "shard" and "id" or "url" }
   else
     builtin[name] = registry.define(kind, { name = name, help = help, labels = labels, buckets = row.buckets },
       "metrics")

@@ -48,12 +48,13 @@ local function labels_of(names, values)
   return t
 end
 
--- The samples of a family kept in C: every shard's, by label set (shards
--- of the same number in two Bots add up).
-local function sourced(f, shards)
+-- The samples of a family kept in C: every shard's (or Redis client's), by
+-- label set (shards of the same number in two Bots, clients of the same
+-- URL, add up). f.per names the list and the first label; f.key the field.
+local function sourced(f, lists)
   local map = {}
-  for _, r in ipairs(shards) do
-    local sid = tostring(r.id)
+  for _, r in ipairs(lists[f.per]) do
+    local sid = tostring(r[f.key])
     f.source(r, function(v, ...)
       local values = { sid, ... }
       local key = table.concat(values, "\0")
@@ -82,7 +83,7 @@ end
 
 --- A snapshot of every metric, as plain tables.
 function metrics.snapshot()
-  local shards = core.all_shard_metrics()
+  local lists = { shard = core.all_shard_metrics(), redis = core.all_redis_metrics() }
   local snap = {}
   for _, name in ipairs(registry.order) do
     local f = registry.families[name]
@@ -90,7 +91,7 @@ function metrics.snapshot()
       type = f.type, help = f.help,
       labels = table.move(f.labels, 1, #f.labels, 1, {}),
       buckets = f.buckets and table.move(f.buckets, 1, #f.buckets, 1, {}),
-      samples = f.source and sourced(f, shards) or kept(f),
+      samples = f.source and sourced(f, lists) or kept(f),
     }
   end
   return snap

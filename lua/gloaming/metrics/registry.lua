@@ -206,7 +206,8 @@ function registry.define_sourced(def)
   local label_set = {}
   for i, l in ipairs(def.labels) do label_set[l] = i end
   local m = setmetatable({ name = def.name, help = def.help, type = def.type, labels = def.labels,
-    label_set = label_set, source = def.source, samples = {} }, Metric)
+    label_set = label_set, source = def.source, per = def.per or "shard", key = def.key or "id",
+    samples = {} }, Metric)
   families[def.name] = m
   order[#order + 1] = def.name
   return m
