@@ -1,0 +1,198 @@
+-- The cluster-wide identify permits against a real redis-server (one per
+-- test, on a Unix socket, no TCP, no persistence, stopped by pid), driven
+-- through spec/redis_cli_support.lua's test adapter until gloaming.redis is
+-- merged. Times asserted are Redis' own (TIME, as the scripts read it), so
+-- the spacing is checked where it is decided. Windows are 0.3 s here.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local support = require "spec.redis_cli_support"
+local IdentifyQueue = require "gloaming.cluster.identify_queue"
+
+local WINDOW, POLL, GRACE = 0.3, 0.05, 0.25
+local WINDOW_MS = math.floor(WINDOW * 1000)
+local LIMITS = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
+
+local function queue(server, opts)
+  opts = opts or {}
+  local o = { application_id = "42", window = WINDOW, poll = POLL, grace = GRACE }
+  for k, v in pairs(opts) do o[k] = v end
+  local client = server:client("t:")
+  return IdentifyQueue.new(client, o), client
+end
+
+-- Redis' TIME in ms, and a hash field.
+local function redis_now(c)
+  local t = assert(c:call("TIME"))
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+end
+local function gw(c, field) return tonumber(c:call("HGET", "t:{gm:42}:gw", field)) end
+
+local function run(fn) return testing.run(fn, 30) end
+
+describe("identify permits in Redis", function()
+  local server
+  after_each(function() server = nil end)
+
+  it("a storm of 16 shards over two processes, max_concurrency 4: each bucket in shard order, "
+    .. "one grant per window", function()
+    run(function()
+      server = support.start_redis()
+      -- "process" a knows the limits; b guesses one bucket and is corrected
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      local b = queue(server, { holder = "b" })
+      local log, tasks = {}, {}
+      local spy = server:client()
+      for shard = 15, 0, -1 do -- started in reverse: order must come from Redis
+        local q = shard < 8 and a or b
+        tasks[#tasks + 1] = gloaming.spawn(function()
+          assert(q:enqueue(shard))
+          -- the permit's key names the holder, with Redis' grant time beside
+          local holder = spy:call("GET", "t:{gm:42}:idq:" .. shard % 4)
+          local at = redis_now(spy)
+          local pttl = spy:call("PTTL", "t:{gm:42}:idq:" .. shard % 4)
+          log[#log + 1] = { shard = shard, at = at, pttl = pttl, holder = holder }
+        end)
+      end
+      for _, t in ipairs(tasks) do assert(t:wait(20)) end
+      local seeded = gw(spy, "seeded_at")
+      local last = {}
+      for _, e in ipairs(log) do
+        local bucket = e.shard % 4
+        assert.are.equal(e.shard .. ":" .. (e.shard < 8 and "a" or "b"), e.holder)
+        -- grant time = now - (window - pttl): the permit was set at the grant
+        local at = e.at - (WINDOW_MS - e.pttl)
+        assert.is_true(at >= seeded + WINDOW_MS, "a permit inside the first window after seeding")
+        if last[bucket] then
+          assert.is_true(e.shard > last[bucket].shard, "bucket " .. bucket .. " out of shard order")
+          assert.is_true(at - last[bucket].at >= WINDOW_MS,
+            ("two grants in bucket %d %d ms apart"):format(bucket, at - last[bucket].at))
+        end
+        last[bucket] = { shard = e.shard, at = at }
+      end
+      assert.are.equal(16, #log)
+      assert.are.equal(1000 - 16, gw(spy, "day_remaining"))
+      assert.are.equal(4, b:info().max_concurrency) -- REBUCKET told b
+      server.stop()
+    end)
+  end)
+
+  it("a holder killed after its grant: the bucket's next shard waits for the permit to expire", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      local t0 = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:0"))
+      a:close() -- dead: it never releases (nothing ever deletes a permit)
+      local b = queue(server, { limits = LIMITS, holder = "b" })
+      assert(b:enqueue(4))
+      local t1 = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:0"))
+      assert.is_true(t1 - t0 >= WINDOW_MS, ("granted %d ms after the dead holder's grant"):format(t1 - t0))
+      assert.are.equal("4:b", spy:call("GET", "t:{gm:42}:idq:0"))
+      -- another bucket was never held
+      assert(b:enqueue(1))
+      server.stop()
+    end)
+  end)
+
+  it("a holder paused past the grace does not use its permit and queues again", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0)) -- seeded, quiet window over
+      assert(a:enqueue(1))
+      -- the answer to shard 2's ask is held up (redis-server stopped), as
+      -- a holder's own pause would: the grant arrives past the grace
+      local grants = gw(spy, "granted")
+      local pid = tostring(server.proc:pid())
+      assert.are.equal(0, gloaming.process.run { "kill", "-STOP", pid })
+      local task = gloaming.spawn(function() return a:enqueue(2) end)
+      gloaming.sleep(GRACE + 0.15) -- the pause itself, not a synchronisation
+      assert.are.equal(0, gloaming.process.run { "kill", "-CONT", pid })
+      local ok, granted, deadline = task:wait(10)
+      assert.is_true(ok)
+      assert.is_true(granted)
+      assert.are.equal(1, a:info().wasted)
+      assert.are.equal(grants + 2, gw(spy, "granted")) -- one spent, one used
+      assert.is_true(deadline <= gloaming.now() + GRACE)
+      server.stop()
+    end)
+  end)
+
+  it("the daily budget at its reserve: identifies wait for the reset and the log says why", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local lines, cond = {}, gloaming.Condition.new()
+      gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+      -- 12 left, reserve 10 (16 shards), the day ends 1 s after seeding
+      local a = queue(server, { holder = "a", shards = 16, limits = { max_concurrency = 4, total = 1000,
+        remaining = 12, reset_after = 1 } })
+      assert(a:enqueue(0))
+      assert(a:enqueue(1))
+      assert.are.equal(10, gw(spy, "day_remaining"))
+      local task = gloaming.spawn(function() return a:enqueue(2) end)
+      assert(testing.wait_until(cond, function()
+        for _, l in ipairs(lines) do if l:match("daily identify budget is down to 10 %(reserve 10%)") then return l end end
+      end, 5))
+      assert.is_false(task:done())
+      local ok, granted = task:wait(10) -- the reset refills the budget
+      assert.is_true(ok and granted)
+      assert.is_true(redis_now(spy) >= gw(spy, "day_reset_at") - 86400000)
+      assert.are.equal(999, gw(spy, "day_remaining"))
+      gloaming.log.handler(nil)
+      server.stop()
+    end)
+  end)
+
+  it("Redis restarted empty, or its run_id changed: no permit for one window", function()
+    run(function()
+      server = support.start_redis()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      -- a new empty server in place of the old one
+      server.stop()
+      server = support.start_redis()
+      local spy = server:client()
+      local b, client = queue(server, { limits = LIMITS, holder = "b" })
+      assert(b:enqueue(1))
+      local seeded = gw(spy, "seeded_at")
+      local at = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:1"))
+      assert.is_true(at - seeded >= WINDOW_MS, ("granted %d ms after seeding"):format(at - seeded))
+      -- a restart that kept the keys (from a snapshot) is only seen by the
+      -- client, as a changed run_id: the queue quiets the permits
+      local noticed = redis_now(spy)
+      client:reset("old-run-id", "new-run-id")
+      while (gw(spy, "quiet_until") or 0) < noticed do gloaming.sleep(0.02) end -- the reset's task ran
+      assert(b:enqueue(2))
+      local quiet = gw(spy, "quiet_until")
+      assert.is_true(quiet >= noticed + WINDOW_MS)
+      at = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:2"))
+      assert.is_true(at >= quiet, ("granted %d ms before the quiet window's end"):format(quiet - at))
+      assert.are.equal(1, b:info().resets)
+      server.stop()
+    end)
+  end)
+
+  it("a dead waiter is pruned: the queue behind it goes on", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0)) -- seeded, quiet window over
+      -- shard 1 queued by a process that then died: it promised to ask again
+      -- within 200 ms and never did
+      local dead_at = redis_now(spy) + 200
+      spy:call("ZADD", "t:{gm:42}:idw:1", 1, "1:ghost")
+      spy:call("HSET", "t:{gm:42}:ids:1", "1:ghost", dead_at)
+      assert(a:enqueue(5))
+      local at = redis_now(spy)
+      assert.is_true(at >= dead_at, "shard 5 went before the ghost was dead")
+      assert.is_nil(spy:call("ZSCORE", "t:{gm:42}:idw:1", "1:ghost"))
+      assert.are.equal(0, spy:call("HEXISTS", "t:{gm:42}:ids:1", "1:ghost"))
+      assert.are.equal("5:a", spy:call("GET", "t:{gm:42}:idq:1"))
+      server.stop()
+    end)
+  end)
+end)
