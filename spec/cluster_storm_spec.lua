@@ -1,0 +1,73 @@
+-- Identify storm across two bot processes sharing the Redis permits: 16
+-- shards (8 here, 8 in a child process), max_concurrency 4, all starting
+-- together, against `gloaming fake-gateway` in a third process that
+-- enforces the bucket rule and logs the identifies it accepted. A real
+-- redis-server (spec/redis_cli_support.lua; the redis-cli test adapter
+-- stands in for gloaming.redis until it is merged). Real clock, short
+-- windows: the fake's 0.3 s, the permits' 0.4 s (0.1 s of margin, as the
+-- in-process queue has 0.5 s over Discord's 5).
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local helpers = require "spec.helpers"
+local support = require "spec.redis_cli_support"
+local IdentifyQueue = require "gloaming.cluster.identify_queue"
+
+local SHARDS, BUCKETS, FAKE_WINDOW, WINDOW = 16, 4, 0.3, 0.4
+
+describe("identify permits across processes", function()
+  it("an identify storm: no two identifies in a bucket within the window, no op 9, "
+    .. "each bucket in shard order", function()
+    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
+      .. "--port 0 --shards %d --max-concurrency %d --identify-window %g"):format(SHARDS, BUCKETS, FAKE_WINDOW))
+    local ok, err = pcall(testing.run, function()
+      assert(info, "no JSON line from fake-gateway")
+      local server = support.start_redis()
+      -- GET /gateway/bot's limits, as create_recommended would give them
+      local limits = { max_concurrency = BUCKETS, total = 1000, remaining = 1000, reset_after = 86400 }
+      local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
+        window = WINDOW, poll = 0.05, limits = limits })
+      local other = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/permits_process.lua",
+        server.sock, info.url, info.token, "8", "15", tostring(SHARDS), "b", tostring(WINDOW) },
+        { env_remove = { "LD_PRELOAD" } })
+      local config = gloaming.Config.new(info.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(info.url):queue(q):build()
+      local shards = assert(gloaming.create_iterator(0, 7, SHARDS, config))
+      local t0 = gloaming.now()
+      for _, s in ipairs(shards) do s:start() end
+      local control = gloaming.http.new(info.token, { base_url = info.http_url })
+      -- every shard of both processes identified (polling the fake, 20 ms)
+      local log
+      local deadline = gloaming.now() + 15
+      repeat
+        log = assert(control:request("GET", "/fake/identifies"))
+        if #log < SHARDS then
+          assert(gloaming.now() < deadline, ("%d identifies after 15 s"):format(#log))
+          gloaming.sleep(0.02)
+        end
+      until #log >= SHARDS
+      local took = gloaming.now() - t0
+      assert.are.same({}, assert(control:request("GET", "/fake/violations")))
+      local last, seen = {}, {}
+      for _, e in ipairs(log) do
+        assert.is_nil(seen[e.shard], "shard " .. e.shard .. " identified twice")
+        seen[e.shard] = true
+        local prev = last[e.bucket]
+        if prev then
+          assert.is_true(e.shard > prev.shard, ("bucket %d: shard %d after %d"):format(e.bucket, e.shard, prev.shard))
+          assert.is_true(e.at - prev.at >= FAKE_WINDOW,
+            ("bucket %d: identifies %.3f s apart"):format(e.bucket, e.at - prev.at))
+        end
+        last[e.bucket] = e
+      end
+      assert.are.equal(SHARDS, #log)
+      -- one quiet window (the first seed), then 4 rounds: not much slower than the rule
+      assert.is_true(took < (SHARDS // BUCKETS + 1) * WINDOW + 3, ("took %.2f s"):format(took))
+      other:kill("SIGKILL")
+      other:wait(5)
+      for _, s in ipairs(shards) do s:close() end
+      server.stop()
+    end, 40)
+    helpers.stop_peer(pid, handle)
+    assert(ok, err)
+  end)
+end)
