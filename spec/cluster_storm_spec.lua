@@ -71,3 +71,54 @@ describe("identify permits across processes", function()
     assert(ok, err)
   end)
 end)
+
+describe("a permit holder killed right after its grant", function()
+  it("never identifies, and the bucket's next shard waits one full window from the grant", function()
+    local window = 1 -- long enough that the permit is still there to read after READY
+    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
+      .. "--port 0 --shards 8 --max-concurrency 4 --identify-window %g"):format(FAKE_WINDOW))
+    local ok, err = pcall(testing.run, function()
+      local server = support.start_redis()
+      local spy = server:client()
+      local limits = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
+      local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
+        window = window, poll = 0.05, limits = limits })
+      local config = gloaming.Config.new(info.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(info.url):queue(q):build()
+      local function start(n)
+        local s = assert(gloaming.create_iterator(n, n, 8, config))[1]
+        s:start()
+        assert(s:next_event(gloaming.EventTypeFlags.READY, 20))
+        return s
+      end
+      local s0 = start(0) -- seeds the limits, waits out the quiet window
+      -- shard 3 in another process that dies right after its grant
+      local other = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/permits_process.lua",
+        server.sock, info.url, info.token, "3", "3", "8", "b", tostring(window), "3" },
+        { env_remove = { "LD_PRELOAD" } })
+      assert.are.equal(3, (other:wait(20)))
+      local function permit(key)
+        local t = spy:call("TIME")
+        local now = tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+        return spy:call("GET", key), now - (window * 1000 - spy:call("PTTL", key))
+      end
+      local holder, granted3 = permit("t:{gm:42}:idq:3")
+      assert.are.equal("3:b", holder)
+      local s7 = start(7) -- bucket 3 too
+      local holder7, granted7 = permit("t:{gm:42}:idq:3")
+      assert.are.equal("7:a", holder7)
+      assert.is_true(granted7 - granted3 >= window * 1000,
+        ("shard 7 granted %d ms after the dead holder's grant"):format(granted7 - granted3))
+      local control = gloaming.http.new(info.token, { base_url = info.http_url })
+      local log = assert(control:request("GET", "/fake/identifies"))
+      assert.are.same({ 0, 7 }, { log[1].shard, log[2].shard })
+      assert.are.equal(2, #log) -- shard 3 never identified
+      assert.are.same({}, assert(control:request("GET", "/fake/violations")))
+      s0:close()
+      s7:close()
+      server.stop()
+    end, 40)
+    helpers.stop_peer(pid, handle)
+    assert(ok, err)
+  end)
+end)

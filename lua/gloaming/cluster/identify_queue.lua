@@ -194,8 +194,9 @@ function Queue:enqueue(shard)
     if not reply then
       if code == "ECANCELED" or code == "ECLOSED" then return nil, msg, code end
       down = down + 1
-      self:_state("down", "error", "identify permits: Redis unreachable (%s): identifies wait;"
-        .. " resumes and running shards go on", tostring(msg))
+      self:_state("down", "error", "identify permits: Redis %s (%s): identifies wait;"
+        .. " resumes and running shards go on",
+        code == "EREDIS" and "refused the permit script" or "unreachable", tostring(msg))
       wait_ms = math.min(2 ^ (down - 1), 8) * poll_ms
     else
       if down > 0 and self.state == "down" then
