@@ -25,6 +25,14 @@ local function redis_now(c)
   local t = assert(c:call("TIME"))
   return tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
 end
+-- A permit's holder and Redis' time of its grant (TIME and PTTL read in
+-- one script, so no time passes between them).
+local PERMIT = "local t = redis.call('TIME') return { redis.call('GET', KEYS[1]), "
+  .. "tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - (tonumber(ARGV[1]) - redis.call('PTTL', KEYS[1])) }"
+local function permit(c, bucket, window_ms)
+  local r = assert(c:call("EVAL", PERMIT, 1, "t:{gm:42}:idq:" .. bucket, window_ms or WINDOW_MS))
+  return r[1], r[2]
+end
 local function gw(c, field) return tonumber(c:call("HGET", "t:{gm:42}:gw", field)) end
 
 local function run(fn) return testing.run(fn, 30) end
@@ -47,10 +55,8 @@ describe("identify permits in Redis", function()
         tasks[#tasks + 1] = gloaming.spawn(function()
           assert(q:enqueue(shard))
           -- the permit's key names the holder, with Redis' grant time beside
-          local holder = spy:call("GET", "t:{gm:42}:idq:" .. shard % 4)
-          local at = redis_now(spy)
-          local pttl = spy:call("PTTL", "t:{gm:42}:idq:" .. shard % 4)
-          log[#log + 1] = { shard = shard, at = at, pttl = pttl, holder = holder }
+          local holder, at = permit(spy, shard % 4)
+          log[#log + 1] = { shard = shard, at = at, holder = holder }
         end)
       end
       for _, t in ipairs(tasks) do assert(t:wait(20)) end
@@ -59,8 +65,7 @@ describe("identify permits in Redis", function()
       for _, e in ipairs(log) do
         local bucket = e.shard % 4
         assert.are.equal(e.shard .. ":" .. (e.shard < 8 and "a" or "b"), e.holder)
-        -- grant time = now - (window - pttl): the permit was set at the grant
-        local at = e.at - (WINDOW_MS - e.pttl)
+        local at = e.at
         assert.is_true(at >= seeded + WINDOW_MS, "a permit inside the first window after seeding")
         if last[bucket] then
           assert.is_true(e.shard > last[bucket].shard, "bucket " .. bucket .. " out of shard order")
@@ -82,11 +87,11 @@ describe("identify permits in Redis", function()
       local spy = server:client()
       local a = queue(server, { limits = LIMITS, holder = "a" })
       assert(a:enqueue(0))
-      local t0 = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:0"))
+      local _, t0 = permit(spy, 0)
       a:close() -- dead: it never releases (nothing ever deletes a permit)
       local b = queue(server, { limits = LIMITS, holder = "b" })
       assert(b:enqueue(4))
-      local t1 = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:0"))
+      local _, t1 = permit(spy, 0)
       assert.is_true(t1 - t0 >= WINDOW_MS, ("granted %d ms after the dead holder's grant"):format(t1 - t0))
       assert.are.equal("4:b", spy:call("GET", "t:{gm:42}:idq:0"))
       -- another bucket was never held
@@ -158,7 +163,7 @@ describe("identify permits in Redis", function()
       local b, client = queue(server, { limits = LIMITS, holder = "b" })
       assert(b:enqueue(1))
       local seeded = gw(spy, "seeded_at")
-      local at = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:1"))
+      local _, at = permit(spy, 1)
       assert.is_true(at - seeded >= WINDOW_MS, ("granted %d ms after seeding"):format(at - seeded))
       -- a restart that kept the keys (from a snapshot) is only seen by the
       -- client, as a changed run_id: the queue quiets the permits
@@ -168,7 +173,7 @@ describe("identify permits in Redis", function()
       assert(b:enqueue(2))
       local quiet = gw(spy, "quiet_until")
       assert.is_true(quiet >= noticed + WINDOW_MS)
-      at = redis_now(spy) - (WINDOW_MS - spy:call("PTTL", "t:{gm:42}:idq:2"))
+      _, at = permit(spy, 2)
       assert.is_true(at >= quiet, ("granted %d ms before the quiet window's end"):format(quiet - at))
       assert.are.equal(1, b:info().resets)
       server.stop()
@@ -187,11 +192,41 @@ describe("identify permits in Redis", function()
       spy:call("ZADD", "t:{gm:42}:idw:1", 1, "1:ghost")
       spy:call("HSET", "t:{gm:42}:ids:1", "1:ghost", dead_at)
       assert(a:enqueue(5))
-      local at = redis_now(spy)
+      local _, at = permit(spy, 1)
       assert.is_true(at >= dead_at, "shard 5 went before the ghost was dead")
       assert.is_nil(spy:call("ZSCORE", "t:{gm:42}:idw:1", "1:ghost"))
       assert.are.equal(0, spy:call("HEXISTS", "t:{gm:42}:ids:1", "1:ghost"))
       assert.are.equal("5:a", spy:call("GET", "t:{gm:42}:idq:1"))
+      server.stop()
+    end)
+  end)
+
+  it("for_bot asks Discord for the application id, the limits and the shard count", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 2, max_concurrency = 2, application_id = "777",
+        session_start_limit = { total = 1000, remaining = 321 } }
+      local http = gloaming.http.new(fake.token, { base_url = fake.api_url })
+      local q = assert(IdentifyQueue.for_bot(server:client("t:"), http, { window = WINDOW, poll = POLL }))
+      assert(q:enqueue(1))
+      assert.are.equal("1:" .. q:info().holder, spy:call("GET", "t:{gm:777}:idq:1"))
+      assert.are.equal("2", spy:call("HGET", "t:{gm:777}:gw", "max_concurrency"))
+      assert.are.equal("320", spy:call("HGET", "t:{gm:777}:gw", "day_remaining"))
+      assert.are.equal(10, q:info().reserve) -- max(10, 2% of 2 shards)
+      -- the token is nowhere in Redis
+      for _, key in ipairs(spy:call("KEYS", "*")) do
+        assert.is_nil(key:find(fake.token, 1, true))
+        if spy:call("TYPE", key) == "hash" then
+          for _, v in ipairs(spy:call("HVALS", key)) do assert.is_nil(v:find(fake.token, 1, true)) end
+        elseif spy:call("TYPE", key) == "string" then
+          assert.is_nil(spy:call("GET", key):find(fake.token, 1, true))
+        end
+      end
+      local dead = gloaming.http.new(fake.token, { base_url = "http://127.0.0.1:1/api/v10" })
+      local none, msg = IdentifyQueue.for_bot(server:client("t:"), dead, { window = WINDOW })
+      assert.is_nil(none)
+      assert.matches("^GET /oauth2/applications/@me failed", msg)
       server.stop()
     end)
   end)

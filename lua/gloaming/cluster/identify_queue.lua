@@ -269,5 +269,36 @@ function Queue:close()
   self.closed = true
 end
 
+--- IdentifyQueue.for_bot(client, http[, opts]): the queue of the bot whose
+-- token `http` (a gloaming.http client) holds: the application id from GET
+-- /oauth2/applications/@me (unless opts.application_id), the limits and the
+-- shard count from GET /gateway/bot (unless opts.limits / opts.shards).
+-- Returns the queue, or nil, message, code when Discord could not say.
+function Queue.for_bot(client, http, opts)
+  opts = options.check(opts, OPTIONS, "IdentifyQueue.for_bot")
+  if not opts.application_id then
+    local app, msg, code = http:request("GET", "/oauth2/applications/@me")
+    if not app then return nil, "GET /oauth2/applications/@me failed: " .. tostring(msg), code end
+    if type(app) ~= "table" or type(app.id) ~= "string" then
+      return nil, "GET /oauth2/applications/@me: no application id in the answer", "EDECODE"
+    end
+    opts.application_id = app.id
+  end
+  if not opts.limits or not opts.shards then
+    local info, msg, code = http:gateway_bot()
+    if not info then return nil, "GET /gateway/bot failed: " .. tostring(msg), code end
+    local limit = type(info) == "table" and info.session_start_limit
+    if type(limit) ~= "table" then return nil, "GET /gateway/bot: no session_start_limit in the answer", "EDECODE" end
+    opts.shards = opts.shards or math.tointeger(info.shards)
+    opts.limits = opts.limits or {
+      max_concurrency = math.tointeger(limit.max_concurrency) or 1,
+      total = math.tointeger(limit.total) or 1000,
+      remaining = math.tointeger(limit.remaining) or math.tointeger(limit.total) or 1000,
+      reset_after = (tonumber(limit.reset_after) or 86400000) / 1000,
+    }
+  end
+  return Queue.new(client, opts)
+end
+
 Queue.OPTIONS, Queue.LIMITS = OPTIONS, LIMITS
 return Queue
