@@ -139,7 +139,9 @@ describe("identify permits in Redis", function()
       assert.are.equal(10, gw(spy, "day_remaining"))
       local task = gloaming.spawn(function() return a:enqueue(2) end)
       assert(testing.wait_until(cond, function()
-        for _, l in ipairs(lines) do if l:match("daily identify budget is down to 10 %(reserve 10%)") then return l end end
+        for _, l in ipairs(lines) do
+          if l:match("daily identify budget is down to 10 %(reserve 10%)") then return l end
+        end
       end, 5))
       assert.is_false(task:done())
       local ok, granted = task:wait(10) -- the reset refills the budget

@@ -100,8 +100,8 @@ describe("a permit holder killed right after its grant", function()
       -- the holder, and Redis' time of the grant (TIME and PTTL in one script)
       local function permit(key)
         local r = assert(spy:call("EVAL", "local t = redis.call('TIME') return { redis.call('GET', KEYS[1]), "
-          .. "tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - (tonumber(ARGV[1]) - redis.call('PTTL', KEYS[1])) }",
-          1, key, window * 1000))
+          .. "tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+          .. " - (tonumber(ARGV[1]) - redis.call('PTTL', KEYS[1])) }", 1, key, window * 1000))
         return r[1], r[2]
       end
       local holder, granted3 = permit("t:{gm:42}:idq:3")
