@@ -31,6 +31,14 @@ local function new(client, opts)
   return IdentifyQueue.new(client, o)
 end
 
+-- A metric's value for one label (0 when it has no such sample yet).
+local function metric(name, label, value)
+  for _, sample in ipairs(gloaming.metrics()[name].samples) do
+    if sample.labels[label] == value then return sample.value end
+  end
+  return 0
+end
+
 -- Every record, whatever GLOAMING_LOG says (make test runs with error).
 local function capture()
   gloaming.log.level("info")
@@ -79,8 +87,14 @@ describe("the Redis identify queue (virtual clock)", function()
       }
       local q = new(c)
       local t0 = gloaming.now()
+      local wasted, used = metric("gloaming_identify_permits_total", "result", "wasted"),
+        metric("gloaming_identify_permits_total", "result", "used")
+      local held = metric("gloaming_identify_permit_waits_total", "reason", "held")
       assert.is_true(q:enqueue(0))
       assert.is_true(gloaming.now() - t0 >= 0.4 + 5.5)
+      assert.are.equal(wasted + 1, metric("gloaming_identify_permits_total", "result", "wasted"))
+      assert.are.equal(used + 1, metric("gloaming_identify_permits_total", "result", "used"))
+      assert.are.equal(held + 1, metric("gloaming_identify_permit_waits_total", "reason", "held"))
       assert.are.equal(1, q:info().wasted)
       assert.are.equal(1, q:info().granted)
       local said = testing.wait_until(cond, function()
@@ -100,7 +114,9 @@ describe("the Redis identify queue (virtual clock)", function()
       local c = scripted { down, down, down, down, down, { "GRANTED", 5500, 99, 0 } }
       local q = new(c)
       local t0 = gloaming.now()
+      local before = metric("gloaming_identify_permit_waits_total", "reason", "down")
       assert.is_true(q:enqueue(0))
+      assert.are.equal(before + 5, metric("gloaming_identify_permit_waits_total", "reason", "down"))
       -- asked again with a backoff: 0.1, 0.2, 0.4, 0.8, 0.8 s
       assert.is_true(gloaming.now() - t0 >= 2.3)
       local errors, back = 0, 0

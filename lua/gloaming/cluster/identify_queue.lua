@@ -16,6 +16,7 @@
 local core = require "gloaming.core"
 local options = require "gloaming.options"
 local scripts = require "gloaming.cluster.permit_scripts"
+local metric = require "gloaming.metrics.record"
 
 local log = require("gloaming.log").component("redis")
 
@@ -194,6 +195,7 @@ function Queue:enqueue(shard)
     if not reply then
       if code == "ECANCELED" or code == "ECLOSED" then return nil, msg, code end
       down = down + 1
+      metric.identify_permit_wait("down")
       self:_state("down", "error", "identify permits: Redis %s (%s): identifies wait;"
         .. " resumes and running shards go on",
         code == "EREDIS" and "refused the permit script" or "unreachable", tostring(msg))
@@ -209,18 +211,22 @@ function Queue:enqueue(shard)
         local late = core.now() - asked
         if late < o.grace then
           self.stats.granted = self.stats.granted + 1
+          metric.identify_permit("used")
           if self.state ~= "down" then self.state = nil end
           return true, asked + o.grace -- no wait between here and the Identify's write
         end
         -- paused (GC, SIGSTOP) past the grace: an Identify now could land in
         -- the next holder's window; this permit is spent, ask again
         self.stats.wasted = self.stats.wasted + 1
+        metric.identify_permit("wasted")
         log.warn("identify permits: shard %d's permit came %.0f ms after it was asked (grace %.0f ms):"
           .. " not used, queued again", shard, late * 1000, o.grace * 1000)
         wait_ms = 0
       elseif kind == "WAIT" then
+        metric.identify_permit_wait(tostring(reply[3]):lower())
         wait_ms = reply[2]
       elseif kind == "EXHAUSTED" then
+        metric.identify_permit_wait("exhausted")
         self:_state("exhausted", "error", "identify permits: the daily identify budget is down to %d"
           .. " (reserve %d): identifies wait %.0f s for its reset (at zero Discord resets the token)",
           reply[3], reply[4], reply[5] / 1000)
