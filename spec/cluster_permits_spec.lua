@@ -233,3 +233,47 @@ describe("identify permits in Redis", function()
     end)
   end)
 end)
+
+describe("identify permits while Redis is gone", function()
+  it("running shards are untouched, a resume needs no permit, a new identify waits until Redis is back",
+    function()
+      run(function()
+        local level = gloaming.log.level()
+        gloaming.log.level("error,shard=off")
+        local lines, cond = {}, gloaming.Condition.new()
+        gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+        local server = support.start_redis()
+        local fake = testing.gateway { shards = 2, max_concurrency = 1, identify_window = WINDOW }
+        local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
+          window = WINDOW + 0.1, poll = POLL, limits = { max_concurrency = 1, total = 1000, remaining = 1000,
+            reset_after = 86400 } })
+        local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder()
+          :gateway_url(fake.url):queue(q):build()
+        local F = gloaming.EventTypeFlags
+        local shards = assert(gloaming.create_iterator(0, 1, 2, config))
+        shards[1]:start()
+        assert.are.equal("READY", assert(shards[1]:next_event(F.READY, 10)).type)
+
+        server.stop(true) -- Redis is gone
+        fake:reconnect(0)  -- op 7: shard 0 resumes, with no permit to ask for
+        assert.are.equal("RESUMED", assert(shards[1]:next_event(F.RESUMED | F.READY, 10)).type)
+        shards[2]:start()  -- shard 1 must identify: it waits, and the log says why
+        assert(testing.wait_until(cond, function()
+          for _, l in ipairs(lines) do if l:match("Redis unreachable .*identifies wait") then return true end end
+        end, 10))
+        assert.are.same({ 0 }, { fake:identifies()[1].shard, fake:identifies()[2] })
+
+        server = support.start_redis(server.dir) -- back, empty, on the same socket
+        assert.are.equal("READY", assert(shards[2]:next_event(F.READY, 10)).type)
+        local log = fake:identifies()
+        assert.are.same({ 0, 1 }, { log[1].shard, log[2].shard })
+        assert.are.equal(1, #fake:received(0, 6)) -- shard 0: one Resume, no second Identify
+        assert.are.equal(1, #fake:received(0, 2))
+        assert.are.same({}, fake:violations())
+        for _, s in ipairs(shards) do s:close() end
+        server.stop()
+        gloaming.log.handler(nil)
+        gloaming.log.level(level)
+      end)
+    end)
+end)

@@ -47,7 +47,7 @@ function Client:call(...)
   local rc, out, err = gloaming.process.run(argv, { timeout = 5 })
   if rc == nil then return nil, out, err end
   if rc ~= 0 or out:match("^Could not connect") or err:match("Could not connect") then
-    return nil, "redis unreachable: " .. (err ~= "" and err or out), "ECONNREFUSED"
+    return nil, ((err ~= "" and err or out):gsub("%s+$", "")), "ECONNREFUSED"
   end
   return parse(out)
 end
@@ -76,10 +76,11 @@ function support.client(sock, prefix)
 end
 
 --- In a task: a fresh redis-server (no TCP, no persistence) in a temporary
--- folder, waited for until it answers PING. server:stop() kills it by pid;
--- the run's end would too.
-function support.start_redis()
-  local dir = helpers.tmpdir()
+-- folder (or in `dir`: the same socket as a server stopped there), waited
+-- for until it answers PING. server:stop() kills it by pid; the run's end
+-- would too.
+function support.start_redis(dir)
+  dir = dir or helpers.tmpdir()
   local sock = dir .. "/r.sock"
   local proc = assert(gloaming.process.spawn({ "redis-server", "--port", "0", "--unixsocket", sock,
     "--save", "", "--appendonly", "no", "--dir", dir }))
@@ -91,11 +92,12 @@ function support.start_redis()
     gloaming.sleep(0.02) -- polling the condition, as spec/scaleout does
   end
   function server.client(_, prefix) return support.client(sock, prefix) end
-  function server.stop()
+  -- keep_dir: the folder stays, for a server started again on its socket
+  function server.stop(keep_dir)
     proc:kill("SIGKILL")
     proc:wait(5)
     os.remove(sock)
-    os.remove(dir)
+    if not keep_dir then os.remove(dir) end
   end
   return server
 end
