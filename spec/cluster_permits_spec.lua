@@ -8,7 +8,7 @@ local testing = require "gloaming.testing"
 local support = require "spec.redis_cli_support"
 local IdentifyQueue = require "gloaming.cluster.identify_queue"
 
-local WINDOW, POLL, GRACE = 0.3, 0.05, 0.25
+local WINDOW, POLL, GRACE = 0.3, 0.1, 0.25
 local WINDOW_MS = math.floor(WINDOW * 1000)
 local LIMITS = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
 

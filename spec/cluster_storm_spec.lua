@@ -25,7 +25,7 @@ describe("identify permits across processes", function()
       -- GET /gateway/bot's limits, as create_recommended would give them
       local limits = { max_concurrency = BUCKETS, total = 1000, remaining = 1000, reset_after = 86400 }
       local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
-        window = WINDOW, poll = 0.05, limits = limits })
+        window = WINDOW, poll = 0.1, limits = limits })
       local other = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/permits_process.lua",
         server.sock, info.url, info.token, "8", "15", tostring(SHARDS), "b", tostring(WINDOW) },
         { env_remove = { "LD_PRELOAD" } })
@@ -82,7 +82,7 @@ describe("a permit holder killed right after its grant", function()
       local spy = server:client()
       local limits = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
       local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
-        window = window, poll = 0.05, limits = limits })
+        window = window, poll = 0.1, limits = limits })
       local config = gloaming.Config.new(info.token, gloaming.Intents.GUILDS):builder()
         :gateway_url(info.url):queue(q):build()
       local function start(n)

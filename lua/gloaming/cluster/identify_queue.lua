@@ -185,7 +185,10 @@ function Queue:enqueue(shard)
     if self.closed then return nil, "closed", "ECLOSED" end
     -- limits given at new() reach Redis once, before the first ask: they
     -- correct a seed made without them by another process
-    if self.limits and not self.pushed then self.pushed = self:_seed() ~= nil end
+    if self.limits and not self.pushed then
+      self.pushed = true -- one push at a time: the other shards ask meanwhile
+      if self:_seed() == nil then self.pushed = false end
+    end
     local b = shard % self.mc
     local asked = core.now()
     local reply, msg, code = self.link.run("acquire",
