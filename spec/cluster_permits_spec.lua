@@ -277,3 +277,35 @@ describe("identify permits while Redis is gone", function()
       end)
     end)
 end)
+
+describe("Bot.new{ redis = client }", function()
+  it("identifies its shards through the Redis permits, keyed by the application id", function()
+    run(function()
+      local server = support.start_redis()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 4, max_concurrency = 2, application_id = "555",
+        identify_window = WINDOW, session_start_limit = { total = 1000, remaining = 700 } }
+      local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILDS,
+        shards = { from = 0, to = 3, total = 4 }, gateway_url = fake.url,
+        http = { base_url = fake.api_url }, redis = server:client("t:"),
+        permits = { window = WINDOW + 0.1, poll = POLL } }
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_until(function() return #fake:identifies() == 4 end, 20))
+      assert.are.equal("2", spy:call("HGET", "t:{gm:555}:gw", "max_concurrency"))
+      assert.are.equal("696", spy:call("HGET", "t:{gm:555}:gw", "day_remaining"))
+      assert.are.same({}, fake:violations())
+      task:cancel()
+      task:wait(10)
+      server.stop()
+    end)
+  end)
+
+  it("refuses what is no Redis client or URL", function()
+    assert.has_error(function() gloaming.Bot.new { token = "t", redis = 5 } end,
+      "bad option 'redis' to Bot.new (must be a Redis URL or client)")
+    assert.has_error(function() gloaming.Bot.new { token = "t", redis = {} } end,
+      "bad option 'redis' to Bot.new (must be a Redis URL or client)")
+    assert.has_error(function() gloaming.Bot.new { token = "t", permits = { windw = 1 } } end,
+      "bad option 'permits.windw' to Bot.new (unknown option; did you mean 'permits.window'?)")
+  end)
+end)

@@ -81,6 +81,14 @@ Bot.OPTIONS = {
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
+  -- a Redis client (gloaming.redis, or any with script/run/on_reset) or a
+  -- URL: identify permits shared by every process of the bot
+  redis = { "any", nil, function(v)
+    local ok, has = pcall(function() return type(v) == "string" or (v.run and v.script and v.on_reset) end)
+    return ok and has, "must be a Redis URL or client"
+  end },
+  -- options of that queue (window, grace, poll, prefix, reserve...)
+  permits = { "table", nil, schema = require("gloaming.cluster.identify_queue").OPTIONS },
   http = { "table", {}, schema = HTTP_OPTS },
   sessions = { "string" },
   max_handlers = { "integer", 64, options.positive },
@@ -122,6 +130,8 @@ function Bot.new(opts)
       base_url = http_opts.base_url, tls = http_opts.tls or opts.tls,
       timeout = http_opts.timeout, user_agent = http_opts.user_agent }),
     shards_spec = opts.shards,
+    redis = opts.redis,
+    permits = opts.permits,
     sessions_path = opts.sessions or Bot.defaults.sessions,
     max_handlers = opts.max_handlers,
     handler_limit = opts.handler_limit,
@@ -345,7 +355,32 @@ end
 
 -- }===============
 
+-- With `redis`: the identify queue of the whole bot, in Redis (README
+-- "Running on several processes"), asked of Discord once per run.
+local function redis_queue(self)
+  local client = self.redis
+  if type(client) == "string" then
+    local ok, redis = pcall(require, "gloaming.redis")
+    if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
+    local c, msg, code = redis.connect(client)
+    if not c then return nil, "redis: " .. tostring(msg), code end
+    client = c
+    self.redis = c
+  end
+  local spec = self.shards_spec
+  local opts = {}
+  for k, v in pairs(self.permits or {}) do opts[k] = v end
+  if opts.shards == nil and type(spec) == "table" then opts.shards = select(3, shard_range(spec)) end
+  return require("gloaming.cluster.identify_queue").for_bot(client, self.http, opts)
+end
+
 local function build_shards(self)
+  if self.redis and not self.redis_queue then
+    local q, msg, code = redis_queue(self)
+    if not q then return nil, msg, code end
+    self.redis_queue = q
+    self.config = self.config:builder():queue(q):build()
+  end
   local cfg = self.config
   local path = self.sessions_path
   local spec = self.shards_spec
