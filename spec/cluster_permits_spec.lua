@@ -309,3 +309,21 @@ describe("Bot.new{ redis = client }", function()
       "bad option 'permits.windw' to Bot.new (unknown option; did you mean 'permits.window'?)")
   end)
 end)
+
+describe("gloaming run --redis URL", function()
+  it("gives the Bots of the run that Redis: a start that cannot reach it says so", function()
+    run(function()
+      local fake = testing.gateway { shards = 1 }
+      local p = gloaming.process.spawn({ "./build/gloaming", "run", "--redis", "unix:///nonexistent/r.sock",
+        "spec/fixtures/echo_bot.lua", fake.url, fake.api_url, fake.token },
+        { env = { "GLOAMING_LOG=warn" }, env_remove = { "LD_PRELOAD" } })
+      local status, _, err = p:wait(20)
+      assert.are.equal(3, status, err)
+      -- without gloaming.redis: "this build lacks" it; with it: the connect failure
+      local line = err:match("gloaming: redis: [^\n]*") or err
+      assert.matches("^gloaming: redis: .*; check the Redis URL "
+        .. "%(gloaming run %-%-redis, or the Bot's redis option%)$", line)
+      assert.are.equal(0, #fake:identifies())
+    end)
+  end)
+end)

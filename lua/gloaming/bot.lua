@@ -36,7 +36,7 @@ Bot.__index = Bot
 local HANDLER_GRACE = 1
 local SHUTDOWN_LIMIT = 3
 
---- Options that `gloaming run` sets for every Bot (--sessions).
+--- Options that `gloaming run` sets for every Bot (--sessions, --record, --redis).
 Bot.defaults = {}
 
 -- Every Bot alive, so that a reload can refresh their filters.
@@ -130,7 +130,7 @@ function Bot.new(opts)
       base_url = http_opts.base_url, tls = http_opts.tls or opts.tls,
       timeout = http_opts.timeout, user_agent = http_opts.user_agent }),
     shards_spec = opts.shards,
-    redis = opts.redis,
+    redis = opts.redis or Bot.defaults.redis,
     permits = opts.permits,
     sessions_path = opts.sessions or Bot.defaults.sessions,
     max_handlers = opts.max_handlers,
@@ -362,8 +362,8 @@ local function redis_queue(self)
   if type(client) == "string" then
     local ok, redis = pcall(require, "gloaming.redis")
     if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
-    local c, msg, code = redis.connect(client)
-    if not c then return nil, "redis: " .. tostring(msg), code end
+    local c, msg = redis.connect(client)
+    if not c then return nil, "redis: " .. tostring(msg), "EREDIS" end
     client = c
     self.redis = c
   end
@@ -442,7 +442,8 @@ local REST_HINTS = {
 }
 -- A shard that cannot be made (its CA file cannot be loaded): a start
 -- failure only (REST_HINTS also decide which identity failures stop a run).
-local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)" }
+local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)",
+  EREDIS = "check the Redis URL (gloaming run --redis, or the Bot's redis option)" }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
