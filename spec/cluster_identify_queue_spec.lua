@@ -10,9 +10,8 @@ local IdentifyQueue = require "gloaming.cluster.identify_queue"
 -- A client whose acquire replies come from a list: each item is a reply
 -- table, { nil, msg, code }, or a function run in the calling task.
 local function scripted(replies)
-  local c = { calls = {}, scripts = {}, resets = {} }
+  local c = { calls = {}, scripts = {} }
   function c.script(_, name, src) c.scripts[name] = src return "sha" end
-  function c.on_reset(_, fn) c.resets[#c.resets + 1] = fn end
   function c.run(_, name, keys, args)
     c.calls[#c.calls + 1] = { name = name, keys = keys, args = args }
     if name ~= "gm_idq_acquire" then return { "REFRESHED", 0 } end
@@ -201,15 +200,22 @@ describe("the Redis identify queue (virtual clock)", function()
     end)
   end)
 
-  it("a Redis reset quiets the permits (the quiet script runs)", function()
+  it("a quiet window (Redis started or restarted) is waited out, said once and counted", function()
     testing.run_virtual(function()
-      local c = scripted {}
+      local lines, cond = capture()
+      local c = scripted { { "WAIT", 2000, "QUIET" }, { "WAIT", 1000, "QUIET" }, { "GRANTED", 5500, 99, 0 } }
       local q = new(c)
-      assert.are.equal(1, #c.resets)
-      c.resets[1]("a", "b")
-      assert.are.equal("gm_idq_quiet", c.calls[1].name)
-      assert.are.same({ "{gm:42}:gw" }, c.calls[1].keys)
-      assert.are.equal(1, q:info().resets)
+      local quiet = metric("gloaming_identify_permit_waits_total", "reason", "quiet")
+      local t0 = gloaming.now()
+      assert.is_true(q:enqueue(0))
+      assert.is_true(gloaming.now() - t0 >= 3)
+      assert.are.equal(quiet + 2, metric("gloaming_identify_permit_waits_total", "reason", "quiet"))
+      assert(testing.wait_until(cond, function() return #lines > 0 end))
+      local said = 0
+      for _, r in ipairs(lines) do
+        if r.message:match("none for 2.0 s: Redis started, or restarted") then said = said + 1 end
+      end
+      assert.are.equal(1, said)
     end)
   end)
 

@@ -1,5 +1,5 @@
 -- A real redis-server for specs, and THE TEST ADAPTER: a stand-in for the
--- gloaming.redis client (call, script, run, on_reset) over `redis-cli`, so
+-- gloaming.redis client (call, script, run) over `redis-cli`, so
 -- the permit scripts are tested against Redis itself before the client is
 -- merged. It spawns one redis-cli per call (about 6 ms here): fine for
 -- specs, never for a bot. Replies: integers as Lua integers, bulk strings
@@ -64,26 +64,22 @@ function Client:run(name, keys, args)
   return self:call(table.unpack(argv))
 end
 
---- client:on_reset(fn): the spec calls client:reset() where the real client
--- would notice a changed run_id after a reconnect.
-function Client:on_reset(fn) self.resets[#self.resets + 1] = fn end
-function Client:reset(old, new)
-  for _, f in ipairs(self.resets) do gloaming.spawn(f, old, new) end
-end
-
 function support.client(sock, prefix)
-  return setmetatable({ sock = sock, prefix = prefix or "", scripts = {}, resets = {} }, Client)
+  return setmetatable({ sock = sock, prefix = prefix or "", scripts = {} }, Client)
 end
 
 --- In a task: a fresh redis-server (no TCP, no persistence) in a temporary
 -- folder (or in `dir`: the same socket as a server stopped there), waited
 -- for until it answers PING. server:stop() kills it by pid; the run's end
 -- would too.
-function support.start_redis(dir)
+function support.start_redis(dir, opts)
   dir = dir or helpers.tmpdir()
   local sock = dir .. "/r.sock"
+  -- persist: an append-only file in dir, so a server started again there
+  -- has the keys (and another run_id)
+  local aof = opts and opts.persist and "yes" or "no"
   local proc = assert(gloaming.process.spawn({ "redis-server", "--port", "0", "--unixsocket", sock,
-    "--save", "", "--appendonly", "no", "--dir", dir }))
+    "--save", "", "--appendonly", aof, "--dir", dir }))
   local server = { dir = dir, sock = sock, proc = proc }
   local probe = support.client(sock)
   local deadline = gloaming.now() + 10
@@ -94,10 +90,10 @@ function support.start_redis(dir)
   function server.client(_, prefix) return support.client(sock, prefix) end
   -- keep_dir: the folder stays, for a server started again on its socket
   function server.stop(keep_dir)
-    proc:kill("SIGKILL")
+    proc:kill(keep_dir and "SIGTERM" or "SIGKILL") -- SIGTERM: the append-only file is complete
     proc:wait(5)
     os.remove(sock)
-    if not keep_dir then os.remove(dir) end
+    if not keep_dir then os.execute("rm -rf '" .. dir .. "'") end
   end
   return server
 end

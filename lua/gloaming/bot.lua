@@ -81,10 +81,10 @@ Bot.OPTIONS = {
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
-  -- a Redis client (gloaming.redis, or any with script/run/on_reset) or a
+  -- a Redis client (gloaming.redis, or any with script and run) or a
   -- URL: identify permits shared by every process of the bot
   redis = { "any", nil, function(v)
-    local ok, has = pcall(function() return type(v) == "string" or (v.run and v.script and v.on_reset) end)
+    local ok, has = pcall(function() return type(v) == "string" or (v.run and v.script) end)
     return ok and has, "must be a Redis URL or client"
   end },
   -- options of that queue (window, grace, poll, prefix, reserve...)

@@ -53,10 +53,11 @@ Queue.__name = "gloaming.cluster.IdentifyQueue"
 -- {=============== the Redis client ===============
 -- The one place that speaks to the client (gloaming.redis, or the specs'
 -- adapter): client:script(name, source), client:run(name, keys, args) ->
--- reply | nil, message, code (keys get the client's prefix),
--- client:on_reset(fn) when Redis' run_id changed.
+-- reply | nil, message, code (keys get the client's prefix). A restart of
+-- Redis (its run_id) is the scripts' to see, not the client's: they read
+-- it in the same call as the grant.
 
-local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed", quiet = "gm_idq_quiet" }
+local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed" }
 
 local function link(client)
   local registered = false
@@ -72,7 +73,6 @@ local function link(client)
       if not registered then register() end
       return client:run(NAMES[what], keys, args)
     end,
-    on_reset = function(fn) client:on_reset(fn) end,
   }
 end
 
@@ -87,7 +87,7 @@ end
 
 --- IdentifyQueue.new(client, opts)
 function Queue.new(client, opts)
-  local ok, has = pcall(function() return client.run and client.script and client.on_reset end)
+  local ok, has = pcall(function() return client.run and client.script end)
   if not ok or not has then
     error("bad argument #1 to 'IdentifyQueue.new' (a Redis client expected)", 2)
   end
@@ -101,10 +101,9 @@ function Queue.new(client, opts)
     holder = opts.holder or ("%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff)),
     limits = opts.limits,
     mc = opts.limits and opts.limits.max_concurrency or 1, -- a guess: Redis corrects it
-    stats = { granted = 0, wasted = 0, resets = 0 },
+    stats = { granted = 0, wasted = 0 },
   }, Queue)
   self.link = link(client)
-  self.link.on_reset(function() self:_quiet() end)
   return self
 end
 
@@ -137,14 +136,6 @@ function Queue:_seed()
       .. " a first start and a Redis that lost its data look the same", reply[2] / 1000)
   end
   return reply, msg, code
-end
-
--- Redis' run_id changed: permits it granted before are unknown.
-function Queue:_quiet()
-  self.stats.resets = self.stats.resets + 1
-  local ms = self.link.run("quiet", { self.keys.gw }, {})
-  log.warn("identify permits: Redis restarted (run_id changed): no permit for one window (%.1f s)",
-    (tonumber(ms) or 0) / 1000)
 end
 
 --- queue:update(limits): GET /gateway/bot's limits (seconds), written to
@@ -227,6 +218,10 @@ function Queue:enqueue(shard)
         wait_ms = 0
       elseif kind == "WAIT" then
         metric.identify_permit_wait(tostring(reply[3]):lower())
+        if reply[3] == "QUIET" then
+          self:_state("quiet", "info", "identify permits: none for %.1f s: Redis started, or restarted"
+            .. " and may have lost the permits of its last window", reply[2] / 1000)
+        end
         wait_ms = reply[2]
       elseif kind == "EXHAUSTED" then
         metric.identify_permit_wait("exhausted")
@@ -262,14 +257,14 @@ function Queue:release(shard, sent)
 end
 
 --- queue:info(): this process's view: holder, max_concurrency (as Redis
--- said last), window, grace, reserve, granted, wasted, resets, state
+-- said last), window, grace, reserve, granted, wasted, state
 -- (nil, "down" or "exhausted").
 function Queue:info()
   check_self(self, "info")
   local s = self.stats
   return { holder = self.holder, max_concurrency = self.mc, window = self.opts.window,
     grace = self.opts.grace, reserve = self:_reserve(), granted = s.granted, wasted = s.wasted,
-    resets = s.resets, state = self.state }
+    state = self.state }
 end
 
 --- queue:close(): waiting enqueues answer nil, "closed", "ECLOSED" at their next turn.

@@ -8,7 +8,8 @@
 -- every key of a bot lives in one slot):
 --   K:gw       hash: max_concurrency, window_ms, day_total, day_remaining,
 --              day_reset_at (server ms), shards, quiet_until (server ms),
---              granted (a count), seeded_at
+--              run_id (the server's when it was last seen), granted (a
+--              count), seeded_at
 --   K:gwlock   string, PX 10 s: the process that seeds K:gw
 --   K:idq:<b>  string "<shard>:<holder>", PX window_ms: bucket b's permit,
 --              never deleted (a dead holder costs one window, no more)
@@ -23,6 +24,7 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function run_id() return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
 ]]
 
 --- acquire: KEYS gw, gwlock, idq:b, idw:b, ids:b; ARGV shard, holder,
@@ -30,7 +32,7 @@ end
 --   {"GRANTED", window_ms, day_remaining, now_ms}  identify now (within the grace)
 --   {"WAIT", ms, why}    ask again after ms; why: "HELD" (the permit is
 --                        taken), "QUEUED" (a lower shard is first), "QUIET"
---                        (Redis lost its data: one window without permits),
+--                        (Redis restarted: one window without permits),
 --                        "SEEDING" (another process seeds gw)
 --   {"EXHAUSTED", ms, day_remaining, reserve, reset_in_ms}  the daily budget
 --                        is down to the reserve: wait for its reset (asking
@@ -44,7 +46,7 @@ local shard, holder = tonumber(ARGV[1]), ARGV[2]
 local poll, reserve, bucket = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local g = redis.call('HMGET', gw, 'max_concurrency', 'window_ms', 'day_total', 'day_remaining',
-  'day_reset_at', 'quiet_until')
+  'day_reset_at', 'quiet_until', 'run_id')
 local mc = tonumber(g[1])
 if not mc then
   -- no limits (first start, or Redis lost its data): one process seeds
@@ -63,6 +65,14 @@ local function wait(ms, why)
 end
 wait(poll)
 local quiet = tonumber(g[6]) or 0
+local id = run_id()
+if g[7] ~= id then
+  -- Redis restarted with its data (a snapshot, an AOF, a failover): the
+  -- permits of its last window may be missing, so none for one window.
+  -- Checked here, in the same script as the grant: no caller can be first.
+  quiet = math.max(quiet, now + window)
+  redis.call('HSET', gw, 'quiet_until', quiet, 'run_id', id)
+end
 if now < quiet then return {'WAIT', wait(quiet - now), 'QUIET'} end
 local ttl = redis.call('PTTL', permit)
 if ttl == -1 then -- a permit with no expiry would block the bucket for ever
@@ -117,7 +127,7 @@ local now = now_ms()
 if redis.call('EXISTS', gw) == 0 then
   redis.call('HSET', gw, 'max_concurrency', mc, 'window_ms', window, 'day_total', total,
     'day_remaining', remaining, 'day_reset_at', now + reset_after, 'shards', shards,
-    'quiet_until', now + window, 'granted', 0, 'seeded_at', now)
+    'quiet_until', now + window, 'run_id', run_id(), 'granted', 0, 'seeded_at', now)
   redis.call('DEL', lock)
   return {'SEEDED', window}
 end
@@ -128,19 +138,6 @@ if now < old_reset and old_remaining < remaining then remaining = old_remaining 
 redis.call('HSET', gw, 'max_concurrency', mc, 'window_ms', math.max(window, tonumber(g[3]) or 0),
   'day_total', total, 'day_remaining', remaining, 'day_reset_at', now + reset_after, 'shards', shards)
 return {'REFRESHED', 0}
-]]
-
---- quiet: KEYS gw. Redis' run_id changed (it restarted, maybe from an old
--- snapshot): permits granted before are unknown, so none for one window
--- from now. A missing gw is quieted when it is seeded. Reply: quiet ms.
-scripts.quiet = NOW .. [[
-local gw = KEYS[1]
-local window = tonumber(redis.call('HGET', gw, 'window_ms'))
-if not window then return 0 end
-local now = now_ms()
-local q = math.max(tonumber(redis.call('HGET', gw, 'quiet_until')) or 0, now + window)
-redis.call('HSET', gw, 'quiet_until', q)
-return q - now
 ]]
 
 --- Key names: K = "{<prefix>:<application id>}".
