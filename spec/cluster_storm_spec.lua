@@ -124,3 +124,56 @@ describe("a permit holder killed right after its grant", function()
     assert(ok, err)
   end)
 end)
+
+describe("a permit holder process paused past the grace", function()
+  it("does not identify late: its grant is spent, and it identifies a window later", function()
+    local window = 1
+    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
+      .. "--port 0 --shards 2 --max-concurrency 1 --identify-window %g"):format(FAKE_WINDOW))
+    local ok, err = pcall(testing.run, function()
+      local server = support.start_redis()
+      local spy = server:client()
+      local function kill(sig, p) assert.are.equal(0, (gloaming.process.run { "kill", "-" .. sig, tostring(p) })) end
+      local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a", window = window,
+        poll = 0.1, limits = { max_concurrency = 1, total = 1000, remaining = 1000, reset_after = 86400 } })
+      local config = gloaming.Config.new(info.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(info.url):queue(q):build()
+      local s0 = assert(gloaming.create_iterator(0, 0, 2, config))[1]
+      s0:start()
+      assert(s0:next_event(gloaming.EventTypeFlags.READY, 20)) -- shard 0 holds the one bucket for 1 s
+      local other = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/permits_process.lua",
+        server.sock, info.url, info.token, "1", "1", "2", "b", tostring(window) },
+        { env_remove = { "LD_PRELOAD" }, env = { "GLOAMING_LOG=warn" } })
+      -- shard 1 (the other process) waits in Redis for shard 0's permit to expire
+      while not spy:call("ZSCORE", "t:{gm:42}:idw:0", "1:b") do gloaming.sleep(0.02) end
+      local expires_in = spy:call("PTTL", "t:{gm:42}:idq:0") / 1000
+      -- Redis stops answering: the ask shard 1 makes when the permit expires
+      -- (its sleep plus at most 10 ms of jitter) hangs until Redis goes on
+      kill("STOP", server.proc:pid())
+      gloaming.sleep(expires_in + 0.2)
+      kill("STOP", other:pid())         -- the holder pauses with its ask in flight
+      kill("CONT", server.proc:pid())   -- Redis grants; the paused process does not see it
+      gloaming.sleep(0.25 + 0.2)        -- past the grace
+      kill("CONT", other:pid())
+      local control = gloaming.http.new(info.token, { base_url = info.http_url })
+      local log
+      repeat
+        log = assert(control:request("GET", "/fake/identifies"))
+        if #log < 2 then gloaming.sleep(0.02) end
+      until #log == 2
+      assert.are.same({}, assert(control:request("GET", "/fake/violations")))
+      -- shard 0's window, the spent grant's window, then shard 1's identify
+      -- (less the few ms between shard 0's grant and its identify)
+      assert.are.equal(3, tonumber(spy:call("HGET", "t:{gm:42}:gw", "granted")))
+      assert.is_true(log[2].at - log[1].at >= 2 * window - 0.1, ("%.3f s apart"):format(log[2].at - log[1].at))
+      other:kill("SIGKILL")
+      local _, _, stderr = other:wait(5)
+      assert.matches("shard 1's permit came %d+ ms after it was asked %(grace 250 ms%): not used, queued again",
+        stderr)
+      s0:close()
+      server.stop()
+    end, 40)
+    helpers.stop_peer(pid, handle)
+    assert(ok, err)
+  end)
+end)
