@@ -58,7 +58,7 @@ local window = tonumber(g[2])
 local me = shard .. ':' .. holder
 -- a waiter stays queued while it asks again within what it was told plus
 -- three polls; past that it is dead and is dropped
-local function wait(ms, why)
+local function wait(ms)
   redis.call('ZADD', waiters, 'NX', shard, me)
   redis.call('HSET', seen, me, now + ms + 3 * poll)
   return ms
