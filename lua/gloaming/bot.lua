@@ -36,7 +36,7 @@ Bot.__index = Bot
 local HANDLER_GRACE = 1
 local SHUTDOWN_LIMIT = 3
 
---- Options that `gloaming run` sets for every Bot (--sessions).
+--- Options that `gloaming run` sets for every Bot (--sessions, --record, --redis).
 Bot.defaults = {}
 
 -- Every Bot alive, so that a reload can refresh their filters.
@@ -81,6 +81,14 @@ Bot.OPTIONS = {
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
+  -- a Redis client (gloaming.redis, or any with script and run) or a
+  -- URL: identify permits shared by every process of the bot
+  redis = { "any", nil, function(v)
+    local ok, has = pcall(function() return type(v) == "string" or (v.run and v.script) end)
+    return ok and has, "must be a Redis URL or client"
+  end },
+  -- options of that queue (window, grace, poll, prefix, reserve...)
+  permits = { "table", nil, schema = require("gloaming.cluster.identify_queue").OPTIONS },
   http = { "table", {}, schema = HTTP_OPTS },
   sessions = { "string" },
   max_handlers = { "integer", 64, options.positive },
@@ -122,6 +130,8 @@ function Bot.new(opts)
       base_url = http_opts.base_url, tls = http_opts.tls or opts.tls,
       timeout = http_opts.timeout, user_agent = http_opts.user_agent }),
     shards_spec = opts.shards,
+    redis = opts.redis or Bot.defaults.redis,
+    permits = opts.permits,
     sessions_path = opts.sessions or Bot.defaults.sessions,
     max_handlers = opts.max_handlers,
     handler_limit = opts.handler_limit,
@@ -345,7 +355,32 @@ end
 
 -- }===============
 
+-- With `redis`: the identify queue of the whole bot, in Redis (README
+-- "Running on several processes"), asked of Discord once per run.
+local function redis_queue(self)
+  local client = self.redis
+  if type(client) == "string" then
+    local ok, redis = pcall(require, "gloaming.redis")
+    if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
+    local c, msg = redis.connect(client)
+    if not c then return nil, "redis: " .. tostring(msg), "EREDIS" end
+    client = c
+    self.redis = c
+  end
+  local spec = self.shards_spec
+  local opts = {}
+  for k, v in pairs(self.permits or {}) do opts[k] = v end
+  if opts.shards == nil and type(spec) == "table" then opts.shards = select(3, shard_range(spec)) end
+  return require("gloaming.cluster.identify_queue").for_bot(client, self.http, opts)
+end
+
 local function build_shards(self)
+  if self.redis and not self.redis_queue then
+    local q, msg, code = redis_queue(self)
+    if not q then return nil, msg, code end
+    self.redis_queue = q
+    self.config = self.config:builder():queue(q):build()
+  end
   local cfg = self.config
   local path = self.sessions_path
   local spec = self.shards_spec
@@ -407,7 +442,8 @@ local REST_HINTS = {
 }
 -- A shard that cannot be made (its CA file cannot be loaded): a start
 -- failure only (REST_HINTS also decide which identity failures stop a run).
-local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)" }
+local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)",
+  EREDIS = "check the Redis URL (gloaming run --redis, or the Bot's redis option)" }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
 --- The first failure of a Bot of this process ({ message =, code = }),

@@ -73,6 +73,7 @@ local RUN_FLAGS = {
   { "--sessions", "PATH", "keep Bot sessions in PATH across restarts" },
   { "--repl-socket", "PATH", "let `gloaming attach PATH` in" },
   { "--record", "PATH", "record every Bot's gateway traffic to PATH (JSON lines; .gz: gzip)" },
+  { "--redis", "URL", "share identify permits with the bot's other processes through Redis at URL" },
   { "--log-format", "FORMAT", "text (default), json (one object per line) or none",
     function(v) return (v == "text" or v == "json" or v == "none") and v or nil, "expected text, json or none" end },
   { "--metrics", "ADDR", "serve Prometheus metrics on http://ADDR/metrics (IP:PORT)", function(text)
@@ -329,6 +330,7 @@ local function run_command(args)
   if not opts then return usage_error(oerr, "run", RUN_USAGE) end
   if opts.sessions then require("gloaming.bot").defaults.sessions = opts.sessions end
   if opts.record then require("gloaming.bot").defaults.record = opts.record end
+  if opts.redis then require("gloaming.bot").defaults.redis = opts.redis end
   if opts.log_format then core.log_format(opts.log_format) end
   cli.options = opts
   local file = args[1]

@@ -44,4 +44,13 @@ function record.identify_wait(shard_number, seconds)
   iq_time:inc(math.max(0, seconds), labels)
 end
 
+local permits = builtin.gloaming_identify_permits_total
+local permit_waits = builtin.gloaming_identify_permit_waits_total
+
+--- A Redis identify permit: result "used" or "wasted".
+function record.identify_permit(result) permits:inc(1, { result = result }) end
+
+--- A wait for a Redis identify permit, by reason (the script's, lower case).
+function record.identify_permit_wait(reason) permit_waits:inc(1, { reason = reason }) end
+
 return record

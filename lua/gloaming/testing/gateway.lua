@@ -285,6 +285,7 @@ function gateway.new(opts)
   self.reactions = {}            -- message id -> emoji -> user id -> true
   self.app_commands = {}         -- "global" or guild id -> list of application commands
   self.identify_buckets = {}     -- rate limit key -> time of its last identify
+  self.identify_log = {}         -- accepted identifies, in order: { shard, bucket, at }
   self.all_members_requested = {} -- guild id -> time of its last all-members request
   self.violation_log = {}        -- rules the clients broke that Discord would punish
 
@@ -375,7 +376,18 @@ function Fake:_take_identify_slot(shard_id, at)
   local last = self.identify_buckets[key]
   if last and at - last < self.identify_window then return false end
   self.identify_buckets[key] = at
+  self.identify_log[#self.identify_log + 1] = { shard = shard_id, bucket = key, at = at }
   return true
+end
+
+--- The accepted identifies (of one bucket, or all), in the order they were
+-- read: { shard, bucket, at } (at: when the frame was read).
+function Fake:identifies(bucket)
+  local out = {}
+  for _, e in ipairs(self.identify_log) do
+    if bucket == nil or e.bucket == bucket then out[#out + 1] = { shard = e.shard, bucket = e.bucket, at = e.at } end
+  end
+  return out
 end
 
 function Fake:_new_session(identity)

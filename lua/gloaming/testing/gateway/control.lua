@@ -129,6 +129,14 @@ local ROUTES = {
     end,
     {},
   },
+  ["GET /fake/identifies"] = {
+    function(fake, query)
+      local out = json.array()
+      for i, e in ipairs(fake:identifies(query.bucket)) do out[i] = e end
+      return out
+    end,
+    { bucket = { "integer", nil, options.not_negative } },
+  },
   ["GET /fake/received"] = { received, { shard = SHARD, op = { "integer", nil, options.not_negative } } },
   ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
 }

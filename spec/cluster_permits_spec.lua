@@ -1,0 +1,324 @@
+-- The cluster-wide identify permits against a real redis-server (one per
+-- test, on a Unix socket, no TCP, no persistence, stopped by pid), driven
+-- through spec/redis_cli_support.lua's test adapter until gloaming.redis is
+-- merged. Times asserted are Redis' own (TIME, as the scripts read it), so
+-- the spacing is checked where it is decided. Windows are 0.3 s here.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local support = require "spec.redis_cli_support"
+local IdentifyQueue = require "gloaming.cluster.identify_queue"
+
+local WINDOW, POLL, GRACE = 0.3, 0.1, 0.25
+local WINDOW_MS = math.floor(WINDOW * 1000)
+local LIMITS = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
+
+local function queue(server, opts)
+  opts = opts or {}
+  local o = { application_id = "42", window = WINDOW, poll = POLL, grace = GRACE }
+  for k, v in pairs(opts) do o[k] = v end
+  local client = server:client("t:")
+  return IdentifyQueue.new(client, o), client
+end
+
+-- Redis' TIME in ms, and a hash field.
+local function redis_now(c)
+  local t = assert(c:call("TIME"))
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+end
+-- A permit's holder and Redis' time of its grant (TIME and PTTL read in
+-- one script, so no time passes between them).
+local PERMIT = "local t = redis.call('TIME') return { redis.call('GET', KEYS[1]), "
+  .. "tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - (tonumber(ARGV[1]) - redis.call('PTTL', KEYS[1])) }"
+local function permit(c, bucket, window_ms)
+  local r = assert(c:call("EVAL", PERMIT, 1, "t:{gm:42}:idq:" .. bucket, window_ms or WINDOW_MS))
+  return r[1], r[2]
+end
+local function gw(c, field) return tonumber(c:call("HGET", "t:{gm:42}:gw", field)) end
+
+local function run(fn) return testing.run(fn, 30) end
+
+describe("identify permits in Redis", function()
+  local server
+  after_each(function() server = nil end)
+
+  it("a storm of 16 shards over two processes, max_concurrency 4: each bucket in shard order, "
+    .. "one grant per window", function()
+    run(function()
+      server = support.start_redis()
+      -- "process" a knows the limits; b guesses one bucket and is corrected
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      local b = queue(server, { holder = "b" })
+      local log, tasks = {}, {}
+      local spy = server:client()
+      for shard = 15, 0, -1 do -- started in reverse: order must come from Redis
+        local q = shard < 8 and a or b
+        tasks[#tasks + 1] = gloaming.spawn(function()
+          assert(q:enqueue(shard))
+          -- the permit's key names the holder, with Redis' grant time beside
+          local holder, at = permit(spy, shard % 4)
+          log[#log + 1] = { shard = shard, at = at, holder = holder }
+        end)
+      end
+      for _, t in ipairs(tasks) do assert(t:wait(20)) end
+      local seeded = gw(spy, "seeded_at")
+      local last = {}
+      for _, e in ipairs(log) do
+        local bucket = e.shard % 4
+        assert.are.equal(e.shard .. ":" .. (e.shard < 8 and "a" or "b"), e.holder)
+        local at = e.at
+        assert.is_true(at >= seeded + WINDOW_MS, "a permit inside the first window after seeding")
+        if last[bucket] then
+          assert.is_true(e.shard > last[bucket].shard, "bucket " .. bucket .. " out of shard order")
+          assert.is_true(at - last[bucket].at >= WINDOW_MS,
+            ("two grants in bucket %d %d ms apart"):format(bucket, at - last[bucket].at))
+        end
+        last[bucket] = { shard = e.shard, at = at }
+      end
+      assert.are.equal(16, #log)
+      assert.are.equal(1000 - 16, gw(spy, "day_remaining"))
+      assert.are.equal(4, b:info().max_concurrency) -- REBUCKET told b
+      server.stop()
+    end)
+  end)
+
+  it("a holder killed after its grant: the bucket's next shard waits for the permit to expire", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      local _, t0 = permit(spy, 0)
+      a:close() -- dead: it never releases (nothing ever deletes a permit)
+      local b = queue(server, { limits = LIMITS, holder = "b" })
+      assert(b:enqueue(4))
+      local _, t1 = permit(spy, 0)
+      assert.is_true(t1 - t0 >= WINDOW_MS, ("granted %d ms after the dead holder's grant"):format(t1 - t0))
+      assert.are.equal("4:b", spy:call("GET", "t:{gm:42}:idq:0"))
+      -- another bucket was never held
+      assert(b:enqueue(1))
+      server.stop()
+    end)
+  end)
+
+  it("a holder paused past the grace does not use its permit and queues again", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0)) -- seeded, quiet window over
+      assert(a:enqueue(1))
+      -- the answer to shard 2's ask is held up (redis-server stopped), as
+      -- a holder's own pause would: the grant arrives past the grace
+      local grants = gw(spy, "granted")
+      local pid = tostring(server.proc:pid())
+      assert.are.equal(0, gloaming.process.run { "kill", "-STOP", pid })
+      local task = gloaming.spawn(function() return a:enqueue(2) end)
+      gloaming.sleep(GRACE + 0.15) -- the pause itself, not a synchronisation
+      assert.are.equal(0, gloaming.process.run { "kill", "-CONT", pid })
+      local ok, granted, deadline = task:wait(10)
+      assert.is_true(ok)
+      assert.is_true(granted)
+      assert.are.equal(1, a:info().wasted)
+      assert.are.equal(grants + 2, gw(spy, "granted")) -- one spent, one used
+      assert.is_true(deadline <= gloaming.now() + GRACE)
+      server.stop()
+    end)
+  end)
+
+  it("the daily budget at its reserve: identifies wait for the reset and the log says why", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local lines, cond = {}, gloaming.Condition.new()
+      gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+      -- 12 left, reserve 10 (16 shards), the day ends 1 s after seeding
+      local a = queue(server, { holder = "a", shards = 16, limits = { max_concurrency = 4, total = 1000,
+        remaining = 12, reset_after = 1 } })
+      assert(a:enqueue(0))
+      assert(a:enqueue(1))
+      assert.are.equal(10, gw(spy, "day_remaining"))
+      local task = gloaming.spawn(function() return a:enqueue(2) end)
+      assert(testing.wait_until(cond, function()
+        for _, l in ipairs(lines) do
+          if l:match("daily identify budget is down to 10 %(reserve 10%)") then return l end
+        end
+      end, 5))
+      assert.is_false(task:done())
+      local ok, granted = task:wait(10) -- the reset refills the budget
+      assert.is_true(ok and granted)
+      assert.is_true(redis_now(spy) >= gw(spy, "day_reset_at") - 86400000)
+      assert.are.equal(999, gw(spy, "day_remaining"))
+      gloaming.log.handler(nil)
+      server.stop()
+    end)
+  end)
+
+  it("Redis restarted empty, or restarted with its keys: no permit for one window", function()
+    run(function()
+      server = support.start_redis(nil, { persist = true })
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      -- restarted with its keys (an append-only file): another run_id
+      server.stop(true)
+      server = support.start_redis(server.dir, { persist = true })
+      local spy = server:client()
+      assert.are.equal("0:a", spy:call("GET", "t:{gm:42}:idq:0"))
+      local restarted = redis_now(spy)
+      assert(a:enqueue(1))
+      local _, at = permit(spy, 1)
+      assert.is_true(at - restarted >= WINDOW_MS, ("granted %d ms after the restart"):format(at - restarted))
+      -- restarted empty: seeded again, quiet again
+      server.stop()
+      server = support.start_redis()
+      spy = server:client()
+      local b = queue(server, { limits = LIMITS, holder = "b" })
+      assert(b:enqueue(2))
+      local seeded = gw(spy, "seeded_at")
+      _, at = permit(spy, 2)
+      assert.is_true(at - seeded >= WINDOW_MS, ("granted %d ms after seeding"):format(at - seeded))
+      server.stop()
+    end)
+  end)
+
+  it("a dead waiter is pruned: the queue behind it goes on", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0)) -- seeded, quiet window over
+      -- shard 1 queued by a process that then died: it promised to ask again
+      -- within 200 ms and never did
+      local dead_at = redis_now(spy) + 200
+      spy:call("ZADD", "t:{gm:42}:idw:1", 1, "1:ghost")
+      spy:call("HSET", "t:{gm:42}:ids:1", "1:ghost", dead_at)
+      assert(a:enqueue(5))
+      local _, at = permit(spy, 1)
+      assert.is_true(at >= dead_at, "shard 5 went before the ghost was dead")
+      assert.is_nil(spy:call("ZSCORE", "t:{gm:42}:idw:1", "1:ghost"))
+      assert.are.equal(0, spy:call("HEXISTS", "t:{gm:42}:ids:1", "1:ghost"))
+      assert.are.equal("5:a", spy:call("GET", "t:{gm:42}:idq:1"))
+      server.stop()
+    end)
+  end)
+
+  it("for_bot asks Discord for the application id, the limits and the shard count", function()
+    run(function()
+      server = support.start_redis()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 2, max_concurrency = 2, application_id = "777",
+        session_start_limit = { total = 1000, remaining = 321 } }
+      local http = gloaming.http.new(fake.token, { base_url = fake.api_url })
+      local q = assert(IdentifyQueue.for_bot(server:client("t:"), http, { window = WINDOW, poll = POLL }))
+      assert(q:enqueue(1))
+      assert.are.equal("1:" .. q:info().holder, spy:call("GET", "t:{gm:777}:idq:1"))
+      assert.are.equal("2", spy:call("HGET", "t:{gm:777}:gw", "max_concurrency"))
+      assert.are.equal("320", spy:call("HGET", "t:{gm:777}:gw", "day_remaining"))
+      assert.are.equal(10, q:info().reserve) -- max(10, 2% of 2 shards)
+      -- the token is nowhere in Redis
+      for _, key in ipairs(spy:call("KEYS", "*")) do
+        assert.is_nil(key:find(fake.token, 1, true))
+        if spy:call("TYPE", key) == "hash" then
+          for _, v in ipairs(spy:call("HVALS", key)) do assert.is_nil(v:find(fake.token, 1, true)) end
+        elseif spy:call("TYPE", key) == "string" then
+          assert.is_nil(spy:call("GET", key):find(fake.token, 1, true))
+        end
+      end
+      local dead = gloaming.http.new(fake.token, { base_url = "http://127.0.0.1:1/api/v10" })
+      local none, msg = IdentifyQueue.for_bot(server:client("t:"), dead, { window = WINDOW })
+      assert.is_nil(none)
+      assert.matches("^GET /oauth2/applications/@me failed", msg)
+      server.stop()
+    end)
+  end)
+end)
+
+describe("identify permits while Redis is gone", function()
+  it("running shards are untouched, a resume needs no permit, a new identify waits until Redis is back",
+    function()
+      run(function()
+        local lines, cond = {}, gloaming.Condition.new()
+        gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+        local server = support.start_redis()
+        local fake = testing.gateway { shards = 2, max_concurrency = 1, identify_window = WINDOW }
+        local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
+          window = WINDOW + 0.1, poll = POLL, limits = { max_concurrency = 1, total = 1000, remaining = 1000,
+            reset_after = 86400 } })
+        local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder()
+          :gateway_url(fake.url):queue(q):build()
+        local F = gloaming.EventTypeFlags
+        local shards = assert(gloaming.create_iterator(0, 1, 2, config))
+        shards[1]:start()
+        assert.are.equal("READY", assert(shards[1]:next_event(F.READY, 10)).type)
+
+        server.stop(true) -- Redis is gone
+        fake:reconnect(0)  -- op 7: shard 0 resumes, with no permit to ask for
+        assert.are.equal("RESUMED", assert(shards[1]:next_event(F.RESUMED | F.READY, 10)).type)
+        shards[2]:start()  -- shard 1 must identify: it waits, and the log says why
+        assert(testing.wait_until(cond, function()
+          for _, l in ipairs(lines) do if l:match("Redis unreachable .*identifies wait") then return true end end
+        end, 10))
+        assert.are.same({ 0 }, { fake:identifies()[1].shard, fake:identifies()[2] })
+
+        server = support.start_redis(server.dir) -- back, empty, on the same socket
+        assert.are.equal("READY", assert(shards[2]:next_event(F.READY, 10)).type)
+        local log = fake:identifies()
+        assert.are.same({ 0, 1 }, { log[1].shard, log[2].shard })
+        assert.are.equal(1, #fake:received(0, 6)) -- shard 0: one Resume, no second Identify
+        assert.are.equal(1, #fake:received(0, 2))
+        assert.are.same({}, fake:violations())
+        for _, s in ipairs(shards) do s:close() end
+        server.stop()
+        gloaming.log.handler(nil)
+      end)
+    end)
+end)
+
+describe("Bot.new{ redis = client }", function()
+  it("identifies its shards through the Redis permits, keyed by the application id", function()
+    run(function()
+      local server = support.start_redis()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 4, max_concurrency = 2, application_id = "555",
+        identify_window = WINDOW, session_start_limit = { total = 1000, remaining = 700 } }
+      local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILDS,
+        shards = { from = 0, to = 3, total = 4 }, gateway_url = fake.url,
+        http = { base_url = fake.api_url }, redis = server:client("t:"),
+        permits = { window = WINDOW + 0.1, poll = POLL } }
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_until(function() return #fake:identifies() == 4 end, 20))
+      assert.are.equal("2", spy:call("HGET", "t:{gm:555}:gw", "max_concurrency"))
+      assert.are.equal("696", spy:call("HGET", "t:{gm:555}:gw", "day_remaining"))
+      assert.are.same({}, fake:violations())
+      task:cancel()
+      task:wait(10)
+      server.stop()
+    end)
+  end)
+
+  it("refuses what is no Redis client or URL", function()
+    assert.has_error(function() gloaming.Bot.new { token = "t", redis = 5 } end,
+      "bad option 'redis' to Bot.new (must be a Redis URL or client)")
+    assert.has_error(function() gloaming.Bot.new { token = "t", redis = {} } end,
+      "bad option 'redis' to Bot.new (must be a Redis URL or client)")
+    assert.has_error(function() gloaming.Bot.new { token = "t", permits = { windw = 1 } } end,
+      "bad option 'permits.windw' to Bot.new (unknown option; did you mean 'permits.window'?)")
+  end)
+end)
+
+describe("gloaming run --redis URL", function()
+  it("gives the Bots of the run that Redis: a start that cannot reach it says so", function()
+    run(function()
+      local fake = testing.gateway { shards = 1 }
+      local p = gloaming.process.spawn({ "./build/gloaming", "run", "--redis", "unix:///nonexistent/r.sock",
+        "spec/fixtures/echo_bot.lua", fake.url, fake.api_url, fake.token },
+        { env = { "GLOAMING_LOG=warn" }, env_remove = { "LD_PRELOAD" } })
+      local status, _, err = p:wait(20)
+      assert.are.equal(3, status, err)
+      -- without gloaming.redis: "this build lacks" it; with it: the connect failure
+      local line = err:match("gloaming: redis: [^\n]*") or err
+      assert.matches("^gloaming: redis: .*; check the Redis URL "
+        .. "%(gloaming run %-%-redis, or the Bot's redis option%)$", line)
+      assert.are.equal(0, #fake:identifies())
+    end)
+  end)
+end)
