@@ -59,6 +59,7 @@ struct link_s {
   unsigned attempts; /* failed attempts in a row, for the backoff */
   unsigned unwritten; /* requests queued since the last write */
   bool was_up;       /* it has been up once: later changes are news */
+  bool renew;        /* dropped on purpose (gm_redis_abandon): reconnect now, quietly */
 };
 
 typedef struct script_s {
@@ -265,10 +266,11 @@ static void became_up(link_t *k) {
   k->state = UP;
   unsigned failed = k->attempts;
   k->attempts = 0;
-  if (k->was_up) k->r->m.reconnects++;
+  if (k->was_up && !k->renew) k->r->m.reconnects++;
   gm_timer_stop(&k->connect_timer);
-  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
+  gm_log(k->was_up && !k->renew ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
          link_name[k->which], k->was_up ? "reconnected" : "up", k->r->display, failed);
+  k->renew = false;
   k->was_up = true;
   if (k->which == GM_REDIS_CMD && k->r->h->on_state) k->r->h->on_state(k->r, true, 0, NULL);
 }
@@ -464,9 +466,14 @@ static void link_gone(link_t *k) {
   for (unsigned i = 1; i < k->attempts && delay < r->backoff_max; i++) delay *= 2;
   if (delay > r->backoff_max) delay = r->backoff_max;
   delay = delay / 2 + (uint64_t)(gm_random_unit() * (double)(delay / 2)); /* jitter */
+  k->renew = k->renew && was_up; /* kept until up again: that is no news either */
+  if (k->renew) { /* nothing failed: connect again on the next pass */
+    k->attempts = 0;
+    delay = 0;
+  }
   /* once per spell of failures: the drop itself; the attempts after it
    * are debug lines (a Redis away for an hour must not flood the log) */
-  gm_log(was_up ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
+  gm_log(was_up && !k->renew ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
          link_name[k->which], r->display, k->why, (double)delay / 1e6);
   gm_timer_start(&k->retry_timer, delay);
   if (k->which == GM_REDIS_CMD && r->h->on_state) r->h->on_state(r, false, k->last_err, k->why);
@@ -490,6 +497,17 @@ static void link_drop(link_t *k, int err, const char *why) {
   set_why(k, err, "%s", why);
   k->fail_why = k->why;
   redisAsyncFree(k->ac); /* in a hiredis callback: freed when it returns */
+}
+
+/* A caller stopped waiting for a request of this link. On BLK the server
+ * would still run it, and a BLPOP would pop an item nobody gets; Redis
+ * drops what a disconnected client had blocked or not read yet, so the
+ * connection is replaced (the calls still waiting on it fail, retryable). */
+void gm_redis_abandon(gm_redis_t *r, gm_redis_link_t link) {
+  link_t *k = &r->links[link];
+  if (link != GM_REDIS_BLK || r->closed || k->ac == NULL || k->head == NULL) return;
+  k->renew = true;
+  link_drop(k, GM_ECONNRESET, "redis blocking connection reset: a blocking call on this client was cancelled; call again");
 }
 
 static void on_retry(gm_timer_t *t) { link_start(t->data); }
