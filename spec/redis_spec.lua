@@ -374,6 +374,11 @@ describe("gloaming.redis.connect's wait", function()
       assert.equal("ECONNREFUSED", code)
       assert.matches("No such file", msg)
       helpers.rmrf(dir)
+      -- over TCP too: it never connected, so nothing was "lost"
+      v, msg, code = redis.connect(("redis://127.0.0.1:%d"):format(helpers.closed_port()))
+      assert.is_nil(v)
+      assert.equal("ECONNREFUSED", code)
+      assert.equal("cannot connect to redis: Connection refused", msg)
     end, 60)
   end)
 

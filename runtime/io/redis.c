@@ -88,6 +88,11 @@ struct gm_redis_s {
 
 static const char *link_name[GM_REDIS_LINKS] = {"cmd", "blk"};
 
+/* how a failure reads: a link that never came up lost nothing */
+static const char *lost_or_never(const link_t *k) {
+  return k->state == UP ? "redis connection lost" : "cannot connect to redis";
+}
+
 static void link_start(link_t *k);
 static void link_drop(link_t *k, int err, const char *why);
 
@@ -206,7 +211,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
       int err = k->fail_err ? k->fail_err : err_of(ac);
       char why[192];
       if (k->fail_why) snprintf(why, sizeof why, "%s", k->fail_why);
-      else snprintf(why, sizeof why, "redis connection lost: %s", ac->errstr ? ac->errstr : "unknown");
+      else snprintf(why, sizeof why, "%s: %s", lost_or_never(k), ac->errstr ? ac->errstr : "unknown");
       count_error(k->r, err);
       q->cb(q->data, NULL, err, why);
     }
@@ -451,8 +456,8 @@ static void link_gone(link_t *k) {
   bool was_up = k->state == UP;
   if (k->ac) {
     if (k->fail_err) k->last_err = k->fail_err; /* k->why says why already */
-    else if (k->ac->err) set_why(k, err_of(k->ac), "redis connection lost: %s", k->ac->errstr);
-    else set_why(k, GM_ECONNRESET, "redis connection lost: %s", "closed");
+    else if (k->ac->err) set_why(k, err_of(k->ac), was_up ? "redis connection lost: %s" : "cannot connect to redis: %s", k->ac->errstr);
+    else set_why(k, GM_ECONNRESET, was_up ? "redis connection lost: %s" : "cannot connect to redis: %s", "closed");
   }
   k->ac = NULL;
   k->state = DOWN;
