@@ -323,6 +323,23 @@ describe("gloaming.redis", function()
 end)
 
 -- connect(url, { wait = true | seconds }): a bot started before its Redis.
+describe("gloaming.redis' password", function()
+  it("stays scrubbed after its client is gone: a script's error naming the URL", function()
+    -- a failed connect frees its client at once; the command's last line
+    -- comes after that
+    local out = helpers.run_gloaming([[
+      local url = "unix:///nonexistent-gloaming/r.sock?password=Hunter2Secret"
+      local c, err = require("gloaming").redis.connect(url)
+      collectgarbage()
+      collectgarbage()
+      if not c then error("cannot use " .. url .. ": " .. err) end
+    ]])
+    assert.is_nil(out:find("Hunter2Secret", 1, true))
+    assert.matches("cannot use unix:///nonexistent-gloaming/r.sock?password=<redacted>: cannot connect to redis",
+      out, 1, true)
+  end)
+end)
+
 describe("gloaming.redis.connect's wait", function()
   -- Runs fn with every log record's message collected in `records`.
   local function logged(run, fn)

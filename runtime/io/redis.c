@@ -574,7 +574,8 @@ gm_redis_t *gm_redis_new(gm_loop_t *l, gm_redis_config_t *cfg,
     gm_free(r, sizeof *r);
     return NULL;
   }
-  /* the password never reaches a log line, even in a server's message */
+  /* the password never reaches a log line, even in a server's message, nor
+   * after the client is gone (a script's error naming the URL) */
   if (r->url.password) gm_log_add_secret(r->url.password, r->url.password_len);
   r->loop = l;
   r->h = h;
@@ -793,7 +794,6 @@ static void free_client(gm_redis_t *r) {
   }
   gm_free(r->display, strlen(r->display) + 1);
   gm_free(r->prefix, r->prefix_len + 1);
-  if (r->url.password) gm_log_remove_secret(r->url.password, r->url.password_len);
   gm_redis_url_free(&r->url);
   gm_free(r, sizeof *r);
 }
