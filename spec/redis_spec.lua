@@ -116,6 +116,44 @@ describe("gloaming.redis", function()
     c:close()
   end))
 
+  it("a blocking call its task stopped waiting for takes nothing off the server", with_server(function(s)
+    -- the server would run a BLPOP its caller gave up on and pop an item
+    -- nobody gets: the blocking connection is replaced instead
+    local c = assert(redis.connect(s.url))
+    local function blocked()
+      return tonumber(assert(c:call("INFO", "clients")):match("blocked_clients:(%d+)"))
+    end
+    local function until_blocked(n)
+      local deadline = gloaming.now() + 2
+      while blocked() ~= n and gloaming.now() < deadline do gloaming.sleep(0.01) end
+      return blocked()
+    end
+    local t = gloaming.spawn(function() return c:block(0, "BLPOP", "jobs", 0) end)
+    assert.equal(1, until_blocked(1))
+    t:cancel()
+    assert.same({ true, nil, "cancelled", "ECANCELED" }, { t:wait() })
+    assert.equal(0, until_blocked(0))
+    assert.equal(1, c:call("RPUSH", "jobs", "j1"))
+    assert.equal(1, c:call("LLEN", "jobs"))
+    assert.same({ "jobs", "j1" }, c:block(1, "BLPOP", "jobs", 1))
+    -- a cancelled call queued behind another's: the server would run it
+    -- next, so the connection goes too and the call still waiting is told
+    -- to call again
+    local first = gloaming.spawn(function() return c:block(0, "BLPOP", "jobs", 0) end)
+    local second = gloaming.spawn(function() return c:block(0, "BLPOP", "jobs", 0) end)
+    assert.equal(1, until_blocked(1))
+    second:cancel()
+    local ok, v, msg, code = first:wait(2)
+    assert.is_true(ok)
+    assert.is_nil(v)
+    assert.equal("ECONNRESET", code)
+    assert.matches("a blocking call on this client was cancelled", msg, 1, true)
+    assert.equal(0, until_blocked(0))
+    assert.equal(1, c:call("RPUSH", "jobs", "j2"))
+    assert.same({ "jobs", "j2" }, c:block(1, "BLPOP", "jobs", 1))
+    c:close()
+  end))
+
   it("reports a changed run_id after the server restarted", with_server(function(s)
     local c = assert(redis.connect(s.url, QUICK))
     local first = c:run_id()
@@ -285,6 +323,23 @@ describe("gloaming.redis", function()
 end)
 
 -- connect(url, { wait = true | seconds }): a bot started before its Redis.
+describe("gloaming.redis' password", function()
+  it("stays scrubbed after its client is gone: a script's error naming the URL", function()
+    -- a failed connect frees its client at once; the command's last line
+    -- comes after that
+    local out = helpers.run_gloaming([[
+      local url = "unix:///nonexistent-gloaming/r.sock?password=Hunter2Secret"
+      local c, err = require("gloaming").redis.connect(url)
+      collectgarbage()
+      collectgarbage()
+      if not c then error("cannot use " .. url .. ": " .. err) end
+    ]])
+    assert.is_nil(out:find("Hunter2Secret", 1, true))
+    assert.matches("cannot use unix:///nonexistent-gloaming/r.sock?password=<redacted>: cannot connect to redis",
+      out, 1, true)
+  end)
+end)
+
 describe("gloaming.redis.connect's wait", function()
   -- Runs fn with every log record's message collected in `records`.
   local function logged(run, fn)
@@ -336,6 +391,11 @@ describe("gloaming.redis.connect's wait", function()
       assert.equal("ECONNREFUSED", code)
       assert.matches("No such file", msg)
       helpers.rmrf(dir)
+      -- over TCP too: it never connected, so nothing was "lost"
+      v, msg, code = redis.connect(("redis://127.0.0.1:%d"):format(helpers.closed_port()))
+      assert.is_nil(v)
+      assert.equal("ECONNREFUSED", code)
+      assert.equal("cannot connect to redis: Connection refused", msg)
     end, 60)
   end)
 

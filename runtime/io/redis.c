@@ -59,6 +59,7 @@ struct link_s {
   unsigned attempts; /* failed attempts in a row, for the backoff */
   unsigned unwritten; /* requests queued since the last write */
   bool was_up;       /* it has been up once: later changes are news */
+  bool renew;        /* dropped on purpose (gm_redis_abandon): reconnect now, quietly */
 };
 
 typedef struct script_s {
@@ -86,6 +87,11 @@ struct gm_redis_s {
 };
 
 static const char *link_name[GM_REDIS_LINKS] = {"cmd", "blk"};
+
+/* how a failure reads: a link that never came up lost nothing */
+static const char *lost_or_never(const link_t *k) {
+  return k->state == UP ? "redis connection lost" : "cannot connect to redis";
+}
 
 static void link_start(link_t *k);
 static void link_drop(link_t *k, int err, const char *why);
@@ -205,7 +211,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
       int err = k->fail_err ? k->fail_err : err_of(ac);
       char why[192];
       if (k->fail_why) snprintf(why, sizeof why, "%s", k->fail_why);
-      else snprintf(why, sizeof why, "redis connection lost: %s", ac->errstr ? ac->errstr : "unknown");
+      else snprintf(why, sizeof why, "%s: %s", lost_or_never(k), ac->errstr ? ac->errstr : "unknown");
       count_error(k->r, err);
       q->cb(q->data, NULL, err, why);
     }
@@ -265,10 +271,11 @@ static void became_up(link_t *k) {
   k->state = UP;
   unsigned failed = k->attempts;
   k->attempts = 0;
-  if (k->was_up) k->r->m.reconnects++;
+  if (k->was_up && !k->renew) k->r->m.reconnects++;
   gm_timer_stop(&k->connect_timer);
-  gm_log(k->was_up ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
+  gm_log(k->was_up && !k->renew ? GM_LOG_INFO : GM_LOG_DEBUG, "redis", "%s link %s (%s) after %u failed attempts",
          link_name[k->which], k->was_up ? "reconnected" : "up", k->r->display, failed);
+  k->renew = false;
   k->was_up = true;
   if (k->which == GM_REDIS_CMD && k->r->h->on_state) k->r->h->on_state(k->r, true, 0, NULL);
 }
@@ -449,8 +456,8 @@ static void link_gone(link_t *k) {
   bool was_up = k->state == UP;
   if (k->ac) {
     if (k->fail_err) k->last_err = k->fail_err; /* k->why says why already */
-    else if (k->ac->err) set_why(k, err_of(k->ac), "redis connection lost: %s", k->ac->errstr);
-    else set_why(k, GM_ECONNRESET, "redis connection lost: %s", "closed");
+    else if (k->ac->err) set_why(k, err_of(k->ac), was_up ? "redis connection lost: %s" : "cannot connect to redis: %s", k->ac->errstr);
+    else set_why(k, GM_ECONNRESET, was_up ? "redis connection lost: %s" : "cannot connect to redis: %s", "closed");
   }
   k->ac = NULL;
   k->state = DOWN;
@@ -464,9 +471,14 @@ static void link_gone(link_t *k) {
   for (unsigned i = 1; i < k->attempts && delay < r->backoff_max; i++) delay *= 2;
   if (delay > r->backoff_max) delay = r->backoff_max;
   delay = delay / 2 + (uint64_t)(gm_random_unit() * (double)(delay / 2)); /* jitter */
+  k->renew = k->renew && was_up; /* kept until up again: that is no news either */
+  if (k->renew) { /* nothing failed: connect again on the next pass */
+    k->attempts = 0;
+    delay = 0;
+  }
   /* once per spell of failures: the drop itself; the attempts after it
    * are debug lines (a Redis away for an hour must not flood the log) */
-  gm_log(was_up ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
+  gm_log(was_up && !k->renew ? GM_LOG_WARN : GM_LOG_DEBUG, "redis", "%s link down (%s): %s; retrying in %.0f ms",
          link_name[k->which], r->display, k->why, (double)delay / 1e6);
   gm_timer_start(&k->retry_timer, delay);
   if (k->which == GM_REDIS_CMD && r->h->on_state) r->h->on_state(r, false, k->last_err, k->why);
@@ -490,6 +502,17 @@ static void link_drop(link_t *k, int err, const char *why) {
   set_why(k, err, "%s", why);
   k->fail_why = k->why;
   redisAsyncFree(k->ac); /* in a hiredis callback: freed when it returns */
+}
+
+/* A caller stopped waiting for a request of this link. On BLK the server
+ * would still run it, and a BLPOP would pop an item nobody gets; Redis
+ * drops what a disconnected client had blocked or not read yet, so the
+ * connection is replaced (the calls still waiting on it fail, retryable). */
+void gm_redis_abandon(gm_redis_t *r, gm_redis_link_t link) {
+  link_t *k = &r->links[link];
+  if (link != GM_REDIS_BLK || r->closed || k->ac == NULL || k->head == NULL) return;
+  k->renew = true;
+  link_drop(k, GM_ECONNRESET, "redis blocking connection reset: a blocking call on this client was cancelled; call again");
 }
 
 static void on_retry(gm_timer_t *t) { link_start(t->data); }
@@ -551,7 +574,8 @@ gm_redis_t *gm_redis_new(gm_loop_t *l, gm_redis_config_t *cfg,
     gm_free(r, sizeof *r);
     return NULL;
   }
-  /* the password never reaches a log line, even in a server's message */
+  /* the password never reaches a log line, even in a server's message, nor
+   * after the client is gone (a script's error naming the URL) */
   if (r->url.password) gm_log_add_secret(r->url.password, r->url.password_len);
   r->loop = l;
   r->h = h;
@@ -770,7 +794,6 @@ static void free_client(gm_redis_t *r) {
   }
   gm_free(r->display, strlen(r->display) + 1);
   gm_free(r->prefix, r->prefix_len + 1);
-  if (r->url.password) gm_log_remove_secret(r->url.password, r->url.password_len);
   gm_redis_url_free(&r->url);
   gm_free(r, sizeof *r);
 }

@@ -117,6 +117,12 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
                  const char **args, const size_t *alens, gm_redis_cb cb,
                  void *data, const char **why);
 
+/* A caller stopped waiting for a request on link (cancelled): on BLK the
+ * connection is replaced so that the server does not run what nobody
+ * waits for (a BLPOP's item would be lost); the other pending blocking
+ * calls fail with ECONNRESET. Nothing on CMD (its commands are short). */
+void gm_redis_abandon(gm_redis_t *r, gm_redis_link_t link);
+
 /* Fails every pending call with ECLOSED and stops reconnecting. Idempotent. */
 void gm_redis_close(gm_redis_t *r);
 /* The owner lets go: closes, and frees r once hiredis is done with it. */

@@ -13,7 +13,6 @@
 
 typedef struct secret_s {
   size_t len;
-  int scrubbed; /* registered with the log scrubber */
   char text[];
 } secret_t;
 
@@ -32,7 +31,6 @@ static int l_secret(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &n);
   secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
   s->len = n;
-  s->scrubbed = 1;
   memcpy(s->text, text, n + 1);
   luaL_setmetatable(L, GM_SECRET_MT);
   gm_log_add_secret(text, n);
@@ -42,7 +40,6 @@ static int l_secret(lua_State *L) {
 void gm_secret_push(lua_State *L, const char *text, size_t n) {
   secret_t *s = lua_newuserdatauv(L, sizeof *s + n + 1, 0);
   s->len = n;
-  s->scrubbed = 0; /* holds a token scrubbed already */
   memcpy(s->text, text, n);
   s->text[n] = '\0';
   luaL_setmetatable(L, GM_SECRET_MT);
@@ -70,8 +67,7 @@ static int l_secret_splice(lua_State *L) {
   memcpy(s->text + head, sec, sl);
   memcpy(s->text + head + sl, at + pl, tl - head - pl + 1);
   /* the token inside is scrubbed already; a thousand Identify payloads
-   * need not be */
-  s->scrubbed = 0;
+   * need not be registered */
   luaL_setmetatable(L, GM_SECRET_MT);
   return 1;
 }
@@ -90,7 +86,9 @@ static int secret_eq(lua_State *L) {
 
 static int secret_gc(lua_State *L) {
   secret_t *s = luaL_checkudata(L, 1, GM_SECRET_MT);
-  if (s->scrubbed) gm_log_remove_secret(s->text, s->len);
+  /* the text stays with the log scrubber: copies of it (an error message,
+   * a traceback) outlive the box, and the command's last line is printed
+   * after the script's objects may have been collected */
   memset(s->text, 0, s->len);
   s->len = 0;
   return 0;

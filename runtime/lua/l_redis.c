@@ -54,6 +54,7 @@ typedef struct lredis_s {
 /* The calls of one call() or pipeline(): replies come in order. */
 typedef struct batch_s {
   gm_task_t *task; /* NULL once the caller stopped waiting */
+  gm_redis_t *blocking; /* block(): the client, told when its caller stops waiting */
   gm_rt_t *rt;
   int n, done;
   int ref;  /* pipeline: the results table (registry); LUA_NOREF: call */
@@ -64,7 +65,11 @@ typedef struct batch_s {
 
 static void batch_detach(gm_task_t *t, void *object) {
   batch_t *b = object;
-  if (b->task == t) b->task = NULL;
+  if (b->task != t) return;
+  b->task = NULL;
+  /* the server must not run a blocking read nobody waits for; this may
+   * fail the pending calls, b included (b is gone after it) */
+  if (b->blocking) gm_redis_abandon(b->blocking, GM_REDIS_BLK);
 }
 
 static void batch_finish(batch_t *b) {
@@ -170,6 +175,7 @@ static int command(lua_State *L, gm_redis_link_t link, int first, uint64_t block
   const char *refused = gm_redis_refused(argv[0], lens[0], n > 1 ? argv[1] : NULL, n > 1 ? lens[1] : 0);
   if (refused) return luaL_argerror(L, first, lua_pushfstring(L, "%s refused: %s", argv[0], refused));
   batch_t *b = batch_new(L, lr->rt, 1, false);
+  if (link == GM_REDIS_BLK) b->blocking = lr->r;
   const char *why = NULL;
   int err = gm_redis_command(lr->r, link, n, argv, lens, block_ns, on_reply, b, &why);
   if (err) b->n = 0;
