@@ -51,8 +51,8 @@ Queue.__index = Queue
 Queue.__name = "gloaming.cluster.IdentifyQueue"
 
 -- {=============== the Redis client ===============
--- The one place that speaks to the client (gloaming.redis, or the specs'
--- adapter): client:script(name, source), client:run(name, keys, args) ->
+-- The one place that speaks to the client (gloaming.redis, or any object
+-- with these two): client:script(name, source), client:run(name, keys, args) ->
 -- reply | nil, message, code (keys get the client's prefix). A restart of
 -- Redis (its run_id) is the scripts' to see, not the client's: they read
 -- it in the same call as the grant.
