@@ -231,6 +231,61 @@ describe("identify permits in Redis", function()
   end)
 end)
 
+describe("op 9 right after an Identify", function()
+  it("queue:collision holds the bucket one more window from then, and counts it", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      -- the permit runs out, then Discord's op 9 comes (its clock is not ours)
+      assert(support.wait_for(function() return spy:call("PTTL", "t:{gm:42}:idq:0") == -2 end, 5))
+      assert.is_true(a:collision(0))
+      local holder, held_at = permit(spy, 0)
+      assert.are.equal("0:a", holder)
+      assert.are.equal(1, gw(spy, "identify_collisions"))
+      assert(a:enqueue(4)) -- the bucket's next shard waits the new window out
+      local _, at = permit(spy, 0)
+      assert.is_true(at - held_at >= WINDOW_MS, ("granted %d ms after the collision"):format(at - held_at))
+      assert(a:enqueue(1)) -- other buckets are not held
+      assert.has_error(function() a:collision(-1) end,
+        "bad argument #1 to 'collision' (shard id expected, a non-negative integer)")
+      server:stop()
+    end)
+  end)
+
+  it("a shard whose Identify gets op 9 tells the queue", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local lines, cond = {}, gloaming.Condition.new()
+      gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+      -- the fake's window (1 s) is longer than the permits' (0.3 s): shard
+      -- 2's permit comes while Discord still counts shard 0's Identify
+      local fake = testing.gateway { shards = 4, max_concurrency = 2, identify_window = 1 }
+      local q = queue(server, { limits = { max_concurrency = 2, total = 1000, remaining = 1000,
+        reset_after = 86400 }, holder = "a" })
+      local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(fake.url):queue(q):build()
+      local shards = assert(gloaming.create_iterator(0, 2, 4, config))
+      shards[1]:start()
+      assert(shards[1]:next_event(gloaming.EventTypeFlags.READY, 10))
+      shards[3]:start()
+      assert(testing.wait_until(cond, function()
+        for _, l in ipairs(lines) do
+          if l:match("shard 2's Identify was refused at once %(op 9") then return true end
+        end
+      end, 10))
+      assert.are.equal(1, gw(spy, "identify_collisions"))
+      assert.are.equal("2:a", spy:call("GET", "t:{gm:42}:idq:0"))
+      assert.are.equal(1, #fake:violations())
+      for _, s in ipairs(shards) do s:close() end
+      gloaming.log.handler(nil)
+      server:stop()
+    end)
+  end)
+end)
+
 describe("identify permits while Redis is gone", function()
   it("running shards are untouched, a resume needs no permit, a new identify waits until Redis is back",
     function()
