@@ -240,7 +240,13 @@ describe("op 9 right after an Identify", function()
       assert(a:enqueue(0))
       -- the permit runs out, then Discord's op 9 comes (its clock is not ours)
       assert(support.wait_for(function() return spy:call("PTTL", "t:{gm:42}:idq:0") == -2 end, 5))
+      local function collisions()
+        local samples = gloaming.metrics().gloaming_identify_collisions_total.samples
+        return samples[1] and samples[1].value or 0
+      end
+      local counted = collisions()
       assert.is_true(a:collision(0))
+      assert.are.equal(counted + 1, collisions())
       local holder, held_at = permit(spy, 0)
       assert.are.equal("0:a", holder)
       assert.are.equal(1, gw(spy, "identify_collisions"))
