@@ -45,7 +45,7 @@ local function start_fake(c)
     .. " fake-gateway --port 0 --shards %d --max-concurrency %d --identify-window %g' 2>/dev/null")
     :format(c.shards, c.mc, W)))
   local pid = p:read("l")
-  local info = cjson.decode(assert(p:read("l"), "fake-gateway printed nothing"))
+  local info = cjson.decode((assert(p:read("l"), "fake-gateway printed nothing")))
   return { pid = pid, handle = p, info = info }
 end
 
