@@ -6,6 +6,7 @@
 #   make test-asan  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      benchmarks (not part of make test)
+#   make bench-redis  identify permits across processes (not part of make test)
 #   make soak       the chaos soak, SOAK_SECONDS (600) plain and SOAK_ASAN_SECONDS
 #                   (120) under sanitizers (not part of make test)
 #
@@ -72,7 +73,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build fuzz-bin bench soak install clean
+.PHONY: all deps module run test test-asan test-run unit fuzz fuzz-build fuzz-bin bench bench-redis soak install clean
 
 # LuaRocks runs `make` then `make install`: the default target must build.
 all: deps
@@ -161,6 +162,12 @@ fuzz: fuzz-build
 bench: deps
 	@$(MAKE) --no-print-directory module $(BENCH_MOD)
 	@scripts/bench.sh
+
+# identify permits across processes against the ideal (README "Running on
+# several processes"); about a minute
+bench-redis: deps
+	@$(MAKE) --no-print-directory module
+	@./build/gloaming run scripts/bench_redis.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120

@@ -1,11 +1,11 @@
 -- The cluster-wide identify permits against a real redis-server (one per
 -- test, on a Unix socket, no TCP, no persistence, stopped by pid), driven
--- through spec/redis_cli_support.lua's test adapter until gloaming.redis is
--- merged. Times asserted are Redis' own (TIME, as the scripts read it), so
--- the spacing is checked where it is decided. Windows are 0.3 s here.
+-- through gloaming.redis itself (the queue's client and the spy's). Times
+-- asserted are Redis' own (TIME, as the scripts read it), so the spacing
+-- is checked where it is decided. Windows are 0.3 s here.
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
-local support = require "spec.redis_cli_support"
+local support = require "spec.redis_support"
 local IdentifyQueue = require "gloaming.cluster.identify_queue"
 
 local WINDOW, POLL, GRACE = 0.3, 0.1, 0.25
@@ -44,7 +44,7 @@ describe("identify permits in Redis", function()
   it("a storm of 16 shards over two processes, max_concurrency 4: each bucket in shard order, "
     .. "one grant per window", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       -- "process" a knows the limits; b guesses one bucket and is corrected
       local a = queue(server, { limits = LIMITS, holder = "a" })
       local b = queue(server, { holder = "b" })
@@ -77,13 +77,13 @@ describe("identify permits in Redis", function()
       assert.are.equal(16, #log)
       assert.are.equal(1000 - 16, gw(spy, "day_remaining"))
       assert.are.equal(4, b:info().max_concurrency) -- REBUCKET told b
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("a holder killed after its grant: the bucket's next shard waits for the permit to expire", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       local spy = server:client()
       local a = queue(server, { limits = LIMITS, holder = "a" })
       assert(a:enqueue(0))
@@ -96,13 +96,13 @@ describe("identify permits in Redis", function()
       assert.are.equal("4:b", spy:call("GET", "t:{gm:42}:idq:0"))
       -- another bucket was never held
       assert(b:enqueue(1))
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("a holder paused past the grace does not use its permit and queues again", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       local spy = server:client()
       local a = queue(server, { limits = LIMITS, holder = "a" })
       assert(a:enqueue(0)) -- seeded, quiet window over
@@ -110,7 +110,7 @@ describe("identify permits in Redis", function()
       -- the answer to shard 2's ask is held up (redis-server stopped), as
       -- a holder's own pause would: the grant arrives past the grace
       local grants = gw(spy, "granted")
-      local pid = tostring(server.proc:pid())
+      local pid = tostring(server.pid)
       assert.are.equal(0, gloaming.process.run { "kill", "-STOP", pid })
       local task = gloaming.spawn(function() return a:enqueue(2) end)
       gloaming.sleep(GRACE + 0.15) -- the pause itself, not a synchronisation
@@ -121,13 +121,13 @@ describe("identify permits in Redis", function()
       assert.are.equal(1, a:info().wasted)
       assert.are.equal(grants + 2, gw(spy, "granted")) -- one spent, one used
       assert.is_true(deadline <= gloaming.now() + GRACE)
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("the daily budget at its reserve: identifies wait for the reset and the log says why", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       local spy = server:client()
       local lines, cond = {}, gloaming.Condition.new()
       gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
@@ -149,18 +149,17 @@ describe("identify permits in Redis", function()
       assert.is_true(redis_now(spy) >= gw(spy, "day_reset_at") - 86400000)
       assert.are.equal(999, gw(spy, "day_remaining"))
       gloaming.log.handler(nil)
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("Redis restarted empty, or restarted with its keys: no permit for one window", function()
     run(function()
-      server = support.start_redis(nil, { persist = true })
+      server = support.start { persist = true }
       local a = queue(server, { limits = LIMITS, holder = "a" })
       assert(a:enqueue(0))
       -- restarted with its keys (an append-only file): another run_id
-      server.stop(true)
-      server = support.start_redis(server.dir, { persist = true })
+      server:restart()
       local spy = server:client()
       assert.are.equal("0:a", spy:call("GET", "t:{gm:42}:idq:0"))
       local restarted = redis_now(spy)
@@ -168,21 +167,21 @@ describe("identify permits in Redis", function()
       local _, at = permit(spy, 1)
       assert.is_true(at - restarted >= WINDOW_MS, ("granted %d ms after the restart"):format(at - restarted))
       -- restarted empty: seeded again, quiet again
-      server.stop()
-      server = support.start_redis()
+      server:stop()
+      server = support.start()
       spy = server:client()
       local b = queue(server, { limits = LIMITS, holder = "b" })
       assert(b:enqueue(2))
       local seeded = gw(spy, "seeded_at")
       _, at = permit(spy, 2)
       assert.is_true(at - seeded >= WINDOW_MS, ("granted %d ms after seeding"):format(at - seeded))
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("a dead waiter is pruned: the queue behind it goes on", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       local spy = server:client()
       local a = queue(server, { limits = LIMITS, holder = "a" })
       assert(a:enqueue(0)) -- seeded, quiet window over
@@ -197,13 +196,13 @@ describe("identify permits in Redis", function()
       assert.is_nil(spy:call("ZSCORE", "t:{gm:42}:idw:1", "1:ghost"))
       assert.are.equal(0, spy:call("HEXISTS", "t:{gm:42}:ids:1", "1:ghost"))
       assert.are.equal("5:a", spy:call("GET", "t:{gm:42}:idq:1"))
-      server.stop()
+      server:stop()
     end)
   end)
 
   it("for_bot asks Discord for the application id, the limits and the shard count", function()
     run(function()
-      server = support.start_redis()
+      server = support.start()
       local spy = server:client()
       local fake = testing.gateway { shards = 2, max_concurrency = 2, application_id = "777",
         session_start_limit = { total = 1000, remaining = 321 } }
@@ -227,7 +226,71 @@ describe("identify permits in Redis", function()
       local none, msg = IdentifyQueue.for_bot(server:client("t:"), dead, { window = WINDOW })
       assert.is_nil(none)
       assert.matches("^GET /oauth2/applications/@me failed", msg)
-      server.stop()
+      server:stop()
+    end)
+  end)
+end)
+
+describe("op 9 right after an Identify", function()
+  it("queue:collision holds the bucket one more window from then, and counts it", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      -- the permit runs out, then Discord's op 9 comes (its clock is not ours)
+      assert(support.wait_for(function() return spy:call("PTTL", "t:{gm:42}:idq:0") == -2 end, 5))
+      local function collisions()
+        local samples = gloaming.metrics().gloaming_identify_collisions_total.samples
+        return samples[1] and samples[1].value or 0
+      end
+      local counted = collisions()
+      assert.is_true(a:collision(0))
+      assert.are.equal(counted + 1, collisions())
+      local holder, held_at = permit(spy, 0)
+      assert.are.equal("0:a", holder)
+      assert.are.equal(1, gw(spy, "identify_collisions"))
+      assert(a:enqueue(4)) -- the bucket's next shard waits the new window out
+      local _, at = permit(spy, 0)
+      assert.is_true(at - held_at >= WINDOW_MS, ("granted %d ms after the collision"):format(at - held_at))
+      assert(a:enqueue(1)) -- other buckets are not held
+      assert.has_error(function() a:collision(-1) end,
+        "bad argument #1 to 'collision' (shard id expected, a non-negative integer)")
+      server:stop()
+    end)
+  end)
+
+  it("a shard whose Identify gets op 9 tells the queue", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local lines, cond = {}, gloaming.Condition.new()
+      local level = gloaming.log.level()
+      gloaming.log.level("warn") -- make test runs with error
+      gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
+      -- the fake's window (1 s) is longer than the permits' (0.3 s): shard
+      -- 2's permit comes while Discord still counts shard 0's Identify
+      local fake = testing.gateway { shards = 4, max_concurrency = 2, identify_window = 1 }
+      local q = queue(server, { limits = { max_concurrency = 2, total = 1000, remaining = 1000,
+        reset_after = 86400 }, holder = "a" })
+      local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILDS):builder()
+        :gateway_url(fake.url):queue(q):build()
+      local shards = assert(gloaming.create_iterator(0, 2, 4, config))
+      shards[1]:start()
+      assert(shards[1]:next_event(gloaming.EventTypeFlags.READY, 10))
+      shards[3]:start()
+      assert(testing.wait_until(cond, function()
+        for _, l in ipairs(lines) do
+          if l:match("shard 2's Identify was refused at once %(op 9") then return true end
+        end
+      end, 10))
+      assert.are.equal(1, gw(spy, "identify_collisions"))
+      assert.are.equal("2:a", spy:call("GET", "t:{gm:42}:idq:0"))
+      assert.are.equal(1, #fake:violations())
+      for _, s in ipairs(shards) do s:close() end
+      gloaming.log.level(level)
+      gloaming.log.handler(nil)
+      server:stop()
     end)
   end)
 end)
@@ -238,7 +301,7 @@ describe("identify permits while Redis is gone", function()
       run(function()
         local lines, cond = {}, gloaming.Condition.new()
         gloaming.log.handler(function(r) lines[#lines + 1] = r.message cond:notify_all() end)
-        local server = support.start_redis()
+        local server = support.start()
         local fake = testing.gateway { shards = 2, max_concurrency = 1, identify_window = WINDOW }
         local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
           window = WINDOW + 0.1, poll = POLL, limits = { max_concurrency = 1, total = 1000, remaining = 1000,
@@ -250,7 +313,7 @@ describe("identify permits while Redis is gone", function()
         shards[1]:start()
         assert.are.equal("READY", assert(shards[1]:next_event(F.READY, 10)).type)
 
-        server.stop(true) -- Redis is gone
+        server:kill() -- Redis is gone
         fake:reconnect(0)  -- op 7: shard 0 resumes, with no permit to ask for
         assert.are.equal("RESUMED", assert(shards[1]:next_event(F.RESUMED | F.READY, 10)).type)
         shards[2]:start()  -- shard 1 must identify: it waits, and the log says why
@@ -259,7 +322,7 @@ describe("identify permits while Redis is gone", function()
         end, 10))
         assert.are.same({ 0 }, { fake:identifies()[1].shard, fake:identifies()[2] })
 
-        server = support.start_redis(server.dir) -- back, empty, on the same socket
+        server:launch() -- back, empty, on the same socket
         assert.are.equal("READY", assert(shards[2]:next_event(F.READY, 10)).type)
         local log = fake:identifies()
         assert.are.same({ 0, 1 }, { log[1].shard, log[2].shard })
@@ -267,7 +330,7 @@ describe("identify permits while Redis is gone", function()
         assert.are.equal(1, #fake:received(0, 2))
         assert.are.same({}, fake:violations())
         for _, s in ipairs(shards) do s:close() end
-        server.stop()
+        server:stop()
         gloaming.log.handler(nil)
       end)
     end)
@@ -276,7 +339,7 @@ end)
 describe("Bot.new{ redis = client }", function()
   it("identifies its shards through the Redis permits, keyed by the application id", function()
     run(function()
-      local server = support.start_redis()
+      local server = support.start()
       local spy = server:client()
       local fake = testing.gateway { shards = 4, max_concurrency = 2, application_id = "555",
         identify_window = WINDOW, session_start_limit = { total = 1000, remaining = 700 } }
@@ -291,7 +354,7 @@ describe("Bot.new{ redis = client }", function()
       assert.are.same({}, fake:violations())
       task:cancel()
       task:wait(10)
-      server.stop()
+      server:stop()
     end)
   end)
 

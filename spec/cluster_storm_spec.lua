@@ -2,14 +2,14 @@
 -- shards (8 here, 8 in a child process), max_concurrency 4, all starting
 -- together, against `gloaming fake-gateway` in a third process that
 -- enforces the bucket rule and logs the identifies it accepted. A real
--- redis-server (spec/redis_cli_support.lua; the redis-cli test adapter
--- stands in for gloaming.redis until it is merged). Real clock, short
+-- redis-server (spec/redis_support.lua), reached through gloaming.redis in
+-- every process. Real clock, short
 -- windows: the fake's 0.3 s, the permits' 0.4 s (0.1 s of margin, as the
 -- in-process queue has 0.5 s over Discord's 5).
 local gloaming = require "gloaming"
 local testing = require "gloaming.testing"
 local helpers = require "spec.helpers"
-local support = require "spec.redis_cli_support"
+local support = require "spec.redis_support"
 local IdentifyQueue = require "gloaming.cluster.identify_queue"
 
 local SHARDS, BUCKETS, FAKE_WINDOW, WINDOW = 16, 4, 0.3, 0.4
@@ -21,7 +21,7 @@ describe("identify permits across processes", function()
       .. "--port 0 --shards %d --max-concurrency %d --identify-window %g"):format(SHARDS, BUCKETS, FAKE_WINDOW))
     local ok, err = pcall(testing.run, function()
       assert(info, "no JSON line from fake-gateway")
-      local server = support.start_redis()
+      local server = support.start()
       -- GET /gateway/bot's limits, as create_recommended would give them
       local limits = { max_concurrency = BUCKETS, total = 1000, remaining = 1000, reset_after = 86400 }
       local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
@@ -65,7 +65,7 @@ describe("identify permits across processes", function()
       other:kill("SIGKILL")
       other:wait(5)
       for _, s in ipairs(shards) do s:close() end
-      server.stop()
+      server:stop()
     end, 40)
     helpers.stop_peer(pid, handle)
     assert(ok, err)
@@ -78,7 +78,7 @@ describe("a permit holder killed right after its grant", function()
     local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
       .. "--port 0 --shards 8 --max-concurrency 4 --identify-window %g"):format(FAKE_WINDOW))
     local ok, err = pcall(testing.run, function()
-      local server = support.start_redis()
+      local server = support.start()
       local spy = server:client()
       local limits = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
       local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a",
@@ -118,7 +118,7 @@ describe("a permit holder killed right after its grant", function()
       assert.are.same({}, assert(control:request("GET", "/fake/violations")))
       s0:close()
       s7:close()
-      server.stop()
+      server:stop()
     end, 40)
     helpers.stop_peer(pid, handle)
     assert(ok, err)
@@ -131,7 +131,7 @@ describe("a permit holder process paused past the grace", function()
     local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
       .. "--port 0 --shards 2 --max-concurrency 1 --identify-window %g"):format(FAKE_WINDOW))
     local ok, err = pcall(testing.run, function()
-      local server = support.start_redis()
+      local server = support.start()
       local spy = server:client()
       local function kill(sig, p) assert.are.equal(0, (gloaming.process.run { "kill", "-" .. sig, tostring(p) })) end
       local q = IdentifyQueue.new(server:client("t:"), { application_id = "42", holder = "a", window = window,
@@ -149,10 +149,10 @@ describe("a permit holder process paused past the grace", function()
       local expires_in = spy:call("PTTL", "t:{gm:42}:idq:0") / 1000
       -- Redis stops answering: the ask shard 1 makes when the permit expires
       -- (its sleep plus at most 10 ms of jitter) hangs until Redis goes on
-      kill("STOP", server.proc:pid())
+      kill("STOP", server.pid)
       gloaming.sleep(expires_in + 0.2)
       kill("STOP", other:pid())         -- the holder pauses with its ask in flight
-      kill("CONT", server.proc:pid())   -- Redis grants; the paused process does not see it
+      kill("CONT", server.pid)   -- Redis grants; the paused process does not see it
       gloaming.sleep(0.25 + 0.2)        -- past the grace
       kill("CONT", other:pid())
       local control = gloaming.http.new(info.token, { base_url = info.http_url })
@@ -171,7 +171,7 @@ describe("a permit holder process paused past the grace", function()
       assert.matches("shard 1's permit came %d+ ms after it was asked %(grace 250 ms%): not used, queued again",
         stderr)
       s0:close()
-      server.stop()
+      server:stop()
     end, 40)
     helpers.stop_peer(pid, handle)
     assert(ok, err)

@@ -11,21 +11,24 @@ local Server = {}
 Server.__index = Server
 
 --- start{ dir = folder, port = n (0: Unix socket only), password = p,
--- daemon = true (not a child of the run) } -> server (in a run: it polls)
+-- daemon = true (not a child of the run), persist = true (an append-only
+-- file synced at each write: restart() finds the keys, under another
+-- run_id) } -> server (in a run: it polls)
 function support.start(opts)
   opts = opts or {}
   local dir = opts.dir or helpers.tmpdir()
   local port = opts.port or 0
   local sock = dir .. "/r.sock"
   local s = setmetatable({ dir = dir, port = port, sock = sock, own_dir = opts.dir == nil,
-    password = opts.password, daemon = opts.daemon }, Server)
+    password = opts.password, daemon = opts.daemon, persist = opts.persist }, Server)
   s.url = port == 0 and ("unix://" .. sock) or ("redis://127.0.0.1:" .. port)
   s:launch()
   return s
 end
 
 function Server:launch()
-  local argv = { "redis-server", "--port", tostring(self.port), "--save", "", "--appendonly", "no",
+  local argv = { "redis-server", "--port", tostring(self.port), "--save", "",
+    "--appendonly", self.persist and "yes" or "no", "--appendfsync", "always",
     "--dir", self.dir, "--daemonize", "no" }
   if self.port == 0 then
     argv[#argv + 1] = "--unixsocket"
@@ -76,6 +79,14 @@ function Server:auth_url()
   if not self.password then return self.url end
   return self.port == 0 and (self.url .. "?password=" .. self.password)
     or self.url:gsub("^redis://", "redis://:" .. self.password .. "@")
+end
+
+--- A gloaming.redis client of this server (in a task), with a quick
+-- reconnect for the specs that stop and restart it.
+function Server:client(prefix)
+  local redis = require "gloaming.redis"
+  return assert(redis.connect(self:auth_url(), { prefix = prefix, connect_timeout = 1, timeout = 2,
+    ping_interval = 0.2, backoff_min = 0.02, backoff_max = 0.1 }))
 end
 
 function Server:signal(name)

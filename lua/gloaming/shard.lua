@@ -148,6 +148,16 @@ function hooks.release(shard, sent)
   end
 end
 
+-- Op 9 false right after the Identify: a queue that can (the Redis one)
+-- holds the bucket one more window.
+function hooks.collision(shard)
+  local queue = shard:_queue()
+  if type(queue) == "table" and queue.collision then
+    local ok, err = pcall(queue.collision, queue, shard:id():number())
+    if not ok then log.warn("identify queue collision: %s", tostring(err)) end
+  end
+end
+
 -- A fatal close (see core.close_codes) or connect error (an untrusted
 -- certificate): whoever watches the shard (a Bot) is told at once, with
 -- what to do (hint, or nil).

@@ -432,6 +432,11 @@ static void fx_command_done(void *ud, uint64_t ticket, int err) {
   if (s->hooks->command_done) s->hooks->command_done(s, ticket, err);
 }
 
+static void fx_identify_refused(void *ud) {
+  gm_shard_t *s = ud;
+  if (s->hooks->identify_refused) s->hooks->identify_refused(s);
+}
+
 static const gm_sm_effects_t effects = {
     .send = fx_send,
     .request_permit = fx_request_permit,
@@ -440,6 +445,7 @@ static const gm_sm_effects_t effects = {
     .random = fx_random,
     .log = fx_log,
     .command_done = fx_command_done,
+    .identify_refused = fx_identify_refused,
 };
 
 /* }=============== */

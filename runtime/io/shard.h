@@ -92,6 +92,8 @@ typedef struct gm_shard_hooks_s {
   void (*ended)(gm_shard_t *s);
   /* A command queued with a ticket left the queue (gm_sm_effects_t). */
   void (*command_done)(gm_shard_t *s, uint64_t ticket, int err);
+  /* Op 9 false answered the Identify (gm_sm_effects_t); may be NULL. */
+  void (*identify_refused)(gm_shard_t *s);
 } gm_shard_hooks_t;
 
 struct gm_shard_s {

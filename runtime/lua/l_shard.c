@@ -237,12 +237,18 @@ static void h_command_done(gm_shard_t *s, uint64_t ticket, int err) {
   }
 }
 
+/* Op 9 false answered the Identify: the queue is told (its collision). */
+static void h_identify_refused(gm_shard_t *s) {
+  run_hook(s->data, "collision", 0, NULL);
+}
+
 static const gm_shard_hooks_t hooks = {
     h_request_permit,
     h_release_permit,
     NULL, /* session files read the session when they write it */
     h_ended,
     h_command_done,
+    h_identify_refused,
 };
 
 static void on_sub_item(gm_sub_t *sub) { wake_reader(sub->data); }

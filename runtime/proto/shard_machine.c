@@ -802,6 +802,8 @@ int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
     /* in answer to a Resume: no failed attempt (count_end) */
     if (!resumable && m->counts == GM_SM_COUNTS_RESUME && m->stable_at == NEVER)
       m->counts = GM_SM_COUNTS_RESUME_REFUSED;
+    if (!resumable && m->phase == GM_SM_AWAIT_READY && m->fx->identify_refused)
+      m->fx->identify_refused(m->ud);
     if (!resumable) drop_session(m);
     m->reconnect_extra = resumable ? 0 :
         GM_SM_REIDENTIFY_MIN_NS +

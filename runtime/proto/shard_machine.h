@@ -119,6 +119,9 @@ typedef struct gm_sm_effects_s {
    * written to the connection, GM_ETIMEDOUT past its deadline, GM_ECLOSED
    * when the shard ended first. */
   void (*command_done)(void *ud, uint64_t ticket, int err);
+  /* Op 9 false answered our Identify (before READY): Discord saw another
+   * Identify in the bucket's window (a collision). Optional (NULL). */
+  void (*identify_refused)(void *ud);
 } gm_sm_effects_t;
 
 /* Actions: what the driver does after an input returns, in order. */

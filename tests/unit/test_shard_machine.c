@@ -50,6 +50,7 @@ typedef enum {
   FX_RELEASE,
   FX_EMIT,
   FX_SESSION,
+  FX_REFUSED,
   FX_DONE
 } fx_kind_t;
 
@@ -115,6 +116,10 @@ static void fx_session_changed(void *ud) {
   (void)ud;
   rec(FX_SESSION, NULL, 0, 0, false, 0);
 }
+static void fx_identify_refused(void *ud) {
+  (void)ud;
+  rec(FX_REFUSED, NULL, 0, 0, false, 0);
+}
 static double fx_random(void *ud) {
   (void)ud;
   w.randoms++;
@@ -143,6 +148,7 @@ static const gm_sm_effects_t effects = {
     .random = fx_random,
     .log = fx_log,
     .command_done = fx_command_done,
+    .identify_refused = fx_identify_refused,
 };
 
 /* The actions an input left, as the driver takes them: logged after its
@@ -1636,8 +1642,32 @@ static void op9_after_a_resume_waits_only_1_to_5_s(void **state) {
   gm_sm_closed(&M, w.now, 4000, "", 0, true);
   assert_int_equal(0, M.attempts);
   assert_null(M.session_id);
+  assert_int_equal(0, count(FX_REFUSED)); /* a refused Resume is no collision */
   /* 1 s + 4 s * 0.5, nothing more */
   assert_int_equal(w.now + 3 * S, gm_sm_next_deadline(&M));
+}
+
+/* Op 9 false right after our Identify tells the driver (the identify
+ * queue holds the bucket one more window); op 9 true, or op 9 once the
+ * session is READY, does not. */
+static void op9_false_after_identify_is_a_collision(void **state) {
+  (void)state;
+  w.random = 0.5;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  assert_int_equal(0, count(FX_REFUSED));
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+  assert_int_equal(1, count(FX_REFUSED));
+  gm_sm_closed(&M, w.now, 4000, "", 0, true);
+  tick_next();
+  gm_sm_opened(&M, w.now);
+  hello();
+  gm_sm_permit(&M, w.now);
+  ready(1);
+  assert_int_equal(0, feed("{\"op\":9,\"d\":false}"));
+  assert_int_equal(1, count(FX_REFUSED));
 }
 
 /* ...but op 9 false in answer to Identifies (no session to lose) is a
@@ -2210,6 +2240,7 @@ int main(void) {
       T(op9_after_a_resume_waits_only_1_to_5_s),
       T(a_close_line_names_the_gateways_reason),
       T(an_op9_storm_after_identify_backs_off),
+      T(op9_false_after_identify_is_a_collision),
       T(flapping_sessions_refused_on_resume_back_off),
       T(an_op7_storm_after_ready_backs_off),
       T(a_full_buffer_close_is_no_failure),

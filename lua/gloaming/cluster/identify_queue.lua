@@ -51,13 +51,13 @@ Queue.__index = Queue
 Queue.__name = "gloaming.cluster.IdentifyQueue"
 
 -- {=============== the Redis client ===============
--- The one place that speaks to the client (gloaming.redis, or the specs'
--- adapter): client:script(name, source), client:run(name, keys, args) ->
+-- The one place that speaks to the client (gloaming.redis, or any object
+-- with these two): client:script(name, source), client:run(name, keys, args) ->
 -- reply | nil, message, code (keys get the client's prefix). A restart of
 -- Redis (its run_id) is the scripts' to see, not the client's: they read
 -- it in the same call as the grant.
 
-local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed" }
+local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed", collide = "gm_idq_collide" }
 
 local function link(client)
   local registered = false
@@ -254,6 +254,27 @@ function Queue:release(shard, sent)
   check_self(self, "release")
   if math.type(shard) ~= "integer" then error("bad argument #1 to 'release' (integer expected)", 2) end
   local _ = sent
+end
+
+--- queue:collision(shard_id): Discord answered the shard's Identify with
+-- op 9 at once (the shard calls it): the bucket's permit is held again for
+-- one more window from now, and counted. true, or nil, message, code.
+function Queue:collision(shard)
+  check_self(self, "collision")
+  if math.type(shard) ~= "integer" or shard < 0 then
+    error("bad argument #1 to 'collision' (shard id expected, a non-negative integer)", 2)
+  end
+  local b = shard % self.mc
+  metric.identify_collision()
+  local reply, msg, code = self.link.run("collide", { self.keys.gw, self.keys.permit(b) }, { shard, self.holder })
+  if not reply then
+    log.error("identify permits: shard %d's Identify was refused (op 9) and Redis could not hold bucket %d"
+      .. " again (%s)", shard, b, tostring(msg))
+    return nil, msg, code
+  end
+  log.warn("identify permits: shard %d's Identify was refused at once (op 9: another Identify in its"
+    .. " bucket's window): bucket %d held %.1f s more (%d such collisions)", shard, b, reply[2] / 1000, reply[1])
+  return true
 end
 
 --- queue:info(): this process's view: holder, max_concurrency (as Redis

@@ -9,7 +9,8 @@
 --   K:gw       hash: max_concurrency, window_ms, day_total, day_remaining,
 --              day_reset_at (server ms), shards, quiet_until (server ms),
 --              run_id (the server's when it was last seen), granted (a
---              count), seeded_at
+--              count), seeded_at, identify_collisions (op 9 right
+--              after an Identify: a count)
 --   K:gwlock   string, PX 10 s: the process that seeds K:gw
 --   K:idq:<b>  string "<shard>:<holder>", PX window_ms: bucket b's permit,
 --              never deleted (a dead holder costs one window, no more)
@@ -138,6 +139,19 @@ if now < old_reset and old_remaining < remaining then remaining = old_remaining 
 redis.call('HSET', gw, 'max_concurrency', mc, 'window_ms', math.max(window, tonumber(g[3]) or 0),
   'day_total', total, 'day_remaining', remaining, 'day_reset_at', now + reset_after, 'shards', shards)
 return {'REFRESHED', 0}
+]]
+
+--- collide: KEYS gw, idq:b; ARGV shard, holder. Discord answered the
+-- shard's Identify with op 9 at once: it saw another Identify in the
+-- bucket's window (a process outside these permits, or Discord reading
+-- ours late). The bucket is held again for one more window from now, so
+-- its next Identify does not collide too, and identify_collisions counts
+-- it. Reply {collisions, window_ms}.
+scripts.collide = [[
+local gw, permit = KEYS[1], KEYS[2]
+local window = tonumber(redis.call('HGET', gw, 'window_ms')) or 5500
+redis.call('SET', permit, ARGV[1] .. ':' .. ARGV[2], 'PX', window)
+return {redis.call('HINCRBY', gw, 'identify_collisions', 1), window}
 ]]
 
 --- Key names: K = "{<prefix>:<application id>}".

@@ -65,6 +65,9 @@ local TABLE = {
   { "gloaming_identify_permits_total", "counter",
     "Identify permits granted through Redis, by result: used, or wasted (the grant came past the grace)",
     { "result" } },
+  { "gloaming_identify_collisions_total", "counter",
+    "Identifies answered by op 9 at once (another Identify in the bucket's window): the Redis permit is held"
+    .. " one more window", {} },
   { "gloaming_identify_permit_waits_total", "counter",
     "Times an identify was told to wait for a Redis permit, by reason (held, queued, quiet, seeding, exhausted, down)",
     { "reason" } },

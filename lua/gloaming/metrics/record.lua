@@ -46,9 +46,13 @@ end
 
 local permits = builtin.gloaming_identify_permits_total
 local permit_waits = builtin.gloaming_identify_permit_waits_total
+local collisions = builtin.gloaming_identify_collisions_total
 
 --- A Redis identify permit: result "used" or "wasted".
 function record.identify_permit(result) permits:inc(1, { result = result }) end
+
+--- An Identify answered by op 9 at once (a collision in its bucket).
+function record.identify_collision() collisions:inc(1) end
 
 --- A wait for a Redis identify permit, by reason (the script's, lower case).
 function record.identify_permit_wait(reason) permit_waits:inc(1, { reason = reason }) end
