@@ -358,6 +358,22 @@ describe("Bot.new{ redis = client }", function()
     end)
   end)
 
+  it("fails its start with the Redis client's own code, and says to check the URL", function()
+    if not pcall(require, "gloaming.redis") then return pending("no gloaming.redis") end
+    run(function()
+      local fake = testing.gateway { shards = 1 }
+      for url, want in pairs { ["unix:///nonexistent/r.sock"] = "ECONNREFUSED", ["http://127.0.0.1:1"] = "EURL" } do
+        local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILDS,
+          gateway_url = fake.url, http = { base_url = fake.api_url }, redis = url }
+        local ok, msg, code = bot:run()
+        assert.is_nil(ok, url)
+        assert.are.equal(want, code, url .. ": " .. tostring(msg))
+        assert.matches("^redis: .*; check the Redis URL %(gloaming run %-%-redis, or the Bot's redis option%)$", msg)
+      end
+      assert.are.equal(0, #fake:identifies())
+    end)
+  end)
+
   it("refuses what is no Redis client or URL", function()
     assert.has_error(function() gloaming.Bot.new { token = "t", redis = 5 } end,
       "bad option 'redis' to Bot.new (must be a Redis URL or client)")
