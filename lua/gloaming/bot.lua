@@ -569,7 +569,7 @@ function Bot:run()
   self.task = core.running_task()
   -- GET /gateway/bot (recommended shards) says first what is wrong with
   -- the API; then the identity, before any shard identifies
-  local shards, err, code, hint = build_shards(self)
+  local shards, err, code, start_hint = build_shards(self)
   if shards then
     local ok
     ok, err, code = fetch_identity(self)
@@ -582,7 +582,7 @@ function Bot:run()
     return true
   end
   if not shards then
-    fail(self, start_failure(err, code, hint), code)
+    fail(self, start_failure(err, code, start_hint), code)
     return nil, self.failure.message, code
   end
   self.shards = shards
