@@ -200,6 +200,62 @@ describe("identify permits in Redis", function()
     end)
   end)
 
+  -- true once cond() holds, false after `within` seconds
+  local function eventually(cond, within)
+    local deadline = gloaming.now() + within
+    while not cond() do
+      if gloaming.now() > deadline then return false end
+      gloaming.sleep(0.01)
+    end
+    return true
+  end
+  local function waiter_keys(spy)
+    return spy:call("EXISTS", "t:{gm:42}:idw:0") + spy:call("EXISTS", "t:{gm:42}:ids:0")
+  end
+
+  it("a cancelled enqueue and a closed queue take their waiters out of Redis at once", function()
+    run(function()
+      server = support.start()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      -- poll 2 s: the waiter keys' own expiry is far past the 1 s allowed here
+      local b = queue(server, { limits = LIMITS, holder = "b", poll = 2 })
+      for _, stop in ipairs { "cancel", "close" } do
+        assert(a:enqueue(0)) -- bucket 0 held one window: shard 4 waits
+        local t = gloaming.spawn(function() return b:enqueue(4) end)
+        assert.is_true(eventually(function() return waiter_keys(spy) == 2 end, 5))
+        if stop == "cancel" then t:cancel() else b:close() end
+        assert.is_true(eventually(function() return waiter_keys(spy) == 0 end, 1), stop)
+        if stop == "close" then
+          local r = table.pack(t:wait(5))
+          assert.are.same({ true, nil, "closed", "ECLOSED" }, { r[1], r[2], r[3], r[4] })
+        end
+      end
+      server:stop()
+    end)
+  end)
+
+  it("a waiter that vanished without a word leaves keys that expire", function()
+    run(function()
+      server = support.start()
+      local spy = server:client()
+      local a = queue(server, { limits = LIMITS, holder = "a" })
+      assert(a:enqueue(0))
+      -- a process asks once for shard 4 (bucket 0 is held) and dies
+      local scripts = require "gloaming.cluster.permit_scripts"
+      local r = assert(spy:call("EVAL", scripts.acquire, 5, "t:{gm:42}:gw", "t:{gm:42}:gwlock",
+        "t:{gm:42}:idq:0", "t:{gm:42}:idw:0", "t:{gm:42}:ids:0", 4, "ghost", 100, 10, 0))
+      assert.are.equal("HELD", r[3])
+      -- at most twice its horizon (told to wait, plus three polls)
+      for _, key in ipairs { "t:{gm:42}:idw:0", "t:{gm:42}:ids:0" } do
+        local ttl = spy:call("PTTL", key)
+        assert.is_true(ttl > 0 and ttl <= 2 * (r[2] + 3 * 100), key .. " PTTL " .. ttl)
+      end
+      assert.is_true(eventually(function() return waiter_keys(spy) == 0 end, 3))
+      server:stop()
+    end)
+  end)
+
   it("for_bot asks Discord for the application id, the limits and the shard count", function()
     run(function()
       server = support.start()
@@ -355,6 +411,22 @@ describe("Bot.new{ redis = client }", function()
       task:cancel()
       task:wait(10)
       server:stop()
+    end)
+  end)
+
+  it("fails its start with the Redis client's own code, and says to check the URL", function()
+    if not pcall(require, "gloaming.redis") then return pending("no gloaming.redis") end
+    run(function()
+      local fake = testing.gateway { shards = 1 }
+      for url, want in pairs { ["unix:///nonexistent/r.sock"] = "ECONNREFUSED", ["http://127.0.0.1:1"] = "EURL" } do
+        local bot = gloaming.Bot.new { token = fake.token, intents = gloaming.Intents.GUILDS,
+          gateway_url = fake.url, http = { base_url = fake.api_url }, redis = url }
+        local ok, msg, code = bot:run()
+        assert.is_nil(ok, url)
+        assert.are.equal(want, code, url .. ": " .. tostring(msg))
+        assert.matches("^redis: .*; check the Redis URL %(gloaming run %-%-redis, or the Bot's redis option%)$", msg)
+      end
+      assert.are.equal(0, #fake:identifies())
     end)
   end)
 

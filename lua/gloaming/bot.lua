@@ -355,15 +355,19 @@ end
 
 -- }===============
 
+local REDIS_HINT = "check the Redis URL (gloaming run --redis, or the Bot's redis option)"
+
 -- With `redis`: the identify queue of the whole bot, in Redis (README
--- "Running on several processes"), asked of Discord once per run.
+-- "Running on several processes"), asked of Discord once per run. A
+-- failed connect keeps the client's code (ECONNREFUSED, EURL, ...) and
+-- says what to check: the fourth value.
 local function redis_queue(self)
   local client = self.redis
   if type(client) == "string" then
     local ok, redis = pcall(require, "gloaming.redis")
     if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
-    local c, msg = redis.connect(client)
-    if not c then return nil, "redis: " .. tostring(msg), "EREDIS" end
+    local c, msg, code = redis.connect(client)
+    if not c then return nil, "redis: " .. tostring(msg), code or "EREDIS", REDIS_HINT end
     client = c
     self.redis = c
   end
@@ -376,8 +380,8 @@ end
 
 local function build_shards(self)
   if self.redis and not self.redis_queue then
-    local q, msg, code = redis_queue(self)
-    if not q then return nil, msg, code end
+    local q, msg, code, hint = redis_queue(self)
+    if not q then return nil, msg, code, hint end
     self.redis_queue = q
     self.config = self.config:builder():queue(q):build()
   end
@@ -443,7 +447,7 @@ local REST_HINTS = {
 -- A shard that cannot be made (its CA file cannot be loaded): a start
 -- failure only (REST_HINTS also decide which identity failures stop a run).
 local START_HINTS = { ETLS = "check the CA file (the Bot's or the Config's tls)",
-  EREDIS = "check the Redis URL (gloaming run --redis, or the Bot's redis option)" }
+  EREDIS = REDIS_HINT }
 local NETWORK_HINT = "check the network and the API URL (http.base_url)"
 
 --- The first failure of a Bot of this process ({ message =, code = }),
@@ -524,9 +528,9 @@ local function read(self, sub)
   end
 end
 
--- Why the shards could not be made, with what to do.
-local function start_failure(err, code)
-  local hint = REST_HINTS[code] or START_HINTS[code]
+-- Why the shards could not be made, with what to do (hint: the caller's).
+local function start_failure(err, code, hint)
+  hint = hint or REST_HINTS[code] or START_HINTS[code]
   if not hint and type(code) == "number" and code >= 400 and code < 500 and code ~= 429 then
     -- Discord answers GET /gateway/bot with no other 4xx: it was not asked
     hint = BASE_URL_HINT
@@ -565,7 +569,7 @@ function Bot:run()
   self.task = core.running_task()
   -- GET /gateway/bot (recommended shards) says first what is wrong with
   -- the API; then the identity, before any shard identifies
-  local shards, err, code = build_shards(self)
+  local shards, err, code, start_hint = build_shards(self)
   if shards then
     local ok
     ok, err, code = fetch_identity(self)
@@ -578,7 +582,7 @@ function Bot:run()
     return true
   end
   if not shards then
-    fail(self, start_failure(err, code), code)
+    fail(self, start_failure(err, code, start_hint), code)
     return nil, self.failure.message, code
   end
   self.shards = shards

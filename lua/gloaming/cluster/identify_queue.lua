@@ -57,7 +57,8 @@ Queue.__name = "gloaming.cluster.IdentifyQueue"
 -- Redis (its run_id) is the scripts' to see, not the client's: they read
 -- it in the same call as the grant.
 
-local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed", collide = "gm_idq_collide" }
+local NAMES = { acquire = "gm_idq_acquire", seed = "gm_idq_seed", collide = "gm_idq_collide",
+  leave = "gm_idq_leave" }
 
 local function link(client)
   local registered = false
@@ -102,6 +103,7 @@ function Queue.new(client, opts)
     limits = opts.limits,
     mc = opts.limits and opts.limits.max_concurrency or 1, -- a guess: Redis corrects it
     stats = { granted = 0, wasted = 0 },
+    waiting = {}, -- shard -> its bucket, while its enqueue may be queued in Redis
   }, Queue)
   self.link = link(client)
   return self
@@ -155,6 +157,19 @@ function Queue:update(limits)
   return true
 end
 
+-- The shard gave up waiting: its entry leaves the bucket's queue now, not
+-- when its keys expire. In a task of its own (the caller's may be
+-- cancelled, where every wait fails); best effort: Redis may be gone.
+local function leave(self, shard)
+  local b = self.waiting[shard]
+  if not b then return end
+  self.waiting[shard] = nil
+  local k = self.keys
+  pcall(core.spawn, function()
+    pcall(self.link.run, "leave", { k.waiters(b), k.seen(b) }, { shard, self.holder })
+  end)
+end
+
 local function pause(self, ms)
   -- 0-10% of a poll of jitter, so that waiters told the same time spread
   local s = ms / 1000 + math.random() * self.opts.poll * 0.1
@@ -173,7 +188,7 @@ function Queue:enqueue(shard)
   local poll_ms = math.max(1, math.floor(o.poll * 1000))
   local down = 0 -- failed calls in a row, for the backoff
   while true do
-    if self.closed then return nil, "closed", "ECLOSED" end
+    if self.closed then leave(self, shard) return nil, "closed", "ECLOSED" end
     -- limits given at new() reach Redis once, before the first ask: they
     -- correct a seed made without them by another process
     if self.limits and not self.pushed then
@@ -181,13 +196,15 @@ function Queue:enqueue(shard)
       if self:_seed() == nil then self.pushed = false end
     end
     local b = shard % self.mc
+    if self.waiting[shard] ~= b then leave(self, shard) end -- rebucketed: out of the old one
+    self.waiting[shard] = b
     local asked = core.now()
     local reply, msg, code = self.link.run("acquire",
       { k.gw, k.gwlock, k.permit(b), k.waiters(b), k.seen(b) },
       { shard, self.holder, poll_ms, self:_reserve(), b })
     local wait_ms
     if not reply then
-      if code == "ECANCELED" or code == "ECLOSED" then return nil, msg, code end
+      if code == "ECANCELED" or code == "ECLOSED" then leave(self, shard) return nil, msg, code end
       down = down + 1
       metric.identify_permit_wait("down")
       self:_state("down", "error", "identify permits: Redis %s (%s): identifies wait;"
@@ -204,6 +221,7 @@ function Queue:enqueue(shard)
       if kind == "GRANTED" then
         local late = core.now() - asked
         if late < o.grace then
+          self.waiting[shard] = nil -- the grant took it out of the queue
           self.stats.granted = self.stats.granted + 1
           metric.identify_permit("used")
           if self.state ~= "down" then self.state = nil end
@@ -242,7 +260,7 @@ function Queue:enqueue(shard)
     end
     if wait_ms > 0 then
       local ok, m, c = pause(self, wait_ms)
-      if not ok then return nil, m, c end
+      if not ok then leave(self, shard) return nil, m, c end
     end
   end
 end
@@ -288,10 +306,12 @@ function Queue:info()
     state = self.state }
 end
 
---- queue:close(): waiting enqueues answer nil, "closed", "ECLOSED" at their next turn.
+--- queue:close(): waiting enqueues answer nil, "closed", "ECLOSED" at their
+-- next turn; their entries leave Redis' queues now.
 function Queue:close()
   check_self(self, "close")
   self.closed = true
+  for shard in pairs(self.waiting) do leave(self, shard) end
 end
 
 --- IdentifyQueue.for_bot(client, http[, opts]): the queue of the bot whose

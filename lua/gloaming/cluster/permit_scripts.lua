@@ -16,8 +16,15 @@
 --              never deleted (a dead holder costs one window, no more)
 --   K:idw:<b>  zset: bucket b's waiters "<shard>:<holder>", score = shard
 --   K:ids:<b>  hash: waiter -> the server ms after which it counts as dead
+--   (idw and ids expire WAITER_TTL times the longest horizon asked, so
+--   waiters of processes that died with no other process left go too)
 -- Nothing here holds the token.
 local scripts = {}
+
+-- Waiter keys live this many times the horizon of their longest-waiting
+-- member: an ask refreshes them; a process gone with none left to prune
+-- leaves nothing behind for long.
+local WAITER_TTL = 2
 
 -- The shared head: TIME as integer ms.
 local NOW = [[
@@ -62,6 +69,10 @@ local me = shard .. ':' .. holder
 local function wait(ms)
   redis.call('ZADD', waiters, 'NX', shard, me)
   redis.call('HSET', seen, me, now + ms + 3 * poll)
+  -- never shortened: another waiter may have been told to wait longer
+  local ttl = math.max(]] .. WAITER_TTL .. [[ * (ms + 3 * poll), redis.call('PTTL', waiters))
+  redis.call('PEXPIRE', waiters, ttl)
+  redis.call('PEXPIRE', seen, ttl)
   return ms
 end
 wait(poll)
@@ -152,6 +163,15 @@ local gw, permit = KEYS[1], KEYS[2]
 local window = tonumber(redis.call('HGET', gw, 'window_ms')) or 5500
 redis.call('SET', permit, ARGV[1] .. ':' .. ARGV[2], 'PX', window)
 return {redis.call('HINCRBY', gw, 'identify_collisions', 1), window}
+]]
+
+--- leave: KEYS idw:b, ids:b; ARGV shard, holder. The waiter gave up (its
+-- enqueue cancelled, its queue closed): out of the bucket's queue at once.
+scripts.leave = [[
+local me = ARGV[1] .. ':' .. ARGV[2]
+redis.call('ZREM', KEYS[1], me)
+redis.call('HDEL', KEYS[2], me)
+return 1
 ]]
 
 --- Key names: K = "{<prefix>:<application id>}".
