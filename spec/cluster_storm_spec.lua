@@ -14,13 +14,23 @@ local IdentifyQueue = require "gloaming.cluster.identify_queue"
 
 local SHARDS, BUCKETS, FAKE_WINDOW, WINDOW = 16, 4, 0.3, 0.4
 
+-- fn(info) in a run, with `gloaming fake-gateway` in a process of its own
+-- (shards, max_concurrency, the fake's window); the fake is stopped after.
+local function with_fake(shards, max_concurrency, fn)
+  local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
+    .. "--port 0 --shards %d --max-concurrency %d --identify-window %g"):format(shards, max_concurrency, FAKE_WINDOW))
+  local ok, err = pcall(testing.run, function()
+    assert(info, "no JSON line from fake-gateway")
+    fn(info)
+  end, 40)
+  helpers.stop_peer(pid, handle)
+  assert(ok, err)
+end
+
 describe("identify permits across processes", function()
   it("an identify storm: no two identifies in a bucket within the window, no op 9, "
     .. "each bucket in shard order", function()
-    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
-      .. "--port 0 --shards %d --max-concurrency %d --identify-window %g"):format(SHARDS, BUCKETS, FAKE_WINDOW))
-    local ok, err = pcall(testing.run, function()
-      assert(info, "no JSON line from fake-gateway")
+    with_fake(SHARDS, BUCKETS, function(info)
       local server = support.start()
       -- GET /gateway/bot's limits, as create_recommended would give them
       local limits = { max_concurrency = BUCKETS, total = 1000, remaining = 1000, reset_after = 86400 }
@@ -66,18 +76,14 @@ describe("identify permits across processes", function()
       other:wait(5)
       for _, s in ipairs(shards) do s:close() end
       server:stop()
-    end, 40)
-    helpers.stop_peer(pid, handle)
-    assert(ok, err)
+    end)
   end)
 end)
 
 describe("a permit holder killed right after its grant", function()
   it("never identifies, and the bucket's next shard waits one full window from the grant", function()
     local window = 1 -- long enough that the permit is still there to read after READY
-    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
-      .. "--port 0 --shards 8 --max-concurrency 4 --identify-window %g"):format(FAKE_WINDOW))
-    local ok, err = pcall(testing.run, function()
+    with_fake(8, 4, function(info)
       local server = support.start()
       local spy = server:client()
       local limits = { max_concurrency = 4, total = 1000, remaining = 1000, reset_after = 86400 }
@@ -119,18 +125,14 @@ describe("a permit holder killed right after its grant", function()
       s0:close()
       s7:close()
       server:stop()
-    end, 40)
-    helpers.stop_peer(pid, handle)
-    assert(ok, err)
+    end)
   end)
 end)
 
 describe("a permit holder process paused past the grace", function()
   it("does not identify late: its grant is spent, and it identifies a window later", function()
     local window = 1
-    local pid, info, handle = helpers.start_peer(("env -u LD_PRELOAD ./build/gloaming fake-gateway "
-      .. "--port 0 --shards 2 --max-concurrency 1 --identify-window %g"):format(FAKE_WINDOW))
-    local ok, err = pcall(testing.run, function()
+    with_fake(2, 1, function(info)
       local server = support.start()
       local spy = server:client()
       local function kill(sig, p) assert.are.equal(0, (gloaming.process.run { "kill", "-" .. sig, tostring(p) })) end
@@ -172,8 +174,6 @@ describe("a permit holder process paused past the grace", function()
         stderr)
       s0:close()
       server:stop()
-    end, 40)
-    helpers.stop_peer(pid, handle)
-    assert(ok, err)
+    end)
   end)
 end)

@@ -788,11 +788,11 @@ static void check_identity(lua_State *L, int t, uint32_t id, uint32_t total,
   lua_getfield(L, t, "large_threshold");
   out->large_threshold = (int)luaL_checkinteger(L, -1);
   lua_pop(L, 2);
-  const char **props[] = {&out->os, &out->browser, &out->device};
-  const char *names[] = {"os", "browser", "device"};
-  for (int i = 0; i < 3; i++) {
-    *props[i] = opt_string(L, t, names[i]);
-    if (*props[i] == NULL) luaL_error(L, "identity.%s missing", names[i]);
+  const struct { const char *name; const char **slot; } props[] = {
+      {"os", &out->os}, {"browser", &out->browser}, {"device", &out->device}};
+  for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
+    *props[i].slot = opt_string(L, t, props[i].name);
+    if (*props[i].slot == NULL) luaL_error(L, "identity.%s missing", props[i].name);
   }
   lua_getfield(L, t, "presence");
   out->presence = lua_tolstring(L, -1, &out->presence_len);
