@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "io/deadline.h"
-#include "test_alloc.h"
+#include "test_loop_fixture.h"
 
 typedef struct {
   test_alloc_t alloc;
@@ -19,8 +19,7 @@ typedef struct {
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  test_alloc_install(&f->alloc, -1, 0);
-  assert_int_equal(0, gm_loop_init(&f->loop, false));
+  test_loop_open(&f->alloc, &f->loop, false);
   *state = f;
   return 0;
 }
@@ -28,10 +27,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   gm_deadline_stop(&f->d);
-  gm_loop_close(&f->loop);
-  assert_int_equal(0, gm_loop_unowned_handles(NULL));
-  assert_int_equal(0, f->alloc.cur);
-  gm_set_allocator(NULL);
+  test_loop_close_clean(&f->alloc, &f->loop);
   free(f);
   return 0;
 }

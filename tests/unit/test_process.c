@@ -10,7 +10,7 @@
 
 #include "io/process.h"
 #include "proto/errors.h"
-#include "test_alloc.h"
+#include "test_loop_fixture.h"
 
 extern char **environ;
 
@@ -22,17 +22,14 @@ typedef struct {
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  test_alloc_install(&f->alloc, -1, 0);
-  assert_int_equal(0, gm_loop_init(&f->loop, false));
+  test_loop_open(&f->alloc, &f->loop, false);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   fixture_t *f = *state;
-  gm_loop_close(&f->loop);
-  assert_int_equal(0, f->alloc.cur);
-  gm_set_allocator(NULL);
+  test_loop_close_clean(&f->alloc, &f->loop);
   free(f);
   return 0;
 }

@@ -11,7 +11,7 @@
 
 #include "io/signal.h"
 #include "proto/errors.h"
-#include "test_alloc.h"
+#include "test_loop_fixture.h"
 
 typedef struct {
   test_alloc_t alloc;
@@ -25,8 +25,7 @@ static void on_guard(gm_timer_t *t) { ((fixture_t *)t->data)->guard_fired = true
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  test_alloc_install(&f->alloc, -1, 0);
-  assert_int_equal(0, gm_loop_init(&f->loop, false));
+  test_loop_open(&f->alloc, &f->loop, false);
   gm_timer_init(&f->loop, &f->guard, on_guard, f);
   *state = f;
   return 0;
@@ -35,10 +34,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   gm_timer_stop(&f->guard);
-  gm_loop_close(&f->loop);
-  assert_int_equal(0, gm_loop_unowned_handles(NULL));
-  assert_int_equal(0, f->alloc.cur);
-  gm_set_allocator(NULL);
+  test_loop_close_clean(&f->alloc, &f->loop);
   free(f);
   return 0;
 }

@@ -19,7 +19,7 @@
 #include "io/log.h"
 #include "io/tty.h"
 #include "proto/errors.h"
-#include "test_alloc.h"
+#include "test_loop_fixture.h"
 
 /* LeakSanitizer (make test-asan): libedit's el_init sets up terminfo, and
  * ncurses' libtinfo keeps a strdup of the terminal's sgr0 that its own
@@ -65,8 +65,7 @@ static gm_tty_t *open_tty(fixture_t *f, const char *history) {
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  test_alloc_install(&f->alloc, -1, 0);
-  assert_int_equal(0, gm_loop_init(&f->loop, false));
+  test_loop_open(&f->alloc, &f->loop, false);
   gm_timer_init(&f->loop, &f->guard, on_guard, f);
   gm_timer_start(&f->guard, 5 * GM_NS_PER_SEC);
   f->master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -87,10 +86,7 @@ static int teardown(void **state) {
   fixture_t *f = *state;
   if (f->tty) gm_tty_release(f->tty);
   gm_timer_stop(&f->guard);
-  gm_loop_close(&f->loop);
-  assert_int_equal(0, gm_loop_unowned_handles(NULL));
-  assert_int_equal(0, f->alloc.cur);
-  gm_set_allocator(NULL);
+  test_loop_close_clean(&f->alloc, &f->loop);
   fclose(f->in);
   fclose(f->out);
   if (f->master >= 0) close(f->master);
