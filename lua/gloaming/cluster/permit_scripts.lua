@@ -176,14 +176,7 @@ return 1
 
 --- Key names: K = "{<prefix>:<application id>}".
 function scripts.keys(prefix, app)
-  local k = "{" .. prefix .. ":" .. app .. "}:"
-  return {
-    gw = k .. "gw",
-    gwlock = k .. "gwlock",
-    permit = function(b) return k .. "idq:" .. b end,
-    waiters = function(b) return k .. "idw:" .. b end,
-    seen = function(b) return k .. "ids:" .. b end,
-  }
+  return require("gloaming.cluster.keys").of(prefix, app)
 end
 
 return scripts
