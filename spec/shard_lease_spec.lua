@@ -173,3 +173,38 @@ describe("a shard's drop", function()
     end)
   end)
 end)
+
+describe("a shard's lease on the real clock", function()
+  local function kill(sig, p)
+    assert.are.equal(0, (gloaming.process.run { "kill", "-" .. sig, tostring(p:pid()) }))
+  end
+
+  -- The scenario of a zombie process: stopped past its lease with a
+  -- heartbeat asked for waiting in its socket, it continues and must not
+  -- answer it, nor heartbeat at all.
+  it("a process SIGSTOPped past its lease sends no heartbeat after SIGCONT", function()
+    testing.run(function()
+      -- a long interval: the fake does not time the session out meanwhile
+      local fake = testing.gateway { shards = 1, heartbeat_interval = 5 }
+      local child = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/leased_shard.lua",
+        fake.url, fake.token, "1" }, { env_remove = { "LD_PRELOAD" }, env = { "GLOAMING_LOG=warn" } })
+      -- its op 3 says the lease is set: stop it at once, well within it
+      assert(fake:wait_until(function() return #fake:received(0, 3) > 0 end, 15))
+      kill("STOP", child)
+      local conn = fake:connections()[1]
+      fake:request_heartbeat(0) -- op 1: waits in its socket
+      gloaming.sleep(2) -- the stop itself: past the 1 s lease
+      local continued = gloaming.now()
+      kill("CONT", child)
+      assert(fake:wait_until(function() return conn.ended end, 10))
+      local code, out, err = child:wait(10)
+      assert.are.equal(0, code, err)
+      assert.matches("lost=1 close=lease expired session=" .. conn.session_id, out, 1, true)
+      for _, e in ipairs(fake:received(0, 1)) do
+        assert.is_true(e.at < continued, ("a heartbeat %.3f s after SIGCONT"):format(e.at - continued))
+      end
+      assert.are.same({ "client", 1006 }, { conn.closed_by, conn.close_code }) -- no close frame
+      assert.are.equal(1, #fake:connections())
+    end, 30)
+  end)
+end)
