@@ -100,7 +100,7 @@ describe("a shard's lease", function()
 
   it("is removed by _lease(nil) and kept running by a renewal in time", function()
     virtual(function()
-      local fake, shard, lost, sub = leased_shard()
+      local fake, shard, lost = leased_shard()
       local first = gloaming.now() + 2
       shard:_lease(first)
       gloaming.sleep(1.5)
