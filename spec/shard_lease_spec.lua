@@ -207,4 +207,45 @@ describe("a shard's lease on the real clock", function()
       assert.are.equal(1, #fake:connections())
     end, 30)
   end)
+
+  -- The same pause without a signal: a loop blocked for 2 s (a long GC, a
+  -- handler that computes) reads its socket before its timers fire, so
+  -- the op 1 waiting there meets the check on received payloads first.
+  it("a process whose loop was blocked past its lease does not answer a heartbeat request", function()
+    testing.run(function()
+      local fake = testing.gateway { shards = 1, heartbeat_interval = 5 }
+      local child = gloaming.process.spawn({ "./build/gloaming", "run", "spec/fixtures/leased_shard.lua",
+        fake.url, fake.token, "1", "2" }, { env_remove = { "LD_PRELOAD" }, env = { "GLOAMING_LOG=warn" } })
+      assert(fake:wait_until(function() return #fake:received(0, 3) > 0 end, 15))
+      local asked = gloaming.now()
+      local conn = fake:connections()[1]
+      fake:request_heartbeat(0) -- reaches it while it computes
+      assert(fake:wait_until(function() return conn.ended end, 10))
+      local code, out, err = child:wait(10)
+      assert.are.equal(0, code, err)
+      assert.matches("lost=1 close=lease expired session=" .. conn.session_id, out, 1, true)
+      for _, e in ipairs(fake:received(0, 1)) do
+        assert.is_true(e.at < asked, ("a heartbeat %.3f s after op 1"):format(e.at - asked))
+      end
+      assert.are.same({ "client", 1006 }, { conn.closed_by, conn.close_code })
+    end, 30)
+  end)
+
+  -- A reader that comes back after its loop was blocked past the lease
+  -- (no timer could fire) gets the end, not the event queued in time.
+  it("a reader blocked past the lease takes no event queued before it", function()
+    testing.run(function()
+      local fake, shard, _, sub = leased_shard()
+      local deadline = gloaming.now() + 0.5
+      shard:_lease(deadline)
+      local seq = fake:dispatch(0, "MESSAGE_CREATE", { content = "queued", channel_id = "1" })
+      assert.are.equal(seq, next_of(shard, F.MESSAGE_CREATE, 5).sequence) -- sub holds it too
+      while gloaming.now() < deadline + 0.05 do end -- blocked: no loop turn
+      assert.are.equal("active", shard:state())
+      local ev = assert(sub:next(0))
+      assert.are.equal("GATEWAY_CLOSE", ev.type)
+      assert.are.equal("lease expired", ev.data.reason)
+      assert.are.equal(seq, shard:session():sequence())
+    end, 30)
+  end)
 end)
