@@ -137,13 +137,18 @@
  * event to a handler (the new owner handles it). The rule "may the shard
  * act at now?" (gm_sm_may_act) is therefore checked at the top of every
  * input, before whatever that input would do, rather than by one timer at
- * the deadline: a process stopped by SIGSTOP or a long pause past its
- * deadline continues with its heartbeat timer overdue and data waiting on
- * the socket, and whichever runs first (libuv reads the clock when the loop
- * wakes, before it runs timers or reads) must find the lease gone, not
- * heartbeat once more. The driver also asks before a reader takes a queued
- * event, and arms its timer for the deadline itself (gm_sm_next_deadline)
- * so a shard with nothing else to do stops on time. Past it the shard is
+ * the deadline: a process paused past its deadline continues with its
+ * heartbeat timer overdue and data (an op 1, dispatches) waiting on the
+ * socket, and whichever comes first must find the lease gone, not
+ * heartbeat once more. Which does depends on the pause: after SIGSTOP and
+ * SIGCONT, epoll_wait fails with EINTR and libuv, its timeout spent, runs
+ * timers before reading; after a loop blocked by Lua (a long GC, a busy
+ * handler), io/loop.c reads pending I/O before it fires due timers; and a
+ * reader woken before the pause takes from a queue filled in time, so the
+ * driver asks before it hands out a queued event too. The clock is read
+ * fresh each time (gm_loop_now is uv_hrtime, not libuv's cached time). The
+ * timer is armed for the deadline itself (gm_sm_next_deadline), so a shard
+ * with nothing else to do stops on time. Past it the shard is
  * dropped (gm_sm_drop): the socket is aborted without a close frame,
  * because any close frame Discord reads (1000 or 4000 alike) ends or
  * disturbs a session that now belongs to the new owner, which resumes it
