@@ -145,8 +145,9 @@
  * timers before reading; after a loop blocked by Lua (a long GC, a busy
  * handler), io/loop.c reads pending I/O before it fires due timers; and a
  * reader woken before the pause takes from a queue filled in time, so the
- * driver asks before it hands out a queued event too. The clock is read
- * fresh each time (gm_loop_now is uv_hrtime, not libuv's cached time). The
+ * driver asks before it hands out a queued event too. The driver's clock
+ * is read fresh each time (io/loop.c's gm_loop_now), not cached when the
+ * loop woke. The
  * timer is armed for the deadline itself (gm_sm_next_deadline), so a shard
  * with nothing else to do stops on time. Past it the shard is
  * dropped (gm_sm_drop): the socket is aborted without a close frame,
