@@ -71,6 +71,12 @@ local FLAGS = {
   { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"),
     checked(number, "session_timeout") },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
+  { "--traffic", "R", "a TYPING_START to every shard's session R times a second from the start (default 0: none)",
+    function(text)
+      local n, why = number(text)
+      if n and (n < 0 or n == math.huge) then return nil, "not a finite rate, not negative" end
+      return n, why
+    end },
 }
 
 local USAGE = [[
@@ -94,9 +100,14 @@ Driven over HTTP at http_url (POST a JSON object; answers are JSON):
   .. "\n" .. [[
   POST /fake/traffic      {"rate":2}   a TYPING_START to every session 2 times a second (0: stop)
   POST /fake/burst        {"count":100[,"shard":0]}   that many dispatches at once
-  GET  /fake/violations                            rules clients broke (4008, identify buckets)
+  GET  /fake/violations[?since=T]                  rules clients broke (4008, identify buckets)
   GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
-  GET  /fake/received[?shard=0&op=2]               the gateway payloads received
+  GET  /fake/received[?shard=0&op=2&since=T]       the gateway payloads received
+  GET  /fake/identifies[?bucket=0&since=T]         the Identifies accepted
+  GET  /fake/resumes[?shard=0&since=T]             the Resumes accepted (seq, replayed)
+  GET  /fake/connections[?shard=0&since=T]         each connection: auth, heartbeats, who closed it
+  GET  /fake/sessions                              each shard's newest session and its last seq
+  GET  /fake/now                                   {"now":T}: the clock of every "at" and since=
 e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message
 
 options:
@@ -116,6 +127,8 @@ local function run(args)
   return cli.run_main(function()
     local gateway = require "gloaming.testing.gateway"
     opts.guilds = opts.guilds or gateway.example_guilds() -- a place to talk in
+    local traffic = opts.traffic
+    opts.traffic = nil
     local ok, fake = pcall(gateway.new, opts)
     -- the options were checked: what is left is the system's (a port in
     -- use), one line without the position it was raised at
@@ -133,6 +146,7 @@ local function run(args)
     }, "\n")
     io.stdout:flush()
     gloaming.log.info("fake gateway on %s (REST %s)", fake.url, fake.http_url)
+    if traffic and traffic > 0 then fake:traffic(traffic) end
     -- Serve until the signal handler cancels this task.
     while gloaming.sleep(3600) do end
     fake:stop()
