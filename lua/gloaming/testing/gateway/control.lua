@@ -159,7 +159,9 @@ local ROUTES = {
   },
   ["GET /fake/sessions"] = { function(fake) return rows(fake:session_log(), SESSION_KEYS) end, {} },
   ["GET /fake/now"] = { function(fake) return { now = fake:now() } end, {} },
-  ["GET /fake/received"] = { received, { shard = SHARD, op = { "integer", nil, options.not_negative }, since = SINCE } },
+  ["GET /fake/received"] = {
+    received, { shard = SHARD, op = { "integer", nil, options.not_negative }, since = SINCE },
+  },
   ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
 }
 
