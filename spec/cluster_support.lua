@@ -281,6 +281,34 @@ function Cluster:handled(after)
   return out
 end
 
+--- shard -> the last sequence the fake sent on its newest session.
+function Cluster:seqs()
+  local out = {}
+  for _, s in ipairs(self:sessions()) do out[s.shard] = s.seq end
+  return out
+end
+
+--- The sequences the fake sent (up to each shard's last, now) after
+-- after[shard] (a c:seqs() taken earlier; default: from 1) that no
+-- handler recorded in test:handled: a list of { shard =, seq = }, in
+-- shard and seq order. Empty when every dispatch reached a handler.
+function Cluster:unhandled(after)
+  after = after or {}
+  local seen = {}
+  for _, e in ipairs(self:handled()) do seen[e.shard .. ":" .. e.seq] = true end
+  local out = {}
+  local last = self:seqs()
+  local shards = {}
+  for shard in pairs(last) do shards[#shards + 1] = shard end
+  table.sort(shards)
+  for _, shard in ipairs(shards) do
+    for seq = (after[shard] or 0) + 1, last[shard] do
+      if not seen[shard .. ":" .. seq] then out[#out + 1] = { shard = shard, seq = seq } end
+    end
+  end
+  return out
+end
+
 --- The shards whose newest connection on the fake is ready and open,
 -- as a set (shard -> that connection's line), and how many.
 function Cluster:ready_shards()

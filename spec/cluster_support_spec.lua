@@ -41,6 +41,14 @@ describe("the cluster harness", function()
         if e.type == "READY" then ready[e.shard] = e.seq end
       end
       assert.are.same({ [0] = 1, [1] = 1 }, ready)
+      -- every sequence sent reached a handler, once the traffic stops; one
+      -- the fixture does not handle is listed
+      c:fake_post("traffic", { rate = 0 })
+      assert(c:wait_until(function() return #c:unhandled() == 0 end, 10, "every dispatch handled"))
+      local before = c:seqs()
+      local seq = c:fake_post("dispatch", { t = "CHANNEL_PINS_UPDATE", shard = 1, d = { channel_id = "1" } }).seq
+      assert(c:wait_until(function() return #c:unhandled(before) > 0 end, 10))
+      assert.are.same({ { shard = 1, seq = seq } }, c:unhandled(before))
       -- paused and continued by its pid
       assert(c:signal(bot, "STOP"))
       assert(c:wait_until(function() return state(bot.pid) == "T" end, 5, "the bot stopped"))
