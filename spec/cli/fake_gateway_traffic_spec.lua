@@ -61,10 +61,13 @@ describe("gloaming fake-gateway --traffic", function()
   end)
 
   it("refuses a rate that is negative or not a number", function()
-    for _, bad in ipairs { "-1", "fast" } do
+    for bad, why in pairs { ["-1"] = "must be a finite rate, not negative", fast = "not a number" } do
       local out, code = helpers.sh("./build/gloaming fake-gateway --traffic " .. bad)
       assert.are.equal(2, code, out)
-      assert.matches("--traffic " .. bad .. ": not a", out, 1, true)
+      assert.matches("--traffic " .. bad .. ": " .. why, out, 1, true)
     end
+    -- the same rule in Lua: the option of testing.gateway
+    assert.has_error(function() testing.gateway { traffic = math.huge } end,
+      "bad option 'traffic' to testing.gateway (must be a finite rate, not negative)")
   end)
 end)

@@ -88,6 +88,8 @@ gateway.OPTIONS = {
   -- a recording (gloaming.record) replayed to the bot: recording.lua
   recording = { "string" },
   recording_pace = { "string", "fast", options.one_of("fast", "recorded") },
+  -- fake:traffic(rate) from the start (traffic.lua)
+  traffic = { "number", nil, function(v) return v >= 0 and v < math.huge, "must be a finite rate, not negative" end },
 }
 
 --- fake:set's settings, with their defaults.
@@ -312,6 +314,7 @@ function gateway.new(opts)
     gloaming.spawn(accept_loop, self, self.listener),
     gloaming.spawn(accept_loop, self, self.resume_listener),
   }
+  if opts.traffic and opts.traffic > 0 then self:traffic(opts.traffic) end
   return self
 end
 
