@@ -20,7 +20,6 @@
 -- signal: a few ms over the truth.
 package.path = "./?.lua;" .. package.path
 local gloaming = require "gloaming"
-local keys = require "gloaming.cluster.keys"
 
 gloaming.log.level("error")
 local function say(fmt, ...) io.stdout:write(fmt:format(...), "\n") io.stdout:flush() end
@@ -44,23 +43,10 @@ local function first_line(argv)
   return (out or ""):match("[^\n]*")
 end
 
---- The pid in a process id "<host>:<pid>:<hex>".
-local function pid_of(owner) return math.tointeger(tonumber((owner or ""):match(":(%d+):%x+$"))) end
-
---- shard -> the pid of its owner in Redis.
-local function owners(c)
-  local K = keys.of("gm", c.fake.application_id)
-  local out = {}
-  for n = 0, SHARDS - 1 do
-    out[n] = pid_of(c.spy:call("HGET", K.sess(n), "owner"))
-  end
-  return out
-end
-
 --- Waits until shards from..to are held by pid in Redis and ready on the fake.
 local function held_by(c, pid, from, to, timeout, what)
   return assert(c:wait_until(function()
-    local o = owners(c)
+    local o = c:owners()
     for n = from, to do if o[n] ~= pid then return false end end
     local ready = c:ready_shards()
     for n = from, to do if not ready[n] then return false end end

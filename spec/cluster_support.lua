@@ -20,6 +20,7 @@ local cjson = require "cjson"
 local helpers = require "spec.helpers"
 local redis_support = require "spec.redis_support"
 local options = require "gloaming.options"
+local keys = require "gloaming.cluster.keys"
 
 local cluster = {}
 
@@ -267,7 +268,8 @@ function Cluster:received(args) return self:fake_get("received" .. query(args or
 local function integer(v) return math.tointeger(tonumber(v)) end
 
 --- The entries of the test:handled stream (after the entry id `after`,
--- when given), in order: { id, shard, seq, proc, type }.
+-- when given), in order: { id, shard, seq, proc, type, ms } (ms: Redis'
+-- time of the XADD, from the id).
 function Cluster:handled(after)
   local reply = assert(self.spy:call("XRANGE", "test:handled", after and ("(" .. after) or "-", "+"))
   local out = {}
@@ -275,8 +277,27 @@ function Cluster:handled(after)
     local e = { id = entry[1] }
     local fields = entry[2]
     for j = 1, #fields, 2 do e[fields[j]] = fields[j + 1] end
-    e.shard, e.seq = integer(e.shard), integer(e.seq)
+    e.shard, e.seq, e.ms = integer(e.shard), integer(e.seq), integer(e.id:match("^(%d+)"))
     out[i] = e
+  end
+  return out
+end
+
+--- Redis' clock in ms (TIME): what the `ms` of c:handled() is on.
+function Cluster:redis_ms()
+  local t = assert(self.spy:call("TIME"))
+  return integer(t[1]) * 1000 + integer(t[2]) // 1000
+end
+
+--- shard -> the pid of the process that owns it in Redis (the `owner` of
+-- its session hash, "<host>:<pid>:<hex>"; design19), for every shard of
+-- the fake; absent when none does. prefix: "gm" by default.
+function Cluster:owners(prefix)
+  local K = keys.of(prefix or "gm", self.fake.application_id)
+  local out = {}
+  for n = 0, self.opts.shards - 1 do
+    local owner = self.spy:call("HGET", K.sess(n), "owner")
+    out[n] = type(owner) == "string" and integer(owner:match(":(%d+):%x+$")) or nil
   end
   return out
 end

@@ -20,6 +20,7 @@ describe("the cluster harness", function()
   it("runs a gloaming run --redis bot process: READY, handled, paused, SIGTERM, all stopped by pid", function()
     local pids
     cluster.run({ shards = 2, max_concurrency = 2, traffic = 10, timeout = 40 }, function(c)
+      local started_ms = c:redis_ms()
       -- no shard range: the recommended count (2, from GET /gateway/bot), as issue 18 ran
       local bot = c:start_bot("a", { argv = c:run_argv() })
       pids = { bot.pid, c.fake.pid, c.redis.pid }
@@ -41,6 +42,13 @@ describe("the cluster harness", function()
         if e.type == "READY" then ready[e.shard] = e.seq end
       end
       assert.are.same({ [0] = 1, [1] = 1 }, ready)
+      local now_ms = c:redis_ms()
+      for _, e in ipairs(c:handled()) do assert.is_true(e.ms >= started_ms and e.ms <= now_ms) end
+      -- no leases in issue-18 mode; an owner is read off its process id
+      assert.are.same({}, c:owners())
+      local K = require("gloaming.cluster.keys").of("gm", c.fake.application_id)
+      c.spy:call("HSET", K.sess(1), "owner", "host-1:4321:0badcafe")
+      assert.are.same({ [1] = 4321 }, c:owners())
       -- every sequence sent reached a handler, once the traffic stops; one
       -- the fixture does not handle is listed
       c:fake_post("traffic", { rate = 0 })
