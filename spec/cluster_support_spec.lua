@@ -25,6 +25,8 @@ describe("the cluster harness", function()
       local bot = c:start_bot("a", { argv = c:run_argv() })
       pids = { bot.pid, c.fake.pid, c.redis.pid }
       assert(c:wait_until(function() return select(2, c:ready_shards()) == 2 end, 15, "both shards READY"))
+      local at_ready = c:seqs()
+      assert.are.same({ "integer", "integer" }, { math.type(at_ready[0]), math.type(at_ready[1]) })
       local conns = c:connections()
       assert.are.same({ "identify", "identify" }, { conns[1].auth, conns[2].auth })
       assert.are.same({}, c:violations())
@@ -53,6 +55,7 @@ describe("the cluster harness", function()
       -- the fixture does not handle is listed
       c:fake_post("traffic", { rate = 0 })
       assert(c:wait_until(function() return #c:unhandled() == 0 end, 10, "every dispatch handled"))
+      assert.are.same({}, c:unhandled(at_ready))
       local before = c:seqs()
       local seq = c:fake_post("dispatch", { t = "CHANNEL_PINS_UPDATE", shard = 1, d = { channel_id = "1" } }).seq
       assert(c:wait_until(function() return #c:unhandled(before) > 0 end, 10))
