@@ -9,10 +9,12 @@
 --     (INFO cpu) over BENCH_CPU_SECONDS (20) with the 16 shards held, the
 --     default knobs (lease 15 s, renew 5 s, poll 1 s), idle and under
 --     BENCH_TRAFFIC (10) dispatches a second per shard (the handlers do not
---     record: the CPU is the cluster's own, with this script's 2 INFO calls)
+--     record: the CPU is the cluster's own), and first over half that with
+--     no bot process (the baseline: Redis' cron, the harness's pings)
 --   SIGTERM handover: from just before SIGTERM to A until the fake
 --     accepted a Resume for every shard of A (its log, its clock), default
---     knobs; then A restarted, until it resumed its own range back
+--     knobs; then A restarted, until it holds its own range again; then
+--     the same for B (a rolling deploy)
 --   SIGKILL adoption: the same after SIGKILL, with a scaled-down lease
 --     (BENCH_LEASE 2 s, renew BENCH_RENEW 0.5 s, poll BENCH_POLL 0.25 s)
 --   identifies: Identifies the fake accepted from the signal on (must be 0)
@@ -31,6 +33,7 @@ local TRAFFIC = env_number("BENCH_TRAFFIC", 10)
 local SCALED = { lease = env_number("BENCH_LEASE", 2), renew = env_number("BENCH_RENEW", 0.5),
   poll = env_number("BENCH_POLL", 0.25) }
 local READY_WAIT = 60 -- s for 16 shards to be held by their own processes
+local cluster -- spec/cluster_support.lua, once the build has `gloaming cluster`
 
 --- Whether this build has `gloaming cluster` (H2's command).
 local function have_cluster()
@@ -54,14 +57,21 @@ local function held_by(c, pid, from, to, timeout, what)
   end, timeout or READY_WAIT, what))
 end
 
+-- The two processes: name -> its range.
+local RANGES = { a = { 0, HALF - 1 }, b = { HALF, SHARDS - 1 } }
+local NO_RECORD = { "GLOAMING_TEST_RECORD=0" }
+
+local function start(c, name, knobs)
+  return c:start_bot(name, { shards = RANGES[name], cluster = knobs, env = NO_RECORD })
+end
+
 --- Two processes, A (0..7) and B (8..15), each holding its own range.
 local function start_pair(c, knobs)
-  local env = { "GLOAMING_TEST_RECORD=0" }
-  local a = c:start_bot("a", { shards = { 0, HALF - 1 }, cluster = knobs, env = env })
-  local b = c:start_bot("b", { shards = { HALF, SHARDS - 1 }, cluster = knobs, env = env })
-  held_by(c, a.pid, 0, HALF - 1, READY_WAIT, "A holding 0..7")
-  held_by(c, b.pid, HALF, SHARDS - 1, READY_WAIT, "B holding 8..15")
-  return a, b
+  local bots = { a = start(c, "a", knobs), b = start(c, "b", knobs) }
+  for name, bot in pairs(bots) do
+    held_by(c, bot.pid, RANGES[name][1], RANGES[name][2], READY_WAIT, name .. " holding its range")
+  end
+  return bots
 end
 
 local function cpu(c)
@@ -69,40 +79,57 @@ local function cpu(c)
   return tonumber(text:match("used_cpu_sys:([%d%.]+)")) + tonumber(text:match("used_cpu_user:([%d%.]+)"))
 end
 
---- Redis CPU ms per shard per minute over CPU_SECONDS.
-local function cpu_per_shard_minute(c)
+--- Redis CPU ms per shard per minute over `seconds`.
+local function cpu_per_shard_minute(c, seconds)
   local c0, t0 = cpu(c), gloaming.now()
-  gloaming.sleep(CPU_SECONDS)
+  gloaming.sleep(seconds)
   local used, took = cpu(c) - c0, gloaming.now() - t0
   return 1000 * used / SHARDS / (took / 60)
 end
 
---- Signals A, then waits until every shard of A was resumed after the
--- signal; returns the seconds that took, the identifies since and the
--- resumes counted, and the pid now holding A's range.
-local function handover(c, a, b, sig, timeout)
+--- Signals `victim`, then waits until every shard of its range was
+-- resumed after the signal and `heir` owns them; returns the seconds
+-- that took, the identifies and the resumes since the signal.
+local function handover(c, victim, heir, sig, timeout)
+  local from, to = RANGES[victim.name][1], RANGES[victim.name][2]
   local mark = c:now()
-  c:signal(a, sig)
+  c:signal(victim, sig)
   local last = assert(c:wait_until(function()
     local latest = {}
     for _, r in ipairs(c:resumes(mark)) do latest[r.shard] = r.at end
     local max = 0
-    for n = 0, HALF - 1 do
+    for n = from, to do
       if not latest[n] then return false end
       max = math.max(max, latest[n])
     end
     return max
-  end, timeout, "A's shards resumed after " .. sig))
-  held_by(c, b.pid, 0, HALF - 1, 10, "B holding A's range")
-  c:wait_exit(a, 20)
+  end, timeout, victim.name .. "'s shards resumed after " .. sig))
+  held_by(c, heir.pid, from, to, 10, heir.name .. " holding " .. victim.name .. "'s range")
+  c:wait_exit(victim, 20)
   return last - mark, #c:identifies(mark), #c:resumes(mark)
+end
+
+--- Restarts a process: seconds from its spawn until it holds its range
+-- again, and the identifies meanwhile.
+local function take_back(c, name, knobs)
+  local mark, t0 = c:now(), gloaming.now()
+  local bot = start(c, name, knobs)
+  held_by(c, bot.pid, RANGES[name][1], RANGES[name][2], 30, name .. " back on its range")
+  return bot, gloaming.now() - t0, #c:identifies(mark)
 end
 
 local function row(what, knobs, result, target, identifies)
   say("| %s | %s | %s | %s | %s |", what, knobs, result, target, identifies)
 end
 
-gloaming.log.level("error")
+--- fn(c) on a fresh harness, stopped after whatever happens.
+local function with_cluster(fn)
+  local c = cluster.start { shards = SHARDS, max_concurrency = MC }
+  local ok, err = pcall(fn, c)
+  c:stop()
+  assert(ok, err)
+end
+
 say("make bench-redis, cluster handover, %s, %s cores, redis %s; %d shards in 2 processes (%d each), "
   .. "max_concurrency %d", os.date("!%Y-%m-%d %H:%M UTC"), first_line { "nproc" },
   first_line { "redis-server", "--version" }:match("v=(%S+)") or "?", SHARDS, HALF, MC)
@@ -110,44 +137,46 @@ if not have_cluster() then
   say("gloaming cluster not available (this build has no `gloaming cluster` command): no numbers")
   return
 end
-local cluster = require "spec.cluster_support"
+cluster = require "spec.cluster_support"
 say("| measured | knobs | result | target | identifies |")
 say("|---|---|---|---|---|")
 
--- the default knobs: steady-state CPU, SIGTERM handover, take-back on restart
-local c = cluster.start { shards = SHARDS, max_concurrency = MC }
-local ok, err = pcall(function()
-  local a, b = start_pair(c, nil)
+-- the default knobs: steady-state CPU, a rolling deploy (SIGTERM, restart) of each
+with_cluster(function(c)
   local defaults = "lease 15 s, renew 5 s, poll 1 s (defaults)"
+  row("Redis CPU per shard per minute, no process (the harness's own pings, Redis' cron)", "",
+    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS / 2)), "", "")
+  local bots = start_pair(c, nil)
   gloaming.sleep(1) -- past the start's claims and take-backs
-  row("Redis CPU per shard per minute, idle", defaults, ("%.2f ms"):format(cpu_per_shard_minute(c)), "", "")
+  row("Redis CPU per shard per minute, 16 shards held, idle", defaults,
+    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS)), "", "")
   c:fake_post("traffic", { rate = TRAFFIC })
   gloaming.sleep(1)
-  row(("Redis CPU per shard per minute, %g dispatches/s per shard"):format(TRAFFIC), defaults,
-    ("%.2f ms"):format(cpu_per_shard_minute(c)), "", "")
-  local took, identifies, resumes = handover(c, a, b, "TERM", 10)
-  row(("SIGTERM handover (%d shards, %d resumes)"):format(HALF, resumes), defaults, ("%.3f s"):format(took),
-    "< 1 s", identifies)
-  local mark, t0 = c:now(), gloaming.now()
-  local a2 = c:start_bot("a", { shards = { 0, HALF - 1 }, env = { "GLOAMING_TEST_RECORD=0" } })
-  held_by(c, a2.pid, 0, HALF - 1, 30, "A back on its range")
-  local back = gloaming.now() - t0
-  row(("restarted A takes its %d shards back"):format(HALF), defaults, ("%.3f s from spawn"):format(back), "",
-    #c:identifies(mark))
+  row(("Redis CPU per shard per minute, 16 shards held, %g dispatches/s each"):format(TRAFFIC), defaults,
+    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS)), "", "")
+  for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
+    local victim, heir = pair[1], pair[2]
+    local took, identifies, resumes = handover(c, bots[victim], bots[heir], "TERM", 10)
+    row(("SIGTERM %s: %s resumes its %d shards (%d resumes)"):format(victim, heir, HALF, resumes), defaults,
+      ("%.3f s"):format(took), "< 1 s", identifies)
+    local back
+    bots[victim], back, identifies = take_back(c, victim, nil)
+    row(("%s restarted takes its %d shards back"):format(victim, HALF), defaults,
+      ("%.3f s from spawn"):format(back), "", identifies)
+  end
 end)
-c:stop()
-assert(ok, err)
 
--- a scaled-down lease: SIGKILL adoption
-c = cluster.start { shards = SHARDS, max_concurrency = MC }
-ok, err = pcall(function()
-  local a, b = start_pair(c, SCALED)
+-- a scaled-down lease: a crash of each
+with_cluster(function(c)
+  local bots = start_pair(c, SCALED)
   gloaming.sleep(1)
   c:fake_post("traffic", { rate = TRAFFIC })
   local knobs = ("lease %g s, renew %g s, poll %g s"):format(SCALED.lease, SCALED.renew, SCALED.poll)
-  local took, identifies, resumes = handover(c, a, b, "KILL", SCALED.lease + 10)
-  row(("SIGKILL adoption (%d shards, %d resumes)"):format(HALF, resumes), knobs, ("%.3f s"):format(took),
-    ("< lease + 1 s = %g s"):format(SCALED.lease + 1), identifies)
+  for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
+    local victim, heir = pair[1], pair[2]
+    local took, identifies, resumes = handover(c, bots[victim], bots[heir], "KILL", SCALED.lease + 10)
+    row(("SIGKILL %s: %s adopts and resumes its %d shards (%d resumes)"):format(victim, heir, HALF, resumes),
+      knobs, ("%.3f s"):format(took), ("< lease + 1 s = %g s"):format(SCALED.lease + 1), identifies)
+    bots[victim] = take_back(c, victim, SCALED)
+  end
 end)
-c:stop()
-assert(ok, err)
