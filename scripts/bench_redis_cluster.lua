@@ -17,7 +17,9 @@
 --     the same for B (a rolling deploy)
 --   SIGKILL adoption: the same after SIGKILL, with a scaled-down lease
 --     (BENCH_LEASE 2 s, renew BENCH_RENEW 0.5 s, poll BENCH_POLL 0.25 s)
---   identifies: Identifies the fake accepted from the signal on (must be 0)
+--   BENCH_ROUNDS (3) of each, both ways: min / median / max
+--   identifies: Identifies the fake accepted from the signal on, restarts
+--     included (must be 0)
 -- Times are on the fake's clock, from a GET /fake/now just before the
 -- signal: a few ms over the truth.
 package.path = "./?.lua;" .. package.path
@@ -32,6 +34,7 @@ local CPU_SECONDS = env_number("BENCH_CPU_SECONDS", 20)
 local TRAFFIC = env_number("BENCH_TRAFFIC", 10)
 local SCALED = { lease = env_number("BENCH_LEASE", 2), renew = env_number("BENCH_RENEW", 0.5),
   poll = env_number("BENCH_POLL", 0.25) }
+local ROUNDS = env_number("BENCH_ROUNDS", 3) -- rolling deploys (and crashes) of both processes
 local READY_WAIT = 60 -- s for 16 shards to be held by their own processes
 local cluster -- spec/cluster_support.lua, once the build has `gloaming cluster`
 
@@ -141,42 +144,69 @@ cluster = require "spec.cluster_support"
 say("| measured | knobs | result | target | identifies |")
 say("|---|---|---|---|---|")
 
--- the default knobs: steady-state CPU, a rolling deploy (SIGTERM, restart) of each
+--- "min / median / max" of a list of seconds.
+local function spread(list)
+  table.sort(list)
+  return ("%.3f / %.3f / %.3f s"):format(list[1], list[(#list + 1) // 2], list[#list])
+end
+
+local function sum(list)
+  local n = 0
+  for _, v in ipairs(list) do n = n + v end
+  return n
+end
+
+-- the default knobs: steady-state CPU, then rolling deploys (SIGTERM, restart) of each
 with_cluster(function(c)
   local defaults = "lease 15 s, renew 5 s, poll 1 s (defaults)"
-  row("Redis CPU per shard per minute, no process (the harness's own pings, Redis' cron)", "",
-    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS / 2)), "", "")
+  local base = cpu_per_shard_minute(c, CPU_SECONDS / 2)
+  row("Redis CPU per shard per minute, no bot process (the baseline: Redis' cron, the harness's pings)", "",
+    ("%.2f ms"):format(base), "", "")
   local bots = start_pair(c, nil)
   gloaming.sleep(1) -- past the start's claims and take-backs
+  local idle = cpu_per_shard_minute(c, CPU_SECONDS)
   row("Redis CPU per shard per minute, 16 shards held, idle", defaults,
-    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS)), "", "")
+    ("%.2f ms (%.2f over the baseline)"):format(idle, idle - base), "", "")
   c:fake_post("traffic", { rate = TRAFFIC })
   gloaming.sleep(1)
+  local busy = cpu_per_shard_minute(c, CPU_SECONDS)
   row(("Redis CPU per shard per minute, 16 shards held, %g dispatches/s each"):format(TRAFFIC), defaults,
-    ("%.2f ms"):format(cpu_per_shard_minute(c, CPU_SECONDS)), "", "")
-  for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
-    local victim, heir = pair[1], pair[2]
-    local took, identifies, resumes = handover(c, bots[victim], bots[heir], "TERM", 10)
-    row(("SIGTERM %s: %s resumes its %d shards (%d resumes)"):format(victim, heir, HALF, resumes), defaults,
-      ("%.3f s"):format(took), "< 1 s", identifies)
-    local back
-    bots[victim], back, identifies = take_back(c, victim, nil)
-    row(("%s restarted takes its %d shards back"):format(victim, HALF), defaults,
-      ("%.3f s from spawn"):format(back), "", identifies)
+    ("%.2f ms (%.2f over the baseline)"):format(busy, busy - base), "", "")
+  local handovers, backs, identifies, resumes = {}, {}, {}, {}
+  for _ = 1, ROUNDS do
+    for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
+      local victim, heir = pair[1], pair[2]
+      local took, ids, res = handover(c, bots[victim], bots[heir], "TERM", 10)
+      handovers[#handovers + 1], identifies[#identifies + 1], resumes[#resumes + 1] = took, ids, res
+      local back
+      bots[victim], back, ids = take_back(c, victim, nil)
+      backs[#backs + 1], identifies[#identifies + 1] = back, ids
+    end
   end
+  row(("SIGTERM: the other process resumes the %d shards (%d handovers, %d resumes), min / median / max")
+    :format(HALF, #handovers, sum(resumes)), defaults, spread(handovers), "< 1 s", sum(identifies))
+  row(("restarted: takes its %d shards back, from spawn (%d)"):format(HALF, #backs), defaults, spread(backs), "",
+    "(counted above)")
 end)
 
--- a scaled-down lease: a crash of each
+-- a scaled-down lease: crashes of each
 with_cluster(function(c)
   local bots = start_pair(c, SCALED)
   gloaming.sleep(1)
   c:fake_post("traffic", { rate = TRAFFIC })
   local knobs = ("lease %g s, renew %g s, poll %g s"):format(SCALED.lease, SCALED.renew, SCALED.poll)
-  for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
-    local victim, heir = pair[1], pair[2]
-    local took, identifies, resumes = handover(c, bots[victim], bots[heir], "KILL", SCALED.lease + 10)
-    row(("SIGKILL %s: %s adopts and resumes its %d shards (%d resumes)"):format(victim, heir, HALF, resumes),
-      knobs, ("%.3f s"):format(took), ("< lease + 1 s = %g s"):format(SCALED.lease + 1), identifies)
-    bots[victim] = take_back(c, victim, SCALED)
+  local adoptions, identifies, resumes = {}, {}, {}
+  for _ = 1, ROUNDS do
+    for _, pair in ipairs { { "a", "b" }, { "b", "a" } } do
+      local victim, heir = pair[1], pair[2]
+      local took, ids, res = handover(c, bots[victim], bots[heir], "KILL", SCALED.lease + 10)
+      adoptions[#adoptions + 1], identifies[#identifies + 1], resumes[#resumes + 1] = took, ids, res
+      local _
+      bots[victim], _, ids = take_back(c, victim, SCALED)
+      identifies[#identifies + 1] = ids
+    end
   end
+  row(("SIGKILL: the other process adopts and resumes the %d shards (%d crashes, %d resumes), min / median / max")
+    :format(HALF, #adoptions, sum(resumes)), knobs, spread(adoptions),
+    ("< lease + 1 s = %g s"):format(SCALED.lease + 1), sum(identifies))
 end)
