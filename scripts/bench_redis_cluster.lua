@@ -92,9 +92,13 @@ end
 
 --- Signals `victim`, then waits until every shard of its range was
 -- resumed after the signal and `heir` owns them; returns the seconds
--- that took, the identifies and the resumes since the signal.
+-- that took, the identifies and the resumes since the signal. The signal
+-- comes at a random point of the heir's poll (1 to 2 s after the call):
+-- right after a take-back it would come just after the heir's poll, and
+-- every handover would wait a whole poll.
 local function handover(c, victim, heir, sig, timeout)
   local from, to = RANGES[victim.name][1], RANGES[victim.name][2]
+  gloaming.sleep(1 + math.random())
   local mark = c:now()
   c:signal(victim, sig)
   local last = assert(c:wait_until(function()
