@@ -125,4 +125,245 @@ describe("a worker", function()
       stop(task)
     end)
   end)
+
+  it("drains its own pending entries (id 0) before new ones, each with its delivery count", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      publish(c, { msg(1), msg(2), msg(3) })
+      -- a previous run of consumer "me" read them and died
+      assert(c:call("XREADGROUP", "GROUP", "g", "me", "COUNT", "10", "STREAMS", stream, ">"))
+      publish(c, { msg(4), msg(5) })
+      local seen = {}
+      local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = { event.sequence, event.delivery }
+      end }, { consumer = "me" })
+      assert(wait_for(function() return #seen == 5 end))
+      assert.are.same({ { 1, 2 }, { 2, 2 }, { 3, 2 }, { 4, 1 }, { 5, 1 } }, seen)
+      assert(wait_for(function() return pending(c, stream, "g") == 0 end))
+      stop(task)
+    end)
+  end)
+
+  it("reads COUNT 64 at a time and acknowledges with one XACK per stream per pass of the loop", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local events = {}
+      for i = 1, 100 do events[i] = msg(i) end
+      publish(c, events)
+      local n = 0
+      local _, task = start(server, "g", { MESSAGE_CREATE = function() n = n + 1 end })
+      assert(wait_for(function() return n == 100 and pending(c, stream, "g") == 0 end))
+      -- 100 entries: two reads of at most 64, so two passes, so at most two XACKs
+      local xack = stat(c, "xack")
+      assert.is_true(xack >= 1 and xack <= 2, "XACK calls: " .. xack)
+      stop(task)
+    end)
+  end)
+
+  it("takes another consumer's entry after min_idle (XAUTOCLAIM), delivery 2, nothing pending after", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      publish(c, { msg(1) })
+      assert(c:call("XREADGROUP", "GROUP", "g", "dead", "COUNT", "10", "STREAMS", stream, ">"))
+      local seen = {}
+      local t0 = gloaming.now()
+      local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = { event.sequence, event.delivery, gloaming.now() - t0 }
+      end }, { consumer = "alive" })
+      assert(wait_for(function() return #seen == 1 end, 5))
+      assert.are.equal(1, seen[1][1])
+      assert.are.equal(2, seen[1][2])
+      assert.is_true(seen[1][3] >= 0.5, "claimed before min_idle")
+      assert(wait_for(function() return pending(c, stream, "g") == 0 end))
+      stop(task)
+    end)
+  end)
+
+  it("keeps an entry whose handler still runs (XCLAIM JUSTID at min_idle/2): no other consumer takes it", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      local calls, release = {}, gloaming.Condition.new()
+      local released = false
+      local function handler(event, bot)
+        calls[#calls + 1] = { bot.consumer, event.delivery }
+        while not released do release:wait() end
+      end
+      local _, t1 = start(server, "g", { MESSAGE_CREATE = handler }, { consumer = "a" })
+      local _, t2 = start(server, "g", { MESSAGE_CREATE = handler }, { consumer = "b" })
+      publish(c, { msg(1) })
+      assert(wait_for(function() return #calls == 1 end))
+      -- three min_idles later it is still the first consumer's, delivered once
+      local deadline = gloaming.now() + 1.5
+      assert.is_nil(wait_for(function() return #calls > 1 end, deadline - gloaming.now()))
+      local p = assert(c:call("XPENDING", stream, "g", "-", "+", "10"))
+      assert.are.equal(1, #p)
+      assert.are.equal(calls[1][1], p[1][2])
+      assert.are.equal(1, p[1][4]) -- no delivery counted by the touches
+      assert.is_true(p[1][3] < 500, "idle " .. p[1][3] .. " ms")
+      released = true
+      release:notify_all()
+      assert(wait_for(function() return pending(c, stream, "g") == 0 end))
+      assert.are.equal(1, #calls)
+      stop(t1)
+      stop(t2)
+    end)
+  end)
+
+  it("moves an entry past max_deliveries to the dead-letter stream and acknowledges it, never XDEL", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local ids = publish(c, { msg(1) })
+      -- five deliveries to a consumer that never acknowledges
+      assert(c:call("XREADGROUP", "GROUP", "g", "x", "COUNT", "10", "STREAMS", stream, ">"))
+      for _ = 2, 5 do assert(c:call("XCLAIM", stream, "g", "x", "0", ids[1])) end
+      local seen = {}
+      local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = event.sequence
+      end })
+      publish(c, { msg(2) })
+      assert(wait_for(function() return c:call("XLEN", keys.dead) == 1 end, 5))
+      local dead = assert(c:call("XRANGE", keys.dead, "-", "+"))
+      assert.are.same({ stream = stream, id = ids[1], group = "g", deliveries = "6",
+        d = '{"id":"1001","content":"m1","n":1}' }, format.fields(dead[1][2]))
+      assert(wait_for(function() return pending(c, stream, "g") == 0 end))
+      assert.are.same({ 2 }, seen)            -- the other event flowed; the poison one never ran
+      assert.are.equal(2, c:call("XLEN", stream)) -- acknowledged, not deleted
+      stop(task)
+    end)
+  end)
+
+  it("acknowledges and skips a stale interaction (older than 2.5 s on Redis' clock), and counts it", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("INTERACTION_CREATE")
+      local seen = {}
+      local _, task = start(server, "g", { INTERACTION_CREATE = function(event)
+        seen[#seen + 1] = event.data.id
+      end })
+      local t = assert(c:call("TIME"))
+      local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+      -- ids are Redis' time of publishing: one 3 s old, one 2 s old, one new
+      assert(c:call("XADD", stream, (now_ms - 3000) .. "-0", "s", "0", "q", "1", "d", '{"id":"old"}'))
+      assert(c:call("XADD", stream, (now_ms - 2000) .. "-0", "s", "0", "q", "2", "d", '{"id":"recent"}'))
+      assert(c:call("XADD", stream, "*", "s", "0", "q", "3", "d", '{"id":"new"}'))
+      assert(wait_for(function() return #seen == 2 and pending(c, stream, "g") == 0 end))
+      assert.are.same({ "recent", "new" }, seen)
+      assert.are.equal(1, gloaming.metrics.builtin.gloaming_worker_stale_skipped_total:value{ group = "g",
+        type = "INTERACTION_CREATE" })
+      stop(task)
+    end)
+  end)
+
+  it("gives GLOAMING_GAP markers to a GLOAMING_GAP handler", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local seen = {}
+      local _, task = start(server, "g", { GLOAMING_GAP = function(event) seen[#seen + 1] = event end })
+      assert.are.equal("GLOAMING_GAP", c:call("HGET", keys.subs, "g"))
+      publish(c, { { type = format.GAP, shard = 4, old = "sid1", new = "sid2" } })
+      assert(wait_for(function() return #seen == 1 end))
+      assert.are.equal(4, seen[1].shard)
+      assert.are.same({ old = "sid1", new = "sid2" }, seen[1].data)
+      stop(task)
+    end)
+  end)
+
+  it("updates its group's subscription after a reload of its handlers module", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local dir = helpers.tmpdir()
+      local path = dir .. "/worker_reload_handlers.lua"
+      helpers.write_file(path, "return { MESSAGE_CREATE = function() end }")
+      package.path = dir .. "/?.lua;" .. package.path
+      local module = require "worker_reload_handlers"
+      local seen = {}
+      local _, task = start(server, "g", module)
+      assert.are.equal("MESSAGE_CREATE", c:call("HGET", keys.subs, "g"))
+      helpers.write_file(path, "local seen = ... return { MESSAGE_CREATE = function() end, "
+        .. "GUILD_CREATE = function(e) _G.WORKER_RELOAD_SEEN = e.data.id end }")
+      assert(gloaming.reload("worker_reload_handlers"))
+      assert(wait_for(function() return c:call("HGET", keys.subs, "g") == "GUILD_CREATE,MESSAGE_CREATE" end))
+      publish(c, { { type = "GUILD_CREATE", shard = 0, sequence = 1, raw = '{"id":"77"}' } })
+      assert(wait_for(function() return _G.WORKER_RELOAD_SEEN == "77" end))
+      _G.WORKER_RELOAD_SEEN = nil
+      package.loaded.worker_reload_handlers = nil
+      helpers.rmrf(dir)
+      local _ = seen
+      stop(task)
+    end)
+  end)
+
+  it("reports the entries trimmed before a group read them: entries-added - length - entries-read", function()
+    run(function()
+      server = support.start()
+      local c = server:client()
+      local stream = EV("MESSAGE_CREATE")
+      -- group "idle" has no consumer: it read 30 entries, then 170 more came
+      -- with MAXLEN ~ 100; group "none" read nothing
+      assert(c:call("XGROUP", "CREATE", stream, "idle", "$", "MKSTREAM"))
+      assert(c:call("XGROUP", "CREATE", stream, "none", "$"))
+      local events = {}
+      for i = 1, 30 do events[i] = msg(i) end
+      publish(c, events, 100)
+      assert(c:call("XREADGROUP", "GROUP", "idle", "x", "COUNT", "30", "STREAMS", stream, ">"))
+      events = {}
+      for i = 31, 200 do events[#events + 1] = msg(i) end
+      publish(c, events, 100)
+      -- MAXLEN ~ trims whole nodes only: how many went is Redis' to say (XLEN)
+      local len = c:call("XLEN", stream)
+      assert.is_true(len >= 100 and len < 200, "XLEN " .. len)
+      assert.are.equal(200 - len - 30, assert(stream_info.group(c, stream, "idle")).lost)
+      assert.are.equal(200 - len, assert(stream_info.group(c, stream, "none")).lost)
+      -- a worker of another group on that stream shows them as metrics
+      local w, task = start(server, "w", { MESSAGE_CREATE = function() end })
+      assert.are.equal(200 - len - 30, w:stats().MESSAGE_CREATE.idle.lost)
+      local lost = gloaming.metrics.builtin.gloaming_stream_lost
+      assert(wait_for(function()
+        return lost:value{ group = "idle", type = "MESSAGE_CREATE" } == 200 - len - 30
+          and lost:value{ group = "none", type = "MESSAGE_CREATE" } == 200 - len
+      end))
+      stop(task)
+    end)
+  end)
+
+  it("fails its start with the client's code when Redis is not there", function()
+    run(function()
+      local w = gloaming.Worker.new{ redis = "unix:///nonexistent/r.sock", group = "g", app_id = "42" }
+      w:on("MESSAGE_CREATE", function() end)
+      local ok, message, code = w:run()
+      assert.is_nil(ok)
+      assert.are.equal("ECONNREFUSED", code)
+      assert.matches("check the Redis URL", message)
+    end)
+  end)
+
+  it("refuses misuse with argument errors", function()
+    assert.matches("group missing", helpers.error_of(function() gloaming.Worker.new{ redis = "redis://x", app_id = "1" } end))
+    assert.matches("redis missing", helpers.error_of(function() gloaming.Worker.new{ group = "g", app_id = "1" } end))
+    assert.matches("grup", helpers.error_of(function() gloaming.Worker.new{ redis = "redis://x", grup = "g" } end))
+    assert.matches("without commas", helpers.error_of(function()
+      gloaming.Worker.new{ redis = "redis://x", group = "a,b", app_id = "1" } end))
+    assert.matches("max_age", helpers.error_of(function()
+      gloaming.Worker.new{ redis = "redis://x", group = "g", app_id = "1", max_age = { X = -1 } } end))
+    local w = gloaming.Worker.new{ redis = "redis://x", group = "g", app_id = "1" }
+    assert.matches("unknown event type 'MESAGE_CREATE'", helpers.error_of(function() w:on("MESAGE_CREATE", print) end))
+    assert.matches("bad self to 'run'", helpers.error_of(function() w.run() end))
+  end)
 end)

@@ -563,25 +563,26 @@ local function autoclaim(self)
   return true
 end
 
--- The group's figures per stream: trimmed unread and pending (gauges).
+-- The figures of every group on this worker's streams (a group with no
+-- worker left is seen by the others' workers): trimmed unread, pending.
 local function measure(self)
   for _, stream in ipairs(self.streams) do
-    local g = stream_info.group(self.client, stream, self.group)
-    if g then
-      local labels = { group = self.group, type = self.type_of[stream] }
+    for group, g in pairs(stream_info.groups(self.client, stream) or {}) do
+      local labels = { group = group, type = self.type_of[stream] }
       if g.lost then M.lost:set(g.lost, labels) end
       M.pending:set(g.pending or 0, labels)
     end
   end
 end
 
---- The group's figures per type, from XINFO: type -> { added =, length =,
--- read =, lost =, pending =, lag = } (what the metrics show).
+--- The figures of every group on this worker's streams, from XINFO:
+-- type -> group -> { added =, length =, read =, lost =, pending =, lag = }
+-- (what the metrics show).
 function Worker:stats()
   check_self(self, "stats")
   local out = {}
   for _, stream in ipairs(self.streams or {}) do
-    out[self.type_of[stream]] = stream_info.group(self.client, stream, self.group)
+    out[self.type_of[stream]] = stream_info.groups(self.client, stream)
   end
   return out
 end
