@@ -15,6 +15,19 @@ local keys = require("gloaming.cluster.keys").of("gm", "42")
 local EV = keys.ev
 local wait_for = support.wait_for
 
+-- Every client a test opened is closed before its server stops (no
+-- "link down" lines).
+local clients = {}
+local function client(server)
+  local c = server:client()
+  clients[#clients + 1] = c
+  return c
+end
+local function stop_server(server)
+  for i = #clients, 1, -1 do clients[i]:close() clients[i] = nil end
+  server:stop()
+end
+
 local function run(fn) return testing.run(fn, 30) end
 
 local function msg(seq, shard)
@@ -29,7 +42,7 @@ end
 -- A worker of `group` on server, handlers by type, started in a task of
 -- its own; returns the worker and its task.
 local function start(server, group, handlers, opts)
-  local o = { redis = server:client(), group = group, app_id = "42", min_idle = 0.5 }
+  local o = { redis = client(server), group = group, app_id = "42", min_idle = 0.5 }
   for k, v in pairs(opts or {}) do o[k] = v end
   local w = gloaming.Worker.new(o)
   w:handlers(handlers)
@@ -57,7 +70,7 @@ describe("the stream format", function()
   it("writes s, q and d (the raw JSON) to one stream per type, and gap markers", function()
     run(function()
       local server = support.start()
-      local c = server:client()
+      local c = client(server)
       local ids = publish(c, { msg(7, 3), { type = "GUILD_CREATE", shard = 1, sequence = 2, raw = '{"id":"9"}' },
         { type = format.GAP, shard = 3, old = "s-old", new = "s-new" } })
       assert.are.equal(3, #ids)
@@ -66,7 +79,7 @@ describe("the stream format", function()
       r = assert(c:call("XRANGE", EV("GLOAMING_GAP"), "-", "+"))
       assert.are.same({ { ids[3], { "s", "3", "old", "s-old", "new", "s-new" } } }, r)
       assert.are.equal("{gm:42}:ev:GUILD_CREATE", EV("GUILD_CREATE"))
-      server:stop()
+      stop_server(server)
     end)
   end)
 
@@ -80,14 +93,14 @@ end)
 describe("a worker", function()
   local server
   after_each(function()
-    if server then server:stop() end
+    if server then stop_server(server) end
     server = nil
   end)
 
   it("creates its groups from $ before writing its subscription, under a stable consumer name", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       publish(c, { msg(1) }) -- before the group: not for it
       local w, task = start(server, "cmds", { MESSAGE_CREATE = function() end, GUILD_CREATE = function() end })
       local host = helpers.read_file("/proc/sys/kernel/hostname"):match("[^\n]+")
@@ -106,7 +119,7 @@ describe("a worker", function()
   it("gives handlers type, decoded data, shard, sequence and delivery, and acknowledges them", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local seen, w, task = {}, nil, nil
       w, task = start(server, "g", { MESSAGE_CREATE = function(event, bot)
         seen[#seen + 1] = event
@@ -129,7 +142,7 @@ describe("a worker", function()
   it("drains its own pending entries (id 0) before new ones, each with its delivery count", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
       publish(c, { msg(1), msg(2), msg(3) })
@@ -150,7 +163,7 @@ describe("a worker", function()
   it("reads COUNT 64 at a time and acknowledges with one XACK per stream per pass of the loop", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
       local events = {}
@@ -169,7 +182,7 @@ describe("a worker", function()
   it("takes another consumer's entry after min_idle (XAUTOCLAIM), delivery 2, nothing pending after", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
       publish(c, { msg(1) })
@@ -191,7 +204,7 @@ describe("a worker", function()
   it("keeps an entry whose handler still runs (XCLAIM JUSTID at min_idle/2): no other consumer takes it", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       local calls, release = {}, gloaming.Condition.new()
       local released = false
@@ -223,7 +236,7 @@ describe("a worker", function()
   it("moves an entry past max_deliveries to the dead-letter stream and acknowledges it, never XDEL", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
       local ids = publish(c, { msg(1) })
@@ -249,7 +262,7 @@ describe("a worker", function()
   it("acknowledges and skips a stale interaction (older than 2.5 s on Redis' clock), and counts it", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("INTERACTION_CREATE")
       local seen = {}
       local _, task = start(server, "g", { INTERACTION_CREATE = function(event)
@@ -272,7 +285,7 @@ describe("a worker", function()
   it("gives GLOAMING_GAP markers to a GLOAMING_GAP handler", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local seen = {}
       local _, task = start(server, "g", { GLOAMING_GAP = function(event) seen[#seen + 1] = event end })
       assert.are.equal("GLOAMING_GAP", c:call("HGET", keys.subs, "g"))
@@ -287,7 +300,7 @@ describe("a worker", function()
   it("updates its group's subscription after a reload of its handlers module", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local dir = helpers.tmpdir()
       local path = dir .. "/worker_reload_handlers.lua"
       helpers.write_file(path, "return { MESSAGE_CREATE = function() end }")
@@ -313,7 +326,7 @@ describe("a worker", function()
   it("reports the entries trimmed before a group read them: entries-added - length - entries-read", function()
     run(function()
       server = support.start()
-      local c = server:client()
+      local c = client(server)
       local stream = EV("MESSAGE_CREATE")
       -- group "idle" has no consumer: it read 30 entries, then 170 more came
       -- with MAXLEN ~ 100; group "none" read nothing
