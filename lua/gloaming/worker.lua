@@ -201,7 +201,7 @@ end
 -- {=============== Redis ===============
 
 -- Redis' time now, in ms, from the offset measured at connect.
-function Worker:redis_now_ms()
+local function redis_now_ms(self)
   return core.now() * 1000 + self.offset_ms
 end
 
@@ -379,7 +379,7 @@ local function take(self, stream, id, fields, delivery)
     if not ok and code == "ECANCELED" then return end
   end
   local max_age = self.max_age[t]
-  if max_age and self:redis_now_ms() - format.id_ms(id) > max_age * 1000 then
+  if max_age and redis_now_ms(self) - format.id_ms(id) > max_age * 1000 then
     count(self, "stale", t)
     ack(self, stream, id)
     return
