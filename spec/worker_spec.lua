@@ -120,7 +120,8 @@ describe("a worker", function()
     run(function()
       server = support.start()
       local c = client(server)
-      local seen, w, task = {}, nil, nil
+      local seen, w = {}, nil
+      local task
       w, task = start(server, "g", { MESSAGE_CREATE = function(event, bot)
         seen[#seen + 1] = event
         assert.are.equal(w, bot)
@@ -233,6 +234,33 @@ describe("a worker", function()
     end)
   end)
 
+  it("keeps the entries waiting for a handler slot too (max_handlers 1): nobody can claim them", function()
+    run(function()
+      server = support.start()
+      local c = client(server)
+      local stream = EV("MESSAGE_CREATE")
+      local release, released, seen = gloaming.Condition.new(), false, {}
+      local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = event.sequence
+        while not released do release:wait() end
+      end }, { max_handlers = 1 })
+      publish(c, { msg(1), msg(2), msg(3) })
+      assert(wait_for(function() return #seen == 1 end))
+      -- another consumer asks for entries idle for min_idle, for 3 min_idles
+      local deadline = gloaming.now() + 1.5
+      while gloaming.now() < deadline do
+        local r = assert(c:call("XAUTOCLAIM", stream, "g", "thief", "500", "0-0", "JUSTID"))
+        assert.are.same({}, r[2])
+        gloaming.sleep(0.05)
+      end
+      released = true
+      release:notify_all()
+      assert(wait_for(function() return #seen == 3 and pending(c, stream, "g") == 0 end))
+      assert.are.same({ 1, 2, 3 }, seen)
+      stop(task)
+    end)
+  end)
+
   it("moves an entry past max_deliveries to the dead-letter stream and acknowledges it, never XDEL", function()
     run(function()
       server = support.start()
@@ -306,10 +334,9 @@ describe("a worker", function()
       helpers.write_file(path, "return { MESSAGE_CREATE = function() end }")
       package.path = dir .. "/?.lua;" .. package.path
       local module = require "worker_reload_handlers"
-      local seen = {}
       local _, task = start(server, "g", module)
       assert.are.equal("MESSAGE_CREATE", c:call("HGET", keys.subs, "g"))
-      helpers.write_file(path, "local seen = ... return { MESSAGE_CREATE = function() end, "
+      helpers.write_file(path, "return { MESSAGE_CREATE = function() end, "
         .. "GUILD_CREATE = function(e) _G.WORKER_RELOAD_SEEN = e.data.id end }")
       assert(gloaming.reload("worker_reload_handlers"))
       assert(wait_for(function() return c:call("HGET", keys.subs, "g") == "GUILD_CREATE,MESSAGE_CREATE" end))
@@ -318,7 +345,6 @@ describe("a worker", function()
       _G.WORKER_RELOAD_SEEN = nil
       package.loaded.worker_reload_handlers = nil
       helpers.rmrf(dir)
-      local _ = seen
       stop(task)
     end)
   end)
@@ -368,7 +394,8 @@ describe("a worker", function()
   end)
 
   it("refuses misuse with argument errors", function()
-    assert.matches("group missing", helpers.error_of(function() gloaming.Worker.new{ redis = "redis://x", app_id = "1" } end))
+    assert.matches("group missing", helpers.error_of(function()
+      gloaming.Worker.new{ redis = "redis://x", app_id = "1" } end))
     assert.matches("redis missing", helpers.error_of(function() gloaming.Worker.new{ group = "g", app_id = "1" } end))
     assert.matches("grup", helpers.error_of(function() gloaming.Worker.new{ redis = "redis://x", grup = "g" } end))
     assert.matches("without commas", helpers.error_of(function()

@@ -347,11 +347,10 @@ end
 
 -- One entry read (new, own pending or claimed): handled, skipped or
 -- dead-lettered. fields: the flat field list, or false when trimmed.
+-- (take_all has put it in self.held.)
 local function take(self, stream, id, fields, delivery)
   local t = self.type_of[stream]
   local key = stream .. "\0" .. id
-  if self.held[key] then return end -- already ours (read twice: claimed while running)
-  if not t then return end          -- a stream no longer subscribed (after a reload)
   local f = format.fields(fields)
   if not f then
     -- trimmed while pending: nothing to handle
@@ -361,7 +360,6 @@ local function take(self, stream, id, fields, delivery)
   end
   delivery = delivery or 1
   if delivery > 1 then count(self, "redelivered", t) end
-  self.held[key] = { stream = stream, id = id, touched = core.now() }
   if delivery > self.max_deliveries then
     dead_letter(self, stream, id, delivery, f[format.FIELDS.data],
       ("more than max_deliveries = %d"):format(self.max_deliveries))
@@ -386,6 +384,8 @@ local function take(self, stream, id, fields, delivery)
   end
   local received = core.now()
   dispatcher.dispatch(self, event, received, function(ok)
+    -- cancelled by the shutdown, even if it returned: pending, as logged
+    ok = ok and not self.cancelled[core.running_task()]
     count(self, "handled", t, 1, { result = ok and "ok" or "failed" })
     if ok then
       ack(self, stream, id)
@@ -398,11 +398,22 @@ end
 
 -- Entries of one XREADGROUP/XAUTOCLAIM reply of one stream; counts:
 -- true to ask each one's delivery count (own pending, claimed).
+-- Each entry is held (touched) from now on, also while it waits for a
+-- handler slot behind the others.
 local function take_all(self, stream, entries, counts)
-  local ids = {}
-  for i, e in ipairs(entries) do ids[i] = e[1] end
-  local d = counts and deliveries(self, stream, ids) or {}
+  if not self.type_of[stream] then return end -- no longer subscribed (after a reload)
+  local mine, ids, now = {}, {}, core.now()
   for _, e in ipairs(entries) do
+    local key = stream .. "\0" .. e[1]
+    -- one already held was read twice (claimed while it waited): once is enough
+    if not self.held[key] then
+      self.held[key] = { stream = stream, id = e[1], touched = now }
+      mine[#mine + 1] = e
+      ids[#ids + 1] = e[1]
+    end
+  end
+  local d = counts and deliveries(self, stream, ids) or {}
+  for _, e in ipairs(mine) do
     take(self, stream, e[1], e[2], counts and (d[e[1]] or 1) or 1)
   end
 end
@@ -587,17 +598,18 @@ function Worker:stats()
   return out
 end
 
--- Every min_idle/4: touches; every min_idle/2: claims and measures.
-local function keeper_loop(self)
-  local n = 0
-  while core.sleep(self.min_idle / 4) do
-    touch(self)
-    n = n + 1
-    if n % 2 == 0 then
-      local ok, msg = autoclaim(self)
-      if not ok then log.debug("claiming: %s", tostring(msg)) end
-      measure(self)
-    end
+-- Every min_idle/4: touches (a task of its own: the claimer may wait for
+-- handler slots, and a touch must not wait behind it).
+local function toucher_loop(self)
+  while core.sleep(self.min_idle / 4) do touch(self) end
+end
+
+-- Every min_idle/2: claims and measures.
+local function claimer_loop(self)
+  while core.sleep(self.min_idle / 2) do
+    local ok, msg = autoclaim(self)
+    if not ok then log.debug("claiming: %s", tostring(msg)) end
+    measure(self)
   end
 end
 
@@ -695,7 +707,8 @@ function Worker:run()
   local tasks = {
     core.spawn(read_loop, self),
     core.spawn(ack_loop, self),
-    core.spawn(keeper_loop, self),
+    core.spawn(toucher_loop, self),
+    core.spawn(claimer_loop, self),
   }
   self.tasks = tasks
   tasks[1]:wait() -- until cancelled

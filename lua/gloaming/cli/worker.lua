@@ -65,6 +65,12 @@ local function run(args)
   if not opts.app_id and not token then
     return cli.usage_error("--app-id ID missing (or set DISCORD_TOKEN to ask for it)", "worker", USAGE)
   end
+  local f, why = io.open(file)
+  if not f then
+    cli.last_line("cannot open " .. tostring(why))
+    return 1
+  end
+  f:close()
   cli.enter_script(file, { file })
   local name = file:match("([^/]+)%.lua$")
   if not name then return cli.usage_error("FILE must be a .lua file", "worker", USAGE) end
