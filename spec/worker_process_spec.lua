@@ -137,4 +137,45 @@ describe("gloaming worker processes", function()
       server:stop()
     end)
   end)
+
+  it("says what is wrong in one line: a wrong --redis, a handlers file that does not load, a missing flag",
+    function()
+      local out, code = helpers.sh("./build/gloaming worker " .. dir .. "/test_handlers.lua --redis unix://"
+        .. dir .. "/nope.sock --group g --app-id 42")
+      assert.are.equal(1, code)
+      assert.matches("gloaming: redis: cannot connect to redis: .*; check the Redis URL %(gloaming worker %-%-redis",
+        out)
+      helpers.write_file(dir .. "/broken.lua", "return { MESSAGE_CREATE = function() end\n GUILD_CREATE = 1 }")
+      out, code = helpers.sh("./build/gloaming worker " .. dir .. "/broken.lua --redis unix://"
+        .. dir .. "/nope.sock --group g --app-id 42")
+      assert.are.equal(1, code)
+      assert.matches("broken.lua:2: '}' expected", out)
+      out, code = helpers.sh("./build/gloaming worker " .. dir .. "/test_handlers.lua --group g")
+      assert.are.equal(2, code)
+      assert.matches("gloaming worker: %-%-redis URL missing", out)
+      out, code = helpers.sh("./build/gloaming worker " .. dir .. "/none.lua --redis x --group g --app-id 1")
+      assert.are.equal(1, code)
+      assert.matches("gloaming: cannot open .*none.lua: No such file", out)
+    end)
+
+  it("warns about a handler name that is no event type, with a suggestion", function()
+    run(function()
+      server = support.start()
+      helpers.write_file(dir .. "/typo.lua",
+        "return { MESSAGE_CREATE = function() end, MESAGE_UPDATE = function() end }")
+      local p = assert(gloaming.process.spawn({ "./build/gloaming", "worker", dir .. "/typo.lua", "--redis",
+        server.url, "--group", "g", "--app-id", "42" }, { env = { "GLOAMING_LOG=warn" } }))
+      procs[#procs + 1] = p
+      local c = server:client()
+      -- started (it warns before it registers): the subscription has the one real type
+      assert(wait_for(function() return stream_ready(c) end))
+      p:kill("SIGTERM")
+      local code, _, err = p:wait(10)
+      assert.are.equal(0, code)
+      assert.matches("'MESAGE_UPDATE' is not an event type, so it is never called; did you mean 'MESSAGE_UPDATE'%?",
+        err)
+      c:close()
+      server:stop()
+    end)
+  end)
 end)

@@ -382,6 +382,29 @@ describe("a worker", function()
     end)
   end)
 
+  it("leaves a handler still running at shutdown pending; the same consumer takes it first on restart", function()
+    run(function()
+      server = support.start()
+      local c = client(server)
+      local stream = EV("MESSAGE_CREATE")
+      local seen, hang = {}, gloaming.Condition.new()
+      local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = { event.sequence, event.delivery }
+        if event.delivery == 1 and event.sequence == 2 then hang:wait() end
+      end }, { consumer = "me" })
+      publish(c, { msg(1), msg(2) })
+      assert(wait_for(function() return #seen == 2 and pending(c, stream, "g") == 1 end))
+      stop(task) -- the handler of 2 is cancelled after 1 s
+      assert.are.equal(1, pending(c, stream, "g"))
+      local _, again = start(server, "g", { MESSAGE_CREATE = function(event)
+        seen[#seen + 1] = { event.sequence, event.delivery }
+      end }, { consumer = "me" })
+      assert(wait_for(function() return #seen == 3 and pending(c, stream, "g") == 0 end))
+      assert.are.same({ 2, 2 }, seen[3])
+      stop(again)
+    end)
+  end)
+
   it("fails its start with the client's code when Redis is not there", function()
     run(function()
       local w = gloaming.Worker.new{ redis = "unix:///nonexistent/r.sock", group = "g", app_id = "42" }
