@@ -124,13 +124,14 @@ local function flush_acks(self)
     if n then
       count(self, "acked", self.type_of[stream] or stream:match("[^:]*$"), n)
     else
-      -- put back, ahead of the newer ones
+      -- put back, ahead of the newer ones; the caller backs off
+      if r and not msg then msg, code = tostring(type(r[i]) == "table" and r[i].err), "EREDIS" end
       local ids = batch[stream]
       for _, id in ipairs(self.acks[stream] or {}) do ids[#ids + 1] = id end
       self.acks[stream] = ids
     end
   end
-  if not r then return nil, msg, code end
+  if msg then return nil, msg, code end
   return true
 end
 
