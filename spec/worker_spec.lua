@@ -231,9 +231,9 @@ describe("a worker", function()
       local stream = EV("MESSAGE_CREATE")
       assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
       publish(c, { msg(1) })
+      local t0 = gloaming.now()
       assert(c:call("XREADGROUP", "GROUP", "g", "dead", "COUNT", "10", "STREAMS", stream, ">"))
       local seen = {}
-      local t0 = gloaming.now()
       local _, task = start(server, "g", { MESSAGE_CREATE = function(event)
         seen[#seen + 1] = { event.sequence, event.delivery, gloaming.now() - t0 }
       end }, { consumer = "alive" })
