@@ -24,7 +24,7 @@ local sessions = require "gloaming.sessions"
 local F = require "gloaming.event_type_flags"
 local options = require "gloaming.options"
 local record = require "gloaming.record"
-local metric = require "gloaming.metrics.record"
+local dispatcher = require "gloaming.dispatcher"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -179,48 +179,13 @@ end
 
 -- {=============== handlers the bot can never call ===============
 
--- Event names and intents come from C's tables (core.event_types,
--- core.intents); an intent's events are its EventTypeFlags group.
-local EVENT_NAMES = {}
-for _, name in ipairs(core.event_types) do EVENT_NAMES[name] = true end
-
---- The intents that deliver event type t, or nil when no intent gates it
--- (READY, INTERACTION_CREATE, the GATEWAY_* events...).
-local function gating_intents(t)
-  local names = {}
-  for name, row in pairs(core.intents) do
-    if row.name == name and F[name] and F[name]:contains(F[t]) then names[#names + 1] = name end
-  end
-  table.sort(names)
-  return #names > 0 and names or nil
-end
-
-local function deliverable(t, intents)
-  local gating = gating_intents(t)
-  if not gating then return true end
-  for _, name in ipairs(gating) do
-    if intents & core.intents[name].value ~= 0 then return true end
-  end
-  return false, gating
-end
+-- (gloaming.dispatcher: shared with gloaming.Worker)
+local EVENT_NAMES = dispatcher.EVENT_NAMES
 
 -- Warns once per Bot and name about a handler that can never run: a
 -- module key that is no event type, or an event its intents never send.
 local function warn_unreachable(self, t, where)
-  local key = where .. "\0" .. tostring(t)
-  if self.warned[key] then return end
-  self.warned[key] = true
-  if type(t) ~= "string" or not EVENT_NAMES[t] then
-    local hint = type(t) == "string" and options.suggest(t, EVENT_NAMES)
-    log.warn("%s: '%s' is not an event type, so it is never called%s", where, tostring(t),
-      hint and ("; did you mean '" .. hint .. "'?") or "")
-    return
-  end
-  local ok, gating = deliverable(t, self.config:intents())
-  if not ok then
-    log.warn("%s: %s is never delivered with this bot's intents (it needs %s)", where, t,
-      table.concat(gating, " or "))
-  end
+  dispatcher.warn_unreachable(self, t, where, self.config:intents())
 end
 
 -- }===============
@@ -298,60 +263,10 @@ end
 
 -- {=============== dispatch ===============
 
--- The text of any error value, even one whose __tostring raises.
-local function error_text(err)
-  if type(err) == "string" then return err end
-  local ok, text = pcall(tostring, err)
-  if ok and type(text) == "string" then return text end
-  if type(err) == "table" and type(rawget(err, "message")) == "string" then return err.message end
-  return ("a %s whose __tostring failed"):format(type(err))
-end
-
-local function run_handlers(self, event)
-  local fns = {}
-  for _, fn in ipairs(self.listeners[event.type] or {}) do fns[#fns + 1] = fn end
-  local m = self.module and self.module[event.type]
-  if type(m) == "function" then fns[#fns + 1] = m end
-  for _, fn in ipairs(fns) do
-    -- each handler gets handler_limit seconds of computing (waits are free)
-    core.budget(self.handler_limit)
-    local ok, err = xpcall(fn, debug.traceback, event, self)
-    core.budget(nil)
-    if not ok and self.cancelled and self.cancelled[core.running_task()] then
-      -- the shutdown cancelled it (and said so): not a failure of the handler
-      log.debug("handler for %s ended by the shutdown: %s", event.type, error_text(err):match("^[^\n]*"))
-    elseif not ok then
-      metric.handler_error(event.type)
-      local text = ("handler for %s failed: %s"):format(event.type, error_text(err))
-      -- under gloaming.testing.run it fails the spec; otherwise it is logged
-      if not core.fail_run(text) then log.error("%s", text) end
-    end
-  end
-end
-
--- One task per event, at most max_handlers at once: over the bound the
--- shard's reader waits here for a slot.
-local function dispatch(self, event, received_at)
-  while self.in_flight >= self.max_handlers do
-    local ok, _, code = self.slots:wait()
-    if not ok and code == "ECANCELED" then return end
-  end
-  self.in_flight = self.in_flight + 1
-  local running = self.running
-  local task = core.spawn(function()
-    -- handlers are preempted when they compute without waiting
-    core.mark_user_task("handler")
-    metric.handler_start(received_at, core.now())
-    -- the slot is given back whatever happens in there
-    local ok, err = pcall(run_handlers, self, event)
-    self.in_flight = self.in_flight - 1
-    running[core.running_task()] = nil
-    -- every waiter checks again: readers for a slot, shutdown for zero
-    self.slots:notify_all()
-    if not ok then error(err, 0) end
-  end)
-  if not task:done() then running[task] = event.type end
-end
+-- Handlers run through gloaming.dispatcher (shared with gloaming.Worker),
+-- which logs their failures under the Bot's component.
+Bot.log = log
+local dispatch = dispatcher.dispatch
 
 -- }===============
 

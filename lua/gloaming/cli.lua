@@ -107,6 +107,8 @@ commands:
   test [busted args]   run the specs of the bot in this folder (spec/)
   replay [--pace fast|recorded] RECORDING HANDLERS
                        run HANDLERS against a recording (--record), no network
+  worker FILE --redis URL --group NAME [options]
+                       run FILE's handlers on events from Redis streams
   repl [FILE [ARGS...]]
                        a Lua REPL on the loop (FILE runs first)
   attach PATH          a REPL inside a bot started with --repl-socket

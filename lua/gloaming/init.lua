@@ -87,6 +87,7 @@ local lazy = {
   IdentifyQueue = function() return require "gloaming.identify_queue" end,
   parse = function() return core.parse end,
   Bot = function() return require("gloaming.bot") end,
+  Worker = function() return require("gloaming.worker") end,
   reload = function() return require("gloaming.reload") end,
   Condition = function() return { new = require("gloaming.core").condition } end,
   create_bucket = function() return require("gloaming.cluster").create_bucket end,

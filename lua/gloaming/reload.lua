@@ -39,5 +39,7 @@ return function(name)
   package.loaded[name] = new
   local bot = package.loaded["gloaming.bot"]
   if bot then bot.refresh_all() end
+  local worker = package.loaded["gloaming.worker"]
+  if worker then worker.refresh_all() end
   return new
 end
