@@ -101,6 +101,21 @@ describe("the cluster harness", function()
     end)
   end)
 
+  it("has the fixture record an event handled while Redis restarts (its XADD tried again)", function()
+    cluster.run({ shards = 1, max_concurrency = 1, timeout = 30 }, function(c)
+      local bot = c:start_bot("a", { argv = c:run_argv() })
+      assert(c:wait_until(function() return select(2, c:ready_shards()) == 1 end, 15, "READY"))
+      assert(c:wait_until(function() return #c:unhandled() == 0 end, 5, "READY handled"))
+      c.redis:restart() -- empty: the stream starts again
+      local seq = c:fake_post("dispatch", { t = "GUILD_UPDATE", shard = 0, d = { id = "1" } }).seq
+      local handled, why = c:wait_until(function()
+        for _, e in ipairs(c:handled()) do if e.seq == seq then return e end end
+      end, 5, "the dispatch recorded")
+      assert(handled, why .. "\n" .. select(2, c:output(bot)))
+      assert.are.same({ 0, "a", "GUILD_UPDATE" }, { handled.shard, handled.proc, handled.type })
+    end)
+  end)
+
   it("stops every process it started when the test fails, and refuses unknown options", function()
     local pids
     local ok, err = pcall(cluster.run, { shards = 1, max_concurrency = 1, timeout = 30 }, function(c)
