@@ -111,7 +111,7 @@ describe("the cluster harness", function()
       local handled, why = c:wait_until(function()
         for _, e in ipairs(c:handled()) do if e.seq == seq then return e end end
       end, 5, "the dispatch recorded")
-      assert(handled, why .. "\n" .. select(2, c:output(bot)))
+      if not handled then error(why .. "\n" .. select(2, c:output(bot))) end
       assert.are.same({ 0, "a", "GUILD_UPDATE" }, { handled.shard, handled.proc, handled.type })
     end)
   end)
