@@ -83,6 +83,39 @@ describe("the cluster harness", function()
     for _, pid in ipairs(pids) do assert.is_false(cluster.alive(pid), "pid " .. pid .. " left running") end
   end)
 
+  it("sees a SIGKILLed bot's connections end without a close frame: by the transport, sessions kept", function()
+    cluster.run({ shards = 2, max_concurrency = 2, timeout = 30 }, function(c)
+      local bot = c:start_bot("a", { argv = c:run_argv() })
+      assert(c:wait_until(function() return select(2, c:ready_shards()) == 2 end, 15, "both shards READY"))
+      local mark = c:now()
+      assert(c:signal(bot, "KILL"))
+      assert.are.equal(128 + 9, (c:wait_exit(bot)))
+      local conns = assert(c:wait_until(function()
+        local list = c:connections { since = mark }
+        for _, conn in ipairs(list) do if conn.closed_at == require("cjson").null then return false end end
+        return list
+      end, 5, "both connections ended"))
+      assert.are.equal(2, #conns)
+      for _, conn in ipairs(conns) do assert.are.same({ "transport", 1006 }, { conn.closed_by, conn.close_code }) end
+      for _, s in ipairs(c:sessions()) do assert.is_true(s.valid) end
+    end)
+  end)
+
+  it("has the fixture record an event handled while Redis restarts (its XADD tried again)", function()
+    cluster.run({ shards = 1, max_concurrency = 1, timeout = 30 }, function(c)
+      local bot = c:start_bot("a", { argv = c:run_argv() })
+      assert(c:wait_until(function() return select(2, c:ready_shards()) == 1 end, 15, "READY"))
+      assert(c:wait_until(function() return #c:unhandled() == 0 end, 5, "READY handled"))
+      c.redis:restart() -- empty: the stream starts again
+      local seq = c:fake_post("dispatch", { t = "GUILD_UPDATE", shard = 0, d = { id = "1" } }).seq
+      local handled, why = c:wait_until(function()
+        for _, e in ipairs(c:handled()) do if e.seq == seq then return e end end
+      end, 5, "the dispatch recorded")
+      if not handled then error(why .. "\n" .. select(2, c:output(bot))) end
+      assert.are.same({ 0, "a", "GUILD_UPDATE" }, { handled.shard, handled.proc, handled.type })
+    end)
+  end)
+
   it("stops every process it started when the test fails, and refuses unknown options", function()
     local pids
     local ok, err = pcall(cluster.run, { shards = 1, max_concurrency = 1, timeout = 30 }, function(c)

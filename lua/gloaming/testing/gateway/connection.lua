@@ -33,6 +33,7 @@ for name, o in pairs(core.opcodes) do
 end
 -- Close codes (and Discord's reason texts) by name, from the shared table.
 local CLOSE = core.close_codes
+local ABNORMAL = 1006 -- what the websocket layer reports for a connection lost without a close frame
 
 
 --- A payload that is not a dispatch (s and t are null).
@@ -223,6 +224,9 @@ function Conn:serve(query)
 end
 
 function Conn:_on_client_close(code, reason)
+  -- 1006 is never sent: the connection was lost (a killed client, a
+  -- reset) without a close frame, which is the transport's doing
+  if code == ABNORMAL then return self:_end("transport", code, reason) end
   -- Discord invalidates a session its client closes with 1000 or 1001.
   if self.session and (code == CLOSE.NORMAL.code or code == CLOSE.GOING_AWAY.code) then
     self.session:invalidate()
