@@ -1,0 +1,119 @@
+-- Bots as cluster processes in one process (two Bots = two processes of
+-- one cluster), against the in-process fake gateway and a real
+-- redis-server, on the real clock with the knobs scaled down (lease
+-- 1.5 s, renew 0.5 s, poll 0.1 s). The process scenarios (kill -9,
+-- SIGSTOP, a stalled Redis) are in spec/cluster_lease_process_spec.lua.
+local gloaming = require "gloaming"
+local testing = require "gloaming.testing"
+local support = require "spec.redis_support"
+local keys = require "gloaming.cluster.keys"
+
+local KNOBS = { lease = 1.5, renew = 0.5, poll = 0.1 }
+local K = keys.of("gm", "555")
+
+local function run(fn) return testing.run(fn, 40) end
+
+-- A Bot of the cluster: shards from..to of total, handled events in `log`
+-- ({ shard, seq }), resumes and identifies counted by the fake.
+local function bot_of(fake, server, from, to, total, log, extra)
+  local opts = { token = fake.token, intents = gloaming.Intents.GUILDS | gloaming.Intents.GUILD_MESSAGE_TYPING,
+    shards = { from = from, to = to, total = total }, gateway_url = fake.url,
+    http = { base_url = fake.api_url }, redis = server.url, cluster = KNOBS,
+    permits = { window = 0.4, poll = 0.1 } }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  local bot = gloaming.Bot.new(opts)
+  bot:on("TYPING_START", function(e)
+    log[#log + 1] = { shard = e.shard:number(), seq = e.sequence }
+  end)
+  return bot
+end
+
+local function numbers(bot)
+  local out = {}
+  for _, s in ipairs(bot.shards) do out[#out + 1] = s:id():number() end
+  return out
+end
+
+local function resumes(fake, shard)
+  local n = 0
+  for _, r in ipairs(fake:received(shard, 6)) do n = n + 1 end
+  return n
+end
+
+describe("a cluster of Bots", function()
+  it("two processes share the shards; a graceful stop hands over by RESUME; the home process "
+    .. "takes its range back by handover; zero extra identifies", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 4, max_concurrency = 2, application_id = "555",
+        identify_window = 0.3 }
+      local log = {}
+      local a = bot_of(fake, server, 0, 1, 4, log)
+      local b = bot_of(fake, server, 2, 3, 4, log)
+      local ta = gloaming.spawn(function() return a:run() end)
+      local tb = gloaming.spawn(function() return b:run() end)
+      for s = 0, 3 do assert(fake:wait_ready(s, 10)) end
+      assert.are.same({ 0, 1 }, numbers(a))
+      assert.are.same({ 2, 3 }, numbers(b))
+      assert.are.equal(4, #fake:identifies())
+      assert.are.equal(a.leases.me, spy:call("HGET", K.sess(0), "owner"))
+      -- sequences reach Redis, never ahead of what the handlers had
+      local seq = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = "2", timestamp = 1 })
+      assert(support.wait_for(function()
+        return tonumber(spy:call("HGET", K.sess(0), "seq")) == seq
+      end, 5))
+      assert.is_true(#log >= 1)
+      -- a graceful stop: b adopts 0 and 1 by RESUME, within a poll or two
+      local t0 = gloaming.now()
+      ta:cancel()
+      assert(ta:wait(10))
+      assert(support.wait_for(function() return #b.shards == 4 end, 5), "b did not adopt")
+      local took = gloaming.now() - t0
+      for s = 0, 1 do assert(fake:wait_ready(s, 5)) end
+      assert.is_true(took < 1.5, ("handover took %.2f s"):format(took))
+      assert.are.equal(4, #fake:identifies())
+      assert.are.equal(1, resumes(fake, 0))
+      assert.is_nil(a:shard(0))
+      assert.are.equal(0, b:shard(0):id():number())
+      -- the event sent meanwhile reaches b's handler
+      local seq2 = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = "2", timestamp = 2 })
+      assert(fake:wait_until(function()
+        for _, e in ipairs(log) do if e.shard == 0 and e.seq == seq2 then return true end end
+      end, 5))
+      -- a starts again: it asks for its range, b hands it over (4000), a resumes
+      local log2 = {}
+      local a2 = bot_of(fake, server, 0, 1, 4, log2)
+      local ta2 = gloaming.spawn(function() return a2:run() end)
+      assert(support.wait_for(function() return #a2.shards == 2 and #b.shards == 2 end, 10),
+        "the range did not come back")
+      for s = 0, 1 do assert(fake:wait_ready(s, 5)) end
+      assert.are.same({ 0, 1 }, numbers(a2))
+      assert.are.same({ 2, 3 }, numbers(b))
+      assert.are.equal(4, #fake:identifies())
+      assert.are.equal(2, resumes(fake, 0))
+      assert.are.same({}, fake:violations())
+      tb:cancel()
+      ta2:cancel()
+      tb:wait(10)
+      ta2:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
+  it("refuses what cannot work together", function()
+    local function err(opts) return select(2, pcall(gloaming.Bot.new, opts)) end
+    assert.matches("sessions and a cluster do not go together",
+      err { token = "t", redis = "unix:///x", shards = { from = 0, to = 1, total = 2 }, sessions = "/tmp/s" })
+    assert.matches("needs redis", err { token = "t", capacity = 4, shards = { from = 0, to = 1, total = 2 } })
+    assert.matches("needs its range", err { token = "t", redis = "unix:///x", cluster = true })
+    assert.matches("cluster.renew", err { token = "t", redis = "unix:///x", cluster = { lease = 1, renew = 2 },
+      shards = { total = 2 } })
+    assert.matches("cluster.leese", err { token = "t", redis = "unix:///x", cluster = { leese = 1 } })
+    -- cluster = false: shared permits only, as before
+    local bot = gloaming.Bot.new { token = "t", redis = "unix:///x", cluster = false,
+      shards = { from = 0, to = 1, total = 2 } }
+    assert.is_nil(bot.cluster)
+  end)
+end)
