@@ -93,12 +93,14 @@ local function snapshot(client, prefix, app)
   local r, msg = client:call("EVAL", src, 3, K.leases, K.procs, K.gw, K.base)
   if not r then return nil, msg end
   local now = r[1]
-  local out = { app = app, prefix = prefix, now_ms = now, processes = {}, shards = {}, buckets = {} }
+  local out = { app = app, prefix = prefix, now_ms = now, processes = json.array(), shards = json.array(),
+    buckets = json.array() }
   for _, p in ipairs(r[2]) do
     local h = pairs_of(table.move(p, 2, #p, 1, {}))
     out.processes[#out.processes + 1] = { id = p[1], host = h.host, pid = tonumber(h.pid),
       from = tonumber(h.from), to = tonumber(h.to), total = tonumber(h.total), capacity = tonumber(h.capacity),
-      held = tonumber(h.held), version = h.version, started = tonumber(h.started) }
+      held = tonumber(h.held), version = h.version, started = tonumber(h.started),
+      seen_ago = h.seen and math.max(0, now - tonumber(h.seen)) / 1000 or nil }
   end
   for _, s in ipairs(r[3]) do
     local h = pairs_of(table.move(s, 2, #s, 1, {}))
@@ -122,7 +124,8 @@ local function print_status(s, url)
   p("")
   p("processes: %d", #s.processes)
   for _, pr in ipairs(s.processes) do
-    p("  %-32s own %s..%s of %s, capacity %s, holds %s", pr.id, pr.from, pr.to, pr.total, pr.capacity, pr.held)
+    p("  %-32s own %s..%s of %s, capacity %s, holds %s, seen %.1f s ago", pr.id, pr.from, pr.to, pr.total,
+      pr.capacity, pr.held, pr.seen_ago or -1)
   end
   p("")
   p("shards: %d", #s.shards)

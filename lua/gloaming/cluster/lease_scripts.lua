@@ -204,6 +204,8 @@ local p = {}
 for _, id in ipairs(redis.call('ZRANGE', procs, 0, -1)) do
   local h = redis.call('HGETALL', base .. 'proc:' .. id)
   if #h > 0 then
+    h[#h + 1] = 'seen'
+    h[#h + 1] = redis.call('ZSCORE', procs, id)
     table.insert(h, 1, id)
     p[#p + 1] = h
   end

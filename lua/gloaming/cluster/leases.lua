@@ -198,6 +198,7 @@ function Leases:_claim(n)
     return false
   end
   if r[1] ~= "OK" then
+    self.lost[n] = nil -- another process runs it now
     if home and not self.wanted[n] then
       log.info("shard %d: held by %s: asked back (handover by RESUME)", n, tostring(r[2]))
       self.wanted[n] = true
@@ -210,8 +211,9 @@ function Leases:_claim(n)
   local session
   local lost = self.lost[n]
   self.lost[n] = nil
-  if lost and lost.epoch == epoch and lost.sid then
-    -- nobody owned it meanwhile: what this process kept is the newest
+  if lost and lost.sid and (lost.epoch == epoch or not sid) then
+    -- nobody owned it meanwhile (or Redis lost it): what this process kept
+    -- is the newest
     session = { id = lost.sid, sequence = lost.seq, resume_url = lost.url }
   elseif sid and total == self.total and age and age < RECENT_MS then
     session = { id = sid, sequence = seq or 0, resume_url = url or nil }
