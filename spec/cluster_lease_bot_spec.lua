@@ -102,6 +102,105 @@ describe("a cluster of Bots", function()
     end)
   end)
 
+  it("stores a sequence only once a handler was given its event", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+      local gate, entered = gloaming.Condition.new(), 0
+      local log = {}
+      local bot = bot_of(fake, server, 0, 0, 1, log, { max_handlers = 1 })
+      bot:on("TYPING_START", function()
+        entered = entered + 1
+        if entered == 1 then gate:wait() end -- the first handler holds the only slot
+      end)
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_ready(0, 10))
+      local function stored() return tonumber(spy:call("HGET", K.sess(0), "seq")) end
+      assert(support.wait_for(function() return stored() == 1 end, 5)) -- READY
+      local first
+      for i = 1, 3 do
+        local seq = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = "2", timestamp = i })
+        first = first or seq
+      end
+      assert(support.wait_for(function() return entered == 1 end, 5))
+      -- renewals go on (the lease moves) while the 2nd event waits for a slot
+      -- and the 3rd is queued: the stored seq stays at the first
+      local until0 = spy:call("HGET", K.sess(0), "lease_until")
+      assert(support.wait_for(function()
+        return spy:call("HGET", K.sess(0), "lease_until") ~= until0
+      end, 3))
+      assert.are.equal(first, stored())
+      assert.are.equal(first + 2, bot:shard(0):session():sequence())
+      gate:notify_all()
+      assert(support.wait_for(function() return stored() == first + 2 end, 3))
+      task:cancel()
+      task:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
+  it("a shard another process took is dropped at once, without a close frame; a Redis that lost "
+    .. "its data gets the lease back from memory, with no Identify", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 2, application_id = "555", identify_window = 0.3 }
+      local bot = bot_of(fake, server, 0, 1, 2, {}, { capacity = 2 })
+      local task = gloaming.spawn(function() return bot:run() end)
+      for s = 0, 1 do assert(fake:wait_ready(s, 10)) end
+      local conns = #fake:connections()
+      -- Redis emptied: the next renewals say MISSING; the owner writes it all back
+      local sid = support.wait_for(function()
+        local session = bot:shard(1):session()
+        return session and spy:call("HGET", K.sess(1), "sid") == session:id() and session:id()
+      end, 5)
+      assert(spy:call("FLUSHALL"))
+      assert(support.wait_for(function()
+        return spy:call("HGET", K.sess(1), "owner") == bot.leases.me
+          and spy:call("HGET", K.sess(1), "sid") == sid
+      end, 5))
+      assert.are.equal(conns, #fake:connections())
+      assert.are.equal(2, #fake:identifies())
+      -- another process owns shard 0 now (a higher epoch): dropped, no close frame
+      local conn = fake:connections()[1]
+      assert.are.equal(0, conn.shard_id)
+      assert(spy:call("HSET", K.sess(0), "owner", "other:1:00000000", "epoch", 9))
+      assert(support.wait_for(function() return bot:shard(0) == nil end, 3))
+      assert(fake:wait_until(function() return not conn:is_open() end, 3))
+      assert.are_not.equal("client", conn.closed_by)
+      assert.are.same({ 1 }, numbers(bot))
+      assert.are.equal(2, #fake:identifies())
+      task:cancel()
+      task:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
+  it("adopts orphans lowest first up to its capacity, and leaves a shard its live home process wants", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local fake = testing.gateway { shards = 5, max_concurrency = 5, application_id = "555", identify_window = 0.3 }
+      -- a live home process (its entry) wants shard 1
+      assert(spy:call("HSET", K.proc("home:1:00000000"), "pid", 1))
+      assert(spy:call("HSET", K.sess(1), "want", "home:1:00000000", "lease_until", 0, "epoch", 1))
+      local bot = bot_of(fake, server, 0, 0, 5, {}, { capacity = 3 })
+      local task = gloaming.spawn(function() return bot:run() end)
+      -- one lease of grace (the leases were just seeded), then 2 and 3
+      assert(support.wait_for(function() return #bot.shards == 3 end, 5))
+      assert.are.same({ 0, 2, 3 }, numbers(bot))
+      for _, s in ipairs { 0, 2, 3 } do assert(fake:wait_ready(s, 5)) end
+      assert.is_nil(bot:shard(4))
+      task:cancel()
+      task:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("refuses what cannot work together", function()
     local function err(opts) return select(2, pcall(gloaming.Bot.new, opts)) end
     assert.matches("sessions and a cluster do not go together",
