@@ -8,7 +8,23 @@ local testing = require "gloaming.testing"
 local support = require "spec.redis_support"
 local keys = require "gloaming.cluster.keys"
 
+local builtin = require "gloaming.metrics.builtin"
+
 local KNOBS = { lease = 1.5, renew = 0.5, poll = 0.1 }
+
+-- The cluster's counters now (they add up over the spec files of a run).
+local function counters()
+  return { adoptions = builtin.gloaming_cluster_adoptions_total:value(),
+    given = builtin.gloaming_cluster_handovers_total:value { direction = "given" },
+    taken = builtin.gloaming_cluster_handovers_total:value { direction = "taken" },
+    notowner = builtin.gloaming_cluster_leases_lost_total:value { reason = "notowner" },
+    missing = builtin.gloaming_cluster_syncs_total:value { result = "missing" } }
+end
+local function delta(before)
+  local now, out = counters(), {}
+  for k, v in pairs(now) do out[k] = v - before[k] end
+  return out
+end
 local K = keys.of("gm", "555")
 
 local function run(fn) return testing.run(fn, 40) end
@@ -49,6 +65,7 @@ describe("a cluster of Bots", function()
       local fake = testing.gateway { shards = 4, max_concurrency = 2, application_id = "555",
         identify_window = 0.3 }
       local log = {}
+      local c0 = counters()
       local a = bot_of(fake, server, 0, 1, 4, log)
       local b = bot_of(fake, server, 2, 3, 4, log)
       local ta = gloaming.spawn(function() return a:run() end)
@@ -93,6 +110,8 @@ describe("a cluster of Bots", function()
       assert.are.equal(4, #fake:identifies())
       assert.are.equal(2, resumes(fake, 0))
       assert.are.same({}, fake:violations())
+      local d = delta(c0)
+      assert.are.same({ 2, 2, 2 }, { d.adoptions, d.given, d.taken })
       tb:cancel()
       ta2:cancel()
       tb:wait(10)
@@ -151,6 +170,7 @@ describe("a cluster of Bots", function()
       local task = gloaming.spawn(function() return bot:run() end)
       for s = 0, 1 do assert(fake:wait_ready(s, 10)) end
       local conns = #fake:connections()
+      local c0 = counters()
       -- Redis emptied: the next renewals say MISSING; the owner writes it all back
       local sid = support.wait_for(function()
         local session = bot:shard(1):session()
@@ -172,6 +192,9 @@ describe("a cluster of Bots", function()
       assert.are_not.equal("client", conn.closed_by)
       assert.are.same({ 1 }, numbers(bot))
       assert.are.equal(2, #fake:identifies())
+      local d = delta(c0)
+      assert.are.equal(1, d.notowner)
+      assert.is_true(d.missing >= 2)
       task:cancel()
       task:wait(10)
       fake:stop()

@@ -147,7 +147,9 @@ end
 -- http = { base_url =, tls =, timeout =, user_agent = }, sessions = path,
 -- max_handlers = 64, handler_limit = 10 (seconds of computing per handler),
 -- configure = function(shard_id, builder) return builder end,
--- record = path, record_max_bytes = 256 MiB }
+-- record = path, record_max_bytes = 256 MiB, redis = url_or_client,
+-- permits = {...}, cluster = true | false | { lease = 15, renew = 5,
+-- poll = 1, prefix = "gm" }, capacity = twice the range }
 function Bot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'Bot.new' (table expected)", 2) end
   opts = options.check(opts, Bot.OPTIONS, "Bot.new")
