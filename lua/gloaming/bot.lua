@@ -410,8 +410,10 @@ local function redis_queue(self)
   if type(client) == "string" then
     local ok, redis = pcall(require, "gloaming.redis")
     if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
-    -- a cluster's renewals must fail well within a lease, not after 3 s
-    local copts = self.cluster and { timeout = math.min(3, self.cluster.lease / 3),
+    -- a cluster's renewals must fail within a lease, not after 3 s (but a
+    -- stall shorter than that must not cost the connection: a late answer
+    -- still renews, from when it was sent)
+    local copts = self.cluster and { timeout = math.min(3, self.cluster.lease * 0.8),
       ping_interval = math.min(1, self.cluster.lease / 10), backoff_max = math.min(5, self.cluster.renew) }
     local c, msg, code = redis.connect(client, copts)
     if not c then return nil, "redis: " .. tostring(msg), code or "EREDIS", REDIS_HINT end
