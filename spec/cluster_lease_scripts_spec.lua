@@ -105,6 +105,18 @@ describe("lease scripts", function()
     end)
   end)
 
+  it("claim by a home process does not ask for a shard its owner's range has too", function()
+    run(function()
+      local server = support.start()
+      local s = open(server)
+      s.sync("a", {}, { "from", "0", "to", "3" })
+      assert.are.equal("OK", s.claim(2, "a", true)[1])
+      assert.are.equal("HELD", s.claim(2, "b", true)[1]) -- b's range overlaps a's
+      assert.is_nil(s.get(2, "want"))
+      server:stop()
+    end)
+  end)
+
   it("want from a dead home process does not block adoption", function()
     run(function()
       local server = support.start()

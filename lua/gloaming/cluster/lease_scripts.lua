@@ -47,7 +47,12 @@ if free and not home and want and want ~= me and alive(base, want, now) then
   return {'HELD', want, 0}
 end
 if not free then
-  if home and want ~= me then redis.call('HSET', sess, 'want', me) end
+  -- asked back, unless the owner's own range has it too (two processes
+  -- given overlapping ranges would hand it back and forth for ever)
+  local o = redis.call('HMGET', base .. 'proc:' .. owner, 'from', 'to')
+  local n = tonumber(shard)
+  local its_own = tonumber(o[1]) and n >= tonumber(o[1]) and n <= tonumber(o[2])
+  if home and want ~= me and not its_own then redis.call('HSET', sess, 'want', me) end
   return {'HELD', owner, until_ms - now}
 end
 if owner ~= me then epoch = epoch + 1 end
