@@ -52,7 +52,7 @@ end
 
 local function resumes(fake, shard)
   local n = 0
-  for _, r in ipairs(fake:received(shard, 6)) do n = n + 1 end
+  for _ in ipairs(fake:received(shard, 6)) do n = n + 1 end
   return n
 end
 

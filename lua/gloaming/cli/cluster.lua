@@ -1,16 +1,10 @@
 --- `gloaming cluster`: runs a bot as one process of a cluster (shards by
 -- lease in Redis, README "Running a cluster"), and `gloaming cluster
 -- status`: what the cluster's Redis says.
-local gloaming = require "gloaming"
 local cli = require "gloaming.cli"
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 
-local function integer(text)
-  local n = math.tointeger(tonumber(text))
-  if not n or n < 0 then return nil, "expected a non-negative integer" end
-  return n
-end
 local function positive(text)
   local n = math.tointeger(tonumber(text))
   if not n or n < 1 then return nil, "expected a positive integer" end
@@ -161,7 +155,8 @@ local function status(args)
   local ok, rerr = core.run(function()
     local client, msg = require("gloaming.redis").connect(opts.redis, { connect_timeout = 3 })
     if not client then
-      io.stderr:write("gloaming cluster status: ", core.scrub(tostring(opts.redis)), ": ", core.scrub(tostring(msg)), "\n")
+      io.stderr:write("gloaming cluster status: ", core.scrub(tostring(opts.redis)), ": ",
+        core.scrub(tostring(msg)), "\n")
       return
     end
     local app = opts.app
