@@ -239,3 +239,31 @@ describe("a cluster of Bots", function()
     assert.is_nil(bot.cluster)
   end)
 end)
+
+describe("a shard subscription's pending()", function()
+  it("counts the items queued and not taken yet (what a cluster must not store as handled)", function()
+    testing.run(function()
+      local core = require "gloaming.core"
+      local fake = testing.gateway { shards = 1 }
+      local config = gloaming.Config.new(fake.token, gloaming.Intents.GUILD_MESSAGE_TYPING):builder()
+        :gateway_url(fake.url):build()
+      local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config)
+      local sub = core.shard_subscribe(shard, gloaming.EventTypeFlags.TYPING_START)
+      assert.are.equal(0, sub:pending())
+      assert(fake:wait_ready(0, 10))
+      local last
+      for i = 1, 3 do last = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = "2", timestamp = i }) end
+      assert(support.wait_for(function()
+        local s = shard:session()
+        return s and s:sequence() == last
+      end, 5))
+      assert.are.equal(3, sub:pending())
+      assert(sub:next(1))
+      assert.are.equal(2, sub:pending())
+      sub:close()
+      assert.are.equal(0, sub:pending())
+      shard:close()
+      fake:stop()
+    end, 20)
+  end)
+end)
