@@ -207,10 +207,11 @@ describe("a cluster of Bots", function()
       local server = support.start()
       local spy = server:client()
       local fake = testing.gateway { shards = 5, max_concurrency = 5, application_id = "555", identify_window = 0.3 }
-      -- a live home process (its entry) wants shard 1
-      assert(spy:call("HSET", K.proc("home:1:00000000"), "pid", 1))
-      assert(spy:call("HSET", K.sess(1), "want", "home:1:00000000", "lease_until", 0, "epoch", 1))
-      local bot = bot_of(fake, server, 0, 0, 5, {}, { capacity = 3 })
+      -- a live home process (its entry) wants shard 1; the Bot's client
+      -- puts a prefix before every key
+      assert(spy:call("HSET", "t:" .. K.proc("home:1:00000000"), "pid", 1))
+      assert(spy:call("HSET", "t:" .. K.sess(1), "want", "home:1:00000000", "lease_until", 0, "epoch", 1))
+      local bot = bot_of(fake, server, 0, 0, 5, {}, { capacity = 3, redis = server:client("t:") })
       local task = gloaming.spawn(function() return bot:run() end)
       -- one lease of grace (the leases were just seeded), then 2 and 3
       assert(support.wait_for(function() return #bot.shards == 3 end, 5))

@@ -83,6 +83,10 @@ function Leases.new(o)
   self.capacity = self.capacity or 2 * (self.to - self.from + 1)
   self.K = keys_mod.of(self.prefix or "gm", self.app_id)
   self.me = o.me or process_id()
+  -- the scripts name other processes' keys themselves: with the client's
+  -- prefix, as run() puts it before KEYS
+  local ok, base = pcall(function() return self.client:key(self.K.base) end)
+  self.base = ok and type(base) == "string" and base or self.K.base
   self.margin = self.lease * 0.1
   self.held = {}      -- n -> { shard, epoch, home, synced_sid, synced_seq, handing }
   self.lost = {}      -- n -> { epoch, sid, seq, url }: dropped at the lease end, to claim again
@@ -192,7 +196,7 @@ function Leases:_claim(n)
   local home = self:_home(n)
   local sent = core.now()
   local r, msg = self:_run("claim", { self.K.sess(n), self.K.leases },
-    { self.K.base, n, self.me, math.floor(self.lease * 1000), home and 1 or 0 })
+    { self.base, n, self.me, math.floor(self.lease * 1000), home and 1 or 0 })
   if not r then
     log.debug("shard %d: claim failed: %s", n, tostring(msg))
     return false
@@ -273,7 +277,7 @@ end
 -- renewal is due. At most one in flight (the caller waits for it).
 function Leases:_sync(all)
   local K = self.K
-  local ks, args = { K.leases, K.proc(self.me), K.procs }, { K.base, self.me, math.floor(self.lease * 1000) }
+  local ks, args = { K.leases, K.proc(self.me), K.procs }, { self.base, self.me, math.floor(self.lease * 1000) }
   local renewing = all or core.now() - self.last_renew >= self.renew
   local fields = renewing and self:_proc_fields() or {}
   args[#args + 1] = #fields
