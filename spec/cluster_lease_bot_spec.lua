@@ -202,6 +202,39 @@ describe("a cluster of Bots", function()
     end)
   end)
 
+  it("Redis unreachable past the local lease end: the shard stops without a close frame, handles "
+    .. "nothing more, and resumes (from memory) once Redis is back", function()
+    run(function()
+      local server = support.start()
+      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+      local log = {}
+      local bot = bot_of(fake, server, 0, 0, 1, log)
+      local task = gloaming.spawn(function() return bot:run() end)
+      local _, conn = assert(fake:wait_ready(0, 10))
+      local shard = bot:shard(0)
+      server:signal("STOP")
+      local t0 = gloaming.now()
+      assert(fake:wait_until(function() return not conn:is_open() end, 3), "the shard did not stop")
+      assert.is_true(gloaming.now() - t0 <= KNOBS.lease, "stopped after the lease")
+      assert.are_not.equal("client", conn.closed_by) -- no close frame: the session lives on
+      assert.is_nil(bot:shard(0))
+      -- sent while it is stopped: kept by the fake for the resume
+      local seq = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = "2", timestamp = 1 })
+      assert.are.same({}, log)
+      server:signal("CONT")
+      assert(support.wait_for(function()
+        for _, e in ipairs(log) do if e.seq == seq then return true end end
+      end, 5), "the event sent meanwhile was not handled after the resume")
+      assert.are_not.equal(shard, bot:shard(0))
+      assert.are.equal(1, #fake:identifies())
+      assert.are.equal(1, resumes(fake, 0))
+      task:cancel()
+      task:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("adopts orphans lowest first up to its capacity, and leaves a shard its live home process wants", function()
     run(function()
       local server = support.start()
