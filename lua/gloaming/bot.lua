@@ -435,7 +435,6 @@ local function build_shards(self)
     self.redis_queue = q
     self.config = self.config:builder():queue(q):build()
   end
-  if self.cluster then return {} end -- the leases bring the shards (start_cluster)
   local cfg = self.config
   local path = self.sessions_path
   local spec = self.shards_spec
@@ -463,6 +462,7 @@ local function build_shards(self)
     if not rec then return nil, why, "ERECORD" end
     self.recorder = rec
   end
+  if self.cluster then return {} end -- the leases bring the shards (run_cluster)
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
