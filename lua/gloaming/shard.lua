@@ -166,6 +166,13 @@ function hooks.fatal(shard, code, reason, hint)
   if watch then watch(shard, code, reason, hint) end
 end
 
+-- The lease ended (the C runtime dropped the shard: no close frame, the
+-- session kept); the lease's holder is told once.
+function hooks.lease_lost(shard)
+  local watch = core.shard_extra(shard).on_lease_lost
+  if watch then watch(shard) end
+end
+
 --- Shard.new(shard_id, config): the shard, or nil, message, code (ETLS:
 -- the CA file of config's tls cannot be loaded).
 function M.new_shard(shard_id, config)
@@ -218,6 +225,33 @@ function Shard:config() return core.shard_extra(self).config end
 -- gateway's fatal close (code: the close code) or a connect error retrying
 -- cannot cure (code: its name, "ETLSVERIFY").
 function Shard:_on_fatal(fn) core.shard_extra(self).on_fatal = fn end
+
+-- Leases (for a cluster; the rule is the C runtime's, see "Leases" in
+-- runtime/proto/shard_machine.c). _lease(deadline): from deadline on (a
+-- gloaming.now() time) the shard neither sends nor hands out events, and
+-- is dropped ("lease expired"); nil removes the lease. _drop([reason])
+-- ends it now without a close frame: subscribers see GATEWAY_CLOSE (1006,
+-- reason, initiator "shard") then ECLOSED; session() and resume_url()
+-- keep the session to resume elsewhere. _on_lease_lost(fn): fn(shard) runs
+-- once, in a task, when the lease's end dropped the shard.
+function Shard:_lease(deadline)
+  if deadline ~= nil and type(deadline) ~= "number" then
+    error(("bad argument #1 to '_lease' (number or nil expected, got %s)"):format(type(deadline)), 2)
+  end
+  core.shard_lease(self, deadline)
+end
+function Shard:_drop(reason)
+  if reason ~= nil and type(reason) ~= "string" then
+    error(("bad argument #1 to '_drop' (string or nil expected, got %s)"):format(type(reason)), 2)
+  end
+  core.shard_drop(self, reason)
+end
+function Shard:_on_lease_lost(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error(("bad argument #1 to '_on_lease_lost' (function or nil expected, got %s)"):format(type(fn)), 2)
+  end
+  core.shard_extra(self).on_lease_lost = fn
+end
 
 --- next_event(flags[, timeout]): the next event among flags, decoded.
 function Shard:next_event(flags, timeout)

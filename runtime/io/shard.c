@@ -248,6 +248,10 @@ static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   uint64_t now = now_of(s);
   bool heartbeat_out = s->m.latency.waiting;
   int r = gm_sm_payload(&s->m, now, json, len, &env);
+  if (r == GM_ECLOSED) { /* past the lease: dropped, nothing delivered */
+    after_machine(s);
+    return;
+  }
   int type = gm_event_classify(&env);
   gm_metrics_payload(&s->metrics, type);
   /* what the machine read of it goes with the event (item code); an ACK
@@ -355,7 +359,17 @@ static void do_close(gm_shard_t *s, const gm_sm_action_t *a) {
   }
 }
 
+/* A dropped shard hands out nothing more: what its readers had not taken
+ * yet goes (it arrived in time, but a handler would run it after the
+ * lease; the next owner's resume replays it). */
+static void discard_queued(gm_shard_t *s) {
+  gm_sub_t *first = fallback_active(s) ? &s->fallback : s->subs;
+  for (gm_sub_t *sub = first; sub; sub = sub == &s->fallback ? s->subs : sub->next)
+    clear_sub(sub);
+}
+
 static void do_emit_close(gm_shard_t *s, const gm_sm_action_t *a) {
+  if (a->discard) discard_queued(s);
   gm_metrics_close(&s->metrics, a->code, a->by);
   gm_payload_t *p = payload_new(a->reason, a->reason_len);
   if (p) p->at = now_of(s);
@@ -386,6 +400,13 @@ static void perform(gm_shard_t *s) {
       break;
     case GM_SM_EMIT_CLOSE:
       do_emit_close(s, &a);
+      break;
+    case GM_SM_ABORT:
+      if (s->conn) {
+        gm_conn_abort(s->conn, false); /* FIN, no close frame */
+        gm_conn_release(s->conn);
+        s->conn = NULL;
+      }
       break;
     }
   }
@@ -474,6 +495,8 @@ static void after_machine(gm_shard_t *s) {
     int code = s->m.last_close.code;
     if (s->m.life == GM_SM_USER_CLOSED) {
       set_reason(s, "closed");
+    } else if (s->m.life == GM_SM_DROPPED) {
+      set_reason(s, "%s", s->m.drop_reason);
     } else if (!s->m.fatal_err) { /* else set as the connect failed */
       const char *what = gm_close_description(code);
       set_reason(s, "closed by the gateway with %d: %s", code,
@@ -592,6 +615,26 @@ void gm_shard_permit(gm_shard_t *s) {
 void gm_shard_permit_failed(gm_shard_t *s, const char *why) {
   if (s->loop == NULL) return;
   gm_sm_permit_failed(&s->m, now_of(s), why);
+  after_machine(s);
+}
+
+void gm_shard_lease(gm_shard_t *s, uint64_t until) {
+  if (s->loop == NULL) return;
+  gm_sm_lease(&s->m, now_of(s), until);
+  after_machine(s);
+}
+
+bool gm_shard_may_act(gm_shard_t *s) {
+  if (s->loop == NULL) return false;
+  bool ok = gm_sm_may_act(&s->m, now_of(s));
+  if (!ok) after_machine(s);
+  return ok;
+}
+
+void gm_shard_drop(gm_shard_t *s, const char *reason) {
+  if (s->loop == NULL) return;
+  s->started = true; /* a shard dropped before it started never starts */
+  gm_sm_drop(&s->m, now_of(s), reason);
   after_machine(s);
 }
 

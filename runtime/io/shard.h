@@ -134,6 +134,15 @@ void gm_shard_start(gm_shard_t *s);
 /* Closes (no reconnect). The GATEWAY_CLOSE follows once the gateway
  * answered; then readers get ECLOSED. */
 void gm_shard_close(gm_shard_t *s, int code, const char *reason);
+/* The lease (proto/shard_machine.c, "Leases"): until on the loop clock
+ * (ns), UINT64_MAX for none; past it the shard drops ("lease expired"),
+ * checked before every action and by the shard's timer at until. */
+void gm_shard_lease(gm_shard_t *s, uint64_t until);
+/* May the shard hand out an event now? Past the lease it drops first. */
+bool gm_shard_may_act(gm_shard_t *s);
+/* Ends the shard without a close frame (gm_sm_drop): the session stays
+ * resumable; readers get GATEWAY_CLOSE (1006, reason) then ECLOSED. */
+void gm_shard_drop(gm_shard_t *s, const char *reason);
 /* Frees the shard: the connection is dropped without a close frame. */
 void gm_shard_free(gm_shard_t *s);
 

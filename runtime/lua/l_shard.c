@@ -12,6 +12,7 @@
  *   core.shard_raw_subscription(shard) -> next_message's, or nil
  *   core.shard_session(shard) -> id, seq, url
  *   core.shard_latency(shard) -> table   core.shard_ratelimiter(shard)
+ *   core.shard_lease(shard, deadline | nil)   core.shard_drop(shard, reason)
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
  * The identify permit is answered only through the function the enqueue
@@ -216,6 +217,8 @@ static void h_ended(gm_shard_t *s) {
     lua_pushstring(L, hint);
     run_hook(ls, "fatal", 3, NULL);
   }
+  /* the lease ended it: whoever holds the lease is told, once */
+  if (s->m.lease_lost) run_hook(ls, "lease_lost", 0, NULL);
 }
 
 static void h_command_done(gm_shard_t *s, uint64_t ticket, int err) {
@@ -409,6 +412,10 @@ static int push_message(lua_State *L, gm_item_t *it) {
 static int try_take(lua_State *L, lsub_t *lsub) {
   lshard_t *ls = lsub->ls;
   if (lsub->sub == NULL) return gm_push_fail(L, GM_ECLOSED, "closed");
+  /* past its lease the shard drops (what is queued goes) before a reader
+   * gets anything: a handler never runs on a lost lease */
+  if (ls->s && !ls->s->ended && ls->s->m.lease_until != UINT64_MAX)
+    gm_shard_may_act(ls->s);
   gm_item_t *it;
   while ((it = gm_sub_pop(lsub->sub)) != NULL) {
     /* next_event's filter may have narrowed since the item was queued */
@@ -727,6 +734,28 @@ static int shard_ratelimiter_raw(lua_State *L) {
   return 3;
 }
 
+/* shard_lease(shard, deadline | nil): deadline in seconds on the runtime
+ * clock (core.now()); nil removes the lease. */
+static int shard_lease(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  uint64_t until = UINT64_MAX;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Number d = luaL_checknumber(L, 2);
+    luaL_argcheck(L, d == d, 2, "deadline is NaN");
+    until = d <= 0 ? 0 : d >= 1.8e10 ? UINT64_MAX - 1 : (uint64_t)(d * 1e9);
+  }
+  gm_shard_lease(ls->s, until);
+  return 0;
+}
+
+/* shard_drop(shard[, reason]): ends it without a close frame. */
+static int shard_drop(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  const char *reason = luaL_optstring(L, 2, "dropped");
+  gm_shard_drop(ls->s, reason);
+  return 0;
+}
+
 static int shard_memory(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   lua_pushinteger(L, (lua_Integer)gm_shard_memory(ls->s));
@@ -953,6 +982,8 @@ int gm_open_shard(lua_State *L) {
                                    {"shard_session", shard_session_raw},
                                    {"shard_latency", shard_latency_raw},
                                    {"shard_ratelimiter", shard_ratelimiter_raw},
+                                   {"shard_lease", shard_lease},
+                                   {"shard_drop", shard_drop},
                                    {"parse", l_parse},
                                    {"identify_payload", l_identify_payload},
                                    {"live_shards", l_live_shards},

@@ -128,7 +128,33 @@
  * heartbeats and close frames bypass it. A payload over 4096 bytes is
  * refused, never sent (Discord would close with 4002). The queue is bounded
  * in count and bytes (GM_ENOBUFS past it), and a command older than the
- * deadline is dropped with a warning instead of going out late. */
+ * deadline is dropped with a warning instead of going out late.
+ *
+ * Leases. In a cluster another process may take the shard's session over
+ * once this one's lease (gm_sm_lease) ends; from then on this process
+ * must neither send (a heartbeat or a command would fight the new owner
+ * for the session; a Resume or Identify would steal it back) nor hand any
+ * event to a handler (the new owner handles it). The rule "may the shard
+ * act at now?" (gm_sm_may_act) is therefore checked at the top of every
+ * input, before whatever that input would do, rather than by one timer at
+ * the deadline: a process paused past its deadline continues with its
+ * heartbeat timer overdue and data (an op 1, dispatches) waiting on the
+ * socket, and whichever comes first must find the lease gone, not
+ * heartbeat once more. Which does depends on the pause: after SIGSTOP and
+ * SIGCONT, epoll_wait fails with EINTR and libuv, its timeout spent, runs
+ * timers before reading; after a loop blocked by Lua (a long GC, a busy
+ * handler), io/loop.c reads pending I/O before it fires due timers; and a
+ * reader woken before the pause takes from a queue filled in time, so the
+ * driver asks before it hands out a queued event too. The driver's clock
+ * is read fresh each time (io/loop.c's gm_loop_now), not cached when the
+ * loop woke. The
+ * timer is armed for the deadline itself (gm_sm_next_deadline), so a shard
+ * with nothing else to do stops on time. Past it the shard is
+ * dropped (gm_sm_drop): the socket is aborted without a close frame,
+ * because any close frame Discord reads (1000 or 4000 alike) ends or
+ * disturbs a session that now belongs to the new owner, which resumes it
+ * with the id and sequence kept here. Nothing reconnects afterwards, and
+ * a drop is no failure for the backoff. */
 #include "shard_machine.h"
 
 #include <stdarg.h>
@@ -164,7 +190,8 @@ static const struct {
 const char *gm_sm_phase_name(gm_sm_phase_t p) { return phases[p].name; }
 
 gm_shard_state_t gm_sm_state(const gm_shard_machine_t *m) {
-  if (m->life == GM_SM_USER_CLOSED) return GM_SHARD_CLOSED;
+  if (m->life == GM_SM_USER_CLOSED || m->life == GM_SM_DROPPED)
+    return GM_SHARD_CLOSED;
   if (m->life == GM_SM_FATAL) return GM_SHARD_FATALLY_CLOSED;
   return phases[m->phase].state;
 }
@@ -199,11 +226,14 @@ bool gm_sm_next_action(gm_shard_machine_t *m, gm_sm_action_t *a) {
   return true;
 }
 
-static void emit_close(gm_shard_machine_t *m, int code, const char *reason,
-                       size_t len, gm_closed_by_t by) {
+static gm_sm_action_t *emit_close(gm_shard_machine_t *m, int code,
+                                  const char *reason, size_t len,
+                                  gm_closed_by_t by) {
   m->last_close.code = code;
   m->last_close.by = by;
-  act(m, GM_SM_EMIT_CLOSE, code, reason, len)->by = by;
+  gm_sm_action_t *a = act(m, GM_SM_EMIT_CLOSE, code, reason, len);
+  a->by = by;
+  return a;
 }
 
 static void close_socket(gm_shard_machine_t *m, int code, const char *reason,
@@ -280,6 +310,7 @@ int gm_sm_init(gm_shard_machine_t *m, const gm_sm_effects_t *fx, void *ud,
   m->heartbeat_at = m->hello_deadline = m->ready_deadline = NEVER;
   m->reconnect_at = m->paused_since = m->permit_retry_at = NEVER;
   m->stable_at = NEVER;
+  m->lease_until = NEVER;
   m->failed_resume_seq = -1;
   m->next_ticket = 1;
   m->max_commands = GM_SM_MAX_COMMANDS;
@@ -575,6 +606,7 @@ static void pump_commands(gm_shard_machine_t *m, uint64_t now) {
 int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, uint64_t *ticket) {
   if (len > GM_SM_MAX_PAYLOAD) return GM_EMSGSIZE;
+  if (!gm_sm_may_act(m, now)) return GM_ECLOSED;
   if (m->life != GM_SM_RUNNING) return GM_ECLOSED; /* nothing will send it */
   expire_commands(m, now);
   if (m->queued_commands >= m->max_commands ||
@@ -597,15 +629,53 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
 
 /* }=============== */
 
+/* {=============== the lease =============== */
+
+void gm_sm_drop(gm_shard_machine_t *m, uint64_t now, const char *reason) {
+  (void)now;
+  if (m->life != GM_SM_RUNNING && !gm_sm_connected(m)) return; /* over */
+  if (reason == NULL || *reason == '\0') reason = "dropped";
+  snprintf(m->drop_reason, sizeof m->drop_reason, "%s", reason);
+  if (m->life == GM_SM_RUNNING) m->life = GM_SM_DROPPED;
+  drop_commands(m, true);
+  m->reconnect_at = NEVER;
+  m->reconnect_extra = 0;
+  if (gm_sm_connected(m)) {
+    act(m, GM_SM_ABORT, 0, NULL, 0);
+    end_connection(m); /* gives back a permit it waited for */
+  }
+  m->phase = GM_SM_IDLE; /* held too */
+  say(m, GM_LOG_INFO, "%s: dropped without a close frame, session kept", reason);
+  emit_close(m, 1006, reason, strlen(reason), GM_CLOSED_BY_SHARD)->discard = true;
+}
+
+bool gm_sm_may_act(gm_shard_machine_t *m, uint64_t now) {
+  if (now < m->lease_until) return m->life != GM_SM_DROPPED;
+  if (m->life == GM_SM_RUNNING || gm_sm_connected(m)) {
+    m->lease_lost = true;
+    gm_sm_drop(m, now, "lease expired");
+  }
+  return false;
+}
+
+void gm_sm_lease(gm_shard_machine_t *m, uint64_t now, uint64_t until) {
+  if (m->life == GM_SM_DROPPED) return;
+  m->lease_until = until;
+  gm_sm_may_act(m, now);
+}
+
+/* }=============== */
+
 /* {=============== inputs =============== */
 
 void gm_sm_start(gm_shard_machine_t *m, uint64_t now) {
-  (void)now;
+  if (!gm_sm_may_act(m, now)) return;
   if (gm_sm_connected(m) || m->life != GM_SM_RUNNING) return;
   connect_now(m);
 }
 
 void gm_sm_opened(gm_shard_machine_t *m, uint64_t now) {
+  if (!gm_sm_may_act(m, now)) return;
   if (m->phase != GM_SM_CONNECTING) return;
   m->phase = GM_SM_AWAIT_HELLO;
   m->hello_deadline = now + GM_SM_HELLO_TIMEOUT_NS;
@@ -639,7 +709,7 @@ bool gm_sm_connect_fatal(int err, const char **what, const char **hint) {
 
 void gm_sm_open_failed(gm_shard_machine_t *m, uint64_t now, int err,
                        const char *why) {
-  if (!gm_sm_connected(m)) return;
+  if (!gm_sm_may_act(m, now) || !gm_sm_connected(m)) return;
   bool to_resume_url = m->session_id && m->resume_url;
   end_connection(m);
   count_end(m, now);
@@ -756,6 +826,8 @@ static bool forward_seq(gm_shard_machine_t *m, int64_t s) {
 int gm_sm_payload(gm_shard_machine_t *m, uint64_t now, const char *json,
                   size_t len, const gm_envelope_t *env) {
   if (env->op < 0) return GM_EDECODE;
+  /* past the lease nothing is read, counted or delivered */
+  if (!gm_sm_may_act(m, now)) return GM_ECLOSED;
   const char *d = json + env->d_off;
   size_t dlen = env->d_len;
   (void)len;
@@ -855,7 +927,7 @@ static void describe_close(char *out, size_t size, int code,
 
 void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
                   const char *reason, size_t reason_len, bool peer_frame) {
-  if (!gm_sm_connected(m)) return;
+  if (!gm_sm_may_act(m, now) || !gm_sm_connected(m)) return;
   bool we_closed = m->phase == GM_SM_CLOSING;
   int sent = m->sent_close_code;
   char ours[sizeof m->sent_close_reason];
@@ -900,7 +972,7 @@ void gm_sm_closed(gm_shard_machine_t *m, uint64_t now, int code,
 }
 
 void gm_sm_permit(gm_shard_machine_t *m, uint64_t now) {
-  if (m->phase != GM_SM_AWAIT_PERMIT) {
+  if (!gm_sm_may_act(m, now) || m->phase != GM_SM_AWAIT_PERMIT) {
     m->fx->release_permit(m->ud, false);
     return;
   }
@@ -909,6 +981,7 @@ void gm_sm_permit(gm_shard_machine_t *m, uint64_t now) {
 }
 
 void gm_sm_permit_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
+  if (!gm_sm_may_act(m, now)) return;
   if (m->phase != GM_SM_AWAIT_PERMIT || m->permit_retry_at != NEVER) return;
   say(m, GM_LOG_WARN, "identify queue: %s; asking again in %.0f s",
       why ? why : "failed", (double)GM_SM_PERMIT_RETRY_NS / 1e9);
@@ -917,8 +990,8 @@ void gm_sm_permit_failed(gm_shard_machine_t *m, uint64_t now, const char *why) {
 
 void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
                  const char *reason) {
-  (void)now;
-  if (m->life != GM_SM_RUNNING) return;
+  /* past the lease not even a close frame goes out */
+  if (!gm_sm_may_act(m, now) || m->life != GM_SM_RUNNING) return;
   if (reason == NULL) reason = "";
   drop_commands(m, true);
   if (code == GM_CLOSE_NORMAL || code == GM_CLOSE_GOING_AWAY) drop_session(m);
@@ -954,13 +1027,14 @@ void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused) {
 }
 
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now) {
-  if (m->phase != GM_SM_HELD) return;
+  if (!gm_sm_may_act(m, now) || m->phase != GM_SM_HELD) return;
   /* at once, no jitter: buffers drain at each shard's own moment */
   m->phase = GM_SM_IDLE;
   m->reconnect_at = now;
 }
 
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {
+  if (!gm_sm_may_act(m, now)) return;
   expire_commands(m, now);
   bool paused = m->paused_since != NEVER;
   switch (m->phase) {
@@ -1025,7 +1099,20 @@ static uint64_t command_expiry(const gm_shard_machine_t *m) {
   return at < queued_at ? NEVER : at;
 }
 
+/* The timer also wakes at the lease's end, for a shard that would do
+ * nothing before: it stops on time, not at its next heartbeat. */
+static uint64_t lease_deadline(const gm_shard_machine_t *m, uint64_t d) {
+  bool live = m->life == GM_SM_RUNNING || gm_sm_connected(m);
+  return live && m->lease_until < d ? m->lease_until : d;
+}
+
+static uint64_t next_deadline(const gm_shard_machine_t *m);
+
 uint64_t gm_sm_next_deadline(const gm_shard_machine_t *m) {
+  return lease_deadline(m, next_deadline(m));
+}
+
+static uint64_t next_deadline(const gm_shard_machine_t *m) {
   uint64_t expiry = command_expiry(m);
   if (m->phase == GM_SM_IDLE)
     return m->reconnect_at < expiry ? m->reconnect_at : expiry;

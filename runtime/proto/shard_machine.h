@@ -133,8 +133,13 @@ typedef enum {
    * peer's; with now, drop the socket right after it (zombie, no Hello,
    * full buffers): no gm_sm_closed follows. */
   GM_SM_CLOSE,
-  /* Report a GATEWAY_CLOSE (code, reason, by) to the subscribers. */
-  GM_SM_EMIT_CLOSE
+  /* Report a GATEWAY_CLOSE (code, reason, by) to the subscribers; with
+   * discard, the events they have not taken yet go first (a dropped shard
+   * hands out nothing more). */
+  GM_SM_EMIT_CLOSE,
+  /* Drop the socket now without a close frame (gm_sm_drop): the session
+   * stays resumable elsewhere. No gm_sm_closed follows. */
+  GM_SM_ABORT
 } gm_sm_action_kind_t;
 
 /* A close reason fits a close frame (RFC 6455: 123 bytes). */
@@ -147,6 +152,7 @@ typedef struct gm_sm_action_s {
   int code;            /* CLOSE, EMIT_CLOSE */
   bool now;            /* CLOSE */
   gm_closed_by_t by;   /* EMIT_CLOSE */
+  bool discard;        /* EMIT_CLOSE */
   size_t reason_len;
   char reason[GM_SM_REASON_MAX + 1];
 } gm_sm_action_t;
@@ -179,7 +185,9 @@ const char *gm_sm_phase_name(gm_sm_phase_t p);
 typedef enum {
   GM_SM_RUNNING,
   GM_SM_USER_CLOSED, /* gm_sm_close: never reconnects */
-  GM_SM_FATAL        /* a fatal close code or connect error */
+  GM_SM_FATAL,       /* a fatal close code or connect error */
+  GM_SM_DROPPED      /* gm_sm_drop or the lease's end: no close frame, the
+                        session kept (state "closed") */
 } gm_sm_life_t;
 
 /* How the current connection counts for the backoff when it ends. */
@@ -266,6 +274,11 @@ typedef struct gm_shard_machine_s {
                               close code did, or none) */
   gm_sm_parsed_t parsed;
   gm_sm_close_t last_close;
+  /* the lease: the shard may act only while now < lease_until (NEVER: no
+   * lease); lease_lost once its end dropped the shard */
+  uint64_t lease_until;
+  bool lease_lost;
+  char drop_reason[48]; /* why gm_sm_drop ended it */
   /* actions decided by the current input, taken by gm_sm_next_action */
   gm_sm_action_t actions[GM_SM_MAX_ACTIONS];
   uint8_t action_head, action_count;
@@ -318,6 +331,19 @@ int gm_sm_command(gm_shard_machine_t *m, uint64_t now, const char *json,
 /* The user closes the shard: no reconnect after this. */
 void gm_sm_close(gm_shard_machine_t *m, uint64_t now, int code,
                  const char *reason);
+/* The lease (see "Leases" in shard_machine.c): until is a time on the
+ * driver's clock, UINT64_MAX for none. Past it (at once if until <= now)
+ * the shard is dropped with the reason "lease expired". */
+void gm_sm_lease(gm_shard_machine_t *m, uint64_t now, uint64_t until);
+/* The lease rule: may the shard act (send, deliver, connect) at now? When
+ * not, the shard is dropped first (if it was not yet). Every input checks
+ * it; the driver asks too before it hands a queued event to a reader. */
+bool gm_sm_may_act(gm_shard_machine_t *m, uint64_t now);
+/* Ends the shard without a close frame (GM_SM_ABORT, then a GATEWAY_CLOSE
+ * 1006 by the shard with reason, discarding what readers have not taken):
+ * the session (id, sequence, resume URL) is kept, to resume elsewhere.
+ * Nothing reconnects; queued commands fail with GM_ECLOSED. */
+void gm_sm_drop(gm_shard_machine_t *m, uint64_t now, const char *reason);
 /* Backpressure from the driver: reading stopped (true) or resumed. An
  * input, not a rule of the machine's: the driver stops reading when a
  * subscription goes over its bound and resumes once every one drained to

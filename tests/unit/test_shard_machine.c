@@ -51,7 +51,8 @@ typedef enum {
   FX_EMIT,
   FX_SESSION,
   FX_REFUSED,
-  FX_DONE
+  FX_DONE,
+  FX_ABORT
 } fx_kind_t;
 
 typedef struct {
@@ -60,7 +61,7 @@ typedef struct {
   char *text; /* URL, payload, or close reason */
   size_t len;
   int code;
-  bool flag;  /* close: now; release: sent */
+  bool flag;  /* close: now; release: sent; emit: discard */
   gm_closed_by_t by;
 } fx_t;
 
@@ -167,9 +168,12 @@ static void take_actions(void) {
       rec(FX_CLOSE, a.reason, a.reason_len, a.code, a.now, 0);
       break;
     case GM_SM_EMIT_CLOSE:
-      rec(FX_EMIT, a.reason, a.reason_len, a.code, false, a.by);
+      rec(FX_EMIT, a.reason, a.reason_len, a.code, a.discard, a.by);
       assert_int_equal(a.code, M.last_close.code);
       assert_int_equal(a.by, M.last_close.by);
+      break;
+    case GM_SM_ABORT:
+      rec(FX_ABORT, NULL, 0, 0, false, 0);
       break;
     }
   }
@@ -187,6 +191,8 @@ static void take_actions(void) {
 #define gm_sm_close(m, now, code, r) AFTER(gm_sm_close(m, now, code, r))
 #define gm_sm_pause(m, now, p) AFTER(gm_sm_pause(m, now, p))
 #define gm_sm_drained(m, now) AFTER(gm_sm_drained(m, now))
+#define gm_sm_lease(m, now, until) AFTER(gm_sm_lease(m, now, until))
+#define gm_sm_drop(m, now, reason) AFTER(gm_sm_drop(m, now, reason))
 static int payload_then_actions(uint64_t now, const char *json, size_t len,
                                 const gm_envelope_t *env) {
   int r = gm_sm_payload(&M, now, json, len, env);
@@ -2189,6 +2195,152 @@ static void heartbeat_and_resume_bytes(void **state) {
 
 /* }=============== */
 
+/* {=============== leases =============== */
+
+/* The shard ended by its lease (or a drop): no send, no close frame, the
+ * socket aborted once, one GATEWAY_CLOSE 1006 by the shard that discards
+ * what readers had not taken, and the session as it was. */
+static void assert_dropped(const char *reason, int64_t seq) {
+  assert_int_equal(0, count(FX_SEND));
+  assert_int_equal(0, count(FX_CLOSE));
+  assert_int_equal(0, count(FX_CONNECT));
+  assert_emitted(1006, reason, GM_CLOSED_BY_SHARD);
+  assert_true(only(FX_EMIT)->flag); /* discard */
+  assert_int_equal(GM_SHARD_CLOSED, gm_sm_state(&M));
+  assert_true(gm_sm_ended(&M));
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  assert_string_equal("SID-1", M.session_id);
+  assert_string_equal(RESUME, M.resume_url);
+  assert_int_equal(seq, M.seq);
+  assert_int_equal(0, count(FX_SESSION));
+}
+
+/* A process stopped (SIGSTOP) past its lease and its heartbeat: the
+ * overdue timer finds the lease gone and sends nothing. */
+static void past_the_lease_a_heartbeat_timer_sends_nothing(void **state) {
+  (void)state;
+  to_stable();
+  dispatch("MESSAGE_CREATE", 2);
+  gm_sm_lease(&M, w.now, w.now + 5 * S);
+  assert_int_equal(w.now + 5 * S, gm_sm_next_deadline(&M)); /* before the heartbeat */
+  assert_true(gm_sm_may_act(&M, w.now + 5 * S - 1));
+  clear_log();
+  tick_at(w.now + 2 * INTERVAL);
+  only(FX_ABORT);
+  assert_dropped("lease expired", 2);
+  assert_true(M.lease_lost);
+  assert_false(gm_sm_may_act(&M, w.now));
+  /* nothing brings it back: no reconnect, no heartbeat */
+  tick_at(w.now + 3600 * S);
+  gm_sm_start(&M, w.now);
+  assert_int_equal(0, count(FX_SEND) + count(FX_CONNECT));
+  assert_int_equal(1, count(FX_EMIT));
+}
+
+static void past_the_lease_a_command_is_refused_unsent(void **state) {
+  (void)state;
+  to_active();
+  gm_sm_lease(&M, w.now, w.now + 1 * S);
+  uint64_t ticket = 0;
+  assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3), NULL));
+  clear_log();
+  w.now += 2 * S;
+  assert_int_equal(GM_ECLOSED, gm_sm_command(&M, w.now, CMD3, strlen(CMD3), &ticket));
+  only(FX_ABORT);
+  assert_dropped("lease expired", 1);
+  /* a close of the user's after that sends no close frame either */
+  gm_sm_close(&M, w.now, 4000, "handover");
+  assert_int_equal(0, count(FX_CLOSE) + count(FX_SEND));
+}
+
+static void past_the_lease_a_received_dispatch_is_not_delivered(void **state) {
+  (void)state;
+  to_active();
+  dispatch("MESSAGE_CREATE", 2);
+  gm_sm_lease(&M, w.now, w.now + 1 * S);
+  clear_log();
+  w.now += 1 * S; /* at the deadline: already too late */
+  assert_int_equal(GM_ECLOSED, feed("{\"t\":\"MESSAGE_CREATE\",\"s\":3,\"op\":0,\"d\":{}}"));
+  only(FX_ABORT);
+  assert_dropped("lease expired", 2); /* 3 was not counted */
+  /* the rest of that read: not delivered, no heartbeat asked for goes */
+  assert_int_equal(GM_ECLOSED, feed("{\"op\":1,\"d\":null}"));
+  assert_int_equal(GM_ECLOSED, feed("{\"t\":\"MESSAGE_CREATE\",\"s\":4,\"op\":0,\"d\":{}}"));
+  assert_int_equal(0, count(FX_SEND));
+  assert_int_equal(2, M.seq);
+}
+
+static void past_the_lease_a_reconnect_does_not_connect(void **state) {
+  (void)state;
+  to_stable();
+  dispatch("MESSAGE_CREATE", 5);
+  gm_sm_lease(&M, w.now, w.now + 10 * S);
+  gm_sm_closed(&M, w.now, 1006, "", 0, false); /* reconnect after the jitter */
+  assert_int_equal(w.now + jitter(), gm_sm_next_deadline(&M));
+  clear_log();
+  tick_at(w.now + 20 * S); /* stopped through both */
+  assert_int_equal(0, count(FX_ABORT)); /* no socket to drop */
+  assert_dropped("lease expired", 5);
+  /* a Hello after the lease (a connect that raced it) resumes nothing */
+  assert_int_equal(GM_ECLOSED, feedf("{\"op\":10,\"d\":{\"heartbeat_interval\":%d}}", INTERVAL_MS));
+  assert_int_equal(0, count(FX_SEND));
+}
+
+static void the_lease_end_is_a_deadline_renewed_or_removed(void **state) {
+  (void)state;
+  to_stable();
+  uint64_t heartbeat = gm_sm_next_deadline(&M);
+  gm_sm_lease(&M, w.now, w.now + 1 * S);
+  assert_int_equal(w.now + 1 * S, gm_sm_next_deadline(&M));
+  gm_sm_lease(&M, w.now, w.now + 2 * S); /* renewed in time */
+  assert_int_equal(w.now + 2 * S, gm_sm_next_deadline(&M));
+  tick_at(w.now + 1 * S + 500 * MS);
+  assert_int_equal(GM_SHARD_ACTIVE, gm_sm_state(&M));
+  gm_sm_lease(&M, w.now, NEVER); /* removed: as before */
+  assert_int_equal(heartbeat, gm_sm_next_deadline(&M));
+  tick_at(w.now + 1000 * S);
+  assert_false(M.lease_lost);
+  assert_int_equal(0, count(FX_EMIT));
+  /* a lease already over drops at once */
+  clear_log();
+  gm_sm_lease(&M, w.now, w.now);
+  only(FX_ABORT);
+  assert_true(M.lease_lost);
+}
+
+static void a_drop_keeps_the_session_without_a_close_frame(void **state) {
+  (void)state;
+  to_stable();
+  dispatch("MESSAGE_CREATE", 7);
+  uint64_t ticket = 0;
+  M.limiter.count = M.limiter.max; /* the command stays queued */
+  assert_int_equal(0, gm_sm_command(&M, w.now, CMD3, strlen(CMD3), &ticket));
+  clear_log();
+  gm_sm_drop(&M, w.now, "not the owner");
+  only(FX_ABORT);
+  assert_int_equal(GM_ECLOSED, only(FX_DONE)->code);
+  assert_dropped("not the owner", 7);
+  assert_false(M.lease_lost);
+  gm_sm_drop(&M, w.now, "again"); /* once */
+  assert_int_equal(1, count(FX_EMIT));
+}
+
+static void a_drop_while_waiting_for_a_permit_gives_it_back(void **state) {
+  (void)state;
+  gm_sm_start(&M, w.now);
+  gm_sm_opened(&M, w.now);
+  hello();
+  clear_log();
+  gm_sm_drop(&M, w.now, NULL);
+  assert_false(only(FX_RELEASE)->flag);
+  assert_emitted(1006, "dropped", GM_CLOSED_BY_SHARD);
+  gm_sm_permit(&M, w.now); /* the queue answers late: given back too */
+  assert_int_equal(2, count(FX_RELEASE));
+  assert_int_equal(0, count(FX_SEND));
+}
+
+/* }=============== */
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -2258,6 +2410,13 @@ int main(void) {
       T(a_failed_identify_queue_is_asked_again),
       T(the_identify_is_built_byte_for_byte),
       T(heartbeat_and_resume_bytes),
+      T(past_the_lease_a_heartbeat_timer_sends_nothing),
+      T(past_the_lease_a_command_is_refused_unsent),
+      T(past_the_lease_a_received_dispatch_is_not_delivered),
+      T(past_the_lease_a_reconnect_does_not_connect),
+      T(the_lease_end_is_a_deadline_renewed_or_removed),
+      T(a_drop_keeps_the_session_without_a_close_frame),
+      T(a_drop_while_waiting_for_a_permit_gives_it_back),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
