@@ -32,14 +32,6 @@ local log = require("gloaming.log").component("cluster")
 local Leases = {}
 Leases.__index = Leases
 
--- The Shard's private lease methods (lua/gloaming/shard.lua, enforced in C).
-local function set_lease(shard, deadline) if shard._lease then shard:_lease(deadline) end end
-local function drop(shard, reason)
-  if shard._drop then return shard:_drop(reason) end
-  shard:close(require("gloaming.shard").CloseFrame.RESUME)
-end
-local function on_lost(shard, fn) if shard._on_lease_lost then shard:_on_lease_lost(fn) end end
-
 --- The knobs (seconds), the Bot's `cluster = { ... }`.
 Leases.KNOBS = {
   lease = { "number", 15, function(v) return v > 0, "must be greater than 0" end },
@@ -164,7 +156,7 @@ function Leases:_drop(n, reason)
   log.warn("shard %d: %s: stopped without a close frame", n,
     reason == "notowner" and "another process owns it now" or reason)
   metric.cluster_lease_lost(reason)
-  drop(h.shard, reason)
+  h.shard:_drop(reason)
   self:_forget(n, reason)
 end
 
@@ -187,7 +179,7 @@ end
 -- Sets a shard's local lease end from when the renewal was sent.
 function Leases:_set_lease(h, sent)
   h.lease_end = sent + self.lease - self.margin
-  set_lease(h.shard, h.lease_end)
+  h.shard:_lease(h.lease_end)
 end
 
 -- Claims shard n: true when it is this process's now (and running).
@@ -236,7 +228,7 @@ function Leases:_claim(n)
     synced_seq = session and session.sequence }
   self.held[n] = h
   self:_set_lease(h, sent)
-  on_lost(shard, function(s) self:_lease_lost(n, s) end)
+  shard:_on_lease_lost(function(s) self:_lease_lost(n, s) end)
   metric.cluster_held(self:count())
   if self.wanted[n] then
     self.wanted[n] = nil
