@@ -6,7 +6,7 @@
 #   make test-asan  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each
 #   make bench      benchmarks (not part of make test)
-#   make bench-redis  identify permits across processes (not part of make test)
+#   make bench-redis  identify permits and shard handover across processes (not part of make test)
 #   make soak       the chaos soak, SOAK_SECONDS (600) plain and SOAK_ASAN_SECONDS
 #                   (120) under sanitizers (not part of make test)
 #
@@ -168,6 +168,7 @@ bench: deps
 bench-redis: deps
 	@$(MAKE) --no-print-directory module
 	@./build/gloaming run scripts/bench_redis.lua
+	@./build/gloaming run scripts/bench_redis_cluster.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120

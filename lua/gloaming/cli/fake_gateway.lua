@@ -71,6 +71,8 @@ local FLAGS = {
   { "--session-timeout", "S", default("session_timeout", "seconds a session can be resumed"),
     checked(number, "session_timeout") },
   { "--guilds", "FILE", "a JSON file with the list of guilds to serve", read_guilds },
+  { "--traffic", "R", "a TYPING_START to every shard's session R times a second from the start (default none)",
+    checked(number, "traffic") },
 }
 
 local USAGE = [[
@@ -94,9 +96,14 @@ Driven over HTTP at http_url (POST a JSON object; answers are JSON):
   .. "\n" .. [[
   POST /fake/traffic      {"rate":2}   a TYPING_START to every session 2 times a second (0: stop)
   POST /fake/burst        {"count":100[,"shard":0]}   that many dispatches at once
-  GET  /fake/violations                            rules clients broke (4008, identify buckets)
+  GET  /fake/violations[?since=T]                  rules clients broke (4008, identify buckets)
   GET  /fake/requests[?method=POST&path=PATTERN]   the REST requests received
-  GET  /fake/received[?shard=0&op=2]               the gateway payloads received
+  GET  /fake/received[?shard=0&op=2&since=T]       the gateway payloads received
+  GET  /fake/identifies[?bucket=0&since=T]         the Identifies accepted
+  GET  /fake/resumes[?shard=0&since=T]             the Resumes accepted (seq, replayed)
+  GET  /fake/connections[?shard=0&since=T]         each connection: auth, heartbeats, who closed it
+  GET  /fake/sessions                              each shard's newest session and its last seq
+  GET  /fake/now                                   {"now":T}: the clock of every "at" and since=
 e.g. curl -d '{"content":"!ping"}' http://127.0.0.1:PORT/fake/message
 
 options:

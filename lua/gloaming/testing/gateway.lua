@@ -88,6 +88,8 @@ gateway.OPTIONS = {
   -- a recording (gloaming.record) replayed to the bot: recording.lua
   recording = { "string" },
   recording_pace = { "string", "fast", options.one_of("fast", "recorded") },
+  -- fake:traffic(rate) from the start (traffic.lua)
+  traffic = { "number", nil, function(v) return v >= 0 and v < math.huge, "must be a finite rate, not negative" end },
 }
 
 --- fake:set's settings, with their defaults.
@@ -286,6 +288,7 @@ function gateway.new(opts)
   self.app_commands = {}         -- "global" or guild id -> list of application commands
   self.identify_buckets = {}     -- rate limit key -> time of its last identify
   self.identify_log = {}         -- accepted identifies, in order: { shard, bucket, at }
+  self.resume_log = {}           -- accepted resumes, in order (logs.lua)
   self.all_members_requested = {} -- guild id -> time of its last all-members request
   self.violation_log = {}        -- rules the clients broke that Discord would punish
 
@@ -311,6 +314,7 @@ function gateway.new(opts)
     gloaming.spawn(accept_loop, self, self.listener),
     gloaming.spawn(accept_loop, self, self.resume_listener),
   }
+  if opts.traffic and opts.traffic > 0 then self:traffic(opts.traffic) end
   return self
 end
 
@@ -351,9 +355,14 @@ function Fake:_violation(rule, conn, detail)
   self.changed:notify_all()
 end
 
---- The rules clients broke, in order: { rule, at, conn, shard, detail }.
-function Fake:violations()
-  return table.move(self.violation_log, 1, #self.violation_log, 1, {})
+--- The rules clients broke, in order: { rule, at, conn, shard, detail };
+-- with since, only those at or after it.
+function Fake:violations(since)
+  local out = {}
+  for _, v in ipairs(self.violation_log) do
+    if since == nil or v.at >= since then out[#out + 1] = v end
+  end
+  return out
 end
 
 function Fake:_set_shard_conn(shard_id, conn)
@@ -381,11 +390,14 @@ function Fake:_take_identify_slot(shard_id, at)
 end
 
 --- The accepted identifies (of one bucket, or all), in the order they were
--- read: { shard, bucket, at } (at: when the frame was read).
-function Fake:identifies(bucket)
+-- read: { shard, bucket, at } (at: when the frame was read); with since,
+-- only those read at or after it.
+function Fake:identifies(bucket, since)
   local out = {}
   for _, e in ipairs(self.identify_log) do
-    if bucket == nil or e.bucket == bucket then out[#out + 1] = { shard = e.shard, bucket = e.bucket, at = e.at } end
+    if (bucket == nil or e.bucket == bucket) and (since == nil or e.at >= since) then
+      out[#out + 1] = { shard = e.shard, bucket = e.bucket, at = e.at }
+    end
   end
   return out
 end
@@ -522,11 +534,13 @@ end
 
 --- What clients sent, in order: { conn, port, at, op, d, raw } entries;
 -- with a shard id, only from the connections that shard identified or
--- resumed on (including what they sent before); with an opcode, only those.
-function Fake:received(shard_id, op)
+-- resumed on (including what they sent before); with an opcode, only those;
+-- with since, only what was read at or after it.
+function Fake:received(shard_id, op, since)
   local out = {}
   for _, entry in ipairs(self.received_log) do
-    if (shard_id == nil or entry.conn.shard_id == shard_id) and (op == nil or entry.op == op) then
+    if (shard_id == nil or entry.conn.shard_id == shard_id) and (op == nil or entry.op == op)
+      and (since == nil or entry.at >= since) then
       out[#out + 1] = entry
     end
   end
@@ -653,6 +667,7 @@ end
 
 require("gloaming.testing.gateway.users")(Fake)
 require("gloaming.testing.gateway.traffic")(Fake)
+require("gloaming.testing.gateway.logs")(Fake)
 
 -- }===============
 

@@ -63,6 +63,12 @@ function Conn.new(fake, raw, args)
     stale = false,      -- the fake told the client to go (op 7, op 9, close)
     ended = false,
     closed_by = nil,    -- "server", "client" or "transport" once ended
+    opened_at = gloaming.now(),
+    closed_at = nil,
+    auth = nil,         -- "identify" or "resume", once accepted
+    ready_at = nil,     -- when READY or RESUMED was sent
+    heartbeats = 0,     -- heartbeats received, and when the last one was read
+    last_heartbeat_at = nil,
     close_code = nil,
     close_reason = nil,
     hello_at = nil,     -- when a delayed Hello is due
@@ -95,6 +101,7 @@ end
 function Conn:_end(by, code, reason)
   if self.ended then return end
   self.ended, self.closed_by, self.close_code, self.close_reason = true, by, code, reason
+  self.closed_at = gloaming.now()
   self.streaming = false
   local session = self.session
   if session then
@@ -272,10 +279,12 @@ end
 
 -- {=============== opcodes ===============
 
-HANDLERS[OP.HEARTBEAT] = function(self, d) -- Heartbeat
+HANDLERS[OP.HEARTBEAT] = function(self, d, at) -- Heartbeat
   if d ~= nil and not (type(d) == "number" and math.tointeger(d) and d >= 0) then
     return self:close("UNKNOWN_OPCODE", "Invalid heartbeat: d must be a sequence number or null.")
   end
+  self.heartbeats, self.last_heartbeat_at = self.heartbeats + 1, at
+  self.fake.changed:notify_all()
   if self.heartbeat_deadline then self:_arm_heartbeat_deadline() end
   if self.acking then self:_send(HEARTBEAT_ACK) end
 end
@@ -331,6 +340,7 @@ HANDLERS[OP.IDENTIFY] = function(self, d, at) -- Identify
     return self:_send(control(9, "false"))
   end
   fake.remaining = fake.remaining - 1
+  self.auth = "identify"
   self:_attach(fake:_new_session(identity))
   if fake.settings.ready then self:_send_ready() end
 end
@@ -350,6 +360,7 @@ end
 function Conn:_mark_ready()
   self.streaming = true
   self.ready_sent = true
+  self.ready_at = gloaming.now()
   self.fake:_on_ready(self)
   self.fake.changed:notify_all()
 end
@@ -375,7 +386,7 @@ function Conn:_send_ready()
   self:_mark_ready()
 end
 
-HANDLERS[OP.RESUME] = function(self, d) -- Resume
+HANDLERS[OP.RESUME] = function(self, d, at) -- Resume
   if self.session then return self:close("ALREADY_AUTHENTICATED") end
   if type(d) ~= "table" then return self:close("DECODE_ERROR", "Resume needs an object.") end
   local fake = self.fake
@@ -389,7 +400,9 @@ HANDLERS[OP.RESUME] = function(self, d) -- Resume
   end
   local missed = session:payloads_after(seq)
   if not missed then return self:_send(control(9, "false")) end
+  self.auth = "resume"
   self:_attach(session)
+  self.fake:_record_resume(self, seq, #missed, at)
   if not fake.settings.ready then return end
   self.streaming = true
   for _, payload in ipairs(missed) do self:_send(payload) end

@@ -48,7 +48,7 @@ end
 
 local function received(fake, query)
   local out = json.array()
-  for _, e in ipairs(fake:received(query.shard, query.op)) do
+  for _, e in ipairs(fake:received(query.shard, query.op, query.since)) do
     out[#out + 1] = { shard = e.conn.shard_id or json.null, op = e.op or json.null, d = without_token(e.d), at = e.at }
   end
   return out
@@ -64,6 +64,26 @@ local function requests(fake, query)
 end
 
 local SHARD = { "integer", nil, options.not_negative }
+-- a time on the fake's clock (GET /fake/now): only what happened at or after it
+local SINCE = { "number" }
+
+--- A list for JSON: nil fields become null, so every entry has every key.
+local function rows(list, keys)
+  local out = json.array()
+  for i, e in ipairs(list) do
+    local row = {}
+    for _, k in ipairs(keys) do
+      if e[k] == nil then row[k] = json.null else row[k] = e[k] end
+    end
+    out[i] = row
+  end
+  return out
+end
+
+local RESUME_KEYS = { "shard", "session_id", "seq", "replayed", "at", "conn" }
+local CONNECTION_KEYS = { "id", "shard", "session_id", "auth", "opened_at", "ready_at", "closed_at", "closed_by",
+  "close_code", "close_reason", "heartbeats", "last_heartbeat_at" }
+local SESSION_KEYS = { "shard", "session_id", "seq", "valid", "conn" }
 
 --- method, path -> the handler, function(fake, input), and the schema of
 -- its input (the body, or the query of a GET): an unknown key or a value
@@ -120,34 +140,41 @@ local ROUTES = {
     { count = { "integer", nil, options.positive }, shard = SHARD, guild_id = { "string" } },
   },
   ["GET /fake/violations"] = {
-    function(fake)
-      local out = json.array()
-      for i, v in ipairs(fake:violations()) do
-        out[i] = { rule = v.rule, at = v.at, conn = v.conn, shard = v.shard or json.null, detail = v.detail }
-      end
-      return out
+    function(fake, query)
+      return rows(fake:violations(query.since), { "rule", "at", "conn", "shard", "detail" })
     end,
-    {},
+    { since = SINCE },
   },
   ["GET /fake/identifies"] = {
-    function(fake, query)
-      local out = json.array()
-      for i, e in ipairs(fake:identifies(query.bucket)) do out[i] = e end
-      return out
-    end,
-    { bucket = { "integer", nil, options.not_negative } },
+    function(fake, query) return rows(fake:identifies(query.bucket, query.since), { "shard", "bucket", "at" }) end,
+    { bucket = { "integer", nil, options.not_negative }, since = SINCE },
   },
-  ["GET /fake/received"] = { received, { shard = SHARD, op = { "integer", nil, options.not_negative } } },
+  ["GET /fake/resumes"] = {
+    function(fake, query) return rows(fake:resumes(query.shard, query.since), RESUME_KEYS) end,
+    { shard = SHARD, since = SINCE },
+  },
+  ["GET /fake/connections"] = {
+    function(fake, query) return rows(fake:connection_log(query.shard, query.since), CONNECTION_KEYS) end,
+    { shard = SHARD, since = SINCE },
+  },
+  ["GET /fake/sessions"] = { function(fake) return rows(fake:session_log(), SESSION_KEYS) end, {} },
+  ["GET /fake/now"] = { function(fake) return { now = fake:now() } end, {} },
+  ["GET /fake/received"] = {
+    received, { shard = SHARD, op = { "integer", nil, options.not_negative }, since = SINCE },
+  },
   ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
 }
 
 --- cjson decodes every number as a float, and a query's values are text:
--- the integers the schemas ask for are made integers (3.0 -> 3, "3" -> 3).
+-- the integers the schemas ask for are made integers (3.0 -> 3, "3" -> 3),
+-- and the numbers numbers ("1.5" -> 1.5).
 local function integers(input, schema)
   for k, rule in pairs(schema) do
     local v = input[k]
     if rule[1] == "integer" and v ~= nil then
       input[k] = math.tointeger(tonumber(v)) or v
+    elseif rule[1] == "number" and type(v) == "string" then
+      input[k] = tonumber(v) or v
     end
   end
   return input
