@@ -121,6 +121,42 @@ describe("a cluster of Bots", function()
     end)
   end)
 
+  it("a graceful stop wakes a waiting adopter at once, not at its next poll", function()
+    run(function()
+      local server = support.start()
+      local fake = testing.gateway { shards = 4, max_concurrency = 4, application_id = "555",
+        identify_window = 0.3 }
+      local slow = { cluster = { lease = 3, renew = 1, poll = 2 } }
+      local a = bot_of(fake, server, 0, 1, 4, {}, slow)
+      local b = bot_of(fake, server, 2, 3, 4, {}, slow)
+      local ta = gloaming.spawn(function() return a:run() end)
+      local tb = gloaming.spawn(function() return b:run() end)
+      for s = 0, 3 do assert(fake:wait_ready(s, 10)) end
+      -- past the first lease (no orphan is given while the leases were just
+      -- seeded), right after one of b's polls: its next is 2 s away
+      local spy = server:client()
+      assert(support.wait_for(function() return spy:call("EXISTS", K.lgrace) == 0 end, 5))
+      local polled
+      local poll = b.leases._poll
+      b.leases._poll = function(self)
+        polled = gloaming.now()
+        return poll(self)
+      end
+      assert(support.wait_for(function() return polled end, 5))
+      local t0 = gloaming.now()
+      ta:cancel()
+      assert(support.wait_for(function() return #b.shards == 4 end, 5), "b did not adopt")
+      local took = gloaming.now() - t0
+      assert.is_true(took < 1, ("adopted %.2f s after the stop"):format(took))
+      assert.are.equal(4, #fake:identifies())
+      ta:wait(10)
+      tb:cancel()
+      tb:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("stores a sequence only once a handler was given its event", function()
     run(function()
       local server = support.start()

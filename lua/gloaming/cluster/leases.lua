@@ -79,6 +79,7 @@ function Leases.new(o)
   -- prefix, as run() puts it before KEYS
   local ok, base = pcall(function() return self.client:key(self.K.base) end)
   self.base = ok and type(base) == "string" and base or self.K.base
+  self.nudge = self.base .. "nudge" -- for call and block, which add no prefix
   self.margin = self.lease * 0.1
   self.held = {}      -- n -> { shard, epoch, home, synced_sid, synced_seq, handing }
   self.lost = {}      -- n -> { epoch, sid, seq, url }: dropped at the lease end, to claim again
@@ -362,6 +363,28 @@ function Leases:_release_one(n, h)
     { n, self.me, h.epoch, sid or "", seq or 0, url or "", "released" })
   if r ~= "OK" then log.warn("shard %d: release: %s", n, tostring(r or msg)) end
   self:_forget(n, "released")
+  self:_nudge()
+end
+
+-- Released shards wait for an adopter's next poll (a second by default):
+-- a process waiting in _pause is woken now instead, one per other live
+-- process (the list expires with a lease, so a late one finds nothing).
+function Leases:_nudge()
+  local others = tonumber(self.client:call("ZCARD", self.base .. "procs")) or 1
+  local items = {}
+  for i = 1, math.max(1, others - 1) do items[i] = "1" end
+  self.client:pipeline { { "RPUSH", self.nudge, table.unpack(items) },
+    { "PEXPIRE", self.nudge, math.floor(self.lease * 1000) } }
+end
+
+-- Between two polls: woken early by a nudge. BLPOP takes whole seconds on
+-- older Redis, so short polls (the specs') just sleep.
+function Leases:_pause()
+  if self.poll < 1 or not self.client.block then return core.sleep(self.poll) ~= nil end
+  local r, msg, code = self.client:block(self.poll + 1, "BLPOP", self.nudge, math.floor(self.poll))
+  if r == nil and code == "ECANCELED" then return false end
+  if r == nil and msg ~= nil then return core.sleep(self.poll) ~= nil end -- Redis down: no spin
+  return true
 end
 
 -- }===============
@@ -373,7 +396,7 @@ function Leases:start()
   self.poller = core.spawn(function()
     while not self.closing do
       self:_poll()
-      if not core.sleep(self.poll) then return end
+      if not self:_pause() then return end
     end
   end)
   self.syncer = core.spawn(function()
