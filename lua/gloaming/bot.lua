@@ -25,6 +25,7 @@ local F = require "gloaming.event_type_flags"
 local options = require "gloaming.options"
 local record = require "gloaming.record"
 local dispatcher = require "gloaming.dispatcher"
+local Leases = require "gloaming.cluster.leases"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -36,7 +37,9 @@ Bot.__index = Bot
 local HANDLER_GRACE = 1
 local SHUTDOWN_LIMIT = 3
 
---- Options that `gloaming run` sets for every Bot (--sessions, --record, --redis).
+--- Options that `gloaming run` sets for every Bot (--sessions, --record,
+-- --redis); `gloaming cluster` also sets cluster, capacity and shards (its
+-- --shards/--total win over the Bot's own shards).
 Bot.defaults = {}
 
 -- Every Bot alive, so that a reload can refresh their filters.
@@ -91,6 +94,11 @@ Bot.OPTIONS = {
   permits = { "table", nil, schema = require("gloaming.cluster.identify_queue").OPTIONS },
   http = { "table", {}, schema = HTTP_OPTS },
   sessions = { "string" },
+  -- a cluster (README "Running a cluster"): shards held by lease in Redis,
+  -- adopted and handed over by RESUME. On with `redis` and a shard range,
+  -- `capacity` or `cluster`; false keeps shared permits only.
+  cluster = { "boolean|table", nil, schema = Leases.KNOBS },
+  capacity = { "integer", nil, options.positive },
   max_handlers = { "integer", 64, options.positive },
   -- seconds a handler may compute without waiting before it is stopped;
   -- well under Discord's heartbeat interval (41.25 s), for the code that
@@ -102,12 +110,46 @@ Bot.OPTIONS = {
   record_max_bytes = { "integer", nil, function(v) return v >= 4096, "must be at least 4096" end },
 }
 
+-- The cluster's knobs when this Bot is one process of a cluster, else nil
+-- (see Bot.OPTIONS.cluster); raises on what cannot work together.
+local function cluster_mode(opts)
+  local redis = opts.redis or Bot.defaults.redis
+  local c = opts.cluster
+  if c == nil then c = Bot.defaults.cluster end
+  local capacity = opts.capacity or Bot.defaults.capacity
+  local shards = Bot.defaults.shards or opts.shards
+  if c == false then
+    if capacity then error("Bot.new: capacity is for a cluster, and cluster is false", 3) end
+    return nil
+  end
+  if not (c or capacity or (redis and type(shards) == "table")) then return nil end
+  if not redis then
+    error("Bot.new: a cluster (" .. (c and "cluster" or "capacity") .. ") needs redis = URL or client", 3)
+  end
+  if type(shards) ~= "table" then
+    error("Bot.new: a cluster needs its range: shards = { from =, to =, total = }", 3)
+  end
+  if opts.sessions or Bot.defaults.sessions then
+    error("Bot.new: sessions and a cluster do not go together: the cluster keeps its sessions in Redis", 3)
+  end
+  local knobs = type(c) == "table" and c or options.check(nil, Leases.KNOBS, "Bot.new")
+  if knobs.renew >= knobs.lease then
+    error(("bad option 'cluster.renew' to Bot.new (must be less than the lease, %g s)"):format(knobs.lease), 3)
+  end
+  local from, to, total = shard_range(shards)
+  local out = { capacity = capacity or 2 * (to - from + 1), from = from, to = to, total = total }
+  for k, v in pairs(knobs) do out[k] = v end
+  return out
+end
+
 --- Bot.new{ token =, intents =, shards = "recommended" | { from =, to =,
 -- total = }, gateway_url =, compression =, tls = { ca_file = },
 -- http = { base_url =, tls =, timeout =, user_agent = }, sessions = path,
 -- max_handlers = 64, handler_limit = 10 (seconds of computing per handler),
 -- configure = function(shard_id, builder) return builder end,
--- record = path, record_max_bytes = 256 MiB }
+-- record = path, record_max_bytes = 256 MiB, redis = url_or_client,
+-- permits = {...}, cluster = true | false | { lease = 15, renew = 5,
+-- poll = 1, prefix = "gm" }, capacity = twice the range }
 function Bot.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'Bot.new' (table expected)", 2) end
   opts = options.check(opts, Bot.OPTIONS, "Bot.new")
@@ -124,12 +166,14 @@ function Bot.new(opts)
   if opts.record_max_bytes then b:record_max_bytes(opts.record_max_bytes) end
   config = b:build()
   local http_opts = opts.http
+  local cluster_opts = cluster_mode(opts)
   local self = setmetatable({
     config = config,
     http = require("gloaming.http").new(config:token(), {
       base_url = http_opts.base_url, tls = http_opts.tls or opts.tls,
       timeout = http_opts.timeout, user_agent = http_opts.user_agent }),
-    shards_spec = opts.shards,
+    shards_spec = Bot.defaults.shards or opts.shards,
+    cluster = cluster_opts,
     redis = opts.redis or Bot.defaults.redis,
     permits = opts.permits,
     sessions_path = opts.sessions or Bot.defaults.sessions,
@@ -281,7 +325,12 @@ local function redis_queue(self)
   if type(client) == "string" then
     local ok, redis = pcall(require, "gloaming.redis")
     if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
-    local c, msg, code = redis.connect(client)
+    -- a cluster's renewals must fail within a lease, not after 3 s (but a
+    -- stall shorter than that must not cost the connection: a late answer
+    -- still renews, from when it was sent)
+    local copts = self.cluster and { timeout = math.min(3, self.cluster.lease * 0.8),
+      ping_interval = math.min(1, self.cluster.lease / 10), backoff_max = math.min(5, self.cluster.renew) }
+    local c, msg, code = redis.connect(client, copts)
     if not c then return nil, "redis: " .. tostring(msg), code or "EREDIS", REDIS_HINT end
     client = c
     self.redis = c
@@ -290,6 +339,7 @@ local function redis_queue(self)
   local opts = {}
   for k, v in pairs(self.permits or {}) do opts[k] = v end
   if opts.shards == nil and type(spec) == "table" then opts.shards = select(3, shard_range(spec)) end
+  if opts.prefix == nil and self.cluster then opts.prefix = self.cluster.prefix end
   return require("gloaming.cluster.identify_queue").for_bot(client, self.http, opts)
 end
 
@@ -327,6 +377,7 @@ local function build_shards(self)
     if not rec then return nil, why, "ERECORD" end
     self.recorder = rec
   end
+  if self.cluster then return {} end -- the leases bring the shards (run_cluster)
   if spec == "recommended" then
     if path then
       -- the total is known after asking; read the file then
@@ -431,17 +482,138 @@ end
 -- subscription is kept to change what it decodes (refresh_flags).
 -- Other errors (a failed connect, an undecodable payload) were logged by
 -- the runtime as it reported them.
-local function read(self, sub)
+-- In a cluster, r (the shard's reader state) tells the leases what the
+-- handlers were given: r.waiting while it waits for an event, r.sid and
+-- r.seq of the last event dispatched; an event taken past the shard's
+-- local lease end is not handled (the shard may be another process's).
+local function read(self, sub, r)
   while true do
+    if r then r.waiting = true end
     local event, _, code = sub:next()
+    if r then r.waiting = false end
     if event then
       if event.type == "READY" then learn_identity(self, event.data) end
+      if r and not r.leased() then return end
       dispatch(self, event, sub:received_at())
+      if r and math.type(event.sequence) == "integer" then
+        if event.type == "READY" and type(event.data) == "table" then r.sid = event.data.session_id end
+        r.seq = event.sequence
+        self.leases:touch()
+      end
     elseif code == "ECLOSED" or code == "ECANCELED" then
       return
     end
   end
 end
+
+-- {=============== cluster ===============
+
+-- What may be stored for a shard: its session id, the last sequence its
+-- handlers were given, its resume URL (nil: no session). The session's
+-- own sequence only while its reader waits with nothing undelivered.
+local function cluster_seq(self, shard)
+  local session = shard:session()
+  if not session then return nil end
+  local r = self.reading[shard]
+  local sid, seq = session:id(), session:sequence()
+  local name = shard:state()
+  if not (r and r.waiting and self.readers[shard] and self.readers[shard]:pending() == 0
+      and name ~= "closed" and name ~= "fatally_closed") then
+    if not r or r.sid ~= sid then return nil end -- its READY not dispatched yet
+    seq = r.seq
+  end
+  return sid, seq, shard:resume_url()
+end
+
+-- The shard's reader, until it is closed (spawned; in self.tasks).
+local function start_reader(self, shard, sub, r)
+  local task = core.spawn(function()
+    local ok, rerr = xpcall(read, debug.traceback, self, sub, r)
+    sub:close()
+    if ok then return end
+    -- a Bot without a reader would look alive and do nothing: it stops
+    log.error("shard %s: the reader failed: %s", tostring(shard:id()), tostring(rerr))
+    fail(self, ("shard %s: the reader failed: %s"):format(tostring(shard:id()),
+      tostring(rerr):match("^[^\n]*")), "EREADER")
+    close_all(self, (self.sessions_path or self.cluster) and shard_mod.CloseFrame.RESUME
+      or shard_mod.CloseFrame.NORMAL)
+    if self.stopped then self.stopped:notify_all() end
+  end)
+  self.tasks[shard] = task
+  return task
+end
+
+-- A shard the leases claimed: made (resuming session, if any), read.
+local function open_shard(self, n, session)
+  local id = shard_mod.ShardId.new(n, self.cluster.total)
+  local b = self.config:builder()
+  if session then
+    b:session(shard_mod.Session.new(session.id, session.sequence))
+    if session.resume_url then b:resume_url(session.resume_url) end
+  end
+  if self.configure then b = self.configure(id, b) or b end
+  local shard, err, code = shard_mod.Shard.new(id, b:build())
+  if not shard then return nil, err, code end
+  shard:_on_fatal(function(s, c, reason, hint)
+    on_fatal(self, s, c, reason, hint)
+    self.stopped:notify_all()
+  end)
+  local sub = core.shard_subscribe(shard, self:flags())
+  local r = { sid = session and session.id, seq = session and session.sequence }
+  local leases = self.leases
+  function r.leased() return leases:leased(n, shard) end
+  self.readers[shard], self.reading[shard] = sub, r
+  local list = self.shards
+  list[#list + 1] = shard
+  table.sort(list, function(a, b2) return a:id():number() < b2:id():number() end)
+  start_reader(self, shard, sub, r)
+  return shard
+end
+
+-- The shard left this process (handed over, dropped, lease lost).
+local function remove_shard(self, shard)
+  for i, s in ipairs(self.shards) do
+    if s == shard then table.remove(self.shards, i) break end
+  end
+  self.readers[shard], self.reading[shard] = nil, nil
+end
+
+-- Closed with 4000 (resumable elsewhere), then its reader's end awaited.
+local function close_for_handover(self, shard)
+  shard:close(shard_mod.CloseFrame.RESUME)
+  local t = self.tasks[shard]
+  if t then t:wait(HANDLER_GRACE) end
+end
+
+local function make_leases(self)
+  local c = self.cluster
+  self.reading, self.tasks = {}, {}
+  self.stopped = core.condition()
+  self.leases = Leases.new {
+    client = self.redis, app_id = self.redis_queue.opts.application_id, prefix = c.prefix,
+    from = c.from, to = c.to, total = c.total, capacity = c.capacity,
+    lease = c.lease, renew = c.renew, poll = c.poll, version = require("gloaming")._VERSION,
+    open = function(n, session) return open_shard(self, n, session) end,
+    seq = function(shard) return cluster_seq(self, shard) end,
+    close = function(shard) close_for_handover(self, shard) end,
+    removed = function(_, shard) remove_shard(self, shard) end,
+  }
+end
+
+-- Runs until cancelled or failed: the leases bring and take the shards.
+local function run_cluster(self)
+  make_leases(self)
+  self.leases:start()
+  while not self.failure do
+    local ok, _, code = self.stopped:wait()
+    if not ok and code == "ECANCELED" then break end
+  end
+  local tasks = {}
+  for _, t in pairs(self.tasks) do tasks[#tasks + 1] = t end
+  return tasks
+end
+
+-- }===============
 
 -- Why the shards could not be made, with what to do (hint: the caller's).
 local function start_failure(err, code, hint)
@@ -499,6 +671,11 @@ function Bot:run()
   if not shards then
     fail(self, start_failure(err, code, start_hint), code)
     return nil, self.failure.message, code
+  end
+  if self.cluster then
+    self:shutdown(run_cluster(self))
+    if self.failure then return nil, self.failure.message, self.failure.code end
+    return true
   end
   self.shards = shards
   local flags = self:flags()
@@ -578,7 +755,11 @@ function Bot:shutdown(tasks, saver)
   check_self(self, "shutdown")
   self.shutting_down = true
   self.cancelled = self.cancelled or setmetatable({}, { __mode = "k" })
-  local frame = self.sessions_path and shard_mod.CloseFrame.RESUME or shard_mod.CloseFrame.NORMAL
+  local frame = (self.sessions_path or self.cluster) and shard_mod.CloseFrame.RESUME
+    or shard_mod.CloseFrame.NORMAL
+  -- a cluster closes each shard with 4000, writes its final sequence and
+  -- releases its lease: another process adopts it at its next poll
+  if self.leases then self.leases:stop() end
   for _, shard in ipairs(self.shards) do shard:close(frame) end
   local start = core.now()
   if wait_idle(self, tasks, start + HANDLER_GRACE) and self.in_flight > 0 then

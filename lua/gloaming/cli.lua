@@ -82,6 +82,8 @@ local RUN_FLAGS = {
   end },
 }
 
+cli.RUN_FLAGS = RUN_FLAGS -- `gloaming cluster` takes them too
+
 local RUN_USAGE = ([==[
 usage: gloaming run [options] [--] FILE [ARGS...]
 
@@ -101,6 +103,10 @@ usage: gloaming <command> [arguments]
 commands:
   run %s [--] FILE [ARGS...]
                        run FILE as the main task (Ctrl-C closes it cleanly)
+  cluster --redis URL --shards A..B --total N [--capacity N] [run options] FILE
+                       run FILE as one process of a cluster (shards by lease in Redis)
+  cluster status --redis URL [--app ID] [--prefix P] [--json]
+                       the cluster's processes, shards, buckets and daily budget
   demo                 a ping bot against the built-in fake gateway
   fake-gateway %s
                        serve a fake Discord gateway until interrupted

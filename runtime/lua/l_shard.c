@@ -503,6 +503,15 @@ static int sub_set_flags(lua_State *L) {
   return 0;
 }
 
+/* pending(): items queued and not taken yet (0 once closed): a cluster
+ * stores the session's sequence only when its reader holds nothing
+ * undelivered, so the stored one is never ahead of the handlers. */
+static int sub_pending(lua_State *L) {
+  lsub_t *lsub = check_sub(L, 1);
+  lua_pushinteger(L, lsub->sub ? (lua_Integer)lsub->sub->q.count : 0);
+  return 1;
+}
+
 /* received_at(): when the last event taken arrived, in seconds on the
  * loop clock (gloaming.now), or nil. */
 static int sub_received_at(lua_State *L) {
@@ -959,6 +968,7 @@ int gm_open_shard(lua_State *L) {
                                          {"set_flags", sub_set_flags},
                                          {"close", sub_close},
                                          {"received_at", sub_received_at},
+                                         {"pending", sub_pending},
                                          {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {{"__close", sub_close},
                                       {"__gc", sub_close},

@@ -21,6 +21,8 @@ function keys.of(prefix, app)
     leases = k .. "leases",                                -- zset: shard -> lease end (ms)
     proc = function(id) return k .. "proc:" .. id end,     -- hash PX: a live process
     procs = k .. "procs",                                  -- zset: process id -> last seen (ms)
+    lgrace = k .. "lgrace",                                -- string PX: leases just (re)seeded
+    nudge = k .. "nudge",                                  -- list PX: shards were released, look now
     -- events to workers, commands back
     ev = function(t) return k .. "ev:" .. t end,           -- stream per event type
     subs = k .. "subs",                                    -- hash: group -> types

@@ -57,4 +57,19 @@ function record.identify_collision() collisions:inc(1) end
 --- A wait for a Redis identify permit, by reason (the script's, lower case).
 function record.identify_permit_wait(reason) permit_waits:inc(1, { reason = reason }) end
 
+local held = builtin.gloaming_cluster_shards_held
+local adoptions = builtin.gloaming_cluster_adoptions_total
+local handovers = builtin.gloaming_cluster_handovers_total
+local lost = builtin.gloaming_cluster_leases_lost_total
+local syncs = builtin.gloaming_cluster_syncs_total
+
+--- Cluster leases (cluster/leases.lua): shards held now, an adoption, a
+-- handover ("given" or "taken"), a lease lost ("notowner", "expired"), a
+-- renewal's result per shard (lower case).
+function record.cluster_held(n) held:set(n) end
+function record.cluster_adoption() adoptions:inc(1) end
+function record.cluster_handover(direction) handovers:inc(1, { direction = direction }) end
+function record.cluster_lease_lost(reason) lost:inc(1, { reason = reason }) end
+function record.cluster_sync(result, n) syncs:inc(n or 1, { result = result }) end
+
 return record

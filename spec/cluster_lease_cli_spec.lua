@@ -1,0 +1,117 @@
+-- `gloaming cluster` and `gloaming cluster status`: what a user sees when
+-- a flag is wrong or Redis is not there, and what status prints of a
+-- cluster (written here by the lease scripts, as processes would).
+local helpers = require "spec.helpers"
+local testing = require "gloaming.testing"
+local support = require "spec.redis_support"
+local scripts = require "gloaming.cluster.lease_scripts"
+local keys = require "gloaming.cluster.keys"
+local json = require "gloaming.json"
+local sh = helpers.sh
+
+local function last_line(out)
+  local l
+  for line in out:gmatch("[^\n]+") do l = l or line end
+  return l
+end
+
+describe("gloaming cluster", function()
+  local bot
+  setup(function()
+    bot = helpers.tmpname()
+    helpers.write_file(bot, "error('the bot must not run')")
+  end)
+  teardown(function() os.remove(bot) end)
+
+  for _, case in ipairs {
+    { "--shards 0..3 --total 8", "--redis URL missing: a cluster keeps its leases in Redis" },
+    { "--redis unix:///x --shards 9..3 --total 16", "--shards 9..3: the range starts after its end (9 > 3)" },
+    { "--redis unix:///x --shards 0..20 --total 16", "--shards 0..20 is outside --total 16 (its shards are 0..15)" },
+    { "--redis unix:///x --shards 0..3", "--shards needs --total N" },
+    { "--redis unix:///x --shards 0-3 --total 8", "--shards 0-3: expected A..B (shard numbers, both included)" },
+    { "--redis unix:///x --total 0", "--total 0: expected a positive integer" },
+    { "--redis unix:///x --shard 0..3 --total 8", "unknown option --shard" },
+  } do
+    it("refuses " .. case[1] .. " with a usage error", function()
+      local out, code = sh("./build/gloaming cluster " .. bot .. " " .. case[1])
+      assert.are.equal(2, code, out)
+      assert.are.equal("gloaming cluster: " .. case[2], last_line(out))
+    end)
+  end
+
+  it("says Redis cannot be reached, and exits 3 without running a shard", function()
+    local file = helpers.tmpname()
+    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t", gateway_url = "ws://127.0.0.1:1",
+      http = { base_url = "http://127.0.0.1:1" } }:run()]])
+    local out, code = sh("./build/gloaming cluster " .. file .. " --redis redis://127.0.0.1:" .. "1"
+      .. " --shards 0..1 --total 2")
+    os.remove(file)
+    assert.are.equal(3, code, out)
+    assert.matches("gloaming: redis: cannot connect to redis: Connection refused; check the Redis URL", out)
+  end)
+
+  it("refuses --sessions: the cluster keeps its sessions in Redis", function()
+    local file = helpers.tmpname()
+    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t" }]])
+    local out, code = sh("./build/gloaming cluster " .. file .. " --redis unix:///x --shards 0..1 --total 2"
+      .. " --sessions /tmp/s.json")
+    os.remove(file)
+    assert.are.equal(1, code, out)
+    assert.matches("sessions and a cluster do not go together", out)
+  end)
+end)
+
+describe("gloaming cluster status", function()
+  it("says what is wrong: no --redis, Redis unreachable, no cluster there", function()
+    local out, code = sh("./build/gloaming cluster status")
+    assert.are.equal(2, code)
+    assert.matches("^gloaming cluster: status needs %-%-redis URL", out)
+    out, code = sh("./build/gloaming cluster status --redis redis://127.0.0.1:" .. "1")
+    assert.are.equal(1, code)
+    assert.matches("^gloaming cluster status: redis://127%.0%.0%.1:%d+: cannot connect to redis", out)
+    testing.run(function()
+      local server = support.start()
+      out, code = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.are.equal(1, code)
+      assert.matches("no cluster in this Redis under prefix gm", out)
+      out, code = sh("./build/gloaming cluster status --app 7 --redis " .. server.url)
+      assert.are.equal(1, code)
+      assert.matches("no cluster for application 7 under prefix gm", out)
+      server:stop()
+    end, 20)
+  end)
+
+  it("prints processes, shards (owner, state, lease left, epoch, seq), buckets and the daily budget", function()
+    testing.run(function()
+      local server = support.start()
+      local c = server:client()
+      local K = keys.of("gm", "77")
+      for name, src in pairs(scripts) do assert(c:script("l_" .. name, src)) end
+      assert(c:run("l_orphans", { K.leases, K.lgrace }, { 3, 1500, 10 }))
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:1:aa", 15000, 1 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:1:aa"), K.procs, K.sess(1) },
+        { K.base, "host:1:aa", 15000, 4, "from", 0, "to", 2, 1, 1, "sid", 42, "wss://r", 3, "active" }))
+      assert(c:call("HSET", K.gw, "max_concurrency", 2, "day_total", 1000, "day_remaining", 990, "day_reset_at", 1))
+      local out, code = sh("./build/gloaming cluster status --json --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      local s = json.decode(out)
+      assert.are.equal("77", s.app)
+      assert.are.equal(1, #s.processes)
+      assert.are.equal("host:1:aa", s.processes[1].id)
+      assert.are.equal(3, #s.shards)
+      local one = s.shards[2]
+      assert.are.same({ 1, "host:1:aa", "active", 1, 42 }, { one.shard, one.owner, one.state, one.epoch, one.seq })
+      assert.is_true(one.lease_left > 14 and one.lease_left <= 15)
+      assert.are.equal("never claimed", s.shards[1].state)
+      assert.are.equal(2, #s.buckets)
+      assert.are.equal(990, s.daily.remaining)
+      out, code = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      assert.matches("processes: 1\n  host:1:aa +own 0..2", out)
+      assert.matches("\n +1  host:1:aa +active +1[45]%.%ds +1 +42\n", out)
+      assert.matches("identify buckets %(max_concurrency 2%): 0: free, 1: free", out)
+      assert.matches("daily identify budget: 990 of 1000 left", out)
+      server:stop()
+    end, 30)
+  end)
+end)
