@@ -54,7 +54,7 @@ local function assert_dropped(fake, shard, sub, reason)
   assert.are.equal("closed", shard:state())
   local conn = ended_conn(fake)
   -- 1006: the connection ended without a close frame (none may carry it)
-  assert.are.same({ "client", 1006 }, { conn.closed_by, conn.close_code })
+  assert.are.same({ "transport", 1006 }, { conn.closed_by, conn.close_code })
 end
 
 describe("a shard's lease", function()
@@ -203,7 +203,7 @@ describe("a shard's lease on the real clock", function()
       for _, e in ipairs(fake:received(0, 1)) do
         assert.is_true(e.at < continued, ("a heartbeat %.3f s after SIGCONT"):format(e.at - continued))
       end
-      assert.are.same({ "client", 1006 }, { conn.closed_by, conn.close_code }) -- no close frame
+      assert.are.same({ "transport", 1006 }, { conn.closed_by, conn.close_code }) -- no close frame
       assert.are.equal(1, #fake:connections())
     end, 30)
   end)
@@ -225,7 +225,7 @@ describe("a shard's lease on the real clock", function()
       for _, e in ipairs(fake:received(0, 1)) do
         assert.is_true(e.at < asked, ("a heartbeat %.3f s after op 1"):format(e.at - asked))
       end
-      assert.are.same({ "client", 1006 }, { conn.closed_by, conn.close_code })
+      assert.are.same({ "transport", 1006 }, { conn.closed_by, conn.close_code })
       assert.are.equal("closed", shard:state())
     end, 30)
   end)
