@@ -283,7 +283,15 @@ local function integer(v) return math.tointeger(tonumber(v)) end
 -- when given), in order: { id, shard, seq, proc, type, ms } (ms: Redis'
 -- time of the XADD, from the id).
 function Cluster:handled(after)
-  local reply = assert(self.spy:call("XRANGE", "test:handled", after and ("(" .. after) or "-", "+"))
+  -- right after a Redis restart the spy may still be reconnecting: its
+  -- calls fail until it has (backoff of at most 0.1 s)
+  local reply, err
+  for _ = 1, 50 do
+    reply, err = self.spy:call("XRANGE", "test:handled", after and ("(" .. after) or "-", "+")
+    if reply then break end
+    gloaming.sleep(0.02)
+  end
+  assert(reply, err)
   local out = {}
   for i, entry in ipairs(reply) do
     local e = { id = entry[1] }
