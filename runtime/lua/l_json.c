@@ -2,6 +2,7 @@
  * the lexical work (strings, numbers, UTF-8) in proto/json_read.c.
  *
  *   core.json_decode(text) -> value | nil, message, "EDECODE"
+ *   core.json_decoders: the names a shard's spec.decoder may take
  *
  * Strings without escapes are pushed from the text itself; escaped ones are
  * unescaped into a scratch buffer kept with the decoder's state, so that a
@@ -284,11 +285,33 @@ static int l_json_decode(lua_State *L) {
   return 3;
 }
 
+static const char *const decoder_names[] = {
+#define GM_JSON_DECODER_NAME(e, name) name,
+    GM_JSON_DECODER_MAP(GM_JSON_DECODER_NAME)
+#undef GM_JSON_DECODER_NAME
+};
+#define NDECODERS (sizeof decoder_names / sizeof decoder_names[0])
+
+gm_json_decoder_t gm_json_check_decoder(lua_State *L, int i) {
+  if (lua_isnil(L, i)) return GM_JSON_DECODER_NATIVE;
+  const char *name = lua_tostring(L, i);
+  for (size_t k = 0; name && lua_type(L, i) == LUA_TSTRING && k < NDECODERS; k++)
+    if (strcmp(name, decoder_names[k]) == 0) return (gm_json_decoder_t)k;
+  luaL_error(L, "decoder must be \"native\" or \"cjson\"");
+  return GM_JSON_DECODER_NATIVE;
+}
+
 int gm_open_json(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"json_decode", l_json_decode},
       {NULL, NULL},
   };
   gm_rt_setfuncs(L, funcs);
+  lua_createtable(L, (int)NDECODERS, 0);
+  for (size_t k = 0; k < NDECODERS; k++) {
+    lua_pushstring(L, decoder_names[k]);
+    lua_rawseti(L, -2, (lua_Integer)k + 1);
+  }
+  lua_setfield(L, -2, "json_decoders");
   return 0;
 }

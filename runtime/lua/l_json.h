@@ -13,4 +13,19 @@
  * strings). Raises only on a memory error. */
 int gm_json_decode(lua_State *L, const char *text, size_t len);
 
+/* The event decoders a shard may use (core.json_decoders, in this order):
+ * XX(enum suffix, name). */
+#define GM_JSON_DECODER_MAP(XX) \
+  XX(NATIVE, "native")          \
+  XX(CJSON, "cjson")
+
+typedef enum {
+#define GM_JSON_DECODER_ENUM(e, name) GM_JSON_DECODER_##e,
+  GM_JSON_DECODER_MAP(GM_JSON_DECODER_ENUM)
+#undef GM_JSON_DECODER_ENUM
+} gm_json_decoder_t;
+
+/* The decoder named at index i (nil: native); raises on another name. */
+gm_json_decoder_t gm_json_check_decoder(lua_State *L, int i);
+
 #endif
