@@ -7,8 +7,8 @@
  * Strings without escapes are pushed from the text itself; escaped ones are
  * unescaped into a scratch buffer kept with the decoder's state, so that a
  * decode allocates nothing but the values it returns. Tables are created at
- * their size: a small cache remembers, per depth and per first key (objects)
- * or member name (arrays), how many entries the last such container had;
+ * their size: a small cache remembers, per depth and per member name (and
+ * first key, for objects), how many entries such a container had lately;
  * gateway events repeat their shapes, so the guess is nearly always right
  * and a table is seldom rehashed. */
 #include <stdlib.h>
@@ -77,10 +77,18 @@ static inline int hint_get(const jstate_t *st, uint32_t h, int depth) {
   return st->tag[s] == (h ^ (uint32_t)depth) ? st->count[s] : 0;
 }
 
+/* The hint is the largest count seen lately: containers that share a
+ * first key (the users of a mentions array) differ by a few optional
+ * fields, and a table a little too large costs less than a rehash. A count
+ * under a quarter of the hint replaces it, so one huge container does not
+ * oversize the rest for ever. */
 static inline void hint_put(jstate_t *st, uint32_t h, int depth, int n) {
   unsigned s = hint_slot(h, depth);
-  st->tag[s] = h ^ (uint32_t)depth;
-  st->count[s] = (uint16_t)(n > 0xFFFF ? 0xFFFF : n);
+  uint32_t tag = h ^ (uint32_t)depth;
+  if (n > 0xFFFF) n = 0xFFFF;
+  if (st->tag[s] == tag && n <= st->count[s] && n >= st->count[s] / 4) return;
+  st->tag[s] = tag;
+  st->count[s] = (uint16_t)n;
 }
 
 /* }=============== */
@@ -106,7 +114,7 @@ static bool push_string(dec_t *d, const char *body, size_t len, bool escaped) {
 
 static bool value(dec_t *d, int depth, uint32_t name);
 
-static bool object(dec_t *d, int depth) {
+static bool object(dec_t *d, int depth, uint32_t name) {
   lua_State *L = d->L;
   const char *p = skip_ws(d->p + 1, d->end), *end = d->end;
   if (p < end && *p == '}') {
@@ -121,7 +129,8 @@ static bool object(dec_t *d, int depth) {
   p = gm_json_scan_string(key, end, &klen, &kesc, &d->err, &d->at);
   if (p == NULL) return false;
   uint32_t first = key_hash(key, klen);
-  lua_createtable(L, 0, hint_get(d->st, first, depth));
+  uint32_t h = first ^ (name * 0x27D4EB2Du); /* the user under "author" */
+  lua_createtable(L, 0, hint_get(d->st, h, depth));
   int n = 0;
   for (;;) {
     if (!push_string(d, key, klen, kesc)) return false;
@@ -143,7 +152,7 @@ static bool object(dec_t *d, int depth) {
     if (p < end && *p == '}') break;
     return unexpected(d, p);
   }
-  hint_put(d->st, first, depth, n);
+  hint_put(d->st, h, depth, n);
   d->p = p + 1;
   return true;
 }
@@ -161,7 +170,7 @@ static bool array(dec_t *d, int depth, uint32_t name) {
   int n = 0;
   d->p = p;
   for (;;) {
-    if (!value(d, depth, 0)) return false;
+    if (!value(d, depth, h)) return false; /* its elements: "mentions" users */
     lua_rawseti(L, -2, ++n);
     p = skip_ws(d->p, end);
     if (p < end && *p == ',') {
@@ -187,8 +196,8 @@ static bool literal(dec_t *d, const char *word, size_t n) {
   return true;
 }
 
-/* The value at d->p (no space before it); name: the member's key hash, for
- * an array's size hint. */
+/* The value at d->p (no space before it); name: the hash of the member's
+ * key (or of the array's) that holds it, for a container's size hint. */
 static bool value(dec_t *d, int depth, uint32_t name) {
   lua_State *L = d->L;
   const char *p = d->p;
@@ -207,7 +216,7 @@ static bool value(dec_t *d, int depth, uint32_t name) {
     /* lua-cjson's limit, and its check of the Lua stack: table, key, value */
     if (depth >= GM_JSON_MAX_DEPTH || !lua_checkstack(L, 3))
       return fail(d, GM_JSON_EDEPTH, p);
-    return *p == '{' ? object(d, depth + 1) : array(d, depth + 1, name);
+    return *p == '{' ? object(d, depth + 1, name) : array(d, depth + 1, name);
   case 't':
     if (!literal(d, "true", 4)) return false;
     lua_pushboolean(L, 1);
