@@ -315,7 +315,7 @@ int gm_open_json(lua_State *L) {
       {"json_decode", l_json_decode},
       {NULL, NULL},
   };
-  gm_rt_setfuncs(L, funcs);
+  luaL_setfuncs(L, funcs, 0); /* no runtime: the fuzz targets link this file alone */
   lua_createtable(L, (int)NDECODERS, 0);
   for (size_t k = 0; k < NDECODERS; k++) {
     lua_pushstring(L, decoder_names[k]);

@@ -199,7 +199,7 @@ const char *gm_json_scan_number(const char *p, const char *end,
   const char *q = p;
   bool neg = false;
   if (q < end && *q == '-') { neg = true; q++; }
-  if (!digit(q, end)) return fail(err, at, q < end ? GM_JSON_ENUMBER : GM_JSON_EEOF, q);
+  if (!digit(q, end)) return fail(err, at, GM_JSON_ENUMBER, q);
   uint64_t v = 0;
   const char *digits = q;
   if (*q == '0') {
@@ -216,14 +216,14 @@ const char *gm_json_scan_number(const char *p, const char *end,
   if (q < end && *q == '.') {
     whole = false;
     q++;
-    if (!digit(q, end)) return fail(err, at, q < end ? GM_JSON_ENUMBER : GM_JSON_EEOF, q);
+    if (!digit(q, end)) return fail(err, at, GM_JSON_ENUMBER, q);
     while (digit(q, end)) q++;
   }
   if (q < end && (*q == 'e' || *q == 'E')) {
     whole = false;
     q++;
     if (q < end && (*q == '+' || *q == '-')) q++;
-    if (!digit(q, end)) return fail(err, at, q < end ? GM_JSON_ENUMBER : GM_JSON_EEOF, q);
+    if (!digit(q, end)) return fail(err, at, GM_JSON_ENUMBER, q);
     while (digit(q, end)) q++;
   }
   /* 19 digits never overflow a uint64 (10^19 - 1 < 2^64) */
