@@ -217,6 +217,17 @@ describe("events", function()
       assert.are.equal("integer", math.type(ev.data.type))
     end)
 
+  it("and REST replies follow the same number rule", function()
+    require("gloaming.testing").run(function()
+      local fake = require("gloaming.testing").gateway { shards = 3 }
+      local http = gloaming.http.new("Bot " .. fake.token, { base_url = fake.http_url .. "/api/v10" })
+      local info = assert(http:gateway_bot())
+      assert.are.equal("integer", math.type(info.shards))
+      assert.are.equal("3", tostring(info.shards))
+      http:close()
+    end, 30)
+  end)
+
   it("refuse an unknown decoder", function()
     local b = gloaming.Config.new("abc", 0):builder()
     assert.has_error(function() b:decoder("simdjson") end, 'decoder must be "native" or "cjson"')
