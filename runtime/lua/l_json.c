@@ -112,7 +112,19 @@ static bool push_string(dec_t *d, const char *body, size_t len, bool escaped) {
   return true;
 }
 
-static bool value(dec_t *d, int depth, uint32_t name);
+/* Who holds a value, for its size hint: a member's key (hashed only when the
+ * value is a container), or an array's hint (key == NULL). */
+typedef struct holder_s {
+  const char *key;
+  size_t len;
+  uint32_t h;
+} holder_t;
+
+static inline uint32_t holder_hash(const holder_t *w) {
+  return w->key ? key_hash(w->key, w->len) : w->h;
+}
+
+static bool value(dec_t *d, int depth, const holder_t *w);
 
 static bool object(dec_t *d, int depth, uint32_t name) {
   lua_State *L = d->L;
@@ -128,8 +140,7 @@ static bool object(dec_t *d, int depth, uint32_t name) {
   const char *key = p + 1;
   p = gm_json_scan_string(key, end, &klen, &kesc, &d->err, &d->at);
   if (p == NULL) return false;
-  uint32_t first = key_hash(key, klen);
-  uint32_t h = first ^ (name * 0x27D4EB2Du); /* the user under "author" */
+  uint32_t h = key_hash(key, klen) ^ (name * 0x27D4EB2Du); /* the user under "author" */
   lua_createtable(L, 0, hint_get(d->st, h, depth));
   int n = 0;
   for (;;) {
@@ -137,7 +148,8 @@ static bool object(dec_t *d, int depth, uint32_t name) {
     p = skip_ws(p, end);
     if (p >= end || *p != ':') return unexpected(d, p);
     d->p = skip_ws(p + 1, end);
-    if (!value(d, depth, n == 0 ? first : key_hash(key, klen))) return false;
+    holder_t w = {key, klen, 0};
+    if (!value(d, depth, &w)) return false;
     lua_rawset(L, -3);
     n++;
     p = skip_ws(d->p, end);
@@ -169,8 +181,9 @@ static bool array(dec_t *d, int depth, uint32_t name) {
   lua_createtable(L, hint_get(d->st, h, depth), 0);
   int n = 0;
   d->p = p;
+  holder_t w = {NULL, 0, h}; /* its elements: "mentions" users */
   for (;;) {
-    if (!value(d, depth, h)) return false; /* its elements: "mentions" users */
+    if (!value(d, depth, &w)) return false;
     lua_rawseti(L, -2, ++n);
     p = skip_ws(d->p, end);
     if (p < end && *p == ',') {
@@ -196,9 +209,8 @@ static bool literal(dec_t *d, const char *word, size_t n) {
   return true;
 }
 
-/* The value at d->p (no space before it); name: the hash of the member's
- * key (or of the array's) that holds it, for a container's size hint. */
-static bool value(dec_t *d, int depth, uint32_t name) {
+/* The value at d->p (no space before it); w: what holds it. */
+static bool value(dec_t *d, int depth, const holder_t *w) {
   lua_State *L = d->L;
   const char *p = d->p;
   if (p >= d->end) return fail(d, GM_JSON_EEOF, p);
@@ -216,7 +228,8 @@ static bool value(dec_t *d, int depth, uint32_t name) {
     /* lua-cjson's limit, and its check of the Lua stack: table, key, value */
     if (depth >= GM_JSON_MAX_DEPTH || !lua_checkstack(L, 3))
       return fail(d, GM_JSON_EDEPTH, p);
-    return *p == '{' ? object(d, depth + 1, name) : array(d, depth + 1, name);
+    return *p == '{' ? object(d, depth + 1, holder_hash(w))
+                     : array(d, depth + 1, holder_hash(w));
   case 't':
     if (!literal(d, "true", 4)) return false;
     lua_pushboolean(L, 1);
@@ -272,14 +285,15 @@ int gm_json_decode(lua_State *L, const char *text, size_t len) {
   int top = lua_gettop(L);
   dec_t d = {L, get_state(L), text, text + len, GM_JSON_EOK, NULL};
   d.p = skip_ws(d.p, d.end);
-  if (value(&d, 0, 0)) {
+  holder_t top_holder = {NULL, 0, 0};
+  if (value(&d, 0, &top_holder)) {
     const char *p = skip_ws(d.p, d.end);
     if (p == d.end) return 1;
     fail(&d, *p == '\0' ? GM_JSON_ENUL : GM_JSON_ETRAILING, p);
   }
   lua_settop(L, top);
-  lua_pushfstring(L, "%s at byte %d", gm_json_err_message(d.err),
-                  (int)(d.at - text) + 1);
+  lua_pushfstring(L, "%s at byte %I", gm_json_err_message(d.err),
+                  (lua_Integer)(d.at - text) + 1);
   return 0;
 }
 
