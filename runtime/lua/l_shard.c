@@ -847,6 +847,9 @@ static int l_shard_new(lua_State *L) {
       return luaL_error(L, "the Identify payload would be over %d bytes "
                         "(is the presence too large?)", GM_SM_MAX_PAYLOAD);
   }
+  lua_getfield(L, 1, "decoder"); /* checked before anything is held */
+  int decoder = gm_json_check_decoder(L, -1);
+  lua_pop(L, 1);
   c.gateway_url = opt_string(L, 1, "gateway_url");
   if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
   lua_getfield(L, 1, "compression");
@@ -872,9 +875,6 @@ static int l_shard_new(lua_State *L) {
   c.resume_url = opt_string(L, 1, "resume_url");
   lua_getfield(L, 1, "recorder"); /* the shard retains it */
   c.record = gm_record_opt(L, -1);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "decoder");
-  int decoder = gm_json_check_decoder(L, -1);
   lua_pop(L, 1);
   c.max_message = GM_DEFAULT_MAX_MESSAGE;
   c.max_payload = GM_DEFAULT_MAX_PAYLOAD;
