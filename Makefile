@@ -150,6 +150,13 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(LLHTTP_SRC:%=$(LLHTTP_DIR)/%.c)
 FUZZ_EXTRA_fuzz_redis_reply := runtime/lua/redis_reply.c
 FUZZ_OPTS_fuzz_redis_reply := -I$(LUA_INCDIR) -llua5.4
 $(BUILD)/fuzz/fuzz_redis_reply: $(FUZZ_EXTRA_fuzz_redis_reply)
+# the native JSON decoder: its Lua half, a Lua state and (diff) lua-cjson
+FUZZ_EXTRA_fuzz_json_diff := runtime/lua/l_json.c
+FUZZ_OPTS_fuzz_json_diff := -I$(LUA_INCDIR) -llua5.4
+$(BUILD)/fuzz/fuzz_json_diff: $(FUZZ_EXTRA_fuzz_json_diff)
+FUZZ_EXTRA_fuzz_json_invalid := runtime/lua/l_json.c
+FUZZ_OPTS_fuzz_json_invalid := -I$(LUA_INCDIR) -llua5.4
+$(BUILD)/fuzz/fuzz_json_invalid: $(FUZZ_EXTRA_fuzz_json_invalid)
 
 fuzz-build: deps
 	@$(MAKE) --no-print-directory fuzz-bin

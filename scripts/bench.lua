@@ -93,17 +93,17 @@ end
 
 -- {=============== throughput ===============
 
-local function config(info, compression)
+local function config(info, compression, decoder)
   local b = gloaming.Config.new(info.token, gloaming.Intents.non_privileged()):builder()
-    :gateway_url(info.url):compression(compression)
+    :gateway_url(info.url):compression(compression):decoder(decoder or "native")
   if info.ca_file then b:tls { ca_file = info.ca_file } end
   if os.getenv("BENCH_RECORD") then b:record(os.getenv("BENCH_RECORD")) end
   return b:build()
 end
 
 -- One client run: returns wall seconds, client CPU seconds, events.
-local function run_client(info, mode, expected)
-  local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config(info, "zlib-stream"))
+local function run_client(info, mode, expected, decoder)
+  local shard = gloaming.Shard.new(gloaming.ShardId.new(0, 1), config(info, "zlib-stream", decoder))
   local count, t0, c0 = 0, nil, nil
   local function tick()
     if not t0 then t0, c0 = gloaming.now(), os.clock() end
@@ -135,6 +135,40 @@ local function run_client(info, mode, expected)
   return wall, cpu, count - 1
 end
 
+-- Node's JSON.parse on the same texts, one per line of a file: the median
+-- CPU seconds of RUNS passes, or nil and why not.
+local function node_parse(texts)
+  if not os.execute("command -v node >/dev/null 2>&1") then return nil, "no node on PATH" end
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  for i, t in ipairs(texts) do f:write(i > 1 and "\n" or "", t) end -- no 24 MB string: peak RSS
+  f:close()
+  local script = [[
+const lines = require('fs').readFileSync(process.argv[2], 'utf8').split('\n');
+const runs = +process.argv[3], t = [];
+for (let r = 0; r < runs; r++) {
+  const c0 = process.cpuUsage();
+  for (const l of lines) { const v = JSON.parse(l); if (v.d && v.d.content === 1) console.log(''); }
+  const c = process.cpuUsage(c0);
+  t.push((c.user + c.system) / 1e6);
+}
+t.sort((a, b) => a - b);
+console.log(process.version + ' ' + t[(runs - 1) >> 1]);
+]]
+  local js = os.tmpname()
+  f = assert(io.open(js, "w"))
+  f:write(script)
+  f:close()
+  local p = io.popen(("node '%s' '%s' %d"):format(js, path, RUNS))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  os.remove(js)
+  local version, cpu = out:match("(%S+) ([%d.e-]+)")
+  if not version then return nil, "node failed: " .. out:sub(1, 200) end
+  return { version = version, cpu = tonumber(cpu) }
+end
+
 local function throughput()
   say("== throughput: %s, zlib-stream, one shard", CORPUS)
   local lines, types, bytes = load_corpus()
@@ -143,7 +177,7 @@ local function throughput()
   -- floors, on the bytes the gateway sends
   local frames = core.bench_encode(lines, "zlib-stream")
   local texts = core.bench_payloads(frames, "zlib-stream")
-  local inflate_t, all_t, mc_t = {}, {}, {}
+  local inflate_t, all_t, mc_t, cjson_t, native_t = {}, {}, {}, {}, {}
   for _ = 1, RUNS do
     local _, out, t = core.bench_inflate(frames, "zlib-stream")
     assert(out == bytes, "the floor inflated other bytes")
@@ -154,7 +188,17 @@ local function throughput()
       local d = v.d
       local _ = type(d) == "table" and d.content
     end
-    all_t[#all_t + 1] = t + os.clock() - c0
+    cjson_t[#cjson_t + 1] = os.clock() - c0
+    all_t[#all_t + 1] = t + cjson_t[#cjson_t]
+    -- the native decoder alone on the same texts (its own row below is the
+    -- shard; this is the decoders side by side)
+    c0 = os.clock()
+    for i = 1, n do
+      local v = json.decode(texts[i])
+      local d = v.d
+      local _ = type(d) == "table" and d.content
+    end
+    native_t[#native_t + 1] = os.clock() - c0
     c0 = os.clock()
     for i = 1, n do
       if types[i] == "MESSAGE_CREATE" then
@@ -164,22 +208,35 @@ local function throughput()
     end
     mc_t[#mc_t + 1] = t + os.clock() - c0
   end
+  local node, why_no_node = node_parse(texts)
   texts = nil -- luacheck: ignore 311 (frees the corpus before the collection)
   collectgarbage()
   local floors = { raw = median(inflate_t), all = median(all_t), message_create = median(mc_t) }
   say("floors (CPU s): inflate %.3f (%.0f MB/s) | inflate+decode all %.3f (%.0f MB/s) | " ..
     "inflate+decode MESSAGE_CREATE %.3f", floors.raw, bytes / MB / floors.raw, floors.all,
     bytes / MB / floors.all, floors.message_create)
+  local cj, nat = median(cjson_t), median(native_t)
+  say("decoders alone (CPU s): lua-cjson %.3f (%.0f MB/s) | native %.3f (%.0f MB/s), %.2fx lua-cjson",
+    cj, bytes / MB / cj, nat, bytes / MB / nat, cj / nat)
+  if node then
+    say("Node %s JSON.parse on the same texts: %.3f (%.0f MB/s); native speed / Node speed: %.2f",
+      node.version, node.cpu, bytes / MB / node.cpu, node.cpu / nat)
+  else
+    say("Node JSON.parse: skipped (%s)", why_no_node)
+  end
 
   local proc, info = start_server { "--corpus", CORPUS }
   -- all_user: decode-all in a task marked as a handler, so that the
   -- preemption watcher and its hook (preempt.c) are live: its cost
   floors.all_user = floors.all
-  local targets = { all = 0.9, all_user = 0.9, message_create = 0.9, raw = 0.8 }
+  floors.cjson = floors.all
+  -- the shard with the native decoder against the lua-cjson floors (issue
+  -- 21), and with decoder = "cjson" against the same floor
+  local targets = { all = 1.5, all_user = 1.5, message_create = 1.3, cjson = 0.9, raw = 0.8 }
   local medians = {}
   say("%-15s %10s %9s %9s %10s %9s %8s %s", "mode", "events/s", "MB/s", "cpu s", "peak RSS", "floor s",
     "ratio", "target")
-  for _, mode in ipairs { "all", "all_user", "message_create", "raw" } do
+  for _, mode in ipairs { "all", "all_user", "message_create", "cjson", "raw" } do
     local walls, cpus, rss = {}, {}, 0
     local expected = n
     if mode == "message_create" then
@@ -194,6 +251,8 @@ local function throughput()
           return run_client(info, "all", n)
         end)
         _, wall, cpu, events = task:wait()
+      elseif mode == "cjson" then
+        wall, cpu, events = run_client(info, "all", n, "cjson")
       else
         wall, cpu, events = run_client(info, mode, n)
       end

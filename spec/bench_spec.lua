@@ -3,7 +3,7 @@
 local core = require "gloaming.core"
 
 local HELPERS = { "bench_encode", "bench_inflate", "bench_payloads", "rss", "peak_rss",
-  "cpu_time", "malloc_info", "malloc_trim" }
+  "cpu_time", "malloc_info", "malloc_trim", "count_allocations" }
 
 describe("gloaming.bench", function()
   it("holds the benchmark helpers, and gloaming.core does not", function()

@@ -227,24 +227,13 @@ function Cluster:wait_until(pred, timeout, what) -- luacheck: ignore 212 (a meth
   end
 end
 
---- cjson decodes every number as a float: integral ones are made
--- integers, so that shard and seq build the same "shard:seq" text, and
--- compare, as the stream's do.
-local function integral(v)
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = integral(x) end
-    return v
-  end
-  return math.type(v) == "float" and math.tointeger(v) or v
-end
-
 --- GET a /fake/ route of the fake (path after /fake/, with its query):
--- the decoded answer (integral numbers as integers); raises when the
+-- the decoded answer (JSON's integers are Lua integers); raises when the
 -- fake refuses or is gone.
 function Cluster:fake_get(path)
   local body, msg, code = self.http:request("GET", "/fake/" .. path)
   if body == nil then error(("GET /fake/%s: %s (%s)"):format(path, tostring(msg), tostring(code)), 2) end
-  return integral(body)
+  return body
 end
 
 --- POST a JSON object (a table) to a /fake/ route; the decoded answer.

@@ -81,6 +81,7 @@ Bot.OPTIONS = {
   shards = { "string|table", "recommended", check_shards, schema = SHARDS },
   gateway_url = { "string" },
   compression = { "string|boolean", nil, check_compression },
+  decoder = { "string", nil, options.one_of(table.unpack(core.json_decoders)) },
   tls = { "table", nil, schema = options.TLS },
   presence = { "table" },
   queue = { "any" },
@@ -158,6 +159,7 @@ function Bot.new(opts)
   local b = config:builder()
   if opts.gateway_url then b:gateway_url(opts.gateway_url) end
   if opts.compression ~= nil then b:compression(opts.compression or nil) end
+  if opts.decoder then b:decoder(opts.decoder) end
   if opts.tls then b:tls(opts.tls) end
   if opts.presence then b:presence(opts.presence) end
   if opts.queue then b:queue(opts.queue) end

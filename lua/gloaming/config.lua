@@ -77,6 +77,7 @@ function Config.new(token, intents)
     gateway_url = DEFAULT_GATEWAY,
     gateway_url_set = false,
     compression = "zlib-stream",
+    decoder = core.json_decoders[1], -- events' JSON: "native" or "cjson"
     ratelimit_messages = true,
     event_buffer = core.shard_defaults.event_buffer,
     -- the outgoing command queue (see README "Commands")
@@ -99,7 +100,7 @@ end
 for _, k in ipairs { "token", "intents", "large_threshold", "gateway_url", "compression",
   "ratelimit_messages", "event_buffer", "queue", "presence", "identify_properties",
   "session", "resume_url", "tls", "max_queued_commands", "max_queued_command_bytes",
-  "command_deadline", "record", "record_max_bytes" } do
+  "command_deadline", "record", "record_max_bytes", "decoder" } do
   Config[k] = function(self) return state(self, Config)[k] end
 end
 Config.proxy_url = Config.gateway_url
@@ -137,6 +138,15 @@ setter("compression", function(v)
     error(("compression must be \"%s\" or nil"):format(table.concat(core.compressions, "\", \"")), 3)
   end
   return v or false
+end)
+
+local DECODERS = {} -- C's one table: "native", "cjson"
+for _, name in ipairs(core.json_decoders) do DECODERS[name] = true end
+setter("decoder", function(v)
+  if not DECODERS[v] then
+    error(("decoder must be \"%s\""):format(table.concat(core.json_decoders, "\" or \"")), 3)
+  end
+  return v
 end)
 
 setter("large_threshold", function(v)

@@ -1,8 +1,9 @@
 --- gloaming.json: JSON that says exactly what you mean.
 --
 -- Debian's lua-cjson decodes every number as a float and cannot write an
--- empty array. This module decodes with cjson and encodes with its own
--- writer, which knows two markers:
+-- empty array. This module decodes with gloaming's native decoder (integers
+-- stay integers, as in events) and encodes with its own writer, which knows
+-- two markers:
 --   json.null            -- JSON null (the same value cjson.decode gives)
 --   json.array(t)        -- t is written as an array, even when empty
 -- Integers are written without a fraction; snowflakes stay strings.
@@ -111,12 +112,9 @@ function json.encode(v)
   return table.concat(out)
 end
 
-local decoder = cjson.new()
---- Decodes JSON text (cjson; numbers are floats): value, or nil, message.
-function json.decode(text)
-  local ok, v = pcall(decoder.decode, text)
-  if ok then return v end
-  return nil, tostring(v)
-end
+--- Decodes JSON text with gloaming's native decoder, as events are: value,
+-- or nil, "message at byte N", "EDECODE". Integers that fit (no fraction, no
+-- exponent) are Lua integers, other numbers floats; null is json.null.
+json.decode = require("gloaming.core").json_decode
 
 return json

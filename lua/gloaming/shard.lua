@@ -201,6 +201,7 @@ function M.new_shard(shard_id, config)
     identity = config:_identity(),
     gateway_url = c.gateway_url,
     compression = c.compression or nil,
+    decoder = c.decoder,
     ca_file = c.tls and c.tls.ca_file or nil,
     event_buffer = c.event_buffer,
     ratelimit = c.ratelimit_messages,

@@ -230,6 +230,38 @@ static int l_cpu_time(lua_State *L) {
   return 1;
 }
 
+/* count_allocations(fn, ...) -> count, fn's first result: the blocks the
+ * Lua state allocated (new ones and growths) while fn ran, the collector
+ * stopped; for the native decoder's "nothing but the values" check. */
+typedef struct {
+  lua_Alloc f;
+  void *ud;
+  lua_Integer count;
+} counting_t;
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  counting_t *c = ud;
+  if (nsize > 0 && (ptr == NULL || nsize > osize)) c->count++;
+  return c->f(c->ud, ptr, osize, nsize);
+}
+
+static int l_count_allocations(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  counting_t c = {0};
+  c.f = lua_getallocf(L, &c.ud);
+  int was_running = lua_gc(L, LUA_GCISRUNNING);
+  lua_gc(L, LUA_GCSTOP);
+  lua_setallocf(L, counting_alloc, &c);
+  int r = lua_pcall(L, nargs, 1, 0);
+  lua_setallocf(L, c.f, c.ud);
+  if (was_running) lua_gc(L, LUA_GCRESTART);
+  if (r != LUA_OK) return lua_error(L);
+  lua_pushinteger(L, c.count);
+  lua_insert(L, -2);
+  return 2;
+}
+
 __attribute__((visibility("default"))) int luaopen_gloaming_bench(lua_State *L);
 
 int luaopen_gloaming_bench(lua_State *L) {
@@ -241,6 +273,7 @@ int luaopen_gloaming_bench(lua_State *L) {
                                    {"cpu_time", l_cpu_time},
                                    {"malloc_info", l_malloc_info},
                                    {"malloc_trim", l_malloc_trim},
+                                   {"count_allocations", l_count_allocations},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;

@@ -19,12 +19,14 @@
  * hook is given: no other code can grant a shard a permit.
  *
  * Events are decoded here, when a reader takes them: the payload's `d` goes
- * through cjson in the reader's own task, and only for wanted events. */
+ * through the native decoder (l_json.c; lua-cjson with spec.decoder =
+ * "cjson") in the reader's own task, and only for wanted events. */
 #include <string.h>
 
 #include "io/conn.h"
 #include "io/log.h"
 #include "io/shard.h"
+#include "lua/l_json.h"
 #include "lua/l_object.h"
 #include "lua/l_record.h"
 #include "lua/l_shard.h"
@@ -55,6 +57,7 @@ typedef struct lshard_s {
   gm_task_t *permit_task;
   bool user_closed;
   bool pinned;
+  bool cjson; /* spec.decoder == "cjson": events decode with lua-cjson */
   /* tasks in send(json, { wait = true }), keyed by their command's ticket */
   gm_waitlist_t waits;
   /* the command being queued now: its completion may come before send()
@@ -266,9 +269,10 @@ static void push_event_name(lua_State *L, int type) {
   lua_remove(L, -2);
 }
 
-/* Decodes a JSON text with cjson in protected mode: 1 value, or 0 with an
- * error message pushed. */
-static int decode_json(lua_State *L, const char *text, size_t len) {
+/* Decodes a JSON text (natively, or with cjson in protected mode): 1
+ * value, or 0 with an error message pushed. */
+static int decode_json(lua_State *L, const char *text, size_t len, bool cjson) {
+  if (!cjson) return gm_json_decode(L, text, len);
   lua_getfield(L, LUA_REGISTRYINDEX, "gloaming.json_decode");
   lua_pushlstring(L, text, len);
   return lua_pcall(L, 1, 1, 0) == LUA_OK;
@@ -290,7 +294,7 @@ static int push_error(lua_State *L, gm_item_t *it) {
  * (heartbeat_interval in ms, -1 when unusable) or an op 9 (resumable). */
 static int push_payload_event(lua_State *L, int type, const char *d,
                               size_t dlen, int64_t seq, const gm_envelope_t *env,
-                              int64_t fact) {
+                              int64_t fact, bool cjson) {
   lua_createtable(L, 0, 4);
   push_event_name(L, type);
   lua_setfield(L, -2, "type");
@@ -326,7 +330,7 @@ static int push_payload_event(lua_State *L, int type, const char *d,
     break;
   default:
     if (dlen == 0) break;
-    if (!decode_json(L, d, dlen)) {
+    if (!decode_json(L, d, dlen, cjson)) {
       const char *why = lua_tostring(L, -1);
       lua_pushfstring(L, "%s: cannot decode d: %s",
                       gm_event_type_name((gm_event_type_t)type), why ? why : "?");
@@ -348,7 +352,7 @@ static int push_payload_event(lua_State *L, int type, const char *d,
 
 /* { type =, data =, sequence =, shard = } for an item; 1 value, or a
  * failure triple when its data does not decode. */
-static int push_event(lua_State *L, gm_item_t *it) {
+static int push_event(lua_State *L, gm_item_t *it, bool cjson) {
   if (it->kind == GM_ITEM_ERROR) return push_error(L, it);
   if (it->kind == GM_ITEM_CLOSE) {
     lua_createtable(L, 0, 4);
@@ -369,7 +373,7 @@ static int push_event(lua_State *L, gm_item_t *it) {
         gm_envelope_scan(it->payload->data, it->payload->len, &env) == 0)
       e = &env; /* only UNKNOWN needs the name again: scan it here */
     int n = push_payload_event(L, it->type, it->payload->data + it->d_off,
-                               it->d_len, it->seq, e, it->code);
+                               it->d_len, it->seq, e, it->code, cjson);
     if (n != 1) return n;
     if (it->type == GM_EVENT_GATEWAY_HEARTBEAT_ACK && it->code >= 0) {
       /* data.latency: the round trip this ACK ended, in seconds */
@@ -426,7 +430,7 @@ static int try_take(lua_State *L, lsub_t *lsub) {
     }
     lsub->received_at = it->payload ? it->payload->at : UINT64_MAX;
     int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
-                                                 : push_event(L, it);
+                                                 : push_event(L, it, ls->cjson);
     gm_item_free(it);
     return n;
   }
@@ -790,7 +794,7 @@ static int l_parse(lua_State *L) {
   int64_t fact = type == GM_EVENT_GATEWAY_HELLO ? gm_sm_parse_hello(d, e.d_len, NULL, NULL)
                : type == GM_EVENT_GATEWAY_INVALIDATE_SESSION ? gm_sm_parse_resumable(d, e.d_len)
                : 0;
-  return push_payload_event(L, type, d, e.d_len, e.has_s ? e.s : -1, &e, fact);
+  return push_payload_event(L, type, d, e.d_len, e.has_s ? e.s : -1, &e, fact, false);
 }
 
 static int shard_gc(lua_State *L) {
@@ -856,7 +860,7 @@ static int l_identify_payload(lua_State *L) {
 /* shard_new(spec): spec = { id, total, token (secret), identity (see
  * check_identity), gateway_url, compression, ca_file, event_buffer, ratelimit,
  * session_id, sequence, resume_url, recorder, shard_id (ShardId), hooks = { enqueue,
- * release } } */
+ * release }, decoder ("native" | "cjson") } */
 static int l_shard_new(lua_State *L) {
   gm_rt_t *rt = gm_rt_of(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -881,6 +885,9 @@ static int l_shard_new(lua_State *L) {
       return luaL_error(L, "the Identify payload would be over %d bytes "
                         "(is the presence too large?)", GM_SM_MAX_PAYLOAD);
   }
+  lua_getfield(L, 1, "decoder"); /* checked before anything is held */
+  int decoder = gm_json_check_decoder(L, -1);
+  lua_pop(L, 1);
   c.gateway_url = opt_string(L, 1, "gateway_url");
   if (c.gateway_url == NULL) return luaL_error(L, "spec.gateway_url missing");
   lua_getfield(L, 1, "compression");
@@ -928,6 +935,7 @@ static int l_shard_new(lua_State *L) {
   ls->rt = rt;
   ls->id = c.id;
   ls->total = c.total;
+  ls->cjson = decoder == GM_JSON_DECODER_CJSON;
   luaL_setmetatable(L, SHARD_MT);
   lua_getfield(L, 1, "shard_id");
   lua_setiuservalue(L, -2, UV_ID);

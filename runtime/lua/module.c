@@ -31,6 +31,7 @@ static const lua_CFunction openers[] = {
     gm_open_record,
     gm_open_metrics,
     gm_open_redis,
+    gm_open_json,
 };
 
 static void push_error_table(lua_State *L) {

@@ -165,9 +165,9 @@ local ROUTES = {
   ["GET /fake/requests"] = { requests, { method = { "string" }, path = { "string" } } },
 }
 
---- cjson decodes every number as a float, and a query's values are text:
--- the integers the schemas ask for are made integers (3.0 -> 3, "3" -> 3),
--- and the numbers numbers ("1.5" -> 1.5).
+--- A body may hold 3.0 where an integer is meant, and a query's values
+-- are text: the integers the schemas ask for are made integers (3.0 -> 3,
+-- "3" -> 3), and the numbers numbers ("1.5" -> 1.5).
 local function integers(input, schema)
   for k, rule in pairs(schema) do
     local v = input[k]
