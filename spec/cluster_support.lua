@@ -240,7 +240,7 @@ end
 function Cluster:fake_post(path, body)
   local answer, msg, code = self.http:request("POST", "/fake/" .. path, cjson.encode(body or {}))
   if answer == nil then error(("POST /fake/%s: %s (%s)"):format(path, tostring(msg), tostring(code)), 2) end
-  return integral(answer)
+  return answer
 end
 
 local function query(args)
