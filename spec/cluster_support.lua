@@ -26,7 +26,9 @@ local cluster = {}
 
 cluster.POLL = 0.02   -- s between two looks at a condition
 cluster.WAIT = 10     -- s a wait_until waits by default
-cluster.GLOAMING = "./build/gloaming"
+-- the build under test: under `make test-asan` (BUILD=build-asan, the
+-- sanitizer runtime preloaded) the processes are sanitized too
+cluster.GLOAMING = "./" .. (os.getenv("BUILD") or "build") .. "/gloaming"
 cluster.BOT = "spec/fixtures/cluster_bot.lua"
 
 local positive, not_negative = options.positive, options.not_negative
@@ -54,6 +56,12 @@ cluster.alive = alive
 --- argv run as `sh -c 'exec "$@" >out 2>err'`: the process keeps the
 -- shell's pid, and its output can be read while it runs.
 local function spawn_logged(argv, out, err, env)
+  -- spawn drops LD_PRELOAD; a sanitized build's processes need it back
+  local preload = os.getenv("GM_SANITIZED") and os.getenv("LD_PRELOAD")
+  if preload then
+    env = table.move(env or {}, 1, #(env or {}), 1, {})
+    env[#env + 1] = "LD_PRELOAD=" .. preload
+  end
   local full = { "sh", "-c", 'o=$1 e=$2; shift 2; exec "$@" >"$o" 2>"$e"', "sh", out, err }
   for _, a in ipairs(argv) do full[#full + 1] = a end
   return assert(gloaming.process.spawn(full, { env = env }))
@@ -93,7 +101,7 @@ end
 -- them whatever happens.
 function cluster.start(opts)
   local o = options.check(opts, cluster.OPTIONS, "cluster.start")
-  local self = setmetatable({ opts = o, dir = helpers.tmpdir(), bots = {}, pids = {} }, Cluster)
+  local self = setmetatable({ opts = o, dir = helpers.tmpdir(), bots = {}, pids = {}, err_logs = {} }, Cluster)
   self.redis = redis_support.start(o.redis)
   self.pids[#self.pids + 1] = self.redis.pid
   self.spy = self.redis:client()
@@ -112,6 +120,7 @@ function cluster.run(opts, fn, timeout)
     local left = c:stop()
     if not fine then error(why, 0) end
     assert(#left == 0, "still running after stop: pids " .. table.concat(left, ", "))
+    assert(#c.reports == 0, "sanitizer reports from the processes:\n" .. table.concat(c.reports, "\n"))
   end, timeout or (opts and opts.timeout) or cluster.OPTIONS.timeout[2])
   if not ok and c then -- the run itself failed (its timeout): stop what it left, by pid
     for _, pid in ipairs(c.pids) do
@@ -174,6 +183,7 @@ function Cluster:start_bot(name, opts)
   local out, err = ("%s/%s.%d.out"):format(self.dir, name, n), ("%s/%s.%d.err"):format(self.dir, name, n)
   local proc = spawn_logged(argv, out, err, self:bot_env(name, opts))
   local bot = { name = name, pid = proc:pid(), proc = proc, out = out, err = err, n = n, argv = argv }
+  self.err_logs[#self.err_logs + 1] = err
   self.bots[name] = bot
   self.pids[#self.pids + 1] = bot.pid
   return bot
@@ -383,6 +393,14 @@ function Cluster:stop()
   local left = {}
   for _, pid in ipairs(self.pids) do
     if alive(pid) then left[#left + 1] = pid end
+  end
+  -- a sanitized child (make test-asan) reports to its stderr and may go on
+  self.reports = {}
+  for _, path in ipairs(self.err_logs) do
+    local text = read(path)
+    if text:find("ERROR: AddressSanitizer", 1, true) or text:find("runtime error:", 1, true) then
+      self.reports[#self.reports + 1] = path:match("[^/]*$") .. ":\n" .. text
+    end
   end
   helpers.rmrf(self.dir)
   return left
