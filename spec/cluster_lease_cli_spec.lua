@@ -50,14 +50,18 @@ describe("gloaming cluster", function()
     assert.matches("gloaming: redis: cannot connect to redis: Connection refused; check the Redis URL", out)
   end)
 
-  it("refuses --sessions: the cluster keeps its sessions in Redis", function()
-    local file = helpers.tmpname()
-    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t" }]])
-    local out, code = sh("./build/gloaming cluster " .. file .. " --redis unix:///x --shards 0..1 --total 2"
+  it("refuses --sessions with a usage error, and its help does not offer it", function()
+    -- the help used to list `gloaming run`'s --sessions, which then failed
+    -- in Bot.new with a traceback and exit 1
+    local out, code = sh("./build/gloaming cluster " .. bot .. " --redis unix:///x --shards 0..1 --total 2"
       .. " --sessions /tmp/s.json")
-    os.remove(file)
-    assert.are.equal(1, code, out)
-    assert.matches("sessions and a cluster do not go together", out)
+    assert.are.equal(2, code, out)
+    assert.are.equal("gloaming cluster: --sessions: a cluster keeps its sessions in Redis, not in a file",
+      last_line(out))
+    out, code = sh("./build/gloaming cluster -h")
+    assert.are.equal(0, code, out)
+    assert.is_nil(out:find("--sessions", 1, true), out)
+    assert.matches("\n  %-%-redis URL +the cluster's Redis: leases, sessions, identify permits %(required%)\n", out)
   end)
 end)
 

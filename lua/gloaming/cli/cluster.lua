@@ -18,18 +18,34 @@ local function range(text)
   return { a, b }
 end
 
--- The cluster's own flags; every `gloaming run` flag works too.
+-- The cluster's own flags; every other `gloaming run` flag works too.
 local CLUSTER_FLAGS = {
+  { "--redis", "URL", "the cluster's Redis: leases, sessions, identify permits (required)" },
   { "--shards", "A..B", "this process's own shards (it adopts others' while it has room)", range },
   { "--total", "N", "the bot's shard count (the same in every process)", positive },
   { "--capacity", "N", "most shards held at once (default: twice the range)", positive },
 }
 
+-- `gloaming run` flags a cluster refuses, and why.
+local REFUSED = { ["--sessions"] = "a cluster keeps its sessions in Redis, not in a file" }
+
 local function all_flags()
-  local flags = {}
-  for _, f in ipairs(CLUSTER_FLAGS) do flags[#flags + 1] = f end
-  for _, f in ipairs(cli.RUN_FLAGS) do flags[#flags + 1] = f end
+  local flags, mine = {}, {}
+  for _, f in ipairs(CLUSTER_FLAGS) do
+    flags[#flags + 1] = f
+    mine[f[1]] = true
+  end
+  for _, f in ipairs(cli.RUN_FLAGS) do
+    if not mine[f[1]] and not REFUSED[f[1]] then flags[#flags + 1] = f end
+  end
   return flags
+end
+
+local function parse(args)
+  local opts, err = cli.parse_flags(args, all_flags())
+  local refused = err and REFUSED[err:match("^unknown option (%S+)$")]
+  if refused then err = err:match("(%S+)$") .. ": " .. refused end
+  return opts, err
 end
 
 local STATUS_FLAGS = {
@@ -202,12 +218,12 @@ end
 local function run(args)
   if args[1] == "status" then return status(table.move(args, 2, #args, 1, {})) end
   -- flags before FILE and after it (`gloaming cluster bot.lua --redis URL ...`)
-  local opts, err = cli.parse_flags(args, all_flags())
+  local opts, err = parse(args)
   if not opts then return usage_error(err) end
   local file = table.remove(args, 1)
   if not file then return usage_error("FILE missing") end
   local after
-  after, err = cli.parse_flags(args, all_flags())
+  after, err = parse(args)
   if not after then return usage_error(err) end
   for k, v in pairs(after) do opts[k] = v end
   table.insert(args, 1, file)
