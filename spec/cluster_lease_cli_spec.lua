@@ -85,6 +85,32 @@ describe("gloaming cluster status", function()
     end, 20)
   end)
 
+  it("lists every shard of the total, also those no process has looked at (all of them full)", function()
+    -- a process at its capacity never polls for orphans, so the shards
+    -- beyond every range never reach the leases set: status used to show
+    -- "shards: 1" for a bot of 4, hiding that 3 of them ran nowhere
+    testing.run(function()
+      local server = support.start()
+      local c = server:client()
+      local K = keys.of("gm", "78")
+      for name, src in pairs(scripts) do assert(c:script("l_" .. name, src)) end
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:1:aa", 15000, 1 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:1:aa"), K.procs, K.sess(1) },
+        { K.base, "host:1:aa", 15000, 6, "from", 1, "to", 1, "total", 4, 1, 1, "sid", 42, "wss://r", 4, "active" }))
+      local out, code = sh("./build/gloaming cluster status --json --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      local s = json.decode(out)
+      local states = {}
+      for i, sh_ in ipairs(s.shards) do states[i] = ("%d %s"):format(sh_.shard, sh_.state) end
+      assert.are.same({ "0 never claimed", "1 active", "2 never claimed", "3 never claimed" }, states)
+      out, code = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      assert.matches("shards: 4\n", out)
+      assert.matches("\n +3  %- +never claimed ", out)
+      server:stop()
+    end, 30)
+  end)
+
   it("prints processes, shards (owner, state, lease left, epoch, seq), buckets and the daily budget", function()
     testing.run(function()
       local server = support.start()

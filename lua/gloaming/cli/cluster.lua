@@ -119,6 +119,16 @@ local function snapshot(client, prefix, app)
       lease_left = lease > now and (lease - now) / 1000 or 0, epoch = tonumber(h.epoch) or 0,
       seq = tonumber(h.seq), session = h.sid ~= nil, want = h.want }
   end
+  -- shards no process ever looked at (each was full, so none polled for
+  -- orphans) are in no key: the processes' total says they exist
+  local total, listed = 0, {}
+  for _, pr in ipairs(out.processes) do total = math.max(total, pr.total or 0) end
+  for _, sh in ipairs(out.shards) do listed[sh.shard] = true end
+  for n = 0, total - 1 do
+    if not listed[n] then
+      out.shards[#out.shards + 1] = { shard = n, state = "never claimed", lease_left = 0, epoch = 0, session = false }
+    end
+  end
   table.sort(out.shards, function(a, b) return a.shard < b.shard end)
   local gw = pairs_of(r[4])
   for b, ttl in ipairs(r[5]) do out.buckets[b] = { bucket = b - 1, held_for = ttl > 0 and ttl / 1000 or 0 } end
