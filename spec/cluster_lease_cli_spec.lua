@@ -39,6 +39,18 @@ describe("gloaming cluster", function()
     end)
   end
 
+  it("names its flags when neither they nor the script give a range", function()
+    -- the message named only the Bot option, though the user of
+    -- `gloaming cluster bot.lua --redis URL` had left out --shards/--total
+    local file = helpers.tmpname()
+    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t" }]])
+    local out, code = sh("./build/gloaming cluster " .. file .. " --redis unix:///x")
+    os.remove(file)
+    assert.are.equal(1, code, out)
+    assert.matches("a cluster needs its range: %-%-shards A%.%.B %-%-total N %(or the Bot's shards = "
+      .. "{ from =, to =, total = }%)\n?$", out)
+  end)
+
   it("says Redis cannot be reached, and exits 3 without running a shard", function()
     local file = helpers.tmpname()
     helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t", gateway_url = "ws://127.0.0.1:1",
