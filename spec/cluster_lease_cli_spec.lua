@@ -74,6 +74,9 @@ describe("gloaming cluster", function()
     assert.are.equal(0, code, out)
     assert.is_nil(out:find("--sessions", 1, true), out)
     assert.matches("\n  %-%-redis URL +the cluster's Redis: leases, sessions, identify permits %(required%)\n", out)
+    -- --capacity caps adoption only: a process with --capacity 3 and a range of 8 holds 8
+    assert.matches("\n  %-%-capacity N +adopts while it holds fewer %(default: twice the range; its own range is "
+      .. "always claimed%)\n", out)
   end)
 end)
 

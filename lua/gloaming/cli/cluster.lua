@@ -23,7 +23,8 @@ local CLUSTER_FLAGS = {
   { "--redis", "URL", "the cluster's Redis: leases, sessions, identify permits (required)" },
   { "--shards", "A..B", "this process's own shards (it adopts others' while it has room)", range },
   { "--total", "N", "the bot's shard count (the same in every process)", positive },
-  { "--capacity", "N", "most shards held at once (default: twice the range)", positive },
+  { "--capacity", "N", "adopts while it holds fewer (default: twice the range; its own range is always claimed)",
+    positive },
 }
 
 -- `gloaming run` flags a cluster refuses, and why.
