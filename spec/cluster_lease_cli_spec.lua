@@ -126,6 +126,35 @@ describe("gloaming cluster status", function()
     end, 30)
   end)
 
+  it("counts what each process holds from the leases, not from its last renewal", function()
+    -- a process writes `held` at its renewals: right after a handover
+    -- status said "holds 16" and "holds 0" above a shard table that gave
+    -- each process its 8
+    testing.run(function()
+      local server = support.start()
+      local c = server:client()
+      local K = keys.of("gm", "79")
+      for name, src in pairs(scripts) do assert(c:script("l_" .. name, src)) end
+      assert(c:run("l_claim", { K.sess(0), K.leases }, { K.base, 0, "host:1:aa", 15000, 1 }))
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:1:aa", 15000, 0 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:1:aa"), K.procs },
+        { K.base, "host:1:aa", 15000, 8, "from", 0, "to", 0, "total", 2, "held", 2 }))
+      -- host:2:bb takes shard 1 back: its lease is bb's now, aa has not renewed since
+      assert(c:call("HSET", K.sess(1), "lease_until", 1))
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:2:bb", 15000, 1 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:2:bb"), K.procs },
+        { K.base, "host:2:bb", 15000, 8, "from", 1, "to", 1, "total", 2, "held", 0 }))
+      local out, code = sh("./build/gloaming cluster status --json --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      local held = {}
+      for _, p in ipairs(json.decode(out).processes) do held[p.id] = p.held end
+      assert.are.same({ ["host:1:aa"] = 1, ["host:2:bb"] = 1 }, held)
+      out = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.matches("host:1:aa +own 0..0 of 2, capacity %S+, holds 1,", out)
+      server:stop()
+    end, 30)
+  end)
+
   it("prints processes, shards (owner, state, lease left, epoch, seq), buckets and the daily budget", function()
     testing.run(function()
       local server = support.start()

@@ -131,6 +131,12 @@ local function snapshot(client, prefix, app)
     end
   end
   table.sort(out.shards, function(a, b) return a.shard < b.shard end)
+  -- what each holds now, from the leases (its own `held` is as of its last renewal)
+  local holds = {}
+  for _, sh in ipairs(out.shards) do
+    if sh.owner and sh.lease_left > 0 then holds[sh.owner] = (holds[sh.owner] or 0) + 1 end
+  end
+  for _, pr in ipairs(out.processes) do pr.held = holds[pr.id] or 0 end
   local gw = pairs_of(r[4])
   for b, ttl in ipairs(r[5]) do out.buckets[b] = { bucket = b - 1, held_for = ttl > 0 and ttl / 1000 or 0 } end
   out.max_concurrency = tonumber(gw.max_concurrency)
