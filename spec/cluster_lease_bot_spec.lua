@@ -57,6 +57,47 @@ local function resumes(fake, shard)
 end
 
 describe("a cluster of Bots", function()
+  it("two processes given overlapping ranges: the second says so once and holds nothing", function()
+    -- it used to log "asked back (handover by RESUME)" for a handover
+    -- that never comes (the owner's own range has the shard too)
+    run(function()
+      local server = support.start()
+      local fake = testing.gateway { shards = 2, max_concurrency = 2, application_id = "555",
+        identify_window = 0.3 }
+      local level = gloaming.log.level()
+      gloaming.log.level("info") -- make test runs with error: the line waited for is a warning
+      local lines, changed = {}, gloaming.Condition.new()
+      gloaming.log.handler(function(r) lines[#lines + 1] = r.message changed:notify_all() end)
+      local a = bot_of(fake, server, 0, 1, 2, {})
+      local ta = gloaming.spawn(function() return a:run() end)
+      for s = 0, 1 do assert(fake:wait_ready(s, 10)) end
+      local b = bot_of(fake, server, 0, 1, 2, {})
+      local tb = gloaming.spawn(function() return b:run() end)
+      local want = {}
+      for s = 0, 1 do
+        want[s] = ("shard %d: held by %s, whose own range has it too (overlapping --shards): it stays there")
+          :format(s, a.leases.me)
+      end
+      local function seen(text)
+        for _, l in ipairs(lines) do if l == text then return true end end
+      end
+      assert(testing.wait_until(changed, function() return seen(want[0]) and seen(want[1]) end, 10),
+        "no overlap warning")
+      for _, l in ipairs(lines) do assert.is_nil(l:find("asked back", 1, true), l) end
+      assert.are.same({}, numbers(b))
+      assert.are.same({ 0, 1 }, numbers(a))
+      assert.are.equal(2, #fake:identifies())
+      gloaming.log.handler(nil)
+      gloaming.log.level(level)
+      tb:cancel()
+      ta:cancel()
+      tb:wait(10)
+      ta:wait(10)
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("two processes share the shards; a graceful stop hands over by RESUME; the home process "
     .. "takes its range back by handover; zero extra identifies", function()
     run(function()

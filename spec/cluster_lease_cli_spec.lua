@@ -39,6 +39,18 @@ describe("gloaming cluster", function()
     end)
   end
 
+  it("names its flags when neither they nor the script give a range", function()
+    -- the message named only the Bot option, though the user of
+    -- `gloaming cluster bot.lua --redis URL` had left out --shards/--total
+    local file = helpers.tmpname()
+    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t" }]])
+    local out, code = sh("./build/gloaming cluster " .. file .. " --redis unix:///x")
+    os.remove(file)
+    assert.are.equal(1, code, out)
+    assert.matches("a cluster needs its range: %-%-shards A%.%.B %-%-total N %(or the Bot's shards = "
+      .. "{ from =, to =, total = }%)\n?$", out)
+  end)
+
   it("says Redis cannot be reached, and exits 3 without running a shard", function()
     local file = helpers.tmpname()
     helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t", gateway_url = "ws://127.0.0.1:1",
@@ -50,14 +62,21 @@ describe("gloaming cluster", function()
     assert.matches("gloaming: redis: cannot connect to redis: Connection refused; check the Redis URL", out)
   end)
 
-  it("refuses --sessions: the cluster keeps its sessions in Redis", function()
-    local file = helpers.tmpname()
-    helpers.write_file(file, [[return require("gloaming").Bot.new { token = "t" }]])
-    local out, code = sh("./build/gloaming cluster " .. file .. " --redis unix:///x --shards 0..1 --total 2"
+  it("refuses --sessions with a usage error, and its help does not offer it", function()
+    -- the help used to list `gloaming run`'s --sessions, which then failed
+    -- in Bot.new with a traceback and exit 1
+    local out, code = sh("./build/gloaming cluster " .. bot .. " --redis unix:///x --shards 0..1 --total 2"
       .. " --sessions /tmp/s.json")
-    os.remove(file)
-    assert.are.equal(1, code, out)
-    assert.matches("sessions and a cluster do not go together", out)
+    assert.are.equal(2, code, out)
+    assert.are.equal("gloaming cluster: --sessions: a cluster keeps its sessions in Redis, not in a file",
+      last_line(out))
+    out, code = sh("./build/gloaming cluster -h")
+    assert.are.equal(0, code, out)
+    assert.is_nil(out:find("--sessions", 1, true), out)
+    assert.matches("\n  %-%-redis URL +the cluster's Redis: leases, sessions, identify permits %(required%)\n", out)
+    -- --capacity caps adoption only: a process with --capacity 3 and a range of 8 holds 8
+    assert.matches("\n  %-%-capacity N +adopts while it holds fewer %(default: twice the range; its own range is "
+      .. "always claimed%)\n", out)
   end)
 end)
 
@@ -79,6 +98,61 @@ describe("gloaming cluster status", function()
       assert.matches("no cluster for application 7 under prefix gm", out)
       server:stop()
     end, 20)
+  end)
+
+  it("lists every shard of the total, also those no process has looked at (all of them full)", function()
+    -- a process at its capacity never polls for orphans, so the shards
+    -- beyond every range never reach the leases set: status used to show
+    -- "shards: 1" for a bot of 4, hiding that 3 of them ran nowhere
+    testing.run(function()
+      local server = support.start()
+      local c = server:client()
+      local K = keys.of("gm", "78")
+      for name, src in pairs(scripts) do assert(c:script("l_" .. name, src)) end
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:1:aa", 15000, 1 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:1:aa"), K.procs, K.sess(1) },
+        { K.base, "host:1:aa", 15000, 6, "from", 1, "to", 1, "total", 4, 1, 1, "sid", 42, "wss://r", 4, "active" }))
+      local out, code = sh("./build/gloaming cluster status --json --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      local s = json.decode(out)
+      local states = {}
+      for i, sh_ in ipairs(s.shards) do states[i] = ("%d %s"):format(sh_.shard, sh_.state) end
+      assert.are.same({ "0 never claimed", "1 active", "2 never claimed", "3 never claimed" }, states)
+      out, code = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      assert.matches("shards: 4\n", out)
+      assert.matches("\n +3  %- +never claimed ", out)
+      server:stop()
+    end, 30)
+  end)
+
+  it("counts what each process holds from the leases, not from its last renewal", function()
+    -- a process writes `held` at its renewals: right after a handover
+    -- status said "holds 16" and "holds 0" above a shard table that gave
+    -- each process its 8
+    testing.run(function()
+      local server = support.start()
+      local c = server:client()
+      local K = keys.of("gm", "79")
+      for name, src in pairs(scripts) do assert(c:script("l_" .. name, src)) end
+      assert(c:run("l_claim", { K.sess(0), K.leases }, { K.base, 0, "host:1:aa", 15000, 1 }))
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:1:aa", 15000, 0 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:1:aa"), K.procs },
+        { K.base, "host:1:aa", 15000, 8, "from", 0, "to", 0, "total", 2, "held", 2 }))
+      -- host:2:bb takes shard 1 back: its lease is bb's now, aa has not renewed since
+      assert(c:call("HSET", K.sess(1), "lease_until", 1))
+      assert(c:run("l_claim", { K.sess(1), K.leases }, { K.base, 1, "host:2:bb", 15000, 1 }))
+      assert(c:run("l_sync", { K.leases, K.proc("host:2:bb"), K.procs },
+        { K.base, "host:2:bb", 15000, 8, "from", 1, "to", 1, "total", 2, "held", 0 }))
+      local out, code = sh("./build/gloaming cluster status --json --redis " .. server.url)
+      assert.are.equal(0, code, out)
+      local held = {}
+      for _, p in ipairs(json.decode(out).processes) do held[p.id] = p.held end
+      assert.are.same({ ["host:1:aa"] = 1, ["host:2:bb"] = 1 }, held)
+      out = sh("./build/gloaming cluster status --redis " .. server.url)
+      assert.matches("host:1:aa +own 0..0 of 2, capacity %S+, holds 1,", out)
+      server:stop()
+    end, 30)
   end)
 
   it("prints processes, shards (owner, state, lease left, epoch, seq), buckets and the daily budget", function()

@@ -128,7 +128,8 @@ local function cluster_mode(opts)
     error("Bot.new: a cluster (" .. (c and "cluster" or "capacity") .. ") needs redis = URL or client", 3)
   end
   if type(shards) ~= "table" then
-    error("Bot.new: a cluster needs its range: shards = { from =, to =, total = }", 3)
+    error("Bot.new: a cluster needs its range: --shards A..B --total N"
+      .. " (or the Bot's shards = { from =, to =, total = })", 3)
   end
   if opts.sessions or Bot.defaults.sessions then
     error("Bot.new: sessions and a cluster do not go together: the cluster keeps its sessions in Redis", 3)

@@ -18,18 +18,35 @@ local function range(text)
   return { a, b }
 end
 
--- The cluster's own flags; every `gloaming run` flag works too.
+-- The cluster's own flags; every other `gloaming run` flag works too.
 local CLUSTER_FLAGS = {
+  { "--redis", "URL", "the cluster's Redis: leases, sessions, identify permits (required)" },
   { "--shards", "A..B", "this process's own shards (it adopts others' while it has room)", range },
   { "--total", "N", "the bot's shard count (the same in every process)", positive },
-  { "--capacity", "N", "most shards held at once (default: twice the range)", positive },
+  { "--capacity", "N", "adopts while it holds fewer (default: twice the range; its own range is always claimed)",
+    positive },
 }
 
+-- `gloaming run` flags a cluster refuses, and why.
+local REFUSED = { ["--sessions"] = "a cluster keeps its sessions in Redis, not in a file" }
+
 local function all_flags()
-  local flags = {}
-  for _, f in ipairs(CLUSTER_FLAGS) do flags[#flags + 1] = f end
-  for _, f in ipairs(cli.RUN_FLAGS) do flags[#flags + 1] = f end
+  local flags, mine = {}, {}
+  for _, f in ipairs(CLUSTER_FLAGS) do
+    flags[#flags + 1] = f
+    mine[f[1]] = true
+  end
+  for _, f in ipairs(cli.RUN_FLAGS) do
+    if not mine[f[1]] and not REFUSED[f[1]] then flags[#flags + 1] = f end
+  end
   return flags
+end
+
+local function parse(args)
+  local opts, err = cli.parse_flags(args, all_flags())
+  local refused = err and REFUSED[err:match("^unknown option (%S+)$")]
+  if refused then err = err:match("(%S+)$") .. ": " .. refused end
+  return opts, err
 end
 
 local STATUS_FLAGS = {
@@ -103,7 +120,23 @@ local function snapshot(client, prefix, app)
       lease_left = lease > now and (lease - now) / 1000 or 0, epoch = tonumber(h.epoch) or 0,
       seq = tonumber(h.seq), session = h.sid ~= nil, want = h.want }
   end
+  -- shards no process ever looked at (each was full, so none polled for
+  -- orphans) are in no key: the processes' total says they exist
+  local total, listed = 0, {}
+  for _, pr in ipairs(out.processes) do total = math.max(total, pr.total or 0) end
+  for _, sh in ipairs(out.shards) do listed[sh.shard] = true end
+  for n = 0, total - 1 do
+    if not listed[n] then
+      out.shards[#out.shards + 1] = { shard = n, state = "never claimed", lease_left = 0, epoch = 0, session = false }
+    end
+  end
   table.sort(out.shards, function(a, b) return a.shard < b.shard end)
+  -- what each holds now, from the leases (its own `held` is as of its last renewal)
+  local holds = {}
+  for _, sh in ipairs(out.shards) do
+    if sh.owner and sh.lease_left > 0 then holds[sh.owner] = (holds[sh.owner] or 0) + 1 end
+  end
+  for _, pr in ipairs(out.processes) do pr.held = holds[pr.id] or 0 end
   local gw = pairs_of(r[4])
   for b, ttl in ipairs(r[5]) do out.buckets[b] = { bucket = b - 1, held_for = ttl > 0 and ttl / 1000 or 0 } end
   out.max_concurrency = tonumber(gw.max_concurrency)
@@ -202,12 +235,12 @@ end
 local function run(args)
   if args[1] == "status" then return status(table.move(args, 2, #args, 1, {})) end
   -- flags before FILE and after it (`gloaming cluster bot.lua --redis URL ...`)
-  local opts, err = cli.parse_flags(args, all_flags())
+  local opts, err = parse(args)
   if not opts then return usage_error(err) end
   local file = table.remove(args, 1)
   if not file then return usage_error("FILE missing") end
   local after
-  after, err = cli.parse_flags(args, all_flags())
+  after, err = parse(args)
   if not after then return usage_error(err) end
   for k, v in pairs(after) do opts[k] = v end
   table.insert(args, 1, file)

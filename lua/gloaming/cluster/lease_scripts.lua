@@ -35,7 +35,9 @@ end
 -- home. Replies:
 --   {"OK", epoch, sid|false, seq|false, url|false, total|false, age_ms|false, lease_until}
 --     epoch bumped when the owner changed; age_ms: since the session's last write
---   {"HELD", owner, ms_left}   someone else holds it (a home caller set `want`)
+--   {"HELD", owner, ms_left, why}   someone else holds it; why, to a home
+--     caller: "asked" (it set `want`) or "overlap" (the owner's own range
+--     has the shard too: not asked); "no" to others
 scripts.claim = HEAD .. [[
 local sess, leases = KEYS[1], KEYS[2]
 local base, shard, me, lease, home = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
@@ -44,7 +46,7 @@ local h = redis.call('HMGET', sess, 'owner', 'lease_until', 'epoch', 'sid', 'seq
 local owner, until_ms, epoch, want = h[1], tonumber(h[2]) or 0, tonumber(h[3]) or 0, h[9]
 local free = not owner or owner == me or until_ms <= now
 if free and not home and want and want ~= me and alive(base, want, now) then
-  return {'HELD', want, 0}
+  return {'HELD', want, 0, 'no'}
 end
 if not free then
   -- asked back, unless the owner's own range has it too (two processes
@@ -53,7 +55,8 @@ if not free then
   local n = tonumber(shard)
   local its_own = tonumber(o[1]) and n >= tonumber(o[1]) and n <= tonumber(o[2])
   if home and want ~= me and not its_own then redis.call('HSET', sess, 'want', me) end
-  return {'HELD', owner, until_ms - now}
+  local why = not home and 'no' or its_own and 'overlap' or 'asked'
+  return {'HELD', owner, until_ms - now, why}
 end
 if owner ~= me then epoch = epoch + 1 end
 until_ms = now + lease

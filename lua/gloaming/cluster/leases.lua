@@ -84,6 +84,7 @@ function Leases.new(o)
   self.held = {}      -- n -> { shard, epoch, home, synced_sid, synced_seq, handing }
   self.lost = {}      -- n -> { epoch, sid, seq, url }: dropped at the lease end, to claim again
   self.wanted = {}    -- n -> true: own shards asked back from an adopter
+  self.overlap = {}   -- n -> true: own shards another's own range has too (warned once)
   self.dirty = false
   self.wake = core.condition()
   self.last_renew = -math.huge
@@ -196,7 +197,13 @@ function Leases:_claim(n)
   end
   if r[1] ~= "OK" then
     self.lost[n] = nil -- another process runs it now
-    if home and not self.wanted[n] then
+    if home and r[4] == "overlap" then
+      if not self.overlap[n] then
+        log.warn("shard %d: held by %s, whose own range has it too (overlapping --shards): it stays there",
+          n, tostring(r[2]))
+        self.overlap[n] = true
+      end
+    elseif home and not self.wanted[n] then
       log.info("shard %d: held by %s: asked back (handover by RESUME)", n, tostring(r[2]))
       self.wanted[n] = true
     end
