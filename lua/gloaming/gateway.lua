@@ -251,15 +251,16 @@ function Gateway:request_guild_members(guild_id, opts)
     local deadline = core.now() + timeout
     while #w.list == 0 do
       local left = deadline - core.now()
-      local waited, _, wcode = left > 0 and w.wake:wait(left)
-      if not waited and (left <= 0 or wcode == "ETIMEDOUT") then
+      if left <= 0 then
         done = true
         self.waiting[nonce] = nil
         return nil, "timeout", "ETIMEDOUT"
-      elseif not waited then
+      end
+      local waited, wmsg, wcode = w.wake:wait(left)
+      if not waited and wcode == "ECANCELED" then
         done = true
         self.waiting[nonce] = nil
-        return nil, "cancelled", wcode
+        return nil, wmsg, wcode
       end
     end
     local f = table.remove(w.list, 1)
