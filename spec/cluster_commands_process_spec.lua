@@ -13,6 +13,8 @@ local lease = require "spec.cluster_lease_support"
 local keys = require "gloaming.cluster.keys"
 local gloaming = require "gloaming"
 local commands = require "gloaming.commands"
+local format = require "gloaming.streams.format"
+local cjson = require "cjson"
 
 local KNOBS = lease.KNOBS
 
@@ -55,8 +57,33 @@ describe("gateway commands in a cluster of two processes", function()
       assert.are.equal(1, #sent)
       assert.are.equal(chunks[1].nonce, sent[1].d.nonce)
 
-      -- 2. queued while its owner is stopped: sent by the adopter, once
+      -- a second all-members request within the fake's 30 s: RATE_LIMITED, routed back too
+      iter = assert(gw:request_guild_members(guild, { query = "", limit = 0, timeout = 5 }))
+      local none, why, code = iter()
+      assert.is_nil(none)
+      assert.matches("^rate limited: retry after %d", why)
+      assert.are.equal("ERATELIMITED", code)
+
+      -- 1b. a worker process: a handler asks the members and sends through bot:shard(n)
       local K = keys.of("gm", c.fake.application_id)
+      local w = c:start_bot("w", { argv = { cluster.GLOAMING, "worker", "spec/fixtures/commands_worker.lua",
+        "--redis", c.redis.url, "--group", "cmds", "--app-id", c.fake.application_id } })
+      lease.wait(c, function() return c.spy:call("HGET", K.subs, "cmds") end, 10, "the worker's group")
+      assert(format.publish(c.spy, K, { { type = "MESSAGE_CREATE", shard = n, sequence = 1,
+        raw = cjson.encode { id = "1", channel_id = "2", guild_id = guild, content = "!members" } } }))
+      local reply = lease.wait(c, function()
+        local r = c.spy:call("XRANGE", "test:replies", "-", "+")
+        return r and r[1] and r[1][2]
+      end, 10, "the worker's handler")
+      local f = {}
+      for i = 1, #reply, 2 do f[reply[i]] = reply[i + 1] end
+      assert.are.equal("alice,bob,gloaming-fake-bot", f.names)
+      assert.are.equal("true nil", f.proxy)
+      lease.wait(c, function() return #on_wire(c, n, "proxy-1") == 1 end, 5, "the proxy's command on the wire")
+      c:signal(w, "TERM")
+      assert.are.equal(0, (c:wait_exit(w)))
+
+      -- 2. queued while its owner is stopped: sent by the adopter, once
       c:signal(owner, "STOP")
       assert(gw:send(guild, members_cmd(guild, "takeover-1")))
       local id = c.spy:call("XREVRANGE", K.cmd(n), "+", "-", "COUNT", "1")[1][1]
