@@ -36,8 +36,13 @@ describe("gateway commands in a cluster of two processes", function()
     cluster.run({ shards = 16, max_concurrency = 4 }, function(c)
       local guild = c.fake.guilds[1].id
       local n = (math.tointeger(tonumber(guild)) >> 22) % 16
-      local a = c:start_bot("a", { shards = { 0, 7 }, cluster = KNOBS })
-      local b = c:start_bot("b", { shards = { 8, 15 }, cluster = KNOBS })
+      local function start(name, from, to)
+        local argv = c:cluster_argv(from, to)
+        argv[#argv + 1] = "--metrics"
+        argv[#argv + 1] = "127.0.0.1:0"
+        return c:start_bot(name, { shards = { from, to }, cluster = KNOBS, argv = argv, log = "info" })
+      end
+      local a, b = start("a", 0, 7), start("b", 8, 15)
       local owner, other = n <= 7 and a or b, n <= 7 and b or a
       lease.wait(c, function() return lease.holds(c, a, 0, 7) and lease.holds(c, b, 8, 15) end, 15,
         "both processes holding their ranges, READY")
@@ -111,6 +116,13 @@ describe("gateway commands in a cluster of two processes", function()
       assert(gw:send(guild, members_cmd(guild, "after-2")))
       lease.wait(c, function() return #on_wire(c, n, "after-2") == 1 end, 10, "the next command sent")
       assert.are.same({}, on_wire(c, n, "late-1"))
+      -- and counted by its owner
+      local port = lease.wait(c, function()
+        return select(2, c:output(owner)):match("metrics on http://127%.0%.0%.1:(%d+)/metrics")
+      end, 5, "the owner's metrics address")
+      local _, page = gloaming.process.run { "curl", "-sS", "http://127.0.0.1:" .. port .. "/metrics" }
+      assert.are.equal("1", page:match('\ngloaming_cluster_commands_total{result="expired"} (%d+)'))
+      assert.is_truthy(page:match('\ngloaming_cluster_replies_routed_total{type="GUILD_MEMBERS_CHUNK"} %d+'))
       assert.are.same({}, c:violations())
       gw:close()
     end)
