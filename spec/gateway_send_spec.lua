@@ -65,6 +65,13 @@ describe("gloaming.gateway", function()
         local list = entries(spy, m)
         assert.are.equal(presence:json(), list[#list].d)
       end
+      -- a soundboard request: one per shard, each with that shard's guilds
+      local g1, g2, g3 = tostring(5 << 22), tostring(21 << 22), tostring(6 << 22) -- shards 5, 5, 6
+      assert.is_true(gw:send(g1, commands.request_soundboard_sounds { guild_ids = { g1, g2, g3 } }))
+      local five, six = entries(spy, 5), entries(spy, 6)
+      assert.are.same({ g1, g2 }, json.decode(five[#five].d).d.guild_ids)
+      assert.are.same({ g3 }, json.decode(six[#six].d).d.guild_ids)
+      assert.are.equal(31, math.tointeger(json.decode(six[#six].d).op))
       -- a shard proxy: that shard's stream, whatever the guild
       assert.is_true(gw:shard(3):command(VOICE))
       local three = entries(spy, 3)

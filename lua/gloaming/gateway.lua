@@ -32,7 +32,7 @@ Gateway.__index = Gateway
 
 local routed = builtin.gloaming_gateway_commands_routed_total
 local PRESENCE = core.opcodes.PRESENCE_UPDATE.op
-local MEMBERS = core.opcodes.REQUEST_GUILD_MEMBERS.op
+local SOUNDBOARD = core.opcodes.REQUEST_SOUNDBOARD_SOUNDS.op
 
 gateway.DEADLINE = 5   -- s a command may wait in its stream before it is dropped
 gateway.TIMEOUT = 10   -- s request_guild_members waits for each next chunk
@@ -149,13 +149,53 @@ function Gateway:_route(mode, value, cmd, deadline, inbox)
   return true, r[3], r[4]
 end
 
+-- The cluster's shard total, as the route script reads it.
+function Gateway:_total()
+  local r, msg, code = self.client:pipeline { { "HGET", self.base .. "sess:0", "total" },
+    { "HGET", self.client:key(self.K.gw), "shards" } }
+  if not r then return nil, "redis: " .. tostring(msg), code end
+  local total = math.tointeger(tonumber(r[1])) or math.tointeger(tonumber(r[2]))
+  if not total or total < 1 then
+    return nil, "no cluster in this Redis for application " .. self.K.base .. " (no shard total stored)", "ENOCLUSTER"
+  end
+  return total
+end
+
+-- op 31 asks for several guilds at once: one command per shard, each
+-- with that shard's guilds.
+function Gateway:_send_split(cmd, deadline)
+  local total, msg, code = self:_total()
+  if not total then return nil, msg, code end
+  local per, order = {}, {}
+  for _, id in ipairs(cmd.d.guild_ids) do
+    local n = (math.tointeger(tonumber(id)) >> 22) % total
+    if not per[n] then
+      per[n] = {}
+      order[#order + 1] = n
+    end
+    per[n][#per[n] + 1] = id
+  end
+  for _, n in ipairs(order) do
+    local d = {}
+    for k, v in pairs(cmd.d) do d[k] = v end
+    d.guild_ids = json.array(per[n])
+    local part = setmetatable({ op = cmd.op, d = d }, getmetatable(cmd))
+    local ok, rmsg, rcode = self:_route("shard", n, part, deadline)
+    if not ok then return nil, rmsg, rcode end
+  end
+  return true
+end
+
 --- gw:send(guild_id, command[, { deadline = 5 }]) -> true | nil, message,
--- code. A presence update (op 3) goes to every shard.
+-- code. A presence update (op 3) goes to every shard; a soundboard
+-- request (op 31) is split by shard over its guild_ids (guild_id is then
+-- only checked).
 function Gateway:send(guild_id, cmd, opts)
   check_self(self, "send")
   local g = guild_number(guild_id, "send")
   check_command(cmd, "send", 2)
   opts = options.check(opts, SEND_OPTS, "send")
+  if cmd.op == SOUNDBOARD then return self:_send_split(cmd, opts.deadline) end
   if cmd.op == PRESENCE then
     local ok, msg, code = self:_route("all", 0, cmd, opts.deadline)
     if not ok then return nil, msg, code end
