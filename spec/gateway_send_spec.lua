@@ -11,7 +11,7 @@ local keys = require("gloaming.cluster.keys").of("gm", "42")
 
 -- fn(server) in a run, with a redis-server of its own, stopped after.
 local function run(fn)
-  return testing.run(function(server)
+  return testing.run(function()
     gloaming.gateway.default = nil
     local server = support.start()
     local ok, err = xpcall(fn, debug.traceback, server)

@@ -274,7 +274,9 @@ function Gateway:request_guild_members(guild_id, opts)
     req.query, req.limit = opts.query or "", opts.limit or 0
   end
   local ok, cmd = pcall(commands.request_guild_members, req)
-  if not ok then error("bad argument #2 to 'request_guild_members' (" .. tostring(cmd):gsub("^.-:%d+: ", "") .. ")", 2) end
+  if not ok then
+    error("bad argument #2 to 'request_guild_members' (" .. tostring(cmd):gsub("^.-:%d+: ", "") .. ")", 2)
+  end
   local started, smsg, scode = self:_start_inbox()
   if not started then return nil, smsg, scode end
   local w = { list = {}, wake = core.condition() }
@@ -360,7 +362,7 @@ function Gateway:close()
   if gateway.default == self then gateway.default = nil end
 end
 
-local function default(fname)
+local function default()
   local d = gateway.default
   if not d then
     return nil, "no gateway connection in this process: call gloaming.gateway.connect{ redis =, app_id = } first"

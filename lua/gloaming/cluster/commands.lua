@@ -294,7 +294,9 @@ function Commands:_read_loop()
     elseif ok == nil then
       if code == "ECANCELED" then return end
       failures = failures + 1
-      if failures == 1 then log.warn("reading the command streams: %s (%s): retrying", tostring(msg), tostring(code)) end
+      if failures == 1 then
+        log.warn("reading the command streams: %s (%s): retrying", tostring(msg), tostring(code))
+      end
       if not core.sleep(math.min(1, 0.05 * 2 ^ failures)) then return end
     else
       if failures > 0 then log.info("reading the command streams again") end
