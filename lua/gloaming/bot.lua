@@ -26,6 +26,8 @@ local options = require "gloaming.options"
 local record = require "gloaming.record"
 local dispatcher = require "gloaming.dispatcher"
 local Leases = require "gloaming.cluster.leases"
+local Commands = require "gloaming.cluster.commands"
+local gateway = require "gloaming.gateway"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -328,6 +330,7 @@ local function redis_queue(self)
   if type(client) == "string" then
     local ok, redis = pcall(require, "gloaming.redis")
     if not ok then return nil, "redis: a URL needs gloaming.redis, which this build lacks", "EREDIS" end
+    self.redis_url = client -- the command streams' reader connects its own
     -- a cluster's renewals must fail within a lease, not after 3 s (but a
     -- stall shorter than that must not cost the connection: a late answer
     -- still renews, from when it was sent)
@@ -570,11 +573,13 @@ local function open_shard(self, n, session)
   list[#list + 1] = shard
   table.sort(list, function(a, b2) return a:id():number() < b2:id():number() end)
   start_reader(self, shard, sub, r)
+  self.commands:add(n, shard)
   return shard
 end
 
 -- The shard left this process (handed over, dropped, lease lost).
 local function remove_shard(self, shard)
+  self.commands:remove(shard:id():number())
   for i, s in ipairs(self.shards) do
     if s == shard then table.remove(self.shards, i) break end
   end
@@ -583,6 +588,7 @@ end
 
 -- Closed with 4000 (resumable elsewhere), then its reader's end awaited.
 local function close_for_handover(self, shard)
+  self.commands:release(shard:id():number()) -- its command cursor written before the release
   shard:close(shard_mod.CloseFrame.RESUME)
   local t = self.tasks[shard]
   if t then t:wait(HANDLER_GRACE) end
@@ -601,11 +607,14 @@ local function make_leases(self)
     close = function(shard) close_for_handover(self, shard) end,
     removed = function(_, shard) remove_shard(self, shard) end,
   }
+  self.commands = Commands.for_leases(self.redis, self.redis_url, self.leases)
+  gateway._attach(self.redis, self.leases.app_id, c.prefix)
 end
 
 -- Runs until cancelled or failed: the leases bring and take the shards.
 local function run_cluster(self)
   make_leases(self)
+  self.commands:start()
   self.leases:start()
   while not self.failure do
     local ok, _, code = self.stopped:wait()
@@ -762,6 +771,7 @@ function Bot:shutdown(tasks, saver)
     or shard_mod.CloseFrame.NORMAL
   -- a cluster closes each shard with 4000, writes its final sequence and
   -- releases its lease: another process adopts it at its next poll
+  if self.commands then self.commands:stop() end
   if self.leases then self.leases:stop() end
   for _, shard in ipairs(self.shards) do shard:close(frame) end
   local start = core.now()

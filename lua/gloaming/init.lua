@@ -76,6 +76,7 @@ local lazy = {
   http = function() return require "gloaming.http" end,
   redis = function() return require "gloaming.redis" end,
   commands = function() return require "gloaming.commands" end,
+  gateway = function() return require "gloaming.gateway" end,
   Intents = function() return require "gloaming.intents" end,
   EventTypeFlags = function() return require "gloaming.event_type_flags" end,
   Config = function() return require("gloaming.config").Config end,

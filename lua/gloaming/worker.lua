@@ -20,6 +20,7 @@ local keys_mod = require "gloaming.cluster.keys"
 local format = require "gloaming.streams.format"
 local stream_info = require "gloaming.streams.info"
 local consumer = require "gloaming.streams.consumer"
+local gateway = require "gloaming.gateway"
 
 local Worker = { __name = "gloaming.Worker" }
 Worker.__index = Worker
@@ -194,6 +195,19 @@ function Worker.refresh_all()
   for w in pairs(workers) do w:refresh() end
 end
 
+--- shard(n): a proxy for shard n (the number, as event.shard) whose
+-- command(cmd[, opts]) is routed to the process owning that shard, through
+-- its ratelimiter (gloaming.gateway), so that a Bot's handler calling
+-- bot:shard(event.shard):command{...} runs unchanged here. Before run()
+-- connected: nil.
+function Worker:shard(n)
+  check_self(self, "shard")
+  if math.type(n) ~= "integer" or n < 0 then
+    error("bad argument #1 to 'shard' (shard number expected, got " .. tostring(n) .. ")", 2)
+  end
+  if self.gateway then return self.gateway:shard(n) end
+end
+
 --- The figures of every group on this worker's streams, from XINFO:
 -- type -> group -> { added =, length =, read =, lost =, pending =, lag = }
 -- (what the metrics show).
@@ -232,6 +246,18 @@ local function connect(self)
     subs = client:key(k.subs),
     dead = client:key(k.dead),
   }
+  -- gateway commands (bot:shard(n):command, gloaming.gateway.send): on a
+  -- connection of their own when the worker has a URL (the inbox's
+  -- blocking reads then never wait behind the group's)
+  if type(self.redis) == "string" then
+    local gw, gmsg, gcode = gateway.connect { redis = self.redis, app_id = self.app_id, prefix = self.prefix,
+      id = self.consumer }
+    if not gw then return nil, "redis: " .. tostring(gmsg) .. "; " .. REDIS_HINT, gcode end
+    self.gateway = gw
+  else
+    self.gateway = gateway._attach(client, self.app_id, self.prefix, self.consumer)
+  end
+  gateway.default = self.gateway
   local ok, msg, code = consumer.measure_offset(self)
   if not ok then return nil, "redis: " .. tostring(msg) .. "; " .. REDIS_HINT, code end
   ok, msg, code = consumer.register(self)
@@ -269,6 +295,7 @@ local function shutdown(self, tasks)
       n, n == 1 and "" or "s", HANDLER_GRACE, n == 1 and "its entry stays" or "their entries stay")
   end
   consumer.flush_acks(self)
+  if self.gateway then self.gateway:close() end
   if self.own_client then self.own_client:close() end
   self.client = nil
 end
