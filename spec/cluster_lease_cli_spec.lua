@@ -59,7 +59,8 @@ describe("gloaming cluster", function()
       .. " --shards 0..1 --total 2")
     os.remove(file)
     assert.are.equal(3, code, out)
-    assert.matches("gloaming: redis: cannot connect to redis: Connection refused; check the Redis URL", out)
+    assert.matches("gloaming: redis: cannot connect to redis: Connection refused; check the Redis URL "
+      .. "(--redis of gloaming run or gloaming cluster", out, 1, true)
   end)
 
   it("refuses --sessions with a usage error, and its help does not offer it", function()

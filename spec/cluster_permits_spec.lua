@@ -424,7 +424,7 @@ describe("Bot.new{ redis = client }", function()
         local ok, msg, code = bot:run()
         assert.is_nil(ok, url)
         assert.are.equal(want, code, url .. ": " .. tostring(msg))
-        assert.matches("^redis: .*; check the Redis URL %(gloaming run %-%-redis, or the Bot's redis option%)$", msg)
+        assert.matches("^redis: .*; check the Redis URL %(%-%-redis of gloaming run or gloaming cluster, or the Bot's redis option%)$", msg)
       end
       assert.are.equal(0, #fake:identifies())
     end)
@@ -452,7 +452,7 @@ describe("gloaming run --redis URL", function()
       -- without gloaming.redis: "this build lacks" it; with it: the connect failure
       local line = err:match("gloaming: redis: [^\n]*") or err
       assert.matches("^gloaming: redis: .*; check the Redis URL "
-        .. "%(gloaming run %-%-redis, or the Bot's redis option%)$", line)
+        .. "%(%-%-redis of gloaming run or gloaming cluster, or the Bot's redis option%)$", line)
       assert.are.equal(0, #fake:identifies())
     end)
   end)

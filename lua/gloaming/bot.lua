@@ -319,7 +319,7 @@ local dispatch = dispatcher.dispatch
 
 -- }===============
 
-local REDIS_HINT = "check the Redis URL (gloaming run --redis, or the Bot's redis option)"
+local REDIS_HINT = "check the Redis URL (--redis of gloaming run or gloaming cluster, or the Bot's redis option)"
 
 -- With `redis`: the identify queue of the whole bot, in Redis (README
 -- "Running on several processes"), asked of Discord once per run. A
