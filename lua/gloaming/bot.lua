@@ -239,28 +239,9 @@ end
 
 -- }===============
 
---- on(event_type, fn): fn(event, bot) runs for every event of that type.
-function Bot:on(event_type, fn)
-  check_self(self, "on")
-  if not EVENT_NAMES[event_type] then
-    error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
-  end
-  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
-  local list = self.listeners[event_type] or {}
-  list[#list + 1] = fn
-  self.listeners[event_type] = list
-  self:refresh_flags()
-  return self
-end
-
---- handlers(module): module[event.type] is looked up for every event.
-function Bot:handlers(module)
-  check_self(self, "handlers")
-  if type(module) ~= "table" then error("bad argument #1 to 'handlers' (table expected)", 2) end
-  self.module = module
-  self:refresh_flags()
-  return self
-end
+-- bot:on(event_type, fn) (fn(event, bot)) and bot:handlers(module)
+dispatcher.define_handler_methods(Bot, check_self, function(t) return EVENT_NAMES[t] end,
+  function(self) self:refresh_flags() end)
 
 --- The event types someone handles (GATEWAY_CLOSE always: shutdowns
 -- show; READY always: it tells bot.user and bot.application_id).

@@ -15,6 +15,39 @@ local metric = require "gloaming.metrics.record"
 
 local dispatcher = {}
 
+-- {=============== registering handlers ===============
+
+--- Gives a host class (Bot, Worker) its on(event_type, fn) and
+-- handlers(module) methods: check_self(self, method) raises on a wrong
+-- self, known(t) says which event types it takes, refresh(self) runs
+-- after every change (what the host reads or subscribes to follows).
+function dispatcher.define_handler_methods(class, check_self, known, refresh)
+  --- on(event_type, fn): fn(event, host) runs for every event of that type.
+  function class:on(event_type, fn)
+    check_self(self, "on")
+    if not known(event_type) then
+      error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
+    end
+    if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
+    local list = self.listeners[event_type] or {}
+    list[#list + 1] = fn
+    self.listeners[event_type] = list
+    refresh(self)
+    return self
+  end
+
+  --- handlers(module): module[event.type] is looked up for every event.
+  function class:handlers(module)
+    check_self(self, "handlers")
+    if type(module) ~= "table" then error("bad argument #1 to 'handlers' (table expected)", 2) end
+    self.module = module
+    refresh(self)
+    return self
+  end
+end
+
+-- }===============
+
 -- {=============== handlers a host can never call ===============
 
 -- Event names and intents come from C's tables (core.event_types,

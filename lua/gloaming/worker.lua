@@ -140,28 +140,9 @@ function Worker:__tostring()
   return ("gloaming.Worker(%s as %s)"):format(self.group, self.consumer)
 end
 
---- on(event_type, fn): fn(event, worker) runs for every entry of that type.
-function Worker:on(event_type, fn)
-  check_self(self, "on")
-  if not (dispatcher.EVENT_NAMES[event_type] or EXTRA[event_type]) then
-    error("bad argument #1 to 'on' (unknown event type '" .. tostring(event_type) .. "')", 2)
-  end
-  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
-  local list = self.listeners[event_type] or {}
-  list[#list + 1] = fn
-  self.listeners[event_type] = list
-  self:refresh()
-  return self
-end
-
---- handlers(module): module[event.type] is looked up for every entry.
-function Worker:handlers(module)
-  check_self(self, "handlers")
-  if type(module) ~= "table" then error("bad argument #1 to 'handlers' (table expected)", 2) end
-  self.module = module
-  self:refresh()
-  return self
-end
+-- worker:on(event_type, fn) (fn(event, worker)) and worker:handlers(module)
+dispatcher.define_handler_methods(Worker, check_self,
+  function(t) return dispatcher.EVENT_NAMES[t] or EXTRA[t] end, function(self) self:refresh() end)
 
 --- The event types someone handles, sorted: the group's subscription.
 function Worker:types()
