@@ -636,12 +636,7 @@ end
 -- the identity call), it returns true: no failure.
 function Bot:run()
   check_self(self, "run")
-  if not core.running_task() then
-    local result
-    local ok, err = core.run(function() result = table.pack(self:run()) end)
-    if not ok then error(err, 0) end
-    return table.unpack(result, 1, result.n)
-  end
+  if not core.running_task() then return dispatcher.run_in_own_loop(self) end
   self.failure = nil
   self.running = {}   -- handler task -> its event type, while it runs
   self.cancelled = setmetatable({}, { __mode = "k" }) -- handler tasks the shutdown cancelled

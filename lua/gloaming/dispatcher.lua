@@ -48,6 +48,15 @@ end
 
 -- }===============
 
+--- A host's run() called outside of any task: runs it in a gloaming.run
+-- of its own and returns what it returned.
+function dispatcher.run_in_own_loop(host)
+  local result
+  local ok, err = core.run(function() result = table.pack(host:run()) end)
+  if not ok then error(err, 0) end
+  return table.unpack(result, 1, result.n)
+end
+
 -- {=============== handlers a host can never call ===============
 
 -- Event names and intents come from C's tables (core.event_types,

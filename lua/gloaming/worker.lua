@@ -288,12 +288,7 @@ end
 -- its own gloaming.run.
 function Worker:run()
   check_self(self, "run")
-  if not core.running_task() then
-    local result
-    local ok, err = core.run(function() result = table.pack(self:run()) end)
-    if not ok then error(err, 0) end
-    return table.unpack(result, 1, result.n)
-  end
+  if not core.running_task() then return dispatcher.run_in_own_loop(self) end
   local ok, msg, code = connect(self)
   if not ok then
     if code == "ECANCELED" then return true end
