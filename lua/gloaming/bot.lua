@@ -26,6 +26,7 @@ local options = require "gloaming.options"
 local record = require "gloaming.record"
 local dispatcher = require "gloaming.dispatcher"
 local Leases = require "gloaming.cluster.leases"
+local Publisher = require "gloaming.cluster.publish"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -99,6 +100,9 @@ Bot.OPTIONS = {
   -- `capacity` or `cluster`; false keeps shared permits only.
   cluster = { "boolean|table", nil, schema = Leases.KNOBS },
   capacity = { "integer", nil, options.positive },
+  -- publish mode (README "Workers"): a cluster process that publishes its
+  -- shards' dispatches to Redis streams for workers, and runs no handler
+  publish = { "boolean|table", nil, schema = Publisher.OPTIONS },
   max_handlers = { "integer", 64, options.positive },
   -- seconds a handler may compute without waiting before it is stopped;
   -- well under Discord's heartbeat interval (41.25 s), for the code that
@@ -122,7 +126,12 @@ local function cluster_mode(opts)
     if capacity then error("Bot.new: capacity is for a cluster, and cluster is false", 3) end
     return nil
   end
-  if not (c or capacity or (redis and type(shards) == "table")) then return nil end
+  if not (c or capacity or (redis and type(shards) == "table")) then
+    if opts.publish or Bot.defaults.publish then
+      error("Bot.new: publish is for a cluster: it needs redis = URL and a shard range", 3)
+    end
+    return nil
+  end
   if not redis then
     error("Bot.new: a cluster (" .. (c and "cluster" or "capacity") .. ") needs redis = URL or client", 3)
   end
@@ -139,6 +148,11 @@ local function cluster_mode(opts)
   local from, to, total = shard_range(shards)
   local out = { capacity = capacity or 2 * (to - from + 1), from = from, to = to, total = total }
   for k, v in pairs(knobs) do out[k] = v end
+  local publish = opts.publish
+  if publish == nil then publish = Bot.defaults.publish end
+  if publish then
+    out.publish = type(publish) == "table" and publish or options.check(nil, Publisher.OPTIONS, "Bot.new")
+  end
   return out
 end
 
@@ -544,7 +558,7 @@ local function start_reader(self, shard, sub, r)
 end
 
 -- A shard the leases claimed: made (resuming session, if any), read.
-local function open_shard(self, n, session)
+local function open_shard(self, n, session, epoch)
   local id = shard_mod.ShardId.new(n, self.cluster.total)
   local b = self.config:builder()
   if session then
@@ -558,6 +572,14 @@ local function open_shard(self, n, session)
     on_fatal(self, s, c, reason, hint)
     self.stopped:notify_all()
   end)
+  if self.publisher then
+    -- publish mode: the publisher reads it (cluster/publish.lua)
+    local list = self.shards
+    list[#list + 1] = shard
+    table.sort(list, function(a, b2) return a:id():number() < b2:id():number() end)
+    self.readers[shard], self.tasks[shard] = self.publisher:attach(n, shard, session, epoch)
+    return shard
+  end
   local sub = core.shard_subscribe(shard, self:flags())
   local r = { sid = session and session.id, seq = session and session.sequence }
   local leases = self.leases
@@ -576,6 +598,7 @@ local function remove_shard(self, shard)
     if s == shard then table.remove(self.shards, i) break end
   end
   self.readers[shard], self.reading[shard] = nil, nil
+  if self.publisher then self.publisher:detach(shard:id():number(), shard) end
 end
 
 -- Closed with 4000 (resumable elsewhere), then its reader's end awaited.
@@ -583,6 +606,8 @@ local function close_for_handover(self, shard)
   shard:close(shard_mod.CloseFrame.RESUME)
   local t = self.tasks[shard]
   if t then t:wait(HANDLER_GRACE) end
+  -- what it read reaches the streams before its final sequence is stored
+  if self.publisher then self.publisher:drain(HANDLER_GRACE) end
 end
 
 local function make_leases(self)
@@ -593,8 +618,11 @@ local function make_leases(self)
     client = self.redis, app_id = self.redis_queue.opts.application_id, prefix = c.prefix,
     from = c.from, to = c.to, total = c.total, capacity = c.capacity,
     lease = c.lease, renew = c.renew, poll = c.poll, version = require("gloaming")._VERSION,
-    open = function(n, session) return open_shard(self, n, session) end,
-    seq = function(shard) return cluster_seq(self, shard) end,
+    open = function(n, session, epoch) return open_shard(self, n, session, epoch) end,
+    seq = function(shard)
+      if self.publisher then return self.publisher:session(shard:id():number()) end
+      return cluster_seq(self, shard)
+    end,
     close = function(shard) close_for_handover(self, shard) end,
     removed = function(_, shard) remove_shard(self, shard) end,
   }
@@ -603,6 +631,16 @@ end
 -- Runs until cancelled or failed: the leases bring and take the shards.
 local function run_cluster(self)
   make_leases(self)
+  if self.cluster.publish then
+    local leases, K = self.leases, self.leases.K
+    self.publisher = Publisher.new {
+      client = self.redis, K = K, me = leases.me,
+      queue_bytes = self.cluster.publish.queue_bytes, stream_bytes = self.cluster.publish.stream_bytes,
+      refused = function(n) leases:_drop(n, "notowner") end,
+      on_ready = function(data) learn_identity(self, data) end,
+    }
+    self.publisher:start()
+  end
   self.leases:start()
   while not self.failure do
     local ok, _, code = self.stopped:wait()
@@ -760,6 +798,7 @@ function Bot:shutdown(tasks, saver)
   -- a cluster closes each shard with 4000, writes its final sequence and
   -- releases its lease: another process adopts it at its next poll
   if self.leases then self.leases:stop() end
+  if self.publisher then self.publisher:stop() end
   for _, shard in ipairs(self.shards) do shard:close(frame) end
   local start = core.now()
   if wait_idle(self, tasks, start + HANDLER_GRACE) and self.in_flight > 0 then

@@ -23,6 +23,7 @@ local CLUSTER_FLAGS = {
   { "--shards", "A..B", "this process's own shards (it adopts others' while it has room)", range },
   { "--total", "N", "the bot's shard count (the same in every process)", positive },
   { "--capacity", "N", "most shards held at once (default: twice the range)", positive },
+  { "--publish", nil, "publish the shards' events to Redis streams for `gloaming worker`s (runs no handler)" },
 }
 
 local function all_flags()
@@ -224,6 +225,7 @@ local function run(args)
   end
   Bot.defaults.cluster = true
   Bot.defaults.capacity = opts.capacity
+  if opts.publish then Bot.defaults.publish = true end
   -- the rest is `gloaming run`'s
   local rest = {}
   for _, f in ipairs(cli.RUN_FLAGS) do

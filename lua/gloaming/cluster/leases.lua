@@ -65,7 +65,7 @@ local function process_id()
 end
 
 --- Leases.new{ client =, app_id =, from =, to =, total =, capacity =,
--- lease =, renew =, poll =, prefix =, open = fn(n, session|nil) -> shard |
+-- lease =, renew =, poll =, prefix =, open = fn(n, session|nil, epoch) -> shard |
 -- nil, msg; seq = fn(shard) -> sid|nil, seq, url; close = fn(shard) (closes
 -- with 4000 and waits until its reader is done); removed = fn(n, shard,
 -- why); version = }
@@ -218,7 +218,7 @@ function Leases:_claim(n)
     log.info("shard %d: stored session not resumed (%s): identifies", n,
       total ~= self.total and ("it was for a total of " .. tostring(total)) or "older than 10 min")
   end
-  local shard, err = self.open(n, session)
+  local shard, err = self.open(n, session, epoch)
   if not shard then
     log.error("shard %d: cannot be started: %s; lease released", n, tostring(err))
     self:_run("release", { self.K.sess(n), self.K.leases }, { n, self.me, epoch, sid or "", seq or 0, url or "",
