@@ -138,3 +138,32 @@ describe("publish mode", function()
     end)
   end)
 end)
+
+describe("a cluster Bot (not publishing)", function()
+  for _, case in ipairs {
+    { "op 9 false", function(fake) fake:_conn_of(0):invalidate_session(false) end },
+    { "close 4009", function(fake) fake:_conn_of(0):close(4009, "timed out") end },
+  } do
+    it(case[1] .. " clears the stored session at once, before the next identify", function()
+      run(function()
+        local server = support.start()
+        local spy = server:client()
+        local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+        -- renewals 10 s apart: the clear cannot wait for one
+        local bot = publisher(fake, server, { publish = false, cluster = { lease = 30, renew = 10, poll = 0.1 } })
+        bot:on("TYPING_START", function() end)
+        local task = gloaming.spawn(function() return bot:run() end)
+        assert(fake:wait_ready(0, 10))
+        fake:dispatch(0, "TYPING_START", TYPING)
+        assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") ~= nil end, 5))
+        local before = #fake:identifies()
+        case[2](fake)
+        assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") == nil end, 0.5),
+          "not cleared within 0.5 s")
+        assert.are.equal(before, #fake:identifies(), "cleared only at the next session")
+        task:cancel()
+        task:wait(10)
+      end)
+    end)
+  end
+end)

@@ -276,6 +276,8 @@ end
 function Bot:flags()
   check_self(self, "flags")
   local flags = F.GATEWAY_CLOSE | F.READY
+  -- a cluster clears a session op 9 false ended at once (read)
+  if self.cluster then flags = flags | F.GATEWAY_INVALIDATE_SESSION end
   for t in pairs(self.listeners) do flags = flags | F[t] end
   for t, fn in pairs(self.module or {}) do
     if type(fn) == "function" and type(t) == "string" and type(F[t]) == "userdata" then
@@ -508,6 +510,10 @@ local function read(self, sub, r)
     if event then
       if event.type == "READY" then learn_identity(self, event.data) end
       if r and not r.leased() then return end
+      if r and r.ended(event) then
+        r.sid, r.seq = nil, nil
+        self.leases:clear(r.n, "ended")
+      end
       dispatch(self, event, sub:received_at())
       if r and math.type(event.sequence) == "integer" then
         if event.type == "READY" and type(event.data) == "table" then r.sid = event.data.session_id end
@@ -557,6 +563,14 @@ local function start_reader(self, shard, sub, r)
   return task
 end
 
+-- Whether the event ends the shard's session (op 9 false, close 4007 or
+-- 4009): the cluster clears the stored one at once.
+local function session_ended(event)
+  if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
+  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
+    and (event.data.code == 4007 or event.data.code == 4009)
+end
+
 -- A shard the leases claimed: made (resuming session, if any), read.
 local function open_shard(self, n, session, epoch)
   local id = shard_mod.ShardId.new(n, self.cluster.total)
@@ -577,13 +591,15 @@ local function open_shard(self, n, session, epoch)
     local list = self.shards
     list[#list + 1] = shard
     table.sort(list, function(a, b2) return a:id():number() < b2:id():number() end)
-    self.readers[shard], self.tasks[shard] = self.publisher:attach(n, shard, session, epoch)
+    local _, task = self.publisher:attach(n, shard, session, epoch)
+    self.tasks[shard] = task
     return shard
   end
   local sub = core.shard_subscribe(shard, self:flags())
   local r = { sid = session and session.id, seq = session and session.sequence }
   local leases = self.leases
   function r.leased() return leases:leased(n, shard) end
+  r.n, r.ended = n, session_ended
   self.readers[shard], self.reading[shard] = sub, r
   local list = self.shards
   list[#list + 1] = shard

@@ -173,6 +173,16 @@ function Leases:_lease_lost(n, shard)
   self:_forget(n, "expired")
 end
 
+--- The shard's session ended (op 9 false, 4007, 4009): the stored one
+-- is cleared now, not at the next sync, so no adopter resumes it.
+function Leases:clear(n, state)
+  local h = self.held[n]
+  if not h then return end
+  h.synced_sid, h.synced_seq = nil, nil
+  local r, msg = self:_run("clear", { self.K.sess(n) }, { self.me, h.epoch, state })
+  if r ~= "OK" then log.debug("shard %d: clear: %s", n, tostring(r or msg)) end
+end
+
 -- }===============
 
 -- {=============== claiming ===============
