@@ -129,6 +129,11 @@ function Publisher:_take(n, p, ev)
     local raw = self.types.READY and json.encode(d) or ""
     self:_push({ "R", n, p.live_sid or "", p.live_url or "", self.types.READY and "READY" or false,
       ev.sequence or 0, raw }, #raw + 64)
+  elseif t == "RESUMED" then
+    if ev.sequence and self.types.RESUMED then
+      local raw = ev.data ~= nil and json.encode(ev.data) or "null"
+      self:_push({ "E", n, p.live_sid or "", "", "RESUMED", ev.sequence, raw }, #raw + 64)
+    end
   elseif t == "GATEWAY_INVALIDATE_SESSION" then
     if ev.data == false then self:_clear(n, p, "invalidated") end
   elseif t == "GATEWAY_CLOSE" then
