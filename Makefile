@@ -169,6 +169,7 @@ bench-redis: deps
 	@$(MAKE) --no-print-directory module
 	@./build/gloaming run scripts/bench_redis.lua
 	@./build/gloaming run scripts/bench_redis_cluster.lua
+	@./build/gloaming run scripts/bench_redis_publish.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120
