@@ -22,8 +22,10 @@ local D = ('{"type":0,"tts":false,"timestamp":"2026-12-05T18:00:00.000000+00:00"
   .. '"flags":0,"deaf":false,"communication_disabled_until":null,"avatar":null},"id":"1314662279834812456",'
   .. '"flags":0,"embeds":[],"edited_timestamp":null,"content":"hello there, this is a message of ordinary length",'
   .. '"components":[],"channel_id":"1234567890123456780","author":{"username":"someone","public_flags":0,'
-  .. '"id":"1234567890123456781","global_name":"Someone","discriminator":"0","avatar":"0123456789abcdef0123456789abcdef"},'
-  .. '"attachments":[],"guild_id":"1234567890123456782"}')
+  .. '"id":"1234567890123456781","global_name":"Someone","discriminator":"0",'
+  .. '"avatar":"0123456789abcdef0123456789abcdef"},'
+  .. '"attachments":[],'
+  .. '"guild_id":"1234567890123456782"}')
 
 gloaming.log.level("error")
 local function say(fmt, ...) io.stdout:write(fmt:format(...), "\n") io.stdout:flush() end

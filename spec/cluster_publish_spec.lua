@@ -9,7 +9,6 @@ local support = require "spec.redis_support"
 local keys = require "gloaming.cluster.keys"
 local format = require "gloaming.streams.format"
 local scripts = require "gloaming.cluster.publish_scripts"
-local builtin = require "gloaming.metrics.builtin"
 
 local KNOBS = { lease = 1.5, renew = 0.5, poll = 0.1 }
 local K = keys.of("gm", "555")

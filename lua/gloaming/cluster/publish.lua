@@ -86,8 +86,11 @@ function Publisher:_push(op, bytes)
   self.queue[#self.queue + 1] = op
   self.bytes = self.bytes + bytes
   op.bytes = bytes
-  metric.publish_queue_bytes(self.bytes)
-  self.work:notify_all()
+  if not self.signalled then
+    -- once until the writer runs: a notify per event costs more than the event
+    self.signalled = true
+    self.work:notify_all()
+  end
 end
 
 -- Waits while the queue is over its bound (the shard's own buffer fills
@@ -198,7 +201,7 @@ function Publisher:_call(ops)
   local keys = {}
   for i, k in ipairs(streams) do keys[i] = k end
   local args = { self.me, #streams }
-  for i = 1, #streams do args[#args + 1] = self.maxlen end
+  for _ = 1, #streams do args[#args + 1] = self.maxlen end
   for _, op in ipairs(ops) do
     local n = op[2]
     if not kidx[n] then
@@ -215,6 +218,7 @@ end
 
 -- One call: the operations leave the queue when Redis took them.
 function Publisher:_flush()
+  self.signalled = false
   local ops = self:_batch()
   if #ops == 0 then return true end
   local r, sess_or_msg, code = self:_call(ops)
@@ -236,6 +240,7 @@ function Publisher:_flush()
   for i, n in ipairs(sess_or_msg) do
     if r[2 + i] ~= "OK" then refused[n] = r[2 + i] end
   end
+  local by_type = {}
   for _, op in ipairs(ops) do
     local n = op[2]
     self.bytes = self.bytes - op.bytes
@@ -246,10 +251,11 @@ function Publisher:_flush()
       else
         if op[1] == "R" then p.sid, p.url, p.seq = op[3], op[4], -1 end
         if op[3] == p.sid and op[6] > (p.seq or -1) then p.seq = op[6] end
-        if op[1] == "E" then metric.publish_event(op[5]) end
+        if op[1] == "E" then by_type[op[5]] = (by_type[op[5]] or 0) + 1 end
       end
     end
   end
+  for t, k in pairs(by_type) do metric.publish_event(t, k) end
   self.head = self.head + #ops
   if self.head > #self.queue then
     self.queue, self.head = {}, 1

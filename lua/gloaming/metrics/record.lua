@@ -83,7 +83,7 @@ local pbytes = builtin.gloaming_publish_queue_bytes
 --- Publish mode (cluster/publish.lua): an event written, a script call
 -- (result, operations), replays skipped, a shard's batch refused by the
 -- fence, the queue over its bound, the queue's bytes.
-function record.publish_event(t) published:inc(1, { type = t }) end
+function record.publish_event(t, n) published:inc(n or 1, { type = t }) end
 function record.publish_call(result, n)
   pcalls:inc(1, { result = result })
   if result == "ok" then pbatch:observe(n) end
