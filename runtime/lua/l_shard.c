@@ -15,6 +15,7 @@
  *   core.shard_session(shard) -> id, seq, url
  *   core.shard_latency(shard) -> table   core.shard_ratelimiter(shard)
  *   core.shard_lease(shard, deadline | nil)   core.shard_drop(shard, reason)
+ *   core.shard_hold(shard, on[, reason])
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
  * The identify permit is answered only through the function the enqueue
@@ -795,6 +796,16 @@ static int shard_drop(lua_State *L) {
   return 0;
 }
 
+/* shard_hold(shard, on[, reason]): closes it with 4000 and keeps it
+ * disconnected (on), or lets it resume (off). */
+static int shard_hold(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  bool on = lua_toboolean(L, 2);
+  const char *reason = luaL_optstring(L, 3, "held");
+  gm_shard_hold(ls->s, on, reason);
+  return 0;
+}
+
 static int shard_memory(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   lua_pushinteger(L, (lua_Integer)gm_shard_memory(ls->s));
@@ -1023,6 +1034,7 @@ int gm_open_shard(lua_State *L) {
                                    {"shard_ratelimiter", shard_ratelimiter_raw},
                                    {"shard_lease", shard_lease},
                                    {"shard_drop", shard_drop},
+                                   {"shard_hold", shard_hold},
                                    {"parse", l_parse},
                                    {"identify_payload", l_identify_payload},
                                    {"live_shards", l_live_shards},

@@ -17,11 +17,11 @@
 -- in the streams and a replay is skipped there.
 --
 -- Backpressure: when the queue is over its bound (Redis slow or down) the
--- readers stop taking events, the shard's subscription fills, the shard
--- stops reading its socket and, a heartbeat interval later, closes with
--- 4000 and waits (the runtime's held state: not counted as a failure for
--- the reconnect backoff) until the queue drained to half, then RESUMEs:
--- Discord replays what was missed meanwhile, and nothing is lost.
+-- readers stop taking events and every shard is held (core.shard_hold):
+-- closed with 4000 at once, the session kept, no reconnect (and nothing
+-- counted for the reconnect backoff) until the queue drained to half;
+-- then they RESUME at once and Discord replays what they missed. Events
+-- already in a shard's subscription wait there.
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 local F = require "gloaming.event_type_flags"
@@ -100,7 +100,8 @@ function Publisher:_room()
     if not self.full then
       self.full = true
       metric.publish_backpressure()
-      log.warn("publish queue full (%d bytes): shards stop reading until Redis takes it", self.bytes)
+      log.warn("publish queue full (%d bytes): shards closed with 4000 until Redis takes it", self.bytes)
+      for _, p in pairs(self.shards) do core.shard_hold(p.shard, true, "publish queue full") end
     end
     local ok, _, code = self.drained:wait(1)
     if not ok and code == "ECANCELED" then return false end
@@ -267,7 +268,8 @@ function Publisher:_flush()
   metric.publish_queue_bytes(self.bytes)
   if self.full and self.bytes < self.queue_bytes / 2 then
     self.full = false
-    log.info("publish queue drained: shards read again")
+    log.info("publish queue drained: shards resume")
+    for _, p in pairs(self.shards) do core.shard_hold(p.shard, false) end
   end
   if self.bytes < self.queue_bytes / 2 then self.drained:notify_all() end
   for n, why in pairs(refused) do
