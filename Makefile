@@ -170,6 +170,7 @@ bench-redis: deps
 	@./build/gloaming run scripts/bench_redis.lua
 	@./build/gloaming run scripts/bench_redis_cluster.lua
 	@./build/gloaming run scripts/bench_redis_publish.lua
+	@./build/gloaming run scripts/bench_redis_publish_cpu.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120
