@@ -171,6 +171,7 @@ bench-redis: deps
 	@./build/gloaming run scripts/bench_redis_cluster.lua
 	@./build/gloaming run scripts/bench_redis_publish.lua
 	@./build/gloaming run scripts/bench_redis_publish_cpu.lua
+	@./build/gloaming run scripts/bench_redis_publish_latency.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120
