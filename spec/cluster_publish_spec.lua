@@ -166,3 +166,68 @@ describe("a cluster Bot (not publishing)", function()
     end)
   end
 end)
+
+describe("the publisher's queue", function()
+  local Publisher = require "gloaming.cluster.publish"
+
+  -- A publisher with one attached shard n (no real shard: its ops are
+  -- pushed by hand), its session hash owned by "me" at epoch 1.
+  local function setup(c, n)
+    local p = Publisher.new { client = c, K = K, me = "me" }
+    p.shards[n] = { epoch = 1, sid = "S", seq = 0 }
+    return p
+  end
+  local function push(p, n, from, to)
+    for q = from, to do p:_push({ "E", n, "S", "", "T", q, '{"q":' .. q .. "}" }, 16) end
+  end
+
+  it("two flushes at once (the writer and a drain) write each event once and lose none", function()
+    run(function()
+      local server = support.start()
+      local c = server:client()
+      c:call("HSET", K.sess(1), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
+      local p = setup(c, 1)
+      push(p, 1, 1, 100)
+      local a = gloaming.spawn(function() return p:_flush() end)
+      local b = gloaming.spawn(function() return p:_flush() end)
+      assert(a:wait(5))
+      assert(b:wait(5))
+      assert.is_true(p:drain(5))
+      assert.are.equal(100, c:call("XLEN", K.ev("T")))
+      assert.are.equal("100", c:call("HGET", K.sess(1), "seq"))
+      assert.are.equal(0, p.bytes)
+    end)
+  end)
+
+  it("a shard whose hash Redis lost keeps its events queued until the hash is back", function()
+    run(function()
+      local server = support.start()
+      local c = server:client()
+      local p = setup(c, 2)
+      push(p, 2, 1, 3)
+      local ok, _, code = p:_flush()
+      assert.is_nil(ok)
+      assert.are.equal("EMISSING", code)
+      assert.are.equal(0, c:call("EXISTS", K.ev("T")))
+      -- the lease manager restores it (cluster/leases.lua _restore)
+      c:call("HSET", K.sess(2), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
+      assert.is_true(p:drain(5))
+      assert.are.equal(3, c:call("XLEN", K.ev("T")))
+    end)
+  end)
+
+  it("a lease renewal in publish mode leaves the stored session alone (a renewal built before a "
+    .. "publish's reply must not undo it)", function()
+    run(function()
+      local server = support.start()
+      local c = server:client()
+      local lease_scripts = require "gloaming.cluster.lease_scripts"
+      c:script("sync", lease_scripts.sync)
+      c:call("HSET", K.sess(4), "owner", "me", "epoch", "1", "sid", "NEW", "seq", "7", "url", "wss://new")
+      local r = c:run("sync", { K.leases, K.proc("me"), K.procs, K.sess(4) },
+        { K.base, "me", 15000, 0, 4, "1", "=", 0, "", 1, "running" })
+      assert.are.equal("OK", r[2])
+      assert.are.same({ "NEW", "7", "wss://new" }, c:call("HMGET", K.sess(4), "sid", "seq", "url"))
+    end)
+  end)
+end)

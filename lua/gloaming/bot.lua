@@ -634,6 +634,7 @@ local function make_leases(self)
     client = self.redis, app_id = self.redis_queue.opts.application_id, prefix = c.prefix,
     from = c.from, to = c.to, total = c.total, capacity = c.capacity,
     lease = c.lease, renew = c.renew, poll = c.poll, version = require("gloaming")._VERSION,
+    publishing = c.publish and true or nil,
     open = function(n, session, epoch) return open_shard(self, n, session, epoch) end,
     seq = function(shard)
       if self.publisher then return self.publisher:session(shard:id():number()) end
@@ -652,7 +653,7 @@ local function run_cluster(self)
     self.publisher = Publisher.new {
       client = self.redis, K = K, me = leases.me,
       queue_bytes = self.cluster.publish.queue_bytes, stream_bytes = self.cluster.publish.stream_bytes,
-      refused = function(n) leases:_drop(n, "notowner") end,
+      refused = function(n) leases:_drop(n, "notowner") end, -- NOTOWNER only
       on_ready = function(data) learn_identity(self, data) end,
     }
     self.publisher:start()

@@ -68,7 +68,8 @@ end
 -- lease =, renew =, poll =, prefix =, open = fn(n, session|nil, epoch) -> shard |
 -- nil, msg; seq = fn(shard) -> sid|nil, seq, url; close = fn(shard) (closes
 -- with 4000 and waits until its reader is done); removed = fn(n, shard,
--- why); version = }
+-- why); version =; publishing = true: sessions are stored by the publish
+-- script (cluster/publish.lua), renewals leave them alone }
 function Leases.new(o)
   local self = setmetatable({}, Leases)
   for k, v in pairs(o) do self[k] = v end
@@ -289,6 +290,9 @@ function Leases:_sync(all)
   for n, h in pairs(self.held) do
     if not h.handing then
       local sid, seq, url = self.seq(h.shard)
+      -- publish mode: the publish script stores the session, in order
+      -- with the events; a renewal built before its reply must not undo it
+      if self.publishing then sid, seq, url = "=", 0, "" end
       if renewing or sid ~= h.synced_sid or seq ~= h.synced_seq then
         batch[#batch + 1] = { n = n, h = h, sid = sid, seq = seq }
         ks[#ks + 1] = K.sess(n)

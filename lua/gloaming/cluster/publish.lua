@@ -69,6 +69,7 @@ function Publisher.new(o)
   self.flags = ALWAYS
   self.work = core.condition()    -- the queue got something
   self.drained = core.condition() -- the queue went under half its bound
+  self.flushed = core.condition() -- a flush ended
   self.client:script(SCRIPT, scripts.ev_publish)
   return self
 end
@@ -217,8 +218,23 @@ function Publisher:_call(ops)
   return c:run(SCRIPT, keys, args), sess
 end
 
--- One call: the operations leave the queue when Redis took them.
+-- One call: the operations leave the queue when Redis took them. One at
+-- a time (the writer and drain both flush): a batch sent twice would be
+-- harmless in Redis (skipped), but its operations would leave the queue twice.
 function Publisher:_flush()
+  while self.flushing do
+    local ok, _, code = self.flushed:wait(1)
+    if not ok and code == "ECANCELED" then return nil, "cancelled", code end
+  end
+  self.flushing = true
+  local ok, r1, r2, r3 = pcall(self._flush_one, self)
+  self.flushing = false
+  self.flushed:notify_all()
+  if not ok then error(r1, 0) end
+  return r1, r2, r3
+end
+
+function Publisher:_flush_one()
   self.signalled = false
   local ops = self:_batch()
   if #ops == 0 then return true end
@@ -237,16 +253,28 @@ function Publisher:_flush()
   end
   metric.publish_call("ok", #ops)
   metric.publish_skipped(tonumber(r[2]) or 0)
-  local refused = {}
+  local refused, missing = {}, {}
   for i, n in ipairs(sess_or_msg) do
-    if r[2 + i] ~= "OK" then refused[n] = r[2 + i] end
+    local result = r[2 + i]
+    if result == "MISSING" then
+      -- Redis lost its data: nothing of the shard was written; again once
+      -- the lease manager restored its hash (cluster/leases.lua _restore)
+      missing[n] = true
+    elseif result ~= "OK" then
+      refused[n] = result
+    end
   end
+  local again = {}
   local by_type = {}
   for _, op in ipairs(ops) do
     local n = op[2]
-    self.bytes = self.bytes - op.bytes
     local p = self.shards[n]
-    if p and not refused[n] then
+    if missing[n] then
+      again[#again + 1] = op
+    else
+      self.bytes = self.bytes - op.bytes
+    end
+    if p and not refused[n] and not missing[n] then
       if op[1] == "C" then
         p.sid, p.seq, p.url = nil, nil, nil
       else
@@ -258,7 +286,12 @@ function Publisher:_flush()
   end
   for t, k in pairs(by_type) do metric.publish_event(t, k) end
   self.head = self.head + #ops
-  if self.head > #self.queue then
+  if #again > 0 then
+    -- back at the front, in order
+    local rest = again
+    for i = self.head, #self.queue do rest[#rest + 1] = self.queue[i] end
+    self.queue, self.head = rest, 1
+  elseif self.head > #self.queue then
     self.queue, self.head = {}, 1
   elseif self.head > 1024 then
     local rest = {}
@@ -275,6 +308,10 @@ function Publisher:_flush()
   for n, why in pairs(refused) do
     metric.publish_refused(why:lower())
     if self.shards[n] and self.refused then self.refused(n, why) end
+  end
+  if next(missing) then
+    metric.publish_refused("missing")
+    return nil, "the session hash is missing", "EMISSING" -- the writer pauses
   end
   return true
 end
