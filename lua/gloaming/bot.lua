@@ -649,6 +649,9 @@ end
 local function run_cluster(self)
   make_leases(self)
   if self.cluster.publish then
+    if next(self.listeners) or next(self.module or {}) then
+      log.warn("publish mode: this process runs no handler (workers do: `gloaming worker`); its handlers are ignored")
+    end
     local leases, K = self.leases, self.leases.K
     self.publisher = Publisher.new {
       client = self.redis, K = K, me = leases.me,
