@@ -231,3 +231,33 @@ describe("the publisher's queue", function()
     end)
   end)
 end)
+
+describe("trimming", function()
+  it("MAXLEN ~ from stream_bytes: a group with no consumer reports exactly the events trimmed unread", function()
+    run(function()
+      local server = support.start()
+      local spy = server:client()
+      local info = require "gloaming.streams.info"
+      -- a group with no consumer, created before anything is published
+      assert(spy:call("XGROUP", "CREATE", K.ev("TYPING_START"), "idle", "$", "MKSTREAM"))
+      spy:call("HSET", K.subs, "idle", "TYPING_START")
+      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+      -- 100 entries' worth of bytes: MAXLEN ~ 100
+      local bot = publisher(fake, server, { publish = { stream_bytes = 100 * 1200 } })
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_ready(0, 10))
+      local first = fake:dispatch(0, "TYPING_START", TYPING)
+      local last
+      for _ = 1, 999 do last = fake:dispatch(0, "TYPING_START", TYPING) end
+      assert(support.wait_for(function() return tonumber(spy:call("HGET", K.sess(0), "seq")) == last end, 10))
+      local published = last - first + 1
+      local length = spy:call("XLEN", K.ev("TYPING_START"))
+      -- Redis trims whole nodes (100 entries): at least MAXLEN are kept
+      assert.is_true(length >= 100 and length < published, ("length %d of %d"):format(length, published))
+      local g = info.group(spy, K.ev("TYPING_START"), "idle")
+      assert.are.equal(published - length, g.lost)
+      task:cancel()
+      task:wait(10)
+    end)
+  end)
+end)
