@@ -261,3 +261,14 @@ describe("trimming", function()
     end)
   end)
 end)
+
+describe("the publish option", function()
+  it("is for a cluster, and its sizes are checked", function()
+    assert.has_error(function() gloaming.Bot.new { token = "t", publish = true } end,
+      "Bot.new: publish is for a cluster: it needs redis = URL and a shard range")
+    assert.has_error(function()
+      gloaming.Bot.new { token = "t", redis = "redis://127.0.0.1:1", shards = { from = 0, to = 0, total = 1 },
+        publish = { queue_bytes = 100 } }
+    end, "bad option 'publish.queue_bytes' to Bot.new (must be at least 4096)")
+  end)
+end)

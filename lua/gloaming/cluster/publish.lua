@@ -46,7 +46,7 @@ Publisher.ENTRY_BYTES = 1200
 Publisher.OPTIONS = {
   -- bytes of events the process may hold unpublished before it stops reading
   queue_bytes = { "integer", 8 * 1024 * 1024, function(v) return v >= 4096, "must be at least 4096" end },
-  -- bytes each event stream may keep (MAXLEN ~ bytes / ENTRY_BYTES)
+  -- bytes each event stream may keep (MAXLEN ~ bytes / ENTRY_BYTES; 0: no trimming)
   stream_bytes = { "integer", 256 * 1024 * 1024, function(v) return v >= 0, "must not be negative" end },
 }
 
