@@ -176,6 +176,9 @@ bench-redis: deps
 	@$(MAKE) --no-print-directory module
 	@./build/gloaming run scripts/bench_redis.lua
 	@./build/gloaming run scripts/bench_redis_cluster.lua
+	@./build/gloaming run scripts/bench_redis_publish.lua
+	@./build/gloaming run scripts/bench_redis_publish_cpu.lua
+	@./build/gloaming run scripts/bench_redis_publish_latency.lua
 
 SOAK_SECONDS ?= 600
 SOAK_ASAN_SECONDS ?= 120

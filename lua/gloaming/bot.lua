@@ -28,6 +28,7 @@ local dispatcher = require "gloaming.dispatcher"
 local Leases = require "gloaming.cluster.leases"
 local Commands = require "gloaming.cluster.commands"
 local gateway = require "gloaming.gateway"
+local Publisher = require "gloaming.cluster.publish"
 
 local Bot = { __name = "gloaming.Bot" }
 Bot.__index = Bot
@@ -102,6 +103,9 @@ Bot.OPTIONS = {
   -- `capacity` or `cluster`; false keeps shared permits only.
   cluster = { "boolean|table", nil, schema = Leases.KNOBS },
   capacity = { "integer", nil, options.positive },
+  -- publish mode (README "Workers"): a cluster process that publishes its
+  -- shards' dispatches to Redis streams for workers, and runs no handler
+  publish = { "boolean|table", nil, schema = Publisher.OPTIONS },
   max_handlers = { "integer", 64, options.positive },
   -- seconds a handler may compute without waiting before it is stopped;
   -- well under Discord's heartbeat interval (41.25 s), for the code that
@@ -125,7 +129,12 @@ local function cluster_mode(opts)
     if capacity then error("Bot.new: capacity is for a cluster, and cluster is false", 3) end
     return nil
   end
-  if not (c or capacity or (redis and type(shards) == "table")) then return nil end
+  if not (c or capacity or (redis and type(shards) == "table")) then
+    if opts.publish or Bot.defaults.publish then
+      error("Bot.new: publish is for a cluster: it needs redis = URL and a shard range", 3)
+    end
+    return nil
+  end
   if not redis then
     error("Bot.new: a cluster (" .. (c and "cluster" or "capacity") .. ") needs redis = URL or client", 3)
   end
@@ -143,6 +152,11 @@ local function cluster_mode(opts)
   local from, to, total = shard_range(shards)
   local out = { capacity = capacity or 2 * (to - from + 1), from = from, to = to, total = total }
   for k, v in pairs(knobs) do out[k] = v end
+  local publish = opts.publish
+  if publish == nil then publish = Bot.defaults.publish end
+  if publish then
+    out.publish = type(publish) == "table" and publish or options.check(nil, Publisher.OPTIONS, "Bot.new")
+  end
   return out
 end
 
@@ -248,6 +262,8 @@ dispatcher.define_handler_methods(Bot, check_self, function(t) return EVENT_NAME
 function Bot:flags()
   check_self(self, "flags")
   local flags = F.GATEWAY_CLOSE | F.READY
+  -- a cluster clears a session op 9 false ended at once (read)
+  if self.cluster then flags = flags | F.GATEWAY_INVALIDATE_SESSION end
   for t in pairs(self.listeners) do flags = flags | F[t] end
   for t, fn in pairs(self.module or {}) do
     if type(fn) == "function" and type(t) == "string" and type(F[t]) == "userdata" then
@@ -481,6 +497,10 @@ local function read(self, sub, r)
     if event then
       if event.type == "READY" then learn_identity(self, event.data) end
       if r and not r.leased() then return end
+      if r and r.ended(event) then
+        r.sid, r.seq = nil, nil
+        self.leases:clear(r.n, "ended")
+      end
       dispatch(self, event, sub:received_at())
       if r and math.type(event.sequence) == "integer" then
         if event.type == "READY" and type(event.data) == "table" then r.sid = event.data.session_id end
@@ -530,8 +550,16 @@ local function start_reader(self, shard, sub, r)
   return task
 end
 
+-- Whether the event ends the shard's session (op 9 false, close 4007 or
+-- 4009): the cluster clears the stored one at once.
+local function session_ended(event)
+  if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
+  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
+    and (event.data.code == 4007 or event.data.code == 4009)
+end
+
 -- A shard the leases claimed: made (resuming session, if any), read.
-local function open_shard(self, n, session)
+local function open_shard(self, n, session, epoch)
   local id = shard_mod.ShardId.new(n, self.cluster.total)
   local b = self.config:builder()
   if session then
@@ -545,10 +573,20 @@ local function open_shard(self, n, session)
     on_fatal(self, s, c, reason, hint)
     self.stopped:notify_all()
   end)
+  if self.publisher then
+    -- publish mode: the publisher reads it (cluster/publish.lua)
+    local list = self.shards
+    list[#list + 1] = shard
+    table.sort(list, function(a, b2) return a:id():number() < b2:id():number() end)
+    local _, task = self.publisher:attach(n, shard, session, epoch)
+    self.tasks[shard] = task
+    return shard
+  end
   local sub = core.shard_subscribe(shard, self:flags())
   local r = { sid = session and session.id, seq = session and session.sequence }
   local leases = self.leases
   function r.leased() return leases:leased(n, shard) end
+  r.n, r.ended = n, session_ended
   self.readers[shard], self.reading[shard] = sub, r
   local list = self.shards
   list[#list + 1] = shard
@@ -565,6 +603,7 @@ local function remove_shard(self, shard)
     if s == shard then table.remove(self.shards, i) break end
   end
   self.readers[shard], self.reading[shard] = nil, nil
+  if self.publisher then self.publisher:detach(shard:id():number(), shard) end
 end
 
 -- Closed with 4000 (resumable elsewhere), then its reader's end awaited.
@@ -573,6 +612,8 @@ local function close_for_handover(self, shard)
   shard:close(shard_mod.CloseFrame.RESUME)
   local t = self.tasks[shard]
   if t then t:wait(HANDLER_GRACE) end
+  -- what it read reaches the streams before its final sequence is stored
+  if self.publisher then self.publisher:drain(HANDLER_GRACE) end
 end
 
 local function make_leases(self)
@@ -583,8 +624,12 @@ local function make_leases(self)
     client = self.redis, app_id = self.redis_queue.opts.application_id, prefix = c.prefix,
     from = c.from, to = c.to, total = c.total, capacity = c.capacity,
     lease = c.lease, renew = c.renew, poll = c.poll, version = require("gloaming")._VERSION,
-    open = function(n, session) return open_shard(self, n, session) end,
-    seq = function(shard) return cluster_seq(self, shard) end,
+    publishing = c.publish and true or nil,
+    open = function(n, session, epoch) return open_shard(self, n, session, epoch) end,
+    seq = function(shard)
+      if self.publisher then return self.publisher:session(shard:id():number()) end
+      return cluster_seq(self, shard)
+    end,
     close = function(shard) close_for_handover(self, shard) end,
     removed = function(_, shard) remove_shard(self, shard) end,
   }
@@ -596,6 +641,19 @@ end
 local function run_cluster(self)
   make_leases(self)
   self.commands:start()
+  if self.cluster.publish then
+    if next(self.listeners) or next(self.module or {}) then
+      log.warn("publish mode: this process runs no handler (workers do: `gloaming worker`); its handlers are ignored")
+    end
+    local leases, K = self.leases, self.leases.K
+    self.publisher = Publisher.new {
+      client = self.redis, K = K, me = leases.me,
+      queue_bytes = self.cluster.publish.queue_bytes, stream_bytes = self.cluster.publish.stream_bytes,
+      refused = function(n) leases:_drop(n, "notowner") end, -- NOTOWNER only
+      on_ready = function(data) learn_identity(self, data) end,
+    }
+    self.publisher:start()
+  end
   self.leases:start()
   while not self.failure do
     local ok, _, code = self.stopped:wait()
@@ -749,6 +807,7 @@ function Bot:shutdown(tasks, saver)
   -- releases its lease: another process adopts it at its next poll
   if self.commands then self.commands:stop() end
   if self.leases then self.leases:stop() end
+  if self.publisher then self.publisher:stop() end
   for _, shard in ipairs(self.shards) do shard:close(frame) end
   local start = core.now()
   if wait_idle(self, tasks, start + HANDLER_GRACE) and self.in_flight > 0 then

@@ -638,6 +638,14 @@ void gm_shard_drop(gm_shard_t *s, const char *reason) {
   after_machine(s);
 }
 
+void gm_shard_hold(gm_shard_t *s, bool on, const char *reason) {
+  if (s->loop == NULL) return;
+  gm_sm_hold(&s->m, now_of(s), on, reason);
+  /* released with nothing full: reading goes on (the pause was the
+   * buffers', if any) */
+  after_machine(s);
+}
+
 void gm_shard_free(gm_shard_t *s) {
   if (s->conn) gm_conn_release(s->conn);
   if (s->loop) gm_timer_stop(&s->timer);

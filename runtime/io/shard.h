@@ -143,6 +143,9 @@ bool gm_shard_may_act(gm_shard_t *s);
 /* Ends the shard without a close frame (gm_sm_drop): the session stays
  * resumable; readers get GATEWAY_CLOSE (1006, reason) then ECLOSED. */
 void gm_shard_drop(gm_shard_t *s, const char *reason);
+/* Holds the shard (closes with 4000 and stays disconnected) or lets it
+ * resume: gm_sm_hold. */
+void gm_shard_hold(gm_shard_t *s, bool on, const char *reason);
 /* Frees the shard: the connection is dropped without a close frame. */
 void gm_shard_free(gm_shard_t *s);
 

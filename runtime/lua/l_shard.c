@@ -7,12 +7,15 @@
  *
  * The plumbing the Lua side builds on is not on the shard object, where any
  * user would find it, but in the internal gloaming.core:
- *   core.shard_subscribe(shard, flags | nil, raw) -> subscription
+ *   core.shard_subscribe(shard, flags | nil, raw, undecoded) -> subscription
+ *     (undecoded: dispatches as { type, sequence, raw = d's JSON text,
+ *     bytes }, for a publisher; READY and RESUMED decoded as usual)
  *   core.shard_default_subscription(shard, flags) -> the one next_event uses
  *   core.shard_raw_subscription(shard) -> next_message's, or nil
  *   core.shard_session(shard) -> id, seq, url
  *   core.shard_latency(shard) -> table   core.shard_ratelimiter(shard)
  *   core.shard_lease(shard, deadline | nil)   core.shard_drop(shard, reason)
+ *   core.shard_hold(shard, on[, reason])
  *   subscription:next([timeout]) -> event | message | nil, msg, code
  *   subscription:close()
  * The identify permit is answered only through the function the enqueue
@@ -74,6 +77,9 @@ typedef struct lsub_s {
   uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
   uint64_t received_at; /* of the last item taken (UINT64_MAX: unknown) */
   bool is_default;
+  /* a publisher's: dispatches come as { type, sequence, raw = d's text },
+   * nothing decoded (READY and RESUMED excepted: the process reads them) */
+  bool undecoded;
 } lsub_t;
 
 static lshard_t *check_shard(lua_State *L, int i) {
@@ -412,6 +418,32 @@ static int push_message(lua_State *L, gm_item_t *it) {
   return 1;
 }
 
+/* A dispatch for a publisher: { type =, sequence =, raw = } with raw the
+ * text of its `d` as received (the envelope scan's slice), undecoded;
+ * name = its dispatch name for one gloaming does not know. */
+static int push_undecoded(lua_State *L, gm_item_t *it) {
+  lua_createtable(L, 0, 4);
+  push_event_name(L, it->type);
+  lua_setfield(L, -2, "type");
+  if (it->type == GM_EVENT_UNKNOWN) {
+    gm_envelope_t env;
+    if (gm_envelope_scan(it->payload->data, it->payload->len, &env) == 0 &&
+        env.t && !env.t_escaped) {
+      lua_pushlstring(L, env.t, env.t_len);
+      lua_setfield(L, -2, "name");
+    }
+  }
+  lua_pushlstring(L, it->payload->data + it->d_off, it->d_len);
+  lua_setfield(L, -2, "raw");
+  if (it->seq >= 0) {
+    lua_pushinteger(L, it->seq);
+    lua_setfield(L, -2, "sequence");
+  }
+  lua_pushinteger(L, (lua_Integer)it->payload->len);
+  lua_setfield(L, -2, "bytes");
+  return 1;
+}
+
 /* Takes the next item for a reader: values pushed, or -1 to wait. */
 static int try_take(lua_State *L, lsub_t *lsub) {
   lshard_t *ls = lsub->ls;
@@ -429,8 +461,15 @@ static int try_take(lua_State *L, lsub_t *lsub) {
       continue;
     }
     lsub->received_at = it->payload ? it->payload->at : UINT64_MAX;
-    int n = lsub->sub->raw && !lsub->is_default ? push_message(L, it)
-                                                 : push_event(L, it, ls->cjson);
+    int n;
+    if (lsub->sub->raw && !lsub->is_default)
+      n = push_message(L, it);
+    else if (lsub->undecoded && it->kind == GM_ITEM_EVENT && it->seq >= 0 &&
+             it->payload && it->type != GM_EVENT_READY &&
+             it->type != GM_EVENT_RESUMED)
+      n = push_undecoded(L, it);
+    else
+      n = push_event(L, it, ls->cjson);
     gm_item_free(it);
     return n;
   }
@@ -562,6 +601,7 @@ static int shard_subscribe(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   gm_event_flags_t f;
   bool raw = lua_toboolean(L, 3);
+  bool undecoded = lua_toboolean(L, 4);
   gm_check_flags(L, 2, &f);
   if (ls->s->loop == NULL) return gm_push_fail(L, GM_ECLOSED, gm_shard_reason(ls->s));
   /* an ended shard is not pinned again (it would stay in gloaming.shards());
@@ -569,7 +609,7 @@ static int shard_subscribe(lua_State *L) {
   pin(L, ls, 1, !ls->s->ended);
   gm_sub_t *sub = gm_shard_subscribe(ls->s, raw ? NULL : &f, raw);
   if (sub == NULL) return gm_raise_oom(L);
-  new_sub(L, 1, ls, sub, false);
+  new_sub(L, 1, ls, sub, false)->undecoded = undecoded && !raw;
   if (raw) { /* next_message keeps one raw subscription */
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, UV_RAW);
@@ -757,6 +797,16 @@ static int shard_drop(lua_State *L) {
   lshard_t *ls = check_shard(L, 1);
   const char *reason = luaL_optstring(L, 2, "dropped");
   gm_shard_drop(ls->s, reason);
+  return 0;
+}
+
+/* shard_hold(shard, on[, reason]): closes it with 4000 and keeps it
+ * disconnected (on), or lets it resume (off). */
+static int shard_hold(lua_State *L) {
+  lshard_t *ls = check_shard(L, 1);
+  bool on = lua_toboolean(L, 2);
+  const char *reason = luaL_optstring(L, 3, "held");
+  gm_shard_hold(ls->s, on, reason);
   return 0;
 }
 
@@ -992,6 +1042,7 @@ int gm_open_shard(lua_State *L) {
                                    {"shard_ratelimiter", shard_ratelimiter_raw},
                                    {"shard_lease", shard_lease},
                                    {"shard_drop", shard_drop},
+                                   {"shard_hold", shard_hold},
                                    {"parse", l_parse},
                                    {"identify_payload", l_identify_payload},
                                    {"live_shards", l_live_shards},

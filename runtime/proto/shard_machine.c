@@ -448,7 +448,7 @@ static void connect_now(gm_shard_machine_t *m) {
 static void schedule_reconnect(gm_shard_machine_t *m, uint64_t now,
                                uint64_t extra, bool held) {
   if (m->life != GM_SM_RUNNING) return;
-  if (held) {
+  if (held || m->hold) {
     m->phase = GM_SM_HELD;
     m->reconnect_at = NEVER;
     return;
@@ -1027,10 +1027,29 @@ void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused) {
 }
 
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now) {
-  if (!gm_sm_may_act(m, now) || m->phase != GM_SM_HELD) return;
+  if (!gm_sm_may_act(m, now) || m->phase != GM_SM_HELD || m->hold) return;
   /* at once, no jitter: buffers drain at each shard's own moment */
   m->phase = GM_SM_IDLE;
   m->reconnect_at = now;
+}
+
+void gm_sm_hold(gm_shard_machine_t *m, uint64_t now, bool on, const char *reason) {
+  if (m->hold == on) return;
+  m->hold = on;
+  if (!gm_sm_may_act(m, now) || m->life != GM_SM_RUNNING) return;
+  if (!on) {
+    if (m->paused_since == NEVER) gm_sm_drained(m, now);
+    return;
+  }
+  if (m->phase == GM_SM_IDLE) { /* waiting to reconnect: it waits for off */
+    m->phase = GM_SM_HELD;
+    m->reconnect_at = NEVER;
+  } else if (gm_sm_connected(m) && m->phase != GM_SM_CLOSING) {
+    /* CLOSING ends by itself; schedule_reconnect then holds */
+    say(m, GM_LOG_WARN, "%s: closing until it is released", reason ? reason : "held");
+    m->counts = GM_SM_COUNTS_VOLUNTARY;
+    drop_connection(m, now, 4000, 4000, reason ? reason : "held", true);
+  }
 }
 
 void gm_sm_tick(gm_shard_machine_t *m, uint64_t now) {

@@ -278,6 +278,8 @@ typedef struct gm_shard_machine_s {
    * lease); lease_lost once its end dropped the shard */
   uint64_t lease_until;
   bool lease_lost;
+  /* held by its owner (gm_sm_hold): no connection until released */
+  bool hold;
   char drop_reason[48]; /* why gm_sm_drop ended it */
   /* actions decided by the current input, taken by gm_sm_next_action */
   gm_sm_action_t actions[GM_SM_MAX_ACTIONS];
@@ -350,8 +352,15 @@ void gm_sm_drop(gm_shard_machine_t *m, uint64_t now, const char *reason);
  * half (the bounded queue's hysteresis). */
 void gm_sm_pause(gm_shard_machine_t *m, uint64_t now, bool paused);
 /* The buffers drained (reading resumed) after a full-buffer close: HELD
- * reconnects at once. */
+ * reconnects at once (unless gm_sm_hold holds it). */
 void gm_sm_drained(gm_shard_machine_t *m, uint64_t now);
+/* The owner holds the shard (on) or lets it go (off): on closes the
+ * connection now with 4000 (the session kept) and reconnects nothing,
+ * like a full buffer's close, and it does not count for the backoff; off
+ * resumes at once unless the driver's buffers are still full (then
+ * gm_sm_drained does). A publisher whose queue is full holds its shards:
+ * Discord keeps the events meanwhile and replays them on RESUME. */
+void gm_sm_hold(gm_shard_machine_t *m, uint64_t now, bool on, const char *reason);
 
 /* The next action the last inputs decided, oldest first: true and *a set,
  * or false when none is left. */

@@ -191,6 +191,7 @@ static void take_actions(void) {
 #define gm_sm_close(m, now, code, r) AFTER(gm_sm_close(m, now, code, r))
 #define gm_sm_pause(m, now, p) AFTER(gm_sm_pause(m, now, p))
 #define gm_sm_drained(m, now) AFTER(gm_sm_drained(m, now))
+#define gm_sm_hold(m, now, on, r) AFTER(gm_sm_hold(m, now, on, r))
 #define gm_sm_lease(m, now, until) AFTER(gm_sm_lease(m, now, until))
 #define gm_sm_drop(m, now, reason) AFTER(gm_sm_drop(m, now, reason))
 static int payload_then_actions(uint64_t now, const char *json, size_t len,
@@ -1505,6 +1506,45 @@ static void a_full_interval_paused_closes_until_drained(void **state) {
   assert_int_equal(GM_SHARD_RESUMING, gm_sm_state(&M));
 }
 
+/* A publisher's full queue: closed with 4000 at once, nothing reconnects
+ * until released (not even drained buffers), then a RESUME at once; no
+ * attempt counted. */
+static void a_hold_closes_now_and_resumes_when_released(void **state) {
+  (void)state;
+  to_stable();
+  dispatch("MESSAGE_CREATE", 3);
+  uint32_t attempts = M.attempts;
+  clear_log();
+  gm_sm_hold(&M, w.now, true, "publish queue full");
+  assert_closed_with(4000, "publish queue full", true);
+  assert_emitted(4000, "publish queue full", GM_CLOSED_BY_SHARD);
+  assert_false(gm_sm_connected(&M));
+  assert_string_equal("SID-1", M.session_id);
+  assert_int_equal(NEVER, gm_sm_next_deadline(&M));
+  tick_at(w.now + 600 * S);
+  gm_sm_drained(&M, w.now); /* the buffers are not what holds it */
+  assert_int_equal(0, count(FX_CONNECT));
+  gm_sm_hold(&M, w.now, true, "again"); /* held already: nothing */
+  assert_int_equal(0, count(FX_CONNECT));
+  w.now += 1 * S;
+  gm_sm_hold(&M, w.now, false, NULL);
+  resume_after(0, RESUME, RESUME_PAYLOAD("SID-1", 3));
+  assert_int_equal(attempts, M.attempts);
+}
+
+/* Held while reconnecting after the gateway closed: it stays down. */
+static void a_hold_while_disconnected_keeps_it_down(void **state) {
+  (void)state;
+  to_stable();
+  gm_sm_closed(&M, w.now, 1006, "", 0, false);
+  gm_sm_hold(&M, w.now, true, "publish queue full");
+  clear_log();
+  tick_at(w.now + 600 * S);
+  assert_int_equal(0, count(FX_CONNECT));
+  gm_sm_hold(&M, w.now, false, NULL);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+}
+
 static void malformed_payloads_change_nothing(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
@@ -2396,6 +2436,8 @@ int main(void) {
       T(flapping_sessions_refused_on_resume_back_off),
       T(an_op7_storm_after_ready_backs_off),
       T(a_full_buffer_close_is_no_failure),
+      T(a_hold_closes_now_and_resumes_when_released),
+      T(a_hold_while_disconnected_keeps_it_down),
       T(a_resume_failing_at_one_sequence_starts_a_new_session),
       T(resumes_that_progress_are_not_given_up),
       T(a_bad_hello_reconnects_at_once),

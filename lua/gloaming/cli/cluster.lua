@@ -25,6 +25,7 @@ local CLUSTER_FLAGS = {
   { "--total", "N", "the bot's shard count (the same in every process)", positive },
   { "--capacity", "N", "adopts while it holds fewer (default: twice the range; its own range is always claimed)",
     positive },
+  { "--publish", nil, "publish the shards' events to Redis streams for `gloaming worker`s (runs no handler)" },
 }
 
 -- `gloaming run` flags a cluster refuses, and why.
@@ -257,6 +258,7 @@ local function run(args)
   end
   Bot.defaults.cluster = true
   Bot.defaults.capacity = opts.capacity
+  if opts.publish then Bot.defaults.publish = true end
   -- the rest is `gloaming run`'s
   local rest = {}
   for _, f in ipairs(cli.RUN_FLAGS) do

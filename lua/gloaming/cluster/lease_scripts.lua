@@ -70,7 +70,8 @@ return {'OK', epoch, h[4], h[5], h[6], h[7], t and (now - t) or false, until_ms}
 --- sync: KEYS leases, proc:<me>, procs, sess:<n1>, ...; ARGV base, me,
 -- lease_ms, proc fields (a flat "k1 v1 k2 v2" list's length, then the
 -- list), then per shard 7 values: shard, epoch, sid ("" = no session now:
--- the stored one is cleared), seq, url, total, state. Once per tick, for
+-- the stored one is cleared; "=" = the session is written elsewhere, by
+-- the publish script: left alone), seq, url, total, state. Once per tick, for
 -- every shard whose seq changed and every lease due for renewal. Each
 -- shard owned by the caller at that epoch gets its lease renewed and its
 -- session written (seq never backwards within a session; a new sid
@@ -109,7 +110,9 @@ for i = 4, #KEYS do
     local until_ms = now + lease
     redis.call('HSET', sess, 'lease_until', until_ms, 'state', state, 'total', total)
     redis.call('ZADD', leases, until_ms, shard)
-    if sid == '' then
+    if sid == '=' then
+      -- publish mode (cluster/publish_scripts.lua): not this script's
+    elseif sid == '' then
       if h[3] then redis.call('HDEL', sess, 'sid', 'seq', 'url') end
     elseif sid ~= h[3] then
       redis.call('HSET', sess, 'sid', sid, 'seq', seq, 'url', url, 't', now)

@@ -65,10 +65,11 @@ local function process_id()
 end
 
 --- Leases.new{ client =, app_id =, from =, to =, total =, capacity =,
--- lease =, renew =, poll =, prefix =, open = fn(n, session|nil) -> shard |
+-- lease =, renew =, poll =, prefix =, open = fn(n, session|nil, epoch) -> shard |
 -- nil, msg; seq = fn(shard) -> sid|nil, seq, url; close = fn(shard) (closes
 -- with 4000 and waits until its reader is done); removed = fn(n, shard,
--- why); version = }
+-- why); version =; publishing = true: sessions are stored by the publish
+-- script (cluster/publish.lua), renewals leave them alone }
 function Leases.new(o)
   local self = setmetatable({}, Leases)
   for k, v in pairs(o) do self[k] = v end
@@ -174,6 +175,16 @@ function Leases:_lease_lost(n, shard)
   self:_forget(n, "expired")
 end
 
+--- The shard's session ended (op 9 false, 4007, 4009): the stored one
+-- is cleared now, not at the next sync, so no adopter resumes it.
+function Leases:clear(n, state)
+  local h = self.held[n]
+  if not h then return end
+  h.synced_sid, h.synced_seq = nil, nil
+  local r, msg = self:_run("clear", { self.K.sess(n) }, { self.me, h.epoch, state })
+  if r ~= "OK" then log.debug("shard %d: clear: %s", n, tostring(r or msg)) end
+end
+
 -- }===============
 
 -- {=============== claiming ===============
@@ -225,7 +236,7 @@ function Leases:_claim(n)
     log.info("shard %d: stored session not resumed (%s): identifies", n,
       total ~= self.total and ("it was for a total of " .. tostring(total)) or "older than 10 min")
   end
-  local shard, err = self.open(n, session)
+  local shard, err = self.open(n, session, epoch)
   if not shard then
     log.error("shard %d: cannot be started: %s; lease released", n, tostring(err))
     self:_run("release", { self.K.sess(n), self.K.leases }, { n, self.me, epoch, sid or "", seq or 0, url or "",
@@ -286,6 +297,9 @@ function Leases:_sync(all)
   for n, h in pairs(self.held) do
     if not h.handing then
       local sid, seq, url = self.seq(h.shard)
+      -- publish mode: the publish script stores the session, in order
+      -- with the events; a renewal built before its reply must not undo it
+      if self.publishing then sid, seq, url = "=", 0, "" end
       if renewing or sid ~= h.synced_sid or seq ~= h.synced_seq then
         batch[#batch + 1] = { n = n, h = h, sid = sid, seq = seq }
         ks[#ks + 1] = K.sess(n)

@@ -72,4 +72,25 @@ function record.cluster_handover(direction) handovers:inc(1, { direction = direc
 function record.cluster_lease_lost(reason) lost:inc(1, { reason = reason }) end
 function record.cluster_sync(result, n) syncs:inc(n or 1, { result = result }) end
 
+local published = builtin.gloaming_publish_events_total
+local pcalls = builtin.gloaming_publish_calls_total
+local pbatch = builtin.gloaming_publish_batch_size
+local pskipped = builtin.gloaming_publish_skipped_total
+local prefused = builtin.gloaming_publish_refused_total
+local pfull = builtin.gloaming_publish_backpressure_total
+local pbytes = builtin.gloaming_publish_queue_bytes
+
+--- Publish mode (cluster/publish.lua): an event written, a script call
+-- (result, operations), replays skipped, a shard's batch refused by the
+-- fence, the queue over its bound, the queue's bytes.
+function record.publish_event(t, n) published:inc(n or 1, { type = t }) end
+function record.publish_call(result, n)
+  pcalls:inc(1, { result = result })
+  if result == "ok" then pbatch:observe(n) end
+end
+function record.publish_skipped(n) if n > 0 then pskipped:inc(n) end end
+function record.publish_refused(reason) prefused:inc(1, { reason = reason }) end
+function record.publish_backpressure() pfull:inc(1) end
+function record.publish_queue_bytes(n) pbytes:set(n) end
+
 return record

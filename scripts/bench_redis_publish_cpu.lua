@@ -1,0 +1,87 @@
+-- make bench-redis, publish part 2: a publishing shard process's CPU
+-- against the same process (`gloaming cluster` on
+-- spec/fixtures/cluster_bot.lua, same shards, same intents, same traffic)
+--   discard: no handler: the runtime scans each payload's envelope and
+--            drops it in C (the floor of any shard process)
+--   publish: --publish, a group subscribed to TYPING_START: each event's
+--            raw d goes to Redis in the fenced script
+--   decode:  a handler for every type (it returns at once): each event's
+--            d is decoded into Lua tables and a handler task runs
+-- on the cluster specs' harness (a redis-server and `gloaming
+-- fake-gateway` of their own), BENCH_TRAFFIC (1000) TYPING_STARTs a second
+-- to each of 4 shards, CPU (utime + stime of /proc/PID/stat) over
+-- BENCH_CPU_SECONDS (10), after 2 s of warm-up. Ratios from the same run.
+package.path = "./?.lua;" .. package.path
+local gloaming = require "gloaming"
+local keys = require "gloaming.cluster.keys"
+
+gloaming.log.level("error")
+local function say(fmt, ...) io.stdout:write(fmt:format(...), "\n") io.stdout:flush() end
+local function env_number(name, default) return tonumber(os.getenv(name) or "") or default end
+
+local SHARDS = 4
+local TRAFFIC = env_number("BENCH_TRAFFIC", 1000)
+local SECONDS = env_number("BENCH_CPU_SECONDS", 10)
+local TICK = 100 -- clock ticks a second (USER_HZ)
+
+local function cpu_of(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  local rest = line:match("%) (.*)$")
+  local fields = {}
+  for v in rest:gmatch("%S+") do fields[#fields + 1] = v end
+  -- after the comm: state is field 3, utime 14, stime 15 (1-based in stat)
+  return (tonumber(fields[12]) + tonumber(fields[13])) / TICK
+end
+
+local cluster = require "spec.cluster_support"
+
+local function measure(mode)
+  local c = cluster.start { shards = SHARDS, max_concurrency = SHARDS }
+  local ok, result = pcall(function()
+    local K = keys.of("gm", c.fake.application_id)
+    c.spy:call("HSET", K.subs, "bench", "TYPING_START")
+    local argv = c:cluster_argv(0, SHARDS - 1)
+    local env = { "GLOAMING_TEST_RECORD=0" }
+    if mode == "publish" then argv[#argv + 1] = "--publish" end
+    if mode == "discard" then env[#env + 1] = "GLOAMING_TEST_HANDLE=0" end
+    local bot = c:start_bot("bench", { argv = argv, shards = { 0, SHARDS - 1 }, env = env })
+    assert(c:wait_until(function()
+      local _, n = c:ready_shards()
+      return n == SHARDS
+    end, 60, "every shard ready"))
+    c:fake_post("traffic", { rate = TRAFFIC })
+    gloaming.sleep(2)
+    local seq0 = c:seqs()
+    local c0, t0 = cpu_of(bot.pid), gloaming.now()
+    local r0 = tonumber(c.spy:call("INFO", "cpu"):match("used_cpu_user:([%d%.]+)"))
+    gloaming.sleep(SECONDS)
+    local used, took = cpu_of(bot.pid) - c0, gloaming.now() - t0
+    local r1 = tonumber(c.spy:call("INFO", "cpu"):match("used_cpu_user:([%d%.]+)"))
+    local seq1 = c:seqs()
+    local events = 0
+    for s = 0, SHARDS - 1 do events = events + (seq1[s] or 0) - (seq0[s] or 0) end
+    c:fake_post("traffic", { rate = 0 })
+    local published = mode == "publish" and tonumber(c.spy:call("XLEN", K.ev("TYPING_START"))) or 0
+    return { cpu = used / took, events = events / took, redis = (r1 - r0) / took, published = published }
+  end)
+  c:stop()
+  assert(ok, result)
+  return result
+end
+
+say("make bench-redis, publishing process CPU, %s; %d shards in one process, %d TYPING_START a second each",
+  os.date("!%Y-%m-%d %H:%M UTC"), SHARDS, TRAFFIC)
+say("| process | events/s received | process CPU | CPU per event | Redis CPU (user) | ratio to discard |")
+say("|---|---|---|---|---|---|")
+local rows = {}
+for _, mode in ipairs { "discard", "publish", "decode" } do rows[mode] = measure(mode) end
+local base = rows.discard.cpu / math.max(1, rows.discard.events)
+for _, mode in ipairs { "discard", "publish", "decode" } do
+  local r = rows[mode]
+  local per = r.cpu / math.max(1, r.events)
+  say("| %s | %.0f | %.1f %% | %.1f us | %.1f %% | %.2fx |", mode, r.events, 100 * r.cpu, per * 1e6,
+    100 * r.redis, per / base)
+end
