@@ -424,7 +424,8 @@ describe("Bot.new{ redis = client }", function()
         local ok, msg, code = bot:run()
         assert.is_nil(ok, url)
         assert.are.equal(want, code, url .. ": " .. tostring(msg))
-        assert.matches("^redis: .*; check the Redis URL %(%-%-redis of gloaming run or gloaming cluster, or the Bot's redis option%)$", msg)
+        assert.matches("^redis: .*; check the Redis URL "
+          .. "%(%-%-redis of gloaming run or gloaming cluster, or the Bot's redis option%)$", msg)
       end
       assert.are.equal(0, #fake:identifies())
     end)
