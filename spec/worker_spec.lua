@@ -451,6 +451,45 @@ describe("a worker", function()
     end)
   end)
 
+  it("ends its tasks before it lets go of the client: a claimer cancelled in XAUTOCLAIM sends nothing after",
+    function()
+    run(function()
+      server = support.start()
+      local real = client(server)
+      -- the claimer's XAUTOCLAIM waits here until the shutdown cancels it;
+      -- every command sent once run() has returned is recorded
+      local entered, hold = gloaming.Condition.new(), gloaming.Condition.new()
+      local in_claim, returned, late = false, false, {}
+      local spy = setmetatable({}, { __index = function(_, k)
+        local v = real[k]
+        if type(v) ~= "function" then return v end
+        return function(_, ...)
+          local args = { ... }
+          if returned then
+            late[#late + 1] = k .. " " .. tostring(type(args[1]) == "table" and args[1][1][1] or args[1])
+          end
+          if k == "call" and args[1] == "XAUTOCLAIM" then
+            in_claim = true
+            entered:notify_all()
+            return hold:wait()
+          end
+          return v(real, ...)
+        end
+      end })
+      local w = gloaming.Worker.new{ redis = spy, group = "g", app_id = "42", min_idle = 0.05 }
+      w:on("MESSAGE_CREATE", function() end)
+      w:on("GUILD_CREATE", function() end)
+      local task = gloaming.spawn(function() assert(w:run()) end)
+      while not in_claim do entered:wait() end
+      task:cancel()
+      assert(task:wait(5))
+      returned = true
+      for i, t in ipairs(w.tasks) do assert.is_true(t:done(), "task " .. i .. " still running after run() returned") end
+      gloaming.sleep(0) -- a task woken by the cancel would run now
+      assert.are.same({}, late)
+    end)
+  end)
+
   it("fails its start with the client's code when Redis is not there", function()
     run(function()
       local w = gloaming.Worker.new{ redis = "unix:///nonexistent/r.sock", group = "g", app_id = "42" }
