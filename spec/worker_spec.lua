@@ -476,13 +476,17 @@ describe("a worker", function()
           return v(real, ...)
         end
       end })
-      local w = gloaming.Worker.new{ redis = spy, group = "g", app_id = "42", min_idle = 0.05 }
+      -- min_idle 2: the claimer's first pass after 1 s, its next sleep 1 s
+      local w = gloaming.Worker.new{ redis = spy, group = "g", app_id = "42", min_idle = 2 }
       w:on("MESSAGE_CREATE", function() end)
       w:on("GUILD_CREATE", function() end)
       local task = gloaming.spawn(function() assert(w:run()) end)
       while not in_claim do entered:wait() end
+      local cancelled = gloaming.now()
       task:cancel()
       assert(task:wait(5))
+      -- the claimer does not sleep before it sees stopping (1 s if it did)
+      assert.is_true(gloaming.now() - cancelled < 0.5, "run() took a sleep of the claimer")
       returned = true
       for i, t in ipairs(w.tasks) do assert.is_true(t:done(), "task " .. i .. " still running after run() returned") end
       gloaming.sleep(0) -- a task woken by the cancel would run now

@@ -352,7 +352,7 @@ local function ack_loop(self)
       failures = 0
     else
       failures = failures + 1
-      if not core.sleep(backoff(failures)) then return end
+      if self.stopping or not core.sleep(backoff(failures)) then return end
     end
   end
 end
@@ -420,12 +420,14 @@ end
 -- of min_idle (3/8 left for a loaded machine's delays). A task of its
 -- own: the claimer may wait for handler slots, a touch must not.
 local function toucher_loop(self)
-  while core.sleep(self.min_idle / 8) and not self.stopping do touch(self) end
+  -- stopping is checked before each sleep too: a cancel that a touch's
+  -- call took must not leave the shutdown waiting out a sleep
+  while not self.stopping and core.sleep(self.min_idle / 8) and not self.stopping do touch(self) end
 end
 
 -- Every min_idle/2: claims and measures.
 local function claimer_loop(self)
-  while core.sleep(self.min_idle / 2) and not self.stopping do
+  while not self.stopping and core.sleep(self.min_idle / 2) and not self.stopping do
     local ok, msg = autoclaim(self)
     if not ok then log.debug("claiming: %s", tostring(msg)) end
     measure(self)
