@@ -187,9 +187,59 @@ describe("gloaming.redis", function()
     c:close()
   end))
 
+  it("says ECONNRESET when the server dies while a reply still fills the socket (a write finds EPIPE)",
+    with_server(function(s)
+    -- no PING of the watchdog: one the server left unread would make the
+    -- kernel reset the connection (read: ECONNRESET) instead
+    local c = assert(redis.connect(s.url, { ping_interval = 30, timeout = 30 }))
+    local spy = s:client()
+    assert.are.equal("OK", spy:call("SET", "big", string.rep("x", 4 * 1024 * 1024)))
+    local get = gloaming.spawn(function() return c:call("GET", "big") end)
+    local function held(list)
+      for line in list:gmatch("[^\n]+") do
+        if line:match(" cmd=get ") and tonumber(line:match(" omem=(%d+)")) > 0 then return true end
+      end
+    end
+    repeat until held(spy:call("CLIENT", "LIST") or "") or get:done()
+    assert.is_false(get:done(), "the 4 MB reply left whole at once")
+    spy:close()
+    -- asked again by a redis-cli that blocks the loop (c cannot read
+    -- meanwhile): the server still holds output, so the socket is full
+    repeat
+      local p = assert(io.popen("redis-cli -s " .. s.sock .. " CLIENT LIST"))
+      local list = p:read("a")
+      p:close()
+    until held(list)
+    -- killed without a pass of the loop (s:kill() waits in the loop, which
+    -- would read on to the end): dead once a zombie, its sockets closed
+    s:signal("KILL")
+    local function state()
+      local f = io.open("/proc/" .. s.pid .. "/stat")
+      local st = f and f:read("a"):match("^%d+ %b() (%a)")
+      if f then f:close() end
+      return st
+    end
+    while state() ~= "Z" do end
+    -- written while the client still reads the rest of the reply, before
+    -- the end: the write fails with EPIPE
+    local v1, msg1, code1 = c:call("PING")
+    local _, v2, msg2, code2 = get:wait(5)
+    assert.is_nil(v1)
+    assert.is_nil(v2)
+    assert.are.equal("ECONNRESET", code1, msg1)
+    assert.are.equal("ECONNRESET", code2, msg2)
+    assert.matches("connection lost", msg1)
+    c:close()
+    s:kill()
+  end))
+
   it("fails pending calls when the server dies, and reconnects when it is back", with_server(function(s)
     local c = assert(redis.connect(s.url, { ping_interval = 0.05, timeout = 30, backoff_min = 0.02,
       backoff_max = 0.1 }))
+    -- connect() waits for the command connection only: the blocking one
+    -- is up once it answered (else its failure is "cannot connect")
+    local none, err = c:block(1, "BLPOP", "q", 0.01)
+    assert(none == nil and err == nil, err)
     s:signal("STOP") -- the replies stay pending
     local results = {}
     local tasks = {

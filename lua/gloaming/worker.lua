@@ -257,6 +257,10 @@ end
 -- Stops reading, lets handlers finish (HANDLER_GRACE), cancels the rest
 -- (their entries stay pending), sends the last acknowledgements.
 local function shutdown(self, tasks)
+  -- a cancel fails one wait only: a task whose cancelled wait was one
+  -- step of a pass (the claimer's XAUTOCLAIM, then its XINFO) would go on
+  -- with the next; stopping ends the pass
+  self.stopping = true
   for _, t in ipairs(tasks) do t:cancel() end
   local deadline = core.now() + HANDLER_GRACE
   while self.in_flight > 0 and core.now() < deadline do
@@ -274,6 +278,11 @@ local function shutdown(self, tasks)
   if n > 0 then
     log.warn("shutdown: cancelled %d handler%s still running after %g s: %s pending, delivered again",
       n, n == 1 and "" or "s", HANDLER_GRACE, n == 1 and "its entry stays" or "their entries stay")
+  end
+  -- the client goes only once no task of this worker can use it
+  for _, t in ipairs(tasks) do
+    local ok, _, code = t:wait()
+    if not ok and code == "ECANCELED" then break end
   end
   consumer.flush_acks(self)
   if self.gateway then self.gateway:close() end
@@ -298,6 +307,7 @@ function Worker:run()
   end
   log.info("worker %s of group %s: %s", self.consumer, self.group,
     self.registered ~= "" and self.registered or "no event type handled yet")
+  self.stopping = false
   local tasks = consumer.start(self)
   self.tasks = tasks
   tasks[1]:wait() -- until cancelled

@@ -140,7 +140,10 @@ static int err_of(const redisAsyncContext *ac) {
   default:
     if (ac->errstr && (strstr(ac->errstr, "refused") || strstr(ac->errstr, "No such file")))
       return GM_ECONNREFUSED;
-    if (ac->errstr && strstr(ac->errstr, "reset")) return GM_ECONNRESET;
+    /* a server gone: EOF or a reset on read, EPIPE on a write that came
+     * first (the rest of a reply still queued before the end) */
+    if (ac->errstr && (strstr(ac->errstr, "reset") || strstr(ac->errstr, "Broken pipe")))
+      return GM_ECONNRESET;
     return GM_EIO;
   }
 }

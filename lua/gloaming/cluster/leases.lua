@@ -391,7 +391,10 @@ end
 -- a process waiting in _pause is woken now instead, one per other live
 -- process (the list expires with a lease, so a late one finds nothing).
 function Leases:_nudge()
-  local others = tonumber(self.client:call("ZCARD", self.base .. "procs")) or 1
+  -- (call's nil, message, code must not reach tonumber's base argument)
+  local procs = self.client:call("ZCARD", self.base .. "procs")
+  if procs == nil then return end -- Redis down: the adopters' polls find the shard
+  local others = tonumber(procs) or 1
   local items = {}
   for i = 1, math.max(1, others - 1) do items[i] = "1" end
   self.client:pipeline { { "RPUSH", self.nudge, table.unpack(items) },

@@ -201,6 +201,7 @@ local function take(self, stream, id, fields, delivery)
     local ok, _, code = self.slots:wait()
     if not ok and code == "ECANCELED" then return end
   end
+  if self.stopping then return end
   local max_age = self.max_age[t]
   if max_age and redis_now_ms(self) - format.id_ms(id) > max_age * 1000 then
     count(self, "stale", t)
@@ -239,6 +240,7 @@ local function take_all(self, stream, entries, counts)
   end
   local d = counts and deliveries(self, stream, ids) or {}
   for _, e in ipairs(mine) do
+    if self.stopping then return end -- the rest stays pending, delivered again
     take(self, stream, e[1], e[2], counts and (d[e[1]] or 1) or 1)
   end
 end
@@ -266,6 +268,7 @@ local function drain_own(self)
   local from = {}
   for _, s in ipairs(self.streams) do from[s] = "0" end
   while next(from) do
+    if self.stopping then return nil, "stopping", "ECANCELED" end
     local reply, msg, code = self.client:call(table.unpack(read_args(self, from)))
     if reply == nil and code then return nil, msg, code end
     local got = {}
@@ -289,7 +292,7 @@ local function backoff(n) return math.min(1, 0.05 * 2 ^ n) end
 local function read_loop(self)
   local failures = 0
   local drained = false
-  while true do
+  while not self.stopping do
     local ok, msg, code = true, nil, nil
     if not drained then
       ok, msg, code = drain_own(self)
@@ -310,7 +313,7 @@ local function read_loop(self)
       if failures > 0 then log.info("reading again after %d failed attempts", failures) end
       failures = 0
     else
-      if code == "ECANCELED" then return end
+      if code == "ECANCELED" or self.stopping then return end
       if failures == 0 then log.warn("reading %s: %s (%s): retrying", self.group, tostring(msg), tostring(code)) end
       if tostring(msg):match("NOGROUP") then
         -- the groups are gone (Redis restarted empty, or someone destroyed them)
@@ -328,7 +331,7 @@ end
 -- changed subscription.
 local function ack_loop(self)
   local failures = 0
-  while true do
+  while not self.stopping do
     if next(self.acks) == nil and not self.reregister then
       local ok, _, code = self.ack_wake:wait()
       if not ok and code == "ECANCELED" then return end
@@ -349,7 +352,7 @@ local function ack_loop(self)
       failures = 0
     else
       failures = failures + 1
-      if not core.sleep(backoff(failures)) then return end
+      if self.stopping or not core.sleep(backoff(failures)) then return end
     end
   end
 end
@@ -386,6 +389,7 @@ local function autoclaim(self)
   for _, stream in ipairs(self.streams) do
     local cursor = "0-0"
     repeat
+      if self.stopping then return nil, "stopping", "ECANCELED" end
       local r, msg, code = self.client:call("XAUTOCLAIM", stream, self.group, self.consumer, idle_ms,
         cursor, "COUNT", "100")
       if not r then return nil, msg, code end
@@ -403,6 +407,7 @@ end
 -- worker left is seen by the others' workers): trimmed unread, pending.
 local function measure(self)
   for _, stream in ipairs(self.streams) do
+    if self.stopping then return end
     for group, g in pairs(stream_info.groups(self.client, stream) or {}) do
       local labels = { group = group, type = self.type_of[stream] }
       if g.lost then M.lost:set(g.lost, labels) end
@@ -415,12 +420,14 @@ end
 -- of min_idle (3/8 left for a loaded machine's delays). A task of its
 -- own: the claimer may wait for handler slots, a touch must not.
 local function toucher_loop(self)
-  while core.sleep(self.min_idle / 8) do touch(self) end
+  -- stopping is checked before each sleep too: a cancel that a touch's
+  -- call took must not leave the shutdown waiting out a sleep
+  while not self.stopping and core.sleep(self.min_idle / 8) and not self.stopping do touch(self) end
 end
 
 -- Every min_idle/2: claims and measures.
 local function claimer_loop(self)
-  while core.sleep(self.min_idle / 2) do
+  while not self.stopping and core.sleep(self.min_idle / 2) and not self.stopping do
     local ok, msg = autoclaim(self)
     if not ok then log.debug("claiming: %s", tostring(msg)) end
     measure(self)
