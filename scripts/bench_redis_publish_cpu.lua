@@ -85,7 +85,8 @@ end
 
 say("make bench-redis, publishing process CPU, %s; %d shards in one process, %d TYPING_START a second each",
   os.date("!%Y-%m-%d %H:%M UTC"), SHARDS, TRAFFIC)
-say("| process | events/s received | process CPU | CPU per event | Redis CPU (user) | script calls/s | ratio to scan | ratio to discard |")
+say("| process | events/s received | process CPU | CPU per event | Redis CPU (user) | script calls/s "
+  .. "| ratio to scan | ratio to discard |")
 say("|---|---|---|---|---|---|---|---|")
 local MODES = { "discard", "scan", "publish", "publish, no linger", "decode" }
 local rows = {}
