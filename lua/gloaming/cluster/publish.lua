@@ -10,8 +10,8 @@
 -- in C before anything reaches Lua. A reader per shard moves its events
 -- into one queue per process, bounded in bytes; one task writes the queue
 -- with the ev_publish script (cluster/publish_scripts.lua), at most BATCH
--- operations a call and one call in flight, so the batches grow with the
--- load. The script is fenced by owner, epoch and session id and writes the
+-- operations a call, one call in flight, each batch waiting up to LINGER
+-- to fill (the per-call cost dominates at low rates). The script is fenced by owner, epoch and session id and writes the
 -- stored sequence itself: the lease sync only renews (it is given what was
 -- published, never more), so an adopter resumes right after the last event
 -- in the streams and a replay is skipped there.
