@@ -11,8 +11,9 @@
 -- into one queue per process, bounded in bytes; one task writes the queue
 -- with the ev_publish script (cluster/publish_scripts.lua), at most BATCH
 -- operations a call, one call in flight, each batch waiting up to LINGER
--- to fill (the per-call cost dominates at low rates). The script is fenced by owner, epoch and session id and writes the
--- stored sequence itself: the lease sync only renews (it is given what was
+-- to fill (the per-call cost dominates at low rates). The script is
+-- fenced by owner, epoch and session id and writes the stored sequence
+-- itself: the lease sync only renews (it is given what was
 -- published, never more), so an adopter resumes right after the last event
 -- in the streams and a replay is skipped there.
 --
