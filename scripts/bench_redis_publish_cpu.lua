@@ -3,8 +3,14 @@
 -- spec/fixtures/cluster_bot.lua, same shards, same intents, same traffic)
 --   discard: no handler: the runtime scans each payload's envelope and
 --            drops it in C (the floor of any shard process)
+--   scan:    --publish with the same subscriptions, each event's raw d
+--            taken into Lua by the publisher's reader and dropped there
+--            (the issue's baseline: "the same process with the same
+--            subscriptions that scans and discards")
 --   publish: --publish, a group subscribed to TYPING_START: each event's
 --            raw d goes to Redis in the fenced script
+--   publish, no linger: the same with LINGER = 0 (a script call as soon
+--            as the previous one returned, with what came meanwhile)
 --   decode:  a handler for every type (it returns at once): each event's
 --            d is decoded into Lua tables and a handler task runs
 -- on the cluster specs' harness (a redis-server and `gloaming
@@ -45,7 +51,9 @@ local function measure(mode)
     c.spy:call("HSET", K.subs, "bench", "TYPING_START")
     local argv = c:cluster_argv(0, SHARDS - 1)
     local env = { "GLOAMING_TEST_RECORD=0" }
-    if mode == "publish" then argv[#argv + 1] = "--publish" end
+    if mode:match("^publish") or mode == "scan" then argv[#argv + 1] = "--publish" end
+    if mode == "publish, no linger" then env[#env + 1] = "GLOAMING_TEST_PUBLISH_LINGER=0" end
+    if mode == "scan" then env[#env + 1] = "GLOAMING_TEST_PUBLISH_DISCARD=1" end
     if mode == "discard" then env[#env + 1] = "GLOAMING_TEST_HANDLE=0" end
     local bot = c:start_bot("bench", { argv = argv, shards = { 0, SHARDS - 1 }, env = env })
     assert(c:wait_until(function()
@@ -57,15 +65,18 @@ local function measure(mode)
     local seq0 = c:seqs()
     local c0, t0 = cpu_of(bot.pid), gloaming.now()
     local r0 = tonumber(c.spy:call("INFO", "cpu"):match("used_cpu_user:([%d%.]+)"))
+    local calls0 = tonumber(c.spy:call("INFO", "commandstats"):match("cmdstat_evalsha:calls=(%d+)") or 0)
     gloaming.sleep(SECONDS)
     local used, took = cpu_of(bot.pid) - c0, gloaming.now() - t0
     local r1 = tonumber(c.spy:call("INFO", "cpu"):match("used_cpu_user:([%d%.]+)"))
+    local calls1 = tonumber(c.spy:call("INFO", "commandstats"):match("cmdstat_evalsha:calls=(%d+)") or 0)
     local seq1 = c:seqs()
     local events = 0
     for s = 0, SHARDS - 1 do events = events + (seq1[s] or 0) - (seq0[s] or 0) end
     c:fake_post("traffic", { rate = 0 })
-    local published = mode == "publish" and tonumber(c.spy:call("XLEN", K.ev("TYPING_START"))) or 0
-    return { cpu = used / took, events = events / took, redis = (r1 - r0) / took, published = published }
+    local published = mode:match("^publish") and tonumber(c.spy:call("XLEN", K.ev("TYPING_START"))) or 0
+    return { cpu = used / took, events = events / took, redis = (r1 - r0) / took, published = published,
+      calls = (calls1 - calls0) / took }
   end)
   c:stop()
   assert(ok, result)
@@ -74,14 +85,19 @@ end
 
 say("make bench-redis, publishing process CPU, %s; %d shards in one process, %d TYPING_START a second each",
   os.date("!%Y-%m-%d %H:%M UTC"), SHARDS, TRAFFIC)
-say("| process | events/s received | process CPU | CPU per event | Redis CPU (user) | ratio to discard |")
-say("|---|---|---|---|---|---|")
+say("| process | events/s received | process CPU | CPU per event | Redis CPU (user) | script calls/s "
+  .. "| ratio to scan | ratio to discard |")
+say("|---|---|---|---|---|---|---|---|")
+local MODES = { "discard", "scan", "publish", "publish, no linger", "decode" }
 local rows = {}
-for _, mode in ipairs { "discard", "publish", "decode" } do rows[mode] = measure(mode) end
-local base = rows.discard.cpu / math.max(1, rows.discard.events)
-for _, mode in ipairs { "discard", "publish", "decode" } do
-  local r = rows[mode]
-  local per = r.cpu / math.max(1, r.events)
-  say("| %s | %.0f | %.1f %% | %.1f us | %.1f %% | %.2fx |", mode, r.events, 100 * r.cpu, per * 1e6,
-    100 * r.redis, per / base)
+local only = os.getenv("BENCH_MODES") -- e.g. "scan,publish" (while profiling)
+local function per(r) return r.cpu / math.max(1, r.events) end
+local function ratio(r, base) return base and ("%.2fx"):format(per(r) / per(base)) or "-" end
+for _, mode in ipairs(MODES) do
+  if not only or ("," .. only .. ","):find("," .. mode .. ",", 1, true) then
+    rows[mode] = measure(mode)
+    local r = rows[mode]
+    say("| %s | %.0f | %.1f %% | %.1f us | %.1f %% | %.0f | %s | %s |", mode, r.events, 100 * r.cpu,
+      per(r) * 1e6, 100 * r.redis, r.calls, ratio(r, rows.scan), ratio(r, rows.discard))
+  end
 end

@@ -73,6 +73,10 @@ do
     "GLOAMING_TEST_TOKEN=" .. fake.token, "GLOAMING_TEST_REDIS=" .. url, "GLOAMING_TEST_RECORD=0",
     "GLOAMING_TEST_SHARDS=0.." .. (SHARDS - 1), "GLOAMING_TEST_TOTAL=" .. SHARDS, "GLOAMING_TEST_WINDOW=0.3",
     "GLOAMING_LOG=error" }
+  -- the publisher's batching wait, to compare (spec/fixtures/cluster_bot.lua)
+  if os.getenv("BENCH_PUBLISH_LINGER") then
+    env[#env + 1] = "GLOAMING_TEST_PUBLISH_LINGER=" .. os.getenv("BENCH_PUBLISH_LINGER")
+  end
   local publisher = assert(gloaming.process.spawn({ "./build/gloaming", "cluster", "spec/fixtures/cluster_bot.lua",
     "--redis", url, "--shards", "0.." .. (SHARDS - 1), "--total", tostring(SHARDS), "--publish" }, { env = env }))
   local ok, err = pcall(function()

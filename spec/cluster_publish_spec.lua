@@ -199,6 +199,42 @@ describe("the publisher's queue", function()
     end)
   end)
 
+  local function script_calls(c)
+    return tonumber(c:call("INFO", "commandstats"):match("cmdstat_evalsha:calls=(%d+)") or 0)
+  end
+
+  it("the writer waits up to LINGER for a batch: events of several loop ticks go in one script call, "
+    .. "and a full batch goes at once", function()
+    run(function()
+      local server = support.start()
+      local c = server:client()
+      c:call("HSET", K.sess(1), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
+      local linger = Publisher.LINGER
+      -- long enough that a loaded machine's ticks stay inside it
+      Publisher.LINGER = 0.5
+      local ok, err = pcall(function()
+        local p = setup(c, 1)
+        p:start()
+        local before = script_calls(c)
+        for q = 1, 5 do
+          push(p, 1, q, q)
+          gloaming.sleep(0) -- the next loop tick: the writer is awake meanwhile
+        end
+        assert(support.wait_for(function() return c:call("XLEN", K.ev("T")) == 5 end, 5))
+        assert.are.equal(1, script_calls(c) - before)
+        -- BATCH operations need not wait out the linger
+        Publisher.LINGER = 30
+        push(p, 1, 6, 6)
+        gloaming.sleep(0) -- the writer lingers now
+        push(p, 1, 7, 5 + Publisher.BATCH)
+        assert(support.wait_for(function() return c:call("XLEN", K.ev("T")) == 5 + Publisher.BATCH end, 5))
+        p:stop()
+      end)
+      Publisher.LINGER = linger
+      assert(ok, err)
+    end)
+  end)
+
   it("a shard whose hash Redis lost keeps its events queued until the hash is back", function()
     run(function()
       local server = support.start()

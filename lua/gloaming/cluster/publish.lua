@@ -10,9 +10,10 @@
 -- in C before anything reaches Lua. A reader per shard moves its events
 -- into one queue per process, bounded in bytes; one task writes the queue
 -- with the ev_publish script (cluster/publish_scripts.lua), at most BATCH
--- operations a call and one call in flight, so the batches grow with the
--- load. The script is fenced by owner, epoch and session id and writes the
--- stored sequence itself: the lease sync only renews (it is given what was
+-- operations a call, one call in flight, each batch waiting up to LINGER
+-- to fill (the per-call cost dominates at low rates). The script is
+-- fenced by owner, epoch and session id and writes the stored sequence
+-- itself: the lease sync only renews (it is given what was
 -- published, never more), so an adopter resumes right after the last event
 -- in the streams and a replay is skipped there.
 --
@@ -36,6 +37,12 @@ Publisher.__index = Publisher
 --- Operations per script call: more adds Redis latency per call, fewer
 -- adds calls (bench: scripts/bench_redis_publish.lua).
 Publisher.BATCH = 64
+--- Seconds the writer waits for a batch to fill before it sends a short
+-- one (the design's "<= 64 events or 1 ms"): at low rates one script call
+-- per event costs the process (a write, a read, two epoll changes and a
+-- wake-up) three times what scanning the event does (bench:
+-- scripts/bench_redis_publish_cpu.lua); at high rates batches fill first.
+Publisher.LINGER = 0.001
 --- Seconds between two reads of the subs hash.
 Publisher.SUBS_EVERY = 1
 --- Bytes Redis keeps per stream entry of a typical dispatch, for sizing
@@ -82,14 +89,20 @@ function Publisher:session(n)
   return p.sid, p.seq, p.url
 end
 
+-- op: { kind, n, sid, url, type | false, seq, payload, [8] epoch, [9] bytes }
+-- (array slots only: one allocation fewer per event than a hash part)
 function Publisher:_push(op, bytes)
-  op[8] = self.shards[op[2]] and self.shards[op[2]].epoch or -1
+  local p = self.shards[op[2]]
+  op[8] = p and p.epoch or -1
+  op[9] = bytes
   self.queue[#self.queue + 1] = op
   self.bytes = self.bytes + bytes
-  op.bytes = bytes
   if not self.signalled then
     -- once until the writer runs: a notify per event costs more than the event
     self.signalled = true
+    self.work:notify_all()
+  elseif self.lingering and #self.queue - self.head + 1 >= Publisher.BATCH then
+    self.lingering = false -- a full batch: the writer need not wait longer
     self.work:notify_all()
   end
 end
@@ -146,7 +159,8 @@ function Publisher:_take(n, p, ev)
     if c == 4007 or c == 4009 then self:_clear(n, p, "closed " .. c) end
   elseif ev.raw and ev.sequence then
     if not self.types[t] then return end -- the subscriptions narrowed meanwhile
-    self:_push({ "E", n, p.live_sid or "", "", t, ev.sequence, ev.raw }, ev.bytes or #ev.raw)
+    -- epoch and bytes slots made here: filled later they would grow the array twice
+    self:_push({ "E", n, p.live_sid or "", "", t, ev.sequence, ev.raw, false, false }, ev.bytes or #ev.raw)
   end
 end
 
@@ -204,16 +218,20 @@ function Publisher:_call(ops)
   for i, k in ipairs(streams) do keys[i] = k end
   local args = { self.me, #streams }
   for _ = 1, #streams do args[#args + 1] = self.maxlen end
+  local a = #args
   for _, op in ipairs(ops) do
     local n = op[2]
-    if not kidx[n] then
-      keys[#keys + 1] = K.sess(n)
-      kidx[n] = #keys
+    local k = kidx[n]
+    if not k then
+      k = #keys + 1
+      keys[k], kidx[n] = K.sess(n), k
       sess[#sess + 1] = n
     end
-    for _, v in ipairs { op[1], kidx[n], op[8], op[3], op[4], op[5] and sidx[op[5]] or 0, op[6], op[7] } do
-      args[#args + 1] = v
-    end
+    local t = op[5]
+    -- straight into args: a table per operation here cost as much as its event
+    args[a + 1], args[a + 2], args[a + 3], args[a + 4] = op[1], k, op[8], op[3]
+    args[a + 5], args[a + 6], args[a + 7], args[a + 8] = op[4], t and sidx[t] or 0, op[6], op[7]
+    a = a + 8
   end
   return c:run(SCRIPT, keys, args), sess
 end
@@ -272,7 +290,7 @@ function Publisher:_flush_one()
     if missing[n] then
       again[#again + 1] = op
     else
-      self.bytes = self.bytes - op.bytes
+      self.bytes = self.bytes - op[9]
     end
     if p and not refused[n] and not missing[n] then
       if op[1] == "C" then
@@ -347,6 +365,7 @@ function Publisher:start()
         local ok, _, code = self.work:wait(1)
         if not ok and code == "ECANCELED" then return end
       else
+        if not self:_linger() then return end
         local ok = self:_flush()
         -- Redis down: again after a short pause, not in a spin
         if not ok and not core.sleep(0.2) then return end
@@ -359,6 +378,15 @@ function Publisher:start()
       self:refresh()
     end
   end)
+end
+
+-- Waits up to LINGER for a full batch (a shard's close drains at once).
+function Publisher:_linger()
+  if #self.queue - self.head + 1 >= Publisher.BATCH or Publisher.LINGER <= 0 then return true end
+  self.lingering = true
+  local ok, _, code = self.work:wait(Publisher.LINGER)
+  self.lingering = false
+  return ok or code ~= "ECANCELED"
 end
 
 --- Waits until every queued operation was written (or deadline seconds).
