@@ -220,7 +220,11 @@ describe("log levels per component", function()
     assert.is_nil(out:find("http info", 1, true))
     assert.is_nil(out:find("connecting to", 1, true))
     out = helpers.run_gloaming(script, nil, "GLOAMING_LOG=info,shrad=debug")
-    assert.matches("GLOAMING_LOG ignored: unknown component 'shrad' (shard, http, bot or redis)", out, 1, true)
+    assert.matches("GLOAMING_LOG ignored: unknown component 'shrad' "
+      .. "(shard, http, bot, redis, cluster, publish, gateway, worker)", out, 1, true)
+    -- the components of the cluster, its publisher, gloaming.gateway and workers
+    out = helpers.run_gloaming(script, nil, "GLOAMING_LOG=info,cluster=debug,publish=warn,gateway=error,worker=off")
+    assert.is_nil(out:find("GLOAMING_LOG ignored", 1, true), out)
   end)
 
   it("log.level takes the same spec, log.levels says what is in force", function()
@@ -231,7 +235,8 @@ describe("log levels per component", function()
     gloaming.log.level("shard=default")
     assert.are.same({ default = "warn" }, gloaming.log.levels())
     assert.has_error(function() gloaming.log.level("warn,shrad=debug") end,
-      "bad argument #1 to 'level' (unknown component 'shrad' (shard, http, bot or redis))")
+      "bad argument #1 to 'level' (unknown component 'shrad' "
+        .. "(shard, http, bot, redis, cluster, publish, gateway, worker))")
     assert.are.same({ default = "warn" }, gloaming.log.levels()) -- nothing changed
   end)
 end)

@@ -123,8 +123,9 @@ commands:
 
 `gloaming COMMAND -h` explains a command's options.
 Set GLOAMING_LOG=debug|info|warn|error to choose what is logged, and a
-level per component with GLOAMING_LOG=warn,shard=debug (shard, http, bot, redis).
-]==]):format(cli.flags_synopsis(RUN_FLAGS), cli.flags_synopsis(fake_flags, 60, (" "):rep(15)))
+level per component with GLOAMING_LOG=warn,shard=debug (%s).
+]==]):format(cli.flags_synopsis(RUN_FLAGS), cli.flags_synopsis(fake_flags, 60, (" "):rep(15)),
+    table.concat(core.log_components, ", "))
 end
 
 --- Subcommands: name -> function(args) returning an exit code. The others

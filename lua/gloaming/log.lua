@@ -54,8 +54,8 @@ end
 local root = make(nil)
 for k, v in pairs(root) do log[k] = v end
 
---- A logger of a component ("shard", "http", "bot", "redis": see
--- core.log_components), whose lines follow that component's level and
+--- A logger of a component (one of core.log_components: "shard",
+-- "http", "bot", "redis", "cluster", ...), whose lines follow that component's level and
 -- are printed [name ...]; :with adds fields.
 function log.component(name)
   if type(name) ~= "string" or not name:match("^[%w_]+$") then

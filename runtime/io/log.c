@@ -91,8 +91,10 @@ int gm_log_apply_spec(const char *spec, char *why, size_t why_len) {
     } else {
       int c = component_of(p, (size_t)(eq - p));
       if (c < 0) {
-        snprintf(why, why_len, "unknown component '%.*s' (shard, http, bot or redis)",
-                 (int)(eq - p), p);
+#define GM_LOG_COMPONENT_LIST(name, label) ", " label
+        static const char names[] = "" GM_LOG_COMPONENT_MAP(GM_LOG_COMPONENT_LIST);
+#undef GM_LOG_COMPONENT_LIST
+        snprintf(why, why_len, "unknown component '%.*s' (%s)", (int)(eq - p), p, names + 2);
         return -1;
       }
       size_t vn = n - (size_t)(eq + 1 - p);

@@ -737,11 +737,16 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
   }
   /* prefixed keys: formatted below, so each needs its own joined copy */
   char **joined = NULL;
+  bool joined_all = true; /* else a key would go out without its prefix */
   if (r->prefix_len && nkeys) {
     joined = gm_calloc((size_t)nkeys, sizeof *joined);
+    joined_all = joined != NULL;
     for (int i = 0; joined && i < nkeys; i++) {
       joined[i] = gm_malloc(r->prefix_len + klens[i] + 1);
-      if (joined[i] == NULL) break;
+      if (joined[i] == NULL) {
+        joined_all = false;
+        break;
+      }
       memcpy(joined[i], r->prefix, r->prefix_len);
       memcpy(joined[i] + r->prefix_len, keys[i], klens[i]);
       argv[3 + i] = joined[i];
@@ -749,7 +754,7 @@ int gm_redis_run(gm_redis_t *r, const char *name, int nkeys,
     }
   }
   char *cmd = NULL;
-  int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+  int n = joined_all ? redisFormatCommandArgv(&cmd, argc, argv, lens) : -1;
   if (joined) {
     for (int i = 0; i < nkeys; i++)
       if (joined[i]) gm_free(joined[i], r->prefix_len + klens[i] + 1);

@@ -25,7 +25,11 @@ typedef enum {
   XX(SHARD, "shard")             \
   XX(HTTP, "http")               \
   XX(BOT, "bot")                 \
-  XX(REDIS, "redis")
+  XX(REDIS, "redis")             \
+  XX(CLUSTER, "cluster")         \
+  XX(PUBLISH, "publish")         \
+  XX(GATEWAY, "gateway")         \
+  XX(WORKER, "worker")
 
 typedef enum {
 #define GM_LOG_COMPONENT_ENUM(name, label) GM_LOG_COMPONENT_##name,

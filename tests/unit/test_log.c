@@ -63,7 +63,7 @@ static void levels_per_component(void **state) {
   assert_string_equal("", last);
   /* a wrong part changes nothing */
   assert_int_equal(-1, gm_log_apply_spec("error,shrad=debug", why, sizeof why));
-  assert_string_equal("unknown component 'shrad' (shard, http, bot or redis)", why);
+  assert_string_equal("unknown component 'shrad' (shard, http, bot, redis, cluster, publish, gateway, worker)", why);
   assert_int_equal(-1, gm_log_apply_spec("shard=loud", why, sizeof why));
   assert_int_equal(GM_LOG_WARN, gm_log_level);
   assert_int_equal(GM_LOG_DEBUG, gm_log_component_level(GM_LOG_COMPONENT_SHARD));
