@@ -181,6 +181,22 @@ describe("the publisher's queue", function()
     for q = from, to do p:_push({ "E", n, "S", "", "T", q, '{"q":' .. q .. "}" }, 16) end
   end
 
+  it("a script call that fails returns the client's message and code, and the events stay queued", function()
+    run(function()
+      local server = support.start()
+      local c = server:client()
+      -- every script call times out, as a stalled Redis does
+      local failing = setmetatable({ run = function() return nil, "redis timeout", "ETIMEDOUT" end },
+        { __index = function(_, k) return function(_, ...) return c[k](c, ...) end end })
+      local p = setup(failing, 1)
+      push(p, 1, 1, 3)
+      assert.are.same({ nil, "redis timeout", "ETIMEDOUT" }, { p:_flush() })
+      assert.are.equal(3, #p.queue - p.head + 1)
+      c:close()
+      server:stop()
+    end)
+  end)
+
   it("two flushes at once (the writer and a drain) write each event once and lose none", function()
     run(function()
       local server = support.start()

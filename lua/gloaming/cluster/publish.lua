@@ -233,7 +233,9 @@ function Publisher:_call(ops)
     args[a + 5], args[a + 6], args[a + 7], args[a + 8] = op[4], t and sidx[t] or 0, op[6], op[7]
     a = a + 8
   end
-  return c:run(SCRIPT, keys, args), sess
+  local r, msg, code = c:run(SCRIPT, keys, args)
+  if r == nil then return nil, msg, code end -- (a call not last in a list keeps one value)
+  return r, sess
 end
 
 -- One call: the operations leave the queue when Redis took them. One at
