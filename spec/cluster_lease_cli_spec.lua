@@ -97,8 +97,18 @@ describe("gloaming cluster status", function()
       out, code = sh("./build/gloaming cluster status --app 7 --redis " .. server.url)
       assert.are.equal(1, code)
       assert.matches("no cluster for application 7 under prefix gm", out)
+      -- gloaming worker's name for the same flag
+      out, code = sh("./build/gloaming cluster status --app-id 8 --redis " .. server.url)
+      assert.are.equal(1, code)
+      assert.matches("no cluster for application 8 under prefix gm", out)
       server:stop()
     end, 20)
+  end)
+
+  it("explains itself on --help, as every command does", function()
+    local out, code = sh("./build/gloaming cluster status --help")
+    assert.are.equal(0, code, out)
+    assert.matches("gloaming cluster status %-%-redis URL %[%-%-app%-id ID%]", out)
   end)
 
   it("lists every shard of the total, also those no process has looked at (all of them full)", function()

@@ -103,9 +103,10 @@ usage: gloaming <command> [arguments]
 commands:
   run %s [--] FILE [ARGS...]
                        run FILE as the main task (Ctrl-C closes it cleanly)
-  cluster --redis URL --shards A..B --total N [--capacity N] [run options] FILE
+  cluster FILE --redis URL [--shards A..B --total N] [--capacity N] [--publish]
+          [run options] [-- ARGS...]
                        run FILE as one process of a cluster (shards by lease in Redis)
-  cluster status --redis URL [--app ID] [--prefix P] [--json]
+  cluster status --redis URL [--app-id ID] [--prefix P] [--json]
                        the cluster's processes, shards, buckets and daily budget
   demo                 a ping bot against the built-in fake gateway
   fake-gateway %s

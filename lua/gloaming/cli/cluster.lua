@@ -52,14 +52,15 @@ end
 
 local STATUS_FLAGS = {
   { "--redis", "URL", "the cluster's Redis (required)" },
-  { "--app", "ID", "the application id (default: the only cluster in that Redis)" },
+  { "--app-id", "ID", "the application id (default: the only cluster in that Redis)" },
+  { "--app", "ID", "the same as --app-id (gloaming worker's name)" },
   { "--prefix", "P", "the keys' prefix (default gm: the Bot's cluster.prefix)" },
   { "--json", nil, "one JSON object instead of the table" },
 }
 
 local USAGE = ([==[
 usage: gloaming cluster FILE --redis URL [--shards A..B --total N] [options] [-- ARGS...]
-       gloaming cluster status --redis URL [--app ID] [--prefix P] [--json]
+       gloaming cluster status --redis URL [--app-id ID] [--prefix P] [--json]
 
 Runs FILE (a bot script) as one process of a cluster: its Bots hold their
 shards by lease in Redis, claim the range A..B, adopt orphaned shards
@@ -180,6 +181,10 @@ local function print_status(s, url)
 end
 
 local function status(args)
+  if args[1] == "-h" or args[1] == "--help" then -- `gloaming cluster status --help`
+    io.stdout:write(USAGE)
+    return 0
+  end
   local opts, err = cli.parse_flags(args, STATUS_FLAGS)
   if not opts then return usage_error(err) end
   if args[1] then return usage_error("unexpected argument " .. args[1]) end
@@ -193,7 +198,7 @@ local function status(args)
         core.scrub(tostring(msg)), "\n")
       return
     end
-    local app = opts.app
+    local app = opts.app_id or opts.app
     if not app then
       local apps, serr = find_apps(client, prefix)
       if not apps then io.stderr:write("gloaming cluster status: ", tostring(serr), "\n") return end
