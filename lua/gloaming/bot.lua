@@ -634,7 +634,7 @@ local function make_leases(self)
     removed = function(_, shard) remove_shard(self, shard) end,
   }
   self.commands = Commands.for_leases(self.redis, self.redis_url, self.leases)
-  gateway._attach(self.redis, self.leases.app_id, c.prefix)
+  self.gateway = gateway._attach(self.redis, self.leases.app_id, c.prefix)
 end
 
 -- Runs until cancelled or failed: the leases bring and take the shards.
@@ -830,6 +830,8 @@ function Bot:shutdown(tasks, saver)
   for _, t in ipairs(tasks or {}) do if not t:done() then t:cancel() end end
   cancel_handlers(self)
   if saver then saver:cancel() end
+  -- a stopped Bot's handle must not stay the default nor keep its inbox reader
+  if self.gateway then self.gateway:close() self.gateway = nil end
   -- the last save failing loses the sessions: the run fails with it
   local saved, serr = save_sessions(self)
   if not saved then

@@ -100,7 +100,11 @@ end
 
 -- The default handle of a Worker or a cluster Bot (their own client).
 function gateway._attach(client, app_id, prefix, id)
+  -- a previous one it made is closed: its inbox reader must not outlive it
+  local old = gateway.default
+  if old and old.attached then old:close() end
   local self = new(client, app_id, prefix or "gm", id)
+  self.attached = true
   gateway.default = self
   return self
 end
