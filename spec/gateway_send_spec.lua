@@ -122,6 +122,23 @@ describe("gloaming.gateway", function()
     end)
   end)
 
+  it("forgets a member request its caller abandoned, at its timeout", function()
+    run(function(server)
+      local spy = server:client()
+      assert(spy:call("HSET", keys.sess(0), "total", "1"))
+      local gw = assert(gloaming.gateway.connect { redis = server.url, app_id = "42", id = "quitter" })
+      local it = assert(gw:request_guild_members("5", { query = "", limit = 0, timeout = 0.2 }))
+      local nonce = json.decode(entries(spy, 0)[1].d).d.nonce
+      assert(spy:call("XADD", keys.inbox("quitter"), "*", "t", "GUILD_MEMBERS_CHUNK", "n", nonce,
+        "d", '{"chunk_index":0,"chunk_count":2}'))
+      assert.are.equal(0, math.tointeger(it().chunk_index)) -- then the caller breaks
+      assert.is_not_nil(next(gw.waiting))
+      assert.is_true(support.wait_for(function() return next(gw.waiting) == nil end, 3))
+      gw:close()
+      spy:close()
+    end)
+  end)
+
   it("raises on misuse, naming the argument", function()
     run(function(server)
       local gw = assert(gloaming.gateway.connect { redis = server.url, app_id = "42" })

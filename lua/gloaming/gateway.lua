@@ -239,6 +239,12 @@ function Gateway:_inbox_loop()
           end
         end
       end
+      -- an iterator its caller abandoned (break) stops waiting at its
+      -- timeout: else the reader would poll for the handle's life
+      local now = core.now()
+      for nonce, w in pairs(self.waiting) do
+        if w.expires < now then self.waiting[nonce] = nil end
+      end
     end
   end
 end
@@ -283,7 +289,9 @@ function Gateway:request_guild_members(guild_id, opts)
   end
   local started, smsg, scode = self:_start_inbox()
   if not started then return nil, smsg, scode end
-  local w = { list = {}, wake = core.condition() }
+  local timeout, done = opts.timeout or gateway.TIMEOUT, false
+  -- expires: when the inbox reader drops it, refreshed by each call
+  local w = { list = {}, wake = core.condition(), expires = core.now() + timeout }
   self.waiting[nonce] = w
   self.inbox_wake:notify_all()
   local sent, msg, code = self:_route("guild", g >> 22, cmd, opts.deadline, self.inbox)
@@ -291,10 +299,10 @@ function Gateway:request_guild_members(guild_id, opts)
     self.waiting[nonce] = nil
     return nil, msg, code
   end
-  local timeout, done = opts.timeout or gateway.TIMEOUT, false
   return function()
     if done then return nil end
     local deadline = core.now() + timeout
+    w.expires = deadline
     while #w.list == 0 do
       local left = deadline - core.now()
       if left <= 0 then
@@ -321,6 +329,7 @@ function Gateway:request_guild_members(guild_id, opts)
       done = true
       self.waiting[nonce] = nil
     end
+    w.expires = core.now() + timeout -- the caller's time with this chunk
     return data
   end
 end
