@@ -550,14 +550,6 @@ local function start_reader(self, shard, sub, r)
   return task
 end
 
--- Whether the event ends the shard's session (op 9 false, close 4007 or
--- 4009): the cluster clears the stored one at once.
-local function session_ended(event)
-  if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
-  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
-    and (event.data.code == 4007 or event.data.code == 4009)
-end
-
 -- A shard the leases claimed: made (resuming session, if any), read.
 local function open_shard(self, n, session, epoch)
   local id = shard_mod.ShardId.new(n, self.cluster.total)
@@ -586,7 +578,7 @@ local function open_shard(self, n, session, epoch)
   local r = { sid = session and session.id, seq = session and session.sequence }
   local leases = self.leases
   function r.leased() return leases:leased(n, shard) end
-  r.n, r.ended = n, session_ended
+  r.n, r.ended = n, dispatcher.session_ended
   self.readers[shard], self.reading[shard] = sub, r
   local list = self.shards
   list[#list + 1] = shard

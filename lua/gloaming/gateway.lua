@@ -22,6 +22,7 @@ local options = require "gloaming.options"
 local commands = require "gloaming.commands"
 local keys_mod = require "gloaming.cluster.keys"
 local scripts = require "gloaming.cluster.commands_scripts"
+local format = require "gloaming.streams.format"
 local builtin = require "gloaming.metrics.builtin"
 local log = require("gloaming.log").component("gateway")
 
@@ -230,8 +231,7 @@ function Gateway:_inbox_loop()
       for _, row in ipairs(r or {}) do
         for _, e in ipairs(row[2]) do
           self.inbox_from = e[1]
-          local f = {}
-          for i = 1, #e[2] - 1, 2 do f[e[2][i]] = e[2][i + 1] end
+          local f = format.fields(e[2]) or {}
           local w = f.n and self.waiting[f.n]
           if w then
             w.list[#w.list + 1] = f

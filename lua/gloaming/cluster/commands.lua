@@ -23,6 +23,8 @@ local core = require "gloaming.core"
 local json = require "gloaming.json"
 local F = require "gloaming.event_type_flags"
 local scripts = require "gloaming.cluster.commands_scripts"
+local consumer = require "gloaming.streams.consumer"
+local format = require "gloaming.streams.format"
 local builtin = require "gloaming.metrics.builtin"
 local log = require("gloaming.log").component("cluster")
 
@@ -80,31 +82,15 @@ function Commands:_write_cursor(n, h)
 end
 function Commands:_stream(n) return self.base .. "cmd:" .. n end
 
--- Redis' time now (ms), from the offset measured at start.
-function Commands:_now_ms() return core.now() * 1000 + self.offset_ms end
-
-function Commands:_measure()
-  local t0 = core.now()
-  local r = self.client:call("TIME")
-  if type(r) ~= "table" then return end
-  local t1 = core.now()
-  self.offset_ms = tonumber(r[1]) * 1000 + tonumber(r[2]) / 1000 - (t0 + t1) / 2 * 1000
-  self.measured = true
-end
 
 -- {=============== one entry ===============
 
-local function fields_of(list)
-  local f = {}
-  for i = 1, #list - 1, 2 do f[list[i]] = list[i + 1] end
-  return f
-end
 
 -- Sends one entry on h's shard; true when the cursor may move past it
 -- (sent, expired or refused), false when the shard is gone.
 function Commands:_one(n, h, id, f)
   local exp = tonumber(f.exp)
-  if exp and self:_now_ms() > exp then
+  if exp and consumer.redis_now_ms(self) > exp then
     counted:inc(1, { result = "expired" })
     log.debug("shard %d: command %s past its deadline: dropped", n, id)
     return true
@@ -145,7 +131,7 @@ function Commands:_send_loop(n, h)
       local ok, _, code = h.wake:wait()
       if not ok and code == "ECANCELED" then return end
     else
-      if not self:_one(n, h, e[1], fields_of(e[2])) then return end
+      if not self:_one(n, h, e[1], format.fields(e[2])) then return end
       if h.gone then return end
       h.cursor = e[1]
       self.dirty[n] = true
@@ -286,7 +272,7 @@ end
 function Commands:_read_loop()
   local failures = 0
   while true do
-    if not self.measured then self:_measure() end
+    if not self.measured then self.measured = consumer.measure_offset(self) end
     local ok, msg, code = self:_read_once()
     if ok == false then
       local w, _, wcode = self.wake:wait()
