@@ -156,7 +156,7 @@ end
 
 -- The cluster's shard total, as the route script reads it.
 function Gateway:_total()
-  local r, msg, code = self.client:pipeline { { "HGET", self.base .. "sess:0", "total" },
+  local r, msg, code = self.client:pipeline { { "HGET", self.client:key(self.K.sess(0)), "total" },
     { "HGET", self.client:key(self.K.gw), "shards" } }
   if not r then return nil, "redis: " .. tostring(msg), code end
   local total = math.tointeger(tonumber(r[1])) or math.tointeger(tonumber(r[2]))

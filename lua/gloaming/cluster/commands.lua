@@ -45,7 +45,6 @@ for _, name in ipairs { "PRESENCE_UPDATE", "VOICE_STATE_UPDATE", "REQUEST_GUILD_
   local row = core.opcodes[name]
   if row then OPS[row.op] = true end
 end
-Commands.OPS = OPS
 
 local REPLIES = F.GUILD_MEMBERS_CHUNK | F.RATE_LIMITED
 local counted = builtin.gloaming_cluster_commands_total
@@ -57,8 +56,6 @@ local replies = builtin.gloaming_cluster_replies_routed_total
 function Commands.new(o)
   local self = setmetatable({
     client = o.client, K = o.K, me = o.me, epoch = o.epoch,
-    -- for call and block, which add no prefix
-    base = o.client:key(o.K.base),
     held = {},             -- n -> { shard, from, cursor, queue, wake, task, replies, gone }
     nonces = {},           -- nonce -> { inbox =, until_ = core.now() + NONCE_TTL }
     dirty = {},            -- n -> true: its cursor moved
@@ -70,7 +67,7 @@ function Commands.new(o)
   return self
 end
 
-function Commands:_sess(n) return self.base .. "sess:" .. n end
+function Commands:_sess(n) return self.client:key(self.K.sess(n)) end
 -- Writes h's cursor (fenced by its lease's epoch); true once written or refused.
 function Commands:_write_cursor(n, h)
   local epoch = self.epoch(n)
@@ -80,7 +77,7 @@ function Commands:_write_cursor(n, h)
   if r ~= "OK" then log.debug("shard %d: command cursor not written: %s", n, tostring(r)) end
   return true
 end
-function Commands:_stream(n) return self.base .. "cmd:" .. n end
+function Commands:_stream(n) return self.client:key(self.K.cmd(n)) end
 
 
 -- {=============== one entry ===============

@@ -106,14 +106,6 @@ function Leases:count()
   return c
 end
 
---- Held shards, by number.
-function Leases:shards()
-  local out = {}
-  for n, h in pairs(self.held) do out[#out + 1] = { n = n, shard = h.shard } end
-  table.sort(out, function(a, b) return a.n < b.n end)
-  return out
-end
-
 --- Whether shard n (that Shard) is held and its local lease not over:
 -- its events may be handled.
 function Leases:leased(n, shard)
