@@ -23,6 +23,7 @@ local commands = require "gloaming.commands"
 local keys_mod = require "gloaming.cluster.keys"
 local scripts = require "gloaming.cluster.commands_scripts"
 local format = require "gloaming.streams.format"
+local host = require "gloaming.host"
 local builtin = require "gloaming.metrics.builtin"
 local log = require("gloaming.log").component("gateway")
 
@@ -46,7 +47,7 @@ gateway.OPTIONS = {
   end },
   app_id = { "string", nil, nonempty },
   prefix = { "string", "gm", nonempty },
-  -- the inbox's name (default <host>:<pid>:<random>)
+  -- the inbox's name (default <host>:<random>)
   id = { "string", nil, nonempty },
 }
 
@@ -56,17 +57,10 @@ local function random_hex(n)
   return table.concat(t)
 end
 
-local function hostname()
-  local f = io.open("/proc/sys/kernel/hostname")
-  local name = f and f:read("l")
-  if f then f:close() end
-  return (name and name ~= "" and name) or "localhost"
-end
-
 local function new(client, app_id, prefix, id, own)
   local K = keys_mod.of(prefix, app_id)
   local tag = random_hex(8)
-  id = id or ("%s:%s"):format(hostname(), tag)
+  id = id or ("%s:%s"):format(host.name, tag)
   local self = setmetatable({
     client = client, own = own, K = K, base = client:key(K.base),
     tag = tag, counter = 0,
