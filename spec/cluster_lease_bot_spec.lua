@@ -237,6 +237,27 @@ describe("a cluster of Bots", function()
     end)
   end)
 
+  it("a stopped Bot closes its gateway handle: no longer the default, its inbox reader ended", function()
+    run(function()
+      local server = support.start()
+      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+      gloaming.gateway.default = nil
+      local bot = bot_of(fake, server, 0, 0, 1, {})
+      local task = gloaming.spawn(function() return bot:run() end)
+      assert(fake:wait_ready(0, 10))
+      local gw = gloaming.gateway.default
+      assert.is_not_nil(gw)
+      assert(gw:_start_inbox())
+      task:cancel()
+      task:wait(10)
+      assert.is_nil(gloaming.gateway.default)
+      gw.inbox_task:wait(2)
+      assert.is_true(gw.inbox_task:done())
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("a shard another process took is dropped at once, without a close frame; a Redis that lost "
     .. "its data gets the lease back from memory, with no Identify", function()
     run(function()

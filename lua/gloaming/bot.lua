@@ -550,14 +550,6 @@ local function start_reader(self, shard, sub, r)
   return task
 end
 
--- Whether the event ends the shard's session (op 9 false, close 4007 or
--- 4009): the cluster clears the stored one at once.
-local function session_ended(event)
-  if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
-  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
-    and (event.data.code == 4007 or event.data.code == 4009)
-end
-
 -- A shard the leases claimed: made (resuming session, if any), read.
 local function open_shard(self, n, session, epoch)
   local id = shard_mod.ShardId.new(n, self.cluster.total)
@@ -586,7 +578,7 @@ local function open_shard(self, n, session, epoch)
   local r = { sid = session and session.id, seq = session and session.sequence }
   local leases = self.leases
   function r.leased() return leases:leased(n, shard) end
-  r.n, r.ended = n, session_ended
+  r.n, r.ended = n, dispatcher.session_ended
   self.readers[shard], self.reading[shard] = sub, r
   local list = self.shards
   list[#list + 1] = shard
@@ -634,7 +626,7 @@ local function make_leases(self)
     removed = function(_, shard) remove_shard(self, shard) end,
   }
   self.commands = Commands.for_leases(self.redis, self.redis_url, self.leases)
-  gateway._attach(self.redis, self.leases.app_id, c.prefix)
+  self.gateway = gateway._attach(self.redis, self.leases.app_id, c.prefix)
 end
 
 -- Runs until cancelled or failed: the leases bring and take the shards.
@@ -830,6 +822,8 @@ function Bot:shutdown(tasks, saver)
   for _, t in ipairs(tasks or {}) do if not t:done() then t:cancel() end end
   cancel_handlers(self)
   if saver then saver:cancel() end
+  -- a stopped Bot's handle must not stay the default nor keep its inbox reader
+  if self.gateway then self.gateway:close() self.gateway = nil end
   -- the last save failing loses the sessions: the run fails with it
   local saved, serr = save_sessions(self)
   if not saved then

@@ -178,4 +178,12 @@ end
 
 -- }===============
 
+--- Whether the event ends the shard's session (op 9 false, close 4007 or
+-- 4009): a cluster clears the stored one at once.
+function dispatcher.session_ended(event)
+  if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
+  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
+    and (event.data.code == 4007 or event.data.code == 4009)
+end
+
 return dispatcher

@@ -22,6 +22,8 @@ local options = require "gloaming.options"
 local commands = require "gloaming.commands"
 local keys_mod = require "gloaming.cluster.keys"
 local scripts = require "gloaming.cluster.commands_scripts"
+local format = require "gloaming.streams.format"
+local host = require "gloaming.host"
 local builtin = require "gloaming.metrics.builtin"
 local log = require("gloaming.log").component("gateway")
 
@@ -45,7 +47,7 @@ gateway.OPTIONS = {
   end },
   app_id = { "string", nil, nonempty },
   prefix = { "string", "gm", nonempty },
-  -- the inbox's name (default <host>:<pid>:<random>)
+  -- the inbox's name (default <host>:<random>)
   id = { "string", nil, nonempty },
 }
 
@@ -55,17 +57,10 @@ local function random_hex(n)
   return table.concat(t)
 end
 
-local function hostname()
-  local f = io.open("/proc/sys/kernel/hostname")
-  local name = f and f:read("l")
-  if f then f:close() end
-  return (name and name ~= "" and name) or "localhost"
-end
-
 local function new(client, app_id, prefix, id, own)
   local K = keys_mod.of(prefix, app_id)
   local tag = random_hex(8)
-  id = id or ("%s:%s"):format(hostname(), tag)
+  id = id or ("%s:%s"):format(host.name, tag)
   local self = setmetatable({
     client = client, own = own, K = K, base = client:key(K.base),
     tag = tag, counter = 0,
@@ -100,7 +95,11 @@ end
 
 -- The default handle of a Worker or a cluster Bot (their own client).
 function gateway._attach(client, app_id, prefix, id)
+  -- a previous one it made is closed: its inbox reader must not outlive it
+  local old = gateway.default
+  if old and old.attached then old:close() end
   local self = new(client, app_id, prefix or "gm", id)
+  self.attached = true
   gateway.default = self
   return self
 end
@@ -151,7 +150,7 @@ end
 
 -- The cluster's shard total, as the route script reads it.
 function Gateway:_total()
-  local r, msg, code = self.client:pipeline { { "HGET", self.base .. "sess:0", "total" },
+  local r, msg, code = self.client:pipeline { { "HGET", self.client:key(self.K.sess(0)), "total" },
     { "HGET", self.client:key(self.K.gw), "shards" } }
   if not r then return nil, "redis: " .. tostring(msg), code end
   local total = math.tointeger(tonumber(r[1])) or math.tointeger(tonumber(r[2]))
@@ -226,14 +225,19 @@ function Gateway:_inbox_loop()
       for _, row in ipairs(r or {}) do
         for _, e in ipairs(row[2]) do
           self.inbox_from = e[1]
-          local f = {}
-          for i = 1, #e[2] - 1, 2 do f[e[2][i]] = e[2][i + 1] end
+          local f = format.fields(e[2]) or {}
           local w = f.n and self.waiting[f.n]
           if w then
             w.list[#w.list + 1] = f
             w.wake:notify_all()
           end
         end
+      end
+      -- an iterator its caller abandoned (break) stops waiting at its
+      -- timeout: else the reader would poll for the handle's life
+      local now = core.now()
+      for nonce, w in pairs(self.waiting) do
+        if w.expires < now then self.waiting[nonce] = nil end
       end
     end
   end
@@ -279,7 +283,9 @@ function Gateway:request_guild_members(guild_id, opts)
   end
   local started, smsg, scode = self:_start_inbox()
   if not started then return nil, smsg, scode end
-  local w = { list = {}, wake = core.condition() }
+  local timeout, done = opts.timeout or gateway.TIMEOUT, false
+  -- expires: when the inbox reader drops it, refreshed by each call
+  local w = { list = {}, wake = core.condition(), expires = core.now() + timeout }
   self.waiting[nonce] = w
   self.inbox_wake:notify_all()
   local sent, msg, code = self:_route("guild", g >> 22, cmd, opts.deadline, self.inbox)
@@ -287,10 +293,10 @@ function Gateway:request_guild_members(guild_id, opts)
     self.waiting[nonce] = nil
     return nil, msg, code
   end
-  local timeout, done = opts.timeout or gateway.TIMEOUT, false
   return function()
     if done then return nil end
     local deadline = core.now() + timeout
+    w.expires = deadline
     while #w.list == 0 do
       local left = deadline - core.now()
       if left <= 0 then
@@ -317,6 +323,7 @@ function Gateway:request_guild_members(guild_id, opts)
       done = true
       self.waiting[nonce] = nil
     end
+    w.expires = core.now() + timeout -- the caller's time with this chunk
     return data
   end
 end

@@ -17,6 +17,7 @@ local log = require("gloaming.log").component("worker")
 local options = require "gloaming.options"
 local dispatcher = require "gloaming.dispatcher"
 local keys_mod = require "gloaming.cluster.keys"
+local host = require "gloaming.host"
 local format = require "gloaming.streams.format"
 local stream_info = require "gloaming.streams.info"
 local consumer = require "gloaming.streams.consumer"
@@ -71,14 +72,6 @@ Worker.OPTIONS = {
   block = { "number", 1, options.positive },  -- seconds a read waits for new entries
 }
 
--- This machine's name, for the default consumer name.
-local function hostname()
-  local f = io.open("/proc/sys/kernel/hostname")
-  local name = f and f:read("l")
-  if f then f:close() end
-  return (name and name ~= "" and name) or os.getenv("HOSTNAME") or "localhost"
-end
-
 --- Worker.new{ redis =, group =, consumer =, index =, app_id =, prefix = "gm",
 -- token =, min_idle = 30, max_deliveries = 5, max_age = { T = seconds },
 -- max_handlers = 64, handler_limit = 10, count = 64, block = 1 }
@@ -100,7 +93,7 @@ function Worker.new(opts)
   local self = setmetatable({
     redis = opts.redis,
     group = opts.group,
-    consumer = opts.consumer or ("%s:%s:%d"):format(hostname(), opts.group, index),
+    consumer = opts.consumer or ("%s:%s:%d"):format(host.name, opts.group, index),
     app_id = opts.app_id,
     prefix = opts.prefix,
     min_idle = opts.min_idle,

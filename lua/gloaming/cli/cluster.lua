@@ -78,11 +78,7 @@ local function usage_error(msg) return cli.usage_error(msg, "cluster", USAGE) en
 
 -- {=============== status ===============
 
-local function pairs_of(list)
-  local t = {}
-  for i = 1, #list - 1, 2 do t[list[i]] = list[i + 1] end
-  return t
-end
+local pairs_of = require("gloaming.streams.format").fields
 
 -- The application ids that have a cluster under prefix, found by SCAN.
 local function find_apps(client, prefix)

@@ -23,6 +23,8 @@ local core = require "gloaming.core"
 local json = require "gloaming.json"
 local F = require "gloaming.event_type_flags"
 local scripts = require "gloaming.cluster.commands_scripts"
+local consumer = require "gloaming.streams.consumer"
+local format = require "gloaming.streams.format"
 local builtin = require "gloaming.metrics.builtin"
 local log = require("gloaming.log").component("cluster")
 
@@ -43,7 +45,6 @@ for _, name in ipairs { "PRESENCE_UPDATE", "VOICE_STATE_UPDATE", "REQUEST_GUILD_
   local row = core.opcodes[name]
   if row then OPS[row.op] = true end
 end
-Commands.OPS = OPS
 
 local REPLIES = F.GUILD_MEMBERS_CHUNK | F.RATE_LIMITED
 local counted = builtin.gloaming_cluster_commands_total
@@ -55,8 +56,6 @@ local replies = builtin.gloaming_cluster_replies_routed_total
 function Commands.new(o)
   local self = setmetatable({
     client = o.client, K = o.K, me = o.me, epoch = o.epoch,
-    -- for call and block, which add no prefix
-    base = o.client:key(o.K.base),
     held = {},             -- n -> { shard, from, cursor, queue, wake, task, replies, gone }
     nonces = {},           -- nonce -> { inbox =, until_ = core.now() + NONCE_TTL }
     dirty = {},            -- n -> true: its cursor moved
@@ -68,7 +67,7 @@ function Commands.new(o)
   return self
 end
 
-function Commands:_sess(n) return self.base .. "sess:" .. n end
+function Commands:_sess(n) return self.client:key(self.K.sess(n)) end
 -- Writes h's cursor (fenced by its lease's epoch); true once written or refused.
 function Commands:_write_cursor(n, h)
   local epoch = self.epoch(n)
@@ -78,33 +77,17 @@ function Commands:_write_cursor(n, h)
   if r ~= "OK" then log.debug("shard %d: command cursor not written: %s", n, tostring(r)) end
   return true
 end
-function Commands:_stream(n) return self.base .. "cmd:" .. n end
+function Commands:_stream(n) return self.client:key(self.K.cmd(n)) end
 
--- Redis' time now (ms), from the offset measured at start.
-function Commands:_now_ms() return core.now() * 1000 + self.offset_ms end
-
-function Commands:_measure()
-  local t0 = core.now()
-  local r = self.client:call("TIME")
-  if type(r) ~= "table" then return end
-  local t1 = core.now()
-  self.offset_ms = tonumber(r[1]) * 1000 + tonumber(r[2]) / 1000 - (t0 + t1) / 2 * 1000
-  self.measured = true
-end
 
 -- {=============== one entry ===============
 
-local function fields_of(list)
-  local f = {}
-  for i = 1, #list - 1, 2 do f[list[i]] = list[i + 1] end
-  return f
-end
 
 -- Sends one entry on h's shard; true when the cursor may move past it
 -- (sent, expired or refused), false when the shard is gone.
 function Commands:_one(n, h, id, f)
   local exp = tonumber(f.exp)
-  if exp and self:_now_ms() > exp then
+  if exp and consumer.redis_now_ms(self) > exp then
     counted:inc(1, { result = "expired" })
     log.debug("shard %d: command %s past its deadline: dropped", n, id)
     return true
@@ -145,7 +128,7 @@ function Commands:_send_loop(n, h)
       local ok, _, code = h.wake:wait()
       if not ok and code == "ECANCELED" then return end
     else
-      if not self:_one(n, h, e[1], fields_of(e[2])) then return end
+      if not self:_one(n, h, e[1], format.fields(e[2])) then return end
       if h.gone then return end
       h.cursor = e[1]
       self.dirty[n] = true
@@ -286,7 +269,7 @@ end
 function Commands:_read_loop()
   local failures = 0
   while true do
-    if not self.measured then self:_measure() end
+    if not self.measured then self.measured = consumer.measure_offset(self) end
     local ok, msg, code = self:_read_once()
     if ok == false then
       local w, _, wcode = self.wake:wait()

@@ -24,6 +24,7 @@
 -- hands each shard over by closing it with 4000, writing the final
 -- sequence and releasing the lease, and the home process resumes it.
 local core = require "gloaming.core"
+local host = require "gloaming.host"
 local keys_mod = require "gloaming.cluster.keys"
 local scripts = require "gloaming.cluster.lease_scripts"
 local metric = require "gloaming.metrics.record"
@@ -47,19 +48,9 @@ local RECENT_MS = 600000
 local NAMES = {}
 for name in pairs(scripts) do NAMES[name] = "gm_lease_" .. name end
 
--- The first line of a file, or nil (Linux's /proc: no C call needed).
-local function first_line(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local line = f:read("l")
-  f:close()
-  return line
-end
-
 -- This process's host and pid, and its id in Redis: host, pid and 8
 -- random hex digits, new for every run.
-local HOST = first_line("/proc/sys/kernel/hostname") or "host"
-local PID = tonumber((first_line("/proc/self/stat") or ""):match("^%d+")) or 0
+local HOST, PID = host.name, host.pid
 local function process_id()
   return ("%s:%d:%08x"):format(HOST, PID, math.random(0, 0x7fffffff))
 end
@@ -104,14 +95,6 @@ function Leases:count()
   local c = 0
   for _ in pairs(self.held) do c = c + 1 end
   return c
-end
-
---- Held shards, by number.
-function Leases:shards()
-  local out = {}
-  for n, h in pairs(self.held) do out[#out + 1] = { n = n, shard = h.shard } end
-  table.sort(out, function(a, b) return a.n < b.n end)
-  return out
 end
 
 --- Whether shard n (that Shard) is held and its local lease not over:

@@ -26,6 +26,7 @@
 local core = require "gloaming.core"
 local json = require "gloaming.json"
 local F = require "gloaming.event_type_flags"
+local dispatcher = require "gloaming.dispatcher"
 local format = require "gloaming.streams.format"
 local scripts = require "gloaming.cluster.publish_scripts"
 local metric = require "gloaming.metrics.record"
@@ -152,11 +153,10 @@ function Publisher:_take(n, p, ev)
       local raw = ev.data ~= nil and json.encode(ev.data) or "null"
       self:_push({ "E", n, p.live_sid or "", "", "RESUMED", ev.sequence, raw }, #raw + 64)
     end
-  elseif t == "GATEWAY_INVALIDATE_SESSION" then
-    if ev.data == false then self:_clear(n, p, "invalidated") end
-  elseif t == "GATEWAY_CLOSE" then
-    local c = type(ev.data) == "table" and ev.data.code
-    if c == 4007 or c == 4009 then self:_clear(n, p, "closed " .. c) end
+  elseif t == "GATEWAY_INVALIDATE_SESSION" or t == "GATEWAY_CLOSE" then
+    if dispatcher.session_ended(ev) then
+      self:_clear(n, p, t == "GATEWAY_CLOSE" and ("closed " .. ev.data.code) or "invalidated")
+    end
   elseif ev.raw and ev.sequence then
     if not self.types[t] then return end -- the subscriptions narrowed meanwhile
     -- epoch and bytes slots made here: filled later they would grow the array twice

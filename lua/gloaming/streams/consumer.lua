@@ -448,6 +448,7 @@ end
 
 consumer.register = register
 consumer.measure_offset = measure_offset
+consumer.redis_now_ms = redis_now_ms
 consumer.flush_acks = flush_acks
 
 return consumer
