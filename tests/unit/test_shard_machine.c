@@ -2394,6 +2394,20 @@ static void a_drop_while_waiting_for_a_permit_gives_it_back(void **state) {
   assert_int_equal(0, count(FX_SEND));
 }
 
+/* The reason the shard's end reports (drop_reason) is the one its 1006
+ * GATEWAY_CLOSE carries, whole up to a close frame's limit. */
+static void a_long_drop_reason_is_kept_whole(void **state) {
+  (void)state;
+  char reason[GM_SM_REASON_MAX + 1];
+  memset(reason, 'r', GM_SM_REASON_MAX);
+  reason[GM_SM_REASON_MAX] = '\0';
+  to_stable();
+  clear_log();
+  gm_sm_drop(&M, w.now, reason);
+  assert_emitted(1006, reason, GM_CLOSED_BY_SHARD);
+  assert_string_equal(reason, M.drop_reason);
+}
+
 /* }=============== */
 
 int main(void) {
@@ -2475,6 +2489,7 @@ int main(void) {
       T(the_lease_end_is_a_deadline_renewed_or_removed),
       T(a_drop_keeps_the_session_without_a_close_frame),
       T(a_drop_while_waiting_for_a_permit_gives_it_back),
+      T(a_long_drop_reason_is_kept_whole),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
