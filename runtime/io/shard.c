@@ -227,6 +227,8 @@ static void c_on_open(gm_conn_t *c, int err, const char *why) {
 
 static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   gm_shard_t *s = c->data;
+  /* past the lease nothing is read, counted or recorded: the drop only */
+  if (!gm_shard_may_act(s)) return;
   if (opcode != GM_WS_OP_TEXT) {
     report_error(s, GM_EDECODE, "the gateway sent a binary message without "
                                 "transport compression");
