@@ -247,4 +247,23 @@ describe("a shard's lease on the real clock", function()
       assert.are.equal(seq, shard:session():sequence())
     end, 30)
   end)
+  -- A payload read past the lease (the loop was blocked: no timer could
+  -- fire first) is neither counted nor recorded: only the drop follows.
+  it("counts no payload read past the lease", function()
+    testing.run(function()
+      local core = require "gloaming.core"
+      local fake, shard = leased_shard()
+      local conn = fake:connections()[1]
+      local deadline = gloaming.now() + 0.3
+      shard:_lease(deadline)
+      local before = core.shard_metrics(shard)
+      fake:dispatch(0, "MESSAGE_CREATE", { content = "late", channel_id = "1" })
+      while gloaming.now() < deadline + 0.05 do end -- blocked: no loop turn
+      assert(fake:wait_until(function() return conn.ended end, 10))
+      local after = core.shard_metrics(shard)
+      assert.are.equal(before.payload_bytes, after.payload_bytes)
+      assert.are.equal(before.payloads.MESSAGE_CREATE, after.payloads.MESSAGE_CREATE)
+      assert.are.equal("closed", shard:state())
+    end, 30)
+  end)
 end)

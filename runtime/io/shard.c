@@ -67,12 +67,14 @@ static void sub_full(gm_shard_t *s, bool full) {
   if (full && s->full_subs == 1) {
     if (s->conn) gm_conn_pause(s->conn);
     gm_sm_pause(&s->m, now_of(s), true);
-    after_machine(s);
+    if (!s->performing) after_machine(s);
   } else if (!full && s->full_subs == 0) {
     if (s->conn) gm_conn_resume(s->conn);
     gm_sm_pause(&s->m, now_of(s), false);
     gm_sm_drained(&s->m, now_of(s));
-    after_machine(s);
+    /* inside perform (a drop discarding full queues): the after_machine
+     * running it goes on, so the end is not told before its close */
+    if (!s->performing) after_machine(s);
   }
 }
 
@@ -227,6 +229,8 @@ static void c_on_open(gm_conn_t *c, int err, const char *why) {
 
 static void c_on_message(gm_conn_t *c, int opcode, uint8_t *data, size_t len) {
   gm_shard_t *s = c->data;
+  /* past the lease nothing is read, counted or recorded: the drop only */
+  if (!gm_shard_may_act(s)) return;
   if (opcode != GM_WS_OP_TEXT) {
     report_error(s, GM_EDECODE, "the gateway sent a binary message without "
                                 "transport compression");
@@ -386,10 +390,14 @@ static void do_emit_close(gm_shard_t *s, const gm_sm_action_t *a) {
 }
 
 /* Does what the machine decided, in order (see "Actions and re-entry" in
- * shard_machine.c). Reporting a close may pause reading, which runs
- * after_machine again: the actions left are taken there, in order too. */
+ * shard_machine.c). Reporting a close may pause reading, and a drop's
+ * discard may resume it: sub_full then leaves the rest (the end, the
+ * timer) to the after_machine running this, so the shard's end is never
+ * told before its GATEWAY_CLOSE is queued. */
 static void perform(gm_shard_t *s) {
   gm_sm_action_t a;
+  bool outer = !s->performing;
+  s->performing = true;
   while (gm_sm_next_action(&s->m, &a)) {
     switch (a.kind) {
     case GM_SM_CONNECT:
@@ -410,6 +418,7 @@ static void perform(gm_shard_t *s) {
       break;
     }
   }
+  if (outer) s->performing = false;
 }
 
 static void fx_send(void *ud, const char *json, size_t len) {

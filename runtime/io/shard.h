@@ -112,6 +112,7 @@ struct gm_shard_s {
   gm_sub_t fallback; /* what arrives while nobody listens, and next_event's */
   bool fallback_used;
   int full_subs;
+  bool performing; /* inside perform: after_machine follows it */
   bool started;
   bool ended;
   bool pending_fail; /* a connect that failed before it began: report it */

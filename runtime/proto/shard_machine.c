@@ -671,6 +671,11 @@ void gm_sm_lease(gm_shard_machine_t *m, uint64_t now, uint64_t until) {
 void gm_sm_start(gm_shard_machine_t *m, uint64_t now) {
   if (!gm_sm_may_act(m, now)) return;
   if (gm_sm_connected(m) || m->life != GM_SM_RUNNING) return;
+  if (m->hold) { /* held before it started: the release connects */
+    m->phase = GM_SM_HELD;
+    m->reconnect_at = NEVER;
+    return;
+  }
   connect_now(m);
 }
 

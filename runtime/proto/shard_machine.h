@@ -280,7 +280,7 @@ typedef struct gm_shard_machine_s {
   bool lease_lost;
   /* held by its owner (gm_sm_hold): no connection until released */
   bool hold;
-  char drop_reason[48]; /* why gm_sm_drop ended it */
+  char drop_reason[GM_SM_REASON_MAX + 1]; /* why gm_sm_drop ended it */
   /* actions decided by the current input, taken by gm_sm_next_action */
   gm_sm_action_t actions[GM_SM_MAX_ACTIONS];
   uint8_t action_head, action_count;

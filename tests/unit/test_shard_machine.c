@@ -1545,6 +1545,21 @@ static void a_hold_while_disconnected_keeps_it_down(void **state) {
   assert_int_equal(w.now, gm_sm_next_deadline(&M));
 }
 
+/* Held before it starts (a publisher full at boot): start does not
+ * connect; the release does, at once. */
+static void a_hold_before_start_keeps_it_down(void **state) {
+  (void)state;
+  gm_sm_hold(&M, w.now, true, "publish queue full");
+  gm_sm_start(&M, w.now);
+  tick_at(w.now + 600 * S);
+  assert_int_equal(0, count(FX_CONNECT));
+  assert_false(gm_sm_connected(&M));
+  gm_sm_hold(&M, w.now, false, NULL);
+  assert_int_equal(w.now, gm_sm_next_deadline(&M));
+  tick_at(w.now);
+  assert_int_equal(1, count(FX_CONNECT));
+}
+
 static void malformed_payloads_change_nothing(void **state) {
   (void)state;
   gm_sm_start(&M, w.now);
@@ -2379,6 +2394,20 @@ static void a_drop_while_waiting_for_a_permit_gives_it_back(void **state) {
   assert_int_equal(0, count(FX_SEND));
 }
 
+/* The reason the shard's end reports (drop_reason) is the one its 1006
+ * GATEWAY_CLOSE carries, whole up to a close frame's limit. */
+static void a_long_drop_reason_is_kept_whole(void **state) {
+  (void)state;
+  char reason[GM_SM_REASON_MAX + 1];
+  memset(reason, 'r', GM_SM_REASON_MAX);
+  reason[GM_SM_REASON_MAX] = '\0';
+  to_stable();
+  clear_log();
+  gm_sm_drop(&M, w.now, reason);
+  assert_emitted(1006, reason, GM_CLOSED_BY_SHARD);
+  assert_string_equal(reason, M.drop_reason);
+}
+
 /* }=============== */
 
 int main(void) {
@@ -2438,6 +2467,7 @@ int main(void) {
       T(a_full_buffer_close_is_no_failure),
       T(a_hold_closes_now_and_resumes_when_released),
       T(a_hold_while_disconnected_keeps_it_down),
+      T(a_hold_before_start_keeps_it_down),
       T(a_resume_failing_at_one_sequence_starts_a_new_session),
       T(resumes_that_progress_are_not_given_up),
       T(a_bad_hello_reconnects_at_once),
@@ -2459,6 +2489,7 @@ int main(void) {
       T(the_lease_end_is_a_deadline_renewed_or_removed),
       T(a_drop_keeps_the_session_without_a_close_frame),
       T(a_drop_while_waiting_for_a_permit_gives_it_back),
+      T(a_long_drop_reason_is_kept_whole),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
