@@ -41,14 +41,16 @@ INST_BINDIR ?= $(PREFIX)/bin
 PKGS       := libuv wolfssl zlib libzstd libedit hiredis
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALL_CFLAGS := -std=gnu11 -fPIC -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_CFLAGS) \
-              -Iruntime -I$(LLHTTP_INC) -I$(LUA_INCDIR) $(DEP_CFLAGS) -MMD -MP
-
+# (before ALL_CFLAGS, which := expands at once: set after it, the objects
+# of `make test-asan` were built without the sanitizers)
 ifeq ($(SAN),1)
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SAN_LDFLAGS := -fsanitize=address,undefined
 endif
+
+WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS := -std=gnu11 -fPIC -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_CFLAGS) \
+              -Iruntime -I$(LLHTTP_INC) -I$(LUA_INCDIR) $(DEP_CFLAGS) -MMD -MP
 
 PROTO_SRC  := $(sort $(wildcard runtime/proto/*.c))
 IO_SRC     := $(sort $(wildcard runtime/io/*.c))

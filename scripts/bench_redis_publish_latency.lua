@@ -122,6 +122,8 @@ do
     end
   end)
   for _, p in ipairs { publisher, worker, server } do p:kill("SIGKILL") p:wait(5) end
+  c:close() -- else the run waits for it to reconnect
+  fake:stop()
   os.execute("rm -rf " .. dir)
   assert(ok, err)
 end

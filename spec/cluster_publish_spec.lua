@@ -170,101 +170,99 @@ end)
 describe("the publisher's queue", function()
   local Publisher = require "gloaming.cluster.publish"
 
-  -- A publisher with one attached shard n (no real shard: its ops are
-  -- pushed by hand), its session hash owned by "me" at epoch 1.
-  local function setup(c, n)
-    local p = Publisher.new { client = c, K = K, me = "me" }
-    p.shards[n] = { epoch = 1, sid = "S", seq = 0 }
-    return p
+  -- A publishing Bot on one shard, subscribed to TYPING_START, running.
+  local function started(extra)
+    local server = support.start()
+    local spy = server:client()
+    spy:call("HSET", K.subs, "g1", "TYPING_START")
+    local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+    local bot = publisher(fake, server, extra)
+    local task = gloaming.spawn(function() return bot:run() end)
+    assert(fake:wait_ready(0, 10))
+    assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") ~= nil end, 5))
+    return { server = server, spy = spy, fake = fake, bot = bot, task = task }
   end
-  local function push(p, n, from, to)
-    for q = from, to do p:_push({ "E", n, "S", "", "T", q, '{"q":' .. q .. "}" }, 16) end
+  local function stop(o)
+    o.task:cancel()
+    o.task:wait(10)
+    o.fake:stop()
+    o.server:stop()
+  end
+  -- seqs[i] are the stream's sequences, in order
+  local function seqs_of(spy)
+    local out = {}
+    for i, f in ipairs(entries(spy, "TYPING_START")) do out[i] = tonumber(f.q) end
+    return out
   end
 
-  it("a script call that fails returns the client's message and code, and the events stay queued", function()
+  it("events that come while Redis is stalled wait, and are written once each, in order, after it; "
+    .. "the metrics count them", function()
     run(function()
-      local server = support.start()
-      local c = server:client()
-      -- every script call times out, as a stalled Redis does
-      local failing = setmetatable({ run = function() return nil, "redis timeout", "ETIMEDOUT" end },
-        { __index = function(_, k) return function(_, ...) return c[k](c, ...) end end })
-      local p = setup(failing, 1)
-      push(p, 1, 1, 3)
-      assert.are.same({ nil, "redis timeout", "ETIMEDOUT" }, { p:_flush() })
-      assert.are.equal(3, #p.queue - p.head + 1)
-      c:close()
-      server:stop()
+      local o = started { publish = { linger = 0 } }
+      local metrics = require("gloaming.metrics").builtin
+      local events0 = metrics.gloaming_publish_events_total:value { type = "TYPING_START" }
+      local calls0 = metrics.gloaming_publish_batch_size:value()
+      local sent = {}
+      sent[1] = o.fake:dispatch(0, "TYPING_START", TYPING)
+      assert(support.wait_for(function() return #seqs_of(o.spy) == 1 end, 5))
+      -- every command waits while the pause lasts: the script call too
+      o.spy:call("CLIENT", "PAUSE", 700, "WRITE")
+      for i = 2, 200 do sent[i] = o.fake:dispatch(0, "TYPING_START", TYPING) end
+      if not support.wait_for(function() return #seqs_of(o.spy) == 200 end, 10) then
+        error(("%d of 200 written, %d pending"):format(#seqs_of(o.spy), o.bot.publisher:pending()))
+      end
+      assert.are.same(sent, seqs_of(o.spy))
+      assert.are.equal(tostring(sent[200]), o.spy:call("HGET", K.sess(0), "seq"))
+      assert.are.equal(0, o.bot.publisher:pending())
+      assert(support.wait_for(function()
+        return metrics.gloaming_publish_events_total:value { type = "TYPING_START" } - events0 == 200
+      end, 3))
+      local calls = metrics.gloaming_publish_batch_size:value() - calls0
+      assert.is_true(calls >= 2 and calls < 200, "batches: " .. calls)
+      stop(o)
     end)
   end)
 
-  it("two flushes at once (the writer and a drain) write each event once and lose none", function()
+  it("a call goes when FILL operations wait or the oldest waited the linger; a drain sends at once", function()
     run(function()
-      local server = support.start()
-      local c = server:client()
-      c:call("HSET", K.sess(1), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
-      local p = setup(c, 1)
-      push(p, 1, 1, 100)
-      local a = gloaming.spawn(function() return p:_flush() end)
-      local b = gloaming.spawn(function() return p:_flush() end)
-      assert(a:wait(5))
-      assert(b:wait(5))
-      assert.is_true(p:drain(5))
-      assert.are.equal(100, c:call("XLEN", K.ev("T")))
-      assert.are.equal("100", c:call("HGET", K.sess(1), "seq"))
-      assert.are.equal(0, p.bytes)
+      local o = started { publish = { linger = 0.5 } }
+      local function calls() return o.bot.publisher.c:stats().calls_ok end
+      local before = calls()
+      -- one at a time, each on a loop pass of its own: they wait together
+      for _ = 1, 3 do
+        o.fake:dispatch(0, "TYPING_START", TYPING)
+        gloaming.sleep(0.01)
+      end
+      assert(support.wait_for(function() return #seqs_of(o.spy) == 3 end, 5))
+      assert.are.equal(1, calls() - before, "3 events, 1 call")
+      -- a long linger: only the fill, or a drain, sends
+      stop(o)
+      o = started { publish = { linger = 1 } }
+      local t0 = gloaming.now()
+      for _ = 1, Publisher.FILL do o.fake:dispatch(0, "TYPING_START", TYPING) end
+      assert(support.wait_for(function() return #seqs_of(o.spy) == Publisher.FILL end, 5))
+      assert.is_true(gloaming.now() - t0 < 1, "a full batch waited for the linger")
+      o.fake:dispatch(0, "TYPING_START", TYPING)
+      assert(support.wait_for(function() return o.bot.publisher:pending() == 1 end, 5))
+      assert.is_true(o.bot.publisher:drain(5))
+      assert.are.equal(Publisher.FILL + 1, #seqs_of(o.spy))
+      stop(o)
     end)
   end)
 
-  local function script_calls(c)
-    return tonumber(c:call("INFO", "commandstats"):match("cmdstat_evalsha:calls=(%d+)") or 0)
-  end
-
-  it("the writer waits up to LINGER for a batch: events of several loop ticks go in one script call, "
-    .. "and a full batch goes at once", function()
+  it("a shard whose hash Redis lost keeps its events queued until the lease manager wrote it again; "
+    .. "none is lost or written twice", function()
     run(function()
-      local server = support.start()
-      local c = server:client()
-      c:call("HSET", K.sess(1), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
-      local linger = Publisher.LINGER
-      -- long enough that a loaded machine's ticks stay inside it
-      Publisher.LINGER = 0.5
-      local ok, err = pcall(function()
-        local p = setup(c, 1)
-        p:start()
-        local before = script_calls(c)
-        for q = 1, 5 do
-          push(p, 1, q, q)
-          gloaming.sleep(0) -- the next loop tick: the writer is awake meanwhile
-        end
-        assert(support.wait_for(function() return c:call("XLEN", K.ev("T")) == 5 end, 5))
-        assert.are.equal(1, script_calls(c) - before)
-        -- BATCH operations need not wait out the linger
-        Publisher.LINGER = 30
-        push(p, 1, 6, 6)
-        gloaming.sleep(0) -- the writer lingers now
-        push(p, 1, 7, 5 + Publisher.BATCH)
-        assert(support.wait_for(function() return c:call("XLEN", K.ev("T")) == 5 + Publisher.BATCH end, 5))
-        p:stop()
-      end)
-      Publisher.LINGER = linger
-      assert(ok, err)
-    end)
-  end)
-
-  it("a shard whose hash Redis lost keeps its events queued until the hash is back", function()
-    run(function()
-      local server = support.start()
-      local c = server:client()
-      local p = setup(c, 2)
-      push(p, 2, 1, 3)
-      local ok, _, code = p:_flush()
-      assert.is_nil(ok)
-      assert.are.equal("EMISSING", code)
-      assert.are.equal(0, c:call("EXISTS", K.ev("T")))
-      -- the lease manager restores it (cluster/leases.lua _restore)
-      c:call("HSET", K.sess(2), "owner", "me", "epoch", "1", "sid", "S", "seq", "0")
-      assert.is_true(p:drain(5))
-      assert.are.equal(3, c:call("XLEN", K.ev("T")))
+      local o = started { publish = { linger = 0 } }
+      local sent = { o.fake:dispatch(0, "TYPING_START", TYPING) }
+      assert(support.wait_for(function() return #seqs_of(o.spy) == 1 end, 5))
+      -- as after a restart without persistence: the hash is gone
+      o.spy:call("DEL", K.sess(0))
+      for i = 2, 6 do sent[i] = o.fake:dispatch(0, "TYPING_START", TYPING) end
+      assert(support.wait_for(function() return #seqs_of(o.spy) == 6 end, 10))
+      assert.are.same(sent, seqs_of(o.spy))
+      assert.is_true(o.bot.publisher.c:stats().refused.missing >= 1, "the script said MISSING")
+      stop(o)
     end)
   end)
 

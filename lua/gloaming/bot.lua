@@ -639,8 +639,9 @@ local function run_cluster(self)
     end
     local leases, K = self.leases, self.leases.K
     self.publisher = Publisher.new {
-      client = self.redis, K = K, me = leases.me,
+      client = self.redis, K = K, me = leases.me, total = self.cluster.total,
       queue_bytes = self.cluster.publish.queue_bytes, stream_bytes = self.cluster.publish.stream_bytes,
+      linger = self.cluster.publish.linger,
       refused = function(n) leases:_drop(n, "notowner") end, -- NOTOWNER only
       on_ready = function(data) learn_identity(self, data) end,
     }
@@ -824,6 +825,7 @@ function Bot:shutdown(tasks, saver)
   if saver then saver:cancel() end
   -- a stopped Bot's handle must not stay the default nor keep its inbox reader
   if self.gateway then self.gateway:close() self.gateway = nil end
+  if self.publisher then self.publisher:close() end
   -- the last save failing loses the sessions: the run fails with it
   local saved, serr = save_sessions(self)
   if not saved then

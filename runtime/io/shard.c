@@ -184,6 +184,7 @@ gm_sub_t *gm_shard_subscribe(gm_shard_t *s, const gm_event_flags_t *flags,
 
 void gm_sub_close(gm_sub_t *sub) {
   gm_shard_t *s = sub->shard;
+  if (sub->on_gone) sub->on_gone(sub);
   clear_sub(sub); /* a full one drains: the shard may read again */
   for (gm_sub_t **p = &s->subs; *p; p = &(*p)->next)
     if (*p == sub) {

@@ -59,6 +59,8 @@ struct gm_sub_s {
   bool raw;        /* next_message: payloads and closes, unfiltered */
   gm_bqueue_t q;   /* bounded by the shard's event buffer */
   void (*on_item)(gm_sub_t *s); /* something was queued (wake a reader) */
+  /* it is being freed (gm_sub_close, or the shard's free): may be NULL */
+  void (*on_gone)(gm_sub_t *s);
   void *data;
   gm_sub_t *next;
 };

@@ -25,6 +25,7 @@
 #include "io/log.h"
 #include "io/redis.h"
 #include "lua/l_object.h"
+#include "lua/l_redis.h"
 #include "lua/redis_reply.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
@@ -520,6 +521,12 @@ static int l_redis_connect(lua_State *L) {
 }
 
 /* }=============== */
+
+gm_redis_t *gm_lredis_check(lua_State *L, int i) {
+  lredis_t *lr = luaL_checkudata(L, i, REDIS_MT);
+  if (lr->r == NULL || gm_redis_closed(lr->r)) luaL_error(L, "the Redis client is closed");
+  return lr->r;
+}
 
 int gm_open_redis(lua_State *L) {
   static const luaL_Reg methods[] = {{"call", client_call},

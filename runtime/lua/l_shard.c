@@ -202,10 +202,14 @@ static void wake_reader(lsub_t *lsub) {
   if (t) gm_task_wake(t, 0);
 }
 
+static void on_sub_item(gm_sub_t *sub);
+
 static void h_ended(gm_shard_t *s) {
   lshard_t *ls = s->data;
   lua_State *L = ls->rt->L;
-  for (gm_sub_t *sub = s->subs; sub; sub = sub->next) wake_reader(sub->data);
+  /* (the Lua readers': a C publisher's subscription has data of its own) */
+  for (gm_sub_t *sub = s->subs; sub; sub = sub->next)
+    if (sub->on_item == on_sub_item) wake_reader(sub->data);
   wake_reader(s->fallback.data);
   push_shard(L, ls);
   if (!lua_isnil(L, -1)) pin(L, ls, -1, false);

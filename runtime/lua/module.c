@@ -31,6 +31,7 @@ static const lua_CFunction openers[] = {
     gm_open_record,
     gm_open_metrics,
     gm_open_redis,
+    gm_open_publish,
     gm_open_json,
 };
 

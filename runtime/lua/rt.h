@@ -205,6 +205,7 @@ int gm_open_tasks(lua_State *L);
 int gm_open_record(lua_State *L);
 int gm_open_metrics(lua_State *L);
 int gm_open_redis(lua_State *L);
+int gm_open_publish(lua_State *L);
 int gm_open_json(lua_State *L);
 
 #endif

@@ -75,4 +75,18 @@ static inline gm_bqueue_item_t *gm_bqueue_pop(gm_bqueue_t *q, bool *resume) {
   return it;
 }
 
+/* Takes the item *at points to (a link inside q's list) out of the queue,
+ * *at then pointing to the next one; *resume as for gm_bqueue_pop. */
+static inline void gm_bqueue_unlink(gm_bqueue_t *q, gm_fifo_link_t **at,
+                                    bool *resume) {
+  gm_bqueue_item_t *it = gm_container_of(*at, gm_bqueue_item_t, link);
+  gm_fifo_unlink(&q->items, at);
+  q->count--;
+  q->bytes -= it->bytes;
+  if (q->full && q->bytes <= q->limit / 2) {
+    q->full = false;
+    if (resume) *resume = true;
+  }
+}
+
 #endif

@@ -80,13 +80,13 @@ local prefused = builtin.gloaming_publish_refused_total
 local pfull = builtin.gloaming_publish_backpressure_total
 local pbytes = builtin.gloaming_publish_queue_bytes
 
---- Publish mode (cluster/publish.lua): an event written, a script call
--- (result, operations), replays skipped, a shard's batch refused by the
+--- Publish mode (cluster/publish.lua): an event written, n script calls
+-- (result, operations each), replays skipped, a shard's batch refused by the
 -- fence, the queue over its bound, the queue's bytes.
 function record.publish_event(t, n) published:inc(n or 1, { type = t }) end
-function record.publish_call(result, n)
-  pcalls:inc(1, { result = result })
-  if result == "ok" then pbatch:observe(n) end
+function record.publish_calls(result, size, n)
+  pcalls:inc(n, { result = result })
+  if result == "ok" then pbatch:observe(size, nil, n) end
 end
 function record.publish_skipped(n) if n > 0 then pskipped:inc(n) end end
 function record.publish_refused(reason) prefused:inc(1, { reason = reason }) end

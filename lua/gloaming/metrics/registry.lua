@@ -104,21 +104,22 @@ function Metric:set(v, labels)
   sample_of(self, labels, "set").value = v
 end
 
---- histogram:observe(v[, labels])
-function Metric:observe(v, labels)
+--- histogram:observe(v[, labels[, times]]) (times: that many observations of v)
+function Metric:observe(v, labels, times)
   if self.type ~= "histogram" then
     error(("%s is a %s: only a histogram has observe"):format(self.name, self.type), 2)
   end
   check_amount(v, "observe", 1)
   local s = sample_of(self, labels, "observe")
   local b = self.buckets
+  times = times or 1
   for i = 1, #b do
     if v <= b[i] then
-      s.counts[i] = s.counts[i] + 1
+      s.counts[i] = s.counts[i] + times
       break
     end
   end
-  s.sum, s.count = s.sum + v, s.count + 1
+  s.sum, s.count = s.sum + v * times, s.count + times
 end
 
 --- The value of a label set (0 when never counted); a histogram's is
