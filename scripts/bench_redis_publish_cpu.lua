@@ -8,8 +8,9 @@
 --            (the issue's baseline: "the same process with the same
 --            subscriptions that scans and discards")
 --   publish: --publish, a group subscribed to TYPING_START: each event's
---            raw d goes to Redis in the fenced script
---   publish, no linger: the same with LINGER = 0 (a script call as soon
+--            raw d goes to Redis in the fenced script (the default
+--            batching: 16 events or 5 ms)
+--   publish, no linger: the same with linger = 0 (a script call as soon
 --            as the previous one returned, with what came meanwhile)
 --   decode:  a handler for every type (it returns at once): each event's
 --            d is decoded into Lua tables and a handler task runs

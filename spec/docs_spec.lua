@@ -45,6 +45,7 @@ local C_CLASSES = {
   ["gloaming.Recorder"] = "public: gloaming.record.open",
   ["gloaming.RecordReader"] = "internal: gloaming.record.load's reader",
   ["gloaming.redis.Client"] = "public: gloaming.redis.connect",
+  ["gloaming.Publisher"] = "internal: publish mode's C half (cluster/publish.lua)",
 }
 
 -- Lazily loaded entries of a module table (gloaming's and testing's): read

@@ -77,8 +77,9 @@ typedef struct lsub_s {
   uint64_t deadline; /* the reader's, on the loop clock (UINT64_MAX: none) */
   uint64_t received_at; /* of the last item taken (UINT64_MAX: unknown) */
   bool is_default;
-  /* a publisher's: dispatches come as { type, sequence, raw = d's text },
-   * nothing decoded (READY and RESUMED excepted: the process reads them) */
+  /* dispatches come as { type, sequence, raw = d's text }, nothing decoded
+   * (READY and RESUMED excepted): what a Lua reader of raw dispatches pays,
+   * the publishing bench's "scan" baseline (the publisher is C) */
   bool undecoded;
 } lsub_t;
 
