@@ -5,7 +5,6 @@
 #include "proto/publish_batch.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "proto/alloc.h"
@@ -39,11 +38,24 @@ static const char *put(writer_t *w, size_t *len, const char *a, size_t alen,
   return at;
 }
 
+/* Decimal, by hand: snprintf was a tenth of the publisher's CPU. */
+static size_t decimal(char *out, int64_t v) {
+  char tmp[NUM_MAX];
+  size_t n = 0, len = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) out[len++] = '-';
+  while (n) out[len++] = tmp[--n];
+  return len;
+}
+
 static const char *num(writer_t *w, size_t *len, int64_t v) {
   char *at = w->b->text + w->used;
-  int n = snprintf(at, NUM_MAX, "%lld", (long long)v);
-  *len = (size_t)n;
-  w->used += (size_t)n;
+  *len = decimal(at, v);
+  w->used += *len;
   return at;
 }
 
@@ -103,9 +115,9 @@ int gm_pub_batch_build(gm_pub_batch_t *b, const gm_pub_names_t *nm,
       }
     if (k < 0) {
       char digits[NUM_MAX];
-      int dl = snprintf(digits, sizeof digits, "%u", op->shard);
+      size_t dl = decimal(digits, op->shard);
       k = b->nkeys++;
-      b->keys[k] = put(&w, &b->klens[k], nm->sess_prefix, sessp, digits, (size_t)dl);
+      b->keys[k] = put(&w, &b->klens[k], nm->sess_prefix, sessp, digits, dl);
       b->sess_shard[b->nsess++] = op->shard;
     }
     char tag = op->tag;
