@@ -81,6 +81,7 @@ struct gm_publisher_s {
   bool calling, down, closed, freed, taking;
   bool paused; /* Redis down or a hash missing: the retry timer sends */
   gm_timer_t kick; /* sends (0 ms), or retries (RETRY_NS) */
+  gm_timer_t hold; /* holds the shards, outside the shard callback that filled the queue */
   gm_event_flags_t intake; /* the subscriptions' filter */
   gm_event_flags_t wanted; /* known types published */
   char **names_unknown;    /* unknown dispatch names published */
@@ -135,6 +136,11 @@ static void hold_all(gm_publisher_t *p, bool on) {
 
 static void kick(gm_publisher_t *p);
 
+static void on_hold(gm_timer_t *t) {
+  gm_publisher_t *p = t->data;
+  if (p->q.full) hold_all(p, true);
+}
+
 static void push(gm_publisher_t *p, pshard_t *ps, char tag, int type,
                  gm_item_t *it, int64_t seq, const char *url,
                  const char *name, size_t name_len, const char *text) {
@@ -174,7 +180,8 @@ static void push(gm_publisher_t *p, pshard_t *ps, char tag, int type,
     p->st.backpressure++;
     gm_log(GM_LOG_WARN, "publish",
            "publish queue full (%zu bytes): shards closed with 4000 until Redis takes it", p->q.bytes);
-    hold_all(p, true);
+    /* not here: this runs inside the shard's delivery of an event */
+    if (!p->closed) gm_timer_start(&p->hold, 0);
   }
   p->st.queue_bytes = p->q.bytes;
   kick(p);
@@ -370,7 +377,7 @@ static void kick(gm_publisher_t *p) {
 
 static void went_down(gm_publisher_t *p, const char *why) {
   p->st.calls_down++;
-  if (!p->down) {
+  if (!p->down && !p->closed) {
     gm_log(GM_LOG_ERROR, "publish", "Redis unreachable (%s): events wait in the queue", why);
     p->down = true;
   }
@@ -498,6 +505,7 @@ static void close_cb(gm_closable_t *c) {
   gm_publisher_t *p = gm_container_of(c, gm_publisher_t, closable);
   p->closed = true;
   gm_timer_stop(&p->kick);
+  gm_timer_stop(&p->hold);
 }
 
 gm_publisher_t *gm_publisher_new(gm_loop_t *l, gm_redis_t *r,
@@ -526,6 +534,7 @@ gm_publisher_t *gm_publisher_new(gm_loop_t *l, gm_redis_t *r,
   gm_event_flags_add(&p->intake, GM_EVENT_GATEWAY_CLOSE);
   gm_event_flags_add(&p->intake, GM_EVENT_GATEWAY_INVALIDATE_SESSION);
   gm_timer_init(l, &p->kick, on_kick, p);
+  gm_timer_init(l, &p->hold, on_hold, p);
   gm_closable_add(l, &p->closable, close_cb);
   if (!p->script || !p->names.me || !p->names.ev_prefix || !p->names.sess_prefix ||
       !p->names.gap_type || !p->shards) {
@@ -651,6 +660,7 @@ void gm_publisher_free(gm_publisher_t *p) {
     p->freed = true;
     p->closed = true;
     gm_timer_stop(&p->kick);
+    gm_timer_stop(&p->hold);
     gm_closable_remove(&p->closable);
     for (uint32_t n = 0; p->shards && n < p->total; n++) gm_publisher_detach(p, n);
   }

@@ -188,3 +188,9 @@ int gm_open_object(lua_State *L) {
   gm_rt_setfuncs(L, funcs);
   return 0;
 }
+
+uint32_t gm_check_shard_id(lua_State *L, int idx) {
+  lua_Integer id = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, idx, "shard id out of range");
+  return (uint32_t)id;
+}

@@ -2,6 +2,8 @@
 #ifndef GM_L_OBJECT_H
 #define GM_L_OBJECT_H
 
+#include <stdint.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -26,5 +28,7 @@ void gm_check_flags(lua_State *L, int idx, gm_event_flags_t *out);
  * none gives GM_COMPRESS_NONE; anything else raises. */
 gm_compress_t gm_check_compress(lua_State *L, int idx);
 void gm_push_flags(lua_State *L, const gm_event_flags_t *f);
+/* A shard id argument (0 .. UINT32_MAX; raises otherwise). */
+uint32_t gm_check_shard_id(lua_State *L, int idx);
 
 #endif

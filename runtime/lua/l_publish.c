@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "io/publisher.h"
+#include "lua/l_object.h"
 #include "lua/l_redis.h"
 #include "lua/l_shard.h"
 #include "lua/rt.h"
@@ -118,15 +119,9 @@ static int l_publisher_new(lua_State *L) {
   return 1;
 }
 
-static uint32_t check_n(lua_State *L, int i) {
-  lua_Integer n = luaL_checkinteger(L, i);
-  luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, i, "not a shard number");
-  return (uint32_t)n;
-}
-
 static int pub_attach(lua_State *L) {
   lpub_t *lp = check_pub(L);
-  uint32_t n = check_n(L, 2), id, total;
+  uint32_t n = gm_check_shard_id(L, 2), id, total;
   gm_shard_t *s = gm_lshard_check(L, 3, &id, &total);
   if (s == NULL) return gm_push_fail(L, GM_ECLOSED, "the shard is freed");
   lua_Integer epoch = luaL_checkinteger(L, 4);
@@ -145,7 +140,7 @@ static int pub_attach(lua_State *L) {
 
 static int pub_detach(lua_State *L) {
   lpub_t *lp = check_pub(L);
-  uint32_t n = check_n(L, 2);
+  uint32_t n = gm_check_shard_id(L, 2);
   gm_publisher_detach(lp->p, n);
   lua_getiuservalue(L, 1, UV_SHARDS);
   lua_pushnil(L);
@@ -172,7 +167,7 @@ static int pub_session(lua_State *L) {
   lpub_t *lp = check_pub(L);
   const char *sid, *url;
   int64_t seq;
-  if (!gm_publisher_session(lp->p, check_n(L, 2), &sid, &seq, &url)) return 0;
+  if (!gm_publisher_session(lp->p, gm_check_shard_id(L, 2), &sid, &seq, &url)) return 0;
   lua_pushstring(L, sid);
   lua_pushinteger(L, seq);
   if (url) lua_pushstring(L, url);

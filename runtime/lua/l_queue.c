@@ -12,6 +12,7 @@
  * Waiters are served first come first served within their bucket. */
 #include <string.h>
 
+#include "lua/l_object.h"
 #include "lua/rt.h"
 #include "lua/waiter.h"
 #include "proto/alloc.h"
@@ -147,15 +148,9 @@ static int l_identify_queue(lua_State *L) {
   return 1;
 }
 
-static uint32_t check_shard_id(lua_State *L, int idx) {
-  lua_Integer id = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, idx, "shard id out of range");
-  return (uint32_t)id;
-}
-
 static int queue_enqueue(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
-  uint32_t id = check_shard_id(L, 2);
+  uint32_t id = gm_check_shard_id(L, 2);
   gm_task_t *t = gm_task_current(L, lq->rt);
   if (!bind_loop(L, lq)) return gm_raise_oom(L);
   /* served from the loop, so every waiter of this pass is queued first */
@@ -165,7 +160,7 @@ static int queue_enqueue(lua_State *L) {
 
 static int queue_release(lua_State *L) {
   lqueue_t *lq = check_queue(L, 1);
-  uint32_t id = check_shard_id(L, 2);
+  uint32_t id = gm_check_shard_id(L, 2);
   bool sent = lua_toboolean(L, 3);
   if (lq->timer_loop) {
     gm_idq_release(&lq->q, id, gm_loop_now(lq->timer_loop), sent);
