@@ -132,6 +132,9 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
         return;
       }
       p->at = now_of(s);
+      /* this loop's own reference: a subscription whose on_item takes
+       * and frees its item at once (a C publisher) must not free it */
+      p->refs = 1;
     }
     gm_item_t *it = item_new(kind, type, code);
     if (it == NULL) {
@@ -146,7 +149,7 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
     }
     push(s, sub, it);
   }
-  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+  payload_unref(p);
 }
 
 /* Logged here, once, as readers are told: they do not log it again. */
@@ -387,7 +390,7 @@ static void do_emit_close(gm_shard_t *s, const gm_sm_action_t *a) {
     it->payload = p;
     push(s, sub, it);
   }
-  if (p && p->refs == 0) gm_free(p, sizeof *p + p->len + 1);
+  payload_unref(p);
 }
 
 /* Does what the machine decided, in order (see "Actions and re-entry" in

@@ -69,7 +69,7 @@ static int raw_write(gm_stream_t *s, const uint8_t *a, size_t alen,
   if (done < alen) {
     memcpy(w->data, a + done, alen - done);
     off = alen - done;
-    memcpy(w->data + off, b, blen);
+    if (blen) memcpy(w->data + off, b, blen); /* b may be NULL then */
   } else {
     memcpy(w->data, b + (done - alen), left);
   }
