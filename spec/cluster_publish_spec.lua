@@ -313,6 +313,16 @@ describe("trimming", function()
 end)
 
 describe("the publish option", function()
+  it("--publish (Bot.defaults.publish) wins over a script's publish = false: that would take the events "
+    .. "and publish none", function()
+    gloaming.Bot.defaults.publish = true
+    local ok, bot = pcall(gloaming.Bot.new, { token = "t", redis = "redis://127.0.0.1:1",
+      shards = { from = 0, to = 0, total = 1 }, publish = false })
+    gloaming.Bot.defaults.publish = nil
+    assert(ok, bot)
+    assert.is_table(bot.cluster.publish)
+  end)
+
   it("is for a cluster, and its sizes are checked", function()
     assert.has_error(function() gloaming.Bot.new { token = "t", publish = true } end,
       "Bot.new: publish is for a cluster: it needs redis = URL and a shard range")

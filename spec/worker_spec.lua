@@ -499,6 +499,23 @@ describe("a worker", function()
     end)
   end)
 
+  it("asks the REST API given in http for the application id (the fake's, not Discord's)", function()
+    run(function()
+      local srv = support.start()
+      local fake = testing.gateway { shards = 1, application_id = "4242" }
+      local w = gloaming.Worker.new{ redis = srv.url, group = "g", token = fake.token,
+        http = { base_url = fake.api_url } }
+      w:on("MESSAGE_CREATE", function() end)
+      local task = gloaming.spawn(function() return w:run() end)
+      assert(support.wait_for(function() return w.app_id ~= nil end, 5))
+      assert.are.equal("4242", w.app_id)
+      task:cancel()
+      task:wait(5)
+      fake:stop()
+      srv:stop()
+    end)
+  end)
+
   it("fails its start with the client's code when Redis is not there", function()
     run(function()
       local w = gloaming.Worker.new{ redis = "unix:///nonexistent/r.sock", group = "g", app_id = "42" }

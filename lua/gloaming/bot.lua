@@ -153,7 +153,9 @@ local function cluster_mode(opts)
   local out = { capacity = capacity or 2 * (to - from + 1), from = from, to = to, total = total }
   for k, v in pairs(knobs) do out[k] = v end
   local publish = opts.publish
-  if publish == nil then publish = Bot.defaults.publish end
+  -- `--publish` wins over the script (as --shards does): a script's false
+  -- would take the events and publish none
+  if publish == nil or (Bot.defaults.publish and not publish) then publish = Bot.defaults.publish end
   if publish then
     out.publish = type(publish) == "table" and publish or options.check(nil, Publisher.OPTIONS, "Bot.new")
   end

@@ -60,6 +60,8 @@ Worker.OPTIONS = {
   prefix = { "string", "gm", nonempty },
   -- a token (string or Secret): worker.http for the handlers' REST calls
   token = { "any" },
+  -- worker.http's options (gloaming.http.new), e.g. { base_url = the fake's api_url }
+  http = { "table" },
   -- seconds an entry stays pending before another consumer takes it;
   -- longer than the slowest handler's wait
   min_idle = { "number", 30, options.positive },
@@ -101,7 +103,7 @@ function Worker.new(opts)
     max_age = max_age,
     count = opts.count,
     block = opts.block,
-    http = opts.token and require("gloaming.http").new(opts.token) or nil,
+    http = opts.token and require("gloaming.http").new(opts.token, opts.http) or nil,
     -- the dispatcher's host fields (gloaming.dispatcher)
     max_handlers = opts.max_handlers,
     handler_limit = opts.handler_limit,

@@ -34,10 +34,13 @@ const char *gm_shard_reason(const gm_shard_t *s) {
 
 /* {=============== queues =============== */
 
+/* With one reference, the caller's: it queues items (each takes its own),
+ * then drops it. A subscription may take and free its item as it is
+ * queued (a C publisher does): the payload must outlive that. */
 static gm_payload_t *payload_new(const void *data, size_t len) {
   gm_payload_t *p = gm_malloc(sizeof *p + len + 1);
   if (p == NULL) return NULL;
-  p->refs = 0;
+  p->refs = 1;
   p->len = (uint32_t)len;
   p->at = 0;
   memcpy(p->data, data, len);
@@ -132,9 +135,6 @@ static void deliver(gm_shard_t *s, gm_item_kind_t kind, int type, int code,
         return;
       }
       p->at = now_of(s);
-      /* this loop's own reference: a subscription whose on_item takes
-       * and frees its item at once (a C publisher) must not free it */
-      p->refs = 1;
     }
     gm_item_t *it = item_new(kind, type, code);
     if (it == NULL) {

@@ -21,6 +21,8 @@ local FLAGS = {
   { "--consumer", "NAME", "this worker's name in the group (default <hostname>:<group>:<GLOAMING_WORKER_INDEX or 0>)" },
   { "--app-id", "ID", "the bot's application id (default: asked with DISCORD_TOKEN)" },
   { "--prefix", "PREFIX", "the keys' prefix (default gm)" },
+  { "--api-url", "URL", "Discord's REST API for bot.http and the application id (default: Discord's; "
+    .. "a fake gateway's api_url to test)" },
   { "--min-idle", "SECONDS", "pending this long, an entry goes to another worker (default 30)", number },
   { "--max-deliveries", "N", "deliveries before an entry is dead-lettered (default 5)", integer },
   { "--max-handlers", "N", "handlers running at once (default 64)", integer },
@@ -80,6 +82,7 @@ local function run(args)
     if not ok then cli.fail(tostring(module)) end
     local worker = gloaming.Worker.new{ redis = opts.redis, group = opts.group, consumer = opts.consumer,
       app_id = opts.app_id, prefix = opts.prefix, token = token,
+      http = opts.api_url and { base_url = opts.api_url } or nil,
       min_idle = opts.min_idle, max_deliveries = opts.max_deliveries, max_handlers = opts.max_handlers }
     if type(module) == "table" then
       worker:handlers(module)
