@@ -75,7 +75,8 @@ describe("a cluster of Bots", function()
       local tb = gloaming.spawn(function() return b:run() end)
       local want = {}
       for s = 0, 1 do
-        want[s] = ("shard %d: held by %s, whose own range has it too (overlapping --shards): it stays there")
+        want[s] = ("shard %d: held by %s, whose own range has it too (overlapping --shards, or a previous "
+          .. "process of this range that was killed): it stays there while that process renews its lease")
           :format(s, a.leases.me)
       end
       local function seen(text)

@@ -193,7 +193,10 @@ function Leases:_claim(n)
     self.lost[n] = nil -- another process runs it now
     if home and r[4] == "overlap" then
       if not self.overlap[n] then
-        log.warn("shard %d: held by %s, whose own range has it too (overlapping --shards): it stays there",
+        -- (or the holder is this range's previous process, killed: its
+        -- lease runs out and the shard comes here at the next poll)
+        log.warn("shard %d: held by %s, whose own range has it too (overlapping --shards, or a previous "
+          .. "process of this range that was killed): it stays there while that process renews its lease",
           n, tostring(r[2]))
         self.overlap[n] = true
       end
