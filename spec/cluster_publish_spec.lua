@@ -34,19 +34,35 @@ local function entries(spy, t)
   return out
 end
 
+-- A publishing Bot on one shard, subscribed to TYPING_START, running,
+-- with its own redis-server (spy: a client of it) and fake gateway.
+local function started(extra)
+  local server = support.start()
+  local spy = server:client()
+  spy:call("HSET", K.subs, "g1", "TYPING_START")
+  local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
+  local bot = publisher(fake, server, extra)
+  local task = gloaming.spawn(function() return bot:run() end)
+  assert(fake:wait_ready(0, 10))
+  assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") ~= nil end, 5))
+  return { server = server, spy = spy, fake = fake, bot = bot, task = task }
+end
+
+local function stop(o)
+  o.task:cancel()
+  o.task:wait(10)
+  o.fake:stop()
+  o.server:stop()
+end
+
 local TYPING = { channel_id = "1", user_id = "2", timestamp = 1 }
 
 describe("publish mode", function()
   it("publishes each subscribed dispatch's raw d to its type's stream, once, with the stored sequence "
     .. "written by the same script; types nobody subscribes to are not published", function()
     run(function()
-      local server = support.start()
-      local spy = server:client()
-      spy:call("HSET", K.subs, "g1", "TYPING_START")
-      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
-      local bot = publisher(fake, server)
-      local task = gloaming.spawn(function() return bot:run() end)
-      assert(fake:wait_ready(0, 10))
+      local o = started()
+      local spy, fake = o.spy, o.fake
       local seqs = {}
       for i = 1, 5 do
         seqs[i] = fake:dispatch(0, "TYPING_START", { channel_id = "1", user_id = tostring(i), timestamp = i })
@@ -75,21 +91,15 @@ describe("publish mode", function()
         seen = spy:call("EXISTS", K.ev("MESSAGE_REACTION_ADD")) == 1
       end
       assert.is_true(seen, "a new subscription did not reach the publisher within 1.5 s")
-      task:cancel()
-      task:wait(10)
+      stop(o)
     end)
   end)
 
   it("op 9 false clears the stored session at once; the next READY stores the new one and writes a "
     .. "GLOAMING_GAP entry (s, old, new)", function()
     run(function()
-      local server = support.start()
-      local spy = server:client()
-      spy:call("HSET", K.subs, "g1", "TYPING_START")
-      local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
-      local bot = publisher(fake, server)
-      local task = gloaming.spawn(function() return bot:run() end)
-      assert(fake:wait_ready(0, 10))
+      local o = started()
+      local spy, fake = o.spy, o.fake
       fake:dispatch(0, "TYPING_START", TYPING)
       assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") ~= nil end, 5))
       local old = spy:call("HGET", K.sess(0), "sid")
@@ -106,8 +116,7 @@ describe("publish mode", function()
       assert(support.wait_for(function() return #entries(spy, format.GAP) == 1 end, 5))
       local gap = entries(spy, format.GAP)[1]
       assert.are.same({ s = "0", old = old, new = new }, gap)
-      task:cancel()
-      task:wait(10)
+      stop(o)
     end)
   end)
 
@@ -170,24 +179,6 @@ end)
 describe("the publisher's queue", function()
   local Publisher = require "gloaming.cluster.publish"
 
-  -- A publishing Bot on one shard, subscribed to TYPING_START, running.
-  local function started(extra)
-    local server = support.start()
-    local spy = server:client()
-    spy:call("HSET", K.subs, "g1", "TYPING_START")
-    local fake = testing.gateway { shards = 1, application_id = "555", identify_window = 0.3 }
-    local bot = publisher(fake, server, extra)
-    local task = gloaming.spawn(function() return bot:run() end)
-    assert(fake:wait_ready(0, 10))
-    assert(support.wait_for(function() return spy:call("HGET", K.sess(0), "sid") ~= nil end, 5))
-    return { server = server, spy = spy, fake = fake, bot = bot, task = task }
-  end
-  local function stop(o)
-    o.task:cancel()
-    o.task:wait(10)
-    o.fake:stop()
-    o.server:stop()
-  end
   -- seqs[i] are the stream's sequences, in order
   local function seqs_of(spy)
     local out = {}

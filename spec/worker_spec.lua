@@ -63,6 +63,16 @@ local function start(srv, group, handlers, opts)
   return w, task
 end
 
+-- A fresh server (the spec's `server`) whose type t stream has group "g":
+-- a client of it and the stream's key.
+local function with_group(t)
+  server = support.start()
+  local c = client(server)
+  local stream = EV(t)
+  assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+  return c, stream
+end
+
 local function stop(task)
   task:cancel()
   task:wait(5)
@@ -165,10 +175,7 @@ describe("a worker", function()
 
   it("drains its own pending entries (id 0) before new ones, each with its delivery count", function()
     run(function()
-      server = support.start()
-      local c = client(server)
-      local stream = EV("MESSAGE_CREATE")
-      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local c, stream = with_group("MESSAGE_CREATE")
       publish(c, { msg(1), msg(2), msg(3) })
       -- a previous run of consumer "me" read them and died
       assert(c:call("XREADGROUP", "GROUP", "g", "me", "COUNT", "10", "STREAMS", stream, ">"))
@@ -186,10 +193,7 @@ describe("a worker", function()
 
   it("acknowledges and counts its pending entries that were trimmed, without a handler", function()
     run(function()
-      server = support.start()
-      local c = client(server)
-      local stream = EV("MESSAGE_CREATE")
-      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local c, stream = with_group("MESSAGE_CREATE")
       publish(c, { msg(1), msg(2), msg(3) })
       -- "me" read them and died; "other" read one more; then all were trimmed
       assert(c:call("XREADGROUP", "GROUP", "g", "me", "COUNT", "2", "STREAMS", stream, ">"))
@@ -212,10 +216,7 @@ describe("a worker", function()
 
   it("reads COUNT 64 at a time and acknowledges with one XACK per stream per pass of the loop", function()
     run(function()
-      server = support.start()
-      local c = client(server)
-      local stream = EV("MESSAGE_CREATE")
-      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local c, stream = with_group("MESSAGE_CREATE")
       local events = {}
       for i = 1, 100 do events[i] = msg(i) end
       publish(c, events)
@@ -231,10 +232,7 @@ describe("a worker", function()
 
   it("takes another consumer's entry after min_idle (XAUTOCLAIM), delivery 2, nothing pending after", function()
     run(function()
-      server = support.start()
-      local c = client(server)
-      local stream = EV("MESSAGE_CREATE")
-      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local c, stream = with_group("MESSAGE_CREATE")
       publish(c, { msg(1) })
       local t0 = gloaming.now()
       assert(c:call("XREADGROUP", "GROUP", "g", "dead", "COUNT", "10", "STREAMS", stream, ">"))
@@ -312,10 +310,7 @@ describe("a worker", function()
 
   it("moves an entry past max_deliveries to the dead-letter stream and acknowledges it, never XDEL", function()
     run(function()
-      server = support.start()
-      local c = client(server)
-      local stream = EV("MESSAGE_CREATE")
-      assert(c:call("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"))
+      local c, stream = with_group("MESSAGE_CREATE")
       local ids = publish(c, { msg(1) })
       -- five deliveries to a consumer that never acknowledges
       assert(c:call("XREADGROUP", "GROUP", "g", "x", "COUNT", "10", "STREAMS", stream, ">"))

@@ -138,7 +138,7 @@ static void an_unpublished_clear_and_a_ready_with_its_url(void **state) {
   ops[0].tag = GM_PUB_CLEAR;
   ops[1] = op_event(5, 2, "new-sid", "READY", 1, S("{\"v\":10}"));
   ops[1].tag = GM_PUB_READY;
-  ops[1].url = "wss://gateway-us-east1-b.discord.gg";
+  ops[1].url = "ws://127.0.0.1:8090";
   ops[1].url_len = strlen(ops[1].url);
   ops[2] = op_event(9, 3, "other", NULL, 4, S("{}"));
   assert_int_equal(0, gm_pub_batch_build(b, &NAMES, ops, 3));
@@ -159,7 +159,7 @@ static void an_unpublished_clear_and_a_ready_with_its_url(void **state) {
   check_arg(b, 2, "1000");
   check_arg(b, 3, "1000");
   check_op(b, 2, 0, 'C', "3", "2", "", "", "0", "-1", S("invalidated"));
-  check_op(b, 2, 1, 'R', "3", "2", "new-sid", "wss://gateway-us-east1-b.discord.gg",
+  check_op(b, 2, 1, 'R', "3", "2", "new-sid", "ws://127.0.0.1:8090",
            "2", "1", S("{\"v\":10}"));
   check_op(b, 2, 2, 'E', "4", "3", "other", "", "0", "4", S("{}"));
   gm_pub_batch_free(b);
