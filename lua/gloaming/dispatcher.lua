@@ -178,12 +178,14 @@ end
 
 -- }===============
 
---- Whether the event ends the shard's session (op 9 false, close 4007 or
--- 4009): a cluster clears the stored one at once.
+--- Whether the event ends the shard's session (op 9 false, or a close
+-- after which the shard identifies: 4007, 4009 in core.close_codes, the
+-- table the C publisher reads too): a cluster clears the stored one at once.
 function dispatcher.session_ended(event)
   if event.type == "GATEWAY_INVALIDATE_SESSION" then return event.data == false end
-  return event.type == "GATEWAY_CLOSE" and type(event.data) == "table"
-    and (event.data.code == 4007 or event.data.code == 4009)
+  if event.type ~= "GATEWAY_CLOSE" or type(event.data) ~= "table" then return false end
+  local info = core.close_codes[event.data.code]
+  return info ~= nil and info.action == "identify"
 end
 
 return dispatcher

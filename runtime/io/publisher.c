@@ -32,6 +32,7 @@
 
 #include "io/log.h"
 #include "proto/alloc.h"
+#include "proto/close_codes.h"
 #include "proto/errors.h"
 
 #define RETRY_NS (200 * 1000000ull) /* Redis down, or a hash missing */
@@ -207,7 +208,9 @@ static void end_session(gm_publisher_t *p, pshard_t *ps, const char *why) {
 
 static void take_item(gm_publisher_t *p, pshard_t *ps, gm_item_t *it) {
   if (it->kind == GM_ITEM_CLOSE) {
-    if (it->code == 4007 || it->code == 4009) {
+    /* a close after which the shard identifies again (4007, 4009: the
+     * close-code table says which) ends the session */
+    if (gm_close_action(it->code) == GM_CLOSE_IDENTIFY) {
       char why[32];
       snprintf(why, sizeof why, "closed %d", it->code);
       end_session(p, ps, why);

@@ -143,9 +143,11 @@ function Publisher:_record()
   if d > 0 then metric.publish_calls("down", nil, d) end
   metric.publish_skipped(delta("skipped", st.skipped))
   for why, n in pairs(st.refused) do
-    for _ = 1, delta("refused_" .. why, n) do metric.publish_refused(why) end
+    d = delta("refused_" .. why, n)
+    if d > 0 then metric.publish_refused(why, d) end
   end
-  for _ = 1, delta("backpressure", st.backpressure) do metric.publish_backpressure() end
+  d = delta("backpressure", st.backpressure)
+  if d > 0 then metric.publish_backpressure(d) end
   for t, n in pairs(st.events) do
     d = delta("ev_" .. t, n)
     if d > 0 then metric.publish_event(t, d) end

@@ -89,8 +89,8 @@ function record.publish_calls(result, size, n)
   if result == "ok" then pbatch:observe(size, nil, n) end
 end
 function record.publish_skipped(n) if n > 0 then pskipped:inc(n) end end
-function record.publish_refused(reason) prefused:inc(1, { reason = reason }) end
-function record.publish_backpressure() pfull:inc(1) end
+function record.publish_refused(reason, n) prefused:inc(n or 1, { reason = reason }) end
+function record.publish_backpressure(n) pfull:inc(n or 1) end
 function record.publish_queue_bytes(n) pbytes:set(n) end
 
 return record
