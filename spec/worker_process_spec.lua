@@ -158,6 +158,26 @@ describe("gloaming worker processes", function()
       assert.matches("gloaming: cannot open .*none.lua: No such file", out)
     end)
 
+  it("--api-url: with DISCORD_TOKEN and no --app-id it asks that API (the fake's) for the application id",
+    function()
+    run(function()
+      server = support.start()
+      local fake = testing.gateway { shards = 1, application_id = "42" }
+      local p = assert(gloaming.process.spawn({ "./build/gloaming", "worker", dir .. "/test_handlers.lua",
+        "--redis", server.url, "--group", "g", "--api-url", fake.api_url },
+        { env = { "GLOAMING_LOG=error", "DISCORD_TOKEN=" .. fake.token } }))
+      procs[#procs + 1] = p
+      local c = server:client()
+      -- the group's row under {gm:42}: the id came from the fake
+      assert(wait_for(function() return stream_ready(c) end), "no subscription under the fake's application id")
+      p:kill("SIGTERM")
+      assert.are.equal(0, (p:wait(10)))
+      c:close()
+      fake:stop()
+      server:stop()
+    end)
+  end)
+
   it("warns about a handler name that is no event type, with a suggestion", function()
     run(function()
       server = support.start()
