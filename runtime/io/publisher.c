@@ -575,6 +575,10 @@ int gm_publisher_attach(gm_publisher_t *p, uint32_t n, gm_shard_t *s,
   sub->on_gone = on_sub_gone;
   sub->on_item = on_item;
   on_item(sub); /* what it queued before (a subscription takes the backlog) */
+  if (p->q.full) { /* attached during a full spell: held like the others */
+    ps->held = true;
+    gm_shard_hold(s, true, "publish queue full");
+  }
   return 0;
 }
 
